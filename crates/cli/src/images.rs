@@ -1,0 +1,433 @@
+//! Image commands: import, images, history, tag, rmi, and image inspect.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use graph::{Image, NewImage};
+
+use crate::format::{ago, short_id, Table};
+use crate::Context;
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Create a new filesystem image from the contents of a tarball
+    Import {
+        /// A URL, a file, or - for standard input
+        source: String,
+        /// REPOSITORY[:TAG], or REPOSITORY followed by TAG
+        repository: Option<String>,
+        tag: Option<String>,
+    },
+    /// List images
+    Images {
+        /// Only show image IDs
+        #[arg(short, long)]
+        quiet: bool,
+        /// Show all images, not only tagged ones and heads
+        #[arg(short, long)]
+        all: bool,
+        /// Don't truncate output
+        #[arg(long)]
+        no_trunc: bool,
+        /// Only images of this repository
+        name: Option<String>,
+    },
+    /// Show the history of an image
+    History {
+        image: String,
+        /// Don't truncate output
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Tag an image into a repository
+    Tag {
+        /// Move the tag even when it names another image
+        #[arg(short, long)]
+        force: bool,
+        image: String,
+        /// REPOSITORY[:TAG], or REPOSITORY followed by TAG
+        repository: String,
+        tag: Option<String>,
+    },
+    /// Remove one or more images
+    Rmi {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+}
+
+pub fn run(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<u8> {
+    match cmd {
+        ImageCommand::Import {
+            source,
+            repository,
+            tag,
+        } => import(ctx, &source, repository.as_deref(), tag.as_deref()),
+        ImageCommand::Images {
+            quiet,
+            all,
+            no_trunc,
+            name,
+        } => images(ctx, quiet, all, no_trunc, name.as_deref()),
+        ImageCommand::History { image, no_trunc } => history(ctx, &image, no_trunc),
+        ImageCommand::Tag {
+            force,
+            image,
+            repository,
+            tag,
+        } => {
+            let (repo, tag) = split_repo_tag(&repository, tag.as_deref());
+            let graph = ctx.graph()?;
+            ctx.tags()?
+                .set(&graph, &repo, tag.as_deref().unwrap_or(""), &image, force)?;
+            Ok(0)
+        }
+        ImageCommand::Rmi { images } => rmi(ctx, &images),
+    }
+}
+
+/// `REPO:TAG`, or 0.1.0's `REPO TAG`.
+fn split_repo_tag(repository: &str, tag: Option<&str>) -> (String, Option<String>) {
+    match tag {
+        Some(tag) => (repository.to_string(), Some(tag.to_string())),
+        None => tagstore::parse_reference(repository),
+    }
+}
+
+fn import(
+    ctx: &Context,
+    source: &str,
+    repository: Option<&str>,
+    tag: Option<&str>,
+) -> anyhow::Result<u8> {
+    let target = repository.map(|r| split_repo_tag(r, tag));
+    // Check the name before reading anything, so a bad name costs no download.
+    if let Some((repo, tag)) = &target {
+        tagstore::validate_repository(repo)?;
+        if let Some(tag) = tag {
+            tagstore::validate_tag(tag)?;
+        }
+    }
+    let graph = ctx.graph()?;
+    let tags = ctx.tags()?;
+    let (reader, total): (Box<dyn Read>, Option<u64>) = if source == "-" {
+        (Box::new(io::stdin().lock()), None)
+    } else if Path::new(source).is_file() {
+        let file = File::open(source).with_context(|| format!("open {source}"))?;
+        let len = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), len)
+    } else {
+        let url = if source.contains("://") {
+            source.to_string()
+        } else {
+            format!("http://{source}")
+        };
+        eprintln!("Downloading from {url}");
+        download(&url)?
+    };
+    let reader: Box<dyn Read> = if io::stderr().is_terminal() {
+        Box::new(Progress::new(reader, total))
+    } else {
+        reader
+    };
+    let image = graph.create(
+        reader,
+        NewImage {
+            comment: format!("Imported from {source}"),
+            ..NewImage::default()
+        },
+    )?;
+    if let Some((repo, tag)) = target {
+        if let Err(err) = tags.set(&graph, &repo, tag.as_deref().unwrap_or(""), &image.id, true) {
+            // Leave no untagged image behind when the name could not be recorded.
+            let _ = graph.delete(&image.id);
+            return Err(err.into());
+        }
+    }
+    println!("{}", image.id);
+    Ok(0)
+}
+
+fn download(url: &str) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
+    let response = match ureq::get(url).call() {
+        Ok(response) => response,
+        Err(ureq::Error::StatusCode(code)) => {
+            bail!("downloading {url}: server answered HTTP status {code}")
+        }
+        Err(err) => bail!("downloading {url}: {err}"),
+    };
+    let total = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Ok((Box::new(response.into_body().into_reader()), total))
+}
+
+/// Counts bytes on their way through and redraws one status line on stderr.
+struct Progress<R> {
+    inner: R,
+    done: u64,
+    total: Option<u64>,
+    shown: u64,
+}
+
+impl<R: Read> Progress<R> {
+    fn new(inner: R, total: Option<u64>) -> Self {
+        Progress {
+            inner,
+            done: 0,
+            total,
+            shown: 0,
+        }
+    }
+
+    fn draw(&mut self, last: bool) {
+        let line = match self.total {
+            Some(total) if total > 0 => format!(
+                "\r{} / {} ({:.0}%)",
+                mib(self.done),
+                mib(total),
+                self.done as f64 * 100.0 / total as f64
+            ),
+            _ => format!("\r{}", mib(self.done)),
+        };
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(line.as_bytes());
+        if last {
+            let _ = err.write_all(b"\n");
+        }
+        self.shown = self.done;
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if n == 0 {
+            self.draw(true);
+        } else if self.done - self.shown >= 1 << 20 {
+            self.draw(false);
+        }
+        Ok(n)
+    }
+}
+
+/// The name Docker shows for an image: its first tag, else its short id.
+fn display_name(tags: &tagstore::TagStore, id: &str, no_trunc: bool) -> anyhow::Result<String> {
+    Ok(match tags.names(id)?.into_iter().next() {
+        Some(name) => name,
+        None if no_trunc => id.to_string(),
+        None => short_id(id).to_string(),
+    })
+}
+
+fn images(
+    ctx: &Context,
+    quiet: bool,
+    all: bool,
+    no_trunc: bool,
+    name: Option<&str>,
+) -> anyhow::Result<u8> {
+    let graph = ctx.graph()?;
+    let tags = ctx.tags()?;
+    let id = |id: &str| {
+        if no_trunc {
+            id.to_string()
+        } else {
+            short_id(id).to_string()
+        }
+    };
+    let mut rows: Vec<(String, String, Image)> = Vec::new();
+    let mut tagged = BTreeSet::new();
+    for (repo, repo_tags) in tags.repositories()? {
+        if name.is_some_and(|n| n != repo) {
+            continue;
+        }
+        for (tag, image_id) in repo_tags {
+            // A tag whose image is gone is not listed; `rmi` never leaves one.
+            if let Ok(image) = graph.get(&image_id) {
+                tagged.insert(image_id);
+                rows.push((repo.clone(), tag, image));
+            }
+        }
+    }
+    if name.is_none() {
+        let mut untagged = if all { graph.all()? } else { graph.heads()? };
+        untagged.retain(|image| !tagged.contains(&image.id));
+        untagged.sort_by(|a, b| b.created.cmp(&a.created));
+        rows.extend(
+            untagged
+                .into_iter()
+                .map(|image| ("<none>".to_string(), "<none>".to_string(), image)),
+        );
+    }
+    let mut out = String::new();
+    if quiet {
+        let mut seen = BTreeSet::new();
+        for (_, _, image) in &rows {
+            if seen.insert(image.id.clone()) {
+                out.push_str(&id(&image.id));
+                out.push('\n');
+            }
+        }
+    } else {
+        let mut table = Table::new(&["REPOSITORY", "TAG", "ID", "CREATED", "PARENT"]);
+        for (repo, tag, image) in &rows {
+            let parent = match &image.parent {
+                Some(parent) => display_name(&tags, parent, no_trunc)?,
+                None => String::new(),
+            };
+            table.row(vec![
+                repo.clone(),
+                tag.clone(),
+                id(&image.id),
+                ago(image.created),
+                parent,
+            ]);
+        }
+        out = table.render();
+    }
+    io::stdout().write_all(out.as_bytes())?;
+    Ok(0)
+}
+
+fn history(ctx: &Context, name: &str, no_trunc: bool) -> anyhow::Result<u8> {
+    let graph = ctx.graph()?;
+    let tags = ctx.tags()?;
+    let image = tags.lookup(&graph, name)?;
+    let mut table = Table::new(&["ID", "CREATED", "CREATED BY"]);
+    for image in graph.history(&image.id)? {
+        let created_by = image
+            .container_config
+            .as_ref()
+            .and_then(|c| c.get("Cmd"))
+            .and_then(|cmd| cmd.as_array())
+            .map(|cmd| {
+                cmd.iter()
+                    .filter_map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        table.row(vec![
+            display_name(&tags, &image.id, no_trunc)?,
+            ago(image.created),
+            created_by,
+        ]);
+    }
+    io::stdout().write_all(table.render().as_bytes())?;
+    Ok(0)
+}
+
+/// Remove every named image; report each failure and go on, as Docker does.
+fn rmi(ctx: &Context, names: &[String]) -> anyhow::Result<u8> {
+    let graph = ctx.graph()?;
+    let tags = ctx.tags()?;
+    let mut failed = false;
+    for name in names {
+        if let Err(err) = remove_image(ctx, &graph, &tags, name) {
+            eprintln!("Error: {}", crate::error_chain(&err));
+            failed = true;
+        }
+    }
+    Ok(u8::from(failed))
+}
+
+fn remove_image(
+    ctx: &Context,
+    graph: &graph::Graph,
+    tags: &tagstore::TagStore,
+    name: &str,
+) -> anyhow::Result<()> {
+    let (repo, tag) = tagstore::parse_reference(name);
+    let tag = tag.unwrap_or_else(|| "latest".to_string());
+    let tagged = tags
+        .repositories()?
+        .get(&repo)
+        .and_then(|t| t.get(&tag))
+        .cloned();
+    let image = match &tagged {
+        Some(id) => graph.get(id)?,
+        None => graph.resolve(name)?,
+    };
+    let children = graph.children(&image.id)?;
+    let users = crate::images_in_use(ctx, &image.id)?;
+    if tagged.is_some() && (tags.names(&image.id)?.len() > 1 || !children.is_empty() || !users.is_empty()) {
+        // Other names, children or containers keep the image: only the name goes.
+        tags.untag(&repo, &tag)?;
+        println!("Untagged: {repo}:{tag}");
+        return Ok(());
+    }
+    if !children.is_empty() {
+        let names: Vec<&str> = children.iter().map(|c| short_id(&c.id)).collect();
+        bail!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images: {}",
+            short_id(&image.id),
+            names.join(", ")
+        );
+    }
+    if let Some(container) = users.first() {
+        bail!(
+            "conflict: unable to delete {} - image is being used by container {}",
+            short_id(&image.id),
+            short_id(container)
+        );
+    }
+    for removed in tags.remove_image(&image.id)? {
+        println!("Untagged: {removed}");
+    }
+    graph.delete(&image.id)?;
+    println!("Deleted: {}", image.id);
+    Ok(())
+}
+
+/// `inspect` of images; containers are tried first where the runtime knows them.
+pub fn inspect(ctx: &Context, names: &[String]) -> anyhow::Result<u8> {
+    let graph = ctx.graph()?;
+    let tags = ctx.tags()?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        if let Some(container) = crate::inspect_container(ctx, name)? {
+            found.push(container);
+            continue;
+        }
+        match tags.lookup(&graph, name) {
+            Ok(image) => found.push(serde_json::to_value(image)?),
+            Err(_) => missing.push(name),
+        }
+    }
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    serde::Serialize::serialize(&found, &mut ser)?;
+    out.push(b'\n');
+    io::stdout().write_all(&out)?;
+    for name in &missing {
+        eprintln!("Error: no such object: {name}");
+    }
+    Ok(u8::from(!missing.is_empty()))
+}
+
+pub fn info(ctx: &Context) -> anyhow::Result<u8> {
+    let graph = ctx.graph()?;
+    println!("Containers: {}", crate::container_count(ctx)?);
+    println!("Images: {}", graph.all()?.len());
+    println!("Storage Driver: overlay");
+    println!("Dock Root Dir: {}", ctx.root.display());
+    if let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        println!("Kernel Version: {}", release.trim());
+    }
+    println!("Version: {}", crate::VERSION);
+    Ok(0)
+}

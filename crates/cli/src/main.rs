@@ -1,0 +1,134 @@
+//! `dock`: parse the command line, call the libraries, render their answers.
+
+mod format;
+mod images;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use graph::Graph;
+use tagstore::TagStore;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Parser)]
+#[command(
+    name = "dock",
+    version = VERSION,
+    about = "A self-sufficient runtime for linux containers",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// State directory
+    #[arg(long, env = "DOCK_ROOT", default_value = "/var/lib/dock", global = true)]
+    root: PathBuf,
+    /// Show what dock does, step by step
+    #[arg(short = 'D', long, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Image(images::ImageCommand),
+    /// Return low-level information on a container or image
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Display system-wide information
+    Info,
+    /// Show the dock version information
+    Version,
+}
+
+/// What every command works on: the state directory and the stores in it.
+pub struct Context {
+    pub root: PathBuf,
+}
+
+impl Context {
+    pub fn graph(&self) -> anyhow::Result<Graph> {
+        Ok(Graph::open(self.root.join("graph"))?)
+    }
+
+    pub fn tags(&self) -> anyhow::Result<TagStore> {
+        Ok(TagStore::open(self.root.join("repositories"))?)
+    }
+}
+
+/// An error that carries the exit status the shell should see.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.debug);
+    let ctx = Context { root: cli.root };
+    let result = match cli.command {
+        Command::Image(cmd) => images::run(&ctx, cmd),
+        Command::Inspect { names } => images::inspect(&ctx, &names),
+        Command::Info => images::info(&ctx),
+        Command::Version => {
+            println!("Version: {VERSION}");
+            println!("OS/Arch: linux/{}", std::env::consts::ARCH);
+            Ok(0)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("Error: {}", error_chain(&err));
+            let code = err.downcast_ref::<Failure>().map_or(1, |f| f.code);
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The error and its causes, each cause left out when the message above already says it.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
+fn init_logging(debug: bool) {
+    let filter = if debug { "debug" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}
+
+// Where image commands meet containers. Until the runtime crate is wired in, no
+// container exists, so these answer "none".
+
+/// Containers (ids) created from image `image_id`.
+pub fn images_in_use(_ctx: &Context, _image_id: &str) -> anyhow::Result<Vec<String>> {
+    Ok(Vec::new())
+}
+
+/// The inspect JSON of container `name`, if there is one.
+pub fn inspect_container(_ctx: &Context, _name: &str) -> anyhow::Result<Option<serde_json::Value>> {
+    Ok(None)
+}
+
+pub fn container_count(_ctx: &Context) -> anyhow::Result<usize> {
+    Ok(0)
+}

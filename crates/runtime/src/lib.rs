@@ -1,0 +1,3 @@
+//! Containers: config and state, overlay storage, cgroups, the per-container monitor.
+
+pub mod cgroup;
