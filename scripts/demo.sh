@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Build dock, make a small busybox image, and run containers with it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --release -p cli
+dock=target/release/dock
+root=$(mktemp -d /tmp/dock-demo.XXXXXX)
+rootfs=$(mktemp -d /tmp/dock-rootfs.XXXXXX)
+cleanup() {
+    "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1 || true
+    rm -rf "$root" "$rootfs"
+}
+trap cleanup EXIT
+
+# A busybox root filesystem: one static binary and its applet links.
+mkdir -p "$rootfs"/{bin,etc,tmp,root}
+cp /bin/busybox "$rootfs/bin/busybox"
+for applet in $("$rootfs/bin/busybox" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$rootfs/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/:/bin/false\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
+printf 'root:x:0:\ndaemon:x:1:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+
+set -x
+tar -C "$rootfs" -c . | "$dock" --root "$root" import - busybox:latest
+"$dock" --root "$root" images
+"$dock" --root "$root" run busybox echo hello from a container
+"$dock" --root "$root" run busybox sh -c 'hostname; id; echo "PID $$"; ls /'
+id=$("$dock" --root "$root" run -d busybox sh -c 'echo hi > /greeting; sleep 2')
+"$dock" --root "$root" ps
+"$dock" --root "$root" wait "$id"
+"$dock" --root "$root" diff "$id"
+"$dock" --root "$root" commit "$id" greeting
+"$dock" --root "$root" run --rm greeting cat /greeting
+"$dock" --root "$root" images
