@@ -1,0 +1,934 @@
+//! The cloned child: from the sync pipe to `execve`.
+//!
+//! Runs in a copy of a possibly multi-threaded parent, so it only reads what [`Plan`] prepared
+//! and makes raw system calls: no allocation, no locks, no logging. The order follows runc and
+//! youki: rootfs and mounts, pivot_root, /dev, masks, hostname, working directory, terminal,
+//! capability bounding set, user, capabilities, exec.
+
+use std::ffi::{c_char, c_int, c_ulong, CStr, CString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::ptr;
+
+use crate::user::ExecUser;
+use crate::SpawnError;
+
+/// What the parent collected for [`Plan::new`].
+pub(crate) struct PlanInput {
+    pub rootfs: CString,
+    pub hostname: CString,
+    pub workdir: CString,
+    pub workdir_parents: Vec<CString>,
+    pub resolv_conf: Option<CString>,
+    pub tty: bool,
+    pub user: ExecUser,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    pub candidates: Vec<CString>,
+    pub stdio: Vec<OwnedFd>,
+}
+
+/// Everything the child reads, prepared before the clone.
+pub(crate) struct Plan {
+    input: PlanInput,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+    groups: Vec<libc::gid_t>,
+}
+
+impl Plan {
+    pub(crate) fn new(input: PlanInput) -> Result<Plan, SpawnError> {
+        let null_terminated = |strings: &[CString]| {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain([ptr::null()])
+                .collect::<Vec<_>>()
+        };
+        let argv = null_terminated(&input.args);
+        let envp = null_terminated(&input.env);
+        let groups = input.user.groups.clone();
+        Ok(Plan {
+            input,
+            argv,
+            envp,
+            groups,
+        })
+    }
+
+    /// Closes the parent's copies of the stdio descriptors once the child holds them.
+    pub(crate) fn close_stdio(&mut self) {
+        self.input.stdio.clear();
+    }
+
+    /// Turns the child's report into the error the caller sees.
+    pub(crate) fn describe(&self, record: Record) -> SpawnError {
+        let errno = std::io::Error::from_raw_os_error(record.errno);
+        let index = usize::from(record.index);
+        let lossy = |s: &CStr| s.to_string_lossy().into_owned();
+        let command = lossy(&self.input.args[0]);
+        let setup = |what: String| SpawnError::Setup(format!("{what}: {errno}"));
+        let rootfs = lossy(&self.input.rootfs);
+        match record.step {
+            Step::Stdio => setup(format!("set up stdio descriptor {index}")),
+            Step::CgroupNamespace => setup("unshare cgroup namespace".into()),
+            Step::RootPropagation => setup("make / a recursive slave mount".into()),
+            Step::BindRootfs => setup(format!("bind mount rootfs {rootfs} onto itself")),
+            Step::PivotRoot => {
+                let what = [
+                    "open old root /",
+                    "chdir to",
+                    "pivot_root into",
+                    "fchdir to old root from",
+                    "detach old root from",
+                    "chdir / in",
+                ];
+                setup(format!(
+                    "{} {rootfs}",
+                    what.get(index).unwrap_or(&"pivot_root into")
+                ))
+            }
+            Step::Mount => {
+                let m = &MOUNTS[index.min(MOUNTS.len() - 1)];
+                setup(format!(
+                    "mount {} at {} in {rootfs}",
+                    lossy(m.fstype),
+                    lossy(m.target)
+                ))
+            }
+            Step::Device => {
+                let d = &DEVICES[index.min(DEVICES.len() - 1)];
+                setup(format!(
+                    "create device {} in container {rootfs}",
+                    lossy(d.path)
+                ))
+            }
+            Step::Symlink => {
+                let (target, link) = SYMLINKS[index.min(SYMLINKS.len() - 1)];
+                setup(format!(
+                    "create symlink {} -> {} in container {rootfs}",
+                    lossy(link),
+                    lossy(target)
+                ))
+            }
+            Step::ResolvConf => {
+                let host = self
+                    .input
+                    .resolv_conf
+                    .as_deref()
+                    .map(lossy)
+                    .unwrap_or_default();
+                let what = [
+                    "clone mount of",
+                    "create /etc/resolv.conf for",
+                    "bind mount",
+                    "remount read-only",
+                ];
+                setup(format!(
+                    "{} host resolv.conf {host}",
+                    what.get(index).unwrap_or(&"bind mount")
+                ))
+            }
+            Step::Hostname => setup(format!("set hostname {}", lossy(&self.input.hostname))),
+            Step::Mask => setup(format!(
+                "mask {}",
+                lossy(MASKED_PATHS[index.min(MASKED_PATHS.len() - 1)].0)
+            )),
+            Step::ReadOnly => setup(format!(
+                "make {} read-only",
+                lossy(READONLY_PATHS[index.min(READONLY_PATHS.len() - 1)])
+            )),
+            Step::Workdir => setup(format!(
+                "change to working directory {}",
+                lossy(&self.input.workdir)
+            )),
+            Step::Session => setup(if index == 0 {
+                "create session".into()
+            } else {
+                "set controlling terminal on stdin".into()
+            }),
+            Step::BoundingSet => setup(format!("drop capability {index} from the bounding set")),
+            Step::User => {
+                let user = &self.input.user;
+                let what = ["set supplementary groups for", "set gid for", "set uid for"];
+                setup(format!(
+                    "{} uid {} gid {}",
+                    what.get(index).unwrap_or(&"switch to"),
+                    user.uid,
+                    user.gid
+                ))
+            }
+            Step::Capabilities => setup("set capabilities".into()),
+            Step::Exec => {
+                let candidate = self
+                    .input
+                    .candidates
+                    .get(index)
+                    .map(|c| lossy(c))
+                    .unwrap_or_default();
+                match record.errno {
+                    libc::ENOENT if candidate_exists(&record) => SpawnError::NotFound(format!(
+                        "exec: \"{command}\": {candidate}: no such file or directory (missing interpreter or loader)"
+                    )),
+                    libc::ENOENT => SpawnError::NotFound(not_found_message(&command)),
+                    libc::EACCES | libc::EPERM => {
+                        SpawnError::NotExecutable(format!("exec: \"{command}\": permission denied"))
+                    }
+                    libc::EISDIR => SpawnError::NotExecutable(format!("exec: \"{command}\": is a directory")),
+                    libc::ENOEXEC => SpawnError::NotExecutable(format!("exec: \"{command}\": exec format error")),
+                    _ => SpawnError::Setup(format!("exec {candidate}: {errno}")),
+                }
+            }
+            Step::Unknown => SpawnError::Setup(format!("container init failed: {errno}")),
+        }
+    }
+}
+
+fn candidate_exists(record: &Record) -> bool {
+    record.flags & FLAG_EXISTS != 0
+}
+
+/// Docker's wording for a command that is not there.
+pub(crate) fn not_found_message(command: &str) -> String {
+    if command.contains('/') {
+        format!("exec: \"{command}\": stat {command}: no such file or directory")
+    } else {
+        format!("exec: \"{command}\": executable file not found in $PATH")
+    }
+}
+
+/// Where the child failed. The numbering is private to this crate (parent and child are the same
+/// binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Step {
+    Stdio = 1,
+    CgroupNamespace,
+    RootPropagation,
+    BindRootfs,
+    PivotRoot,
+    Mount,
+    Device,
+    Symlink,
+    ResolvConf,
+    Hostname,
+    Mask,
+    ReadOnly,
+    Workdir,
+    Session,
+    BoundingSet,
+    User,
+    Capabilities,
+    Exec,
+    Unknown,
+}
+
+impl Step {
+    const ALL: [Step; 18] = [
+        Step::Stdio,
+        Step::CgroupNamespace,
+        Step::RootPropagation,
+        Step::BindRootfs,
+        Step::PivotRoot,
+        Step::Mount,
+        Step::Device,
+        Step::Symlink,
+        Step::ResolvConf,
+        Step::Hostname,
+        Step::Mask,
+        Step::ReadOnly,
+        Step::Workdir,
+        Step::Session,
+        Step::BoundingSet,
+        Step::User,
+        Step::Capabilities,
+        Step::Exec,
+    ];
+}
+
+/// `flags` bit: the exec candidate exists although execve said ENOENT (missing interpreter).
+const FLAG_EXISTS: u8 = 1;
+
+/// The child's failure report: step, flags, an index into the step's table, errno.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    step: Step,
+    flags: u8,
+    index: u16,
+    errno: i32,
+}
+
+impl Record {
+    pub(crate) const LEN: usize = 8;
+
+    fn encode(&self) -> [u8; Record::LEN] {
+        let mut out = [0u8; Record::LEN];
+        out[0] = self.step as u8;
+        out[1] = self.flags;
+        out[2..4].copy_from_slice(&self.index.to_ne_bytes());
+        out[4..8].copy_from_slice(&self.errno.to_ne_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8; Record::LEN]) -> Record {
+        let step = Step::ALL
+            .iter()
+            .copied()
+            .find(|s| *s as u8 == bytes[0])
+            .unwrap_or(Step::Unknown);
+        Record {
+            step,
+            flags: bytes[1],
+            index: u16::from_ne_bytes([bytes[2], bytes[3]]),
+            errno: i32::from_ne_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+        }
+    }
+}
+
+struct MountEntry {
+    source: &'static CStr,
+    target: &'static CStr,
+    fstype: &'static CStr,
+    flags: c_ulong,
+    data: Option<&'static CStr>,
+    /// The target lives on a fresh tmpfs, so it always has to be created first.
+    mkdir_first: bool,
+}
+
+const NOSUID_NODEV_NOEXEC: c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+/// The container's mounts, after pivot_root; /dev/pts and below need the /dev tmpfs first.
+const MOUNTS: [MountEntry; 6] = [
+    MountEntry {
+        source: c"proc",
+        target: c"/proc",
+        fstype: c"proc",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: None,
+        mkdir_first: false,
+    },
+    MountEntry {
+        source: c"sysfs",
+        target: c"/sys",
+        fstype: c"sysfs",
+        flags: NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+        data: None,
+        mkdir_first: false,
+    },
+    MountEntry {
+        source: c"tmpfs",
+        target: c"/dev",
+        fstype: c"tmpfs",
+        flags: libc::MS_NOSUID | libc::MS_STRICTATIME,
+        data: Some(c"mode=755,size=65536k"),
+        mkdir_first: false,
+    },
+    MountEntry {
+        source: c"devpts",
+        target: c"/dev/pts",
+        fstype: c"devpts",
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: Some(c"newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        mkdir_first: true,
+    },
+    MountEntry {
+        source: c"shm",
+        target: c"/dev/shm",
+        fstype: c"tmpfs",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: Some(c"mode=1777,size=65536k"),
+        mkdir_first: true,
+    },
+    MountEntry {
+        source: c"mqueue",
+        target: c"/dev/mqueue",
+        fstype: c"mqueue",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: None,
+        mkdir_first: true,
+    },
+];
+/// Index in [`MOUNTS`] after which the device nodes and /dev symlinks are created.
+const DEV_MOUNT: usize = 2;
+
+struct Device {
+    path: &'static CStr,
+    major: u32,
+    minor: u32,
+}
+
+const DEVICES: [Device; 6] = [
+    Device {
+        path: c"/dev/null",
+        major: 1,
+        minor: 3,
+    },
+    Device {
+        path: c"/dev/zero",
+        major: 1,
+        minor: 5,
+    },
+    Device {
+        path: c"/dev/full",
+        major: 1,
+        minor: 7,
+    },
+    Device {
+        path: c"/dev/random",
+        major: 1,
+        minor: 8,
+    },
+    Device {
+        path: c"/dev/urandom",
+        major: 1,
+        minor: 9,
+    },
+    Device {
+        path: c"/dev/tty",
+        major: 5,
+        minor: 0,
+    },
+];
+
+/// (target, link)
+const SYMLINKS: [(&CStr, &CStr); 5] = [
+    (c"/proc/self/fd", c"/dev/fd"),
+    (c"/proc/self/fd/0", c"/dev/stdin"),
+    (c"/proc/self/fd/1", c"/dev/stdout"),
+    (c"/proc/self/fd/2", c"/dev/stderr"),
+    (c"pts/ptmx", c"/dev/ptmx"),
+];
+
+/// Docker's masked paths: (path, is a directory). Files get /dev/null bound over them,
+/// directories an empty read-only tmpfs; a wrong guess is retried the other way.
+const MASKED_PATHS: [(&CStr, bool); 11] = [
+    (c"/proc/asound", true),
+    (c"/proc/acpi", true),
+    (c"/proc/kcore", false),
+    (c"/proc/keys", false),
+    (c"/proc/latency_stats", false),
+    (c"/proc/timer_list", false),
+    (c"/proc/timer_stats", false),
+    (c"/proc/sched_debug", false),
+    (c"/proc/scsi", true),
+    (c"/sys/firmware", true),
+    (c"/sys/devices/virtual/powercap", true),
+];
+
+/// Docker's read-only paths.
+const READONLY_PATHS: [&CStr; 5] = [
+    c"/proc/bus",
+    c"/proc/fs",
+    c"/proc/irq",
+    c"/proc/sys",
+    c"/proc/sysrq-trigger",
+];
+
+/// Docker's default capability set.
+const DEFAULT_CAPS: u64 = cap(libc_caps::CHOWN)
+    | cap(libc_caps::DAC_OVERRIDE)
+    | cap(libc_caps::FSETID)
+    | cap(libc_caps::FOWNER)
+    | cap(libc_caps::MKNOD)
+    | cap(libc_caps::NET_RAW)
+    | cap(libc_caps::SETGID)
+    | cap(libc_caps::SETUID)
+    | cap(libc_caps::SETFCAP)
+    | cap(libc_caps::SETPCAP)
+    | cap(libc_caps::NET_BIND_SERVICE)
+    | cap(libc_caps::SYS_CHROOT)
+    | cap(libc_caps::KILL)
+    | cap(libc_caps::AUDIT_WRITE);
+
+const fn cap(n: u32) -> u64 {
+    1 << n
+}
+
+/// Capability numbers from linux/capability.h.
+mod libc_caps {
+    pub const CHOWN: u32 = 0;
+    pub const DAC_OVERRIDE: u32 = 1;
+    pub const FOWNER: u32 = 3;
+    pub const FSETID: u32 = 4;
+    pub const KILL: u32 = 5;
+    pub const SETGID: u32 = 6;
+    pub const SETUID: u32 = 7;
+    pub const SETPCAP: u32 = 8;
+    pub const NET_BIND_SERVICE: u32 = 10;
+    pub const NET_RAW: u32 = 13;
+    pub const SYS_CHROOT: u32 = 18;
+    pub const MKNOD: u32 = 27;
+    pub const AUDIT_WRITE: u32 = 29;
+    pub const SETFCAP: u32 = 31;
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+fn errno() -> i32 {
+    // SAFETY: errno is thread-local and always readable.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Reports the failure to the parent and exits; the exit code only matters if nobody listens.
+unsafe fn fail(error_fd: c_int, step: Step, index: usize, errno: i32, flags: u8) -> ! {
+    let record = Record {
+        step,
+        flags,
+        index: index as u16,
+        errno,
+    }
+    .encode();
+    libc::write(error_fd, record.as_ptr().cast(), record.len());
+    let code = match (step, errno) {
+        (Step::Exec, libc::ENOENT) => 127,
+        (Step::Exec, _) => 126,
+        _ => 1,
+    };
+    libc::_exit(code)
+}
+
+/// Runs `$call`; on a negative result reports `$step`/`$index` with errno.
+macro_rules! check {
+    ($err:expr, $step:expr, $index:expr, $call:expr) => {{
+        let ret = $call;
+        if ret < 0 {
+            fail($err, $step, $index as usize, errno(), 0);
+        }
+        ret
+    }};
+}
+
+unsafe fn mount(
+    source: *const c_char,
+    target: *const c_char,
+    fstype: *const c_char,
+    flags: c_ulong,
+    data: Option<&CStr>,
+) -> c_int {
+    libc::mount(
+        source,
+        target,
+        fstype,
+        flags,
+        data.map_or(ptr::null(), |d| d.as_ptr().cast()),
+    )
+}
+
+/// The child's whole life. Never returns.
+///
+/// # Safety
+/// Must be called only in the freshly cloned child, with the pipe ends from `spawn`.
+pub(crate) unsafe fn run(
+    plan: &Plan,
+    sync_read: c_int,
+    sync_write: c_int,
+    error_read: c_int,
+    error_write: c_int,
+) -> ! {
+    let err = error_write;
+    let input = &plan.input;
+    libc::close(sync_write);
+    libc::close(error_read);
+
+    // Wait for the parent's before_start hook; EOF means it failed or the parent died.
+    let mut go = 0u8;
+    loop {
+        let n = libc::read(sync_read, (&mut go as *mut u8).cast(), 1);
+        if n == 1 {
+            break;
+        }
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        libc::_exit(1);
+    }
+    libc::close(sync_read);
+
+    for (target, fd) in input.stdio.iter().enumerate() {
+        check!(
+            err,
+            Step::Stdio,
+            target,
+            libc::dup2(fd.as_raw_fd(), target as c_int)
+        );
+    }
+
+    // The parent has put us into our cgroup, so this namespace is rooted there.
+    check!(
+        err,
+        Step::CgroupNamespace,
+        0,
+        libc::unshare(libc::CLONE_NEWCGROUP)
+    );
+    // Nothing we mount may propagate back to the host.
+    check!(
+        err,
+        Step::RootPropagation,
+        0,
+        mount(
+            ptr::null(),
+            c"/".as_ptr(),
+            ptr::null(),
+            libc::MS_SLAVE | libc::MS_REC,
+            None
+        )
+    );
+    let rootfs = input.rootfs.as_ptr();
+    check!(
+        err,
+        Step::BindRootfs,
+        0,
+        mount(
+            rootfs,
+            rootfs,
+            ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            None
+        )
+    );
+
+    // A detached copy of the host's resolv.conf, taken while the host tree is still reachable.
+    let resolv_tree = match &input.resolv_conf {
+        Some(path) => check!(
+            err,
+            Step::ResolvConf,
+            0,
+            libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint
+            )
+        ) as c_int,
+        None => -1,
+    };
+
+    // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the rootfs
+    // (runc's trick, no put_old directory needed).
+    let old_root = check!(
+        err,
+        Step::PivotRoot,
+        0,
+        libc::open(
+            c"/".as_ptr(),
+            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC
+        )
+    );
+    check!(err, Step::PivotRoot, 1, libc::chdir(rootfs));
+    check!(
+        err,
+        Step::PivotRoot,
+        2,
+        libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr())
+    );
+    check!(err, Step::PivotRoot, 3, libc::fchdir(old_root));
+    check!(
+        err,
+        Step::PivotRoot,
+        4,
+        libc::umount2(c".".as_ptr(), libc::MNT_DETACH)
+    );
+    libc::close(old_root);
+    check!(err, Step::PivotRoot, 5, libc::chdir(c"/".as_ptr()));
+
+    for (index, m) in MOUNTS.iter().enumerate() {
+        if m.mkdir_first {
+            libc::mkdir(m.target.as_ptr(), 0o755);
+        }
+        let mut ret = mount(
+            m.source.as_ptr(),
+            m.target.as_ptr(),
+            m.fstype.as_ptr(),
+            m.flags,
+            m.data,
+        );
+        if ret < 0 && errno() == libc::ENOENT && !m.mkdir_first {
+            libc::mkdir(m.target.as_ptr(), 0o755);
+            ret = mount(
+                m.source.as_ptr(),
+                m.target.as_ptr(),
+                m.fstype.as_ptr(),
+                m.flags,
+                m.data,
+            );
+        }
+        check!(err, Step::Mount, index, ret);
+        if index == DEV_MOUNT {
+            populate_dev(err);
+        }
+    }
+
+    if resolv_tree >= 0 {
+        bind_resolv_conf(err, resolv_tree);
+    }
+    if !input.hostname.is_empty() {
+        check!(
+            err,
+            Step::Hostname,
+            0,
+            libc::sethostname(input.hostname.as_ptr(), input.hostname.as_bytes().len())
+        );
+    }
+    mask_paths(err);
+
+    if libc::chdir(input.workdir.as_ptr()) < 0 {
+        if errno() != libc::ENOENT {
+            fail(err, Step::Workdir, 0, errno(), 0);
+        }
+        for dir in &input.workdir_parents {
+            libc::mkdir(dir.as_ptr(), 0o755);
+        }
+        check!(err, Step::Workdir, 0, libc::chdir(input.workdir.as_ptr()));
+    }
+
+    check!(err, Step::Session, 0, libc::setsid());
+    if input.tty {
+        check!(err, Step::Session, 1, libc::ioctl(0, libc::TIOCSCTTY, 0));
+    }
+
+    switch_user(err, plan);
+    exec(err, plan)
+}
+
+unsafe fn populate_dev(err: c_int) {
+    // Device nodes get exactly 0666.
+    let old_umask = libc::umask(0);
+    for (index, d) in DEVICES.iter().enumerate() {
+        let dev = libc::makedev(d.major, d.minor);
+        check!(
+            err,
+            Step::Device,
+            index,
+            libc::mknod(d.path.as_ptr(), libc::S_IFCHR | 0o666, dev)
+        );
+    }
+    libc::umask(old_umask);
+    for (index, (target, link)) in SYMLINKS.iter().enumerate() {
+        check!(
+            err,
+            Step::Symlink,
+            index,
+            libc::symlink(target.as_ptr(), link.as_ptr())
+        );
+    }
+}
+
+unsafe fn bind_resolv_conf(err: c_int, tree: c_int) {
+    let target = c"/etc/resolv.conf";
+    // O_RDONLY so an existing file in a lower layer is not copied up.
+    let fd = libc::open(
+        target.as_ptr(),
+        libc::O_RDONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY,
+        0o644,
+    );
+    if fd < 0 {
+        // No /etc in the image, or a read-only rootfs without the file: nothing to bind onto.
+        if matches!(errno(), libc::ENOENT | libc::EROFS) {
+            libc::close(tree);
+            return;
+        }
+        fail(err, Step::ResolvConf, 1, errno(), 0);
+    }
+    libc::close(fd);
+    check!(
+        err,
+        Step::ResolvConf,
+        2,
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH
+        )
+    );
+    libc::close(tree);
+    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID_NODEV_NOEXEC;
+    check!(
+        err,
+        Step::ResolvConf,
+        3,
+        mount(ptr::null(), target.as_ptr(), ptr::null(), flags, None)
+    );
+}
+
+type MaskFn = unsafe fn(&CStr) -> c_int;
+
+unsafe fn mask_file(path: &CStr) -> c_int {
+    mount(
+        c"/dev/null".as_ptr(),
+        path.as_ptr(),
+        ptr::null(),
+        libc::MS_BIND,
+        None,
+    )
+}
+
+unsafe fn mask_dir(path: &CStr) -> c_int {
+    mount(
+        c"tmpfs".as_ptr(),
+        path.as_ptr(),
+        c"tmpfs".as_ptr(),
+        libc::MS_RDONLY,
+        None,
+    )
+}
+
+unsafe fn mask_paths(err: c_int) {
+    for (index, (path, is_dir)) in MASKED_PATHS.iter().enumerate() {
+        let (first, second): (MaskFn, MaskFn) = if *is_dir {
+            (mask_dir, mask_file)
+        } else {
+            (mask_file, mask_dir)
+        };
+        let mut ret = first(path);
+        if ret < 0 && errno() == libc::ENOTDIR {
+            ret = second(path);
+        }
+        if ret < 0 && errno() != libc::ENOENT {
+            fail(err, Step::Mask, index, errno(), 0);
+        }
+    }
+    for (index, path) in READONLY_PATHS.iter().enumerate() {
+        if mount(
+            path.as_ptr(),
+            path.as_ptr(),
+            ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        ) < 0
+        {
+            if errno() == libc::ENOENT {
+                continue;
+            }
+            fail(err, Step::ReadOnly, index, errno(), 0);
+        }
+        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID_NODEV_NOEXEC;
+        check!(
+            err,
+            Step::ReadOnly,
+            index,
+            mount(ptr::null(), path.as_ptr(), ptr::null(), flags, None)
+        );
+    }
+}
+
+/// Bounding set, groups, gid, uid, then the capability sets. set*id go through `syscall`: glibc's
+/// wrappers would try to signal the parent's other threads, which do not exist here.
+unsafe fn switch_user(err: c_int, plan: &Plan) {
+    for cap in 0..64u32 {
+        if DEFAULT_CAPS & (1 << cap) != 0 {
+            continue;
+        }
+        if libc::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong, 0, 0, 0) < 0 {
+            if errno() == libc::EINVAL {
+                break; // past the kernel's last capability
+            }
+            fail(err, Step::BoundingSet, cap as usize, errno(), 0);
+        }
+    }
+    let user = &plan.input.user;
+    check!(
+        err,
+        Step::User,
+        0,
+        libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr())
+    );
+    check!(
+        err,
+        Step::User,
+        1,
+        libc::syscall(libc::SYS_setresgid, user.gid, user.gid, user.gid)
+    );
+    check!(
+        err,
+        Step::User,
+        2,
+        libc::syscall(libc::SYS_setresuid, user.uid, user.uid, user.uid)
+    );
+    // Root keeps Docker's default set; any other user ends with empty sets, as in Docker. The
+    // inheritable set is always empty (CVE-2022-24769).
+    let granted = if user.uid == 0 { DEFAULT_CAPS } else { 0 };
+    let header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: granted as u32,
+            permitted: granted as u32,
+            inheritable: 0,
+        },
+        CapData {
+            effective: (granted >> 32) as u32,
+            permitted: (granted >> 32) as u32,
+            inheritable: 0,
+        },
+    ];
+    check!(
+        err,
+        Step::Capabilities,
+        0,
+        libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr())
+    );
+}
+
+/// Resets what the parent changed for itself, then tries each PATH candidate like execvp.
+unsafe fn exec(err: c_int, plan: &Plan) -> ! {
+    // Rust ignores SIGPIPE, and the monitor may ignore or block more; the command gets defaults.
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+    // Nothing of the monitor's leaks into the container beyond stdio.
+    libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as c_int);
+
+    let mut denied: Option<(usize, i32)> = None;
+    for (index, candidate) in plan.input.candidates.iter().enumerate() {
+        libc::execve(candidate.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        match errno() {
+            libc::ENOENT => {
+                // The file is there, its interpreter or loader is not.
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::stat(candidate.as_ptr(), &mut st) == 0 {
+                    fail(err, Step::Exec, index, libc::ENOENT, FLAG_EXISTS);
+                }
+            }
+            libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            libc::EACCES => {
+                if denied.is_none() {
+                    let mut st: libc::stat = std::mem::zeroed();
+                    let is_dir = libc::stat(candidate.as_ptr(), &mut st) == 0
+                        && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    denied = Some((index, if is_dir { libc::EISDIR } else { libc::EACCES }));
+                }
+            }
+            other => fail(err, Step::Exec, index, other, 0),
+        }
+    }
+    match denied {
+        Some((index, errno)) => fail(err, Step::Exec, index, errno, 0),
+        None => fail(err, Step::Exec, 0, libc::ENOENT, 0),
+    }
+}

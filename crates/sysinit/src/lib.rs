@@ -1,0 +1,388 @@
+//! Starts a container's first process.
+//!
+//! [`spawn`] clones a child into new pid, mount, uts, ipc and net namespaces. The child waits until
+//! the caller's `before_start(pid)` hook ran in the parent (the runtime joins the cgroup and wires
+//! the network there), then unshares its cgroup namespace, builds the container's mount table
+//! (rootfs bind, pivot_root, /proc, /sys, a fresh /dev, /dev/pts, /dev/shm, /dev/mqueue, the
+//! host's resolv.conf, Docker's masked and read-only /proc paths), sets the hostname, the working
+//! directory, the controlling terminal, the user and Docker's default capabilities, and execs the
+//! command, which becomes PID 1 of the container.
+//!
+//! # Safety model
+//!
+//! The child is created with a raw `clone` and runs without re-exec, so it is a copy of the parent
+//! that may have been multi-threaded (cargo's test harness is). Everything it needs (C strings,
+//! argv/envp arrays, PATH candidates, the resolved user) is prepared in the parent before the
+//! clone; the child only makes raw system calls until `execve`: no allocation, no locks, no
+//! logging, no libc wrappers that know about threads (set*id go through `syscall` directly).
+//! `tracing` records the plan in the parent instead.
+//!
+//! Failures before exec travel back as an 8-byte record over a close-on-exec pipe; end-of-file
+//! without a record means `execve` succeeded.
+
+mod child;
+pub mod user;
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub use nix::unistd::Pid;
+pub use user::ExecUser;
+
+use child::{Plan, Record};
+
+/// PATH used to find the command when the environment has none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything needed to start the container's first process.
+#[derive(Debug)]
+pub struct InitSpec {
+    /// The mounted rootfs on the host; it becomes `/` of the container.
+    pub rootfs: PathBuf,
+    /// argv; `args[0]` is looked up in the container's PATH unless it contains a `/`.
+    pub args: Vec<String>,
+    /// The complete environment of the command (`KEY=value`).
+    pub env: Vec<String>,
+    /// `""` = root; otherwise `name|uid[:group|gid]`, looked up in the container's /etc files.
+    pub user: String,
+    pub hostname: String,
+    /// Working directory inside the container, created when missing; `""` means `/`.
+    pub workdir: String,
+    /// stdio is a pty slave: the command becomes session leader with it as controlling terminal.
+    pub tty: bool,
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// Host file bound read-only at /etc/resolv.conf (skipped when the image has no /etc).
+    pub resolv_conf: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The command does not exist (exit code 127); the message names it.
+    #[error("{0}")]
+    NotFound(String),
+    /// The command exists but cannot be executed (exit code 126); the message names it.
+    #[error("{0}")]
+    NotExecutable(String),
+    /// The container could not be set up; the message names the step and path.
+    #[error("{0}")]
+    Setup(String),
+    /// The caller's `before_start` hook failed; the child was killed and reaped.
+    #[error("{0}")]
+    Hook(String),
+}
+
+impl SpawnError {
+    /// The exit code Docker reports for this failure: 127 and 126 for command problems, 125 for
+    /// everything on the runtime's side.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpawnError::NotFound(_) => 127,
+            SpawnError::NotExecutable(_) => 126,
+            SpawnError::Setup(_) | SpawnError::Hook(_) => 125,
+        }
+    }
+}
+
+/// Starts the container's first process and returns its pid (in the caller's pid namespace) once
+/// the command was exec'd, or the reason it could not be.
+///
+/// `before_start(pid)` runs in the caller while the child waits, before the child touches any
+/// mount or drops privileges. If it fails the child is killed and reaped.
+///
+/// The caller reaps the returned pid. Call it from a process that is not concurrently forking
+/// with inherited non-close-on-exec descriptors it cares about; multi-threaded callers are fine
+/// (see the crate docs).
+pub fn spawn(
+    spec: InitSpec,
+    before_start: impl FnOnce(Pid) -> Result<(), String>,
+) -> Result<Pid, SpawnError> {
+    let mut plan = prepare(&spec)?;
+    let (sync_read, sync_write) = pipe().map_err(|e| setup_err("create sync pipe", e))?;
+    let (error_read, error_write) = pipe().map_err(|e| setup_err("create error pipe", e))?;
+
+    tracing::debug!(rootfs = %spec.rootfs.display(), args = ?spec.args, hostname = %spec.hostname,
+        "cloning container init into new pid, mount, uts, ipc and net namespaces");
+    let flags = libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWNET
+        | libc::SIGCHLD;
+    // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child gets a copy of the address
+    // space and runs only `child::run`, which never returns and makes only raw system calls.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret < 0 {
+        return Err(setup_err(
+            "clone container init",
+            io::Error::last_os_error(),
+        ));
+    }
+    if ret == 0 {
+        // SAFETY: we are the freshly cloned child; the descriptors are ours.
+        unsafe {
+            child::run(
+                &plan,
+                sync_read.as_raw_fd(),
+                sync_write.as_raw_fd(),
+                error_read.as_raw_fd(),
+                error_write.as_raw_fd(),
+            )
+        }
+    }
+    let pid = Pid::from_raw(ret as i32);
+    // Our copies of the child's ends, and the stdio it now holds, must go, or EOF never comes.
+    drop(sync_read);
+    drop(error_write);
+    plan.close_stdio();
+    drop(spec);
+
+    tracing::debug!(%pid, "running before_start hook");
+    if let Err(msg) = before_start(pid) {
+        tracing::debug!(%pid, error = %msg, "before_start failed, killing container init");
+        // SAFETY: plain kill of our own, not yet reaped child.
+        unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
+        reap(pid);
+        return Err(SpawnError::Hook(msg));
+    }
+    let mut sync_file = fs::File::from(sync_write);
+    if let Err(e) = io::Write::write_all(&mut sync_file, b"1") {
+        reap(pid);
+        return Err(setup_err("release container init", e));
+    }
+    drop(sync_file);
+
+    let mut record = [0u8; Record::LEN];
+    let mut filled = 0;
+    let mut error_file = fs::File::from(error_read);
+    while filled < record.len() {
+        match error_file.read(&mut record[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                reap(pid);
+                return Err(setup_err("read container init status", e));
+            }
+        }
+    }
+    if filled == 0 {
+        tracing::debug!(%pid, "container command exec'd");
+        return Ok(pid);
+    }
+    reap(pid);
+    if filled < record.len() {
+        return Err(SpawnError::Setup(
+            "container init sent a truncated error report".into(),
+        ));
+    }
+    Err(plan.describe(Record::decode(&record)))
+}
+
+/// Builds everything the child needs, so that it does not allocate after the clone.
+fn prepare(spec: &InitSpec) -> Result<Plan, SpawnError> {
+    let command = spec
+        .args
+        .first()
+        .ok_or_else(|| SpawnError::Setup("no command given".into()))?;
+    if command.is_empty() {
+        return Err(SpawnError::NotFound(child::not_found_message(command)));
+    }
+    let rootfs = open_dir(&spec.rootfs)?;
+    let passwd = read_in_root(&rootfs, &spec.rootfs, "etc/passwd")?;
+    let group = read_in_root(&rootfs, &spec.rootfs, "etc/group")?;
+    let user = user::resolve(&spec.user, passwd.as_deref(), group.as_deref())
+        .map_err(SpawnError::Setup)?;
+    tracing::debug!(user = %spec.user, uid = user.uid, gid = user.gid, groups = ?user.groups, "resolved container user");
+
+    let path_var = spec
+        .env
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let candidates: Vec<String> = if command.contains('/') {
+        vec![command.clone()]
+    } else {
+        path_var
+            .split(':')
+            .map(|dir| if dir.is_empty() { "." } else { dir })
+            .map(|dir| format!("{}/{command}", dir.trim_end_matches('/')))
+            .collect()
+    };
+
+    let workdir = if spec.workdir.is_empty() {
+        "/".to_string()
+    } else {
+        spec.workdir.clone()
+    };
+    if !workdir.starts_with('/') {
+        return Err(SpawnError::Setup(format!(
+            "working directory {workdir} is not absolute"
+        )));
+    }
+    let mut workdir_parents = Vec::new();
+    let mut prefix = String::new();
+    for part in workdir.split('/').filter(|p| !p.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(part);
+        workdir_parents.push(cstring(&prefix, "working directory")?);
+    }
+
+    let stdio = [&spec.stdin, &spec.stdout, &spec.stderr];
+    let mut stdio_dups = Vec::with_capacity(3);
+    for (name, fd) in ["stdin", "stdout", "stderr"].iter().zip(stdio) {
+        stdio_dups.push(
+            dup_above_stdio(fd.as_raw_fd())
+                .map_err(|e| setup_err(&format!("duplicate {name}"), e))?,
+        );
+    }
+
+    Plan::new(child::PlanInput {
+        rootfs: cstring_path(&spec.rootfs)?,
+        hostname: cstring(&spec.hostname, "hostname")?,
+        workdir: cstring(&workdir, "working directory")?,
+        workdir_parents,
+        resolv_conf: spec.resolv_conf.as_deref().map(cstring_path).transpose()?,
+        tty: spec.tty,
+        user,
+        args: spec
+            .args
+            .iter()
+            .map(|a| cstring(a, "argument"))
+            .collect::<Result<_, _>>()?,
+        env: spec
+            .env
+            .iter()
+            .map(|e| cstring(e, "environment variable"))
+            .collect::<Result<_, _>>()?,
+        candidates: candidates
+            .iter()
+            .map(|c| cstring(c, "command"))
+            .collect::<Result<_, _>>()?,
+        stdio: stdio_dups,
+    })
+}
+
+fn setup_err(what: &str, err: io::Error) -> SpawnError {
+    SpawnError::Setup(format!("{what}: {err}"))
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString, SpawnError> {
+    CString::new(s).map_err(|_| SpawnError::Setup(format!("{what} {s:?} contains a nul byte")))
+}
+
+fn cstring_path(path: &Path) -> Result<CString, SpawnError> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| SpawnError::Setup(format!("path {} contains a nul byte", path.display())))
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A close-on-exec copy numbered 3 or above, so the child's dup2 onto 0, 1 and 2 cannot clobber
+/// another of its stdio descriptors.
+fn dup_above_stdio(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor the caller owns.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, SpawnError> {
+    let c_path = cstring_path(path)?;
+    // SAFETY: plain open of a nul-terminated path.
+    let fd = unsafe {
+        libc::open(
+            c_path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        return Err(SpawnError::Setup(format!(
+            "open rootfs {}: {err}",
+            path.display()
+        )));
+    }
+    // SAFETY: `fd` is a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Reads `rel` inside the rootfs with symlinks resolved as if the rootfs were `/` (an image's
+/// absolute symlink must not make us read the host's file). `None` when it does not exist.
+fn read_in_root(root: &OwnedFd, root_path: &Path, rel: &str) -> Result<Option<String>, SpawnError> {
+    let c_rel = cstring(rel, "path")?;
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_IN_ROOT,
+    };
+    // SAFETY: openat2 with a valid dirfd, path and open_how of the size we pass.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c_rel.as_ptr(),
+            &how as *const OpenHow,
+            size_of::<OpenHow>(),
+        )
+    };
+    let path = root_path.join(rel);
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::NotFound {
+            return Ok(None);
+        }
+        return Err(SpawnError::Setup(format!("open {}: {err}", path.display())));
+    }
+    // SAFETY: `fd` is a new descriptor nobody else owns.
+    let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| SpawnError::Setup(format!("read {}: {e}", path.display())))?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Waits for a child that failed before exec, so it does not linger as a zombie.
+fn reap(pid: Pid) {
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        let ret = unsafe { libc::waitpid(pid.as_raw(), &mut status, 0) };
+        if ret >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! Real containers from a busybox rootfs: every test clones a child into new namespaces via
+//! `sysinit::spawn`, waits for it and checks what the command saw. Needs root.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::signal::kill;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{pipe, Pid};
+use sysinit::{spawn, InitSpec, SpawnError};
+use tempfile::TempDir;
+
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "id", "hostname", "mount", "mknod", "ls", "test", "sleep", "true",
+    "false", "ps", "env", "grep", "wc", "head", "touch", "mkdir", "pwd",
+];
+
+/// A throwaway busybox rootfs; the temp dir goes away on drop.
+struct Rootfs {
+    dir: TempDir,
+}
+
+impl Rootfs {
+    fn new() -> Rootfs {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for sub in ["bin", "etc", "proc", "sys", "dev", "tmp", "mnt", "root"] {
+            fs::create_dir(root.join(sub)).unwrap();
+        }
+        fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        for applet in APPLETS {
+            symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\n\
+             daemon:x:1:1:daemon:/usr/sbin:/bin/false\n\
+             app:x:1000:1000::/home/app:/bin/sh\n\
+             nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join("etc/group"),
+            "root:x:0:\ndaemon:x:1:\nwheel:x:10:root,app\naudio:x:29:app\napp:x:1000:\nnogroup:x:65534:\n",
+        )
+        .unwrap();
+        fs::write(root.join("etc/notexec"), "#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(root.join("etc/notexec"), fs::Permissions::from_mode(0o644)).unwrap();
+        Rootfs { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+struct Outcome {
+    stdout: String,
+    stderr: String,
+    code: i32,
+}
+
+/// Kills and reaps the container if a test fails before waiting for it.
+struct ChildGuard(Option<Pid>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = kill(pid, nix::sys::signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+fn spec(root: &Path, args: &[&str], stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> InitSpec {
+    InitSpec {
+        rootfs: root.to_path_buf(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: vec!["PATH=/bin".into(), "HOME=/root".into()],
+        user: String::new(),
+        hostname: "testbox".into(),
+        workdir: "/".into(),
+        tty: false,
+        stdin,
+        stdout,
+        stderr,
+        resolv_conf: None,
+    }
+}
+
+fn wait_code(pid: Pid) -> i32 {
+    match waitpid(pid, None).unwrap() {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        other => panic!("unexpected wait status {other:?}"),
+    }
+}
+
+/// Runs `args` in a fresh container over `root`, after `adjust` edited the spec.
+fn try_run(
+    root: &Path,
+    args: &[&str],
+    adjust: impl FnOnce(&mut InitSpec),
+) -> Result<Outcome, SpawnError> {
+    let (stdin_read, stdin_write) = pipe().unwrap();
+    let (stdout_read, stdout_write) = pipe().unwrap();
+    let (stderr_read, stderr_write) = pipe().unwrap();
+    drop(stdin_write);
+    let mut spec = spec(root, args, stdin_read, stdout_write, stderr_write);
+    adjust(&mut spec);
+    let pid = spawn(spec, |_| Ok(()))?;
+    let mut guard = ChildGuard(Some(pid));
+    let mut stdout = String::new();
+    fs::File::from(stdout_read)
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut stderr = String::new();
+    fs::File::from(stderr_read)
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let code = wait_code(guard.0.take().unwrap());
+    Ok(Outcome {
+        stdout,
+        stderr,
+        code,
+    })
+}
+
+fn run(root: &Path, script: &str) -> Outcome {
+    run_with(root, script, |_| {})
+}
+
+fn run_with(root: &Path, script: &str, adjust: impl FnOnce(&mut InitSpec)) -> Outcome {
+    let out = try_run(root, &["sh", "-c", script], adjust).unwrap();
+    assert_eq!(
+        out.code, 0,
+        "script {script:?} failed: stdout {:?} stderr {:?}",
+        out.stdout, out.stderr
+    );
+    out
+}
+
+#[test]
+fn command_is_pid_1_and_host_processes_are_invisible() {
+    let rootfs = Rootfs::new();
+    let out = run(&rootfs.path(), "echo $$; ls /proc | grep -c '^[0-9]'");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "1");
+    let pids: u32 = lines[1].parse().unwrap();
+    // sh, ls, grep: nothing from the host.
+    assert!(pids <= 3, "saw {pids} processes");
+    let ps = run(&rootfs.path(), "ps -o pid,comm");
+    assert!(
+        ps.stdout.lines().any(|l| l.trim_start().starts_with("1 ")),
+        "{}",
+        ps.stdout
+    );
+    assert!(ps.stdout.lines().count() <= 3, "{}", ps.stdout);
+}
+
+#[test]
+fn hostname_and_environment_are_exactly_as_given() {
+    let rootfs = Rootfs::new();
+    let out = run_with(&rootfs.path(), "hostname", |s| s.hostname = "box-7".into());
+    assert_eq!(out.stdout, "box-7\n");
+    let env = vec![
+        "PATH=/bin".to_string(),
+        "HOME=/root".to_string(),
+        "FOO=bar baz".to_string(),
+    ];
+    let given = env.clone();
+    let out = try_run(&rootfs.path(), &["env"], |s| s.env = given).unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut seen: Vec<&str> = out.stdout.lines().collect();
+    seen.sort();
+    let mut want: Vec<&str> = env.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn mounting_is_not_allowed_and_proc_sys_are_protected() {
+    let rootfs = Rootfs::new();
+    let out = try_run(
+        &rootfs.path(),
+        &["mount", "-t", "tmpfs", "none", "/mnt"],
+        |_| {},
+    )
+    .unwrap();
+    assert_ne!(out.code, 0, "mount succeeded in the container");
+    // Masked like Docker: files read as empty (kcore may not exist at all on this kernel),
+    // directories are empty.
+    let out = run(
+        &rootfs.path(),
+        "cat /proc/kcore 2>/dev/null | wc -c; wc -c < /proc/keys; wc -c < /proc/timer_list; ls /sys/firmware | wc -l; \
+         grep -c -e ' /proc/keys ' -e ' /proc/timer_list ' /proc/self/mountinfo; \
+         if mkdir /sys/dock-test 2>/dev/null; then echo sys-writable; fi; \
+         if echo 1 > /proc/sys/kernel/domainname 2>/dev/null; then echo procsys-writable; fi; \
+         grep ' /sys ' /proc/mounts",
+    );
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        lines[..5],
+        ["0", "0", "0", "0", "2"],
+        "sensitive paths are not masked: {}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("writable"), "{}", out.stdout);
+    let lines = &lines[5..];
+    assert!(
+        lines[0].contains(" ro,"),
+        "/sys is not read-only: {}",
+        lines[0]
+    );
+}
+
+#[test]
+fn dev_has_the_standard_nodes_and_mounts() {
+    let rootfs = Rootfs::new();
+    let out = run(
+        &rootfs.path(),
+        "ls /dev; echo x > /dev/null && echo null-ok; head -c 5 /dev/zero | wc -c; head -c 3 /dev/urandom | wc -c; \
+         grep -E ' /dev(/pts|/shm|/mqueue)? ' /proc/mounts | while read a b c d; do echo \"$b $c\"; done",
+    );
+    for entry in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "fd", "stdin", "stdout",
+        "stderr", "pts", "shm", "mqueue",
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l == entry),
+            "/dev/{entry} missing: {}",
+            out.stdout
+        );
+    }
+    assert!(
+        !out.stdout.lines().any(|l| l == "core" || l == "sda"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("null-ok\n5\n3\n"), "{}", out.stdout);
+    for mount in [
+        "/dev tmpfs",
+        "/dev/pts devpts",
+        "/dev/shm tmpfs",
+        "/dev/mqueue mqueue",
+    ] {
+        assert!(
+            out.stdout.contains(mount),
+            "{mount} missing: {}",
+            out.stdout
+        );
+    }
+}
+
+fn ids(rootfs: &Rootfs, user: &str) -> String {
+    let user = user.to_string();
+    run_with(&rootfs.path(), "echo $(id -u) $(id -g) $(id -G)", |s| {
+        s.user = user
+    })
+    .stdout
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn users_groups_and_numbers_resolve_like_docker() {
+    let rootfs = Rootfs::new();
+    // `id -G` prints the gid first, then the supplementary groups.
+    assert_eq!(ids(&rootfs, ""), "0 0 0 10");
+    assert_eq!(ids(&rootfs, "root"), "0 0 0 10");
+    assert_eq!(ids(&rootfs, "0"), "0 0 0 10");
+    assert_eq!(ids(&rootfs, "1"), "1 1 1");
+    assert_eq!(ids(&rootfs, "daemon"), "1 1 1");
+    assert_eq!(ids(&rootfs, "daemon:daemon"), "1 1 1");
+    assert_eq!(ids(&rootfs, "app"), "1000 1000 1000 10 29");
+    assert_eq!(ids(&rootfs, "app:audio"), "1000 29 29");
+    assert_eq!(ids(&rootfs, "4242"), "4242 0 0");
+    let out = run_with(&rootfs.path(), "id", |s| s.user = "daemon".into());
+    assert!(
+        out.stdout.starts_with("uid=1(daemon) gid=1(daemon)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn unknown_user_or_group_is_an_error_naming_it() {
+    let rootfs = Rootfs::new();
+    let err = try_run(&rootfs.path(), &["true"], |s| s.user = "ghost".into())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, SpawnError::Setup(m) if m.contains("ghost")),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 125);
+    let err = try_run(&rootfs.path(), &["true"], |s| {
+        s.user = "daemon:ghosts".into()
+    })
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("ghosts"), "{err}");
+}
+
+#[test]
+fn capabilities_are_dockers_default_set() {
+    let rootfs = Rootfs::new();
+    let out = run(
+        &rootfs.path(),
+        "grep -E '^Cap(Inh|Prm|Eff|Bnd)' /proc/self/status",
+    );
+    assert!(
+        out.stdout.contains("CapInh:\t0000000000000000"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("CapPrm:\t00000000a80425fb"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("CapEff:\t00000000a80425fb"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("CapBnd:\t00000000a80425fb"),
+        "{}",
+        out.stdout
+    );
+    let out = run_with(
+        &rootfs.path(),
+        "grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status",
+        |s| s.user = "app".into(),
+    );
+    assert!(
+        out.stdout.contains("CapPrm:\t0000000000000000"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("CapEff:\t0000000000000000"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("CapBnd:\t00000000a80425fb"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn tty_becomes_the_controlling_terminal() {
+    let rootfs = Rootfs::new();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = pty.slave;
+    let dup = |fd: &OwnedFd| fd.as_fd().try_clone_to_owned().unwrap();
+    let mut spec = spec(
+        &rootfs.path(),
+        &["sh", "-c", "test -t 0 && echo tty; ls -l /proc/self/fd/0"],
+        dup(&slave),
+        dup(&slave),
+        dup(&slave),
+    );
+    spec.tty = true;
+    let pid = spawn(spec, |_| Ok(())).unwrap();
+    let mut guard = ChildGuard(Some(pid));
+    drop(slave);
+    let code = wait_code(guard.0.take().unwrap());
+    assert_eq!(code, 0);
+    // The output sits in the pty buffer; read what is there (EIO once the slave side is gone).
+    let mut master = fs::File::from(pty.master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("tty\r\n"), "{out:?}");
+    assert!(out.contains("/dev/pts/"), "stdin is not the pty: {out:?}");
+}
+
+#[test]
+fn missing_command_is_127_naming_it() {
+    let rootfs = Rootfs::new();
+    let err = try_run(&rootfs.path(), &["no-such-cmd"], |_| {})
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        SpawnError::NotFound("exec: \"no-such-cmd\": executable file not found in $PATH".into())
+    );
+    assert_eq!(err.exit_code(), 127);
+    let err = try_run(&rootfs.path(), &["/bin/nope"], |_| {})
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, SpawnError::NotFound(m) if m.contains("/bin/nope")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn non_executable_file_or_directory_is_126() {
+    let rootfs = Rootfs::new();
+    let err = try_run(&rootfs.path(), &["/etc/notexec"], |_| {})
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        SpawnError::NotExecutable("exec: \"/etc/notexec\": permission denied".into())
+    );
+    assert_eq!(err.exit_code(), 126);
+    let err = try_run(&rootfs.path(), &["/etc"], |_| {}).err().unwrap();
+    assert_eq!(
+        err,
+        SpawnError::NotExecutable("exec: \"/etc\": is a directory".into())
+    );
+}
+
+#[test]
+fn failing_hook_leaves_no_child() {
+    let rootfs = Rootfs::new();
+    let seen = Arc::new(Mutex::new(None));
+    let (stdin_read, _stdin_write) = pipe().unwrap();
+    let (_out_read, out_write) = pipe().unwrap();
+    let err_write = out_write.try_clone().unwrap();
+    let recorded = Arc::clone(&seen);
+    let err = spawn(
+        spec(
+            &rootfs.path(),
+            &["sleep", "100"],
+            stdin_read,
+            out_write,
+            err_write,
+        ),
+        move |pid| {
+            *recorded.lock().unwrap() = Some(pid);
+            Err("cgroup join failed for test".into())
+        },
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err, SpawnError::Hook("cgroup join failed for test".into()));
+    let pid = seen.lock().unwrap().expect("hook did not run");
+    // Killed and reaped: the pid is gone, not a zombie.
+    assert_eq!(kill(pid, None), Err(nix::errno::Errno::ESRCH));
+}
+
+#[test]
+fn hook_sees_the_returned_pid_before_the_command_runs() {
+    let rootfs = Rootfs::new();
+    let (stdin_read, _stdin_write) = pipe().unwrap();
+    let (out_read, out_write) = pipe().unwrap();
+    let err_write = out_write.try_clone().unwrap();
+    let marker = rootfs.path().join("tmp/hook-ran");
+    let hook_marker = marker.clone();
+    let seen = Arc::new(Mutex::new(None));
+    let recorded = Arc::clone(&seen);
+    let pid = spawn(
+        spec(
+            &rootfs.path(),
+            &["cat", "/tmp/hook-ran"],
+            stdin_read,
+            out_write,
+            err_write,
+        ),
+        move |pid| {
+            *recorded.lock().unwrap() = Some(pid);
+            fs::write(&hook_marker, "hook first\n").map_err(|e| e.to_string())
+        },
+    )
+    .unwrap();
+    let mut guard = ChildGuard(Some(pid));
+    assert_eq!(*seen.lock().unwrap(), Some(pid));
+    let mut out = String::new();
+    fs::File::from(out_read).read_to_string(&mut out).unwrap();
+    assert_eq!(wait_code(guard.0.take().unwrap()), 0);
+    assert_eq!(out, "hook first\n");
+}
+
+#[test]
+fn workdir_is_created_and_resolv_conf_is_bound_read_only() {
+    let rootfs = Rootfs::new();
+    let host_resolv = rootfs.dir.path().join("host-resolv.conf");
+    fs::write(&host_resolv, "nameserver 192.0.2.53\n").unwrap();
+    let resolv = host_resolv.clone();
+    let out = run_with(
+        &rootfs.path(),
+        "pwd; cat /etc/resolv.conf; echo x >> /etc/resolv.conf 2>/dev/null && echo writable; true",
+        |s| {
+            s.workdir = "/work/dir".into();
+            s.resolv_conf = Some(resolv);
+        },
+    );
+    assert_eq!(
+        out.stdout, "/work/dir\nnameserver 192.0.2.53\n",
+        "stderr {}",
+        out.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(&host_resolv).unwrap(),
+        "nameserver 192.0.2.53\n"
+    );
+    // An image without /etc simply gets no resolv.conf.
+    let bare = Rootfs::new();
+    fs::remove_dir_all(bare.dir.path().join("etc")).unwrap();
+    let resolv = host_resolv.clone();
+    let out = run_with(&bare.path(), "test -e /etc/resolv.conf || echo none", |s| {
+        s.resolv_conf = Some(resolv)
+    });
+    assert_eq!(out.stdout, "none\n");
+}
+
+#[test]
+fn nothing_is_left_mounted_on_the_host() {
+    let rootfs = Rootfs::new();
+    let count_mounts = |root: &Path| {
+        fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(root.to_str().unwrap()))
+            .count()
+    };
+    let out = run(&rootfs.path(), "cat /proc/self/mountinfo | wc -l");
+    assert!(out.stdout.trim().parse::<u32>().unwrap() > 5);
+    assert_eq!(count_mounts(&rootfs.path()), 0);
+    assert!(!Path::new(&rootfs.path()).join("proc/self").exists());
+}
