@@ -43,6 +43,12 @@ enum Command {
     Info,
     /// Show the dock version information
     Version,
+    /// Serve the Docker Engine API (`dock -d` is Docker 0.1.0's spelling)
+    Daemon {
+        /// Where to listen: unix:///PATH or tcp://IP:PORT
+        #[arg(short = 'H', long = "host", default_value = api::DEFAULT_HOST)]
+        host: String,
+    },
 }
 
 /// What every command works on: the state directory and the stores in it.
@@ -69,13 +75,18 @@ pub struct Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|arg| arg == "-d") {
+        args[1] = "daemon".into();
+    }
+    let cli = Cli::parse_from(args);
     init_logging(cli.debug);
     let ctx = Context { root: cli.root };
     let result = match cli.command {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Inspect { names } => images::inspect(&ctx, &names),
         Command::Info => images::info(&ctx),
+        Command::Daemon { host } => api::serve(&ctx.root, &host).map(|()| 0).map_err(Into::into),
         Command::Version => {
             println!("Version: {VERSION}");
             println!("OS/Arch: linux/{}", std::env::consts::ARCH);

@@ -1,0 +1,608 @@
+//! Image endpoints over `graph` and `tagstore`: list, import, inspect, history, tag, delete.
+//!
+//! Docker's API speaks of images as `sha256:<hex>` and of names in their normalised form
+//! (`docker.io/library/busybox`); dock keeps bare hex ids and the names as the user gave them.
+//! The conversions live here and nowhere else.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use graph::{Image, NewImage};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::body::{self, Response};
+use crate::error::{ApiError, ApiResult};
+use crate::query::Query;
+use crate::state::{blocking, State};
+
+/// Import progress is reported after each this many bytes.
+const PROGRESS_STEP: u64 = 1 << 20;
+
+/// `sha256:<hex>`, the form the API shows ids in.
+pub fn api_id(id: &str) -> String {
+    format!("sha256:{id}")
+}
+
+/// The short id Docker prints in conflict messages.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// `docker.io/library/busybox` -> `busybox`, `docker.io/me/x` -> `me/x`; others unchanged.
+pub fn familiar(name: &str) -> &str {
+    let name = name.strip_prefix("sha256:").unwrap_or(name);
+    for prefix in [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return rest;
+        }
+    }
+    name
+}
+
+/// `name` with `:latest` added when it has no tag, as Docker's messages show it.
+fn with_tag(name: &str) -> String {
+    match tagstore::parse_reference(name) {
+        (_, Some(_)) => name.to_string(),
+        (repo, None) => format!("{repo}:latest"),
+    }
+}
+
+fn is_hex(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+pub fn store_error(err: &dyn std::fmt::Display) -> ApiError {
+    ApiError::internal(err.to_string())
+}
+
+/// The image `name` (repo[:tag], `sha256:<hex>`, full id or unique prefix) names, or 404.
+pub fn find_image(state: &State, name: &str) -> ApiResult<Image> {
+    let familiar_name = familiar(name);
+    let by_id = name.starts_with("sha256:") || is_hex(familiar_name);
+    let found = if by_id {
+        state.graph.resolve(familiar_name).ok()
+    } else {
+        None
+    };
+    match found {
+        Some(image) => Ok(image),
+        None => state
+            .tags
+            .lookup(&state.graph, familiar_name)
+            .map_err(|_| ApiError::not_found(format!("No such image: {}", missing_name(name)))),
+    }
+}
+
+fn missing_name(name: &str) -> String {
+    let familiar_name = familiar(name);
+    if name.starts_with("sha256:") || is_hex(familiar_name) {
+        name.to_string()
+    } else {
+        with_tag(familiar_name)
+    }
+}
+
+/// Every image id with its names, from one read of the repositories file.
+fn names_by_image(state: &State) -> ApiResult<BTreeMap<String, Vec<String>>> {
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (repo, tags) in state.tags.repositories().map_err(|e| store_error(&e))? {
+        for (tag, id) in tags {
+            names.entry(id).or_default().push(format!("{repo}:{tag}"));
+        }
+    }
+    Ok(names)
+}
+
+/// `GET /images/json`: one entry per image, newest first, untagged heads (or with `all=1`
+/// every image) with empty `RepoTags`.
+pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
+    let all = query.flag("all");
+    let references = query.filter("reference")?;
+    let dangling = query.filter("dangling")?;
+    let dangling = dangling.first().map(|v| v == "true" || v == "1");
+    let entries = blocking(move || {
+        let names = names_by_image(&state)?;
+        let mut images = if all {
+            state.graph.all()
+        } else {
+            state.graph.heads()
+        }
+        .map_err(|e| store_error(&e))?;
+        let listed: BTreeSet<String> = images.iter().map(|i| i.id.clone()).collect();
+        // A tagged image stays listed even when it has children.
+        for id in names.keys() {
+            if !listed.contains(id) {
+                if let Ok(image) = state.graph.get(id) {
+                    images.push(image);
+                }
+            }
+        }
+        images.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        let mut entries = Vec::new();
+        for image in images {
+            let tags = names.get(&image.id).cloned().unwrap_or_default();
+            if let Some(want_dangling) = dangling {
+                if want_dangling != tags.is_empty() {
+                    continue;
+                }
+            }
+            let tags: Vec<String> = if references.is_empty() {
+                tags
+            } else {
+                let kept: Vec<String> = tags
+                    .into_iter()
+                    .filter(|t| references.iter().any(|r| reference_matches(r, t)))
+                    .collect();
+                if kept.is_empty() {
+                    continue;
+                }
+                kept
+            };
+            entries.push(json!({
+                "Id": api_id(&image.id),
+                "ParentId": image.parent.as_deref().map(api_id).unwrap_or_default(),
+                "RepoTags": tags,
+                "RepoDigests": [],
+                "Created": image.created.timestamp(),
+                "Size": image.size,
+                "SharedSize": -1,
+                "VirtualSize": image.size,
+                "Labels": null,
+                "Containers": -1,
+            }));
+        }
+        Ok(entries)
+    })
+    .await?;
+    Ok(body::json(StatusCode::OK, &entries))
+}
+
+/// Docker's `reference` filter: the pattern against `repo` or `repo:tag`, `*` as a wildcard.
+fn reference_matches(pattern: &str, repo_tag: &str) -> bool {
+    let pattern = familiar(pattern);
+    let (repo, _) = tagstore::parse_reference(repo_tag);
+    if pattern.contains(':') || tagstore::parse_reference(pattern).1.is_some() {
+        glob(pattern, repo_tag)
+    } else {
+        glob(pattern, &repo)
+    }
+}
+
+/// `*` matches any run of characters other than `/`, as Go's path.Match does.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .take_while(|&i| !rest[..i].contains('/'))
+                .filter(|&i| rest.is_char_boundary(i))
+                .any(|i| glob(tail, &rest[i..]))
+        }
+    }
+}
+
+/// `POST /images/create`: `fromSrc=-` imports the request body; `fromImage` (a pull) is refused
+/// at once, since the daemon contacts no registry.
+pub async fn create(
+    state: Arc<State>,
+    query: Query,
+    request_body: Incoming,
+) -> ApiResult<Response> {
+    if let Some(image) = query.non_empty("fromImage") {
+        let (repo, _) = tagstore::parse_reference(familiar(image));
+        return Err(ApiError::not_found(format!(
+            "pull access denied for {repo}, repository does not exist or may require 'docker login'"
+        )));
+    }
+    let source = query.non_empty("fromSrc").ok_or_else(|| {
+        ApiError::bad_request("either fromSrc or fromImage must be given".to_string())
+    })?;
+    if source != "-" {
+        return Err(ApiError::bad_request(format!(
+            "importing from {source} is not supported: the daemon downloads nothing, send the tarball as the request body"
+        )));
+    }
+    if let Some(change) = query.all("changes").first() {
+        return Err(ApiError::bad_request(format!(
+            "import --change is not supported: {change}"
+        )));
+    }
+    let target = match query.non_empty("repo") {
+        None => None,
+        Some(repo) => {
+            let (repo, embedded_tag) = tagstore::parse_reference(familiar(repo));
+            let tag = query
+                .non_empty("tag")
+                .map(str::to_string)
+                .or(embedded_tag)
+                .unwrap_or_else(|| "latest".to_string());
+            tagstore::validate_repository(&repo)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            tagstore::validate_tag(&tag).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Some((repo, tag))
+        }
+    };
+    let comment = query
+        .non_empty("message")
+        .map_or_else(|| format!("Imported from {source}"), str::to_string);
+
+    let (chunks_tx, chunks_rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    tokio::spawn(forward_body(request_body, chunks_tx));
+    let (out, response_body) = body::channel();
+    tokio::task::spawn_blocking(move || {
+        let reader = BodyReader {
+            chunks: chunks_rx,
+            current: Bytes::new(),
+            done: 0,
+            reported: 0,
+            progress: out.clone(),
+        };
+        let line = match import(&state, reader, comment, target) {
+            Ok(id) => body::json_message(&json!({ "status": api_id(&id) })),
+            Err(message) => body::json_message_error(&message),
+        };
+        let _ = out.blocking_send(line);
+    });
+    Ok(body::with_type(StatusCode::OK, body::JSON, response_body))
+}
+
+fn import(
+    state: &State,
+    reader: BodyReader,
+    comment: String,
+    target: Option<(String, String)>,
+) -> Result<String, String> {
+    let image = state
+        .graph
+        .create(
+            reader,
+            NewImage {
+                comment,
+                ..NewImage::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(id = %image.id, "imported image");
+    if let Some((repo, tag)) = target {
+        if let Err(err) = state.tags.set(&state.graph, &repo, &tag, &image.id, true) {
+            // Leave no untagged image behind when the name could not be recorded.
+            let _ = state.graph.delete(&image.id);
+            return Err(err.to_string());
+        }
+    }
+    Ok(image.id)
+}
+
+/// Moves the request body's chunks to the blocking reader; ends on the body's end or error.
+async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io::Result<Bytes>>) {
+    loop {
+        let item = match incoming.frame().await {
+            None => return,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => Ok(data),
+                Err(_trailers) => continue,
+            },
+            Some(Err(err)) => Err(io::Error::other(format!("read the request body: {err}"))),
+        };
+        let failed = item.is_err();
+        if chunks.send(item).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The request body as a blocking `Read`, reporting progress on the response stream.
+struct BodyReader {
+    chunks: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+    done: u64,
+    reported: u64,
+    progress: mpsc::Sender<Bytes>,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.current = chunk?,
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        self.done += n as u64;
+        if self.done - self.reported >= PROGRESS_STEP {
+            self.reported = self.done;
+            // Progress only shows on a terminal; a client that left is noticed at the end.
+            let _ = self.progress.blocking_send(body::json_message(&json!({
+                "status": "Importing",
+                "progressDetail": { "current": self.done },
+                "id": "",
+            })));
+        }
+        Ok(n)
+    }
+}
+
+/// `GET /images/{name}/json`.
+pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
+    let value = blocking(move || {
+        let image = find_image(&state, &name)?;
+        let tags = state.tags.names(&image.id).map_err(|e| store_error(&e))?;
+        Ok(inspect_json(&image, tags))
+    })
+    .await?;
+    Ok(body::json(StatusCode::OK, &value))
+}
+
+fn inspect_json(image: &Image, tags: Vec<String>) -> Value {
+    let config = image.container_config.clone().unwrap_or(Value::Null);
+    json!({
+        "Id": api_id(&image.id),
+        "RepoTags": tags,
+        "RepoDigests": [],
+        "Parent": image.parent.as_deref().map(api_id).unwrap_or_default(),
+        "Comment": image.comment,
+        "Created": image.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "Container": image.container.clone().unwrap_or_default(),
+        "ContainerConfig": config,
+        "DockerVersion": crate::VERSION,
+        "Author": image.author,
+        "Config": config,
+        "Architecture": std::env::consts::ARCH,
+        "Os": "linux",
+        "Size": image.size,
+        "VirtualSize": image.size,
+        "GraphDriver": { "Name": "overlay", "Data": null },
+        "RootFS": { "Type": "layers", "Layers": [] },
+        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+    })
+}
+
+/// `GET /images/{name}/history`: the image, then its parents.
+pub async fn history(state: Arc<State>, name: String) -> ApiResult<Response> {
+    let entries = blocking(move || {
+        let image = find_image(&state, &name)?;
+        let names = names_by_image(&state)?;
+        let chain = state
+            .graph
+            .history(&image.id)
+            .map_err(|e| store_error(&e))?;
+        Ok(chain
+            .iter()
+            .map(|layer| {
+                json!({
+                    "Id": api_id(&layer.id),
+                    "Created": layer.created.timestamp(),
+                    "CreatedBy": created_by(layer),
+                    "Tags": names.get(&layer.id).cloned().unwrap_or_default(),
+                    "Size": layer.size,
+                    "Comment": layer.comment,
+                })
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(body::json(StatusCode::OK, &entries))
+}
+
+/// The command of the container an image was committed from, as `history` shows it.
+fn created_by(image: &Image) -> String {
+    image
+        .container_config
+        .as_ref()
+        .and_then(|config| config.get("Cmd"))
+        .and_then(Value::as_array)
+        .map(|cmd| {
+            cmd.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`: the CLI sends normalised names; the tag moves from
+/// whichever image had it, as Docker does.
+pub async fn tag(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
+    let repo = query
+        .non_empty("repo")
+        .ok_or_else(|| ApiError::bad_request("repository name must be given (repo=)"))?;
+    let (repo, embedded_tag) = tagstore::parse_reference(familiar(repo));
+    let tag = query
+        .non_empty("tag")
+        .map(str::to_string)
+        .or(embedded_tag)
+        .unwrap_or_else(|| "latest".to_string());
+    tagstore::validate_repository(&repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    tagstore::validate_tag(&tag).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    blocking(move || {
+        let image = find_image(&state, &name)?;
+        state
+            .tags
+            .set(&state.graph, &repo, &tag, &image.id, true)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        tracing::debug!(id = %image.id, %repo, %tag, "tagged image");
+        Ok(())
+    })
+    .await?;
+    Ok(body::status(StatusCode::CREATED))
+}
+
+/// `DELETE /images/{name}`: `[{"Untagged": ..}, {"Deleted": ..}]` as Docker answers.
+pub async fn remove(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
+    let force = query.flag("force");
+    let prune = !query.flag("noprune");
+    let entries = blocking(move || remove_image(&state, &name, force, prune)).await?;
+    Ok(body::json(StatusCode::OK, &entries))
+}
+
+fn remove_image(state: &State, name: &str, force: bool, prune: bool) -> ApiResult<Vec<Value>> {
+    let familiar_name = familiar(name);
+    let (repo, tag) = tagstore::parse_reference(familiar_name);
+    let tag = tag.unwrap_or_else(|| "latest".to_string());
+    let tagged = state
+        .tags
+        .repositories()
+        .map_err(|e| store_error(&e))?
+        .get(&repo)
+        .and_then(|tags| tags.get(&tag))
+        .cloned();
+    let mut report = Vec::new();
+    let image = match tagged {
+        // A name: untag it; the image goes with its last name unless something still needs it.
+        Some(id) => {
+            let users = containers_using(state, &id)?;
+            let names = state.tags.names(&id).map_err(|e| store_error(&e))?;
+            if names.len() == 1 && !users.is_empty() && !force {
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to remove repository reference \"{familiar_name}\" (must force) - container {} is using its referenced image {}",
+                    short(&users[0]),
+                    short(&id)
+                )));
+            }
+            state.tags.untag(&repo, &tag).map_err(|e| store_error(&e))?;
+            tracing::debug!(%repo, %tag, %id, "untagged image");
+            report.push(json!({ "Untagged": format!("{repo}:{tag}") }));
+            let children = state.graph.children(&id).map_err(|e| store_error(&e))?;
+            if names.len() > 1 || !users.is_empty() || !children.is_empty() {
+                return Ok(report);
+            }
+            state.graph.get(&id).map_err(|e| store_error(&e))?
+        }
+        None => {
+            let by_id = name.starts_with("sha256:") || is_hex(familiar_name);
+            let image = match by_id {
+                true => state.graph.resolve(familiar_name).ok(),
+                false => None,
+            };
+            let image = image.ok_or_else(|| {
+                ApiError::not_found(format!("No such image: {}", missing_name(name)))
+            })?;
+            let id = image.id.clone();
+            let names = state.tags.names(&id).map_err(|e| store_error(&e))?;
+            if names.len() > 1 && !force {
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    short(&id)
+                )));
+            }
+            if !state
+                .graph
+                .children(&id)
+                .map_err(|e| store_error(&e))?
+                .is_empty()
+            {
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+                    short(&id)
+                )));
+            }
+            if let Some(user) = containers_using(state, &id)?.first() {
+                // A container's rootfs is mounted from its image's layers: never delete those.
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by container {}",
+                    short(&id),
+                    short(user)
+                )));
+            }
+            for removed in state.tags.remove_image(&id).map_err(|e| store_error(&e))? {
+                report.push(json!({ "Untagged": removed }));
+            }
+            image
+        }
+    };
+    delete_with_parents(state, image, prune, &mut report)?;
+    Ok(report)
+}
+
+/// Delete `image`, then (with `prune`) each parent that is left untagged, childless and unused.
+fn delete_with_parents(
+    state: &State,
+    image: Image,
+    prune: bool,
+    report: &mut Vec<Value>,
+) -> ApiResult<()> {
+    let mut next = Some(image);
+    while let Some(image) = next.take() {
+        state
+            .graph
+            .delete(&image.id)
+            .map_err(|e| ApiError::conflict(e.to_string()))?;
+        tracing::debug!(id = %image.id, "deleted image");
+        report.push(json!({ "Deleted": api_id(&image.id) }));
+        let Some(parent) = image.parent.filter(|_| prune) else {
+            break;
+        };
+        let Ok(parent) = state.graph.get(&parent) else {
+            break;
+        };
+        let untagged = state
+            .tags
+            .names(&parent.id)
+            .map_err(|e| store_error(&e))?
+            .is_empty();
+        let childless = state
+            .graph
+            .children(&parent.id)
+            .map_err(|e| store_error(&e))?
+            .is_empty();
+        if untagged && childless && containers_using(state, &parent.id)?.is_empty() {
+            next = Some(parent);
+        }
+    }
+    Ok(())
+}
+
+/// Ids of the containers created from image `image_id`.
+fn containers_using(state: &State, image_id: &str) -> ApiResult<Vec<String>> {
+    crate::containers::using_image(state, image_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn familiar_names_drop_the_default_registry() {
+        assert_eq!(familiar("docker.io/library/busybox"), "busybox");
+        assert_eq!(familiar("docker.io/me/sub"), "me/sub");
+        assert_eq!(familiar("localhost:5000/foo/bar"), "localhost:5000/foo/bar");
+        assert_eq!(familiar("sha256:abc"), "abc");
+    }
+
+    #[test]
+    fn reference_filter_matches_repo_or_repo_tag() {
+        assert!(reference_matches("busybox", "busybox:latest"));
+        assert!(reference_matches("busybox:latest", "busybox:latest"));
+        assert!(!reference_matches("busybox:1", "busybox:latest"));
+        assert!(reference_matches("busy*", "busybox:2"));
+        assert!(!reference_matches("busy*", "busy/box:2"));
+        assert!(reference_matches("*/box", "busy/box:2"));
+        assert!(!reference_matches("other", "busybox:latest"));
+    }
+
+    #[test]
+    fn missing_names_get_their_tag() {
+        assert_eq!(missing_name("nosuch"), "nosuch:latest");
+        assert_eq!(missing_name("docker.io/library/x:2"), "x:2");
+        assert_eq!(missing_name("sha256:abcd"), "sha256:abcd");
+    }
+}

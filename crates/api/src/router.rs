@@ -1,0 +1,129 @@
+//! Hand-written routing: an optional `/v1.NN` prefix, then the Docker paths. Image names keep
+//! their slashes and colons in the path, so `/images/` routes take everything up to a known suffix.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Method, Request};
+
+use crate::body::{self, Response};
+use crate::error::{ApiError, ApiResult};
+use crate::query::{decode, Query};
+use crate::state::State;
+use crate::{images, system, API_VERSION, MIN_API_VERSION, VERSION};
+
+/// Answer one request; every error becomes its JSON answer, and every answer carries the
+/// headers the real daemon adds to all of them.
+pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let mut response = match route(state, req).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::debug!(%method, %uri, status = err.status.as_u16(), message = %err.message, "request failed");
+            body::error(&err)
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert("api-version", HeaderValue::from_static(API_VERSION));
+    headers.insert("ostype", HeaderValue::from_static("linux"));
+    headers.insert("docker-experimental", HeaderValue::from_static("false"));
+    if let Ok(server) = HeaderValue::from_str(&format!("Dock/{VERSION} (linux)")) {
+        headers.insert("server", server);
+    }
+    response
+}
+
+async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response> {
+    let path = split_version(req.uri().path())?;
+    let path = decode(path, false);
+    let query = Query::parse(req.uri().query());
+    let method = req.method().clone();
+    tracing::debug!(%method, %path, "request");
+
+    match (&method, path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/_ping") => return Ok(system::ping(&method)),
+        (&Method::GET, "/version") => return Ok(system::version()),
+        (&Method::GET, "/info") => return system::info(state).await,
+        (&Method::GET, "/images/json") => return images::list(state, query).await,
+        (&Method::POST, "/images/create") => {
+            return images::create(state, query, req.into_body()).await
+        }
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/images/") {
+        if method == Method::DELETE && !rest.is_empty() {
+            return images::remove(state, rest.to_string(), query).await;
+        }
+        if let Some((name, action)) = rest.rsplit_once('/') {
+            if !name.is_empty() {
+                let name = name.to_string();
+                match (&method, action) {
+                    (&Method::GET, "json") => return images::inspect(state, name).await,
+                    (&Method::GET, "history") => return images::history(state, name).await,
+                    (&Method::POST, "tag") => return images::tag(state, name, query).await,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Err(not_found())
+}
+
+/// The generic answer to a path nothing serves; `docker inspect` probes with it.
+fn not_found() -> ApiError {
+    ApiError::not_found("page not found")
+}
+
+/// The path without its `/v1.NN` prefix; a version outside what we speak is a 400.
+fn split_version(path: &str) -> ApiResult<&str> {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return Ok(path);
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (version, tail) = rest.split_at(end);
+    let Some(asked) = parse_version(version) else {
+        return Ok(path);
+    };
+    if asked > parse_version(API_VERSION).unwrap_or_default() {
+        return Err(ApiError::bad_request(format!(
+            "client version {version} is too new. Maximum supported API version is {API_VERSION}"
+        )));
+    }
+    if asked < parse_version(MIN_API_VERSION).unwrap_or_default() {
+        return Err(ApiError::bad_request(format!(
+            "client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )));
+    }
+    Ok(if tail.is_empty() { "/" } else { tail })
+}
+
+/// "1.44" as (1, 44), so that 1.9 < 1.10.
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::StatusCode;
+
+    #[test]
+    fn strips_supported_version_prefixes() {
+        assert_eq!(split_version("/v1.44/images/json").unwrap(), "/images/json");
+        assert_eq!(split_version("/v1.24/_ping").unwrap(), "/_ping");
+        assert_eq!(split_version("/images/json").unwrap(), "/images/json");
+        assert_eq!(split_version("/version").unwrap(), "/version");
+    }
+
+    #[test]
+    fn refuses_versions_out_of_range() {
+        let err = split_version("/v1.50/info").unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.contains("client version 1.50 is too new"));
+        let err = split_version("/v1.9/info").unwrap_err();
+        assert!(err.message.contains("client version 1.9 is too old"));
+    }
+}

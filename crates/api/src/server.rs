@@ -1,0 +1,175 @@
+//! The listener, the accept loop and the shutdown on SIGINT/SIGTERM.
+
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::error::{Error, Result};
+use crate::listen::Listen;
+use crate::router;
+use crate::state::State;
+
+/// Mode of the unix socket: root and its group may talk to the daemon.
+const SOCKET_MODE: u32 = 0o660;
+/// How long shutdown waits for blocking work (an import in flight) before leaving it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serve the Docker Engine API for the state under `root` on `host` until SIGINT or SIGTERM.
+/// Containers are not touched when the server stops: their monitors keep them running.
+pub fn serve(root: &Path, host: &str) -> Result<()> {
+    let listen: Listen = host.parse()?;
+    let state = Arc::new(State::open(root)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("dock-api")
+        .build()
+        .map_err(Error::Runtime)?;
+    let result = runtime.block_on(run(listen, state));
+    // Blocking tasks (a container wait, an import) must not hold the process up.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
+}
+
+async fn run(listen: Listen, state: Arc<State>) -> Result<()> {
+    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    let listener = Listener::bind(&listen)?;
+    tracing::info!(%listen, "API listening");
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            accepted = listener.accept(&state) => {
+                if let Err(err) = accepted {
+                    tracing::warn!(%listen, "accept failed: {err}");
+                }
+            }
+        }
+    }
+    tracing::info!(%listen, "API stopping");
+    Ok(())
+}
+
+/// A bound socket; a unix socket file is removed again when this is dropped.
+enum Listener {
+    Unix {
+        listener: UnixListener,
+        _socket_file: SocketFile,
+    },
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    fn bind(listen: &Listen) -> Result<Listener> {
+        let listen_error = |source| Error::Listen {
+            address: listen.to_string(),
+            source,
+        };
+        match listen {
+            Listen::Tcp(address) => {
+                tracing::debug!(%address, "bind tcp");
+                let socket = std::net::TcpListener::bind(address).map_err(listen_error)?;
+                socket.set_nonblocking(true).map_err(listen_error)?;
+                Ok(Listener::Tcp(
+                    TcpListener::from_std(socket).map_err(listen_error)?,
+                ))
+            }
+            Listen::Unix(path) => {
+                remove_stale_socket(path)?;
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(listen_error)?;
+                }
+                tracing::debug!(path = %path.display(), "bind unix socket");
+                let socket = std::os::unix::net::UnixListener::bind(path).map_err(listen_error)?;
+                let file = SocketFile(path.clone());
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+                    .map_err(listen_error)?;
+                socket.set_nonblocking(true).map_err(listen_error)?;
+                let socket = UnixListener::from_std(socket).map_err(listen_error)?;
+                Ok(Listener::Unix {
+                    listener: socket,
+                    _socket_file: file,
+                })
+            }
+        }
+    }
+
+    /// Accept one connection and serve it on its own task.
+    async fn accept(&self, state: &Arc<State>) -> std::io::Result<()> {
+        match self {
+            Listener::Unix { listener, .. } => {
+                let (stream, _) = listener.accept().await?;
+                tokio::spawn(serve_connection(stream, state.clone()));
+            }
+            Listener::Tcp(listener) => {
+                let (stream, peer) = listener.accept().await?;
+                tracing::debug!(%peer, "tcp connection");
+                tokio::spawn(serve_connection(stream, state.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// HTTP/1.1 with keep-alive and upgrades (the attach hijack) on one connection.
+async fn serve_connection<S>(stream: S, state: Arc<State>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(router::handle(state, req).await) }
+    });
+    let served = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+    if let Err(err) = served {
+        // A client that drops a pending `/wait` (a detached run) ends up here: not a fault.
+        tracing::debug!("connection ended: {err}");
+    }
+}
+
+/// The socket file, removed when the listener goes.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        tracing::debug!(path = %self.0.display(), "remove socket");
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A socket file left by a daemon that died is removed; one with a live daemon behind it is not.
+fn remove_stale_socket(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(Error::Listen {
+            address: format!("unix://{}", path.display()),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ),
+        });
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(Error::InUse(path.to_path_buf()));
+    }
+    tracing::debug!(path = %path.display(), "remove stale socket");
+    std::fs::remove_file(path).map_err(|source| Error::Listen {
+        address: format!("unix://{}", path.display()),
+        source,
+    })
+}

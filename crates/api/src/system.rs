@@ -1,0 +1,145 @@
+//! `/_ping`, `/version`, `/info`.
+
+use std::sync::Arc;
+
+use hyper::header::{HeaderValue, CACHE_CONTROL, PRAGMA};
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use crate::body::{self, Response};
+use crate::error::ApiResult;
+use crate::state::{blocking, State};
+use crate::{API_VERSION, MIN_API_VERSION, VERSION};
+
+/// The CLI reads the negotiation headers (added to every answer by the router) from this.
+pub fn ping(method: &Method) -> Response {
+    let content = if method == Method::HEAD {
+        body::empty()
+    } else {
+        body::full("OK")
+    };
+    let mut response = body::with_type(StatusCode::OK, "text/plain; charset=utf-8", content);
+    let headers = response.headers_mut();
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert("builder-version", HeaderValue::from_static("1"));
+    headers.insert("swarm", HeaderValue::from_static("inactive"));
+    response
+}
+
+pub fn version() -> Response {
+    let kernel = kernel_version();
+    let details = json!({
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "Os": "linux",
+        "Arch": go_arch(),
+        "KernelVersion": kernel,
+        "GitCommit": "",
+        "GoVersion": "rust",
+        "Experimental": "false",
+    });
+    body::json(
+        StatusCode::OK,
+        &json!({
+            "Platform": { "Name": "dock" },
+            "Components": [{ "Name": "Engine", "Version": VERSION, "Details": details }],
+            "Version": VERSION,
+            "ApiVersion": API_VERSION,
+            "MinAPIVersion": MIN_API_VERSION,
+            "Os": "linux",
+            "Arch": go_arch(),
+            "KernelVersion": kernel,
+            "GitCommit": "",
+            "GoVersion": "rust",
+            "Experimental": false,
+        }),
+    )
+}
+
+pub async fn info(state: Arc<State>) -> ApiResult<Response> {
+    let root = state.root.clone();
+    let (images, containers) = blocking(move || {
+        let images = state
+            .graph
+            .all()
+            .map_err(|err| crate::images::store_error(&err))?
+            .len();
+        Ok((images, crate::containers::counts(&state)?))
+    })
+    .await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({
+            "ID": "",
+            "Containers": containers.total,
+            "ContainersRunning": containers.running,
+            "ContainersPaused": 0,
+            "ContainersStopped": containers.total - containers.running,
+            "Images": images,
+            "Driver": "overlay",
+            "DriverStatus": [],
+            "ServerVersion": VERSION,
+            "KernelVersion": kernel_version(),
+            "OperatingSystem": operating_system(),
+            "OSType": "linux",
+            "Architecture": std::env::consts::ARCH,
+            "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "MemTotal": mem_total(),
+            "Name": read_trimmed("/proc/sys/kernel/hostname"),
+            "DockerRootDir": root,
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "Swarm": { "LocalNodeState": "inactive" },
+            "Warnings": null,
+        }),
+    ))
+}
+
+/// Go's name for this architecture, which `docker version` shows.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn kernel_version() -> String {
+    read_trimmed("/proc/sys/kernel/osrelease")
+}
+
+fn operating_system() -> String {
+    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    release
+        .lines()
+        .find_map(|line| line.strip_prefix("PRETTY_NAME="))
+        .map(|name| name.trim_matches('"').to_string())
+        .unwrap_or_else(|| "Linux".to_string())
+}
+
+/// Bytes of memory, from /proc/meminfo's kB figure.
+fn mem_total() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
