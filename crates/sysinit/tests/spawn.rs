@@ -536,3 +536,55 @@ fn nothing_is_left_mounted_on_the_host() {
     assert_eq!(count_mounts(&rootfs.path()), 0);
     assert!(!Path::new(&rootfs.path()).join("proc/self").exists());
 }
+
+/// Unmounts the test's overlay even when the test fails.
+struct OverlayGuard(PathBuf);
+
+impl Drop for OverlayGuard {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn overlay_rootfs_like_the_runtime_mounts_it() {
+    let lower = Rootfs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (upper, work, merged) = (
+        dir.path().join("upper"),
+        dir.path().join("work"),
+        dir.path().join("merged"),
+    );
+    for d in [&upper, &work, &merged] {
+        fs::create_dir(d).unwrap();
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.path().display(),
+        upper.display(),
+        work.display()
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .unwrap();
+    let _guard = OverlayGuard(merged.clone());
+
+    let out = run(&merged, "echo written > /tmp/new; head -n 1 /etc/passwd");
+    assert_eq!(out.stdout, "root:x:0:0:root:/root:/bin/sh\n");
+    assert_eq!(
+        fs::read_to_string(upper.join("tmp/new")).unwrap(),
+        "written\n"
+    );
+    // Only the overlay itself is mounted there on the host; the container's mounts died with it.
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let here = mountinfo
+        .lines()
+        .filter(|l| l.contains(merged.to_str().unwrap()))
+        .count();
+    assert_eq!(here, 1, "{mountinfo}");
+}
