@@ -366,7 +366,7 @@ fn inspect_json(image: &Image, tags: Vec<String>) -> Value {
         "DockerVersion": crate::VERSION,
         "Author": image.author,
         "Config": config,
-        "Architecture": std::env::consts::ARCH,
+        "Architecture": crate::system::go_arch(),
         "Os": "linux",
         "Size": image.size,
         "VirtualSize": image.size,

@@ -100,7 +100,7 @@ pub async fn info(state: Arc<State>) -> ApiResult<Response> {
 }
 
 /// Go's name for this architecture, which `docker version` shows.
-fn go_arch() -> &'static str {
+pub fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
