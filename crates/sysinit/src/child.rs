@@ -62,7 +62,7 @@ impl Plan {
 
     /// Turns the child's report into the error the caller sees.
     pub(crate) fn describe(&self, record: Record) -> SpawnError {
-        let errno = std::io::Error::from_raw_os_error(record.errno);
+        let errno = crate::os_error_text(&std::io::Error::from_raw_os_error(record.errno));
         let index = usize::from(record.index);
         let lossy = |s: &CStr| s.to_string_lossy().into_owned();
         let command = lossy(&self.input.args[0]);
@@ -890,6 +890,9 @@ unsafe fn switch_user(err: c_int, plan: &Plan) {
     );
 }
 
+/// How often a busy executable is retried, 2 ms apart.
+const ETXTBSY_RETRIES: u32 = 100;
+
 /// Resets what the parent changed for itself, then tries each PATH candidate like execvp.
 unsafe fn exec(err: c_int, plan: &Plan) -> ! {
     // Rust ignores SIGPIPE, and the monitor may ignore or block more; the command gets defaults.
@@ -906,7 +909,19 @@ unsafe fn exec(err: c_int, plan: &Plan) -> ! {
 
     let mut denied: Option<(usize, i32)> = None;
     for (index, candidate) in plan.input.candidates.iter().enumerate() {
-        libc::execve(candidate.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        // ETXTBSY: another thread of a multi-threaded parent may have forked while the file was
+        // open for writing; that copy closes the descriptor at its own exec, so wait a little.
+        for _ in 0..ETXTBSY_RETRIES {
+            libc::execve(candidate.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+            if errno() != libc::ETXTBSY {
+                break;
+            }
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 2_000_000,
+            };
+            libc::nanosleep(&pause, ptr::null_mut());
+        }
         match errno() {
             libc::ENOENT => {
                 // The file is there, its interpreter or loader is not.

@@ -279,7 +279,7 @@ fn prepare(spec: &InitSpec) -> Result<Plan, SpawnError> {
 }
 
 fn setup_err(what: &str, err: io::Error) -> SpawnError {
-    SpawnError::Setup(format!("{what}: {err}"))
+    SpawnError::Setup(format!("{what}: {}", os_error_text(&err)))
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString, SpawnError> {
@@ -325,8 +325,9 @@ fn open_dir(path: &Path) -> Result<OwnedFd, SpawnError> {
     if fd < 0 {
         let err = io::Error::last_os_error();
         return Err(SpawnError::Setup(format!(
-            "open rootfs {}: {err}",
-            path.display()
+            "open rootfs {}: {}",
+            path.display(),
+            os_error_text(&err)
         )));
     }
     // SAFETY: `fd` is a new descriptor nobody else owns.
@@ -365,14 +366,33 @@ fn read_in_root(root: &OwnedFd, root_path: &Path, rel: &str) -> Result<Option<St
         if err.kind() == io::ErrorKind::NotFound {
             return Ok(None);
         }
-        return Err(SpawnError::Setup(format!("open {}: {err}", path.display())));
+        return Err(SpawnError::Setup(format!(
+            "open {}: {}",
+            path.display(),
+            os_error_text(&err)
+        )));
     }
     // SAFETY: `fd` is a new descriptor nobody else owns.
     let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| SpawnError::Setup(format!("read {}: {e}", path.display())))?;
+    file.read_to_end(&mut bytes).map_err(|e| {
+        SpawnError::Setup(format!("read {}: {}", path.display(), os_error_text(&e)))
+    })?;
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// An OS error as our messages want it: "no such file or directory", without "(os error 2)".
+pub(crate) fn os_error_text(err: &io::Error) -> String {
+    let text = err.to_string();
+    let text = match text.find(" (os error ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Waits for a child that failed before exec, so it does not linger as a zombie.

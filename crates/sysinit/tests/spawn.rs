@@ -31,7 +31,11 @@ impl Rootfs {
         for sub in ["bin", "etc", "proc", "sys", "dev", "tmp", "mnt", "root"] {
             fs::create_dir(root.join(sub)).unwrap();
         }
-        fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        // A hard link, not a copy: a copy is open for writing while other test threads clone,
+        // and their children would hold it open (ETXTBSY) until they exec.
+        if fs::hard_link("/bin/busybox", root.join("bin/busybox")).is_err() {
+            fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        }
         for applet in APPLETS {
             symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
@@ -587,4 +591,122 @@ fn overlay_rootfs_like_the_runtime_mounts_it() {
         .filter(|l| l.contains(merged.to_str().unwrap()))
         .count();
     assert_eq!(here, 1, "{mountinfo}");
+}
+
+/// A cgroup v1 devices group of the test's own, removed on drop (its task is gone by then).
+struct DevicesCgroup(PathBuf);
+
+impl DevicesCgroup {
+    fn new(name: &str, rules: &[&str]) -> DevicesCgroup {
+        let path = Path::new("/sys/fs/cgroup/devices")
+            .join(format!("sysinit-test-{}-{name}", std::process::id()));
+        fs::create_dir(&path).unwrap();
+        let group = DevicesCgroup(path);
+        fs::write(group.0.join("devices.deny"), "a").unwrap();
+        for rule in rules {
+            fs::write(group.0.join("devices.allow"), rule).unwrap();
+        }
+        group
+    }
+
+    fn hook(&self) -> impl FnOnce(Pid) -> Result<(), String> + '_ {
+        move |pid| {
+            fs::write(self.0.join("cgroup.procs"), pid.to_string()).map_err(|e| e.to_string())
+        }
+    }
+}
+
+impl Drop for DevicesCgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn device_cgroup_set_by_the_hook_applies_to_dev_setup_and_the_command() {
+    if !Path::new("/sys/fs/cgroup/devices/devices.allow").exists() {
+        eprintln!("no cgroup v1 devices controller, skipping");
+        return;
+    }
+    let rootfs = Rootfs::new();
+    // Docker 0.1.0's allow list: the nodes sysinit creates need `m`.
+    let allowed = DevicesCgroup::new(
+        "allowed",
+        &[
+            "c 1:3 rwm",
+            "c 1:5 rwm",
+            "c 1:7 rwm",
+            "c 1:8 rwm",
+            "c 1:9 rwm",
+            "c 5:0 rwm",
+            "c 5:1 rwm",
+            "c 5:2 rwm",
+            "c 136:* rwm",
+        ],
+    );
+    let (stdin_read, _stdin_write) = pipe().unwrap();
+    let (out_read, out_write) = pipe().unwrap();
+    let err_write = out_write.try_clone().unwrap();
+    let script = "echo x > /dev/null && echo null-ok; mknod /tmp/disk b 8 0 2>/dev/null && echo mknod-ok; true";
+    let pid = spawn(
+        spec(
+            &rootfs.path(),
+            &["sh", "-c", script],
+            stdin_read,
+            out_write,
+            err_write,
+        ),
+        allowed.hook(),
+    )
+    .unwrap();
+    let mut guard = ChildGuard(Some(pid));
+    let mut out = String::new();
+    fs::File::from(out_read).read_to_string(&mut out).unwrap();
+    assert_eq!(wait_code(guard.0.take().unwrap()), 0);
+    assert_eq!(out, "null-ok\n");
+
+    // Without `m` for /dev/null, setup fails and says where.
+    let denied = DevicesCgroup::new("denied", &[]);
+    let (stdin_read, _stdin_write) = pipe().unwrap();
+    let (_out_read, out_write) = pipe().unwrap();
+    let err_write = out_write.try_clone().unwrap();
+    let err = spawn(
+        spec(&rootfs.path(), &["true"], stdin_read, out_write, err_write),
+        denied.hook(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&err, SpawnError::Setup(m) if m.contains("/dev/null")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn setup_errors_name_the_path() {
+    let err = try_run(Path::new("/nonexistent/sysinit-rootfs"), &["true"], |_| {})
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        SpawnError::Setup(
+            "open rootfs /nonexistent/sysinit-rootfs: no such file or directory".into()
+        )
+    );
+    let rootfs = Rootfs::new();
+    let err = try_run(&rootfs.path(), &["true"], |s| {
+        s.workdir = "relative/dir".into()
+    })
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("relative/dir"), "{err}");
+    let err = try_run(&rootfs.path(), &["true"], |s| {
+        s.workdir = "/etc/passwd/sub".into()
+    })
+    .err()
+    .unwrap();
+    assert_eq!(
+        err,
+        SpawnError::Setup("change to working directory /etc/passwd/sub: not a directory".into())
+    );
 }
