@@ -1,1 +1,574 @@
-//! The image store (being written).
+//! The image store: `<dir>/<id>/json` (metadata) and `<dir>/<id>/layer/` (the extracted layer).
+//!
+//! An image is built in `<dir>/_tmp/<id>-<random>` and renamed into `<dir>/<id>` only when its
+//! layer and json are complete and on disk, so readers and crashes see either no image or a
+//! whole one. Each staging dir has a sibling `<name>.lock` file, created and flock'ed before the
+//! dir itself; `Graph::open` removes a staging dir only when it can take that lock, i.e. when the
+//! process that was importing into it is gone. Deleted images are renamed into `_tmp/` (without a
+//! lock file) and removed from there.
+//!
+//! Listing reads `<id>/json` files only; no layer directory is touched.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Name of the staging directory inside the graph root.
+const STAGING_DIR: &str = "_tmp";
+const LOCK_SUFFIX: &str = ".lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("parse image json {path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("extract layer of image {id}: {source}")]
+    Extract {
+        id: String,
+        #[source]
+        source: archive::Error,
+    },
+    #[error("invalid image id {0:?}: want 64 lowercase hex characters")]
+    InvalidId(String),
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    #[error("ambiguous image id prefix {prefix}: it matches {count} images")]
+    Ambiguous { prefix: String, count: usize },
+    #[error("image {0} already exists")]
+    AlreadyExists(String),
+    #[error("image {id}: parent image {parent} not found")]
+    MissingParent { id: String, parent: String },
+    #[error("image {id} has a parent cycle through {parent}")]
+    ParentCycle { id: String, parent: String },
+    #[error("image {id} has children: {}", children.join(", "))]
+    HasChildren { id: String, children: Vec<String> },
+    #[error("image json {path} holds id {found}, expected {expected}")]
+    WrongId {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io_err(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> Error {
+    let context = context.to_string();
+    move |source| Error::Io { context, source }
+}
+
+/// What a caller says about an image it creates; the id, time and size are filled in.
+#[derive(Debug, Clone, Default)]
+pub struct NewImage {
+    pub parent: Option<String>,
+    pub container: Option<String>,
+    pub container_config: Option<serde_json::Value>,
+    pub comment: String,
+    pub author: String,
+}
+
+/// An image's metadata, stored as `<id>/json` with Docker 0.1.0's field names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
+    pub created: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub author: String,
+    /// Bytes of regular file data in the layer.
+    #[serde(default)]
+    pub size: u64,
+}
+
+/// RFC 3339 with nanoseconds, like Go's `time.Time` JSON.
+fn ser_time<S: Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Nanos, true))
+}
+
+fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(serde::de::Error::custom)
+}
+
+/// A new random image id: 32 random bytes as 64 lowercase hex characters.
+pub fn generate_id() -> String {
+    let mut bytes = [0u8; 32];
+    // The kernel's random source does not fail on Linux once booted; without it no id is safe.
+    getrandom::fill(&mut bytes).expect("read random bytes for an image id");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `s` is a full image id: exactly 64 lowercase hex characters.
+pub fn is_full_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Every path built from an id goes through here: only full ids become path components.
+fn check_id(id: &str) -> Result<()> {
+    if is_full_id(id) {
+        Ok(())
+    } else {
+        Err(Error::InvalidId(id.to_string()))
+    }
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("read random bytes for a staging name");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(format!("sync {}", dir.display())))
+}
+
+/// fsync every regular file and directory under `dir` (the directory itself last).
+fn fsync_tree(dir: &Path) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(io_err(format!("read {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err(format!("read {}", dir.display())))?;
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(io_err(format!("stat {}", path.display())))?;
+        if kind.is_dir() {
+            fsync_tree(&path)?;
+        } else if kind.is_file() {
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(format!("sync {}", path.display())))?;
+        }
+    }
+    fsync_dir(dir)
+}
+
+/// Remove a directory tree, treating "already gone" as done (another process may race us).
+fn remove_tree(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+            Err(io_err(format!("remove {}", path.display()))(err))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn remove_file_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+            Err(io_err(format!("remove {}", path.display()))(err))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A staging directory owned by this process; removed on drop unless committed.
+struct Staging {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    /// Held (flock'ed) for as long as the staging dir may exist.
+    _lock: File,
+}
+
+impl Staging {
+    fn new(staging_root: &Path, id: &str) -> Result<Staging> {
+        let name = format!("{id}-{}", random_suffix());
+        let dir = staging_root.join(&name);
+        let lock_path = staging_root.join(format!("{name}{LOCK_SUFFIX}"));
+        // The lock exists and is held before the dir does, so open() never mistakes a live
+        // import for a crashed one.
+        let lock = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock_path)
+            .map_err(io_err(format!("create {}", lock_path.display())))?;
+        lock.lock()
+            .map_err(io_err(format!("lock {}", lock_path.display())))?;
+        let staging = Staging {
+            dir,
+            lock_path,
+            _lock: lock,
+        };
+        fs::create_dir(&staging.dir)
+            .map_err(io_err(format!("create {}", staging.dir.display())))?;
+        Ok(staging)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // After a successful commit the dir is gone already; after a failure this is the cleanup.
+        if let Err(err) = remove_tree(&self.dir) {
+            tracing::warn!(%err, "staging cleanup failed");
+        }
+        if let Err(err) = remove_file_if_present(&self.lock_path) {
+            tracing::warn!(%err, "staging lock cleanup failed");
+        }
+    }
+}
+
+/// The image store over one directory.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    root: PathBuf,
+}
+
+impl Graph {
+    /// Open (creating if needed) the graph at `dir` and remove staging left by crashed processes.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Graph> {
+        let graph = Graph { root: dir.into() };
+        fs::create_dir_all(graph.staging_root())
+            .map_err(io_err(format!("create {}", graph.staging_root().display())))?;
+        graph.clean_staging()?;
+        Ok(graph)
+    }
+
+    /// The directory this graph lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn staging_root(&self) -> PathBuf {
+        self.root.join(STAGING_DIR)
+    }
+
+    fn image_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn json_path(&self, id: &str) -> PathBuf {
+        self.image_dir(id).join("json")
+    }
+
+    /// Remove staging dirs whose importer is gone, and deleted images left half-removed.
+    fn clean_staging(&self) -> Result<()> {
+        let staging_root = self.staging_root();
+        let entries = fs::read_dir(&staging_root)
+            .map_err(io_err(format!("read {}", staging_root.display())))?;
+        let mut names = BTreeSet::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err(format!("read {}", staging_root.display())))?;
+            names.insert(entry.file_name().to_string_lossy().into_owned());
+        }
+        for name in &names {
+            let path = staging_root.join(name);
+            if let Some(stage) = name.strip_suffix(LOCK_SUFFIX) {
+                let lock = match File::open(&path) {
+                    Ok(lock) => lock,
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(io_err(format!("open {}", path.display()))(err)),
+                };
+                if lock.try_lock().is_err() {
+                    continue; // an import is running in another process (or thread)
+                }
+                tracing::debug!(staging = %stage, "removing staging left by a crashed import");
+                remove_tree(&staging_root.join(stage))?;
+                remove_file_if_present(&path)?;
+            } else if !staging_root.join(format!("{name}{LOCK_SUFFIX}")).exists() {
+                // No lock file (checked now, not in the listing, which may predate it): a deleted
+                // image, or an import that already finished. Imports create their lock before
+                // their dir and remove it only after the dir is gone, so this is no live import.
+                tracing::debug!(path = %path.display(), "removing deleted image leftovers");
+                if let Err(err) = remove_tree(&path) {
+                    // Another process may be removing the same tree; it is garbage either way.
+                    tracing::warn!(%err, "removing deleted image leftovers failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Import `layer` (a tar stream) as a new image with a fresh id.
+    pub fn create(&self, layer: impl Read, new: NewImage) -> Result<Image> {
+        let image = Image {
+            id: generate_id(),
+            parent: new.parent,
+            comment: new.comment,
+            created: Utc::now(),
+            container: new.container,
+            container_config: new.container_config,
+            author: new.author,
+            size: 0,
+        };
+        self.register(layer, image)
+    }
+
+    /// Import `layer` as `image`, whose id the caller chose; fails if that id exists.
+    pub fn register(&self, layer: impl Read, mut image: Image) -> Result<Image> {
+        check_id(&image.id)?;
+        if let Some(parent) = &image.parent {
+            check_id(parent)?;
+            if !self.exists(parent) {
+                return Err(Error::MissingParent {
+                    id: image.id.clone(),
+                    parent: parent.clone(),
+                });
+            }
+        }
+        if self.exists(&image.id) {
+            return Err(Error::AlreadyExists(image.id));
+        }
+        let staging = Staging::new(&self.staging_root(), &image.id)?;
+        let layer_dir = staging.dir.join("layer");
+        fs::create_dir(&layer_dir).map_err(io_err(format!("create {}", layer_dir.display())))?;
+        tracing::debug!(id = %image.id, dir = %layer_dir.display(), "extracting layer");
+        let stats = archive::extract(layer, &layer_dir).map_err(|source| Error::Extract {
+            id: image.id.clone(),
+            source,
+        })?;
+        image.size = stats.bytes;
+
+        let json_path = staging.dir.join("json");
+        let json = serde_json::to_vec(&image).expect("image json serializes");
+        let mut file =
+            File::create(&json_path).map_err(io_err(format!("create {}", json_path.display())))?;
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .map_err(io_err(format!("write {}", json_path.display())))?;
+        drop(file);
+        fsync_tree(&staging.dir)?;
+
+        let target = self.image_dir(&image.id);
+        match fs::rename(&staging.dir, &target) {
+            Ok(()) => {}
+            // A concurrent register of the same id won the race.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists
+                ) =>
+            {
+                return Err(Error::AlreadyExists(image.id));
+            }
+            Err(err) => {
+                return Err(io_err(format!(
+                    "rename {} to {}",
+                    staging.dir.display(),
+                    target.display()
+                ))(err))
+            }
+        }
+        fsync_dir(&self.root)?;
+        fsync_dir(&self.staging_root())?;
+        drop(staging);
+        tracing::debug!(id = %image.id, size = image.size, "image committed");
+        Ok(image)
+    }
+
+    /// The image with this full id.
+    pub fn get(&self, id: &str) -> Result<Image> {
+        check_id(id)?;
+        match self.read_json(id)? {
+            Some(image) => Ok(image),
+            None => Err(Error::NoSuchImage(id.to_string())),
+        }
+    }
+
+    /// Read `<id>/json`; `None` when the image does not exist (or was deleted meanwhile).
+    fn read_json(&self, id: &str) -> Result<Option<Image>> {
+        let path = self.json_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(io_err(format!("read {}", path.display()))(err)),
+        };
+        let image: Image = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            path: path.clone(),
+            source,
+        })?;
+        if image.id != id {
+            return Err(Error::WrongId {
+                path,
+                expected: id.to_string(),
+                found: image.id,
+            });
+        }
+        Ok(Some(image))
+    }
+
+    /// The ids of every image, from directory names alone.
+    fn ids(&self) -> Result<Vec<String>> {
+        let entries =
+            fs::read_dir(&self.root).map_err(io_err(format!("read {}", self.root.display())))?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err(format!("read {}", self.root.display())))?;
+            if let Ok(name) = entry.file_name().into_string() {
+                if is_full_id(&name) {
+                    ids.push(name);
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The image with this full id or unique id prefix.
+    pub fn resolve(&self, id_or_prefix: &str) -> Result<Image> {
+        if is_full_id(id_or_prefix) {
+            return self.get(id_or_prefix);
+        }
+        let is_hex = id_or_prefix
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if id_or_prefix.is_empty() || !is_hex {
+            return Err(Error::NoSuchImage(id_or_prefix.to_string()));
+        }
+        let matches: Vec<String> = self
+            .ids()?
+            .into_iter()
+            .filter(|id| id.starts_with(id_or_prefix))
+            .collect();
+        match matches.as_slice() {
+            [] => Err(Error::NoSuchImage(id_or_prefix.to_string())),
+            [id] => self.get(id),
+            _ => Err(Error::Ambiguous {
+                prefix: id_or_prefix.to_string(),
+                count: matches.len(),
+            }),
+        }
+    }
+
+    /// Whether an image with this full id exists.
+    pub fn exists(&self, id: &str) -> bool {
+        is_full_id(id) && self.json_path(id).is_file()
+    }
+
+    /// Every image, sorted by id. Reads each `<id>/json` once and nothing else.
+    pub fn all(&self) -> Result<Vec<Image>> {
+        let mut images = Vec::new();
+        for id in self.ids()? {
+            // An image deleted between the listing and the read is simply not there any more.
+            if let Some(image) = self.read_json(&id)? {
+                images.push(image);
+            }
+        }
+        Ok(images)
+    }
+
+    /// Images that are no image's parent.
+    pub fn heads(&self) -> Result<Vec<Image>> {
+        let images = self.all()?;
+        let parents: HashSet<&str> = images.iter().filter_map(|i| i.parent.as_deref()).collect();
+        let heads = images
+            .iter()
+            .filter(|i| !parents.contains(i.id.as_str()))
+            .cloned()
+            .collect();
+        Ok(heads)
+    }
+
+    /// The images whose parent is `id`.
+    pub fn children(&self, id: &str) -> Result<Vec<Image>> {
+        check_id(id)?;
+        if !self.exists(id) {
+            return Err(Error::NoSuchImage(id.to_string()));
+        }
+        Ok(self
+            .all()?
+            .into_iter()
+            .filter(|i| i.parent.as_deref() == Some(id))
+            .collect())
+    }
+
+    /// The image, then its parent, then that one's parent, and so on.
+    pub fn history(&self, id: &str) -> Result<Vec<Image>> {
+        let mut chain = vec![self.get(id)?];
+        let mut seen = HashSet::from([id.to_string()]);
+        while let Some(parent) = chain.last().and_then(|i| i.parent.clone()) {
+            let child = chain.last().map(|i| i.id.clone()).unwrap_or_default();
+            if !seen.insert(parent.clone()) {
+                return Err(Error::ParentCycle { id: child, parent });
+            }
+            let image = match self.get(&parent) {
+                Ok(image) => image,
+                Err(Error::NoSuchImage(_) | Error::InvalidId(_)) => {
+                    return Err(Error::MissingParent { id: child, parent })
+                }
+                Err(err) => return Err(err),
+            };
+            chain.push(image);
+        }
+        Ok(chain)
+    }
+
+    /// The layer directories of the image and its parents, top first.
+    pub fn layers(&self, id: &str) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .history(id)?
+            .iter()
+            .map(|image| self.image_dir(&image.id).join("layer"))
+            .collect())
+    }
+
+    /// `<dir>/<id>/layer`. An id that is not a full id names no path component: the result is
+    /// `<dir>/_tmp/invalid-id`, which never exists.
+    pub fn layer_path(&self, id: &str) -> PathBuf {
+        if is_full_id(id) {
+            self.image_dir(id).join("layer")
+        } else {
+            tracing::warn!(id, "layer path asked for an invalid image id");
+            self.staging_root().join("invalid-id")
+        }
+    }
+
+    /// Remove the image. Readers see it either whole or gone: it is renamed out of the graph
+    /// first, then removed. Refuses while other images name it as their parent.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        if !self.exists(id) {
+            return Err(Error::NoSuchImage(id.to_string()));
+        }
+        let children = self.children(id)?;
+        if !children.is_empty() {
+            return Err(Error::HasChildren {
+                id: id.to_string(),
+                children: children.into_iter().map(|c| c.id).collect(),
+            });
+        }
+        let from = self.image_dir(id);
+        let trash = self
+            .staging_root()
+            .join(format!("{id}-{}.deleted", random_suffix()));
+        tracing::debug!(id, "deleting image");
+        match fs::rename(&from, &trash) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchImage(id.to_string()))
+            }
+            Err(err) => {
+                return Err(io_err(format!(
+                    "rename {} to {}",
+                    from.display(),
+                    trash.display()
+                ))(err))
+            }
+        }
+        fsync_dir(&self.root)?;
+        remove_tree(&trash)
+    }
+}

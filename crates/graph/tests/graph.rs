@@ -1,0 +1,410 @@
+//! Docker 0.1.0's graph_test.go in Rust form, plus the behaviour 0.1.0 got wrong or lacked.
+
+use std::fs::{self, File};
+use std::io::{Cursor, Read};
+
+use graph::{generate_id, is_full_id, Error, Graph, Image, NewImage};
+
+/// 0.1.0's `fakeTar`: three files with absolute names, mode 0, no directory entries.
+fn fake_tar() -> Cursor<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for name in [
+        "/etc/postgres/postgres.conf",
+        "/etc/passwd",
+        "/var/log/postgres/postgres.conf",
+    ] {
+        let content = b"Hello world!\n";
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        // set_path refuses absolute names; write the raw name like Go's archive/tar did.
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        builder.append(&header, &content[..]).unwrap();
+    }
+    Cursor::new(builder.into_inner().unwrap())
+}
+
+fn temp_graph() -> (tempfile::TempDir, Graph) {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = Graph::open(dir.path().join("graph")).unwrap();
+    (dir, graph)
+}
+
+fn new_image(comment: &str, parent: Option<&str>) -> NewImage {
+    NewImage {
+        comment: comment.to_string(),
+        parent: parent.map(str::to_string),
+        ..NewImage::default()
+    }
+}
+
+fn ids(images: &[Image]) -> Vec<String> {
+    let mut ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+fn staging_entries(graph: &Graph) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(graph.root().join("_tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn init_empty_graph_lists_nothing() {
+    let (_dir, graph) = temp_graph();
+    assert!(graph.root().is_dir());
+    assert!(graph.all().unwrap().is_empty());
+    assert!(graph.heads().unwrap().is_empty());
+}
+
+#[test]
+fn create_gives_valid_id_and_keeps_comment() {
+    let (_dir, graph) = temp_graph();
+    let image = graph
+        .create(fake_tar(), new_image("Testing", None))
+        .unwrap();
+    assert!(is_full_id(&image.id), "{}", image.id);
+    assert_eq!(image.comment, "Testing");
+    assert_eq!(graph.all().unwrap().len(), 1);
+    let passwd = graph.layer_path(&image.id).join("etc/passwd");
+    assert_eq!(fs::read(passwd).unwrap(), b"Hello world!\n");
+    assert!(staging_entries(&graph).is_empty());
+}
+
+#[test]
+fn register_then_get_round_trips() {
+    let (_dir, graph) = temp_graph();
+    let image = Image {
+        id: generate_id(),
+        comment: "testing".to_string(),
+        created: chrono::Utc::now(),
+        author: "someone <a@b.c>".to_string(),
+        container_config: Some(serde_json::json!({"Cmd": ["/bin/sh"]})),
+        ..Image::default()
+    };
+    let registered = graph.register(fake_tar(), image.clone()).unwrap();
+    assert_eq!(graph.all().unwrap().len(), 1);
+    let got = graph.get(&image.id).unwrap();
+    assert_eq!(got.id, image.id);
+    assert_eq!(got.comment, "testing");
+    assert_eq!(got.created, image.created, "nanoseconds survive the json");
+    assert_eq!(got, registered);
+}
+
+#[test]
+fn register_existing_id_errors() {
+    let (_dir, graph) = temp_graph();
+    let image = Image {
+        id: generate_id(),
+        ..Image::default()
+    };
+    graph.register(fake_tar(), image.clone()).unwrap();
+    let err = graph.register(fake_tar(), image.clone()).unwrap_err();
+    assert!(
+        matches!(err, Error::AlreadyExists(ref id) if *id == image.id),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("image {} already exists", image.id)
+    );
+}
+
+#[test]
+fn delete_removes_and_twice_or_unknown_errors() {
+    let (_dir, graph) = temp_graph();
+    assert_eq!(graph.all().unwrap().len(), 0);
+    let image = graph
+        .create(fake_tar(), new_image("Testing", None))
+        .unwrap();
+    assert_eq!(graph.all().unwrap().len(), 1);
+    graph.delete(&image.id).unwrap();
+    assert_eq!(graph.all().unwrap().len(), 0);
+    assert!(!graph.root().join(&image.id).exists());
+    assert!(staging_entries(&graph).is_empty());
+    let err = graph.delete(&image.id).unwrap_err();
+    assert_eq!(err.to_string(), format!("no such image: {}", image.id));
+
+    // Two images from one already-drained archive: both layers are empty.
+    let mut archive = fake_tar();
+    let mut sink = Vec::new();
+    archive.read_to_end(&mut sink).unwrap();
+    let first = graph
+        .create(&mut archive, new_image("Testing", None))
+        .unwrap();
+    let second = graph
+        .create(&mut archive, new_image("Testing", None))
+        .unwrap();
+    assert_eq!(graph.all().unwrap().len(), 2);
+    assert_eq!(second.size, 0);
+    graph.delete(&first.id).unwrap();
+    assert_eq!(graph.all().unwrap().len(), 1);
+
+    let err = graph.delete("Not_foo").unwrap_err();
+    assert!(err.to_string().contains("Not_foo"), "{err}");
+    assert_eq!(graph.all().unwrap().len(), 1);
+}
+
+/// A <- B <- C, each the parent of the next.
+fn chain(graph: &Graph) -> (Image, Image, Image) {
+    let a = graph.create(fake_tar(), new_image("a", None)).unwrap();
+    let b = graph
+        .create(fake_tar(), new_image("b", Some(&a.id)))
+        .unwrap();
+    let c = graph
+        .create(fake_tar(), new_image("c", Some(&b.id)))
+        .unwrap();
+    (a, b, c)
+}
+
+#[test]
+fn heads_of_a_chain_is_its_tip() {
+    let (_dir, graph) = temp_graph();
+    let (a, _b, c) = chain(&graph);
+    assert_eq!(ids(&graph.heads().unwrap()), vec![c.id.clone()]);
+    let d = graph
+        .create(fake_tar(), new_image("d", Some(&a.id)))
+        .unwrap();
+    assert_eq!(ids(&graph.heads().unwrap()), ids(&[c, d]));
+}
+
+#[test]
+fn children_history_and_layers() {
+    let (_dir, graph) = temp_graph();
+    let (a, b, c) = chain(&graph);
+    assert_eq!(ids(&graph.children(&a.id).unwrap()), vec![b.id.clone()]);
+    assert!(graph.children(&c.id).unwrap().is_empty());
+    let history: Vec<String> = graph
+        .history(&c.id)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(history, vec![c.id.clone(), b.id.clone(), a.id.clone()]);
+    let layers = graph.layers(&c.id).unwrap();
+    let expected: Vec<_> = [&c, &b, &a]
+        .iter()
+        .map(|i| graph.layer_path(&i.id))
+        .collect();
+    assert_eq!(layers, expected);
+    assert_eq!(layers[0], graph.root().join(&c.id).join("layer"));
+}
+
+#[test]
+fn history_names_a_missing_parent() {
+    let (_dir, graph) = temp_graph();
+    let (a, b, c) = chain(&graph);
+    // Simulate a store damaged outside dock: the middle image vanished.
+    fs::remove_dir_all(graph.root().join(&b.id)).unwrap();
+    let err = graph.history(&c.id).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("image {}: parent image {} not found", c.id, b.id)
+    );
+    assert!(graph.layers(&c.id).is_err());
+    assert_eq!(graph.history(&a.id).unwrap().len(), 1);
+}
+
+#[test]
+fn delete_refuses_with_children_naming_them() {
+    let (_dir, graph) = temp_graph();
+    let (a, b, c) = chain(&graph);
+    let err = graph.delete(&a.id).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("image {} has children: {}", a.id, b.id)
+    );
+    assert!(graph.exists(&a.id));
+    graph.delete(&c.id).unwrap();
+    graph.delete(&b.id).unwrap();
+    graph.delete(&a.id).unwrap();
+    assert!(graph.all().unwrap().is_empty());
+}
+
+#[test]
+fn create_with_unknown_parent_errors() {
+    let (_dir, graph) = temp_graph();
+    let parent = generate_id();
+    let err = graph
+        .create(fake_tar(), new_image("x", Some(&parent)))
+        .unwrap_err();
+    assert!(err.to_string().contains(&parent), "{err}");
+    assert!(graph.all().unwrap().is_empty());
+}
+
+#[test]
+fn resolve_full_prefix_ambiguous_unknown() {
+    let (_dir, graph) = temp_graph();
+    let mut images = Vec::new();
+    for _ in 0..40 {
+        images.push(graph.create(fake_tar(), new_image("", None)).unwrap());
+    }
+    let first = &images[0];
+    assert_eq!(graph.resolve(&first.id).unwrap().id, first.id);
+    // 40 random ids: some two share their first hex digit, and 12 digits are unique.
+    assert_eq!(graph.resolve(&first.id[..12]).unwrap().id, first.id);
+    let shared = images
+        .iter()
+        .flat_map(|x| images.iter().map(move |y| (x, y)))
+        .find(|(x, y)| x.id != y.id && x.id[..1] == y.id[..1])
+        .map(|(x, _)| x.id[..1].to_string())
+        .expect("pigeonhole: 40 ids over 16 first digits");
+    let err = graph.resolve(&shared).unwrap_err();
+    assert!(matches!(err, Error::Ambiguous { .. }), "{err}");
+    assert!(err.to_string().contains("ambiguous"), "{err}");
+    assert!(err.to_string().contains(&shared), "{err}");
+    assert_eq!(
+        graph.resolve("xyz").unwrap_err().to_string(),
+        "no such image: xyz"
+    );
+    assert_eq!(
+        graph.resolve("").unwrap_err().to_string(),
+        "no such image: "
+    );
+    let unknown = generate_id();
+    assert_eq!(
+        graph.resolve(&unknown).unwrap_err().to_string(),
+        format!("no such image: {unknown}")
+    );
+}
+
+#[test]
+fn path_building_rejects_bad_ids() {
+    let (dir, graph) = temp_graph();
+    for bad in ["../graph", "..", "a/b", "_tmp", ""] {
+        assert!(matches!(graph.get(bad), Err(Error::InvalidId(_))), "{bad}");
+        assert!(
+            matches!(graph.delete(bad), Err(Error::InvalidId(_))),
+            "{bad}"
+        );
+        assert!(!graph.exists(bad));
+        assert!(!graph.layer_path(bad).exists(), "{bad}");
+        let image = Image {
+            id: bad.to_string(),
+            ..Image::default()
+        };
+        assert!(matches!(
+            graph.register(fake_tar(), image),
+            Err(Error::InvalidId(_))
+        ));
+    }
+    assert!(graph.root().is_dir(), "{}", dir.path().display());
+}
+
+#[test]
+fn json_uses_docker_field_names() {
+    let (_dir, graph) = temp_graph();
+    let image = graph
+        .create(fake_tar(), new_image("Testing", None))
+        .unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_slice(&fs::read(graph.root().join(&image.id).join("json")).unwrap())
+            .unwrap();
+    let object = raw.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort();
+    // parent, container, container_config and author are omitted when empty.
+    assert_eq!(keys, vec!["comment", "created", "id", "size"]);
+    let created = object["created"].as_str().unwrap();
+    assert!(
+        created.ends_with('Z') && created.len() == "2013-03-23T12:00:00.123456789Z".len(),
+        "{created}"
+    );
+    assert_eq!(object["size"].as_u64(), Some(image.size));
+}
+
+#[test]
+fn failed_create_leaves_nothing() {
+    let (_dir, graph) = temp_graph();
+    // A tar header with a bad checksum followed by garbage: extraction fails.
+    let mut garbage = vec![b'x'; 1024];
+    garbage[..5].copy_from_slice(b"hello");
+    let err = graph
+        .create(Cursor::new(garbage), new_image("bad", None))
+        .unwrap_err();
+    assert!(matches!(err, Error::Extract { .. }), "{err}");
+    assert!(graph.all().unwrap().is_empty());
+    assert!(
+        staging_entries(&graph).is_empty(),
+        "{:?}",
+        staging_entries(&graph)
+    );
+    let entries: Vec<_> = fs::read_dir(graph.root()).unwrap().collect();
+    assert_eq!(entries.len(), 1, "only _tmp remains");
+}
+
+#[test]
+fn open_removes_stale_staging_but_not_live_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("graph");
+    let graph = Graph::open(&root).unwrap();
+    let staging = root.join("_tmp");
+
+    // A crashed import: staging dir and lock file, nobody holding the lock.
+    let stale = format!("{}-0123456789abcdef", generate_id());
+    fs::create_dir_all(staging.join(&stale).join("layer/etc")).unwrap();
+    fs::write(staging.join(&stale).join("layer/etc/passwd"), "x").unwrap();
+    File::create(staging.join(format!("{stale}.lock"))).unwrap();
+    // A crashed delete: a renamed-away image without a lock file.
+    let deleted = format!("{}-0123456789abcdef.deleted", generate_id());
+    fs::create_dir_all(staging.join(&deleted).join("layer")).unwrap();
+    // A live import in another process: its lock file is held.
+    let live = format!("{}-fedcba9876543210", generate_id());
+    fs::create_dir_all(staging.join(&live).join("layer")).unwrap();
+    let live_lock = File::create(staging.join(format!("{live}.lock"))).unwrap();
+    live_lock.lock().unwrap();
+
+    let reopened = Graph::open(&root).unwrap();
+    assert_eq!(
+        staging_entries(&reopened),
+        vec![live.clone(), format!("{live}.lock")]
+    );
+    assert!(reopened.all().unwrap().is_empty());
+
+    // The "importer" died: now its staging goes too.
+    drop(live_lock);
+    let reopened = Graph::open(&root).unwrap();
+    assert!(staging_entries(&reopened).is_empty());
+    drop(graph);
+}
+
+#[test]
+fn listing_reads_json_only() {
+    let (_dir, graph) = temp_graph();
+    let (a, b, c) = chain(&graph);
+    // With every layer dir gone, listing still works: it never looks at them.
+    for image in [&a, &b, &c] {
+        fs::remove_dir_all(graph.layer_path(&image.id)).unwrap();
+    }
+    assert_eq!(graph.all().unwrap().len(), 3);
+    assert_eq!(ids(&graph.heads().unwrap()), vec![c.id.clone()]);
+    assert_eq!(graph.resolve(&b.id[..16]).unwrap().id, b.id);
+    assert_eq!(graph.history(&c.id).unwrap().len(), 3);
+}
+
+#[test]
+fn ten_thousand_images_list() {
+    let (_dir, graph) = temp_graph();
+    // Written directly (json only, as listing sees them) to keep the test fast.
+    let mut parent: Option<String> = None;
+    for n in 0..10_000 {
+        let image = Image {
+            id: generate_id(),
+            parent: if n % 2 == 1 { parent.clone() } else { None },
+            comment: format!("image {n}"),
+            ..Image::default()
+        };
+        let dir = graph.root().join(&image.id);
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("json"), serde_json::to_vec(&image).unwrap()).unwrap();
+        parent = Some(image.id);
+    }
+    assert_eq!(graph.all().unwrap().len(), 10_000);
+    assert_eq!(graph.heads().unwrap().len(), 5_000);
+}
