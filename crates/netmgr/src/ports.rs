@@ -1,0 +1,282 @@
+//! Port specifications (`-p`), the host port pool and the host-side "is it free" probe.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Host ports handed out for `-p PRIVATE`: 49153 up to and excluding 65535, as Docker 0.1.0.
+pub const PORT_RANGE_START: u16 = 49153;
+pub const PORT_RANGE_END: u16 = 65535;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `-p` argument: `PRIVATE`, `HOST:PRIVATE`, `IP:HOST:PRIVATE` or `IP::PRIVATE`,
+/// each optionally followed by `/tcp` or `/udp` (TCP by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub proto: Proto,
+}
+
+impl PortSpec {
+    pub fn tcp(container_port: u16) -> PortSpec {
+        PortSpec { host_ip: None, host_port: None, container_port, proto: Proto::Tcp }
+    }
+}
+
+fn parse_port(s: &str, whole: &str) -> Result<u16> {
+    match s.parse::<u16>() {
+        Ok(p) if p != 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+        _ => Err(Error::InvalidPortSpec(whole.to_string())),
+    }
+}
+
+impl FromStr for PortSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<PortSpec> {
+        let invalid = || Error::InvalidPortSpec(s.to_string());
+        let (ports, proto) = match s.rsplit_once('/') {
+            Some((ports, "tcp")) => (ports, Proto::Tcp),
+            Some((ports, "udp")) => (ports, Proto::Udp),
+            Some(_) => return Err(invalid()),
+            None => (s, Proto::Tcp),
+        };
+        let parts: Vec<&str> = ports.split(':').collect();
+        let (host_ip, host_port, container_port) = match parts.as_slice() {
+            [private] => (None, None, *private),
+            [host, private] => (None, Some(*host), *private),
+            [ip, host, private] => {
+                let ip: Ipv4Addr = ip.parse().map_err(|_| invalid())?;
+                (Some(ip), Some(*host), *private)
+            }
+            _ => return Err(invalid()),
+        };
+        let host_port = match host_port {
+            None | Some("") => None,
+            Some(p) => Some(parse_port(p, s)?),
+        };
+        Ok(PortSpec { host_ip, host_port, container_port: parse_port(container_port, s)?, proto })
+    }
+}
+
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.host_ip, self.host_port) {
+            (Some(ip), Some(hp)) => write!(f, "{ip}:{hp}:")?,
+            (Some(ip), None) => write!(f, "{ip}::")?,
+            (None, Some(hp)) => write!(f, "{hp}:")?,
+            (None, None) => {}
+        }
+        write!(f, "{}/{}", self.container_port, self.proto)
+    }
+}
+
+/// A published port as it was set up: `host_ip` None means every local address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub proto: Proto,
+}
+
+impl fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        write!(f, "{ip}:{}->{}/{}", self.host_port, self.container_port, self.proto)
+    }
+}
+
+/// Checks that no process on the host holds `port` by binding it ourselves for a moment.
+pub fn probe_host_port(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> Result<()> {
+    let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let addr = SocketAddrV4::new(ip, port);
+    let bound: io::Result<()> = match proto {
+        Proto::Tcp => TcpListener::bind(addr).map(drop),
+        Proto::Udp => UdpSocket::bind(addr).map(drop),
+    };
+    bound.map_err(|source| Error::PortInUse { ip, port, proto, source })
+}
+
+fn key(port: u16, proto: Proto) -> String {
+    format!("{port}/{proto}")
+}
+
+/// Host port pool: `"PORT/PROTO" -> owner`. Automatic ports come from a cursor that
+/// wraps around the range, so a port that was just released is the last one reused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortPool {
+    next: u16,
+    allocated: BTreeMap<String, String>,
+}
+
+impl PortPool {
+    /// Takes `requested`, or the next free port of the range when None. `probe` says whether
+    /// the host has the port free (see [`probe_host_port`]).
+    pub fn acquire(
+        &mut self,
+        requested: Option<u16>,
+        proto: Proto,
+        owner: &str,
+        probe: impl Fn(u16) -> Result<()>,
+    ) -> Result<u16> {
+        if let Some(port) = requested {
+            if let Some(holder) = self.allocated.get(&key(port, proto)) {
+                return Err(Error::PortTakenByDock { port, proto, owner: holder.clone() });
+            }
+            probe(port)?;
+            self.allocated.insert(key(port, proto), owner.to_string());
+            return Ok(port);
+        }
+        let span = PORT_RANGE_END - PORT_RANGE_START;
+        if !(PORT_RANGE_START..PORT_RANGE_END).contains(&self.next) {
+            self.next = PORT_RANGE_START;
+        }
+        for step in 0..span {
+            let port = PORT_RANGE_START + (self.next - PORT_RANGE_START + step) % span;
+            if self.allocated.contains_key(&key(port, proto)) || probe(port).is_err() {
+                continue;
+            }
+            self.next = if port + 1 == PORT_RANGE_END { PORT_RANGE_START } else { port + 1 };
+            self.allocated.insert(key(port, proto), owner.to_string());
+            return Ok(port);
+        }
+        Err(Error::NoMorePorts { proto })
+    }
+
+    pub fn release(&mut self, port: u16, proto: Proto) -> bool {
+        self.allocated.remove(&key(port, proto)).is_some()
+    }
+
+    /// Releases every port held by `owner`, returning how many.
+    pub fn release_owner(&mut self, owner: &str) -> usize {
+        let before = self.allocated.len();
+        self.allocated.retain(|_, o| o != owner);
+        before - self.allocated.len()
+    }
+
+    pub fn owner(&self, port: u16, proto: Proto) -> Option<&str> {
+        self.allocated.get(&key(port, proto)).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(host_ip: Option<&str>, host_port: Option<u16>, container_port: u16, proto: Proto) -> PortSpec {
+        PortSpec { host_ip: host_ip.map(|s| s.parse().unwrap()), host_port, container_port, proto }
+    }
+
+    #[test]
+    fn parses_every_form() {
+        use Proto::*;
+        let cases = [
+            ("80", spec(None, None, 80, Tcp)),
+            ("8080:80", spec(None, Some(8080), 80, Tcp)),
+            ("127.0.0.1:8080:80", spec(Some("127.0.0.1"), Some(8080), 80, Tcp)),
+            ("127.0.0.1::80", spec(Some("127.0.0.1"), None, 80, Tcp)),
+            ("53/udp", spec(None, None, 53, Udp)),
+            ("5353:53/udp", spec(None, Some(5353), 53, Udp)),
+            ("80/tcp", spec(None, None, 80, Tcp)),
+            (":80", spec(None, None, 80, Tcp)),
+        ];
+        for (input, want) in cases {
+            let got: PortSpec = input.parse().unwrap();
+            assert_eq!(got, want, "{input}");
+            let again: PortSpec = got.to_string().parse().unwrap();
+            assert_eq!(again, got, "round trip of {input}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_specs_naming_them() {
+        for bad in ["", "0", "65536", "abc", "80/sctp", "1.2.3:80:80", "a:b:c:d", "80:", "+80", "8080:0", "80/"] {
+            let err = bad.parse::<PortSpec>().unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid port specification: {bad}"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn auto_ports_come_from_the_range_in_order_and_wrap() {
+        let mut pool = PortPool::default();
+        let free = |_| Ok(());
+        assert_eq!(pool.acquire(None, Proto::Tcp, "a", free).unwrap(), PORT_RANGE_START);
+        assert_eq!(pool.acquire(None, Proto::Tcp, "a", free).unwrap(), PORT_RANGE_START + 1);
+        assert!(pool.release(PORT_RANGE_START, Proto::Tcp));
+        // The released port is not reused while fresh ones remain.
+        assert_eq!(pool.acquire(None, Proto::Tcp, "b", free).unwrap(), PORT_RANGE_START + 2);
+        // Ports the host holds are skipped.
+        let busy = |p: u16| {
+            if p == PORT_RANGE_START + 3 {
+                Err(Error::PortInUse {
+                    ip: Ipv4Addr::UNSPECIFIED,
+                    port: p,
+                    proto: Proto::Tcp,
+                    source: io::Error::from(io::ErrorKind::AddrInUse),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        assert_eq!(pool.acquire(None, Proto::Tcp, "b", busy).unwrap(), PORT_RANGE_START + 4);
+        // Same number, other protocol: a separate port.
+        assert_eq!(pool.acquire(Some(PORT_RANGE_START + 1), Proto::Udp, "c", free).unwrap(), PORT_RANGE_START + 1);
+        assert_eq!(pool.release_owner("b"), 2);
+        assert_eq!(pool.owner(PORT_RANGE_START + 1, Proto::Tcp), Some("a"));
+    }
+
+    #[test]
+    fn explicit_port_taken_by_dock_names_port_and_owner() {
+        let mut pool = PortPool::default();
+        pool.acquire(Some(8080), Proto::Tcp, "first", |_| Ok(())).unwrap();
+        let err = pool.acquire(Some(8080), Proto::Tcp, "second", |_| Ok(())).unwrap_err();
+        assert!(matches!(err, Error::PortTakenByDock { port: 8080, .. }));
+        assert!(err.to_string().contains("8080"), "{err}");
+        assert!(err.to_string().contains("first"), "{err}");
+    }
+
+    #[test]
+    fn exhausted_range_is_an_error() {
+        let mut pool = PortPool::default();
+        let none_free = |p: u16| {
+            Err(Error::PortInUse {
+                ip: Ipv4Addr::UNSPECIFIED,
+                port: p,
+                proto: Proto::Udp,
+                source: io::Error::from(io::ErrorKind::AddrInUse),
+            })
+        };
+        assert!(matches!(pool.acquire(None, Proto::Udp, "a", none_free), Err(Error::NoMorePorts { .. })));
+    }
+}
