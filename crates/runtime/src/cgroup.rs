@@ -1,0 +1,831 @@
+//! One cgroup per container: memory limits, the v1 device allow list, joining, OOM detection and
+//! cleanup, on cgroup v1 (including the hybrid layout with a cgroup2 mount beside it) and v2.
+//!
+//! Every container lives at `<hierarchy root>/<parent>/<id>`, where `parent` names the dock root
+//! (for example `dock`), in every hierarchy used.
+//!
+//! Device control exists only on v1 (`devices.deny` / `devices.allow`). Pure v2 needs an eBPF
+//! program attached to the cgroup for that, which dock does not do: on v2 the container relies on
+//! the dropped `CAP_MKNOD` alone.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tracing::{debug, warn};
+
+/// Where cgroup filesystems are normally mounted.
+pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
+
+/// v1 controllers a container gets a directory in, when they are mounted. cpuset is left out on
+/// purpose: a new cpuset cgroup has empty `cpuset.cpus`/`cpuset.mems` and cannot take processes.
+pub const V1_CONTROLLERS: &[&str] = &[
+    "memory", "devices", "pids", "cpu", "cpuacct", "freezer", "blkio",
+];
+
+/// Every v1 controller name the kernel knows; anything else in a cgroup mount's options is a
+/// mount option (`rw`, `name=systemd`, `xattr`, ...).
+const KNOWN_V1_CONTROLLERS: &[&str] = &[
+    "blkio",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "freezer",
+    "hugetlb",
+    "memory",
+    "misc",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "pids",
+    "rdma",
+];
+
+/// Controllers enabled for children on v2.
+const V2_CONTROLLERS: &[&str] = &["memory", "pids"];
+
+/// Docker 0.1.0's LXC template allow list (plus `/dev/full`, which sysinit creates), all `rwm`.
+pub const DEVICE_ALLOW_LIST: &[&str] = &[
+    "c 1:3 rwm",    // null
+    "c 1:5 rwm",    // zero
+    "c 1:7 rwm",    // full
+    "c 5:1 rwm",    // console
+    "c 5:0 rwm",    // tty
+    "c 4:0 rwm",    // tty0
+    "c 4:1 rwm",    // tty1
+    "c 1:9 rwm",    // urandom
+    "c 1:8 rwm",    // random
+    "c 136:* rwm",  // pts/*
+    "c 5:2 rwm",    // ptmx
+    "c 10:200 rwm", // net/tun
+];
+
+/// How many times `remove` kills and re-reads a cgroup before giving up (10 ms apart).
+const KILL_ROUNDS: u32 = 500;
+/// How many times `rmdir` is retried on EBUSY while the kernel finishes tearing down tasks.
+const RMDIR_ROUNDS: u32 = 200;
+const ROUND_PAUSE: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cannot detect the cgroup hierarchy: {0}")]
+    Detect(String),
+    #[error("invalid cgroup name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("invalid limits: {0}")]
+    InvalidLimits(String),
+    #[error("cgroup controller {0} is not mounted")]
+    MissingController(&'static str),
+    #[error("failed to create cgroup directory {}: {source}", path.display())]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("failed to write {value} to {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: io::Error,
+    },
+    #[error("failed to read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("failed to kill pid {pid} in {}: {source}", path.display())]
+    Kill {
+        path: PathBuf,
+        pid: i32,
+        source: nix::Error,
+    },
+    #[error("cgroup {} still has processes after SIGKILL", path.display())]
+    StillPopulated { path: PathBuf },
+    #[error("failed to remove cgroup directory {}: {source}", path.display())]
+    RemoveDir { path: PathBuf, source: io::Error },
+}
+
+pub type Result<T, E = CgroupError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// Memory limits in bytes, with Docker's meaning: `memory_swap` is memory plus swap; `None`
+/// means twice `memory`, `-1` means unlimited swap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+}
+
+/// What to write for memory plus swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SwapLimit {
+    Unlimited,
+    /// Memory plus swap, in bytes; at least the memory limit.
+    Total(i64),
+}
+
+impl Limits {
+    /// Checks the values and resolves the memory+swap total. `Ok(None)` = no memory limit.
+    fn resolve(&self) -> Result<Option<(i64, SwapLimit)>> {
+        let memory = match self.memory {
+            None | Some(0) => {
+                return match self.memory_swap {
+                    None | Some(0) => Ok(None),
+                    Some(_) => Err(CgroupError::InvalidLimits(
+                        "a memory+swap limit needs a memory limit too".into(),
+                    )),
+                };
+            }
+            Some(m) if m < 0 => {
+                return Err(CgroupError::InvalidLimits(format!(
+                    "memory limit {m} is negative"
+                )))
+            }
+            Some(m) => m,
+        };
+        let swap = match self.memory_swap {
+            None | Some(0) => SwapLimit::Total(memory.saturating_mul(2)),
+            Some(-1) => SwapLimit::Unlimited,
+            Some(s) if s < memory => {
+                return Err(CgroupError::InvalidLimits(format!(
+                    "memory+swap limit {s} is smaller than the memory limit {memory} (use -1 for unlimited swap)"
+                )))
+            }
+            Some(s) => SwapLimit::Total(s),
+        };
+        Ok(Some((memory, swap)))
+    }
+}
+
+/// The mounted cgroup filesystem(s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hierarchy {
+    /// One unified hierarchy.
+    V2 { root: PathBuf },
+    /// One mount per controller (co-mounted controllers share a path), and on hybrid systems the
+    /// cgroup2 mount without controllers, which processes join too so their cgroup namespace
+    /// root is the same in every hierarchy.
+    V1 {
+        controllers: BTreeMap<String, PathBuf>,
+        unified: Option<PathBuf>,
+    },
+}
+
+impl Hierarchy {
+    /// v2 when /sys/fs/cgroup is a cgroup2 filesystem, otherwise the v1 mounts (and a cgroup2
+    /// mount beside them) found in /proc/self/mountinfo.
+    pub fn detect() -> Result<Hierarchy> {
+        let stat = nix::sys::statfs::statfs(DEFAULT_ROOT)
+            .map_err(|e| CgroupError::Detect(format!("statfs {DEFAULT_ROOT}: {e}")))?;
+        if stat.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
+            debug!(root = DEFAULT_ROOT, "cgroup v2");
+            return Ok(Hierarchy::V2 {
+                root: PathBuf::from(DEFAULT_ROOT),
+            });
+        }
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| CgroupError::Detect(format!("read /proc/self/mountinfo: {e}")))?;
+        let hierarchy = Self::from_mountinfo(&mountinfo)?;
+        debug!(?hierarchy, "cgroup hierarchy from mountinfo");
+        Ok(hierarchy)
+    }
+
+    /// Parses /proc/self/mountinfo text. v1 controller mounts win over a cgroup2 mount, which
+    /// on hybrid systems carries no controllers.
+    pub fn from_mountinfo(mountinfo: &str) -> Result<Hierarchy> {
+        let mut controllers = BTreeMap::new();
+        let mut unified = None;
+        for line in mountinfo.lines() {
+            let Some((before, after)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(mount_point) = before.split(' ').nth(4) else {
+                continue;
+            };
+            let mut after = after.split(' ');
+            let (Some(fs_type), Some(_source), Some(options)) =
+                (after.next(), after.next(), after.next())
+            else {
+                continue;
+            };
+            let mount_point = PathBuf::from(unescape_mountinfo(mount_point));
+            match fs_type {
+                "cgroup" => {
+                    for option in options.split(',') {
+                        if KNOWN_V1_CONTROLLERS.contains(&option) {
+                            controllers
+                                .entry(option.to_string())
+                                .or_insert_with(|| mount_point.clone());
+                        }
+                    }
+                }
+                "cgroup2" if unified.is_none() => unified = Some(mount_point),
+                _ => {}
+            }
+        }
+        match (controllers.is_empty(), unified) {
+            (false, unified) => Ok(Hierarchy::V1 {
+                controllers,
+                unified,
+            }),
+            (true, Some(root)) => Ok(Hierarchy::V2 { root }),
+            (true, None) => Err(CgroupError::Detect(
+                "no cgroup or cgroup2 mount in /proc/self/mountinfo".into(),
+            )),
+        }
+    }
+
+    pub fn version(&self) -> Version {
+        match self {
+            Hierarchy::V2 { .. } => Version::V2,
+            Hierarchy::V1 { .. } => Version::V1,
+        }
+    }
+
+    /// The directories a container joins: on v1 one per mount of a used controller (co-mounted
+    /// controllers once), then the unified mount; on v2 just the root.
+    fn roots(&self) -> Vec<PathBuf> {
+        match self {
+            Hierarchy::V2 { root } => vec![root.clone()],
+            Hierarchy::V1 {
+                controllers,
+                unified,
+            } => {
+                let mut roots: Vec<PathBuf> = Vec::new();
+                for name in V1_CONTROLLERS {
+                    if let Some(path) = controllers.get(*name) {
+                        if !roots.contains(path) {
+                            roots.push(path.clone());
+                        }
+                    }
+                }
+                roots.extend(unified.iter().cloned());
+                roots
+            }
+        }
+    }
+
+    fn controller(&self, name: &str) -> Option<&Path> {
+        match self {
+            Hierarchy::V1 { controllers, .. } => controllers.get(name).map(PathBuf::as_path),
+            Hierarchy::V2 { .. } => None,
+        }
+    }
+
+    /// Removes the (empty) per-root parent directory in every hierarchy; missing ones are fine.
+    pub fn remove_parent(&self, parent: &str) -> Result<()> {
+        validate_parent(parent)?;
+        for root in self.roots() {
+            let dir = root.join(parent);
+            debug!(path = %dir.display(), "rmdir cgroup parent");
+            match fs::remove_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(source) => return Err(CgroupError::RemoveDir { path: dir, source }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
+            let digits = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("");
+            if let Ok(value) = u8::from_str_radix(digits, 8) {
+                out.push(value);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn validate_component(name: &str, whole: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "empty path component"
+    } else if name == "." || name == ".." {
+        "'.' and '..' are not allowed"
+    } else if name.contains('\0') {
+        "contains a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(CgroupError::InvalidName {
+        name: whole.to_string(),
+        reason,
+    })
+}
+
+/// The parent may be nested (`a/b`) but must stay relative and below the root.
+fn validate_parent(parent: &str) -> Result<()> {
+    if parent.starts_with('/') {
+        return Err(CgroupError::InvalidName {
+            name: parent.to_string(),
+            reason: "must be relative",
+        });
+    }
+    parent
+        .split('/')
+        .try_for_each(|part| validate_component(part, parent))
+}
+
+fn validate_id(id: &str) -> Result<()> {
+    if id.contains('/') {
+        return Err(CgroupError::InvalidName {
+            name: id.to_string(),
+            reason: "must not contain '/'",
+        });
+    }
+    validate_component(id, id)
+}
+
+fn write_file(path: &Path, value: &str) -> Result<()> {
+    debug!(path = %path.display(), value, "cgroup write");
+    fs::write(path, value).map_err(|source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    })
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The value of `key` in a flat-keyed file such as memory.events or memory.oom_control.
+fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// A container's cgroup, in every hierarchy used.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    version: Version,
+    /// `<root>/<parent>/<id>` per hierarchy root, in join order.
+    dirs: Vec<PathBuf>,
+    /// The directory holding the memory files (v1 memory controller, or the v2 dir).
+    memory_dir: Option<PathBuf>,
+}
+
+impl Cgroup {
+    /// Creates `<parent>/<id>` in the detected hierarchy with the given limits.
+    pub fn create(parent: &str, id: &str, limits: &Limits) -> Result<Cgroup> {
+        Self::create_in(&Hierarchy::detect()?, parent, id, limits)
+    }
+
+    /// Names the cgroup of a container created earlier (for cleanup after a crashed monitor).
+    /// If the hierarchy cannot be detected or the names are invalid, the cgroup is empty and
+    /// `remove` has nothing to do.
+    pub fn open(parent: &str, id: &str) -> Cgroup {
+        match Hierarchy::detect() {
+            Ok(hierarchy) => Self::open_in(&hierarchy, parent, id),
+            Err(e) => {
+                warn!(parent, id, error = %e, "cannot open cgroup");
+                Cgroup {
+                    version: Version::V1,
+                    dirs: Vec::new(),
+                    memory_dir: None,
+                }
+            }
+        }
+    }
+
+    pub fn open_in(hierarchy: &Hierarchy, parent: &str, id: &str) -> Cgroup {
+        if let Err(e) = validate_parent(parent).and_then(|()| validate_id(id)) {
+            warn!(error = %e, "cannot open cgroup");
+            return Cgroup {
+                version: hierarchy.version(),
+                dirs: Vec::new(),
+                memory_dir: None,
+            };
+        }
+        let relative = Path::new(parent).join(id);
+        let memory_dir = match hierarchy {
+            Hierarchy::V2 { root } => Some(root.join(&relative)),
+            Hierarchy::V1 { .. } => hierarchy.controller("memory").map(|r| r.join(&relative)),
+        };
+        Cgroup {
+            version: hierarchy.version(),
+            dirs: hierarchy
+                .roots()
+                .into_iter()
+                .map(|root| root.join(&relative))
+                .collect(),
+            memory_dir,
+        }
+    }
+
+    /// Creates the cgroup in `hierarchy`. On failure nothing of the container's cgroup is left
+    /// (parents shared with other containers stay).
+    pub fn create_in(
+        hierarchy: &Hierarchy,
+        parent: &str,
+        id: &str,
+        limits: &Limits,
+    ) -> Result<Cgroup> {
+        validate_parent(parent)?;
+        validate_id(id)?;
+        let memory = limits.resolve()?;
+        if memory.is_some()
+            && hierarchy.version() == Version::V1
+            && hierarchy.controller("memory").is_none()
+        {
+            return Err(CgroupError::MissingController("memory"));
+        }
+        let cgroup = Self::open_in(hierarchy, parent, id);
+        if cgroup.dirs.is_empty() {
+            return Err(CgroupError::Detect("no cgroup controller to use".into()));
+        }
+        let result = cgroup.set_up(hierarchy, parent, id, memory);
+        if let Err(e) = result {
+            if let Err(cleanup) = cgroup.remove() {
+                warn!(error = %cleanup, "cleanup of a half-created cgroup failed");
+            }
+            return Err(e);
+        }
+        Ok(cgroup)
+    }
+
+    fn set_up(
+        &self,
+        hierarchy: &Hierarchy,
+        parent: &str,
+        id: &str,
+        memory: Option<(i64, SwapLimit)>,
+    ) -> Result<()> {
+        if let Hierarchy::V2 { root } = hierarchy {
+            enable_v2_controllers(root, parent);
+        }
+        for dir in &self.dirs {
+            debug!(path = %dir.display(), "mkdir cgroup");
+            fs::create_dir_all(dir).map_err(|source| CgroupError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        if let (Some((memory, swap)), Some(dir)) = (memory, &self.memory_dir) {
+            match self.version {
+                Version::V1 => set_v1_memory(dir, memory, swap)?,
+                Version::V2 => set_v2_memory(dir, memory, swap)?,
+            }
+        }
+        if let Some(devices) = hierarchy.controller("devices") {
+            let dir = devices.join(parent).join(id);
+            write_file(&dir.join("devices.deny"), "a")?;
+            for rule in DEVICE_ALLOW_LIST {
+                write_file(&dir.join("devices.allow"), rule)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The container's directory in each hierarchy, in join order.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// Moves `pid` (the whole process) into the cgroup in every hierarchy.
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        if pid <= 0 {
+            return Err(CgroupError::InvalidLimits(format!(
+                "pid {pid} cannot join a cgroup"
+            )));
+        }
+        let value = pid.to_string();
+        for dir in &self.dirs {
+            write_file(&dir.join("cgroup.procs"), &value)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the kernel OOM killer killed a process of this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let Some(dir) = &self.memory_dir else {
+            return false;
+        };
+        let file = match self.version {
+            Version::V1 => dir.join("memory.oom_control"),
+            Version::V2 => dir.join("memory.events"),
+        };
+        match read_file(&file) {
+            Ok(text) => keyed_value(&text, "oom_kill").is_some_and(|count| count > 0),
+            Err(e) => {
+                debug!(error = %e, "no oom information");
+                false
+            }
+        }
+    }
+
+    /// The pids in the cgroup, from every hierarchy (missing directories count as empty).
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let mut pids = Vec::new();
+        for dir in &self.dirs {
+            let path = dir.join("cgroup.procs");
+            let text = match fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(source) => return Err(CgroupError::Read { path, source }),
+            };
+            for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+        }
+        Ok(pids)
+    }
+
+    /// Kills what is left in the cgroup and removes its directories. Missing ones are fine, so
+    /// this can run more than once.
+    pub fn remove(&self) -> Result<()> {
+        self.kill_all()?;
+        for dir in &self.dirs {
+            remove_dir_when_idle(dir)?;
+        }
+        Ok(())
+    }
+
+    fn kill_all(&self) -> Result<()> {
+        if self.version == Version::V2 {
+            if let Some(dir) = self.dirs.first() {
+                let kill_file = dir.join("cgroup.kill");
+                if kill_file.exists() {
+                    write_file(&kill_file, "1")?;
+                }
+            }
+        }
+        for _ in 0..KILL_ROUNDS {
+            let pids = self.pids()?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            for pid in pids {
+                debug!(pid, "SIGKILL process left in cgroup");
+                match kill(Pid::from_raw(pid), Signal::SIGKILL) {
+                    Ok(()) | Err(nix::Error::ESRCH) => {}
+                    Err(source) => {
+                        return Err(CgroupError::Kill {
+                            path: self.dirs[0].clone(),
+                            pid,
+                            source,
+                        })
+                    }
+                }
+            }
+            thread::sleep(ROUND_PAUSE);
+        }
+        Err(CgroupError::StillPopulated {
+            path: self.dirs[0].clone(),
+        })
+    }
+}
+
+/// Enables memory and pids for children at every level from the root down to `parent`, as far
+/// as the kernel offers them there (a level with processes of its own refuses, which is left to
+/// the limit writes to report).
+fn enable_v2_controllers(root: &Path, parent: &str) {
+    let mut level = root.to_path_buf();
+    let mut levels = vec![level.clone()];
+    for part in parent.split('/') {
+        level = level.join(part);
+        levels.push(level.clone());
+    }
+    for dir in levels {
+        if let Err(source) = fs::create_dir_all(&dir) {
+            warn!(path = %dir.display(), error = %source, "cannot create cgroup parent");
+            return;
+        }
+        // Without cgroup.controllers (a fixture) assume both are available.
+        let available: Vec<&str> = match fs::read_to_string(dir.join("cgroup.controllers")) {
+            Ok(text) => V2_CONTROLLERS
+                .iter()
+                .copied()
+                .filter(|c| text.split_whitespace().any(|a| a == *c))
+                .collect(),
+            Err(_) => V2_CONTROLLERS.to_vec(),
+        };
+        if available.is_empty() {
+            continue;
+        }
+        let value = available
+            .iter()
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Err(e) = write_file(&dir.join("cgroup.subtree_control"), &value) {
+            warn!(error = %e, "cannot enable cgroup controllers");
+        }
+    }
+}
+
+fn read_i64(path: &Path) -> Result<i64> {
+    let text = read_file(path)?;
+    text.trim().parse().map_err(|e| CgroupError::Read {
+        path: path.to_path_buf(),
+        source: io::Error::new(ErrorKind::InvalidData, format!("{text:?}: {e}")),
+    })
+}
+
+/// memory.limit_in_bytes, memory.soft_limit_in_bytes and, with swap accounting,
+/// memory.memsw.limit_in_bytes. The kernel keeps memsw >= memory at every step, so the order of
+/// the two writes depends on the current memsw limit.
+fn set_v1_memory(dir: &Path, memory: i64, swap: SwapLimit) -> Result<()> {
+    let limit = dir.join("memory.limit_in_bytes");
+    let memsw = dir.join("memory.memsw.limit_in_bytes");
+    let memory_value = memory.to_string();
+    let swap_value = match swap {
+        SwapLimit::Unlimited => "-1".to_string(),
+        SwapLimit::Total(total) => total.to_string(),
+    };
+    if memsw.exists() {
+        let current_memsw = read_i64(&memsw).unwrap_or(i64::MAX);
+        if memory <= current_memsw {
+            write_file(&limit, &memory_value)?;
+            write_file(&memsw, &swap_value)?;
+        } else {
+            write_file(&memsw, &swap_value)?;
+            write_file(&limit, &memory_value)?;
+        }
+    } else {
+        debug!(path = %memsw.display(), "no swap accounting, memory+swap limit not set");
+        write_file(&limit, &memory_value)?;
+    }
+    write_file(&dir.join("memory.soft_limit_in_bytes"), &memory_value)
+}
+
+/// memory.max and, where swap is accounted, memory.swap.max (the swap part alone).
+fn set_v2_memory(dir: &Path, memory: i64, swap: SwapLimit) -> Result<()> {
+    write_file(&dir.join("memory.max"), &memory.to_string())?;
+    let swap_max = dir.join("memory.swap.max");
+    if swap_max.exists() {
+        let value = match swap {
+            SwapLimit::Unlimited => "max".to_string(),
+            SwapLimit::Total(total) => (total - memory).to_string(),
+        };
+        write_file(&swap_max, &value)?;
+    } else {
+        debug!(path = %swap_max.display(), "no swap accounting, swap limit not set");
+    }
+    Ok(())
+}
+
+fn remove_dir_when_idle(dir: &Path) -> Result<()> {
+    for _ in 0..RMDIR_ROUNDS {
+        debug!(path = %dir.display(), "rmdir cgroup");
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            // A just-killed task can keep the cgroup busy for a moment.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => thread::sleep(ROUND_PAUSE),
+            // A fixture directory holds the regular files our writes created; cgroupfs
+            // directories never hold removable files, so this branch only serves plain dirs.
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty && !is_cgroupfs(dir) => {
+                return fs::remove_dir_all(dir).map_err(|source| CgroupError::RemoveDir {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+            Err(source) => {
+                return Err(CgroupError::RemoveDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+    Err(CgroupError::StillPopulated {
+        path: dir.to_path_buf(),
+    })
+}
+
+fn is_cgroupfs(dir: &Path) -> bool {
+    match nix::sys::statfs::statfs(dir) {
+        Ok(stat) => {
+            let fs_type = stat.filesystem_type();
+            fs_type == nix::sys::statfs::CGROUP2_SUPER_MAGIC
+                || fs_type == nix::sys::statfs::CGROUP_SUPER_MAGIC
+        }
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_follow_docker_semantics() {
+        let limits = |memory, memory_swap| Limits {
+            memory,
+            memory_swap,
+        };
+        assert_eq!(limits(None, None).resolve().unwrap(), None);
+        assert_eq!(
+            limits(Some(100), None).resolve().unwrap(),
+            Some((100, SwapLimit::Total(200)))
+        );
+        assert_eq!(
+            limits(Some(100), Some(-1)).resolve().unwrap(),
+            Some((100, SwapLimit::Unlimited))
+        );
+        assert_eq!(
+            limits(Some(100), Some(150)).resolve().unwrap(),
+            Some((100, SwapLimit::Total(150)))
+        );
+        let err = limits(Some(100), Some(50)).resolve().unwrap_err();
+        assert!(err.to_string().contains("50"), "{err}");
+        assert!(limits(None, Some(50)).resolve().is_err());
+        assert!(limits(Some(-5), None).resolve().is_err());
+    }
+
+    #[test]
+    fn mountinfo_hybrid_gives_v1_with_unified() {
+        let text = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+42 31 0:39 / /sys/fs/cgroup/my\\040pids rw,relatime - cgroup cgroup rw,pids
+";
+        let hierarchy = Hierarchy::from_mountinfo(text).unwrap();
+        let Hierarchy::V1 {
+            controllers,
+            unified,
+        } = &hierarchy
+        else {
+            panic!("expected v1, got {hierarchy:?}");
+        };
+        assert_eq!(
+            controllers.keys().collect::<Vec<_>>(),
+            ["cpu", "cpuacct", "memory", "pids"]
+        );
+        assert_eq!(controllers["cpuacct"], Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(controllers["pids"], Path::new("/sys/fs/cgroup/my pids"));
+        assert_eq!(unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        // memory, pids, then the co-mounted cpu/cpuacct once, then unified.
+        assert_eq!(
+            hierarchy.roots(),
+            [
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/my pids",
+                "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/unified"
+            ]
+            .map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn mountinfo_pure_v2_and_none() {
+        let text = "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            Hierarchy::from_mountinfo(text).unwrap(),
+            Hierarchy::V2 {
+                root: PathBuf::from("/sys/fs/cgroup")
+            }
+        );
+        let err = Hierarchy::from_mountinfo("1 0 0:1 / / rw - ext4 /dev/sda rw\n").unwrap_err();
+        assert!(err.to_string().contains("mountinfo"), "{err}");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let hierarchy = Hierarchy::V2 {
+            root: PathBuf::from("/nonexistent-root"),
+        };
+        for (parent, id) in [("dock", "../x"), ("dock", "a/b"), ("/abs", "x"), ("", "x"), ("dock", "")] {
+            let err = Cgroup::create_in(&hierarchy, parent, id, &Limits::default()).unwrap_err();
+            assert!(matches!(err, CgroupError::InvalidName { .. }), "{parent} {id}: {err}");
+        }
+    }
+
+    #[test]
+    fn keyed_values() {
+        let text = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        assert_eq!(keyed_value(text, "oom_kill"), Some(3));
+        assert_eq!(keyed_value(text, "oom"), None);
+    }
+}
