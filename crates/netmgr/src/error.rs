@@ -29,16 +29,32 @@ pub enum Error {
     NoMorePorts { proto: Proto },
 
     #[error("port {port}/{proto} is already allocated by dock (container {owner})")]
-    PortTakenByDock { port: u16, proto: Proto, owner: String },
+    PortTakenByDock {
+        port: u16,
+        proto: Proto,
+        owner: String,
+    },
 
     #[error("port {port}/{proto} on {ip} is already in use on the host: {source}")]
-    PortInUse { ip: Ipv4Addr, port: u16, proto: Proto, source: io::Error },
+    PortInUse {
+        ip: Ipv4Addr,
+        port: u16,
+        proto: Proto,
+        source: io::Error,
+    },
 
     #[error("{action} {}: {source}", path.display())]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 
     #[error("corrupt network state {}: {source}", path.display())]
-    CorruptState { path: PathBuf, source: serde_json::Error },
+    CorruptState {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 
     #[error("netlink: {action}: {source}")]
     Netlink { action: String, source: io::Error },
@@ -63,10 +79,17 @@ fn join_errors(errors: &[Error]) -> String {
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io { action, path: path.into(), source }
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn netlink(action: impl Into<String>, source: io::Error) -> Error {
-        Error::Netlink { action: action.into(), source }
+        Error::Netlink {
+            action: action.into(),
+            source,
+        }
     }
 }

@@ -141,7 +141,10 @@ mod tests {
         assert_ne!(n, 0);
         assert_eq!(n, 0x7f00_0001);
         assert_eq!(int_to_ip(n), ip("127.0.0.1"));
-        assert_eq!(int_to_ip(ip_to_int(ip("255.255.255.255"))), ip("255.255.255.255"));
+        assert_eq!(
+            int_to_ip(ip_to_int(ip("255.255.255.255"))),
+            ip("255.255.255.255")
+        );
     }
 
     #[test]
@@ -153,7 +156,10 @@ mod tests {
             .collect();
         let want: Vec<Ipv4Addr> = (2..=6).map(|d| ip(&format!("127.0.0.{d}"))).collect();
         assert_eq!(got, want);
-        assert!(matches!(pool.acquire(subnet, "c5"), Err(Error::NoMoreAddresses(_))));
+        assert!(matches!(
+            pool.acquire(subnet, "c5"),
+            Err(Error::NoMoreAddresses(_))
+        ));
         pool.release(got[4]).unwrap();
         assert_eq!(pool.acquire(subnet, "c6").unwrap(), got[4]);
         assert_eq!(pool.owner(got[4]), Some("c6"));
@@ -178,7 +184,9 @@ mod tests {
     fn released_in_order_come_back_in_order() {
         let subnet = net("10.9.9.0/29");
         let mut pool = IpPool::default();
-        let all: Vec<Ipv4Addr> = (0..5).map(|i| pool.acquire(subnet, &format!("c{i}")).unwrap()).collect();
+        let all: Vec<Ipv4Addr> = (0..5)
+            .map(|i| pool.acquire(subnet, &format!("c{i}")).unwrap())
+            .collect();
         pool.release(all[3]).unwrap();
         pool.release(all[1]).unwrap();
         assert_eq!(pool.acquire(subnet, "x").unwrap(), all[3]);
@@ -189,7 +197,10 @@ mod tests {
     fn release_unknown_and_by_owner() {
         let subnet = net("10.9.9.0/28");
         let mut pool = IpPool::default();
-        assert!(matches!(pool.release(ip("10.9.9.2")), Err(Error::AddressNotAllocated(_))));
+        assert!(matches!(
+            pool.release(ip("10.9.9.2")),
+            Err(Error::AddressNotAllocated(_))
+        ));
         let a = pool.acquire(subnet, "a").unwrap();
         let b = pool.acquire(subnet, "b").unwrap();
         assert_eq!(pool.release_owner("a"), vec![a]);

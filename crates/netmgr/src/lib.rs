@@ -28,7 +28,9 @@ use sha2::{Digest, Sha256};
 
 pub use error::{Error, Result};
 pub use ipalloc::{gateway_of, int_to_ip, ip_to_int, network_range, network_size, IpPool};
-pub use ports::{probe_host_port, PortMapping, PortPool, PortSpec, Proto, PORT_RANGE_END, PORT_RANGE_START};
+pub use ports::{
+    probe_host_port, PortMapping, PortPool, PortSpec, Proto, PORT_RANGE_END, PORT_RANGE_START,
+};
 
 use netlink::Netlink;
 use nft::Nft;
@@ -56,8 +58,18 @@ pub struct NetConfig {
 }
 
 impl NetConfig {
-    pub fn new(bridge: impl Into<String>, subnet: Ipv4Net, table: impl Into<String>, state_dir: impl Into<PathBuf>) -> NetConfig {
-        NetConfig { bridge: bridge.into(), subnet: subnet.trunc(), table: table.into(), state_dir: state_dir.into() }
+    pub fn new(
+        bridge: impl Into<String>,
+        subnet: Ipv4Net,
+        table: impl Into<String>,
+        state_dir: impl Into<PathBuf>,
+    ) -> NetConfig {
+        NetConfig {
+            bridge: bridge.into(),
+            subnet: subnet.trunc(),
+            table: table.into(),
+            state_dir: state_dir.into(),
+        }
     }
 
     /// Defaults for a dock root: `dock0`, table `dock` and 172.17.0.0/16 for the default root;
@@ -71,8 +83,14 @@ impl NetConfig {
         }
         let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
         let tag = hex(&digest[..3]);
-        let subnet = Ipv4Net::new(Ipv4Addr::new(10, 200 + digest[3] % 50, digest[4], 0), 24).expect("valid prefix");
-        NetConfig::new(format!("dock{tag}"), subnet, format!("dock-{tag}"), state_dir)
+        let subnet = Ipv4Net::new(Ipv4Addr::new(10, 200 + digest[3] % 50, digest[4], 0), 24)
+            .expect("valid prefix");
+        NetConfig::new(
+            format!("dock{tag}"),
+            subnet,
+            format!("dock-{tag}"),
+            state_dir,
+        )
     }
 
     pub fn gateway(&self) -> Ipv4Addr {
@@ -82,19 +100,31 @@ impl NetConfig {
     fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::InvalidConfig(what));
         let b = &self.bridge;
-        if b.is_empty() || b.len() > 15 || b.bytes().any(|c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')) {
-            return bad(format!("bridge name {b:?} must be 1-15 characters of [a-zA-Z0-9_.-]"));
+        if b.is_empty()
+            || b.len() > 15
+            || b.bytes()
+                .any(|c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.'))
+        {
+            return bad(format!(
+                "bridge name {b:?} must be 1-15 characters of [a-zA-Z0-9_.-]"
+            ));
         }
         let t = &self.table;
         if t.is_empty()
             || t.len() > 64
             || !t.as_bytes()[0].is_ascii_alphabetic()
-            || t.bytes().any(|c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+            || t.bytes()
+                .any(|c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
         {
-            return bad(format!("table name {t:?} must start with a letter and use only [a-zA-Z0-9_-]"));
+            return bad(format!(
+                "table name {t:?} must start with a letter and use only [a-zA-Z0-9_-]"
+            ));
         }
         if self.subnet.prefix_len() > 30 {
-            return bad(format!("subnet {} leaves no address for containers (need /30 or larger)", self.subnet));
+            return bad(format!(
+                "subnet {} leaves no address for containers (need /30 or larger)",
+                self.subnet
+            ));
         }
         Ok(())
     }
@@ -135,7 +165,12 @@ pub fn host_veth_name(container_id: &str) -> String {
 }
 
 fn validate_container_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 64 || id.bytes().any(|c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.')) {
+    if id.is_empty()
+        || id.len() > 64
+        || id
+            .bytes()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.'))
+    {
         return Err(Error::InvalidContainerId(id.to_string()));
     }
     Ok(())
@@ -150,15 +185,29 @@ impl Network {
     /// Creates (or finds) the bridge with the gateway address, sets the sysctls and installs
     /// the nftables table and its base chains. Safe to call from several processes at once.
     pub fn open(cfg: NetConfig) -> Result<Network> {
-        let cfg = NetConfig { subnet: cfg.subnet.trunc(), ..cfg };
+        let cfg = NetConfig {
+            subnet: cfg.subnet.trunc(),
+            ..cfg
+        };
         cfg.validate()?;
         fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io("create", &cfg.state_dir, e))?;
-        let network = Network { cfg, nft: Nft::system() };
+        let network = Network {
+            cfg,
+            nft: Nft::system(),
+        };
         network.ensure_bridge()?;
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
-        write_sysctl(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", network.cfg.bridge), "1")?;
+        write_sysctl(
+            &format!(
+                "/proc/sys/net/ipv4/conf/{}/route_localnet",
+                network.cfg.bridge
+            ),
+            "1",
+        )?;
         let base = nft::base_ruleset(&network.cfg.table, &network.cfg.bridge, network.cfg.subnet);
-        network.nft.apply(&base, &format!("set up table ip {}", network.cfg.table))?;
+        network
+            .nft
+            .apply(&base, &format!("set up table ip {}", network.cfg.table))?;
         Ok(network)
     }
 
@@ -170,7 +219,10 @@ impl Network {
     fn ensure_bridge(&self) -> Result<u32> {
         let name = &self.cfg.bridge;
         let mut nl = Netlink::new().map_err(|e| Error::netlink("open socket", e))?;
-        let index = match nl.link_index(name).map_err(|e| Error::netlink(format!("look up {name}"), e))? {
+        let index = match nl
+            .link_index(name)
+            .map_err(|e| Error::netlink(format!("look up {name}"), e))?
+        {
             Some(index) => index,
             None => {
                 tracing::debug!(bridge = %name, "create bridge");
@@ -182,13 +234,21 @@ impl Network {
                 }
                 nl.link_index(name)
                     .map_err(|e| Error::netlink(format!("look up {name}"), e))?
-                    .ok_or_else(|| Error::netlink(format!("look up {name}"), io::Error::from_raw_os_error(libc::ENODEV)))?
+                    .ok_or_else(|| {
+                        Error::netlink(
+                            format!("look up {name}"),
+                            io::Error::from_raw_os_error(libc::ENODEV),
+                        )
+                    })?
             }
         };
-        let gateway = Ipv4Net::new(self.cfg.gateway(), self.cfg.subnet.prefix_len()).expect("valid prefix");
+        let gateway =
+            Ipv4Net::new(self.cfg.gateway(), self.cfg.subnet.prefix_len()).expect("valid prefix");
         tracing::debug!(bridge = %name, %gateway, "bridge address and up");
-        nl.add_address(index, gateway).map_err(|e| Error::netlink(format!("add {gateway} to {name}"), e))?;
-        nl.set_up(index).map_err(|e| Error::netlink(format!("set {name} up"), e))?;
+        nl.add_address(index, gateway)
+            .map_err(|e| Error::netlink(format!("add {gateway} to {name}"), e))?;
+        nl.set_up(index)
+            .map_err(|e| Error::netlink(format!("set {name} up"), e))?;
         Ok(index)
     }
 
@@ -207,7 +267,8 @@ impl Network {
     fn read_state(&self) -> Result<State> {
         let path = self.cfg.state_dir.join(STATE_FILE);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::CorruptState { path, source }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| Error::CorruptState { path, source }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(Error::io("read", &path, e)),
         }
@@ -218,7 +279,9 @@ impl Network {
         let tmp = self.cfg.state_dir.join(format!("{STATE_FILE}.tmp"));
         let json = serde_json::to_vec_pretty(state).expect("state serializes");
         let mut file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        file.write_all(&json).and_then(|()| file.sync_all()).map_err(|e| Error::io("write", &tmp, e))?;
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io("write", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io("rename into", &path, e))
     }
 
@@ -237,6 +300,28 @@ impl Network {
         Ok(self.read_state()?.endpoints.remove(container_id))
     }
 
+    /// Every allocated address and its owner (container id).
+    pub fn allocated_addresses(&self) -> Result<BTreeMap<Ipv4Addr, String>> {
+        let _lock = self.lock()?;
+        let state = self.read_state()?;
+        Ok(state
+            .ips
+            .allocated()
+            .map(|(ip, owner)| (ip, owner.to_string()))
+            .collect())
+    }
+
+    /// Every allocated host port (with its protocol) and its owner (container id).
+    pub fn allocated_ports(&self) -> Result<BTreeMap<(u16, Proto), String>> {
+        let _lock = self.lock()?;
+        let state = self.read_state()?;
+        Ok(state
+            .ports
+            .allocated()
+            .map(|(port, proto, owner)| ((port, proto), owner.to_string()))
+            .collect())
+    }
+
     /// Connects the network namespace of process `pid` (which must not be the host's): a
     /// veth pair with `eth0` inside, an address, the default route via the gateway, and the
     /// published ports. Anything left for `container_id` by a crashed run is purged first.
@@ -245,9 +330,13 @@ impl Network {
         self.reclaim(container_id)?;
 
         let netns_path = format!("/proc/{pid}/ns/net");
-        let netns = File::open(&netns_path).map_err(|e| Error::io("open network namespace", &netns_path, e))?;
-        let own = fs::metadata("/proc/self/ns/net").map_err(|e| Error::io("stat", "/proc/self/ns/net", e))?;
-        let theirs = netns.metadata().map_err(|e| Error::io("stat", &netns_path, e))?;
+        let netns = File::open(&netns_path)
+            .map_err(|e| Error::io("open network namespace", &netns_path, e))?;
+        let own = fs::metadata("/proc/self/ns/net")
+            .map_err(|e| Error::io("stat", "/proc/self/ns/net", e))?;
+        let theirs = netns
+            .metadata()
+            .map_err(|e| Error::io("stat", &netns_path, e))?;
         if (own.dev(), own.ino()) == (theirs.dev(), theirs.ino()) {
             return Err(Error::SameNetns(pid));
         }
@@ -258,9 +347,12 @@ impl Network {
             let ip = state.ips.acquire(subnet, container_id)?;
             let mut mappings = Vec::with_capacity(ports.len());
             for spec in ports {
-                let host_port = state.ports.acquire(spec.host_port, spec.proto, container_id, |port| {
-                    probe_host_port(spec.host_ip, port, spec.proto)
-                })?;
+                let host_port =
+                    state
+                        .ports
+                        .acquire(spec.host_port, spec.proto, container_id, |port| {
+                            probe_host_port(spec.host_ip, port, spec.proto)
+                        })?;
                 mappings.push(PortMapping {
                     host_ip: spec.host_ip,
                     host_port,
@@ -275,7 +367,9 @@ impl Network {
                 ports: mappings,
                 host_veth: host_veth.clone(),
             };
-            state.endpoints.insert(container_id.to_string(), endpoint.clone());
+            state
+                .endpoints
+                .insert(container_id.to_string(), endpoint.clone());
             Ok(endpoint)
         })?;
         tracing::debug!(container_id, ip = %endpoint.ip, ports = ?endpoint.ports, "allocated");
@@ -308,24 +402,46 @@ impl Network {
         let host_index = nl
             .link_index(host)
             .map_err(|e| Error::netlink(format!("look up {host}"), e))?
-            .ok_or_else(|| Error::netlink(format!("look up {host}"), io::Error::from_raw_os_error(libc::ENODEV)))?;
-        nl.set_up(host_index).map_err(|e| Error::netlink(format!("set {host} up"), e))?;
+            .ok_or_else(|| {
+                Error::netlink(
+                    format!("look up {host}"),
+                    io::Error::from_raw_os_error(libc::ENODEV),
+                )
+            })?;
+        nl.set_up(host_index)
+            .map_err(|e| Error::netlink(format!("set {host} up"), e))?;
 
         let in_ns = |what: &str| format!("{what} in process {pid}'s netns");
-        let mut ns = Netlink::in_netns(netns).map_err(|e| Error::netlink(in_ns("open socket"), e))?;
+        let mut ns =
+            Netlink::in_netns(netns).map_err(|e| Error::netlink(in_ns("open socket"), e))?;
         let eth0 = ns
             .link_index(CONTAINER_IFACE)
             .map_err(|e| Error::netlink(in_ns("look up eth0"), e))?
-            .ok_or_else(|| Error::netlink(in_ns("look up eth0"), io::Error::from_raw_os_error(libc::ENODEV)))?;
+            .ok_or_else(|| {
+                Error::netlink(
+                    in_ns("look up eth0"),
+                    io::Error::from_raw_os_error(libc::ENODEV),
+                )
+            })?;
         let address = Ipv4Net::new(endpoint.ip, endpoint.prefix_len).expect("valid prefix");
         tracing::debug!(pid, %address, gateway = %endpoint.gateway, "configure eth0, lo and default route");
-        ns.add_address(eth0, address).map_err(|e| Error::netlink(in_ns(&format!("add {address} to eth0")), e))?;
-        ns.set_up(eth0).map_err(|e| Error::netlink(in_ns("set eth0 up"), e))?;
-        if let Some(lo) = ns.link_index("lo").map_err(|e| Error::netlink(in_ns("look up lo"), e))? {
-            ns.set_up(lo).map_err(|e| Error::netlink(in_ns("set lo up"), e))?;
+        ns.add_address(eth0, address)
+            .map_err(|e| Error::netlink(in_ns(&format!("add {address} to eth0")), e))?;
+        ns.set_up(eth0)
+            .map_err(|e| Error::netlink(in_ns("set eth0 up"), e))?;
+        if let Some(lo) = ns
+            .link_index("lo")
+            .map_err(|e| Error::netlink(in_ns("look up lo"), e))?
+        {
+            ns.set_up(lo)
+                .map_err(|e| Error::netlink(in_ns("set lo up"), e))?;
         }
-        ns.add_default_route(endpoint.gateway)
-            .map_err(|e| Error::netlink(in_ns(&format!("add default route via {}", endpoint.gateway)), e))?;
+        ns.add_default_route(endpoint.gateway).map_err(|e| {
+            Error::netlink(
+                in_ns(&format!("add default route via {}", endpoint.gateway)),
+                e,
+            )
+        })?;
         Ok(())
     }
 
@@ -339,8 +455,12 @@ impl Network {
             Some(listing) => nft::find_container_rules(&listing, table, container_id),
             None => nft::ContainerRules::default(),
         };
-        let script = nft::connect_script(table, container_id, &existing, endpoint.ip, &endpoint.ports);
-        self.nft.apply(&script, &format!("publish ports of container {container_id}"))
+        let script =
+            nft::connect_script(table, container_id, &existing, endpoint.ip, &endpoint.ports);
+        self.nft.apply(
+            &script,
+            &format!("publish ports of container {container_id}"),
+        )
     }
 
     fn purge_port_rules(&self, container_id: &str) -> Result<()> {
@@ -353,7 +473,10 @@ impl Network {
             return Ok(());
         }
         let script = nft::purge_script(table, container_id, &existing);
-        self.nft.apply(&script, &format!("remove port rules of container {container_id}"))
+        self.nft.apply(
+            &script,
+            &format!("remove port rules of container {container_id}"),
+        )
     }
 
     /// Releases everything `container_id` holds: port rules first, then the host veth (which
@@ -414,7 +537,10 @@ impl Network {
         }
         match Netlink::new() {
             Ok(mut nl) => {
-                let links = endpoints.values().map(|ep| ep.host_veth.clone()).chain([self.cfg.bridge.clone()]);
+                let links = endpoints
+                    .values()
+                    .map(|ep| ep.host_veth.clone())
+                    .chain([self.cfg.bridge.clone()]);
                 for link in links {
                     tracing::debug!(%link, "delete link");
                     if let Err(e) = nl.delete_link(&link) {
@@ -427,7 +553,9 @@ impl Network {
         for name in [STATE_FILE, LOCK_FILE] {
             let path = self.cfg.state_dir.join(name);
             match fs::remove_file(&path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => errors.push(Error::io("remove", &path, e)),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    errors.push(Error::io("remove", &path, e))
+                }
                 _ => {}
             }
         }
@@ -456,7 +584,10 @@ mod tests {
     #[test]
     fn config_for_roots() {
         let default = NetConfig::for_root(Path::new(DEFAULT_ROOT));
-        assert_eq!((default.bridge.as_str(), default.table.as_str()), ("dock0", "dock"));
+        assert_eq!(
+            (default.bridge.as_str(), default.table.as_str()),
+            ("dock0", "dock")
+        );
         assert_eq!(default.gateway(), Ipv4Addr::new(172, 17, 0, 1));
         let other = NetConfig::for_root(Path::new("/tmp/some-root"));
         assert!(other.bridge.len() <= 15);
@@ -468,16 +599,39 @@ mod tests {
 
     #[test]
     fn bad_config_and_ids_are_named() {
-        let mut cfg = NetConfig::new("a-bridge-name-too-long", "10.1.2.0/24".parse().unwrap(), "t", "/tmp/x");
-        assert!(cfg.validate().unwrap_err().to_string().contains("a-bridge-name-too-long"));
+        let mut cfg = NetConfig::new(
+            "a-bridge-name-too-long",
+            "10.1.2.0/24".parse().unwrap(),
+            "t",
+            "/tmp/x",
+        );
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("a-bridge-name-too-long"));
         cfg.bridge = "ok0".into();
         cfg.table = "1bad table".into();
-        assert!(cfg.validate().unwrap_err().to_string().contains("1bad table"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("1bad table"));
         cfg.table = "t".into();
         cfg.subnet = "10.1.2.0/31".parse().unwrap();
-        assert!(cfg.validate().unwrap_err().to_string().contains("10.1.2.0/31"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("10.1.2.0/31"));
         for bad in ["", "a b", "x;y", &"f".repeat(65)] {
-            assert!(matches!(validate_container_id(bad), Err(Error::InvalidContainerId(_))), "{bad:?}");
+            assert!(
+                matches!(
+                    validate_container_id(bad),
+                    Err(Error::InvalidContainerId(_))
+                ),
+                "{bad:?}"
+            );
         }
         validate_container_id(&"f".repeat(64)).unwrap();
     }

@@ -34,7 +34,10 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind(&SocketAddr::new(0, 0))?;
         socket.connect(&SocketAddr::new(0, 0))?;
-        Ok(Netlink { socket, sequence: 0 })
+        Ok(Netlink {
+            socket,
+            sequence: 0,
+        })
     }
 
     /// A socket in the network namespace `netns`, opened on a helper thread so the calling
@@ -51,7 +54,11 @@ impl Netlink {
         })
     }
 
-    fn request(&mut self, message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+    fn request(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.sequence = self.sequence.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
@@ -69,8 +76,9 @@ impl Netlink {
             let (data, _) = self.socket.recv_from_full()?;
             let mut offset = 0;
             while offset < data.len() {
-                let reply: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&data[offset..])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let reply: NetlinkMessage<RouteNetlinkMessage> =
+                    NetlinkMessage::deserialize(&data[offset..])
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 let length = reply.header.length as usize;
                 if reply.header.sequence_number != self.sequence {
                     // A late answer to an earlier request; not ours to interpret.
@@ -124,7 +132,10 @@ impl Netlink {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
         msg.attributes.push(LinkAttribute::Mtu(mtu));
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
         self.ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
     }
 
@@ -139,9 +150,13 @@ impl Netlink {
         mtu: u32,
     ) -> io::Result<()> {
         let mut peer_msg = LinkMessage::default();
-        peer_msg.attributes.push(LinkAttribute::IfName(peer.to_string()));
+        peer_msg
+            .attributes
+            .push(LinkAttribute::IfName(peer.to_string()));
         peer_msg.attributes.push(LinkAttribute::Mtu(mtu));
-        peer_msg.attributes.push(LinkAttribute::NetNsFd(peer_netns.as_raw_fd()));
+        peer_msg
+            .attributes
+            .push(LinkAttribute::NetNsFd(peer_netns.as_raw_fd()));
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(host.to_string()));
         msg.attributes.push(LinkAttribute::Mtu(mtu));
@@ -178,10 +193,16 @@ impl Netlink {
         msg.header.family = AddressFamily::Inet;
         msg.header.prefix_len = addr.prefix_len();
         msg.header.index = index;
-        msg.attributes.push(AddressAttribute::Local(IpAddr::V4(addr.addr())));
-        msg.attributes.push(AddressAttribute::Address(IpAddr::V4(addr.addr())));
-        msg.attributes.push(AddressAttribute::Broadcast(addr.broadcast()));
-        match self.ack(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL) {
+        msg.attributes
+            .push(AddressAttribute::Local(IpAddr::V4(addr.addr())));
+        msg.attributes
+            .push(AddressAttribute::Address(IpAddr::V4(addr.addr())));
+        msg.attributes
+            .push(AddressAttribute::Broadcast(addr.broadcast()));
+        match self.ack(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             other => other,
         }
@@ -195,7 +216,11 @@ impl Netlink {
         msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
         msg.header.destination_prefix_length = 0;
-        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
-        self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL)
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        self.ack(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
     }
 }

@@ -25,19 +25,32 @@ pub(crate) struct Nft {
 
 impl Nft {
     pub(crate) fn new(binary: impl Into<PathBuf>) -> Nft {
-        Nft { binary: binary.into() }
+        Nft {
+            binary: binary.into(),
+        }
     }
 
     /// `nft` from the usual places: /usr/sbin is not on every PATH.
     pub(crate) fn system() -> Nft {
         let sbin = Path::new("/usr/sbin/nft");
-        Nft::new(if sbin.exists() { sbin.to_path_buf() } else { PathBuf::from("nft") })
+        Nft::new(if sbin.exists() {
+            sbin.to_path_buf()
+        } else {
+            PathBuf::from("nft")
+        })
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>, context: &str) -> Result<String> {
         let mut command = Command::new(&self.binary);
-        command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        command
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         let mut child = command.spawn().map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NftMissing,
             _ => Error::io("run", &self.binary, e),
@@ -47,7 +60,9 @@ impl Nft {
             // A failed write shows up as nft's own error below.
             let _ = pipe.write_all(script.as_bytes());
         }
-        let output = child.wait_with_output().map_err(|e| Error::io("wait for", &self.binary, e))?;
+        let output = child
+            .wait_with_output()
+            .map_err(|e| Error::io("wait for", &self.binary, e))?;
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
@@ -58,7 +73,10 @@ impl Nft {
                  nft_masq, nft_ct, and install nftables with apt-get install nftables)",
             );
         }
-        Err(Error::Nft { context: context.to_string(), stderr })
+        Err(Error::Nft {
+            context: context.to_string(),
+            stderr,
+        })
     }
 
     /// Applies `script` as one transaction.
@@ -69,19 +87,32 @@ impl Nft {
 
     /// The table as nft's JSON, None when it does not exist.
     pub(crate) fn list_table(&self, table: &str) -> Result<Option<serde_json::Value>> {
-        match self.run(&["-j", "list", "table", "ip", table], None, &format!("list table ip {table}")) {
-            Ok(out) => serde_json::from_str(&out).map(Some).map_err(|e| Error::Nft {
-                context: format!("list table ip {table}"),
-                stderr: format!("unparsable json: {e}"),
-            }),
-            Err(Error::Nft { stderr, .. }) if stderr.contains("No such file or directory") => Ok(None),
+        match self.run(
+            &["-j", "list", "table", "ip", table],
+            None,
+            &format!("list table ip {table}"),
+        ) {
+            Ok(out) => serde_json::from_str(&out)
+                .map(Some)
+                .map_err(|e| Error::Nft {
+                    context: format!("list table ip {table}"),
+                    stderr: format!("unparsable json: {e}"),
+                }),
+            Err(Error::Nft { stderr, .. }) if stderr.contains("No such file or directory") => {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
 
     pub(crate) fn delete_table(&self, table: &str) -> Result<()> {
-        match self.apply(&format!("delete table ip {table}\n"), &format!("delete table ip {table}")) {
-            Err(Error::Nft { stderr, .. }) if stderr.contains("No such file or directory") => Ok(()),
+        match self.apply(
+            &format!("delete table ip {table}\n"),
+            &format!("delete table ip {table}"),
+        ) {
+            Err(Error::Nft { stderr, .. }) if stderr.contains("No such file or directory") => {
+                Ok(())
+            }
             other => other,
         }
     }
@@ -92,10 +123,10 @@ impl Nft {
 pub(crate) fn base_ruleset(table: &str, bridge: &str, subnet: Ipv4Net) -> String {
     format!(
         "table ip {table} {{
-  chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
-  chain output {{ type nat hook output priority dstnat; policy accept; }}
-  chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
-  chain forward {{ type filter hook forward priority filter; policy accept; }}
+  chain prerouting {{ type nat hook prerouting priority -100; policy accept; }}
+  chain output {{ type nat hook output priority -100; policy accept; }}
+  chain postrouting {{ type nat hook postrouting priority 100; policy accept; }}
+  chain forward {{ type filter hook forward priority 0; policy accept; }}
   chain {PORTS_CHAIN} {{ }}
 }}
 flush chain ip {table} prerouting
@@ -127,10 +158,18 @@ impl ContainerRules {
     }
 }
 
-pub(crate) fn find_container_rules(listing: &serde_json::Value, table: &str, container_id: &str) -> ContainerRules {
+pub(crate) fn find_container_rules(
+    listing: &serde_json::Value,
+    table: &str,
+    container_id: &str,
+) -> ContainerRules {
     let chain = container_chain(container_id);
     let mut found = ContainerRules::default();
-    let items = listing.get("nftables").and_then(|v| v.as_array()).map(Vec::as_slice).unwrap_or(&[]);
+    let items = listing
+        .get("nftables")
+        .and_then(|v| v.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     for item in items {
         if let Some(c) = item.get("chain") {
             if c["table"] == table && c["name"] == chain.as_str() {
@@ -158,7 +197,10 @@ pub(crate) fn find_container_rules(listing: &serde_json::Value, table: &str, con
 pub(crate) fn purge_script(table: &str, container_id: &str, existing: &ContainerRules) -> String {
     let mut script = String::new();
     for handle in &existing.jump_handles {
-        let _ = writeln!(script, "delete rule ip {table} {PORTS_CHAIN} handle {handle}");
+        let _ = writeln!(
+            script,
+            "delete rule ip {table} {PORTS_CHAIN} handle {handle}"
+        );
     }
     if existing.chain_exists {
         let chain = container_chain(container_id);
@@ -180,12 +222,19 @@ pub(crate) fn connect_script(
     let chain = container_chain(container_id);
     let mut script = String::new();
     for handle in &existing.jump_handles {
-        let _ = writeln!(script, "delete rule ip {table} {PORTS_CHAIN} handle {handle}");
+        let _ = writeln!(
+            script,
+            "delete rule ip {table} {PORTS_CHAIN} handle {handle}"
+        );
     }
     let _ = writeln!(script, "add chain ip {table} {chain}");
     let _ = writeln!(script, "flush chain ip {table} {chain}");
     for m in mappings {
-        let daddr = m.host_ip.filter(|ip| !ip.is_unspecified()).map(|ip| format!("ip daddr {ip} ")).unwrap_or_default();
+        let daddr = m
+            .host_ip
+            .filter(|ip| !ip.is_unspecified())
+            .map(|ip| format!("ip daddr {ip} "))
+            .unwrap_or_default();
         let _ = writeln!(
             script,
             "add rule ip {table} {chain} {daddr}{proto} dport {hp} dnat to {container_ip}:{cp} comment \"{container_id}\"",
@@ -194,7 +243,10 @@ pub(crate) fn connect_script(
             cp = m.container_port,
         );
     }
-    let _ = writeln!(script, "add rule ip {table} {PORTS_CHAIN} jump {chain} comment \"{container_id}\"");
+    let _ = writeln!(
+        script,
+        "add rule ip {table} {PORTS_CHAIN} jump {chain} comment \"{container_id}\""
+    );
     script
 }
 
@@ -219,7 +271,13 @@ mod tests {
                       "expr": [{"jump": {"target": "ctr-a"}}]}}
         ]});
         let found = find_container_rules(&listing, "t", "a");
-        assert_eq!(found, ContainerRules { chain_exists: true, jump_handles: vec![7, 9] });
+        assert_eq!(
+            found,
+            ContainerRules {
+                chain_exists: true,
+                jump_handles: vec![7, 9]
+            }
+        );
         assert!(find_container_rules(&listing, "t", "zz").is_empty());
         let purge = purge_script("t", "a", &found);
         assert!(purge.contains("delete rule ip t ports handle 7\n"));
@@ -230,11 +288,28 @@ mod tests {
     #[test]
     fn connect_script_has_one_rule_per_mapping() {
         let mappings = [
-            PortMapping { host_ip: None, host_port: 49153, container_port: 80, proto: Proto::Tcp },
-            PortMapping { host_ip: Some("127.0.0.1".parse().unwrap()), host_port: 5353, container_port: 53, proto: Proto::Udp },
+            PortMapping {
+                host_ip: None,
+                host_port: 49153,
+                container_port: 80,
+                proto: Proto::Tcp,
+            },
+            PortMapping {
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                host_port: 5353,
+                container_port: 53,
+                proto: Proto::Udp,
+            },
         ];
-        let script = connect_script("t", "c1", &ContainerRules::default(), "10.0.0.2".parse().unwrap(), &mappings);
-        assert!(script.contains("add rule ip t ctr-c1 tcp dport 49153 dnat to 10.0.0.2:80 comment \"c1\"\n"));
+        let script = connect_script(
+            "t",
+            "c1",
+            &ContainerRules::default(),
+            "10.0.0.2".parse().unwrap(),
+            &mappings,
+        );
+        assert!(script
+            .contains("add rule ip t ctr-c1 tcp dport 49153 dnat to 10.0.0.2:80 comment \"c1\"\n"));
         assert!(script.contains("add rule ip t ctr-c1 ip daddr 127.0.0.1 udp dport 5353 dnat to 10.0.0.2:53 comment \"c1\"\n"));
         assert!(script.ends_with("add rule ip t ports jump ctr-c1 comment \"c1\"\n"));
     }
@@ -244,6 +319,9 @@ mod tests {
         let nft = Nft::new("/nonexistent/nft");
         let err = nft.apply("list tables\n", "probe").unwrap_err();
         assert!(matches!(err, Error::NftMissing));
-        assert!(err.to_string().contains("apt-get install nftables"), "{err}");
+        assert!(
+            err.to_string().contains("apt-get install nftables"),
+            "{err}"
+        );
     }
 }

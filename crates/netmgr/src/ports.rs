@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 pub const PORT_RANGE_START: u16 = 49153;
 pub const PORT_RANGE_END: u16 = 65535;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     #[default]
@@ -49,7 +51,12 @@ pub struct PortSpec {
 
 impl PortSpec {
     pub fn tcp(container_port: u16) -> PortSpec {
-        PortSpec { host_ip: None, host_port: None, container_port, proto: Proto::Tcp }
+        PortSpec {
+            host_ip: None,
+            host_port: None,
+            container_port,
+            proto: Proto::Tcp,
+        }
     }
 }
 
@@ -85,7 +92,12 @@ impl FromStr for PortSpec {
             None | Some("") => None,
             Some(p) => Some(parse_port(p, s)?),
         };
-        Ok(PortSpec { host_ip, host_port, container_port: parse_port(container_port, s)?, proto })
+        Ok(PortSpec {
+            host_ip,
+            host_port,
+            container_port: parse_port(container_port, s)?,
+            proto,
+        })
     }
 }
 
@@ -113,7 +125,11 @@ pub struct PortMapping {
 impl fmt::Display for PortMapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        write!(f, "{ip}:{}->{}/{}", self.host_port, self.container_port, self.proto)
+        write!(
+            f,
+            "{ip}:{}->{}/{}",
+            self.host_port, self.container_port, self.proto
+        )
     }
 }
 
@@ -125,7 +141,12 @@ pub fn probe_host_port(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> Result<
         Proto::Tcp => TcpListener::bind(addr).map(drop),
         Proto::Udp => UdpSocket::bind(addr).map(drop),
     };
-    bound.map_err(|source| Error::PortInUse { ip, port, proto, source })
+    bound.map_err(|source| Error::PortInUse {
+        ip,
+        port,
+        proto,
+        source,
+    })
 }
 
 fn key(port: u16, proto: Proto) -> String {
@@ -152,7 +173,11 @@ impl PortPool {
     ) -> Result<u16> {
         if let Some(port) = requested {
             if let Some(holder) = self.allocated.get(&key(port, proto)) {
-                return Err(Error::PortTakenByDock { port, proto, owner: holder.clone() });
+                return Err(Error::PortTakenByDock {
+                    port,
+                    proto,
+                    owner: holder.clone(),
+                });
             }
             probe(port)?;
             self.allocated.insert(key(port, proto), owner.to_string());
@@ -167,7 +192,11 @@ impl PortPool {
             if self.allocated.contains_key(&key(port, proto)) || probe(port).is_err() {
                 continue;
             }
-            self.next = if port + 1 == PORT_RANGE_END { PORT_RANGE_START } else { port + 1 };
+            self.next = if port + 1 == PORT_RANGE_END {
+                PORT_RANGE_START
+            } else {
+                port + 1
+            };
             self.allocated.insert(key(port, proto), owner.to_string());
             return Ok(port);
         }
@@ -188,14 +217,37 @@ impl PortPool {
     pub fn owner(&self, port: u16, proto: Proto) -> Option<&str> {
         self.allocated.get(&key(port, proto)).map(String::as_str)
     }
+
+    /// Every allocated `(port, proto, owner)`.
+    pub fn allocated(&self) -> impl Iterator<Item = (u16, Proto, &str)> {
+        self.allocated.iter().filter_map(|(k, owner)| {
+            let (port, proto) = k.split_once('/')?;
+            let proto = if proto == "udp" {
+                Proto::Udp
+            } else {
+                Proto::Tcp
+            };
+            Some((port.parse().ok()?, proto, owner.as_str()))
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(host_ip: Option<&str>, host_port: Option<u16>, container_port: u16, proto: Proto) -> PortSpec {
-        PortSpec { host_ip: host_ip.map(|s| s.parse().unwrap()), host_port, container_port, proto }
+    fn spec(
+        host_ip: Option<&str>,
+        host_port: Option<u16>,
+        container_port: u16,
+        proto: Proto,
+    ) -> PortSpec {
+        PortSpec {
+            host_ip: host_ip.map(|s| s.parse().unwrap()),
+            host_port,
+            container_port,
+            proto,
+        }
     }
 
     #[test]
@@ -204,7 +256,10 @@ mod tests {
         let cases = [
             ("80", spec(None, None, 80, Tcp)),
             ("8080:80", spec(None, Some(8080), 80, Tcp)),
-            ("127.0.0.1:8080:80", spec(Some("127.0.0.1"), Some(8080), 80, Tcp)),
+            (
+                "127.0.0.1:8080:80",
+                spec(Some("127.0.0.1"), Some(8080), 80, Tcp),
+            ),
             ("127.0.0.1::80", spec(Some("127.0.0.1"), None, 80, Tcp)),
             ("53/udp", spec(None, None, 53, Udp)),
             ("5353:53/udp", spec(None, Some(5353), 53, Udp)),
@@ -221,9 +276,25 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs_naming_them() {
-        for bad in ["", "0", "65536", "abc", "80/sctp", "1.2.3:80:80", "a:b:c:d", "80:", "+80", "8080:0", "80/"] {
+        for bad in [
+            "",
+            "0",
+            "65536",
+            "abc",
+            "80/sctp",
+            "1.2.3:80:80",
+            "a:b:c:d",
+            "80:",
+            "+80",
+            "8080:0",
+            "80/",
+        ] {
             let err = bad.parse::<PortSpec>().unwrap_err();
-            assert_eq!(err.to_string(), format!("invalid port specification: {bad}"), "{bad}");
+            assert_eq!(
+                err.to_string(),
+                format!("invalid port specification: {bad}"),
+                "{bad}"
+            );
         }
     }
 
@@ -231,11 +302,20 @@ mod tests {
     fn auto_ports_come_from_the_range_in_order_and_wrap() {
         let mut pool = PortPool::default();
         let free = |_| Ok(());
-        assert_eq!(pool.acquire(None, Proto::Tcp, "a", free).unwrap(), PORT_RANGE_START);
-        assert_eq!(pool.acquire(None, Proto::Tcp, "a", free).unwrap(), PORT_RANGE_START + 1);
+        assert_eq!(
+            pool.acquire(None, Proto::Tcp, "a", free).unwrap(),
+            PORT_RANGE_START
+        );
+        assert_eq!(
+            pool.acquire(None, Proto::Tcp, "a", free).unwrap(),
+            PORT_RANGE_START + 1
+        );
         assert!(pool.release(PORT_RANGE_START, Proto::Tcp));
         // The released port is not reused while fresh ones remain.
-        assert_eq!(pool.acquire(None, Proto::Tcp, "b", free).unwrap(), PORT_RANGE_START + 2);
+        assert_eq!(
+            pool.acquire(None, Proto::Tcp, "b", free).unwrap(),
+            PORT_RANGE_START + 2
+        );
         // Ports the host holds are skipped.
         let busy = |p: u16| {
             if p == PORT_RANGE_START + 3 {
@@ -249,9 +329,16 @@ mod tests {
                 Ok(())
             }
         };
-        assert_eq!(pool.acquire(None, Proto::Tcp, "b", busy).unwrap(), PORT_RANGE_START + 4);
+        assert_eq!(
+            pool.acquire(None, Proto::Tcp, "b", busy).unwrap(),
+            PORT_RANGE_START + 4
+        );
         // Same number, other protocol: a separate port.
-        assert_eq!(pool.acquire(Some(PORT_RANGE_START + 1), Proto::Udp, "c", free).unwrap(), PORT_RANGE_START + 1);
+        assert_eq!(
+            pool.acquire(Some(PORT_RANGE_START + 1), Proto::Udp, "c", free)
+                .unwrap(),
+            PORT_RANGE_START + 1
+        );
         assert_eq!(pool.release_owner("b"), 2);
         assert_eq!(pool.owner(PORT_RANGE_START + 1, Proto::Tcp), Some("a"));
     }
@@ -259,8 +346,11 @@ mod tests {
     #[test]
     fn explicit_port_taken_by_dock_names_port_and_owner() {
         let mut pool = PortPool::default();
-        pool.acquire(Some(8080), Proto::Tcp, "first", |_| Ok(())).unwrap();
-        let err = pool.acquire(Some(8080), Proto::Tcp, "second", |_| Ok(())).unwrap_err();
+        pool.acquire(Some(8080), Proto::Tcp, "first", |_| Ok(()))
+            .unwrap();
+        let err = pool
+            .acquire(Some(8080), Proto::Tcp, "second", |_| Ok(()))
+            .unwrap_err();
         assert!(matches!(err, Error::PortTakenByDock { port: 8080, .. }));
         assert!(err.to_string().contains("8080"), "{err}");
         assert!(err.to_string().contains("first"), "{err}");
@@ -277,6 +367,9 @@ mod tests {
                 source: io::Error::from(io::ErrorKind::AddrInUse),
             })
         };
-        assert!(matches!(pool.acquire(None, Proto::Udp, "a", none_free), Err(Error::NoMorePorts { .. })));
+        assert!(matches!(
+            pool.acquire(None, Proto::Udp, "a", none_free),
+            Err(Error::NoMorePorts { .. })
+        ));
     }
 }

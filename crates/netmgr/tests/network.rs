@@ -1,0 +1,396 @@
+//! Real-kernel tests: bridges, veths, network namespaces and nftables. Each test owns its
+//! bridge, table, subnet and state dir; guards remove them even when a test fails.
+
+mod common;
+
+use std::collections::HashSet;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::sync::Arc;
+
+use common::{auto_ports_lock, fetch, random_free_port, Container, TestNet};
+use netmgr::{Error, Network, PortSpec, Proto, PORT_RANGE_END, PORT_RANGE_START};
+
+fn spec(s: &str) -> PortSpec {
+    s.parse().unwrap()
+}
+
+#[test]
+fn connect_configures_the_namespace_and_publishes_ports() {
+    let _auto = auto_ports_lock();
+    let t = TestNet::new();
+    let c = Container::spawn();
+    let id = t.id();
+    let explicit = random_free_port();
+    let ep = t
+        .net()
+        .connect(&id, c.pid(), &[spec("80"), spec(&format!("{explicit}:80"))])
+        .unwrap();
+
+    assert!(t.cfg.subnet.contains(&ep.ip));
+    assert_ne!(ep.ip, t.gateway());
+    assert_eq!((ep.prefix_len, ep.gateway), (24, t.gateway()));
+    let auto = ep.ports[0];
+    assert!(
+        (PORT_RANGE_START..PORT_RANGE_END).contains(&auto.host_port),
+        "{auto}"
+    );
+    assert_eq!((auto.container_port, auto.proto), (80, Proto::Tcp));
+    assert_eq!(ep.ports[1].host_port, explicit);
+
+    // Inside: eth0 with the address and MTU, lo up, default route via the gateway.
+    let addr = c.ip(&["-4", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(addr.contains(&format!("inet {}/24", ep.ip)), "{addr}");
+    let link = c.ip(&["-o", "link", "show", "dev", "eth0"]);
+    assert!(link.contains("mtu 1500") && link.contains(",UP"), "{link}");
+    let lo = c.ip(&["-o", "link", "show", "dev", "lo"]);
+    assert!(lo.contains(",UP"), "{lo}");
+    let route = c.ip(&["-4", "route", "show", "default"]);
+    assert!(
+        route.contains(&format!("default via {} dev eth0", t.gateway())),
+        "{route}"
+    );
+
+    // Outside: the host veth is up and enslaved to the bridge.
+    let master = fs::read_link(format!("/sys/class/net/{}/master", ep.host_veth)).unwrap();
+    assert!(master.ends_with(&t.cfg.bridge), "{}", master.display());
+    let flags = fs::read_to_string(format!("/sys/class/net/{}/flags", ep.host_veth)).unwrap();
+    assert_eq!(
+        u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap() & 1,
+        1
+    );
+
+    let server = c.serve(80, "hello from c\n", 4);
+    let lo = Ipv4Addr::LOCALHOST;
+    assert_eq!(
+        fetch(SocketAddrV4::new(lo, auto.host_port)).unwrap(),
+        "hello from c\n"
+    );
+    assert_eq!(
+        fetch(SocketAddrV4::new(lo, explicit)).unwrap(),
+        "hello from c\n"
+    );
+    assert_eq!(
+        fetch(SocketAddrV4::new(t.gateway(), auto.host_port)).unwrap(),
+        "hello from c\n"
+    );
+    assert_eq!(
+        fetch(SocketAddrV4::new(ep.ip, 80)).unwrap(),
+        "hello from c\n"
+    );
+    server.join().unwrap();
+
+    assert_eq!(t.net().endpoint(&id).unwrap(), Some(ep));
+    t.net().disconnect(&id).unwrap();
+}
+
+#[test]
+fn two_containers_reach_each_other_directly_and_through_a_published_port() {
+    let t = TestNet::new();
+    let (a, b) = (Container::spawn(), Container::spawn());
+    let (id_a, id_b) = (t.id(), t.id());
+    let port = random_free_port();
+    let ep_a = t
+        .net()
+        .connect(&id_a, a.pid(), &[spec(&format!("{port}:80"))])
+        .unwrap();
+    let ep_b = t.net().connect(&id_b, b.pid(), &[]).unwrap();
+    assert_ne!(ep_a.ip, ep_b.ip);
+    assert_ne!(ep_a.host_veth, ep_b.host_veth);
+
+    let server = a.serve(80, "a\n", 2);
+    let direct = SocketAddrV4::new(ep_a.ip, 80);
+    assert_eq!(b.in_netns(move || fetch(direct)).unwrap(), "a\n");
+    let published = SocketAddrV4::new(ep_b.gateway, port);
+    assert_eq!(b.in_netns(move || fetch(published)).unwrap(), "a\n");
+    server.join().unwrap();
+
+    t.net().disconnect(&id_a).unwrap();
+    t.net().disconnect(&id_b).unwrap();
+}
+
+#[test]
+fn disconnect_leaves_nothing_and_frees_address_and_ports() {
+    let t = TestNet::new();
+    let mut c = Container::spawn();
+    let id = t.id();
+    let (tcp, udp) = (random_free_port(), random_free_port());
+    let ep = t
+        .net()
+        .connect(
+            &id,
+            c.pid(),
+            &[
+                spec(&format!("{tcp}:80")),
+                spec(&format!("127.0.0.1:{udp}:53/udp")),
+            ],
+        )
+        .unwrap();
+    assert!(!t.rules_of(&id).is_empty());
+    assert_eq!(
+        t.net().allocated_addresses().unwrap().get(&ep.ip),
+        Some(&id)
+    );
+    assert_eq!(
+        t.net().allocated_ports().unwrap().get(&(udp, Proto::Udp)),
+        Some(&id)
+    );
+
+    // The container exited before the monitor cleaned up: host-side cleanup still works.
+    c.kill();
+    t.net().disconnect(&id).unwrap();
+
+    assert!(!fs::exists(format!("/sys/class/net/{}", ep.host_veth)).unwrap());
+    assert_eq!(t.rules_of(&id), Vec::<String>::new());
+    let ports_chain: Vec<_> = t.listing()["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["rule"]["chain"] == "ports")
+        .cloned()
+        .collect();
+    assert!(ports_chain.is_empty(), "{ports_chain:?}");
+    assert!(t.net().allocated_addresses().unwrap().is_empty());
+    assert!(t.net().allocated_ports().unwrap().is_empty());
+    assert_eq!(t.net().endpoint(&id).unwrap(), None);
+
+    // Disconnecting again is fine, and the ports can be taken again.
+    t.net().disconnect(&id).unwrap();
+    let c2 = Container::spawn();
+    let id2 = t.id();
+    let ep2 = t
+        .net()
+        .connect(&id2, c2.pid(), &[spec(&format!("{tcp}:80"))])
+        .unwrap();
+    assert_eq!(ep2.ports[0].host_port, tcp);
+    t.net().disconnect(&id2).unwrap();
+}
+
+#[test]
+fn connect_after_a_crash_purges_leftovers_and_reapplies() {
+    let t = TestNet::new();
+    let id = t.id();
+    let port = random_free_port();
+    {
+        let first = Container::spawn();
+        t.net()
+            .connect(&id, first.pid(), &[spec(&format!("{port}:80"))])
+            .unwrap();
+        // The monitor dies here: no disconnect. State and rules stay, the netns goes.
+    }
+    assert!(!t.rules_of(&id).is_empty());
+    assert!(t.net().endpoint(&id).unwrap().is_some());
+
+    let second = Container::spawn();
+    let ep = t
+        .net()
+        .connect(&id, second.pid(), &[spec(&format!("{port}:80"))])
+        .unwrap();
+    let rules = t.rules_of(&id);
+    let jumps = rules
+        .iter()
+        .filter(|r| r.starts_with("rule in \"ports\""))
+        .count();
+    let dnats = rules.iter().filter(|r| r.contains("dnat")).count();
+    assert_eq!((jumps, dnats), (1, 1), "{rules:#?}");
+    assert_eq!(t.net().allocated_addresses().unwrap().len(), 1);
+
+    let server = second.serve(80, "second\n", 1);
+    assert_eq!(
+        fetch(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).unwrap(),
+        "second\n"
+    );
+    server.join().unwrap();
+    assert_eq!(ep.ports[0].host_port, port);
+    t.net().disconnect(&id).unwrap();
+}
+
+#[test]
+fn explicit_ports_taken_on_the_host_or_by_dock_are_errors_naming_the_port() {
+    let t = TestNet::new();
+    let holder = TcpListener::bind("0.0.0.0:0").unwrap();
+    let busy = holder.local_addr().unwrap().port();
+    let c = Container::spawn();
+    let id = t.id();
+
+    let err = t
+        .net()
+        .connect(&id, c.pid(), &[spec(&format!("{busy}:80"))])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PortInUse { port, .. } if port == busy),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&busy.to_string()), "{err}");
+    // Nothing half-done is left behind.
+    assert!(t.net().allocated_addresses().unwrap().is_empty());
+    assert_eq!(t.net().endpoint(&id).unwrap(), None);
+    assert!(!fs::exists(format!("/sys/class/net/{}", netmgr::host_veth_name(&id))).unwrap());
+
+    let udp_holder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let busy_udp = udp_holder.local_addr().unwrap().port();
+    let err = t
+        .net()
+        .connect(
+            &id,
+            c.pid(),
+            &[spec(&format!("127.0.0.1:{busy_udp}:53/udp"))],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains(&busy_udp.to_string()), "{err}");
+
+    let port = random_free_port();
+    t.net()
+        .connect(&id, c.pid(), &[spec(&format!("{port}:80"))])
+        .unwrap();
+    let other = Container::spawn();
+    let other_id = t.id();
+    let err = t
+        .net()
+        .connect(&other_id, other.pid(), &[spec(&format!("{port}:8080"))])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PortTakenByDock { port: p, .. } if p == port),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
+    assert!(!fs::exists(format!(
+        "/sys/class/net/{}",
+        netmgr::host_veth_name(&other_id)
+    ))
+    .unwrap());
+    t.net().disconnect(&id).unwrap();
+}
+
+#[test]
+fn automatic_ports_skip_ports_held_on_the_host() {
+    let _auto = auto_ports_lock();
+    let t = TestNet::new();
+    let c = Container::spawn();
+    let id = t.id();
+    // Hold the first free port of the range, so the allocator must pass over it.
+    let held = (PORT_RANGE_START..PORT_RANGE_END)
+        .find_map(|p| TcpListener::bind(("0.0.0.0", p)).ok())
+        .expect("a free port in the range");
+    let held_port = held.local_addr().unwrap().port();
+    let ep = t
+        .net()
+        .connect(&id, c.pid(), &[spec("80"), spec("81")])
+        .unwrap();
+    let got: Vec<u16> = ep.ports.iter().map(|m| m.host_port).collect();
+    assert!(!got.contains(&held_port), "{got:?} contains {held_port}");
+    assert!(
+        got.iter()
+            .all(|p| (PORT_RANGE_START..PORT_RANGE_END).contains(p)),
+        "{got:?}"
+    );
+    assert_ne!(got[0], got[1]);
+    t.net().disconnect(&id).unwrap();
+}
+
+#[test]
+fn concurrent_connects_get_distinct_addresses_and_ports() {
+    let _auto = auto_ports_lock();
+    let t = Arc::new(TestNet::new());
+    let containers: Vec<Container> = (0..10).map(|_| Container::spawn()).collect();
+    let ids: Vec<String> = (0..10).map(|_| t.id()).collect();
+    let endpoints: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = containers
+            .iter()
+            .zip(&ids)
+            .map(|(c, id)| {
+                let cfg = t.cfg.clone();
+                let pid = c.pid();
+                // Each thread opens the network on its own, like separate dock processes.
+                scope.spawn(move || {
+                    Network::open(cfg)
+                        .unwrap()
+                        .connect(id, pid, &[spec("80")])
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ips: HashSet<_> = endpoints.iter().map(|e| e.ip).collect();
+    let ports: HashSet<_> = endpoints.iter().map(|e| e.ports[0].host_port).collect();
+    assert_eq!((ips.len(), ports.len()), (10, 10));
+    assert_eq!(t.net().allocated_addresses().unwrap().len(), 10);
+    for id in &ids {
+        t.net().disconnect(id).unwrap();
+    }
+    assert!(t.net().allocated_ports().unwrap().is_empty());
+}
+
+#[test]
+fn small_subnet_runs_out_and_reuses_released_addresses() {
+    let t = TestNet::with_prefix(29);
+    let containers: Vec<Container> = (0..6).map(|_| Container::spawn()).collect();
+    let ids: Vec<String> = (0..6).map(|_| t.id()).collect();
+    let mut ips = Vec::new();
+    for (c, id) in containers.iter().zip(&ids).take(5) {
+        ips.push(t.net().connect(id, c.pid(), &[]).unwrap().ip);
+    }
+    let err = t
+        .net()
+        .connect(&ids[5], containers[5].pid(), &[])
+        .unwrap_err();
+    assert!(matches!(err, Error::NoMoreAddresses(_)), "{err}");
+    t.net().disconnect(&ids[2]).unwrap();
+    let ep = t.net().connect(&ids[5], containers[5].pid(), &[]).unwrap();
+    assert_eq!(ep.ip, ips[2]);
+    for id in &ids {
+        t.net().disconnect(id).unwrap();
+    }
+}
+
+#[test]
+fn refuses_the_host_namespace_and_bad_ids() {
+    let t = TestNet::new();
+    let id = t.id();
+    let err = t
+        .net()
+        .connect(&id, std::process::id() as i32, &[])
+        .unwrap_err();
+    assert!(matches!(err, Error::SameNetns(_)), "{err}");
+    assert!(t.net().allocated_addresses().unwrap().is_empty());
+    let err = t.net().connect("bad id", 1, &[]).unwrap_err();
+    assert!(matches!(err, Error::InvalidContainerId(_)), "{err}");
+}
+
+#[test]
+fn open_is_idempotent_and_destroy_removes_everything() {
+    let mut t = TestNet::new();
+    let again = Network::open(t.cfg.clone()).unwrap();
+    drop(again);
+    let addr = fs::read_to_string(format!(
+        "/proc/sys/net/ipv4/conf/{}/route_localnet",
+        t.cfg.bridge
+    ))
+    .unwrap();
+    assert_eq!(addr.trim(), "1");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    let chains: Vec<String> = t.listing()["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["chain"]["name"].as_str().map(String::from))
+        .collect();
+    assert_eq!(
+        chains,
+        ["prerouting", "output", "postrouting", "forward", "ports"]
+    );
+
+    t.net.take().unwrap().destroy().unwrap();
+    assert!(!fs::exists(format!("/sys/class/net/{}", t.cfg.bridge)).unwrap());
+    let listed = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &t.cfg.table])
+        .output()
+        .unwrap();
+    assert!(!listed.status.success());
+}
