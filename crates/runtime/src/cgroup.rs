@@ -782,9 +782,15 @@ mod tests {
             controllers.keys().collect::<Vec<_>>(),
             ["cpu", "cpuacct", "memory", "pids"]
         );
-        assert_eq!(controllers["cpuacct"], Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(
+            controllers["cpuacct"],
+            Path::new("/sys/fs/cgroup/cpu,cpuacct")
+        );
         assert_eq!(controllers["pids"], Path::new("/sys/fs/cgroup/my pids"));
-        assert_eq!(unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
         // memory, pids, then the co-mounted cpu/cpuacct once, then unified.
         assert_eq!(
             hierarchy.roots(),
@@ -816,9 +822,18 @@ mod tests {
         let hierarchy = Hierarchy::V2 {
             root: PathBuf::from("/nonexistent-root"),
         };
-        for (parent, id) in [("dock", "../x"), ("dock", "a/b"), ("/abs", "x"), ("", "x"), ("dock", "")] {
+        for (parent, id) in [
+            ("dock", "../x"),
+            ("dock", "a/b"),
+            ("/abs", "x"),
+            ("", "x"),
+            ("dock", ""),
+        ] {
             let err = Cgroup::create_in(&hierarchy, parent, id, &Limits::default()).unwrap_err();
-            assert!(matches!(err, CgroupError::InvalidName { .. }), "{parent} {id}: {err}");
+            assert!(
+                matches!(err, CgroupError::InvalidName { .. }),
+                "{parent} {id}: {err}"
+            );
         }
     }
 
