@@ -80,6 +80,8 @@ pub enum CgroupError {
     InvalidName { name: String, reason: &'static str },
     #[error("invalid limits: {0}")]
     InvalidLimits(String),
+    #[error("pid {0} cannot join a cgroup")]
+    InvalidPid(i32),
     #[error("cgroup controller {0} is not mounted")]
     MissingController(&'static str),
     #[error("failed to create cgroup directory {}: {source}", path.display())]
@@ -509,9 +511,7 @@ impl Cgroup {
     /// Moves `pid` (the whole process) into the cgroup in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<()> {
         if pid <= 0 {
-            return Err(CgroupError::InvalidLimits(format!(
-                "pid {pid} cannot join a cgroup"
-            )));
+            return Err(CgroupError::InvalidPid(pid));
         }
         let value = pid.to_string();
         for dir in &self.dirs {
