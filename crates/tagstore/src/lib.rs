@@ -1,1 +1,383 @@
-//! The tag store (being written).
+//! The `repositories` file: `{"Repositories": {repo: {tag: id}}}`.
+//!
+//! Every change is a read-modify-write under an exclusive lock on a sibling `<file>.lock`, and is
+//! written to a temp file, fsynced and renamed into place, so concurrent processes never lose an
+//! update and readers (who take no lock) always see a whole file. A missing file is empty.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use graph::{Graph, Image};
+use serde::{Deserialize, Serialize};
+
+/// The tag a reference without one means.
+pub const DEFAULT_TAG: &str = "latest";
+
+/// repo -> tag -> image id
+pub type Repositories = BTreeMap<String, BTreeMap<String, String>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Graph(#[from] graph::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("parse {path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "invalid repository name {0:?}: want lowercase [a-z0-9] components separated by '.', '_', \
+         '__' or '-', joined by '/', with an optional host[:port]/ prefix"
+    )]
+    InvalidRepository(String),
+    #[error("invalid tag name {0:?}: want [A-Za-z0-9_][A-Za-z0-9_.-], at most 128 characters")]
+    InvalidTag(String),
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    #[error("tag {reference} points at image {id}, which does not exist")]
+    DanglingTag { reference: String, id: String },
+    #[error("tag {reference} is already on image {id}; use -f to move it")]
+    TagExists { reference: String, id: String },
+    #[error("no such tag: {0}")]
+    NoSuchTag(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io_err(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> Error {
+    let context = context.to_string();
+    move |source| Error::Io { context, source }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RepositoriesFile {
+    #[serde(rename = "Repositories", default)]
+    repositories: Repositories,
+}
+
+/// Split `name` into repository and tag: the tag follows the last `:` after the last `/`, so
+/// `localhost:5000/team/app:v1` is `("localhost:5000/team/app", Some("v1"))` and
+/// `localhost:5000/team/app` has no tag.
+pub fn parse_reference(name: &str) -> (String, Option<String>) {
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last_slash..].rfind(':') {
+        Some(colon) => {
+            let colon = last_slash + colon;
+            (
+                name[..colon].to_string(),
+                Some(name[colon + 1..].to_string()),
+            )
+        }
+        None => (name.to_string(), None),
+    }
+}
+
+/// `[a-z0-9]+` runs separated by `.`, `_`, `__` or one or more `-`.
+fn is_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let mut i = 0;
+    loop {
+        let start = i;
+        while i < bytes.len() && alnum(bytes[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false; // empty run: leading, trailing or doubled separator
+        }
+        if i == bytes.len() {
+            return true;
+        }
+        match bytes[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += if bytes.get(i + 1) == Some(&b'_') {
+                    2
+                } else {
+                    1
+                }
+            }
+            b'-' => {
+                while bytes.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// `host(.host)*` labels of `[a-z0-9]` with inner `-`, then an optional `:port`.
+fn is_host(host: &str) -> bool {
+    let (name, port) = match host.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let label_ok = |label: &str| {
+        let b = label.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit()));
+    name.split('.').all(label_ok) && port_ok
+}
+
+/// Check a repository name by Docker's rules; the error names the bad name.
+pub fn validate_repository(name: &str) -> Result<()> {
+    let bad = || Err(Error::InvalidRepository(name.to_string()));
+    if name.is_empty() || name.len() > 255 {
+        return bad();
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    let first = components[0];
+    if components.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost")
+    {
+        if !is_host(first) {
+            return bad();
+        }
+        components.remove(0);
+    }
+    if components.iter().all(|c| is_path_component(c)) {
+        Ok(())
+    } else {
+        bad()
+    }
+}
+
+/// Check a tag name: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<()> {
+    let ok = tag.len() <= 128
+        && tag.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphanumeric() || b == b'_' || (i > 0 && (b == b'.' || b == b'-'))
+        })
+        && !tag.is_empty();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidTag(tag.to_string()))
+    }
+}
+
+fn tag_or_default(tag: &str) -> &str {
+    if tag.is_empty() {
+        DEFAULT_TAG
+    } else {
+        tag
+    }
+}
+
+/// The tag store over one `repositories` file.
+#[derive(Debug, Clone)]
+pub struct TagStore {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl TagStore {
+    /// Open the store at `path` (the file need not exist yet; its directory is created).
+    pub fn open(path: impl Into<PathBuf>) -> Result<TagStore> {
+        let path = path.into();
+        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        let store = TagStore {
+            lock_path: path.with_file_name(lock_name),
+            path,
+        };
+        if let Some(dir) = store.dir() {
+            fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+        }
+        // Surface a damaged file now rather than at the first lookup.
+        store.read()?;
+        Ok(store)
+    }
+
+    /// The `repositories` file this store reads and writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn dir(&self) -> Option<&Path> {
+        self.path.parent().filter(|d| !d.as_os_str().is_empty())
+    }
+
+    fn read(&self) -> Result<Repositories> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Repositories::new()),
+            Err(err) => return Err(io_err(format!("read {}", self.path.display()))(err)),
+        };
+        let file: RepositoriesFile =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(file.repositories)
+    }
+
+    fn write(&self, repositories: Repositories) -> Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        let json = serde_json::to_vec(&RepositoriesFile { repositories }).expect("map serializes");
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err(format!("create {}", tmp.display())))?;
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .map_err(io_err(format!("write {}", tmp.display())))?;
+        fs::rename(&tmp, &self.path).map_err(io_err(format!(
+            "rename {} to {}",
+            tmp.display(),
+            self.path.display()
+        )))?;
+        let dir = self.dir().unwrap_or(Path::new("."));
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(format!("sync {}", dir.display())))
+    }
+
+    /// Run `change` on the current contents under the exclusive lock; write back if it says so.
+    fn modify<T>(&self, change: impl FnOnce(&mut Repositories) -> Result<(T, bool)>) -> Result<T> {
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock_path)
+            .map_err(io_err(format!("open {}", self.lock_path.display())))?;
+        lock.lock()
+            .map_err(io_err(format!("lock {}", self.lock_path.display())))?;
+        let mut repositories = self.read()?;
+        let (result, changed) = change(&mut repositories)?;
+        if changed {
+            // The temp file name is fixed: only the lock holder writes it.
+            self.write(repositories)?;
+        }
+        drop(lock);
+        Ok(result)
+    }
+
+    /// Every repository with its tags.
+    pub fn repositories(&self) -> Result<Repositories> {
+        self.read()
+    }
+
+    /// The image `name` means: `repo[:tag]` (tag `latest` by default) if such a tag exists,
+    /// otherwise a full id or unique id prefix. Like Docker, a tag wins over an id prefix.
+    pub fn lookup(&self, graph: &Graph, name: &str) -> Result<Image> {
+        let (repo, tag) = parse_reference(name);
+        let tag = tag_or_default(tag.as_deref().unwrap_or(""));
+        if let Some(id) = self.read()?.get(&repo).and_then(|tags| tags.get(tag)) {
+            return match graph.get(id) {
+                Ok(image) => Ok(image),
+                Err(graph::Error::NoSuchImage(_) | graph::Error::InvalidId(_)) => {
+                    Err(Error::DanglingTag {
+                        reference: format!("{repo}:{tag}"),
+                        id: id.clone(),
+                    })
+                }
+                Err(err) => Err(err.into()),
+            };
+        }
+        match graph.resolve(name) {
+            Ok(image) => Ok(image),
+            Err(graph::Error::NoSuchImage(_)) => Err(Error::NoSuchImage(name.to_string())),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Point `repo:tag` (empty tag = `latest`) at the image `image_name` names; returns its id.
+    /// Moving an existing tag to another image needs `force`.
+    pub fn set(
+        &self,
+        graph: &Graph,
+        repo: &str,
+        tag: &str,
+        image_name: &str,
+        force: bool,
+    ) -> Result<String> {
+        validate_repository(repo)?;
+        let tag = tag_or_default(tag);
+        validate_tag(tag)?;
+        let id = self.lookup(graph, image_name)?.id;
+        tracing::debug!(repo, tag, id = %id, "setting tag");
+        self.modify(|repositories| {
+            let tags = repositories.entry(repo.to_string()).or_default();
+            match tags.get(tag) {
+                Some(current) if *current == id => return Ok((id.clone(), false)),
+                Some(current) if !force => {
+                    return Err(Error::TagExists {
+                        reference: format!("{repo}:{tag}"),
+                        id: current.clone(),
+                    })
+                }
+                _ => {}
+            }
+            tags.insert(tag.to_string(), id.clone());
+            Ok((id.clone(), true))
+        })
+    }
+
+    /// Remove `repo:tag` (empty tag = `latest`); returns the id it named.
+    pub fn untag(&self, repo: &str, tag: &str) -> Result<String> {
+        let tag = tag_or_default(tag);
+        tracing::debug!(repo, tag, "removing tag");
+        self.modify(|repositories| {
+            let Some(tags) = repositories.get_mut(repo) else {
+                return Err(Error::NoSuchTag(format!("{repo}:{tag}")));
+            };
+            let Some(id) = tags.remove(tag) else {
+                return Err(Error::NoSuchTag(format!("{repo}:{tag}")));
+            };
+            if tags.is_empty() {
+                repositories.remove(repo);
+            }
+            Ok((id, true))
+        })
+    }
+
+    /// Every `repo:tag` naming `id`, sorted.
+    pub fn names(&self, id: &str) -> Result<Vec<String>> {
+        Ok(names_of(&self.read()?, id))
+    }
+
+    /// Remove every tag naming `id`; returns the removed `repo:tag` names, sorted.
+    pub fn remove_image(&self, id: &str) -> Result<Vec<String>> {
+        tracing::debug!(id, "removing every tag of image");
+        self.modify(|repositories| {
+            let removed = names_of(repositories, id);
+            for tags in repositories.values_mut() {
+                tags.retain(|_, tagged| tagged != id);
+            }
+            repositories.retain(|_, tags| !tags.is_empty());
+            let changed = !removed.is_empty();
+            Ok((removed, changed))
+        })
+    }
+}
+
+fn names_of(repositories: &Repositories, id: &str) -> Vec<String> {
+    let mut names: Vec<String> = repositories
+        .iter()
+        .flat_map(|(repo, tags)| {
+            tags.iter()
+                .filter(move |(_, tagged)| tagged.as_str() == id)
+                .map(move |(tag, _)| format!("{repo}:{tag}"))
+        })
+        .collect();
+    names.sort();
+    names
+}

@@ -1,0 +1,434 @@
+use std::fs;
+use std::io::Cursor;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+
+use graph::{Graph, Image, NewImage};
+use tagstore::{parse_reference, validate_repository, validate_tag, Error, TagStore};
+
+struct Store {
+    dir: tempfile::TempDir,
+    graph: Graph,
+    tags: TagStore,
+}
+
+fn store() -> Store {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = Graph::open(dir.path().join("graph")).unwrap();
+    let tags = TagStore::open(dir.path().join("repositories")).unwrap();
+    Store { dir, graph, tags }
+}
+
+fn empty_layer() -> Cursor<Vec<u8>> {
+    Cursor::new(Vec::new())
+}
+
+fn image(graph: &Graph) -> Image {
+    graph.create(empty_layer(), NewImage::default()).unwrap()
+}
+
+fn image_with_prefix(graph: &Graph, prefix: &str) -> Image {
+    let mut id = prefix.to_string();
+    id.push_str(&graph::generate_id()[prefix.len()..]);
+    let image = Image {
+        id,
+        ..Image::default()
+    };
+    graph.register(empty_layer(), image).unwrap()
+}
+
+#[test]
+fn missing_file_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let tags = TagStore::open(dir.path().join("sub/repositories")).unwrap();
+    assert!(tags.repositories().unwrap().is_empty());
+    assert!(tags.names(&graph::generate_id()).unwrap().is_empty());
+    assert!(dir.path().join("sub").is_dir());
+}
+
+#[test]
+fn damaged_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("repositories");
+    fs::write(&path, "{not json").unwrap();
+    let err = TagStore::open(&path).unwrap_err();
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn set_then_lookup_by_tag_default_tag_id_and_prefix() {
+    let s = store();
+    let img = image(&s.graph);
+    assert_eq!(
+        s.tags.set(&s.graph, "base", "", &img.id, false).unwrap(),
+        img.id
+    );
+    s.tags
+        .set(&s.graph, "base", "v1", &img.id[..12], false)
+        .unwrap();
+    // The image may itself be named by repo:tag.
+    s.tags
+        .set(&s.graph, "other", "x", "base:v1", false)
+        .unwrap();
+
+    for name in [
+        "base",
+        "base:latest",
+        "base:v1",
+        "other:x",
+        &img.id,
+        &img.id[..12],
+    ] {
+        assert_eq!(s.tags.lookup(&s.graph, name).unwrap().id, img.id, "{name}");
+    }
+    let raw: serde_json::Value =
+        serde_json::from_slice(&fs::read(s.dir.path().join("repositories")).unwrap()).unwrap();
+    assert_eq!(raw["Repositories"]["base"]["latest"], img.id.as_str());
+    assert_eq!(raw["Repositories"]["base"]["v1"], img.id.as_str());
+    assert_eq!(raw["Repositories"]["other"]["x"], img.id.as_str());
+
+    let err = s.tags.lookup(&s.graph, "base:nope").unwrap_err();
+    assert_eq!(err.to_string(), "no such image: base:nope");
+    let err = s.tags.lookup(&s.graph, "nothing").unwrap_err();
+    assert_eq!(err.to_string(), "no such image: nothing");
+    let err = s
+        .tags
+        .set(&s.graph, "base", "v2", "nothing", false)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "no such image: nothing");
+}
+
+#[test]
+fn moving_a_tag_needs_force() {
+    let s = store();
+    let first = image(&s.graph);
+    let second = image(&s.graph);
+    s.tags.set(&s.graph, "app", "v1", &first.id, false).unwrap();
+    // Re-setting the same image is fine.
+    s.tags.set(&s.graph, "app", "v1", &first.id, false).unwrap();
+    let err = s
+        .tags
+        .set(&s.graph, "app", "v1", &second.id, false)
+        .unwrap_err();
+    assert!(matches!(err, Error::TagExists { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "tag app:v1 is already on image {}; use -f to move it",
+            first.id
+        )
+    );
+    assert_eq!(s.tags.lookup(&s.graph, "app:v1").unwrap().id, first.id);
+    s.tags.set(&s.graph, "app", "v1", &second.id, true).unwrap();
+    assert_eq!(s.tags.lookup(&s.graph, "app:v1").unwrap().id, second.id);
+}
+
+#[test]
+fn tag_wins_over_id_prefix() {
+    let s = store();
+    let tagged = image_with_prefix(&s.graph, "1111");
+    let by_prefix = image_with_prefix(&s.graph, "abc");
+    s.tags.set(&s.graph, "abc", "", &tagged.id, false).unwrap();
+    assert_eq!(s.tags.lookup(&s.graph, "abc").unwrap().id, tagged.id);
+    assert_eq!(s.tags.lookup(&s.graph, "abc:latest").unwrap().id, tagged.id);
+    // With a tag that does not exist, the id prefix is used.
+    assert_eq!(
+        s.tags.lookup(&s.graph, &by_prefix.id[..5]).unwrap().id,
+        by_prefix.id
+    );
+}
+
+#[test]
+fn ambiguous_prefix_says_so() {
+    let s = store();
+    image_with_prefix(&s.graph, "beef0");
+    image_with_prefix(&s.graph, "beef1");
+    let err = s.tags.lookup(&s.graph, "beef").unwrap_err();
+    assert!(err.to_string().contains("ambiguous"), "{err}");
+    assert!(err.to_string().contains("beef"), "{err}");
+    assert_eq!(s.tags.lookup(&s.graph, "beef1").unwrap().id[..5], *"beef1");
+}
+
+#[test]
+fn tag_of_a_deleted_image_names_both() {
+    let s = store();
+    let img = image(&s.graph);
+    s.tags.set(&s.graph, "gone", "v1", &img.id, false).unwrap();
+    s.graph.delete(&img.id).unwrap();
+    let err = s.tags.lookup(&s.graph, "gone:v1").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "tag gone:v1 points at image {}, which does not exist",
+            img.id
+        )
+    );
+}
+
+#[test]
+fn registry_style_names() {
+    assert_eq!(
+        parse_reference("localhost:5000/team/app:v1"),
+        (
+            "localhost:5000/team/app".to_string(),
+            Some("v1".to_string())
+        )
+    );
+    assert_eq!(
+        parse_reference("localhost:5000/team/app"),
+        ("localhost:5000/team/app".to_string(), None)
+    );
+    assert_eq!(
+        parse_reference("ubuntu:12.04"),
+        ("ubuntu".to_string(), Some("12.04".to_string()))
+    );
+    assert_eq!(parse_reference("ubuntu"), ("ubuntu".to_string(), None));
+
+    let s = store();
+    let img = image(&s.graph);
+    s.tags
+        .set(&s.graph, "localhost:5000/team/app", "v1", &img.id, false)
+        .unwrap();
+    assert_eq!(
+        s.tags
+            .lookup(&s.graph, "localhost:5000/team/app:v1")
+            .unwrap()
+            .id,
+        img.id
+    );
+    let err = s
+        .tags
+        .lookup(&s.graph, "localhost:5000/team/app")
+        .unwrap_err();
+    assert_eq!(err.to_string(), "no such image: localhost:5000/team/app");
+    assert_eq!(
+        s.tags.names(&img.id).unwrap(),
+        vec!["localhost:5000/team/app:v1".to_string()]
+    );
+}
+
+#[test]
+fn repository_names_follow_docker_rules() {
+    for good in [
+        "base",
+        "ubuntu",
+        "a",
+        "team/app",
+        "my_app",
+        "my__app",
+        "my-app",
+        "my--app",
+        "my.app",
+        "a1/b2/c3",
+        "localhost/app",
+        "localhost:5000/team/app",
+        "registry.example.com/app",
+        "registry.example.com:443/a/b",
+        "my-registry:5000/x",
+    ] {
+        validate_repository(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for bad in [
+        "",
+        "Base",
+        "team/App",
+        "Registry.example.com/app",
+        "app:tag",
+        "localhost:5000",
+        "a//b",
+        "/a",
+        "a/",
+        "_app",
+        "app_",
+        "a___b",
+        "a..b",
+        "-app",
+        "app-",
+        "a b",
+        "localhost:port/app",
+        "-host.com/app",
+        "host_name.com/app",
+        "app/../x",
+    ] {
+        let err = validate_repository(bad).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("{bad:?}")),
+            "{bad}: {err}"
+        );
+    }
+    let s = store();
+    let img = image(&s.graph);
+    let err = s
+        .tags
+        .set(&s.graph, "Base", "", &img.id, false)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidRepository(ref name) if name == "Base"),
+        "{err}"
+    );
+    assert!(s.tags.repositories().unwrap().is_empty());
+    assert!(
+        !s.dir.path().join("repositories").exists(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn tag_names_follow_docker_rules() {
+    let long_ok = "a".repeat(128);
+    for good in [
+        "latest",
+        "v1",
+        "12.04",
+        "_x",
+        "A-b.C_d",
+        "0",
+        long_ok.as_str(),
+    ] {
+        validate_tag(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    let too_long = "a".repeat(129);
+    for bad in ["", ".x", "-x", "a/b", "a:b", "a b", "ä", too_long.as_str()] {
+        let err = validate_tag(bad).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("{bad:?}")),
+            "{bad}: {err}"
+        );
+    }
+    let s = store();
+    let img = image(&s.graph);
+    let err = s
+        .tags
+        .set(&s.graph, "app", "a/b", &img.id, false)
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidTag(_)), "{err}");
+}
+
+#[test]
+fn untag_names_and_remove_image() {
+    let s = store();
+    let one = image(&s.graph);
+    let two = image(&s.graph);
+    s.tags.set(&s.graph, "zeta", "", &one.id, false).unwrap();
+    s.tags.set(&s.graph, "alpha", "v2", &one.id, false).unwrap();
+    s.tags.set(&s.graph, "alpha", "v1", &one.id, false).unwrap();
+    s.tags.set(&s.graph, "a-b", "x", &one.id, false).unwrap();
+    s.tags
+        .set(&s.graph, "alpha", "other", &two.id, false)
+        .unwrap();
+    assert_eq!(
+        s.tags.names(&one.id).unwrap(),
+        vec!["a-b:x", "alpha:v1", "alpha:v2", "zeta:latest"]
+    );
+
+    assert_eq!(s.tags.untag("zeta", "").unwrap(), one.id);
+    assert!(
+        !s.tags.repositories().unwrap().contains_key("zeta"),
+        "empty repo dropped"
+    );
+    let err = s.tags.untag("zeta", "latest").unwrap_err();
+    assert_eq!(err.to_string(), "no such tag: zeta:latest");
+    let err = s.tags.untag("alpha", "nope").unwrap_err();
+    assert_eq!(err.to_string(), "no such tag: alpha:nope");
+
+    assert_eq!(
+        s.tags.remove_image(&one.id).unwrap(),
+        vec!["a-b:x", "alpha:v1", "alpha:v2"]
+    );
+    assert!(s.tags.names(&one.id).unwrap().is_empty());
+    assert!(s.tags.remove_image(&one.id).unwrap().is_empty());
+    let repositories = s.tags.repositories().unwrap();
+    assert_eq!(repositories.len(), 1);
+    assert_eq!(repositories["alpha"].len(), 1);
+    assert_eq!(repositories["alpha"]["other"], two.id);
+}
+
+#[test]
+fn twenty_threads_setting_tags_lose_nothing() {
+    let s = store();
+    let img = image(&s.graph);
+    let barrier = Arc::new(Barrier::new(20));
+    let threads: Vec<_> = (0..20)
+        .map(|n| {
+            let barrier = Arc::clone(&barrier);
+            let root = s.dir.path().to_path_buf();
+            let id = img.id.clone();
+            std::thread::spawn(move || {
+                // Each thread opens its own handles, as separate processes would.
+                let graph = Graph::open(root.join("graph")).unwrap();
+                let tags = TagStore::open(root.join("repositories")).unwrap();
+                barrier.wait();
+                tags.set(&graph, "race", &format!("t{n}"), &id, false)
+                    .unwrap();
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let repositories = s.tags.repositories().unwrap();
+    assert_eq!(repositories["race"].len(), 20);
+    for n in 0..20 {
+        assert_eq!(repositories["race"][&format!("t{n}")], img.id);
+    }
+}
+
+const CHILD_ROOT: &str = "TAGSTORE_TEST_CHILD_ROOT";
+const CHILD_TAG: &str = "TAGSTORE_TEST_CHILD_TAG";
+const CHILD_IMAGE: &str = "TAGSTORE_TEST_CHILD_IMAGE";
+
+fn set_tag_in(root: &Path, tag: &str, id: &str) {
+    let graph = Graph::open(root.join("graph")).unwrap();
+    let tags = TagStore::open(root.join("repositories")).unwrap();
+    tags.set(&graph, "race", tag, id, false).unwrap();
+    assert_eq!(tags.lookup(&graph, &format!("race:{tag}")).unwrap().id, id);
+}
+
+/// Run by `twenty_processes_setting_tags_lose_nothing` in each child process (the env says
+/// which store and tag); run on its own it sets one tag in a store of its own.
+#[test]
+fn set_one_tag() {
+    match std::env::var_os(CHILD_ROOT) {
+        Some(root) => {
+            let tag = std::env::var(CHILD_TAG).unwrap();
+            let id = std::env::var(CHILD_IMAGE).unwrap();
+            set_tag_in(Path::new(&root), &tag, &id);
+        }
+        None => {
+            let s = store();
+            let img = image(&s.graph);
+            set_tag_in(s.dir.path(), "solo", &img.id);
+        }
+    }
+}
+
+#[test]
+fn twenty_processes_setting_tags_lose_nothing() {
+    let s = store();
+    let img = image(&s.graph);
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..20)
+        .map(|n| {
+            Command::new(&exe)
+                .args(["--exact", "set_one_tag", "--test-threads=1", "--quiet"])
+                .env(CHILD_ROOT, s.dir.path())
+                .env(CHILD_TAG, format!("p{n}"))
+                .env(CHILD_IMAGE, &img.id)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let repositories = s.tags.repositories().unwrap();
+    assert_eq!(repositories["race"].len(), 20, "{:?}", repositories["race"]);
+    for n in 0..20 {
+        assert_eq!(repositories["race"][&format!("p{n}")], img.id);
+    }
+}
