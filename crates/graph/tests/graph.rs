@@ -408,3 +408,86 @@ fn ten_thousand_images_list() {
     assert_eq!(graph.all().unwrap().len(), 10_000);
     assert_eq!(graph.heads().unwrap().len(), 5_000);
 }
+
+const CHILD_ROOT: &str = "GRAPH_TEST_CHILD_ROOT";
+
+/// In `import_killed_midway_leaves_nothing`'s child process (the env names the graph), import
+/// from stdin, which the parent never finishes; run on its own, import `fake_tar`.
+#[test]
+fn import_from_stdin() {
+    match std::env::var_os(CHILD_ROOT) {
+        Some(root) => {
+            let graph = Graph::open(root).unwrap();
+            graph
+                .create(std::io::stdin().lock(), new_image("killed", None))
+                .unwrap();
+        }
+        None => {
+            let (_dir, graph) = temp_graph();
+            let image = graph.create(fake_tar(), new_image("whole", None)).unwrap();
+            assert_eq!(graph.get(&image.id).unwrap().comment, "whole");
+        }
+    }
+}
+
+/// Kills the child on drop, so a failing assertion leaves no process behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn import_killed_midway_leaves_nothing() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let (_dir, graph) = temp_graph();
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "import_from_stdin",
+                "--test-threads=1",
+                "--quiet",
+            ])
+            .env(CHILD_ROOT, graph.root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // One header and half a file: the importer is now blocked in the middle of extraction.
+    let tar = fake_tar().into_inner();
+    let mut stdin = child.0.stdin.take().unwrap();
+    stdin.write_all(&tar[..512 + 6]).unwrap();
+    stdin.flush().unwrap();
+
+    // Wait (without a deadline that could make the test flaky) until the staging dir exists.
+    let staged = || {
+        staging_entries(&graph)
+            .iter()
+            .any(|name| graph.root().join("_tmp").join(name).join("layer").is_dir())
+    };
+    while !staged() {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "importer exited early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Another process opening the graph leaves a live import alone.
+    let live = staging_entries(&graph);
+    assert_eq!(live.len(), 2, "{live:?}");
+    assert_eq!(staging_entries(&Graph::open(graph.root()).unwrap()), live);
+
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    drop(stdin);
+    let reopened = Graph::open(graph.root()).unwrap();
+    assert!(staging_entries(&reopened).is_empty());
+    assert!(reopened.all().unwrap().is_empty());
+}
