@@ -92,7 +92,8 @@ pub struct Image {
     pub created: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Always written (as `null` when absent), as 0.1.0 always wrote its Config struct.
+    #[serde(default)]
     pub container_config: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub author: String,

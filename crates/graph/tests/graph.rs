@@ -309,8 +309,12 @@ fn json_uses_docker_field_names() {
     let object = raw.as_object().unwrap();
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort();
-    // parent, container, container_config and author are omitted when empty.
-    assert_eq!(keys, vec!["comment", "created", "id", "size"]);
+    // parent, container and author are omitted when empty; container_config never is.
+    assert_eq!(
+        keys,
+        vec!["comment", "container_config", "created", "id", "size"]
+    );
+    assert!(object["container_config"].is_null());
     let created = object["created"].as_str().unwrap();
     assert!(
         created.ends_with('Z') && created.len() == "2013-03-23T12:00:00.123456789Z".len(),
