@@ -1,10 +1,26 @@
 //! Tar streams in and out of directories.
 //!
-//! Interim minimal implementation: the archive work replaces the body of every
-//! function here while keeping these signatures.
+//! - [`extract`]: any supported compression (detected from the first bytes), safe by
+//!   construction (nothing is created, followed, chmod-ed or chown-ed outside the destination),
+//!   tar whiteouts converted to overlay whiteouts.
+//! - [`tar_dir`]: the way back, overlay whiteouts converted to the tar `.wh.` form.
+//! - [`changes`]: what an overlay upper directory changed against its lower layers, as
+//!   `docker diff` shows it.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
+
+mod changes;
+mod compression;
+mod create;
+mod extract;
+mod sys;
+pub mod whiteout;
+
+pub use changes::{changes, Change, ChangeKind};
+pub use compression::{detect, Compression};
+pub use create::tar_dir;
+pub use extract::extract;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -14,48 +30,33 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The stream itself is broken: bad compression, bad header checksum, truncated.
+    #[error("read archive{}: {source}", after.as_ref().map(|entry| format!(" after entry {entry}")).unwrap_or_default())]
+    Read {
+        /// The last entry read completely.
+        after: Option<String>,
+        #[source]
+        source: io::Error,
+    },
+    /// The entry is refused: it would reach outside the destination, or cannot be represented.
+    #[error("archive entry {entry}: {reason}")]
+    Refused { entry: String, reason: String },
+    /// Writing the entry failed.
+    #[error("archive entry {entry}: {source}")]
+    Entry {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Compression of a tar stream, detected from its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Bzip2,
-    Xz,
-    Zstd,
-}
 
 /// What an extraction wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ExtractStats {
     /// Sum of regular file sizes written.
     pub bytes: u64,
-    /// Number of entries written.
+    /// Number of entries written (whiteouts included).
     pub entries: u64,
-}
-
-/// Extract a tar stream (any supported compression) into `dest`, an existing directory.
-pub fn extract(reader: impl Read, dest: &Path) -> Result<ExtractStats> {
-    let io_err = |source| Error::Io { path: dest.to_path_buf(), source };
-    let mut buffered = BufReader::new(reader);
-    if buffered.fill_buf().map_err(io_err)?.is_empty() {
-        return Ok(ExtractStats::default());
-    }
-    let mut ar = tar::Archive::new(buffered);
-    ar.set_preserve_permissions(true);
-    ar.unpack(dest).map_err(io_err)?;
-    Ok(ExtractStats::default())
-}
-
-/// Write the directory `src` as a tar stream, whiteouts converted to the `.wh.` form.
-pub fn tar_dir(src: &Path, out: impl Write, _compression: Compression) -> Result<()> {
-    let io_err = |source| Error::Io { path: src.to_path_buf(), source };
-    let mut b = tar::Builder::new(out);
-    b.follow_symlinks(false);
-    b.append_dir_all(".", src).map_err(io_err)?;
-    b.into_inner().map_err(io_err)?;
-    Ok(())
 }
