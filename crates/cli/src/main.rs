@@ -1,5 +1,6 @@
 //! `dock`: parse the command line, call the libraries, render their answers.
 
+mod containers;
 mod format;
 mod images;
 
@@ -34,6 +35,11 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Image(images::ImageCommand),
+    #[command(flatten)]
+    Container(containers::ContainerCommand),
+    /// The per-container monitor (internal; started by run and start)
+    #[command(name = runtime::MONITOR_COMMAND, hide = true)]
+    Monitor { id: String },
     /// Return low-level information on a container or image
     Inspect {
         #[arg(required = true)]
@@ -84,6 +90,8 @@ fn main() -> ExitCode {
     let ctx = Context { root: cli.root };
     let result = match cli.command {
         Command::Image(cmd) => images::run(&ctx, cmd),
+        Command::Container(cmd) => containers::run(&ctx, cmd),
+        Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
         Command::Inspect { names } => images::inspect(&ctx, &names),
         Command::Info => images::info(&ctx),
         Command::Daemon { host } => api::serve(&ctx.root, &host).map(|()| 0).map_err(Into::into),
@@ -104,7 +112,7 @@ fn main() -> ExitCode {
 }
 
 /// The error and its causes, each cause left out when the message above already says it.
-fn error_chain(err: &anyhow::Error) -> String {
+pub fn error_chain(err: &anyhow::Error) -> String {
     let mut text = err.to_string();
     for cause in err.chain().skip(1) {
         let cause = cause.to_string();
@@ -127,19 +135,22 @@ fn init_logging(debug: bool) {
         .init();
 }
 
-// Where image commands meet containers. Until the runtime crate is wired in, no
-// container exists, so these answer "none".
+// Where image commands meet containers.
 
 /// Containers (ids) created from image `image_id`.
-pub fn images_in_use(_ctx: &Context, _image_id: &str) -> anyhow::Result<Vec<String>> {
-    Ok(Vec::new())
+pub fn images_in_use(ctx: &Context, image_id: &str) -> anyhow::Result<Vec<String>> {
+    Ok(containers::runtime(ctx)?.images_in_use(image_id)?)
 }
 
 /// The inspect JSON of container `name`, if there is one.
-pub fn inspect_container(_ctx: &Context, _name: &str) -> anyhow::Result<Option<serde_json::Value>> {
-    Ok(None)
+pub fn inspect_container(ctx: &Context, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
+    match containers::runtime(ctx)?.get(name) {
+        Ok(c) => Ok(Some(serde_json::to_value(c)?)),
+        Err(runtime::Error::NoSuchContainer(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
-pub fn container_count(_ctx: &Context) -> anyhow::Result<usize> {
-    Ok(0)
+pub fn container_count(ctx: &Context) -> anyhow::Result<usize> {
+    Ok(containers::runtime(ctx)?.list()?.len())
 }

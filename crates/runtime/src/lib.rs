@@ -1,3 +1,769 @@
 //! Containers: config and state, overlay storage, cgroups, the per-container monitor.
+//!
+//! Every operation works directly on the state directory; no daemon has to run. A running
+//! container is owned by its monitor (see [`monitor`]), a detached `dock` process that talks the
+//! [`attach`] protocol on `containers/<id>/attach.sock`.
+//!
+//! A monitor that died (kill -9, reboot) is noticed by the next command reading the container
+//! (its pid is gone or has another start time): the container's processes are killed, its
+//! rootfs unmounted and its cgroup removed, and it is recorded as exited with code 137
+//! ("killed", as Docker reports a SIGKILLed container).
 
+pub mod attach;
 pub mod cgroup;
+pub mod container;
+pub mod logs;
+pub mod monitor;
+pub mod overlay;
+pub mod procs;
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use graph::Graph;
+use tagstore::TagStore;
+
+pub use attach::{Client, Event, Hello};
+pub use container::{Config, Container, NetworkSettings, State};
+
+/// The hidden subcommand that runs a monitor: `dock --root ROOT __monitor ID`, with the
+/// starter's socket as fd 3.
+pub const MONITOR_COMMAND: &str = "__monitor";
+/// The descriptor a monitor finds its starter's socket on.
+pub const STARTER_FD: i32 = 3;
+
+/// Default environment of every container (Docker 0.1.0's).
+pub const DEFAULT_ENV: [&str; 2] = [
+    "HOME=/",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+];
+
+/// Exit code recorded for a container whose monitor vanished: it was killed.
+pub const GHOST_EXIT_CODE: i32 = 137;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("mount {}: {message}", path.display())]
+    Mount { path: PathBuf, message: String },
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    #[error("container name or id prefix {0} is ambiguous")]
+    Ambiguous(String),
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    #[error("conflict: the container name {name} is already in use by container {holder}")]
+    NameInUse { name: String, holder: String },
+    #[error("invalid container name {0}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    #[error("conflict: container {0} is running: stop it before removing it, or use -f")]
+    Running(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("no command specified")]
+    NoCommand,
+    /// The container could not start; `code` is what `dock run` exits with (125, 126, 127).
+    #[error("{message}")]
+    Start { code: u8, message: String },
+    #[error("monitor of container {id}: {message}")]
+    Monitor { id: String, message: String },
+    #[error("image store: {0}")]
+    Graph(String),
+    #[error("archive: {0}")]
+    Archive(String),
+    #[error("cgroup: {0}")]
+    Cgroup(String),
+}
+
+impl Error {
+    pub fn io(path: &Path, source: io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What `run`/`create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    pub user: String,
+    pub env: Vec<String>,
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub detach: bool,
+    pub port_specs: Vec<String>,
+    pub auto_remove: bool,
+}
+
+/// What `commit` records.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub repository: Option<String>,
+    pub tag: Option<String>,
+    pub comment: String,
+    pub author: String,
+}
+
+/// The containers of one state directory.
+pub struct Runtime {
+    root: PathBuf,
+    containers: PathBuf,
+    monitor_exe: PathBuf,
+}
+
+impl Runtime {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Runtime> {
+        let root = root.into();
+        let containers = root.join("containers");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&containers)
+            .map_err(|e| Error::io(&containers, e))?;
+        Ok(Runtime {
+            root,
+            containers,
+            monitor_exe: PathBuf::from("/proc/self/exe"),
+        })
+    }
+
+    /// The `dock` binary that runs monitors (default: this executable).
+    pub fn set_monitor_exe(&mut self, exe: impl Into<PathBuf>) {
+        self.monitor_exe = exe.into();
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn graph(&self) -> Result<Graph> {
+        Graph::open(self.root.join("graph")).map_err(|e| Error::Graph(e.to_string()))
+    }
+
+    pub fn tags(&self) -> Result<TagStore> {
+        TagStore::open(self.root.join("repositories")).map_err(|e| Error::Graph(e.to_string()))
+    }
+
+    /// The cgroup parent of this root's containers: `dock` for /var/lib/dock, otherwise
+    /// `dock-<first 8 hex of sha256(root)>`, so test roots never collide.
+    pub fn cgroup_parent(&self) -> String {
+        cgroup_parent_for(&self.root)
+    }
+
+    pub fn paths(&self, id: &str) -> container::Paths {
+        container::Paths::new(&self.containers, id)
+    }
+
+    fn ids(&self) -> Result<Vec<String>> {
+        let entries = fs::read_dir(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.containers, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if graph::is_full_id(&name) {
+                ids.push(name);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Reads a container by full id, noticing a vanished monitor.
+    pub fn load(&self, id: &str) -> Result<Container> {
+        let paths = self.paths(id);
+        let c = match container::load(&paths.config()) {
+            Ok(c) => c,
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchContainer(id.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        if !c.state.running || monitor_alive(&c) {
+            return Ok(c);
+        }
+        self.reap_ghost(id)
+    }
+
+    /// Every container, newest first.
+    pub fn list(&self) -> Result<Vec<Container>> {
+        let mut all = Vec::new();
+        for id in self.ids()? {
+            match self.load(&id) {
+                Ok(c) => all.push(c),
+                Err(Error::NoSuchContainer(_)) => {}
+                Err(e) => tracing::debug!(%id, error = %e, "skipping unreadable container"),
+            }
+        }
+        all.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(all)
+    }
+
+    /// By full id, name, or unique id prefix.
+    pub fn get(&self, name: &str) -> Result<Container> {
+        if graph::is_full_id(name) {
+            return self.load(name);
+        }
+        let all = self.list()?;
+        if let Some(c) = all.iter().find(|c| c.name == name) {
+            return Ok(c.clone());
+        }
+        let mut matches = all.iter().filter(|c| !name.is_empty() && c.id.starts_with(name));
+        match (matches.next(), matches.next()) {
+            (Some(c), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(Error::Ambiguous(name.to_string())),
+            _ => Err(Error::NoSuchContainer(name.to_string())),
+        }
+    }
+
+    /// Containers (ids) created from image `image_id`.
+    pub fn images_in_use(&self, image_id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|c| c.image == image_id)
+            .map(|c| c.id)
+            .collect())
+    }
+
+    pub fn create(&self, opts: CreateOptions) -> Result<Container> {
+        let graph = self.graph()?;
+        let tags = self.tags()?;
+        let image = tags
+            .lookup(&graph, &opts.image)
+            .map_err(|_| Error::NoSuchImage(opts.image.clone()))?;
+        let mut cmd = opts.cmd.clone();
+        if cmd.is_empty() {
+            // A committed image remembers the command of its container.
+            cmd = image
+                .container_config
+                .as_ref()
+                .and_then(|cfg| serde_json::from_value::<Config>(cfg.clone()).ok())
+                .map(|cfg| cfg.cmd)
+                .unwrap_or_default();
+        }
+        if cmd.is_empty() {
+            return Err(Error::NoCommand);
+        }
+        if let Some(name) = &opts.name {
+            validate_name(name)?;
+        }
+        let id = graph::generate_id();
+        let config = Config {
+            hostname: opts.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+            user: opts.user.clone(),
+            memory: opts.memory,
+            memory_swap: opts.memory_swap,
+            detach: opts.detach,
+            port_specs: opts.port_specs.clone(),
+            tty: opts.tty,
+            open_stdin: opts.open_stdin,
+            env: opts.env.clone(),
+            cmd: cmd.clone(),
+            image: opts.image.clone(),
+        };
+
+        // Names are checked and the directory created under one lock, so two creates with
+        // the same name cannot both succeed.
+        let _names = container::Lock::acquire(&self.containers.join(".names.lock"))?;
+        let existing = self.list()?;
+        let name = match opts.name {
+            Some(name) => {
+                if let Some(holder) = existing.iter().find(|c| c.name == name) {
+                    return Err(Error::NameInUse {
+                        name,
+                        holder: holder.id.clone(),
+                    });
+                }
+                name
+            }
+            None => generate_name(&id, |n| existing.iter().any(|c| c.name == n)),
+        };
+        let c = Container {
+            id: id.clone(),
+            created: Utc::now(),
+            path: cmd[0].clone(),
+            args: cmd[1..].to_vec(),
+            config,
+            state: State::default(),
+            image: image.id.clone(),
+            network_settings: NetworkSettings::default(),
+            name,
+            auto_remove: opts.auto_remove,
+            monitor: None,
+            init: None,
+        };
+        let paths = self.paths(&id);
+        tracing::debug!(%id, dir = %paths.dir.display(), "creating container");
+        let result = (|| {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&paths.dir)
+                .map_err(|e| Error::io(&paths.dir, e))?;
+            for dir in [paths.upper(), paths.work(), paths.rootfs()] {
+                fs::DirBuilder::new()
+                    .mode(0o755)
+                    .create(&dir)
+                    .map_err(|e| Error::io(&dir, e))?;
+            }
+            container::save(&paths.config(), &c)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&paths.dir);
+            return Err(e);
+        }
+        Ok(c)
+    }
+
+    /// Starts the container's monitor and waits until the command runs. The returned client
+    /// is registered with the monitor before the command started, so it misses no output.
+    pub fn start(&self, id: &str, hello: Hello) -> Result<Client> {
+        let c = self.load(id)?;
+        if c.state.running {
+            return Err(Error::AlreadyRunning(c.name));
+        }
+        let monitor_err = |message: String| Error::Monitor {
+            id: id.to_string(),
+            message,
+        };
+        let (ours, theirs) = UnixStream::pair().map_err(|e| monitor_err(format!("socketpair: {e}")))?;
+        let mut client = Client::from_stream(ours);
+        client
+            .send(attach::Kind::Hello, &hello.encode())
+            .map_err(|e| monitor_err(format!("hello: {e}")))?;
+        let mut cmd = Command::new(&self.monitor_exe);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg(MONITOR_COMMAND)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if fd == STARTER_FD {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, STARTER_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        tracing::debug!(%id, exe = %self.monitor_exe.display(), "spawning monitor");
+        let child = cmd
+            .spawn()
+            .map_err(|e| monitor_err(format!("spawn {}: {e}", self.monitor_exe.display())))?;
+        drop(theirs);
+        // The monitor outlives us; whoever inherits it reaps it.
+        drop(child);
+        match client.next_event() {
+            Ok(Some(Event::Started { .. })) => Ok(client),
+            Ok(Some(Event::StartError { code, message })) => Err(Error::Start { code, message }),
+            Ok(Some(other)) => Err(monitor_err(format!("unexpected {other:?} before start"))),
+            Ok(None) => Err(monitor_err("exited before starting the container".into())),
+            Err(e) => Err(monitor_err(e.to_string())),
+        }
+    }
+
+    /// Connects to a running container's monitor.
+    pub fn attach(&self, id: &str, hello: Hello) -> Result<Client> {
+        let c = self.load(id)?;
+        if !c.state.running {
+            return Err(Error::NotRunning(c.name));
+        }
+        Client::connect(&self.paths(id).socket(), hello)
+    }
+
+    /// Sends `signo` to the container's first process; SIGKILL also waits for the exit.
+    pub fn kill(&self, id: &str, signo: i32) -> Result<()> {
+        let c = self.load(id)?;
+        if !c.state.running {
+            return Err(Error::NotRunning(c.name));
+        }
+        let socket = self.paths(id).socket();
+        let mut client = match Client::connect(&socket, Hello::default()) {
+            Ok(client) => client,
+            Err(e) => {
+                // The monitor may just be exiting; recheck.
+                let c = self.load(id)?;
+                if !c.state.running {
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        };
+        tracing::debug!(%id, signo, "signalling container");
+        client.signal(signo).map_err(|e| Error::io(&socket, e))?;
+        if signo == libc::SIGKILL {
+            client.wait_exit().map_err(|e| Error::io(&socket, e))?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout`; returns once the container exited.
+    pub fn stop(&self, id: &str, timeout: Duration) -> Result<()> {
+        let c = self.load(id)?;
+        if !c.state.running {
+            return Ok(());
+        }
+        let socket = self.paths(id).socket();
+        let mut client = match Client::connect(&socket, Hello::default()) {
+            Ok(client) => client,
+            Err(e) => {
+                if !self.load(id)?.state.running {
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        };
+        let io_err = |e| Error::io(&socket, e);
+        tracing::debug!(%id, "sending SIGTERM");
+        client.signal(libc::SIGTERM).map_err(io_err)?;
+        if !timeout.is_zero() {
+            client
+                .stream()
+                .set_read_timeout(Some(timeout))
+                .map_err(io_err)?;
+            match client.wait_exit() {
+                Ok(_) => return Ok(()),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        tracing::debug!(%id, "container ignored SIGTERM, sending SIGKILL");
+        client.stream().set_read_timeout(None).map_err(io_err)?;
+        client.signal(libc::SIGKILL).map_err(io_err)?;
+        client.wait_exit().map_err(io_err)?;
+        Ok(())
+    }
+
+    /// Blocks until the container is not running; its exit code.
+    pub fn wait(&self, id: &str) -> Result<i32> {
+        let c = self.load(id)?;
+        if !c.state.running {
+            return Ok(c.state.exit_code);
+        }
+        let socket = self.paths(id).socket();
+        if let Ok(mut client) = Client::connect(&socket, Hello::default()) {
+            if let Ok(Some(code)) = client.wait_exit() {
+                return Ok(code);
+            }
+        }
+        // The monitor went away without telling us: the state (or a ghost check) knows.
+        match self.load(id) {
+            Ok(c) if !c.state.running => Ok(c.state.exit_code),
+            Ok(_) => Err(Error::Monitor {
+                id: id.to_string(),
+                message: "attach socket is gone but the container is running".into(),
+            }),
+            Err(Error::NoSuchContainer(_)) => Ok(c.state.exit_code),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a stopped container; `force` kills a running one first.
+    pub fn remove(&self, id: &str, force: bool) -> Result<()> {
+        let c = self.load(id)?;
+        if c.state.running {
+            if !force {
+                return Err(Error::Running(c.name));
+            }
+            match self.kill(id, libc::SIGKILL) {
+                Ok(()) | Err(Error::NotRunning(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let paths = self.paths(id);
+        let _lock = container::Lock::acquire(&paths.lock())?;
+        let c = self.load(id)?;
+        if c.state.running {
+            return Err(Error::Running(c.name));
+        }
+        overlay::unmount(&paths.rootfs())?;
+        tracing::debug!(%id, dir = %paths.dir.display(), "removing container");
+        fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))
+    }
+
+    /// The changes of the container's filesystem against its image.
+    pub fn changes(&self, id: &str) -> Result<Vec<archive::Change>> {
+        let c = self.load(id)?;
+        let lowers = self
+            .graph()?
+            .layers(&c.image)
+            .map_err(|e| Error::Graph(e.to_string()))?;
+        archive::changes(&lowers, &self.paths(id).upper()).map_err(|e| Error::Archive(e.to_string()))
+    }
+
+    /// A new image from the container's upper dir (running or not), tagged when asked.
+    pub fn commit(&self, id: &str, opts: CommitOptions) -> Result<graph::Image> {
+        let c = self.load(id)?;
+        let graph = self.graph()?;
+        let upper = self.paths(id).upper();
+        let (reader, mut writer) = io::pipe().map_err(|e| Error::io(&upper, e))?;
+        let tar_upper = upper.clone();
+        let tarring = std::thread::spawn(move || {
+            let result = archive::tar_dir(&tar_upper, &mut writer, archive::Compression::None);
+            drop(writer);
+            result
+        });
+        let new = graph::NewImage {
+            parent: Some(c.image.clone()),
+            container: Some(c.id.clone()),
+            container_config: serde_json::to_value(&c.config).ok(),
+            comment: opts.comment,
+            author: opts.author,
+        };
+        let created = graph.create(DrainOnDrop(reader), new);
+        let tarred = tarring
+            .join()
+            .unwrap_or_else(|_| Ok(()))
+            .map_err(|e| Error::Archive(e.to_string()));
+        let image = created.map_err(|e| Error::Graph(e.to_string()))?;
+        tarred?;
+        if let Some(repo) = opts.repository {
+            let tag = opts.tag.unwrap_or_else(|| "latest".into());
+            self.tags()?
+                .set(&graph, &repo, &tag, &image.id, true)
+                .map_err(|e| Error::Graph(e.to_string()))?;
+        }
+        Ok(image)
+    }
+
+    /// A tar of the container's whole filesystem; a stopped one is mounted just for this.
+    pub fn export(&self, id: &str, out: impl Write) -> Result<()> {
+        let c = self.load(id)?;
+        let paths = self.paths(id);
+        let rootfs = paths.rootfs();
+        let tar = |out| archive::tar_dir(&rootfs, out, archive::Compression::None).map_err(|e| Error::Archive(e.to_string()));
+        if c.state.running {
+            if !overlay::is_mounted(&rootfs) {
+                return Err(Error::Mount {
+                    path: rootfs,
+                    message: "container is starting, its rootfs is not mounted yet".into(),
+                });
+            }
+            return tar(out);
+        }
+        // Holding the lock keeps a monitor from claiming the container while we mount.
+        let _lock = container::Lock::acquire(&paths.lock())?;
+        let lowers = self
+            .graph()?
+            .layers(&c.image)
+            .map_err(|e| Error::Graph(e.to_string()))?;
+        overlay::mount(&lowers, &paths.upper(), &paths.work(), &rootfs)?;
+        let result = tar(out);
+        overlay::unmount(&rootfs)?;
+        result
+    }
+
+    /// Log entries of the container from byte `start` to `end`.
+    pub fn logs(&self, id: &str, start: u64, end: Option<u64>) -> Result<Vec<logs::Entry>> {
+        logs::read(&self.paths(id).log(id), start, end)
+    }
+
+    /// Releases what a container whose monitor vanished still holds, and records its exit.
+    fn reap_ghost(&self, id: &str) -> Result<Container> {
+        let paths = self.paths(id);
+        let _lock = container::Lock::acquire(&paths.lock())?;
+        let mut c = container::load(&paths.config())?;
+        if !c.state.running || monitor_alive(&c) {
+            return Ok(c);
+        }
+        tracing::debug!(%id, "monitor is gone, releasing the container");
+        if let Some(init) = c.init {
+            if procs::is_same(init.pid, init.start_time) {
+                // Killing the pid namespace's init kills every process in it.
+                // SAFETY: plain kill of a pid verified by start time just now.
+                unsafe { libc::kill(init.pid, libc::SIGKILL) };
+            }
+        }
+        let cg = cgroup::Cgroup::open(&self.cgroup_parent(), id);
+        c.state.oom_killed = c.state.oom_killed || cg.oom_killed();
+        cg.remove().map_err(|e| Error::Cgroup(e.to_string()))?;
+        // Network release of a ghost goes here once networking is wired.
+        overlay::unmount(&paths.rootfs())?;
+        let _ = fs::remove_file(paths.socket());
+        c.state.running = false;
+        c.state.pid = 0;
+        c.state.exit_code = GHOST_EXIT_CODE;
+        c.state.finished_at = Utc::now();
+        c.monitor = None;
+        c.init = None;
+        c.network_settings.port_mapping = None;
+        if c.auto_remove {
+            fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
+            return Err(Error::NoSuchContainer(id.to_string()));
+        }
+        container::save(&paths.config(), &c)?;
+        Ok(c)
+    }
+}
+
+/// Reads the pipe to its end when dropped, so the tar writer never blocks on a consumer that
+/// stopped early (an error in the image store).
+struct DrainOnDrop(io::PipeReader);
+
+impl Read for DrainOnDrop {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let _ = io::copy(&mut self.0, &mut io::sink());
+    }
+}
+
+fn monitor_alive(c: &Container) -> bool {
+    c.monitor
+        .is_some_and(|m| procs::is_same(m.pid, m.start_time))
+}
+
+pub fn cgroup_parent_for(root: &Path) -> String {
+    use sha2::Digest;
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    if root == Path::new("/var/lib/dock") {
+        return "dock".into();
+    }
+    let digest = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("dock-{hex}")
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(name.to_string()))
+    }
+}
+
+/// Docker-style `adjective_surname`, derived from the id; a number is added on collision.
+fn generate_name(id: &str, taken: impl Fn(&str) -> bool) -> String {
+    const LEFT: [&str; 16] = [
+        "admiring", "bold", "brave", "clever", "eager", "focused", "gentle", "happy", "jolly",
+        "keen", "lucid", "modest", "nifty", "quirky", "serene", "vigilant",
+    ];
+    const RIGHT: [&str; 16] = [
+        "babbage", "curie", "darwin", "euler", "fermi", "galileo", "hopper", "kepler", "lovelace",
+        "newton", "noether", "pascal", "ritchie", "thompson", "turing", "wozniak",
+    ];
+    let nibble = |i: usize| usize::from_str_radix(&id[i..i + 1], 16).unwrap_or(0);
+    let base = format!("{}_{}", LEFT[nibble(0)], RIGHT[nibble(1)]);
+    if !taken(&base) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}{n}"))
+        .find(|n| !taken(n))
+        .unwrap_or(base)
+}
+
+/// Final environment: Docker's defaults, `TERM=xterm` with a tty, then the user's values, a
+/// later value of the same key replacing an earlier one.
+pub fn container_env(config: &Config) -> Vec<String> {
+    let mut env: Vec<String> = DEFAULT_ENV.iter().map(|s| s.to_string()).collect();
+    if config.tty {
+        env.push("TERM=xterm".into());
+    }
+    for kv in &config.env {
+        let key = kv.split('=').next().unwrap_or(kv);
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    env
+}
+
+/// `512`, `512b`, `64k`, `512m`, `1g` (binary units) in bytes.
+pub fn parse_memory(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: i64 = digits.parse().ok()?;
+    let mult: i64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("1024"), Some(1024));
+        assert_eq!(parse_memory("512m"), Some(512 << 20));
+        assert_eq!(parse_memory("1g"), Some(1 << 30));
+        assert_eq!(parse_memory("64K"), Some(64 << 10));
+        assert_eq!(parse_memory("12x"), None);
+        assert_eq!(parse_memory("m"), None);
+    }
+
+    #[test]
+    fn env_defaults_tty_and_overrides() {
+        let mut cfg = Config::default();
+        assert_eq!(container_env(&cfg), DEFAULT_ENV);
+        cfg.tty = true;
+        cfg.env = vec!["A=1".into(), "PATH=/x".into(), "A=2".into()];
+        assert_eq!(
+            container_env(&cfg),
+            ["HOME=/", "TERM=xterm", "PATH=/x", "A=2"]
+        );
+    }
+
+    #[test]
+    fn names_and_cgroup_parents() {
+        assert!(validate_name("web-1.a_b").is_ok());
+        assert!(validate_name("-x").is_err());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("a/b").is_err());
+        let id = "0f".repeat(32);
+        let first = generate_name(&id, |_| false);
+        assert_eq!(first, "admiring_wozniak");
+        assert_eq!(generate_name(&id, |n| n == first), "admiring_wozniak2");
+        assert_eq!(cgroup_parent_for(Path::new("/var/lib/dock")), "dock");
+        let p = cgroup_parent_for(Path::new("/nonexistent/root"));
+        assert!(p.starts_with("dock-") && p.len() == 13, "{p}");
+    }
+}

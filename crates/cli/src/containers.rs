@@ -1,0 +1,799 @@
+//! Container commands: run, start, stop, restart, kill, rm, wait, attach, logs, ps, diff,
+//! commit, export. The work is in the `runtime` crate; this file parses, renders, and moves
+//! bytes between the terminal and an attach connection.
+
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{ArgAction, Args, Subcommand};
+use runtime::attach::{self, Event, FrameBuffer, Hello, Kind};
+use runtime::{Container, CreateOptions, Runtime};
+
+use crate::format::{ago, human_duration, short_id, Table};
+use crate::{Context, Failure};
+
+#[derive(Subcommand)]
+pub enum ContainerCommand {
+    /// Run a command in a new container
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Start one or more stopped containers
+    Start {
+        /// Attach stdout/stderr and forward signals
+        #[arg(short = 'a', long)]
+        attach: bool,
+        /// Attach the container's stdin
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop one or more running containers (SIGTERM, then SIGKILL after a grace period)
+    Stop {
+        /// Seconds to wait before killing the container
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart one or more containers
+    Restart {
+        /// Seconds to wait before killing the container
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal (default SIGKILL) to one or more running containers
+    Kill {
+        /// Signal to send: name (TERM, SIGTERM) or number
+        #[arg(short = 's', long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove one or more containers
+    Rm {
+        /// Kill a running container first
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Block until one or more containers stop, then print their exit codes
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Attach to a running container's streams
+    Attach {
+        /// Do not attach stdin
+        #[arg(long)]
+        no_stdin: bool,
+        container: String,
+    },
+    /// Fetch the logs of a container
+    Logs {
+        /// Follow log output
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Show timestamps
+        #[arg(short = 't', long)]
+        timestamps: bool,
+        /// Number of lines to show from the end ("all" for everything)
+        #[arg(long, default_value = "all")]
+        tail: String,
+        container: String,
+    },
+    /// List containers
+    Ps {
+        /// Show all containers (default shows just running)
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Only display container IDs
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// Don't truncate output
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff { container: String },
+    /// Create a new image from a container's changes
+    Commit {
+        /// Commit message
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+        #[arg(short = 'a', long)]
+        author: Option<String>,
+        container: String,
+        /// REPOSITORY[:TAG]
+        repository: Option<String>,
+    },
+    /// Export a container's filesystem as a tar archive on stdout
+    Export { container: String },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+    /// Run the container in the background and print its ID
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Keep stdin open and attach it
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Set environment variables (KEY=VALUE)
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// Memory limit in bytes (suffixes b, k, m, g)
+    #[arg(short = 'm', long = "memory", value_parser = parse_memory)]
+    memory: Option<i64>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    hostname: Option<String>,
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Publish a container's port to the host ([IP:][HOST:]PORT[/PROTO])
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// The image to run
+    image: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn parse_memory(s: &str) -> Result<i64, String> {
+    runtime::parse_memory(s).ok_or_else(|| format!("invalid memory size {s:?} (use e.g. 512m, 1g)"))
+}
+
+pub fn runtime(ctx: &Context) -> anyhow::Result<Runtime> {
+    Ok(Runtime::open(&ctx.root)?)
+}
+
+pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
+    let rt = runtime(ctx)?;
+    match cmd {
+        ContainerCommand::Run(args) => run_container(&rt, args),
+        ContainerCommand::Start {
+            attach,
+            interactive,
+            containers,
+        } => start(&rt, attach, interactive, &containers),
+        ContainerCommand::Stop { time, containers } => each(&containers, |name| {
+            let c = rt.get(name)?;
+            rt.stop(&c.id, Duration::from_secs(time))?;
+            println!("{name}");
+            Ok(())
+        }),
+        ContainerCommand::Restart { time, containers } => each(&containers, |name| {
+            let c = rt.get(name)?;
+            rt.stop(&c.id, Duration::from_secs(time))?;
+            rt.start(&c.id, Hello::default()).map_err(start_failure)?;
+            println!("{name}");
+            Ok(())
+        }),
+        ContainerCommand::Kill { signal, containers } => {
+            let signo = parse_signal(&signal)?;
+            each(&containers, |name| {
+                let c = rt.get(name)?;
+                rt.kill(&c.id, signo)?;
+                println!("{name}");
+                Ok(())
+            })
+        }
+        ContainerCommand::Rm { force, containers } => each(&containers, |name| {
+            let c = rt.get(name)?;
+            rt.remove(&c.id, force)?;
+            println!("{name}");
+            Ok(())
+        }),
+        ContainerCommand::Wait { containers } => each(&containers, |name| {
+            let c = rt.get(name)?;
+            println!("{}", rt.wait(&c.id)?);
+            Ok(())
+        }),
+        ContainerCommand::Attach {
+            no_stdin,
+            container,
+        } => {
+            let c = rt.get(&container)?;
+            let stdin = !no_stdin && c.config.open_stdin;
+            let hello = hello_for(c.config.tty, stdin);
+            let client = rt.attach(&c.id, hello)?;
+            pump(&rt, &c, client, stdin)
+        }
+        ContainerCommand::Logs {
+            follow,
+            timestamps,
+            tail,
+            container,
+        } => logs(&rt, &container, follow, timestamps, &tail),
+        ContainerCommand::Ps {
+            all,
+            quiet,
+            no_trunc,
+        } => ps(ctx, &rt, all, quiet, no_trunc),
+        ContainerCommand::Diff { container } => {
+            let c = rt.get(&container)?;
+            let mut out = io::stdout().lock();
+            for change in rt.changes(&c.id)? {
+                writeln!(out, "{change}")?;
+            }
+            Ok(0)
+        }
+        ContainerCommand::Commit {
+            message,
+            author,
+            container,
+            repository,
+        } => {
+            let c = rt.get(&container)?;
+            let (repository, tag) = match repository {
+                Some(r) => {
+                    let (repo, tag) = tagstore::parse_reference(&r);
+                    (Some(repo), tag)
+                }
+                None => (None, None),
+            };
+            let image = rt.commit(
+                &c.id,
+                runtime::CommitOptions {
+                    repository,
+                    tag,
+                    comment: message.unwrap_or_default(),
+                    author: author.unwrap_or_default(),
+                },
+            )?;
+            println!("{}", image.id);
+            Ok(0)
+        }
+        ContainerCommand::Export { container } => {
+            let c = rt.get(&container)?;
+            if io::stdout().is_terminal() {
+                anyhow::bail!("refusing to write a tar archive to a terminal: redirect stdout");
+            }
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            rt.export(&c.id, &mut out)?;
+            out.flush()?;
+            Ok(0)
+        }
+    }
+}
+
+/// Runs `f` for every name; errors are printed and make the exit status 1, like Docker.
+fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<u8> {
+    let mut failed = false;
+    for name in names {
+        if let Err(e) = f(name) {
+            eprintln!("Error: {}", crate::error_chain(&e));
+            failed = true;
+        }
+    }
+    Ok(failed as u8)
+}
+
+fn start_failure(e: runtime::Error) -> anyhow::Error {
+    match e {
+        runtime::Error::Start { code, message } => Failure { code, message }.into(),
+        other => Failure {
+            code: 125,
+            message: other.to_string(),
+        }
+        .into(),
+    }
+}
+
+fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
+    let env = args
+        .env
+        .iter()
+        .filter_map(|kv| {
+            if kv.contains('=') {
+                Some(kv.clone())
+            } else {
+                // `-e KEY` passes the value of KEY from our environment, if set.
+                std::env::var(kv).ok().map(|v| format!("{kv}={v}"))
+            }
+        })
+        .collect();
+    for spec in &args.publish {
+        if spec.is_empty() || spec.split(['/', ':']).all(str::is_empty) {
+            return Err(Failure {
+                code: 125,
+                message: format!("invalid port specification {spec:?}"),
+            }
+            .into());
+        }
+    }
+    let opts = CreateOptions {
+        image: args.image.clone(),
+        cmd: args.command.clone(),
+        name: args.name.clone(),
+        hostname: args.hostname.clone(),
+        user: args.user.clone().unwrap_or_default(),
+        env,
+        memory: args.memory.unwrap_or(0),
+        memory_swap: 0,
+        tty: args.tty,
+        open_stdin: args.interactive,
+        detach: args.detach,
+        port_specs: args.publish.clone(),
+        auto_remove: args.rm,
+    };
+    let c = rt.create(opts).map_err(|e| Failure {
+        code: 125,
+        message: e.to_string(),
+    })?;
+    if args.detach {
+        drop(rt.start(&c.id, Hello::default()).map_err(start_failure)?);
+        println!("{}", c.id);
+        return Ok(0);
+    }
+    let hello = hello_for(args.tty, args.interactive);
+    let client = rt.start(&c.id, hello).map_err(start_failure)?;
+    pump(rt, &c, client, args.interactive)
+}
+
+fn start(rt: &Runtime, attach: bool, interactive: bool, names: &[String]) -> anyhow::Result<u8> {
+    if attach || interactive {
+        if names.len() > 1 {
+            anyhow::bail!("you cannot start and attach multiple containers at once");
+        }
+        let c = rt.get(&names[0])?;
+        let stdin = interactive && c.config.open_stdin;
+        let client = rt
+            .start(&c.id, hello_for(c.config.tty, stdin))
+            .map_err(start_failure)?;
+        return pump(rt, &c, client, stdin);
+    }
+    each(names, |name| {
+        let c = rt.get(name)?;
+        drop(rt.start(&c.id, Hello::default()).map_err(start_failure)?);
+        println!("{name}");
+        Ok(())
+    })
+}
+
+fn hello_for(tty: bool, stdin: bool) -> Hello {
+    let (rows, cols) = if tty { terminal_size().unwrap_or((0, 0)) } else { (0, 0) };
+    Hello {
+        stdout: true,
+        stderr: true,
+        stdin,
+        rows,
+        cols,
+    }
+}
+
+fn terminal_size() -> Option<(u16, u16)> {
+    for fd in [1, 0, 2] {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ fills a winsize.
+        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
+            return Some((ws.ws_row, ws.ws_col));
+        }
+    }
+    None
+}
+
+/// Our terminal in raw mode until dropped.
+struct RawMode {
+    saved: libc::termios,
+}
+
+impl RawMode {
+    fn enable() -> Option<RawMode> {
+        // SAFETY: termios calls on our stdin with valid structs.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut saved) != 0 {
+                return None;
+            }
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            if libc::tcsetattr(0, libc::TCSANOW, &raw) != 0 {
+                return None;
+            }
+            Some(RawMode { saved })
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: restores the attributes we saved.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.saved) };
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGWINCH and reads them from a signalfd, so they can be
+/// forwarded to the container.
+fn signal_fd() -> io::Result<OwnedFd> {
+    // SAFETY: sigset and signalfd calls with valid pointers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGWINCH] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+const CTRL_P: u8 = 0x10;
+const CTRL_Q: u8 = 0x11;
+
+/// Copies between our stdio and an attach connection until the container exits (its exit
+/// code), or the user detaches with Ctrl-p Ctrl-q on a tty (0).
+fn pump(rt: &Runtime, c: &Container, client: runtime::Client, send_stdin: bool) -> anyhow::Result<u8> {
+    let tty = c.config.tty;
+    let _raw = (tty && send_stdin && io::stdin().is_terminal())
+        .then(RawMode::enable)
+        .flatten();
+    let sock = client.into_stream();
+    sock.set_nonblocking(true)?;
+    let sigfd = signal_fd()?;
+    let mut input = FrameBuffer::default();
+    let mut outq: Vec<u8> = Vec::new();
+    let mut stdin_open = send_stdin;
+    let mut held_ctrl_p = false;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut stdout = io::stdout().lock();
+    let mut stderr = io::stderr();
+    loop {
+        let mut fds = vec![libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLIN | if outq.is_empty() { 0 } else { libc::POLLOUT },
+            revents: 0,
+        }];
+        fds.push(libc::pollfd {
+            fd: sigfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        if stdin_open && outq.len() < 64 * 1024 {
+            fds.push(libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: poll over a live array.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e.into());
+        }
+        if fds[0].revents & libc::POLLOUT != 0 {
+            match (&sock).write(&outq) {
+                Ok(n) => {
+                    outq.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => outq.clear(),
+            }
+        }
+        if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            let n = match io::Read::read(&mut &sock, &mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => 0,
+            };
+            if n == 0 {
+                break;
+            }
+            input.extend(&buf[..n]);
+            while let Some((kind, data)) = input.next_frame()? {
+                match Event::from_frame(kind, data)? {
+                    Event::Stdout(data) => {
+                        stdout.write_all(&data)?;
+                        stdout.flush()?;
+                    }
+                    Event::Stderr(data) => {
+                        stderr.write_all(&data)?;
+                    }
+                    Event::Exit(code) => {
+                        stdout.flush()?;
+                        return Ok(code as u8);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if fds[1].revents != 0 {
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: reading one siginfo record into a struct of that size.
+            while unsafe { libc::read(sigfd.as_raw_fd(), &mut info as *mut _ as *mut libc::c_void, size) }
+                == size as isize
+            {
+                let signo = info.ssi_signo as i32;
+                if signo == libc::SIGWINCH {
+                    if let Some((rows, cols)) = terminal_size() {
+                        let mut data = rows.to_be_bytes().to_vec();
+                        data.extend_from_slice(&cols.to_be_bytes());
+                        outq.extend(attach::encode(Kind::Resize, &data));
+                    }
+                } else {
+                    outq.extend(attach::encode(Kind::Signal, &signo.to_be_bytes()));
+                }
+            }
+        }
+        if fds.len() > 2 && fds[2].revents != 0 {
+            let n = read_fd(0, &mut buf);
+            if n == 0 {
+                stdin_open = false;
+                if held_ctrl_p {
+                    outq.extend(attach::encode(Kind::Stdin, &[CTRL_P]));
+                }
+                outq.extend(attach::encode(Kind::Stdin, &[]));
+                continue;
+            }
+            let mut data = Vec::with_capacity(n + 1);
+            for &b in &buf[..n] {
+                if !tty {
+                    data.push(b);
+                } else if held_ctrl_p && b == CTRL_Q {
+                    drop(_raw);
+                    return Ok(0);
+                } else if b == CTRL_P {
+                    if held_ctrl_p {
+                        data.push(CTRL_P);
+                    }
+                    held_ctrl_p = true;
+                } else {
+                    if held_ctrl_p {
+                        data.push(CTRL_P);
+                        held_ctrl_p = false;
+                    }
+                    data.push(b);
+                }
+            }
+            if !data.is_empty() {
+                outq.extend(attach::encode(Kind::Stdin, &data));
+            }
+        }
+    }
+    stdout.flush()?;
+    // The monitor went away without an exit frame (killed): the state knows the rest.
+    match rt.load(&c.id) {
+        Ok(now) if !now.state.running => Ok(now.state.exit_code as u8),
+        Ok(_) => anyhow::bail!("lost the connection to container {}", c.name),
+        Err(runtime::Error::NoSuchContainer(_)) => Ok(runtime::GHOST_EXIT_CODE as u8),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `read(2)` on a raw fd: 0 at end of file or on error.
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> usize {
+    loop {
+        // SAFETY: reading into a buffer we own.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n >= 0 {
+            return n as usize;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return 0;
+        }
+    }
+}
+
+fn logs(rt: &Runtime, name: &str, follow: bool, timestamps: bool, tail: &str) -> anyhow::Result<u8> {
+    let c = rt.get(name)?;
+    let tail: Option<usize> = match tail {
+        "all" | "" => None,
+        n => Some(
+            n.parse()
+                .with_context(|| format!("invalid --tail value {n:?}: a number or \"all\""))?,
+        ),
+    };
+    let mut client = None;
+    let mut end = None;
+    if follow && c.state.running {
+        let hello = Hello {
+            stdout: true,
+            stderr: true,
+            ..Hello::default()
+        };
+        if let Ok(mut cl) = rt.attach(&c.id, hello) {
+            if let Ok(Some(Event::Attached { log_offset })) = cl.next_event() {
+                end = Some(log_offset);
+                client = Some(cl);
+            }
+        }
+    }
+    let mut entries = rt.logs(&c.id, 0, end)?;
+    if let Some(n) = tail {
+        let skip = entries.len().saturating_sub(n);
+        entries.drain(..skip);
+    }
+    let mut stdout = io::stdout().lock();
+    let mut stderr = io::stderr().lock();
+    for e in &entries {
+        let out: &mut dyn Write = if e.is_stderr() { &mut stderr } else { &mut stdout };
+        if timestamps {
+            write!(out, "{} ", e.time)?;
+        }
+        out.write_all(e.log.as_bytes())?;
+    }
+    stdout.flush()?;
+    let Some(mut client) = client else {
+        return Ok(0);
+    };
+    let stamp = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    while let Some(event) = client.next_event()? {
+        match event {
+            Event::Stdout(data) => {
+                if timestamps {
+                    write!(stdout, "{} ", stamp())?;
+                }
+                stdout.write_all(&data)?;
+                stdout.flush()?;
+            }
+            Event::Stderr(data) => {
+                if timestamps {
+                    write!(stderr, "{} ", stamp())?;
+                }
+                stderr.write_all(&data)?;
+            }
+            Event::Exit(_) => break,
+            _ => {}
+        }
+    }
+    Ok(0)
+}
+
+/// Docker's `stringutils.Ellipsis`: at most `max` characters, the last one `…` when cut.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn ps(ctx: &Context, rt: &Runtime, all: bool, quiet: bool, no_trunc: bool) -> anyhow::Result<u8> {
+    let containers: Vec<Container> = rt
+        .list()?
+        .into_iter()
+        .filter(|c| all || c.state.running)
+        .collect();
+    let id = |c: &Container| {
+        if no_trunc {
+            c.id.clone()
+        } else {
+            short_id(&c.id).to_string()
+        }
+    };
+    if quiet {
+        let mut out = io::stdout().lock();
+        for c in &containers {
+            writeln!(out, "{}", id(c))?;
+        }
+        return Ok(0);
+    }
+    let tags = ctx.tags().ok();
+    let mut table = Table::new(&["ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]);
+    for c in &containers {
+        let image = if graph::is_full_id(&c.config.image) || c.config.image.is_empty() {
+            tags.as_ref()
+                .and_then(|t| t.names(&c.image).ok())
+                .and_then(|names| names.into_iter().next())
+                .unwrap_or_else(|| short_id(&c.image).to_string())
+        } else {
+            c.config.image.clone()
+        };
+        let command = c.command_line();
+        let command = if no_trunc { command } else { ellipsis(&command, 20) };
+        let ports = c
+            .network_settings
+            .port_mapping
+            .iter()
+            .flatten()
+            .map(|(private, public)| format!("0.0.0.0:{public}->{private}/tcp"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        table.row(vec![
+            id(c),
+            image,
+            format!("{command:?}"),
+            ago(c.created),
+            c.status(human_duration),
+            ports,
+            c.name.clone(),
+        ]);
+    }
+    print!("{}", table.render());
+    Ok(0)
+}
+
+/// `KILL`, `SIGKILL`, `kill` or `9`.
+fn parse_signal(s: &str) -> anyhow::Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        anyhow::bail!("invalid signal: {s}");
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let signo = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => anyhow::bail!("invalid signal: {s}"),
+    };
+    Ok(signo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn commands_are_cut_like_docker() {
+        assert_eq!(ellipsis("echo hi", 20), "echo hi");
+        assert_eq!(ellipsis("sh -c while true; do sleep 1; done", 20), "sh -c while true; d…");
+    }
+}

@@ -1,0 +1,294 @@
+//! A container's config and state as stored in `containers/<id>/config.json` (Docker 0.1.0's
+//! field names), written atomically and guarded by a per-container lock file.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Go's zero `time.Time`, which Docker writes for "never".
+pub fn zero_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().unwrap_or_default()
+}
+
+fn is_zero_time(t: &DateTime<Utc>) -> bool {
+    *t == zero_time()
+}
+
+/// What the user asked for at `run`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Config {
+    pub hostname: String,
+    pub user: String,
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub detach: bool,
+    pub port_specs: Vec<String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+    /// The image as the user named it.
+    pub image: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct State {
+    pub running: bool,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub started_at: DateTime<Utc>,
+    #[serde(default = "zero_time")]
+    pub finished_at: DateTime<Utc>,
+    #[serde(rename = "OOMKilled", default)]
+    pub oom_killed: bool,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            running: false,
+            pid: 0,
+            exit_code: 0,
+            started_at: zero_time(),
+            finished_at: zero_time(),
+            oom_killed: false,
+        }
+    }
+}
+
+impl State {
+    /// `true` until the container ran once.
+    pub fn never_started(&self) -> bool {
+        !self.running && is_zero_time(&self.started_at)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSettings {
+    pub ip_address: String,
+    pub ip_prefix_len: u8,
+    pub gateway: String,
+    /// Private port -> public port, both decimal strings; `null` when not running.
+    pub port_mapping: Option<BTreeMap<String, String>>,
+}
+
+/// The monitor process that owns a running container, identified by pid and start time so a
+/// reused pid is never mistaken for it.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProcessRef {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Container {
+    #[serde(rename = "Id")]
+    pub id: String,
+    pub created: DateTime<Utc>,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: Config,
+    pub state: State,
+    /// The resolved image id.
+    pub image: String,
+    pub network_settings: NetworkSettings,
+    pub name: String,
+    /// Remove the container when it exits (`run --rm`).
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// The monitor of the current run, while running.
+    #[serde(default)]
+    pub monitor: Option<ProcessRef>,
+    /// The container's first process of the current run, while running.
+    #[serde(default)]
+    pub init: Option<ProcessRef>,
+}
+
+impl Container {
+    /// `Up 3 minutes`, `Exited (0) 2 minutes ago` or `Created`, given a duration formatter.
+    pub fn status(&self, human: impl Fn(chrono::Duration) -> String) -> String {
+        let now = Utc::now();
+        if self.state.running {
+            return format!("Up {}", human(now - self.state.started_at));
+        }
+        if self.state.never_started() {
+            return "Created".into();
+        }
+        let finished = if is_zero_time(&self.state.finished_at) {
+            self.state.started_at
+        } else {
+            self.state.finished_at
+        };
+        format!(
+            "Exited ({}) {} ago",
+            self.state.exit_code,
+            human(now - finished)
+        )
+    }
+
+    /// `path args...`, the command as one line.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.path.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Paths of one container's directory.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(containers_dir: &Path, id: &str) -> Paths {
+        Paths {
+            dir: containers_dir.join(id),
+        }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("attach.sock")
+    }
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}-json.log"))
+    }
+}
+
+/// Reads `config.json`.
+pub fn load(path: &Path) -> Result<Container> {
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Replaces `config.json` by write-temp + fsync + rename.
+pub fn save(path: &Path, container: &Container) -> Result<()> {
+    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+    let bytes = serde_json::to_vec(container).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// An exclusive file lock, released on drop.
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    pub fn acquire(path: &Path) -> Result<Lock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        file.lock().map_err(|e| Error::io(path, e))?;
+        Ok(Lock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_uses_docker_field_names_and_round_trips() {
+        let c = Container {
+            id: "ab".repeat(32),
+            created: Utc::now(),
+            path: "echo".into(),
+            args: vec!["hi".into()],
+            config: Config {
+                cmd: vec!["echo".into(), "hi".into()],
+                ..Config::default()
+            },
+            state: State::default(),
+            image: "cd".repeat(32),
+            network_settings: NetworkSettings::default(),
+            name: "web".into(),
+            auto_remove: false,
+            monitor: None,
+            init: None,
+        };
+        let json = serde_json::to_value(&c).unwrap();
+        for key in [
+            "Id",
+            "Created",
+            "Path",
+            "Args",
+            "Config",
+            "State",
+            "Image",
+            "NetworkSettings",
+            "Name",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key} in {json}");
+        }
+        assert_eq!(json["State"]["OOMKilled"], false);
+        assert_eq!(json["State"]["StartedAt"], "0001-01-01T00:00:00Z");
+        assert_eq!(json["Config"]["OpenStdin"], false);
+        assert_eq!(json["NetworkSettings"]["IpAddress"], "");
+        let back: Container = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(c.status(|_| String::new()), "Created");
+        assert_eq!(c.command_line(), "echo hi");
+    }
+
+    #[test]
+    fn save_replaces_the_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let mut c: Container = serde_json::from_str(
+            r#"{"Id":"x","Created":"2024-01-01T00:00:00Z","Path":"true","Args":[],"Config":{},
+                "State":{"Running":false,"Pid":0,"ExitCode":3,"StartedAt":"2024-01-01T00:00:00Z"},
+                "Image":"y","NetworkSettings":{},"Name":"n"}"#,
+        )
+        .unwrap();
+        save(&path, &c).unwrap();
+        c.state.exit_code = 4;
+        save(&path, &c).unwrap();
+        assert_eq!(load(&path).unwrap().state.exit_code, 4);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(c.status(|_| "1 second".into()).starts_with("Exited (4) 1 second ago"));
+    }
+}

@@ -1,0 +1,632 @@
+//! The monitor: one small, single-threaded process per running container.
+//!
+//! Started by [`crate::Runtime::start`] as `dock --root ROOT __monitor ID` (setsid, stdio on
+//! /dev/null) with the starter's socket on fd 3, whose hello is already waiting there. It claims
+//! the container in its config, serves the attach socket, mounts the rootfs, creates the cgroup,
+//! spawns the container's init (sysinit), answers the starter `Started` or `Error`, then owns the
+//! container's stdio: output goes to the json log and to every attached client, client stdin to
+//! the container. When the init exits it releases the cgroup and the rootfs, records the exit in
+//! config.json, sends every client the exit frame, and exits itself.
+//!
+//! The starter is registered as a client before the command runs, so a foreground `dock run`
+//! never misses early output.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use chrono::Utc;
+
+use crate::attach::{self, FrameBuffer, Hello, Kind};
+use crate::cgroup::{Cgroup, Limits};
+use crate::container::{self, Container, Lock, ProcessRef};
+use crate::logs::LogWriter;
+use crate::{overlay, procs, Error, Runtime, STARTER_FD};
+
+/// Read size for container output; the monitor's steady state stays small.
+const CHUNK: usize = 16 * 1024;
+/// Stop reading client input while this much stdin waits for the container.
+const STDIN_HIGH_WATER: usize = 64 * 1024;
+
+/// Runs the monitor role; the process exit status.
+pub fn main(root: &Path, id: &str) -> i32 {
+    // Nothing but stdio and the starter socket belongs to us.
+    // SAFETY: closes descriptors this fresh process does not use.
+    unsafe { libc::close_range((STARTER_FD + 1) as u32, u32::MAX, 0) };
+    // SAFETY: the starter handed us fd 3; we own it from here.
+    let mut starter = unsafe { UnixStream::from_raw_fd(STARTER_FD) };
+    let hello = match attach::read_frame(&mut starter) {
+        Ok(Some((Kind::Hello, data))) => Hello::decode(&data).unwrap_or_default(),
+        _ => Hello::default(),
+    };
+    let rt = match Runtime::open(root) {
+        Ok(rt) => rt,
+        Err(e) => {
+            report_error(&mut starter, 125, &e.to_string());
+            return 1;
+        }
+    };
+    match Session::launch(rt, id, hello) {
+        Ok(mut session) => {
+            let pid = session.init.to_be_bytes();
+            let mut clients = Vec::new();
+            if starter.write_all(&attach::encode(Kind::Started, &pid)).is_ok() {
+                clients.push(Conn {
+                    stream: starter,
+                    hello: Some(hello),
+                    input: FrameBuffer::default(),
+                });
+            }
+            session.clients = clients;
+            session.serve();
+            session.finish();
+            0
+        }
+        Err((code, message)) => {
+            report_error(&mut starter, code, &message);
+            1
+        }
+    }
+}
+
+fn report_error(starter: &mut UnixStream, code: u8, message: &str) {
+    let mut data = vec![code];
+    data.extend_from_slice(message.as_bytes());
+    let _ = starter.write_all(&attach::encode(Kind::Error, &data));
+}
+
+struct Conn {
+    stream: UnixStream,
+    hello: Option<Hello>,
+    input: FrameBuffer,
+}
+
+struct Session {
+    rt: Runtime,
+    id: String,
+    init: i32,
+    pidfd: OwnedFd,
+    /// Container stdout (pipe), or the pty master with a tty.
+    out: Option<File>,
+    err: Option<File>,
+    tty: Option<OwnedFd>,
+    stdin: Option<File>,
+    stdin_pending: Vec<u8>,
+    stdin_close: bool,
+    listener: UnixListener,
+    clients: Vec<Conn>,
+    log: LogWriter,
+    exit: Option<i32>,
+    cgroup: Cgroup,
+}
+
+type LaunchError = (u8, String);
+
+impl Session {
+    fn launch(rt: Runtime, id: &str, hello: Hello) -> Result<Session, LaunchError> {
+        let runtime_err = |e: Error| (125u8, e.to_string());
+        let paths = rt.paths(id);
+        // Reconciles a ghost first; then claim the container under its lock.
+        let loaded = rt.load(id).map_err(runtime_err)?;
+        let mut c = {
+            let _lock = Lock::acquire(&paths.lock()).map_err(runtime_err)?;
+            let mut c = container::load(&paths.config()).map_err(runtime_err)?;
+            if c.state.running {
+                return Err((125, Error::AlreadyRunning(loaded.name).to_string()));
+            }
+            let me = std::process::id() as i32;
+            c.state.running = true;
+            c.state.pid = 0;
+            c.state.oom_killed = false;
+            c.monitor = Some(ProcessRef {
+                pid: me,
+                start_time: procs::start_time(me).unwrap_or_default(),
+            });
+            c.init = None;
+            container::save(&paths.config(), &c).map_err(runtime_err)?;
+            c
+        };
+        tracing::debug!(%id, "monitor claimed the container");
+
+        let cgroup_parent = rt.cgroup_parent();
+        let mut cgroup: Option<Cgroup> = None;
+        let result = (|| -> Result<Session, LaunchError> {
+            let socket = paths.socket();
+            let _ = fs::remove_file(&socket);
+            let listener = attach::bind(&socket)
+                .map_err(|e| runtime_err(Error::io(&socket, e)))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| runtime_err(Error::io(&socket, e)))?;
+
+            let graph = rt.graph().map_err(runtime_err)?;
+            let lowers = graph
+                .layers(&c.image)
+                .map_err(|e| runtime_err(Error::Graph(e.to_string())))?;
+            let rootfs = paths.rootfs();
+            if overlay::is_mounted(&rootfs) {
+                overlay::unmount(&rootfs).map_err(runtime_err)?;
+            }
+            overlay::mount(&lowers, &paths.upper(), &paths.work(), &rootfs).map_err(runtime_err)?;
+
+            let limits = Limits {
+                memory: (c.config.memory > 0).then_some(c.config.memory),
+                memory_swap: (c.config.memory_swap != 0).then_some(c.config.memory_swap),
+            };
+            tracing::debug!(%id, parent = %cgroup_parent, ?limits, "creating cgroup");
+            let cg = Cgroup::create(&cgroup_parent, id, &limits)
+                .map_err(|e| runtime_err(Error::Cgroup(e.to_string())))?;
+            let cg = cgroup.insert(cg);
+
+            let log = LogWriter::open(&paths.log(id)).map_err(runtime_err)?;
+            let io_err = |what: &str, e: io::Error| (125u8, format!("{what}: {e}"));
+            let mut stdio = Stdio::default();
+            let (child_in, child_out, child_err) = if c.config.tty {
+                let (master, slave) = open_pty(hello.rows, hello.cols).map_err(|e| io_err("open pty", e))?;
+                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| io_err("duplicate pty", e));
+                let (i, o) = (dup(&slave)?, dup(&slave)?);
+                let writer = dup(&master)?;
+                set_nonblocking(writer.as_raw_fd()).map_err(|e| io_err("pty", e))?;
+                stdio.stdin = Some(File::from(writer));
+                stdio.out = Some(File::from(dup(&master)?));
+                stdio.tty = Some(master);
+                (i, o, slave)
+            } else {
+                let (out_r, out_w) = pipe().map_err(|e| io_err("stdout pipe", e))?;
+                let (err_r, err_w) = pipe().map_err(|e| io_err("stderr pipe", e))?;
+                stdio.out = Some(File::from(out_r));
+                stdio.err = Some(File::from(err_r));
+                let child_in = if c.config.open_stdin {
+                    let (in_r, in_w) = pipe().map_err(|e| io_err("stdin pipe", e))?;
+                    set_nonblocking(in_w.as_raw_fd()).map_err(|e| io_err("stdin pipe", e))?;
+                    stdio.stdin = Some(File::from(in_w));
+                    in_r
+                } else {
+                    File::open("/dev/null")
+                        .map_err(|e| io_err("open /dev/null", e))?
+                        .into()
+                };
+                (child_in, out_w, err_w)
+            };
+
+            let resolv = Path::new("/etc/resolv.conf");
+            let spec = sysinit::InitSpec {
+                rootfs: rootfs.clone(),
+                args: std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect(),
+                env: crate::container_env(&c.config),
+                user: c.config.user.clone(),
+                hostname: c.config.hostname.clone(),
+                workdir: "/".into(),
+                tty: c.config.tty,
+                stdin: child_in,
+                stdout: child_out,
+                stderr: child_err,
+                resolv_conf: resolv.exists().then(|| resolv.to_path_buf()),
+            };
+            let cg_ref: &Cgroup = cg;
+            let pid = sysinit::spawn(spec, |pid| {
+                cg_ref.add_pid(pid.as_raw()).map_err(|e| e.to_string())?;
+                // Network connect (veth into the pid's netns, ports) goes here once wired;
+                // its Endpoint is recorded in NetworkSettings below.
+                Ok(())
+            })
+            .map_err(|e| (e.exit_code() as u8, e.to_string()))?
+            .as_raw();
+            tracing::debug!(%id, pid, "container started");
+            // SAFETY: pidfd_open of our own unreaped child.
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            if pidfd < 0 {
+                let e = io::Error::last_os_error();
+                // SAFETY: killing our own child that we cannot watch.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let mut status = 0;
+                // SAFETY: reaping our own child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                return Err(io_err("pidfd_open", e));
+            }
+            // SAFETY: a fresh descriptor we own.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+
+            {
+                let _lock = Lock::acquire(&paths.lock()).map_err(runtime_err)?;
+                if let Ok(current) = container::load(&paths.config()) {
+                    c = current;
+                }
+                c.state.running = true;
+                c.state.pid = pid;
+                c.state.exit_code = 0;
+                c.state.started_at = Utc::now();
+                c.init = Some(ProcessRef {
+                    pid,
+                    start_time: procs::start_time(pid).unwrap_or_default(),
+                });
+                container::save(&paths.config(), &c).map_err(runtime_err)?;
+            }
+            Ok(Session {
+                rt: Runtime::open(rt.root()).map_err(runtime_err)?,
+                id: id.to_string(),
+                init: pid,
+                pidfd,
+                out: stdio.out.take(),
+                err: stdio.err.take(),
+                tty: stdio.tty.take(),
+                stdin: stdio.stdin.take(),
+                stdin_pending: Vec::new(),
+                stdin_close: false,
+                listener,
+                clients: Vec::new(),
+                log,
+                exit: None,
+                cgroup: cgroup.take().unwrap_or_else(|| Cgroup::open(&cgroup_parent, id)),
+            })
+        })();
+        match result {
+            Ok(session) => Ok(session),
+            Err((code, message)) => {
+                tracing::debug!(%id, code, %message, "container failed to start");
+                if let Some(cg) = cgroup {
+                    let _ = cg.remove();
+                }
+                let _ = overlay::unmount(&paths.rootfs());
+                let _ = fs::remove_file(paths.socket());
+                record_exit(&rt, id, code as i32, false);
+                Err((code, message))
+            }
+        }
+    }
+
+    fn serve(&mut self) {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            if self.exit.is_some() && self.out.is_none() && self.err.is_none() {
+                return;
+            }
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(6 + self.clients.len());
+            let mut slots: Vec<Slot> = Vec::with_capacity(fds.capacity());
+            let mut add = |fd: RawFd, events: libc::c_short, slot: Slot| {
+                fds.push(libc::pollfd { fd, events, revents: 0 });
+                slots.push(slot);
+            };
+            if self.exit.is_none() {
+                add(self.pidfd.as_raw_fd(), libc::POLLIN, Slot::Exit);
+            }
+            add(self.listener.as_raw_fd(), libc::POLLIN, Slot::Listener);
+            if let Some(out) = &self.out {
+                add(out.as_raw_fd(), libc::POLLIN, Slot::Out);
+            }
+            if let Some(err) = &self.err {
+                add(err.as_raw_fd(), libc::POLLIN, Slot::Err);
+            }
+            if let Some(stdin) = &self.stdin {
+                if !self.stdin_pending.is_empty() {
+                    add(stdin.as_raw_fd(), libc::POLLOUT, Slot::Stdin);
+                }
+            }
+            if self.stdin_pending.len() < STDIN_HIGH_WATER {
+                for (i, conn) in self.clients.iter().enumerate() {
+                    add(conn.stream.as_raw_fd(), libc::POLLIN, Slot::Client(i));
+                }
+            }
+            // SAFETY: poll over a live array of pollfd.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if n < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::debug!(error = %io::Error::last_os_error(), "poll failed");
+                return;
+            }
+            let mut dead = Vec::new();
+            for (pfd, slot) in fds.iter().zip(slots) {
+                if pfd.revents == 0 {
+                    continue;
+                }
+                match slot {
+                    Slot::Exit => self.reap(),
+                    Slot::Listener => self.accept(),
+                    Slot::Out => self.pump_output(true, &mut buf),
+                    Slot::Err => self.pump_output(false, &mut buf),
+                    Slot::Stdin => self.flush_stdin(),
+                    Slot::Client(i) => {
+                        if !self.read_client(i, &mut buf) {
+                            dead.push(i);
+                        }
+                    }
+                }
+            }
+            // Clients that failed a write are gone too.
+            dead.sort_unstable();
+            for i in dead.into_iter().rev() {
+                self.clients.remove(i);
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        let mut status = 0;
+        // SAFETY: non-blocking wait for our own child.
+        let ret = unsafe { libc::waitpid(self.init, &mut status, libc::WNOHANG) };
+        if ret == self.init {
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else if libc::WIFSIGNALED(status) {
+                128 + libc::WTERMSIG(status)
+            } else {
+                return;
+            };
+            tracing::debug!(id = %self.id, code, "container exited");
+            self.exit = Some(code);
+            self.stdin = None;
+        } else if ret < 0 {
+            self.exit = Some(GONE_EXIT_CODE);
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    self.clients.push(Conn {
+                        stream,
+                        hello: None,
+                        input: FrameBuffer::default(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn pump_output(&mut self, stdout: bool, buf: &mut [u8]) {
+        let source = if stdout { &mut self.out } else { &mut self.err };
+        let Some(file) = source else { return };
+        match file.read(buf) {
+            Ok(0) => *source = None,
+            Ok(n) => self.broadcast(stdout, n, buf),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            // A pty master reads EIO once the last slave closed: the end of output.
+            Err(_) => *source = None,
+        }
+    }
+
+    fn broadcast(&mut self, stdout: bool, n: usize, buf: &[u8]) {
+        let data = &buf[..n];
+        let (stream_name, kind) = if stdout {
+            ("stdout", Kind::Stdout)
+        } else {
+            ("stderr", Kind::Stderr)
+        };
+        if let Err(e) = self.log.write(stream_name, data) {
+            tracing::debug!(error = %e, "writing the container log failed");
+        }
+        let frame = attach::encode(kind, data);
+        self.clients.retain_mut(|conn| {
+            let wants = conn.hello.is_some_and(|h| if stdout { h.stdout } else { h.stderr });
+            !wants || conn.stream.write_all(&frame).is_ok()
+        });
+    }
+
+    fn flush_stdin(&mut self) {
+        let Some(stdin) = &mut self.stdin else {
+            self.stdin_pending.clear();
+            return;
+        };
+        while !self.stdin_pending.is_empty() {
+            match stdin.write(&self.stdin_pending) {
+                Ok(n) => {
+                    self.stdin_pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    // The container closed its stdin.
+                    self.stdin = None;
+                    self.stdin_pending.clear();
+                    return;
+                }
+            }
+        }
+        if self.stdin_close && self.tty.is_none() {
+            tracing::debug!(id = %self.id, "closing container stdin");
+            self.stdin = None;
+        }
+    }
+
+    /// Reads and handles a client's frames; `false` when the client is gone.
+    fn read_client(&mut self, i: usize, buf: &mut [u8]) -> bool {
+        let n = match self.clients[i].stream.read(buf) {
+            Ok(0) => return false,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return true,
+            Err(_) => return false,
+        };
+        self.clients[i].input.extend(&buf[..n]);
+        loop {
+            let frame = match self.clients[i].input.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return true,
+                Err(_) => return false,
+            };
+            match frame {
+                (Kind::Hello, data) => {
+                    let hello = Hello::decode(&data).unwrap_or_default();
+                    if hello.rows > 0 {
+                        self.resize(hello.rows, hello.cols);
+                    }
+                    self.clients[i].hello = Some(hello);
+                    let offset = self.log.len().to_be_bytes();
+                    if self.clients[i]
+                        .stream
+                        .write_all(&attach::encode(Kind::Attached, &offset))
+                        .is_err()
+                    {
+                        return false;
+                    }
+                }
+                (Kind::Stdin, data) => {
+                    if data.is_empty() {
+                        self.stdin_close = true;
+                    } else if self.stdin.is_some() {
+                        self.stdin_pending.extend_from_slice(&data);
+                    }
+                    self.flush_stdin();
+                }
+                (Kind::Resize, data) if data.len() >= 4 => {
+                    self.resize(
+                        u16::from_be_bytes([data[0], data[1]]),
+                        u16::from_be_bytes([data[2], data[3]]),
+                    );
+                }
+                (Kind::Signal, data) if data.len() >= 4 => {
+                    let signo = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                    if self.exit.is_none() {
+                        tracing::debug!(id = %self.id, signo, "forwarding signal");
+                        // SAFETY: our own unreaped child; its pid cannot be reused yet.
+                        unsafe { libc::kill(self.init, signo) };
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        if let Some(master) = &self.tty {
+            let ws = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCSWINSZ with a valid winsize on our pty master.
+            unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        }
+    }
+
+    /// Releases everything, records the exit, tells the clients, in that order: when a client
+    /// sees the exit frame, nothing of the container is left but its directory.
+    fn finish(mut self) {
+        let code = self.exit.unwrap_or(GONE_EXIT_CODE);
+        let oom = self.cgroup.oom_killed();
+        if let Err(e) = self.cgroup.remove() {
+            tracing::warn!(id = %self.id, error = %e, "removing the cgroup failed");
+        }
+        // Network disconnect goes here once wired.
+        let paths = self.rt.paths(&self.id);
+        if let Err(e) = overlay::unmount(&paths.rootfs()) {
+            tracing::warn!(id = %self.id, error = %e, "unmounting the rootfs failed");
+        }
+        let _ = fs::remove_file(paths.socket());
+        record_exit(&self.rt, &self.id, code, oom);
+        let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
+        for conn in &mut self.clients {
+            let _ = conn.stream.write_all(&frame);
+        }
+    }
+}
+
+/// Exit code when the init could not be waited for (should not happen).
+const GONE_EXIT_CODE: i32 = 255;
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Exit,
+    Listener,
+    Out,
+    Err,
+    Stdin,
+    Client(usize),
+}
+
+#[derive(Default)]
+struct Stdio {
+    out: Option<File>,
+    err: Option<File>,
+    tty: Option<OwnedFd>,
+    stdin: Option<File>,
+}
+
+/// Records the end of a run (or a failed start) in config.json; `--rm` removes the container.
+fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) {
+    let paths = rt.paths(id);
+    let result = (|| -> crate::Result<()> {
+        let _lock = Lock::acquire(&paths.lock())?;
+        let mut c: Container = container::load(&paths.config())?;
+        if c.auto_remove {
+            tracing::debug!(%id, "removing container (--rm)");
+            return fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e));
+        }
+        c.state.running = false;
+        c.state.pid = 0;
+        c.state.exit_code = code;
+        c.state.oom_killed = oom;
+        c.state.finished_at = Utc::now();
+        c.monitor = None;
+        c.init = None;
+        c.network_settings.port_mapping = None;
+        container::save(&paths.config(), &c)
+    })();
+    if let Err(e) = result {
+        tracing::warn!(%id, error = %e, "recording the exit failed");
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A pty pair, neither end becoming our controlling terminal (we are a session leader).
+fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: plain libc pty calls on descriptors we own.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if master < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let master = OwnedFd::from_raw_fd(master);
+        if libc::grantpt(master.as_raw_fd()) < 0 || libc::unlockpt(master.as_raw_fd()) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let slave = libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if slave < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let slave = OwnedFd::from_raw_fd(slave);
+        if rows > 0 && cols > 0 {
+            let ws = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+        let _ = master.as_fd();
+        Ok((master, slave))
+    }
+}

@@ -1,0 +1,220 @@
+//! The storage driver: an overlay of the image's layers with a per-container upper dir.
+//!
+//! Layers are passed one per `fsconfig("lowerdir+")` call of the new mount API (kernel 6.8+),
+//! so any depth fits; on older kernels the classic `mount(2)` is used with paths relative to
+//! the layers' common directory, which the calling (single-threaded) process enters for the call.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+fn cpath(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::Mount {
+        path: p.to_path_buf(),
+        message: "path contains a nul byte".into(),
+    })
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap_or_default()
+}
+
+/// Mounts `lowers` (top first) + `upper` at `target`.
+pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    tracing::debug!(target = %target.display(), layers = lowers.len(), "mounting overlay rootfs");
+    if lowers.is_empty() {
+        return Err(Error::Mount {
+            path: target.to_path_buf(),
+            message: "image has no layers".into(),
+        });
+    }
+    match mount_new_api(lowers, upper, work, target) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) => {
+            tracing::debug!(error = %e, "new mount api unavailable, using mount(2)");
+            mount_classic(lowers, upper, work, target)
+        }
+        Err(e) => Err(Error::Mount {
+            path: target.to_path_buf(),
+            message: format!("overlay: {e}"),
+        }),
+    }
+}
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn fsconfig_string(fd: libc::c_long, key: &str, value: &CString) -> io::Result<()> {
+    let key = cstr(key);
+    // SAFETY: fsconfig on a filesystem context fd we own with nul-terminated strings.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fd as libc::c_int,
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+struct Fd(libc::c_long);
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: closing a descriptor this guard owns.
+        unsafe { libc::close(self.0 as libc::c_int) };
+    }
+}
+
+fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+    let name = cstr("overlay");
+    // SAFETY: fsopen with a nul-terminated filesystem name.
+    let fs = Fd(check(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?);
+    let io_path = |p: &Path| cpath(p).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    fsconfig_string(fs.0, "source", &cstr("overlay"))?;
+    for lower in lowers {
+        fsconfig_string(fs.0, "lowerdir+", &io_path(lower)?)?;
+    }
+    fsconfig_string(fs.0, "upperdir", &io_path(upper)?)?;
+    fsconfig_string(fs.0, "workdir", &io_path(work)?)?;
+    // SAFETY: fsconfig command without key/value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.0 as libc::c_int,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: fsmount of a created context.
+    let mnt = Fd(check(unsafe {
+        libc::syscall(libc::SYS_fsmount, fs.0 as libc::c_int, FSMOUNT_CLOEXEC, 0)
+    })?);
+    let empty = cstr("");
+    let target_c = io_path(target)?;
+    // SAFETY: move_mount of our detached mount onto an existing directory.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.0 as libc::c_int,
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target_c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
+fn mount_classic(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    let mount_err = |e: io::Error| Error::Mount {
+        path: target.to_path_buf(),
+        message: format!("overlay: {e}"),
+    };
+    // Layer dirs are graph/<id>/layer: relative to graph/ each is 71 bytes instead of the full path.
+    let base = lowers[0]
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let relative: Option<Vec<String>> = lowers
+        .iter()
+        .map(|l| l.strip_prefix(&base).ok().map(|r| r.to_string_lossy().into_owned()))
+        .collect();
+    let cwd = std::env::current_dir().ok();
+    let lowerdir = match relative {
+        Some(rel) if !base.as_os_str().is_empty() => {
+            std::env::set_current_dir(&base).map_err(mount_err)?;
+            rel.join(":")
+        }
+        _ => lowers
+            .iter()
+            .map(|l| l.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(":"),
+    };
+    let data = format!(
+        "lowerdir={lowerdir},upperdir={},workdir={}",
+        upper.display(),
+        work.display()
+    );
+    let result = nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(data.as_str()),
+    );
+    if let Some(cwd) = cwd {
+        let _ = std::env::set_current_dir(cwd);
+    }
+    result.map_err(|e| mount_err(e.into()))
+}
+
+/// Unmounts `target` if something is mounted there; a busy mount is detached.
+pub fn unmount(target: &Path) -> Result<()> {
+    tracing::debug!(target = %target.display(), "unmounting rootfs");
+    match nix::mount::umount2(target, nix::mount::MntFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(nix::errno::Errno::EBUSY) => nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(|e| Error::Mount {
+                path: target.to_path_buf(),
+                message: format!("unmount: {e}"),
+            }),
+        Err(e) => Err(Error::Mount {
+            path: target.to_path_buf(),
+            message: format!("unmount: {e}"),
+        }),
+    }
+}
+
+/// Whether `target` is a mount point (per /proc/self/mountinfo).
+pub fn is_mounted(target: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = target.to_string_lossy();
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|mp| unescape(mp) == want)
+}
+
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

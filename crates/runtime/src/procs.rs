@@ -1,0 +1,31 @@
+//! Process identity by pid and start time, so a reused pid is never mistaken for ours.
+
+/// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot); `None` when gone.
+pub fn start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // `rest` starts at field 3 (state); start time is field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is alive and still the process that started at `start`.
+pub fn is_same(pid: i32, start: u64) -> bool {
+    start_time(pid) == Some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn our_own_start_time_is_stable_and_a_bogus_pid_has_none() {
+        let me = std::process::id() as i32;
+        let t = super::start_time(me).unwrap();
+        assert!(super::is_same(me, t));
+        assert!(!super::is_same(me, t + 1));
+        assert_eq!(super::start_time(0), None);
+        assert_eq!(super::start_time(i32::MAX), None);
+    }
+}
