@@ -108,6 +108,23 @@ fn components(path: &[u8]) -> std::result::Result<Vec<&[u8]>, &'static str> {
     Ok(out)
 }
 
+/// The tar parser quotes raw header bytes in its messages; garbage input would put binary
+/// on the user's terminal.
+fn printable(err: io::Error) -> io::Error {
+    let bad = |c: char| c.is_control() || c == char::REPLACEMENT_CHARACTER;
+    let text = err.to_string();
+    if !text.chars().any(bad) {
+        return err;
+    }
+    let mut clean: String = text
+        .chars()
+        .map(|c| if bad(c) { '?' } else { c })
+        .take(100)
+        .collect();
+    clean.push_str("... (not a tar archive?)");
+    io::Error::new(err.kind(), clean)
+}
+
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -358,7 +375,7 @@ impl<'r> Extractor<'r> {
                 Some(Err(source)) => {
                     return Err(Error::Read {
                         after: last,
-                        source,
+                        source: printable(source),
                     })
                 }
             };
@@ -566,8 +583,13 @@ impl<'r> Extractor<'r> {
         let target_cname = sys::cstring(target_last).map_err(entry_err)?;
         // The target's directory is opened on its own walk so the cached chain stays the
         // entry's parent; neither walk follows a symlink.
-        let target_dir = open_dir_path(self.walker.root, target_parent)
-            .map_err(|err| err.into_error(name, &what, &target_comps))?;
+        let target_dir =
+            open_dir_path(self.walker.root, target_parent).map_err(|err| match err {
+                WalkError::Missing(_) => refused(format!(
+                    "hard link target {target_name} is not in the archive"
+                )),
+                err => err.into_error(name, &what, &target_comps),
+            })?;
         let target_dir = target_dir
             .as_ref()
             .map_or(self.walker.root, |fd| fd.as_fd());
