@@ -518,6 +518,10 @@ fn pump(rt: &Runtime, c: &Container, client: runtime::Client, send_stdin: bool) 
                     }
                     Event::Exit(code) => {
                         stdout.flush()?;
+                        // The monitor closes the connection as it exits: then nothing of
+                        // the container is left.
+                        let mut client = runtime::Client::from_stream(sock);
+                        client.drain();
                         return Ok(code as u8);
                     }
                     _ => {}

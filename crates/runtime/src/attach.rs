@@ -240,6 +240,13 @@ impl Client {
         self.send(Kind::Signal, &signo.to_be_bytes())
     }
 
+    /// Reads and drops whatever comes until the monitor closes the connection.
+    pub fn drain(&mut self) {
+        let _ = self.stream.set_nonblocking(false);
+        let _ = self.stream.set_read_timeout(None);
+        let _ = io::copy(&mut self.stream, &mut io::sink());
+    }
+
     /// The next event; `None` when the monitor closed the connection.
     pub fn next_event(&mut self) -> io::Result<Option<Event>> {
         match read_frame(&mut self.stream)? {
@@ -249,10 +256,15 @@ impl Client {
     }
 
     /// Reads events until the exit frame; `None` if the monitor went away without one.
+    /// Returns only once the monitor closed the connection, i.e. when it is exiting, so
+    /// nothing of the container is left when this returns.
     pub fn wait_exit(&mut self) -> io::Result<Option<i32>> {
         loop {
             match self.next_event() {
-                Ok(Some(Event::Exit(code))) => return Ok(Some(code)),
+                Ok(Some(Event::Exit(code))) => {
+                    self.drain();
+                    return Ok(Some(code));
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),

@@ -388,7 +388,11 @@ impl Runtime {
         drop(child);
         match client.next_event() {
             Ok(Some(Event::Started { .. })) => Ok(client),
-            Ok(Some(Event::StartError { code, message })) => Err(Error::Start { code, message }),
+            Ok(Some(Event::StartError { code, message })) => {
+                // Returns once the monitor released everything and exits.
+                client.drain();
+                Err(Error::Start { code, message })
+            }
             Ok(Some(other)) => Err(monitor_err(format!("unexpected {other:?} before start"))),
             Ok(None) => Err(monitor_err("exited before starting the container".into())),
             Err(e) => Err(monitor_err(e.to_string())),

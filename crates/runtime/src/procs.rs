@@ -1,6 +1,7 @@
 //! Process identity by pid and start time, so a reused pid is never mistaken for ours.
 
-/// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot); `None` when gone.
+/// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot); `None` when gone or
+/// a zombie (a killed monitor whose parent has not reaped it yet is dead all the same).
 pub fn start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;
@@ -9,7 +10,11 @@ pub fn start_time(pid: i32) -> Option<u64> {
     // The command name may hold spaces and parentheses: fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     // `rest` starts at field 3 (state); start time is field 22.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    if matches!(fields.next()?, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Whether `pid` is alive and still the process that started at `start`.
