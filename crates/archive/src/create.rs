@@ -264,8 +264,12 @@ impl<W: Write> TarWriter<'_, W> {
                 libc::S_IFREG => {
                     let flags =
                         libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK;
-                    let file =
-                        File::from(sys::openat(dir, &cname, flags, 0).map_err(self.io_err(&rel))?);
+                    let file = match sys::openat(dir, &cname, flags, 0) {
+                        Ok(fd) => File::from(fd),
+                        // Removed while we were archiving (a running container).
+                        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+                        Err(err) => return Err(self.io_err(&rel)(err)),
+                    };
                     let st = sys::fstat(file.as_fd()).map_err(self.io_err(&rel))?;
                     let xattrs = self.fd_xattrs(file.as_fd(), &rel)?;
                     let mut header = header(&st, EntryType::Regular);

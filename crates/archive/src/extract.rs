@@ -290,14 +290,25 @@ fn parse_pax_time(value: &[u8]) -> Option<(i64, u32)> {
     Some((secs, nsec))
 }
 
+/// A numeric header field; one left blank (all NUL or spaces, as some writers do) reads as 0,
+/// the way Go's archive/tar and GNU tar read it.
+fn lenient(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        other => other,
+    }
+}
+
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
     let header = entry.header();
     let invalid =
         |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{what} out of range"));
-    let mode = header.mode()? & 0o7777;
-    let uid = u32::try_from(header.uid()?).map_err(|_| invalid("uid"))?;
-    let gid = u32::try_from(header.gid()?).map_err(|_| invalid("gid"))?;
-    let mtime = i64::try_from(header.mtime()?).map_err(|_| invalid("mtime"))?;
+    let old = header.as_old();
+    let mode = lenient(header.mode().map(u64::from), &old.mode)? as u32 & 0o7777;
+    let uid = u32::try_from(lenient(header.uid(), &old.uid)?).map_err(|_| invalid("uid"))?;
+    let gid = u32::try_from(lenient(header.gid(), &old.gid)?).map_err(|_| invalid("gid"))?;
+    let mtime =
+        i64::try_from(lenient(header.mtime(), &old.mtime)?).map_err(|_| invalid("mtime"))?;
     let mut meta = Meta {
         mode,
         uid,
@@ -445,8 +456,8 @@ impl<'r> Extractor<'r> {
             }
             TarName::Deleted(deleted) => {
                 let header = entry.header();
-                let uid = header.uid().map_err(entry_err)? as u32;
-                let gid = header.gid().map_err(entry_err)? as u32;
+                let uid = lenient(header.uid(), &header.as_old().uid).map_err(entry_err)? as u32;
+                let gid = lenient(header.gid(), &header.as_old().gid).map_err(entry_err)? as u32;
                 let (dir, _) = self.walker.enter(parent, true).map_err(walk_err)?;
                 let cname = sys::cstring(deleted).map_err(entry_err)?;
                 tracing::debug!(entry = name, "creating overlay whiteout");

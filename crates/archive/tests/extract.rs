@@ -356,3 +356,27 @@ fn root_entry_sets_destination_metadata_and_long_names_work() {
         (0o751, 1234)
     );
 }
+
+#[test]
+fn blank_numeric_fields_read_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_path("blank").unwrap();
+    header.set_mode(0o600);
+    header.set_size(2);
+    // uid, gid and mtime left as NUL bytes, as some writers leave them.
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, &b"ok"[..]).unwrap();
+    extract(builder.into_inner().unwrap().as_slice(), dir.path()).unwrap();
+    let meta = fs::metadata(dir.path().join("blank")).unwrap();
+    assert_eq!(
+        (
+            meta.uid(),
+            meta.gid(),
+            meta.mtime(),
+            meta.permissions().mode() & 0o777
+        ),
+        (0, 0, 0, 0o600)
+    );
+}
