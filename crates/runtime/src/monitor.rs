@@ -45,7 +45,8 @@ pub fn main(root: &Path, id: &str) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             report_error(&mut starter, 125, &e.to_string());
-            return 1;
+            // The starter's connection closes with this process (see `finish`).
+            std::process::exit(1);
         }
     };
     match Session::launch(rt, id, hello) {
@@ -62,11 +63,11 @@ pub fn main(root: &Path, id: &str) -> i32 {
             session.clients = clients;
             session.serve();
             session.finish();
-            0
+            std::process::exit(0)
         }
         Err((code, message)) => {
             report_error(&mut starter, code, &message);
-            1
+            std::process::exit(1)
         }
     }
 }
@@ -110,12 +111,20 @@ impl Session {
         let paths = rt.paths(id);
         // Reconciles a ghost first; then claim the container under its lock.
         let loaded = rt.load(id).map_err(runtime_err)?;
-        let mut c = {
+        let (mut c, listener) = {
             let _lock = Lock::acquire(&paths.lock()).map_err(runtime_err)?;
             let mut c = container::load(&paths.config()).map_err(runtime_err)?;
             if c.state.running {
                 return Err((125, Error::AlreadyRunning(loaded.name).to_string()));
             }
+            // The socket exists before the state says running, so a client that finds no
+            // socket can trust the state it reads next.
+            let socket = paths.socket();
+            let _ = fs::remove_file(&socket);
+            let listener = attach::bind(&socket).map_err(|e| runtime_err(Error::io(&socket, e)))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| runtime_err(Error::io(&socket, e)))?;
             let me = std::process::id() as i32;
             c.state.running = true;
             c.state.pid = 0;
@@ -125,22 +134,17 @@ impl Session {
                 start_time: procs::start_time(me).unwrap_or_default(),
             });
             c.init = None;
-            container::save(&paths.config(), &c).map_err(runtime_err)?;
-            c
+            if let Err(e) = container::save(&paths.config(), &c) {
+                let _ = fs::remove_file(&socket);
+                return Err(runtime_err(e));
+            }
+            (c, listener)
         };
         tracing::debug!(%id, "monitor claimed the container");
 
         let cgroup_parent = rt.cgroup_parent();
         let mut cgroup: Option<Cgroup> = None;
         let result = (|| -> Result<Session, LaunchError> {
-            let socket = paths.socket();
-            let _ = fs::remove_file(&socket);
-            let listener = attach::bind(&socket)
-                .map_err(|e| runtime_err(Error::io(&socket, e)))?;
-            listener
-                .set_nonblocking(true)
-                .map_err(|e| runtime_err(Error::io(&socket, e)))?;
-
             let graph = rt.graph().map_err(runtime_err)?;
             let lowers = graph
                 .layers(&c.image)
@@ -270,8 +274,8 @@ impl Session {
                     let _ = cg.remove();
                 }
                 let _ = overlay::unmount(&paths.rootfs());
-                let _ = fs::remove_file(paths.socket());
                 record_exit(&rt, id, code as i32, false);
+                let _ = fs::remove_file(paths.socket());
                 Err((code, message))
             }
         }
@@ -520,12 +524,16 @@ impl Session {
         if let Err(e) = overlay::unmount(&paths.rootfs()) {
             tracing::warn!(id = %self.id, error = %e, "unmounting the rootfs failed");
         }
-        let _ = fs::remove_file(paths.socket());
+        // State first, then the socket: a client that cannot connect reads the exit.
         record_exit(&self.rt, &self.id, code, oom);
+        let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
         for conn in &mut self.clients {
             let _ = conn.stream.write_all(&frame);
         }
+        // The connections close when this process is gone, not before: a client that sees
+        // the end of its connection knows the monitor no longer exists.
+        std::mem::forget(std::mem::take(&mut self.clients));
     }
 }
 
