@@ -139,7 +139,11 @@ impl Env {
     /// Asserts nothing of any container is left on the machine.
     fn assert_clean(&self) {
         assert_eq!(self.mounts(), Vec::<String>::new(), "mounts left");
-        assert_eq!(self.cgroup_children(), Vec::<PathBuf>::new(), "cgroups left");
+        assert_eq!(
+            self.cgroup_children(),
+            Vec::<PathBuf>::new(),
+            "cgroups left"
+        );
         assert_eq!(self.monitors(), Vec::<i32>::new(), "monitors left");
     }
 }
@@ -169,7 +173,12 @@ impl Drop for Env {
         }
         for dir in self.cgroup_dirs() {
             let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
                 .unwrap_or_default();
             dirs.push(dir.clone());
             for d in &dirs {
@@ -233,7 +242,9 @@ fn create_list_get_destroy_and_a_second_destroy_fails() {
     }
     let table = env.ok(&["ps", "-a"]);
     let header = table.lines().next().unwrap();
-    for col in ["ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+    for col in [
+        "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES",
+    ] {
         assert!(header.contains(col), "{header}");
     }
     assert!(table.contains("\"ls -al\""), "{table}");
@@ -247,7 +258,11 @@ fn create_list_get_destroy_and_a_second_destroy_fails() {
     assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
     let again = env.run(&["rm", id]);
     assert_ne!(code(&again), 0);
-    assert!(stderr(&again).contains("no such container"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("no such container"),
+        "{}",
+        stderr(&again)
+    );
     let unknown = env.run(&["inspect", "lister"]);
     assert_ne!(code(&unknown), 0);
     env.assert_clean();
@@ -260,7 +275,11 @@ fn names_are_unique_and_prefixes_must_be_unambiguous() {
     let dup = env.run(&["run", "--name", "one", "busybox", "true"]);
     assert_eq!(code(&dup), 125);
     let holder = lines(&env.ok(&["ps", "-a", "-q", "--no-trunc"]))[0].clone();
-    assert!(stderr(&dup).contains("one") && stderr(&dup).contains(&holder), "{}", stderr(&dup));
+    assert!(
+        stderr(&dup).contains("one") && stderr(&dup).contains(&holder),
+        "{}",
+        stderr(&dup)
+    );
     assert_eq!(env.container_dirs().len(), 1);
     for _ in 0..20 {
         env.ok(&["run", "busybox", "true"]);
@@ -301,7 +320,10 @@ fn run_output_exit_codes_and_start_errors() {
     assert_eq!(stderr(&out).trim(), "Error: no such image: nosuchimage");
 
     // Exit codes are recorded and `wait` prints them.
-    let id = env.ok(&["run", "-d", "busybox", "sh", "-c", "exit 7"]).trim().to_string();
+    let id = env
+        .ok(&["run", "-d", "busybox", "sh", "-c", "exit 7"])
+        .trim()
+        .to_string();
     assert_eq!(env.ok(&["wait", &id]).trim(), "7");
     assert_eq!(env.inspect(&id)["State"]["ExitCode"], 7);
     env.assert_clean();
@@ -310,10 +332,16 @@ fn run_output_exit_codes_and_start_errors() {
 #[test]
 fn detached_run_prints_the_full_id_and_kill_stops_it_at_once() {
     let env = Env::new();
-    let id = env.ok(&["run", "-d", "busybox", "sleep", "1000"]).trim().to_string();
+    let id = env
+        .ok(&["run", "-d", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
     assert_eq!(id.len(), 64, "{id}");
     assert_eq!(env.inspect(&id)["State"]["Running"], true);
-    assert_eq!(lines(&env.ok(&["ps", "-q", "--no-trunc"])), [id.clone()]);
+    assert_eq!(
+        lines(&env.ok(&["ps", "-q", "--no-trunc"])),
+        vec![id.clone()]
+    );
     assert!(env.ok(&["ps"]).contains("Up "));
     env.ok(&["kill", &id]);
     // Kill waits: not running right after.
@@ -345,14 +373,27 @@ fn restart_twice_gives_the_same_output_and_a_fresh_process_can_restore_it() {
 #[test]
 fn files_written_survive_a_restart_and_stay_out_of_the_image() {
     let env = Env::new();
-    env.ok(&["run", "--name", "w", "busybox", "sh", "-c", "echo kept > /state"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "w",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /state",
+    ]);
     env.ok(&["start", "w"]);
     env.ok(&["wait", "w"]);
     env.ok(&["run", "--name", "r", "busybox", "true"]);
     // Same upper dir on restart: the file is still there.
     let c = env.inspect("w");
     let id = c["Id"].as_str().unwrap();
-    assert!(env.path().join("containers").join(id).join("upper/state").exists());
+    assert!(env
+        .path()
+        .join("containers")
+        .join(id)
+        .join("upper/state")
+        .exists());
     let layer = env.path().join("graph").join(&env.image).join("layer");
     assert!(!layer.join("state").exists());
     let out = env.run(&["run", "busybox", "cat", "/state"]);
@@ -362,13 +403,29 @@ fn files_written_survive_a_restart_and_stay_out_of_the_image() {
 #[test]
 fn commit_then_run_diff_and_export() {
     let env = Env::new();
-    env.ok(&["run", "--name", "c1", "-m", "33554432", "busybox", "sh", "-c", "echo hello > /world; rm /bin/ls"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "c1",
+        "-m",
+        "33554432",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello > /world; rm /bin/ls",
+    ]);
     let diff = lines(&env.ok(&["diff", "c1"]));
     assert!(diff.contains(&"A /world".to_string()), "{diff:?}");
     assert!(diff.contains(&"D /bin/ls".to_string()), "{diff:?}");
     assert!(diff.contains(&"C /bin".to_string()), "{diff:?}");
 
-    let new_id = env.ok(&["commit", "-m", "unit test commited image", "c1", "committed:v1"]);
+    let new_id = env.ok(&[
+        "commit",
+        "-m",
+        "unit test commited image",
+        "c1",
+        "committed:v1",
+    ]);
     let new_id = new_id.trim();
     assert_eq!(new_id.len(), 64);
     let img = env.inspect(new_id);
@@ -386,20 +443,50 @@ fn commit_then_run_diff_and_export() {
     // Export of a stopped container: the whole filesystem, mounted only for the export.
     let tar = env.path().join("export.tar");
     let file = std::fs::File::create(&tar).unwrap();
-    let status = env.root.cmd().args(["export", "c1"]).stdout(file).status().unwrap();
+    let status = env
+        .root
+        .cmd()
+        .args(["export", "c1"])
+        .stdout(file)
+        .status()
+        .unwrap();
     assert!(status.success());
     let listing = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
     let listing = stdout(&listing);
-    assert!(listing.lines().any(|l| l.trim_start_matches("./") == "world"), "{listing}");
-    assert!(listing.lines().any(|l| l.trim_start_matches("./") == "bin/busybox"), "{listing}");
-    assert!(!listing.lines().any(|l| l.trim_start_matches("./") == "bin/ls"), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "world"),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "bin/busybox"),
+        "{listing}"
+    );
+    assert!(
+        !listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "bin/ls"),
+        "{listing}"
+    );
     env.assert_clean();
 }
 
 #[test]
 fn commit_of_a_running_container_works() {
     let env = Env::new();
-    env.ok(&["run", "-d", "--name", "live", "busybox", "sh", "-c", "echo x > /live; sleep 1000"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /live; sleep 1000",
+    ]);
     // The file is written right after start; wait for it via the container's own view.
     loop {
         let out = env.run(&["diff", "live"]);
@@ -418,7 +505,10 @@ fn commit_of_a_running_container_works() {
 #[test]
 fn stdin_round_trip_and_again_after_a_restart() {
     let env = Env::new();
-    let out = env.run_with_input(&["run", "-i", "--name", "cat", "busybox", "cat"], b"hello world");
+    let out = env.run_with_input(
+        &["run", "-i", "--name", "cat", "busybox", "cat"],
+        b"hello world",
+    );
     assert_eq!(stdout(&out), "hello world", "{}", stderr(&out));
     assert_eq!(code(&out), 0);
     let out = env.run_with_input(&["start", "-a", "-i", "cat"], b"hello world #2");
@@ -432,7 +522,17 @@ fn stdin_round_trip_and_again_after_a_restart() {
 #[test]
 fn attach_to_a_detached_interactive_container() {
     let env = Env::new();
-    env.ok(&["run", "-d", "-i", "--name", "t", "busybox", "sh", "-c", "read line; echo got $line; exit 4"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "t",
+        "busybox",
+        "sh",
+        "-c",
+        "read line; echo got $line; exit 4",
+    ]);
     let out = env.run_with_input(&["attach", "t"], b"ping\n");
     assert_eq!(stdout(&out), "got ping\n");
     assert_eq!(code(&out), 4);
@@ -445,7 +545,12 @@ fn users_by_default_name_and_id() {
     let root = "uid=0(root) gid=0(root)";
     let daemon = "uid=1(daemon) gid=1(daemon)";
     assert!(env.ok(&["run", "busybox", "id"]).contains(root));
-    for (user, want) in [("root", root), ("0", root), ("1", daemon), ("daemon", daemon)] {
+    for (user, want) in [
+        ("root", root),
+        ("0", root),
+        ("1", daemon),
+        ("daemon", daemon),
+    ] {
         let out = env.run(&["run", "-u", user, "busybox", "id"]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         assert!(stdout(&out).contains(want), "-u {user}: {}", stdout(&out));
@@ -457,9 +562,17 @@ fn users_by_default_name_and_id() {
 #[test]
 fn two_containers_at_once() {
     let env = Env::new();
-    let a = env.ok(&["run", "-d", "busybox", "sleep", "1000"]).trim().to_string();
-    let b = env.ok(&["run", "-d", "busybox", "sleep", "1000"]).trim().to_string();
-    let running: BTreeSet<String> = lines(&env.ok(&["ps", "-q", "--no-trunc"])).into_iter().collect();
+    let a = env
+        .ok(&["run", "-d", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
+    let b = env
+        .ok(&["run", "-d", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
+    let running: BTreeSet<String> = lines(&env.ok(&["ps", "-q", "--no-trunc"]))
+        .into_iter()
+        .collect();
     assert_eq!(running, [a.clone(), b.clone()].into_iter().collect());
     assert_eq!(env.monitors().len(), 2);
     env.ok(&["kill", &a, &b]);
@@ -495,20 +608,40 @@ fn environment_is_exactly_home_and_path_plus_e() {
     got.sort();
     assert_eq!(
         got,
-        ["HOME=/", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        [
+            "HOME=/",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ]
     );
-    let mut got = lines(&env.ok(&["run", "-e", "A=1", "-e", "A=2", "-e", "HOME=/root", "busybox", "env"]));
+    let mut got = lines(&env.ok(&[
+        "run",
+        "-e",
+        "A=1",
+        "-e",
+        "A=2",
+        "-e",
+        "HOME=/root",
+        "busybox",
+        "env",
+    ]));
     got.sort();
     assert_eq!(
         got,
-        ["A=2", "HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        [
+            "A=2",
+            "HOME=/root",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ]
     );
 }
 
 #[test]
 fn memory_limit_is_set_and_enforced() {
     let env = Env::new();
-    let id = env.ok(&["run", "-d", "-m", "32m", "busybox", "sleep", "1000"]).trim().to_string();
+    let id = env
+        .ok(&["run", "-d", "-m", "32m", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
     let limit_files: Vec<PathBuf> = env
         .cgroup_dirs()
         .iter()
@@ -518,13 +651,27 @@ fn memory_limit_is_set_and_enforced() {
         .collect();
     assert!(!limit_files.is_empty(), "no memory limit file for {id}");
     for f in &limit_files {
-        assert_eq!(std::fs::read_to_string(f).unwrap().trim(), "33554432", "{}", f.display());
+        assert_eq!(
+            std::fs::read_to_string(f).unwrap().trim(),
+            "33554432",
+            "{}",
+            f.display()
+        );
     }
     assert_eq!(env.inspect(&id)["Config"]["Memory"], 33554432);
     env.ok(&["rm", "-f", &id]);
 
     // `tail` of an endless line keeps it all in memory: past the limit it is OOM-killed.
-    let out = env.run(&["run", "--name", "hog", "-m", "16m", "busybox", "tail", "/dev/zero"]);
+    let out = env.run(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "16m",
+        "busybox",
+        "tail",
+        "/dev/zero",
+    ]);
     assert_eq!(code(&out), 137, "{}", stderr(&out));
     let c = env.inspect("hog");
     assert_eq!(c["State"]["OOMKilled"], true);
@@ -540,15 +687,34 @@ fn isolation_pid_hostname_mounts_devices_and_proc() {
     // Host processes are invisible: only the container's own are listed.
     let out = env.ok(&["run", "busybox", "sh", "-c", "ls /proc | grep -c '^[0-9]'"]);
     assert!(out.trim().parse::<u32>().unwrap() <= 3, "{out}");
-    let id = env.ok(&["run", "-d", "busybox", "sh", "-c", "hostname; sleep 1000"]).trim().to_string();
+    let id = env
+        .ok(&["run", "-d", "busybox", "sh", "-c", "hostname; sleep 1000"])
+        .trim()
+        .to_string();
     env.ok(&["kill", &id]);
     assert_eq!(env.ok(&["logs", &id]).trim(), &id[..12]);
-    assert_eq!(env.ok(&["run", "-h", "custom", "busybox", "hostname"]).trim(), "custom");
-    assert_ne!(code(&env.run(&["run", "busybox", "mount", "-t", "tmpfs", "none", "/tmp"])), 0);
+    assert_eq!(
+        env.ok(&["run", "-h", "custom", "busybox", "hostname"])
+            .trim(),
+        "custom"
+    );
+    assert_ne!(
+        code(&env.run(&["run", "busybox", "mount", "-t", "tmpfs", "none", "/tmp"])),
+        0
+    );
     // Devices outside the container's allow list cannot be created.
-    assert_ne!(code(&env.run(&["run", "busybox", "mknod", "/tmp/mem", "c", "1", "1"])), 0);
-    assert_ne!(code(&env.run(&["run", "busybox", "mknod", "/tmp/sda", "b", "8", "0"])), 0);
-    assert_ne!(code(&env.run(&["run", "busybox", "sh", "-c", "head -c 1 /proc/kcore"])), 0);
+    assert_ne!(
+        code(&env.run(&["run", "busybox", "mknod", "/tmp/mem", "c", "1", "1"])),
+        0
+    );
+    assert_ne!(
+        code(&env.run(&["run", "busybox", "mknod", "/tmp/sda", "b", "8", "0"])),
+        0
+    );
+    assert_ne!(
+        code(&env.run(&["run", "busybox", "sh", "-c", "head -c 1 /proc/kcore"])),
+        0
+    );
     env.assert_clean();
 }
 
@@ -556,7 +722,14 @@ fn isolation_pid_hostname_mounts_devices_and_proc() {
 fn stop_waits_the_timeout_then_kills_a_shell_ignoring_term() {
     let env = Env::new();
     let id = env
-        .ok(&["run", "-d", "busybox", "sh", "-c", "trap '' TERM; while true; do sleep 1; done"])
+        .ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "trap '' TERM; while true; do sleep 1; done",
+        ])
         .trim()
         .to_string();
     assert_eq!(env.ok(&["stop", "-t", "1", &id[..12]]).trim(), &id[..12]);
@@ -583,7 +756,10 @@ fn rm_of_a_running_container_needs_force() {
 #[test]
 fn a_killed_monitor_leaves_no_ghost() {
     let env = Env::new();
-    let id = env.ok(&["run", "-d", "busybox", "sleep", "1000"]).trim().to_string();
+    let id = env
+        .ok(&["run", "-d", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
     let c = env.inspect(&id);
     let init = c["State"]["Pid"].as_i64().unwrap() as i32;
     assert!(!env.mounts().is_empty());
@@ -617,9 +793,16 @@ fn run_rm_leaves_nothing() {
     assert_eq!(env.ok(&["run", "--rm", "busybox", "echo", "x"]), "x\n");
     let out = env.run(&["run", "--rm", "busybox", "nope"]);
     assert_eq!(code(&out), 127);
-    let id = env.ok(&["run", "-d", "--rm", "busybox", "true"]).trim().to_string();
+    let id = env
+        .ok(&["run", "-d", "--rm", "busybox", "true"])
+        .trim()
+        .to_string();
     let _ = env.run(&["wait", &id]);
-    assert!(env.container_dirs().is_empty(), "{:?}", env.container_dirs());
+    assert!(
+        env.container_dirs().is_empty(),
+        "{:?}",
+        env.container_dirs()
+    );
     env.assert_clean();
 }
 
@@ -646,7 +829,11 @@ fn a_hundred_run_rm_cycles_leave_nothing_behind() {
     }
     assert!(env.container_dirs().is_empty());
     env.assert_clean();
-    assert_eq!(fds_into(env.path()), Vec::<PathBuf>::new(), "file descriptors left open");
+    assert_eq!(
+        fds_into(env.path()),
+        Vec::<PathBuf>::new(),
+        "file descriptors left open"
+    );
 }
 
 #[test]
@@ -655,7 +842,14 @@ fn an_image_of_forty_layers_mounts() {
     let mut image = "busybox".to_string();
     for i in 0..40 {
         let name = format!("l{i}");
-        env.ok(&["run", "--name", &name, &image, "touch", &format!("/layer{i}")]);
+        env.ok(&[
+            "run",
+            "--name",
+            &name,
+            &image,
+            "touch",
+            &format!("/layer{i}"),
+        ]);
         image = env.ok(&["commit", &name]).trim().to_string();
         assert_eq!(image.len(), 64);
         env.ok(&["rm", &name]);
@@ -670,7 +864,15 @@ fn an_image_of_forty_layers_mounts() {
 #[test]
 fn logs_keep_streams_apart_and_follow_a_running_container() {
     let env = Env::new();
-    env.ok(&["run", "--name", "l", "busybox", "sh", "-c", "echo a; echo b >&2; echo c"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "l",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; echo b >&2; echo c",
+    ]);
     let out = env.run(&["logs", "l"]);
     assert_eq!(stdout(&out), "a\nc\n");
     assert_eq!(stderr(&out), "b\n");
@@ -681,13 +883,29 @@ fn logs_keep_streams_apart_and_follow_a_running_container() {
     assert!(text.contains('T') && text.contains("Z "), "{text}");
     let c = env.inspect("l");
     let id = c["Id"].as_str().unwrap();
-    let log = std::fs::read_to_string(env.path().join("containers").join(id).join(format!("{id}-json.log"))).unwrap();
+    let log = std::fs::read_to_string(
+        env.path()
+            .join("containers")
+            .join(id)
+            .join(format!("{id}-json.log")),
+    )
+    .unwrap();
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert_eq!(first["log"], "a\n");
     assert_eq!(first["stream"], "stdout");
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
 
-    env.ok(&["run", "-d", "-i", "--name", "f", "busybox", "sh", "-c", "echo first; read x; echo second"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "f",
+        "busybox",
+        "sh",
+        "-c",
+        "echo first; read x; echo second",
+    ]);
     let follow = env
         .root
         .cmd()
@@ -707,7 +925,13 @@ fn foreground_signals_are_forwarded() {
     let mut child = env
         .root
         .cmd()
-        .args(["run", "busybox", "sh", "-c", "trap 'echo got-term; exit 5' TERM; echo ready; while true; do sleep 1; done"])
+        .args([
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 5' TERM; echo ready; while true; do sleep 1; done",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

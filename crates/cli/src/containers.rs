@@ -372,7 +372,11 @@ fn start(rt: &Runtime, attach: bool, interactive: bool, names: &[String]) -> any
 }
 
 fn hello_for(tty: bool, stdin: bool) -> Hello {
-    let (rows, cols) = if tty { terminal_size().unwrap_or((0, 0)) } else { (0, 0) };
+    let (rows, cols) = if tty {
+        terminal_size().unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
     Hello {
         stdout: true,
         stderr: true,
@@ -447,7 +451,12 @@ const CTRL_Q: u8 = 0x11;
 
 /// Copies between our stdio and an attach connection until the container exits (its exit
 /// code), or the user detaches with Ctrl-p Ctrl-q on a tty (0).
-fn pump(rt: &Runtime, c: &Container, client: runtime::Client, send_stdin: bool) -> anyhow::Result<u8> {
+fn pump(
+    rt: &Runtime,
+    c: &Container,
+    client: runtime::Client,
+    send_stdin: bool,
+) -> anyhow::Result<u8> {
     let tty = c.config.tty;
     let _raw = (tty && send_stdin && io::stdin().is_terminal())
         .then(RawMode::enable)
@@ -532,8 +541,13 @@ fn pump(rt: &Runtime, c: &Container, client: runtime::Client, send_stdin: bool) 
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: reading one siginfo record into a struct of that size.
-            while unsafe { libc::read(sigfd.as_raw_fd(), &mut info as *mut _ as *mut libc::c_void, size) }
-                == size as isize
+            while unsafe {
+                libc::read(
+                    sigfd.as_raw_fd(),
+                    &mut info as *mut _ as *mut libc::c_void,
+                    size,
+                )
+            } == size as isize
             {
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGWINCH {
@@ -606,7 +620,13 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> usize {
     }
 }
 
-fn logs(rt: &Runtime, name: &str, follow: bool, timestamps: bool, tail: &str) -> anyhow::Result<u8> {
+fn logs(
+    rt: &Runtime,
+    name: &str,
+    follow: bool,
+    timestamps: bool,
+    tail: &str,
+) -> anyhow::Result<u8> {
     let c = rt.get(name)?;
     let tail: Option<usize> = match tail {
         "all" | "" => None,
@@ -638,7 +658,11 @@ fn logs(rt: &Runtime, name: &str, follow: bool, timestamps: bool, tail: &str) ->
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr().lock();
     for e in &entries {
-        let out: &mut dyn Write = if e.is_stderr() { &mut stderr } else { &mut stdout };
+        let out: &mut dyn Write = if e.is_stderr() {
+            &mut stderr
+        } else {
+            &mut stdout
+        };
         if timestamps {
             write!(out, "{} ", e.time)?;
         }
@@ -702,7 +726,9 @@ fn ps(ctx: &Context, rt: &Runtime, all: bool, quiet: bool, no_trunc: bool) -> an
         return Ok(0);
     }
     let tags = ctx.tags().ok();
-    let mut table = Table::new(&["ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]);
+    let mut table = Table::new(&[
+        "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES",
+    ]);
     for c in &containers {
         let image = if graph::is_full_id(&c.config.image) || c.config.image.is_empty() {
             tags.as_ref()
@@ -713,7 +739,11 @@ fn ps(ctx: &Context, rt: &Runtime, all: bool, quiet: bool, no_trunc: bool) -> an
             c.config.image.clone()
         };
         let command = c.command_line();
-        let command = if no_trunc { command } else { ellipsis(&command, 20) };
+        let command = if no_trunc {
+            command
+        } else {
+            ellipsis(&command, 20)
+        };
         let ports = c
             .network_settings
             .port_mapping
@@ -798,6 +828,9 @@ mod tests {
     #[test]
     fn commands_are_cut_like_docker() {
         assert_eq!(ellipsis("echo hi", 20), "echo hi");
-        assert_eq!(ellipsis("sh -c while true; do sleep 1; done", 20), "sh -c while true; d…");
+        assert_eq!(
+            ellipsis("sh -c while true; do sleep 1; done", 20),
+            "sh -c while true; d…"
+        );
     }
 }

@@ -107,7 +107,8 @@ pub fn parse(buf: &[u8]) -> io::Result<Option<(Kind, &[u8], usize)>> {
     if buf.len() < HEADER_LEN {
         return Ok(None);
     }
-    let kind = Kind::from_u8(buf[0]).ok_or_else(|| bad_frame(format!("unknown frame kind {}", buf[0])))?;
+    let kind =
+        Kind::from_u8(buf[0]).ok_or_else(|| bad_frame(format!("unknown frame kind {}", buf[0])))?;
     let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
     if len > MAX_FRAME {
         return Err(bad_frame(format!("frame of {len} bytes is too large")));
@@ -115,7 +116,11 @@ pub fn parse(buf: &[u8]) -> io::Result<Option<(Kind, &[u8], usize)>> {
     if buf.len() < HEADER_LEN + len {
         return Ok(None);
     }
-    Ok(Some((kind, &buf[HEADER_LEN..HEADER_LEN + len], HEADER_LEN + len)))
+    Ok(Some((
+        kind,
+        &buf[HEADER_LEN..HEADER_LEN + len],
+        HEADER_LEN + len,
+    )))
 }
 
 fn bad_frame(message: String) -> io::Error {
@@ -135,7 +140,8 @@ pub fn read_frame(mut reader: impl Read) -> io::Result<Option<(Kind, Vec<u8>)>> 
             Err(e) => return Err(e),
         }
     }
-    let kind = Kind::from_u8(header[0]).ok_or_else(|| bad_frame(format!("unknown frame kind {}", header[0])))?;
+    let kind = Kind::from_u8(header[0])
+        .ok_or_else(|| bad_frame(format!("unknown frame kind {}", header[0])))?;
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
     if len > MAX_FRAME {
         return Err(bad_frame(format!("frame of {len} bytes is too large")));
@@ -183,7 +189,11 @@ impl Event {
                     log_offset: u64::from_be_bytes(bytes),
                 }
             }
-            other => return Err(bad_frame(format!("unexpected frame kind {other:?} from monitor"))),
+            other => {
+                return Err(bad_frame(format!(
+                    "unexpected frame kind {other:?} from monitor"
+                )))
+            }
         })
     }
 }
@@ -353,12 +363,19 @@ mod tests {
         };
         assert_eq!(Hello::decode(&hello.encode()), Some(hello));
         let mut fb = FrameBuffer::default();
-        let bytes = [encode(Kind::Stdout, b"hi\n"), encode(Kind::Exit, &3i32.to_be_bytes())].concat();
+        let bytes = [
+            encode(Kind::Stdout, b"hi\n"),
+            encode(Kind::Exit, &3i32.to_be_bytes()),
+        ]
+        .concat();
         fb.extend(&bytes[..4]);
         assert!(fb.next_frame().unwrap().is_none());
         fb.extend(&bytes[4..]);
         let (kind, data) = fb.next_frame().unwrap().unwrap();
-        assert_eq!(Event::from_frame(kind, data).unwrap(), Event::Stdout(b"hi\n".to_vec()));
+        assert_eq!(
+            Event::from_frame(kind, data).unwrap(),
+            Event::Stdout(b"hi\n".to_vec())
+        );
         let (kind, data) = fb.next_frame().unwrap().unwrap();
         assert_eq!(Event::from_frame(kind, data).unwrap(), Event::Exit(3));
         assert!(fb.next_frame().unwrap().is_none());

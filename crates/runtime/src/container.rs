@@ -13,7 +13,9 @@ use crate::{Error, Result};
 
 /// Go's zero `time.Time`, which Docker writes for "never".
 pub fn zero_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 fn is_zero_time(t: &DateTime<Utc>) -> bool {
@@ -289,6 +291,8 @@ mod tests {
         save(&path, &c).unwrap();
         assert_eq!(load(&path).unwrap().state.exit_code, 4);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-        assert!(c.status(|_| "1 second".into()).starts_with("Exited (4) 1 second ago"));
+        assert!(c
+            .status(|_| "1 second".into())
+            .starts_with("Exited (4) 1 second ago"));
     }
 }

@@ -218,7 +218,7 @@ impl Runtime {
                 Err(e) => tracing::debug!(%id, error = %e, "skipping unreadable container"),
             }
         }
-        all.sort_by(|a, b| b.created.cmp(&a.created));
+        all.sort_by_key(|c| std::cmp::Reverse(c.created));
         Ok(all)
     }
 
@@ -231,7 +231,9 @@ impl Runtime {
         if let Some(c) = all.iter().find(|c| c.name == name) {
             return Ok(c.clone());
         }
-        let mut matches = all.iter().filter(|c| !name.is_empty() && c.id.starts_with(name));
+        let mut matches = all
+            .iter()
+            .filter(|c| !name.is_empty() && c.id.starts_with(name));
         match (matches.next(), matches.next()) {
             (Some(c), None) => Ok(c.clone()),
             (Some(_), Some(_)) => Err(Error::Ambiguous(name.to_string())),
@@ -273,7 +275,10 @@ impl Runtime {
         }
         let id = graph::generate_id();
         let config = Config {
-            hostname: opts.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+            hostname: opts
+                .hostname
+                .clone()
+                .unwrap_or_else(|| id[..12].to_string()),
             user: opts.user.clone(),
             memory: opts.memory,
             memory_swap: opts.memory_swap,
@@ -349,7 +354,8 @@ impl Runtime {
             id: id.to_string(),
             message,
         };
-        let (ours, theirs) = UnixStream::pair().map_err(|e| monitor_err(format!("socketpair: {e}")))?;
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| monitor_err(format!("socketpair: {e}")))?;
         let mut client = Client::from_stream(ours);
         client
             .send(attach::Kind::Hello, &hello.encode())
@@ -460,7 +466,11 @@ impl Runtime {
                 .map_err(io_err)?;
             match client.wait_exit() {
                 Ok(_) => return Ok(()),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => return Err(io_err(e)),
             }
         }
@@ -525,7 +535,8 @@ impl Runtime {
             .graph()?
             .layers(&c.image)
             .map_err(|e| Error::Graph(e.to_string()))?;
-        archive::changes(&lowers, &self.paths(id).upper()).map_err(|e| Error::Archive(e.to_string()))
+        archive::changes(&lowers, &self.paths(id).upper())
+            .map_err(|e| Error::Archive(e.to_string()))
     }
 
     /// A new image from the container's upper dir (running or not), tagged when asked.
@@ -548,10 +559,10 @@ impl Runtime {
             author: opts.author,
         };
         let created = graph.create(DrainOnDrop(reader), new);
-        let tarred = tarring
-            .join()
-            .unwrap_or_else(|_| Ok(()))
-            .map_err(|e| Error::Archive(e.to_string()));
+        let tarred = match tarring.join() {
+            Ok(result) => result.map_err(|e| Error::Archive(e.to_string())),
+            Err(_) => Err(Error::Archive(format!("tar of {} failed", upper.display()))),
+        };
         let image = created.map_err(|e| Error::Graph(e.to_string()))?;
         tarred?;
         if let Some(repo) = opts.repository {
@@ -568,7 +579,10 @@ impl Runtime {
         let c = self.load(id)?;
         let paths = self.paths(id);
         let rootfs = paths.rootfs();
-        let tar = |out| archive::tar_dir(&rootfs, out, archive::Compression::None).map_err(|e| Error::Archive(e.to_string()));
+        let tar = |out| {
+            archive::tar_dir(&rootfs, out, archive::Compression::None)
+                .map_err(|e| Error::Archive(e.to_string()))
+        };
         if c.state.running {
             if !overlay::is_mounted(&rootfs) {
                 return Err(Error::Mount {

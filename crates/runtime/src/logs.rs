@@ -114,15 +114,26 @@ mod tests {
         assert_eq!(w.len(), mid);
         w.write("stderr", b"err\n").unwrap();
         let all = read(&path, 0, None).unwrap();
-        let logs: Vec<_> = all.iter().map(|e| (e.log.as_str(), e.is_stderr())).collect();
+        let logs: Vec<_> = all
+            .iter()
+            .map(|e| (e.log.as_str(), e.is_stderr()))
+            .collect();
         assert_eq!(
             logs,
-            [("one\n", false), ("two\n", false), ("part", false), ("err\n", true)]
+            [
+                ("one\n", false),
+                ("two\n", false),
+                ("part", false),
+                ("err\n", true)
+            ]
         );
         assert!(all[0].timestamp().is_some());
         assert_eq!(read(&path, 0, Some(mid)).unwrap().len(), 3);
         assert_eq!(read(&path, mid, None).unwrap().len(), 1);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with(r#"{"log":"one\n","stream":"stdout","time":""#), "{text}");
+        assert!(
+            text.starts_with(r#"{"log":"one\n","stream":"stdout","time":""#),
+            "{text}"
+        );
     }
 }

@@ -53,7 +53,10 @@ pub fn main(root: &Path, id: &str) -> i32 {
         Ok(mut session) => {
             let pid = session.init.to_be_bytes();
             let mut clients = Vec::new();
-            if starter.write_all(&attach::encode(Kind::Started, &pid)).is_ok() {
+            if starter
+                .write_all(&attach::encode(Kind::Started, &pid))
+                .is_ok()
+            {
                 clients.push(Conn {
                     stream: starter,
                     hello: Some(hello),
@@ -168,7 +171,8 @@ impl Session {
             let io_err = |what: &str, e: io::Error| (125u8, format!("{what}: {e}"));
             let mut stdio = Stdio::default();
             let (child_in, child_out, child_err) = if c.config.tty {
-                let (master, slave) = open_pty(hello.rows, hello.cols).map_err(|e| io_err("open pty", e))?;
+                let (master, slave) =
+                    open_pty(hello.rows, hello.cols).map_err(|e| io_err("open pty", e))?;
                 let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| io_err("duplicate pty", e));
                 let (i, o) = (dup(&slave)?, dup(&slave)?);
                 let writer = dup(&master)?;
@@ -198,7 +202,9 @@ impl Session {
             let resolv = Path::new("/etc/resolv.conf");
             let spec = sysinit::InitSpec {
                 rootfs: rootfs.clone(),
-                args: std::iter::once(c.path.clone()).chain(c.args.iter().cloned()).collect(),
+                args: std::iter::once(c.path.clone())
+                    .chain(c.args.iter().cloned())
+                    .collect(),
                 env: crate::container_env(&c.config),
                 user: c.config.user.clone(),
                 hostname: c.config.hostname.clone(),
@@ -263,7 +269,9 @@ impl Session {
                 clients: Vec::new(),
                 log,
                 exit: None,
-                cgroup: cgroup.take().unwrap_or_else(|| Cgroup::open(&cgroup_parent, id)),
+                cgroup: cgroup
+                    .take()
+                    .unwrap_or_else(|| Cgroup::open(&cgroup_parent, id)),
             })
         })();
         match result {
@@ -290,7 +298,11 @@ impl Session {
             let mut fds: Vec<libc::pollfd> = Vec::with_capacity(6 + self.clients.len());
             let mut slots: Vec<Slot> = Vec::with_capacity(fds.capacity());
             let mut add = |fd: RawFd, events: libc::c_short, slot: Slot| {
-                fds.push(libc::pollfd { fd, events, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                });
                 slots.push(slot);
             };
             if self.exit.is_none() {
@@ -391,7 +403,11 @@ impl Session {
         match file.read(buf) {
             Ok(0) => *source = None,
             Ok(n) => self.broadcast(stdout, n, buf),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
             // A pty master reads EIO once the last slave closed: the end of output.
             Err(_) => *source = None,
         }
@@ -409,7 +425,9 @@ impl Session {
         }
         let frame = attach::encode(kind, data);
         self.clients.retain_mut(|conn| {
-            let wants = conn.hello.is_some_and(|h| if stdout { h.stdout } else { h.stderr });
+            let wants = conn
+                .hello
+                .is_some_and(|h| if stdout { h.stdout } else { h.stderr });
             !wants || conn.stream.write_all(&frame).is_ok()
         });
     }

@@ -85,7 +85,9 @@ impl Drop for Fd {
 fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
     let name = cstr("overlay");
     // SAFETY: fsopen with a nul-terminated filesystem name.
-    let fs = Fd(check(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) })?);
+    let fs = Fd(check(unsafe {
+        libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC)
+    })?);
     let io_path = |p: &Path| cpath(p).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
     fsconfig_string(fs.0, "source", &cstr("overlay"))?;
     for lower in lowers {
@@ -137,7 +139,11 @@ fn mount_classic(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
         .unwrap_or_default();
     let relative: Option<Vec<String>> = lowers
         .iter()
-        .map(|l| l.strip_prefix(&base).ok().map(|r| r.to_string_lossy().into_owned()))
+        .map(|l| {
+            l.strip_prefix(&base)
+                .ok()
+                .map(|r| r.to_string_lossy().into_owned())
+        })
         .collect();
     let cwd = std::env::current_dir().ok();
     let lowerdir = match relative {
@@ -175,11 +181,14 @@ pub fn unmount(target: &Path) -> Result<()> {
     match nix::mount::umount2(target, nix::mount::MntFlags::empty()) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-        Err(nix::errno::Errno::EBUSY) => nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH)
-            .map_err(|e| Error::Mount {
-                path: target.to_path_buf(),
-                message: format!("unmount: {e}"),
-            }),
+        Err(nix::errno::Errno::EBUSY) => {
+            nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
+                Error::Mount {
+                    path: target.to_path_buf(),
+                    message: format!("unmount: {e}"),
+                }
+            })
+        }
         Err(e) => Err(Error::Mount {
             path: target.to_path_buf(),
             message: format!("unmount: {e}"),
