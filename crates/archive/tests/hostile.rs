@@ -328,3 +328,27 @@ fn existing_destination_content_survives_a_refused_archive() {
     assert_eq!(fs::read(sandbox.dest.join("keep")).unwrap(), b"mine");
     sandbox.untouched_outside();
 }
+
+#[test]
+fn entry_replacing_the_destination_itself_is_refused() {
+    let sandbox = Sandbox::new();
+    let mut ar = ArchiveBuilder::new();
+    ar.file("a", b"fine").symlink("./", sandbox.outside());
+    let err = sandbox.refused(ar.finish());
+    assert!(message(&err).contains("destination"), "{err}");
+    let mut ar = ArchiveBuilder::new();
+    ar.file("/", b"not a directory");
+    sandbox.refused(ar.finish());
+}
+
+#[test]
+fn missing_destination_is_an_error_naming_it() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.root.join("missing");
+    let mut ar = ArchiveBuilder::new();
+    ar.file("a", b"x");
+    let err = extract(ar.finish().as_slice(), &missing).unwrap_err();
+    assert!(message(&err).contains("missing"), "{err}");
+    assert!(!missing.exists());
+    sandbox.untouched_outside();
+}
