@@ -629,9 +629,15 @@ impl<'r> Extractor<'r> {
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Err(refused(format!(
                 "hard link target {target_name} is not in the archive"
             ))),
-            Err(err) if err.raw_os_error() == Some(libc::EPERM) => Err(refused(format!(
-                "hard link target {target_name} is a directory"
-            ))),
+            Err(err)
+                if err.raw_os_error() == Some(libc::EPERM)
+                    && sys::lstatat(target_dir, &target_cname)
+                        .is_ok_and(|st| sys::file_type(&st) == libc::S_IFDIR) =>
+            {
+                Err(refused(format!(
+                    "hard link target {target_name} is a directory"
+                )))
+            }
             other => other.map_err(entry_err),
         }
     }

@@ -352,3 +352,12 @@ fn missing_destination_is_an_error_naming_it() {
     assert!(!missing.exists());
     sandbox.untouched_outside();
 }
+
+#[test]
+fn hard_link_to_a_directory_is_refused() {
+    let sandbox = Sandbox::new();
+    let mut ar = ArchiveBuilder::new();
+    ar.dir("d/").hardlink("x", "d");
+    let err = sandbox.refused(ar.finish());
+    assert!(message(&err).contains("is a directory"), "{err}");
+}
