@@ -20,7 +20,8 @@ cleanup() {
     if [ -n "$loop" ]; then losetup -d "$loop"; fi
     rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 echo "building the extract example (release)" >&2
 cargo build --quiet --release -p archive --example extract
