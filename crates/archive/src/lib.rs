@@ -2,7 +2,12 @@
 //!
 //! - [`extract`]: any supported compression (detected from the first bytes), safe by
 //!   construction (nothing is created, followed, chmod-ed or chown-ed outside the destination),
-//!   tar whiteouts converted to overlay whiteouts.
+//!   tar whiteouts converted to overlay whiteouts. The rules: a leading `/` is dropped; a name
+//!   with a `..` component is refused; a symlink is never followed, so a path component that
+//!   is a symlink is refused while an entry landing on an existing symlink replaces it; a hard
+//!   link must name an entry already extracted, reached the same way. A refused or broken
+//!   archive is an error naming the entry, and everything the call added to the destination
+//!   is removed again.
 //! - [`tar_dir`]: the way back, overlay whiteouts converted to the tar `.wh.` form.
 //! - [`changes`]: what an overlay upper directory changed against its lower layers, as
 //!   `docker diff` shows it.
