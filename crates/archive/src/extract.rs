@@ -455,15 +455,16 @@ impl<'r> Extractor<'r> {
                 return Ok(());
             }
             TarName::Deleted(deleted) => {
-                let header = entry.header();
-                let uid = lenient(header.uid(), &header.as_old().uid).map_err(entry_err)? as u32;
-                let gid = lenient(header.gid(), &header.as_old().gid).map_err(entry_err)? as u32;
+                // Owner and time from the header (so tar_dir gives them back unchanged); the
+                // mode of a whiteout means nothing to overlayfs.
+                let meta = read_meta(entry).map_err(entry_err)?;
                 let (dir, _) = self.walker.enter(parent, true).map_err(walk_err)?;
                 let cname = sys::cstring(deleted).map_err(entry_err)?;
                 tracing::debug!(entry = name, "creating overlay whiteout");
                 create_replacing(dir, &cname, || sys::mknodat(dir, &cname, libc::S_IFCHR, 0))
                     .map_err(entry_err)?;
-                sys::lchownat(dir, &cname, uid, gid).map_err(entry_err)?;
+                sys::lchownat(dir, &cname, meta.uid, meta.gid).map_err(entry_err)?;
+                sys::lutimensat(dir, &cname, meta.mtime, meta.mtime_nsec).map_err(entry_err)?;
                 self.stats.entries += 1;
                 return Ok(());
             }

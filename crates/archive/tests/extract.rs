@@ -292,7 +292,10 @@ fn tar_whiteouts_become_overlay_whiteouts() {
     assert_eq!(stats.entries, 6);
     let shadow = fs::symlink_metadata(dir.path().join("etc/shadow")).unwrap();
     assert!(shadow.file_type().is_char_device());
-    assert_eq!((shadow.rdev(), shadow.uid(), shadow.gid()), (0, 12, 34));
+    assert_eq!(
+        (shadow.rdev(), shadow.uid(), shadow.gid(), shadow.mtime()),
+        (0, 12, 34, 1)
+    );
     assert!(fs::symlink_metadata(dir.path().join("etc/.hidden"))
         .unwrap()
         .file_type()
