@@ -11,6 +11,13 @@ use std::process::{Child, Command, Output, Stdio};
 
 use common::{busybox_tar, dock_bin, stderr, stdout, DockRoot};
 
+/// A dock root with a short path: attach socket paths under it must fit in sun_path.
+fn short_root() -> DockRoot {
+    DockRoot {
+        dir: tempfile::Builder::new().prefix("d").tempdir().unwrap(),
+    }
+}
+
 const DOCK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Seconds any one `docker` call may take before it counts as hung.
 const CALL_LIMIT: &str = "60";
@@ -25,7 +32,7 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Daemon {
-        let root = DockRoot::new();
+        let root = short_root();
         let socket = root.path().join("api.sock");
         let child = spawn_daemon(root.path(), &socket);
         let daemon = Daemon {
@@ -61,7 +68,8 @@ impl Daemon {
 
     fn docker_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("timeout");
-        cmd.arg(CALL_LIMIT).arg("docker").args(args);
+        // -k: an attached CLI forwards SIGTERM to the container instead of exiting.
+        cmd.args(["-k", "5", CALL_LIMIT, "docker"]).args(args);
         cmd.env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
             .env("DOCKER_CONFIG", self.docker_config.path())
             .env("DOCKER_CLI_HINTS", "false")
@@ -124,6 +132,12 @@ impl Drop for Daemon {
             // SAFETY: as in stop().
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
             let _ = child.wait();
+        }
+        // Containers outlive the daemon: remove them (monitors, mounts, cgroups) directly.
+        if let Ok(rt) = runtime::Runtime::open(self.root.path()) {
+            for c in rt.list().unwrap_or_default() {
+                let _ = rt.remove(&c.id, true);
+            }
         }
     }
 }
@@ -388,3 +402,6 @@ fn the_daemon_stops_on_sigterm_and_removes_its_socket() {
     assert!(daemon.stop().success(), "{}", daemon.log());
     assert!(!daemon.socket.exists());
 }
+
+#[path = "api_containers.rs"]
+mod containers;

@@ -1,7 +1,37 @@
-//! Container endpoints over the `runtime` crate.
+//! Container endpoints over the `runtime` crate: HTTP, Docker's JSON shapes and stream framing.
 
-use crate::error::ApiResult;
-use crate::state::State;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use runtime::attach::{Event, Hello};
+use runtime::Container;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::body::{self, Response};
+use crate::create::CreateBody;
+use crate::error::{ApiError, ApiResult};
+use crate::images::api_id;
+use crate::query::Query;
+use crate::runs::{AttachPipes, Chunk, Joined, Outcome};
+use crate::state::{blocking, State};
+use crate::stream::{Framing, StreamKind};
+
+/// The largest create body accepted; the CLI sends a few kB.
+const MAX_CREATE_BODY: usize = 1 << 20;
+/// Docker's default grace period of `stop` and `restart`.
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a `condition=removed` wait looks whether the container is gone.
+const REMOVAL_POLL: Duration = Duration::from_millis(100);
 
 /// How many containers exist, and how many of them run.
 #[derive(Debug, Default, Clone, Copy)]
@@ -10,12 +40,1106 @@ pub struct Counts {
     pub running: usize,
 }
 
-/// Phase 1: the runtime crate is not wired in yet, so no container exists.
-pub fn counts(_state: &State) -> ApiResult<Counts> {
-    Ok(Counts::default())
+pub fn counts(state: &State) -> ApiResult<Counts> {
+    let all = state.runtime.list().map_err(|e| runtime_error(e, ""))?;
+    Ok(Counts {
+        total: all.len(),
+        running: all.iter().filter(|c| c.state.running).count(),
+    })
 }
 
 /// Ids of the containers created from image `image_id`.
-pub fn using_image(_state: &State, _image_id: &str) -> ApiResult<Vec<String>> {
-    Ok(Vec::new())
+pub fn using_image(state: &State, image_id: &str) -> ApiResult<Vec<String>> {
+    state
+        .runtime
+        .images_in_use(image_id)
+        .map_err(|e| runtime_error(e, ""))
+}
+
+/// The runtime's errors as the statuses and texts the CLI relies on.
+pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
+    use runtime::Error as E;
+    match err {
+        E::NoSuchContainer(_) => ApiError::not_found(format!("No such container: {name}")),
+        E::NoSuchImage(image) => ApiError::not_found(format!(
+            "No such image: {}",
+            crate::images::with_tag(&image)
+        )),
+        E::NameInUse { name, holder } => ApiError::conflict(format!(
+            "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+        )),
+        E::Running(container) => ApiError::conflict(format!(
+            "cannot remove container \"/{container}\": container is running: stop the container before removing or force remove"
+        )),
+        E::NotRunning(container) => ApiError::conflict(format!("container {container} is not running")),
+        E::AlreadyRunning(_) => ApiError::not_modified(),
+        err @ (E::Ambiguous(_) | E::InvalidName(_) | E::NoCommand) => ApiError::bad_request(err.to_string()),
+        E::Start { code, message } => ApiError::bad_request(start_message(code, message)),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// The CLI picks `run`'s exit code from the start error's text: 127 for "no such file or
+/// directory" / "executable file not found", 126 for "permission denied" / "is a directory".
+fn start_message(code: u8, message: String) -> String {
+    let lower = message.to_lowercase();
+    match code {
+        127 if !lower.contains("no such file or directory")
+            && !lower.contains("executable file not found") =>
+        {
+            format!("{message}: executable file not found in $PATH")
+        }
+        126 if !lower.contains("permission denied") && !lower.contains("is a directory") => {
+            format!("{message}: permission denied")
+        }
+        _ => message,
+    }
+}
+
+/// The container `name` names (id, prefix or name, with or without the leading `/`), or 404.
+fn find(state: &State, name: &str) -> ApiResult<Container> {
+    let bare = name.trim_start_matches('/');
+    state.runtime.get(bare).map_err(|e| runtime_error(e, bare))
+}
+
+/// `GET /containers/json`: newest first; running ones only unless `all=1`.
+pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
+    let limit = query.int("limit")?.filter(|l| *l > 0);
+    let all = query.flag("all") || limit.is_some();
+    let names = query.filter("name")?;
+    let statuses = query.filter("status")?;
+    let ids = query.filter("id")?;
+    let containers =
+        blocking(move || state.runtime.list().map_err(|e| runtime_error(e, ""))).await?;
+    let entries: Vec<Value> = containers
+        .iter()
+        .filter(|c| all || !statuses.is_empty() || c.state.running)
+        .filter(|c| {
+            names.is_empty()
+                || names
+                    .iter()
+                    .any(|n| c.name.contains(n.trim_start_matches('/')))
+        })
+        .filter(|c| statuses.is_empty() || statuses.iter().any(|s| s == status_word(c)))
+        .filter(|c| ids.is_empty() || ids.iter().any(|i| c.id.starts_with(i.as_str())))
+        .take(limit.map_or(usize::MAX, |l| l as usize))
+        .map(list_json)
+        .collect();
+    Ok(body::json(StatusCode::OK, &entries))
+}
+
+/// `created`, `running` or `exited`.
+fn status_word(c: &Container) -> &'static str {
+    if c.state.running {
+        "running"
+    } else if c.state.never_started() {
+        "created"
+    } else {
+        "exited"
+    }
+}
+
+/// One published or exposed port.
+struct Port {
+    container_port: u16,
+    proto: String,
+    host_ip: String,
+    host_port: Option<u16>,
+}
+
+/// The container's ports: every `-p` spec, with the host port it got while it runs.
+fn ports(c: &Container) -> Vec<Port> {
+    let mapping = c.network_settings.port_mapping.as_ref();
+    let mut ports = Vec::new();
+    for spec in &c.config.port_specs {
+        let (spec, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (ip, host, private) = match parts.as_slice() {
+            [private] => ("", "", *private),
+            [host, private] => ("", *host, *private),
+            [ip, host, private] => (*ip, *host, *private),
+            _ => continue,
+        };
+        let Ok(container_port) = private.parse::<u16>() else {
+            continue;
+        };
+        let mapped = mapping.and_then(|m| {
+            m.get(&format!("{container_port}/{proto}"))
+                .or_else(|| m.get(private))
+                .and_then(|p| p.parse::<u16>().ok())
+        });
+        let host_port = if c.state.running {
+            mapped.or_else(|| host.parse().ok())
+        } else {
+            None
+        };
+        ports.push(Port {
+            container_port,
+            proto: proto.to_string(),
+            host_ip: if ip.is_empty() {
+                "0.0.0.0".into()
+            } else {
+                ip.into()
+            },
+            host_port,
+        });
+    }
+    ports
+}
+
+fn list_json(c: &Container) -> Value {
+    let ports: Vec<Value> = ports(c)
+        .iter()
+        .map(|p| match p.host_port {
+            Some(host_port) => json!({
+                "IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": host_port, "Type": p.proto,
+            }),
+            None => json!({ "PrivatePort": p.container_port, "Type": p.proto }),
+        })
+        .collect();
+    json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.config.image,
+        "ImageID": api_id(&c.image),
+        "Command": c.command_line(),
+        "Created": c.created.timestamp(),
+        "Ports": ports,
+        "Labels": {},
+        "State": status_word(c),
+        "Status": c.status(human_duration),
+        "HostConfig": { "NetworkMode": "default" },
+        "NetworkSettings": { "Networks": {} },
+        "Mounts": [],
+    })
+}
+
+/// Go's `units.HumanDuration`, which `docker ps` shows.
+fn human_duration(elapsed: chrono::Duration) -> String {
+    let seconds = elapsed.num_seconds().max(0);
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    match seconds {
+        0 => "Less than a second".to_string(),
+        1 => "1 second".to_string(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 60 * 60 => match s / 60 {
+            1 => "About a minute".to_string(),
+            m => format!("{m} minutes"),
+        },
+        s if s < 48 * 60 * 60 => match (s as f64 / 3600.0).round() as i64 {
+            1 => "About an hour".to_string(),
+            h => format!("{h} hours"),
+        },
+        s if s < 7 * 24 * 60 * 60 * 2 => plural(s / (24 * 60 * 60), "day"),
+        s if s < 30 * 24 * 60 * 60 * 3 => plural(s / (7 * 24 * 60 * 60), "week"),
+        s if s < 365 * 24 * 60 * 60 * 2 => plural(s / (30 * 24 * 60 * 60), "month"),
+        s => plural(s / (365 * 24 * 60 * 60), "year"),
+    }
+}
+
+/// `POST /containers/create?name=`.
+pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiResult<Response> {
+    let data = read_body(request, MAX_CREATE_BODY).await?;
+    let config = CreateBody::parse(&data)?;
+    if !config.working_dir.is_empty() && config.working_dir != "/" {
+        return Err(ApiError::bad_request(format!(
+            "a working directory (-w {}) is not supported by dock's runtime yet",
+            config.working_dir
+        )));
+    }
+    let name = query
+        .non_empty("name")
+        .map(|n| n.trim_start_matches('/').to_string());
+    let id = blocking(move || {
+        // Resolve the name as the API does (sha256: ids, docker.io/library/ names) first.
+        let image = crate::images::find_image(&state, &config.image)?;
+        let image_name = if config.image.starts_with("sha256:") {
+            image.id.clone()
+        } else {
+            crate::images::familiar(&config.image).to_string()
+        };
+        let detach = !(config.attach_stdin || config.attach_stdout || config.attach_stderr);
+        let options = runtime::CreateOptions {
+            image: image_name,
+            cmd: config.command(),
+            name,
+            hostname: Some(config.hostname.clone()).filter(|h| !h.is_empty()),
+            user: config.user.clone(),
+            env: config.env.clone().unwrap_or_default(),
+            memory: config.host_config.memory,
+            memory_swap: config.host_config.memory_swap,
+            tty: config.tty,
+            open_stdin: config.open_stdin,
+            detach,
+            port_specs: config.port_specs(),
+            auto_remove: config.host_config.auto_remove,
+        };
+        let c = state
+            .runtime
+            .create(options)
+            .map_err(|e| runtime_error(e, ""))?;
+        tracing::debug!(id = %c.id, name = %c.name, "created container");
+        if let Some([rows, cols]) = config.host_config.console_size {
+            state.runs.set_console_size(
+                &c.id,
+                u16::try_from(rows).unwrap_or(0),
+                u16::try_from(cols).unwrap_or(0),
+            );
+        }
+        Ok(c.id)
+    })
+    .await?;
+    Ok(body::json(
+        StatusCode::CREATED,
+        &json!({ "Id": id, "Warnings": [] }),
+    ))
+}
+
+async fn read_body(request: Incoming, limit: usize) -> ApiResult<Bytes> {
+    let data = http_body_util::Limited::new(request, limit)
+        .collect()
+        .await
+        .map_err(|err| ApiError::bad_request(format!("read the request body: {err}")))?;
+    Ok(data.to_bytes())
+}
+
+/// `GET /containers/{id}/json`.
+pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
+    let c = blocking(move || find(&state, &name)).await?;
+    Ok(body::json(StatusCode::OK, &inspect_json(&c)))
+}
+
+/// RFC 3339 with nanoseconds; Go's zero time stays `0001-01-01T00:00:00Z`.
+fn rfc3339(time: DateTime<Utc>) -> String {
+    if time == runtime::container::zero_time() {
+        return "0001-01-01T00:00:00Z".to_string();
+    }
+    time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn inspect_json(c: &Container) -> Value {
+    let mut exposed = BTreeMap::new();
+    let mut published: BTreeMap<String, Value> = BTreeMap::new();
+    let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for spec in &c.config.port_specs {
+        // The asked-for binding, as `HostConfig.PortBindings` shows it.
+        let (spec, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (ip, host, private) = match parts.as_slice() {
+            [private] => ("", "", *private),
+            [host, private] => ("", *host, *private),
+            [ip, host, private] => (*ip, *host, *private),
+            _ => continue,
+        };
+        bindings
+            .entry(format!("{private}/{proto}"))
+            .or_default()
+            .push(json!({ "HostIp": ip, "HostPort": host }));
+    }
+    for port in ports(c) {
+        let key = format!("{}/{}", port.container_port, port.proto);
+        exposed.insert(key.clone(), json!({}));
+        let entry = published.entry(key).or_insert(Value::Null);
+        if let Some(host_port) = port.host_port {
+            let binding = json!({ "HostIp": port.host_ip, "HostPort": host_port.to_string() });
+            match entry.as_array_mut() {
+                Some(list) => list.push(binding),
+                None => *entry = json!([binding]),
+            }
+        }
+    }
+    json!({
+        "Id": c.id,
+        "Created": rfc3339(c.created),
+        "Path": c.path,
+        "Args": c.args,
+        "State": {
+            "Status": status_word(c),
+            "Running": c.state.running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": c.state.oom_killed,
+            "Dead": false,
+            "Pid": c.state.pid,
+            "ExitCode": c.state.exit_code,
+            "Error": "",
+            "StartedAt": rfc3339(c.state.started_at),
+            "FinishedAt": rfc3339(c.state.finished_at),
+        },
+        "Image": api_id(&c.image),
+        "Name": format!("/{}", c.name),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": {
+            "AutoRemove": c.auto_remove,
+            "PortBindings": bindings,
+            "Memory": c.config.memory,
+            "MemorySwap": c.config.memory_swap,
+            "NetworkMode": "default",
+            "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
+        },
+        "Config": {
+            "Hostname": c.config.hostname,
+            "User": c.config.user,
+            "Tty": c.config.tty,
+            "OpenStdin": c.config.open_stdin,
+            "StdinOnce": c.config.open_stdin,
+            "AttachStdin": false,
+            "AttachStdout": !c.config.detach,
+            "AttachStderr": !c.config.detach,
+            "Env": runtime::container_env(&c.config),
+            "Cmd": c.config.cmd,
+            "Entrypoint": null,
+            "Image": c.config.image,
+            "WorkingDir": "",
+            "Labels": {},
+            "ExposedPorts": exposed,
+        },
+        "NetworkSettings": {
+            "Ports": published,
+            "IPAddress": c.network_settings.ip_address,
+            "IPPrefixLen": c.network_settings.ip_prefix_len,
+            "Gateway": c.network_settings.gateway,
+            "Networks": {},
+        },
+        "Mounts": [],
+        "GraphDriver": { "Name": "overlay", "Data": {} },
+    })
+}
+
+/// `POST /containers/{id}/start`: 204, or 304 when it already runs.
+pub async fn start(state: Arc<State>, name: String) -> ApiResult<Response> {
+    let handle = tokio::runtime::Handle::current();
+    blocking(move || {
+        let c = find(&state, &name)?;
+        if c.state.running {
+            return Err(ApiError::not_modified());
+        }
+        start_container(&state, &c.id, &handle)
+    })
+    .await?;
+    Ok(body::status(StatusCode::NO_CONTENT))
+}
+
+/// Start `id` through the runs registry, so clients that came before get its whole run.
+fn start_container(state: &Arc<State>, id: &str, handle: &tokio::runtime::Handle) -> ApiResult<()> {
+    let runtime_state = state.clone();
+    let runs = state.runs.clone();
+    runs.start_blocking(id, handle, |hello| {
+        tracing::debug!(%id, "starting container");
+        let client = runtime_state
+            .runtime
+            .start(id, hello)
+            .map_err(|e| runtime_error(e, id))?;
+        Ok(client.into_stream())
+    })?;
+    // The monitor is our child until it exits: reap it then (see server's SIGCHLD handling).
+    if let Ok(c) = state.runtime.load(id) {
+        if let Some(monitor) = c.monitor {
+            state.runs.add_monitor(monitor.pid);
+        }
+    }
+    Ok(())
+}
+
+/// `POST /containers/{id}/stop?t=`: 204, or 304 when it is not running.
+pub async fn stop(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
+    let timeout = stop_timeout(&query)?;
+    blocking(move || {
+        let c = find(&state, &name)?;
+        if !c.state.running {
+            return Err(ApiError::not_modified());
+        }
+        tracing::debug!(id = %c.id, ?timeout, "stopping container");
+        state
+            .runtime
+            .stop(&c.id, timeout)
+            .map_err(|e| runtime_error(e, &name))
+    })
+    .await?;
+    Ok(body::status(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/restart?t=`: stop when running, then start.
+pub async fn restart(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
+    let timeout = stop_timeout(&query)?;
+    let handle = tokio::runtime::Handle::current();
+    blocking(move || {
+        let c = find(&state, &name)?;
+        if c.state.running {
+            state
+                .runtime
+                .stop(&c.id, timeout)
+                .map_err(|e| runtime_error(e, &name))?;
+        }
+        start_container(&state, &c.id, &handle)
+    })
+    .await?;
+    Ok(body::status(StatusCode::NO_CONTENT))
+}
+
+fn stop_timeout(query: &Query) -> ApiResult<Duration> {
+    Ok(match query.int("t")? {
+        Some(t) if t >= 0 => Duration::from_secs(t as u64),
+        _ => DEFAULT_STOP_TIMEOUT,
+    })
+}
+
+/// `POST /containers/{id}/kill?signal=`: SIGKILL unless told otherwise.
+pub async fn kill(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
+    let signal = match query.non_empty("signal") {
+        None => libc::SIGKILL,
+        Some(name) => parse_signal(name)?,
+    };
+    blocking(move || {
+        let c = find(&state, &name)?;
+        let not_running = || {
+            ApiError::conflict(format!(
+                "cannot kill container: {name}: container {} is not running",
+                c.id
+            ))
+        };
+        if !c.state.running {
+            return Err(not_running());
+        }
+        tracing::debug!(id = %c.id, signal, "killing container");
+        match state.runtime.kill(&c.id, signal) {
+            Ok(()) => Ok(()),
+            Err(runtime::Error::NotRunning(_)) => Err(not_running()),
+            Err(e) => Err(runtime_error(e, &name)),
+        }
+    })
+    .await?;
+    Ok(body::status(StatusCode::NO_CONTENT))
+}
+
+/// `HUP`, `SIGHUP`, `sighup` or a number.
+pub fn parse_signal(text: &str) -> ApiResult<i32> {
+    if let Ok(number) = text.parse::<i32>() {
+        if (1..=64).contains(&number) {
+            return Ok(number);
+        }
+    }
+    let upper = text.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let signal = match bare {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(ApiError::bad_request(format!("invalid signal: {text}"))),
+    };
+    Ok(signal)
+}
+
+/// `DELETE /containers/{id}?force=`.
+pub async fn remove(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
+    let force = query.flag("force");
+    blocking(move || {
+        let c = find(&state, &name)?;
+        tracing::debug!(id = %c.id, force, "removing container");
+        state
+            .runtime
+            .remove(&c.id, force)
+            .map_err(|e| runtime_error(e, &name))?;
+        state.runs.forget(&c.id);
+        Ok(())
+    })
+    .await?;
+    Ok(body::status(StatusCode::NO_CONTENT))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// `POST /containers/{id}/wait?condition=`: headers at once, `{"StatusCode":N}` on exit.
+/// The run to wait for is chosen when the request arrives, so an exit between this and
+/// `/start`'s answer is not missed; a 404 goes out before any header.
+pub async fn wait(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
+    let condition = match query.non_empty("condition").unwrap_or("not-running") {
+        "not-running" => WaitCondition::NotRunning,
+        "next-exit" => WaitCondition::NextExit,
+        "removed" => WaitCondition::Removed,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid condition: {other:?}: want not-running, next-exit or removed"
+            )))
+        }
+    };
+    let (container, joined) = {
+        let state = state.clone();
+        blocking(move || {
+            let c = find(&state, &name)?;
+            // Waiting for removal waits for the run first when the container never ran.
+            let next = condition == WaitCondition::NextExit
+                || (condition == WaitCondition::Removed && c.state.never_started());
+            let joined =
+                state
+                    .runs
+                    .join_wait(&c.id, || Ok(find(&state, &c.id)?.state.running), next)?;
+            Ok((c, joined))
+        })
+        .await?
+    };
+    let (tx, response_body) = body::channel();
+    tokio::spawn(async move {
+        let outcome = tokio::select! {
+            outcome = wait_outcome(&state, &container, joined, condition) => outcome,
+            // The client left (a detached `run`): stop waiting.
+            () = tx.closed() => return,
+        };
+        let line = match outcome {
+            Ok(code) => json!({ "StatusCode": code }),
+            Err(message) => json!({ "StatusCode": -1, "Error": { "Message": message } }),
+        };
+        let _ = tx.send(Bytes::from(format!("{line}\n"))).await;
+    });
+    Ok(body::with_type(StatusCode::OK, body::JSON, response_body))
+}
+
+async fn wait_outcome(
+    state: &Arc<State>,
+    c: &Container,
+    joined: Joined,
+    condition: WaitCondition,
+) -> Outcome {
+    let code = match joined {
+        Joined::Run(mut outcome) => {
+            let result = outcome.wait_for(Option::is_some).await.map(|v| v.clone());
+            match result {
+                Ok(Some(outcome)) => outcome?,
+                _ => return Err(format!("lost track of container {}", c.id)),
+            }
+        }
+        Joined::Elsewhere => exit_of_running(state, &c.id).await?,
+        Joined::Idle => c.state.exit_code,
+    };
+    if condition == WaitCondition::Removed {
+        loop {
+            let gone = {
+                let state = state.clone();
+                let id = c.id.clone();
+                blocking(move || {
+                    Ok(matches!(
+                        state.runtime.load(&id),
+                        Err(runtime::Error::NoSuchContainer(_))
+                    ))
+                })
+                .await
+                .map_err(|e| e.message)?
+            };
+            if gone {
+                break;
+            }
+            tokio::time::sleep(REMOVAL_POLL).await;
+        }
+    }
+    Ok(code)
+}
+
+/// The exit code of a container running on a monitor this server did not start.
+async fn exit_of_running(state: &Arc<State>, id: &str) -> Outcome {
+    let socket = state.runtime.paths(id).socket();
+    if let Ok((mut events, _commands)) = crate::monitor::connect(&socket, Hello::default()).await {
+        if let Ok(Some(code)) = events.exit_code().await {
+            return Ok(code);
+        }
+    }
+    // The monitor went away first: the recorded state knows the code.
+    let state = state.clone();
+    let id = id.to_string();
+    blocking(move || state.runtime.wait(&id).map_err(|e| runtime_error(e, &id)))
+        .await
+        .map_err(|e| e.message)
+}
+
+/// `POST /containers/{id}/resize?h=&w=`: a running container's terminal gets the new size.
+pub async fn resize(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
+    let size = |key| -> ApiResult<u16> {
+        let value = query.int(key)?.unwrap_or(0);
+        u16::try_from(value).map_err(|_| {
+            ApiError::bad_request(format!("invalid {key}={value}: not a terminal size"))
+        })
+    };
+    let (rows, cols) = (size("h")?, size("w")?);
+    let c = {
+        let state = state.clone();
+        blocking(move || find(&state, &name)).await?
+    };
+    if !c.state.running {
+        // Too late to matter (a short-lived container); the CLI would only retry.
+        return Ok(body::with_type(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            body::empty(),
+        ));
+    }
+    let socket = state.runtime.paths(&c.id).socket();
+    let sent = async {
+        let (_events, mut commands) = crate::monitor::connect(&socket, Hello::default()).await?;
+        commands.resize(rows, cols).await
+    };
+    if let Err(err) = sent.await {
+        tracing::debug!(id = %c.id, "resize: {err}");
+    }
+    Ok(body::with_type(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        body::empty(),
+    ))
+}
+
+/// `GET /containers/{id}/changes`: Kind 0 modified, 1 added, 2 deleted.
+pub async fn changes(state: Arc<State>, name: String) -> ApiResult<Response> {
+    let changes = blocking(move || {
+        let c = find(&state, &name)?;
+        state
+            .runtime
+            .changes(&c.id)
+            .map_err(|e| runtime_error(e, &name))
+    })
+    .await?;
+    let entries: Vec<Value> = changes
+        .into_iter()
+        .map(|change| {
+            let kind = match change.kind {
+                archive::ChangeKind::Modify => 0,
+                archive::ChangeKind::Add => 1,
+                archive::ChangeKind::Delete => 2,
+            };
+            json!({ "Path": change.path, "Kind": kind })
+        })
+        .collect();
+    Ok(body::json(StatusCode::OK, &entries))
+}
+
+/// `GET /containers/{id}/export`: the container's filesystem as a tar, streamed.
+pub async fn export(state: Arc<State>, name: String) -> ApiResult<Response> {
+    let id = {
+        let state = state.clone();
+        blocking(move || find(&state, &name).map(|c| c.id)).await?
+    };
+    let (tx, response_body) = body::channel();
+    tokio::task::spawn_blocking(move || {
+        let out = ChannelWriter { tx };
+        if let Err(err) = state.runtime.export(&id, out) {
+            // The headers are out: all that can be done is to cut the stream short.
+            tracing::warn!(%id, "export failed: {err}");
+        }
+    });
+    Ok(body::with_type(
+        StatusCode::OK,
+        "application/x-tar",
+        response_body,
+    ))
+}
+
+/// A blocking `Write` into a channel body.
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=`.
+pub async fn commit(state: Arc<State>, query: Query) -> ApiResult<Response> {
+    let container = query
+        .non_empty("container")
+        .ok_or_else(|| ApiError::bad_request("no container given (container=)"))?
+        .to_string();
+    if let Some(change) = query.all("changes").first() {
+        return Err(ApiError::bad_request(format!(
+            "commit --change is not supported: {change}"
+        )));
+    }
+    let (repository, tag) = match query.non_empty("repo") {
+        None => (None, None),
+        Some(repo) => {
+            let (repo, embedded) = tagstore::parse_reference(crate::images::familiar(repo));
+            let tag = query
+                .non_empty("tag")
+                .map(str::to_string)
+                .or(embedded)
+                .unwrap_or_else(|| "latest".to_string());
+            tagstore::validate_repository(&repo)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            tagstore::validate_tag(&tag).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            (Some(repo), Some(tag))
+        }
+    };
+    let options = runtime::CommitOptions {
+        repository,
+        tag,
+        comment: query.get("comment").unwrap_or("").to_string(),
+        author: query.get("author").unwrap_or("").to_string(),
+    };
+    let image = blocking(move || {
+        let c = find(&state, &container)?;
+        tracing::debug!(id = %c.id, "committing container");
+        state
+            .runtime
+            .commit(&c.id, options)
+            .map_err(|e| runtime_error(e, &container))
+    })
+    .await?;
+    Ok(body::json(
+        StatusCode::CREATED,
+        &json!({ "Id": api_id(&image.id) }),
+    ))
+}
+
+/// `GET /containers/{id}/logs`: what was logged, framed unless the container has a tty;
+/// with `follow=1` the body stays open until the container stops.
+pub async fn logs(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
+    let want_stdout = query.flag("stdout");
+    let want_stderr = query.flag("stderr");
+    if !want_stdout && !want_stderr {
+        return Err(ApiError::bad_request("you must choose at least one stream"));
+    }
+    let tail = match query.non_empty("tail") {
+        None | Some("all") => None,
+        Some(n) => match n.parse::<i64>() {
+            Ok(n) if n < 0 => None,
+            Ok(n) => Some(n as usize),
+            Err(_) => return Err(ApiError::bad_request(format!("invalid tail value {n:?}"))),
+        },
+    };
+    let since = query.int("since").ok().flatten().filter(|s| *s > 0);
+    let until = query.int("until").ok().flatten().filter(|u| *u > 0);
+    let follow = query.flag("follow");
+    let timestamps = query.flag("timestamps");
+    let c = {
+        let state = state.clone();
+        blocking(move || find(&state, &name)).await?
+    };
+    let framing = Framing { tty: c.config.tty };
+    let filter = LogFilter {
+        stdout: want_stdout,
+        stderr: want_stderr,
+        since,
+        until,
+        timestamps,
+        framing,
+    };
+    let (tx, response_body) = body::channel();
+    tokio::spawn(async move {
+        if let Err(message) = send_logs(&state, &c, follow, tail, &filter, &tx).await {
+            let _ = tx
+                .send(crate::stream::frame(StreamKind::System, message.as_bytes()))
+                .await;
+        }
+    });
+    Ok(body::with_type(
+        StatusCode::OK,
+        framing.content_type(),
+        response_body,
+    ))
+}
+
+struct LogFilter {
+    stdout: bool,
+    stderr: bool,
+    since: Option<i64>,
+    until: Option<i64>,
+    timestamps: bool,
+    framing: Framing,
+}
+
+impl LogFilter {
+    fn encode(&self, kind: StreamKind, time: DateTime<Utc>, data: &[u8]) -> Option<Bytes> {
+        let wanted = match kind {
+            StreamKind::Stdout => self.stdout,
+            _ => self.stderr,
+        };
+        let secs = time.timestamp();
+        if !wanted || self.since.is_some_and(|s| secs < s) || self.until.is_some_and(|u| secs > u) {
+            return None;
+        }
+        let mut payload = Vec::with_capacity(data.len() + 32);
+        if self.timestamps {
+            payload.extend_from_slice(
+                time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                    .as_bytes(),
+            );
+            payload.push(b' ');
+        }
+        payload.extend_from_slice(data);
+        Some(self.framing.encode(kind, &payload))
+    }
+}
+
+/// The logged entries (the last `tail`), then with `follow` the live output until the exit.
+async fn send_logs(
+    state: &Arc<State>,
+    c: &Container,
+    follow: bool,
+    tail: Option<usize>,
+    filter: &LogFilter,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), String> {
+    // Joining first tells where the log stood, so nothing is sent twice or missed.
+    let mut live = None;
+    let mut end = None;
+    if follow && c.state.running {
+        let socket = state.runtime.paths(&c.id).socket();
+        let hello = Hello {
+            stdout: filter.stdout,
+            stderr: filter.stderr,
+            ..Hello::default()
+        };
+        if let Ok((mut events, commands)) = crate::monitor::connect(&socket, hello).await {
+            if let Ok(Some(Event::Attached { log_offset })) = events.next().await {
+                end = Some(log_offset);
+                live = Some((events, commands));
+            }
+        }
+    }
+    let entries = {
+        let state = state.clone();
+        let id = c.id.clone();
+        blocking(move || {
+            state
+                .runtime
+                .logs(&id, 0, end)
+                .map_err(|e| runtime_error(e, &id))
+        })
+        .await
+        .map_err(|e| e.message)?
+    };
+    let skip = tail.map_or(0, |t| entries.len().saturating_sub(t));
+    for entry in entries.into_iter().skip(skip) {
+        let kind = if entry.is_stderr() {
+            StreamKind::Stderr
+        } else {
+            StreamKind::Stdout
+        };
+        let time = entry.timestamp().unwrap_or_else(Utc::now);
+        if let Some(frame) = filter.encode(kind, time, entry.log.as_bytes()) {
+            if tx.send(frame).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    let Some((mut events, _commands)) = live else {
+        return Ok(());
+    };
+    loop {
+        let (kind, data) = match events.next().await {
+            Ok(Some(Event::Stdout(data))) => (StreamKind::Stdout, data),
+            Ok(Some(Event::Stderr(data))) => (StreamKind::Stderr, data),
+            Ok(Some(Event::Exit(_))) | Ok(None) => return Ok(()),
+            Ok(Some(_)) => continue,
+            Err(err) => return Err(format!("follow the log: {err}")),
+        };
+        if let Some(frame) = filter.encode(kind, Utc::now(), &data) {
+            if tx.send(frame).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// `POST /containers/{id}/attach`: a `101`, then the raw connection carries the container's
+/// stdin one way and its output the other. The client's half-close means "stdin ends", not
+/// "client gone"; the output ends (write shutdown) when the run does.
+pub async fn attach(
+    state: Arc<State>,
+    name: String,
+    query: Query,
+    mut request: Request<Incoming>,
+) -> ApiResult<Response> {
+    if request.headers().get(hyper::header::UPGRADE).is_none() {
+        return Err(ApiError::bad_request(
+            "attach needs a connection upgrade (Upgrade: tcp)",
+        ));
+    }
+    let stdin = query.flag("stdin");
+    let mut stdout = query.flag("stdout");
+    let mut stderr = query.flag("stderr");
+    if !stdin && !stdout && !stderr {
+        // Docker's default: every stream.
+        stdout = true;
+        stderr = true;
+    }
+    let (output_tx, output_rx) = mpsc::channel::<Chunk>(64);
+    let (stdin_tx, stdin_rx) = if stdin {
+        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let pipes = AttachPipes {
+        stdout,
+        stderr,
+        output: output_tx,
+        stdin: stdin_rx,
+    };
+    let (c, elsewhere) = {
+        let state = state.clone();
+        blocking(move || {
+            let c = find(&state, &name)?;
+            let elsewhere = state
+                .runs
+                .join_attach(&c.id, pipes, || Ok(find(&state, &c.id)?.state.running))?;
+            Ok((c, elsewhere))
+        })
+        .await?
+    };
+    if let Some(pipes) = elsewhere {
+        // Running on a monitor this server did not start: attach to it directly.
+        let socket = state.runtime.paths(&c.id).socket();
+        let hello = Hello {
+            stdout,
+            stderr,
+            stdin,
+            rows: 0,
+            cols: 0,
+        };
+        let (events, commands) = crate::monitor::connect(&socket, hello)
+            .await
+            .map_err(|e| ApiError::conflict(format!("attach to container {}: {e}", c.id)))?;
+        tokio::spawn(crate::runs::fan_out(events, commands, vec![pipes], true));
+    }
+    let framing = Framing { tty: c.config.tty };
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let id = c.id.clone();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => session(TokioIo::new(upgraded), framing, output_rx, stdin_tx).await,
+            Err(err) => tracing::debug!(%id, "attach upgrade failed: {err}"),
+        }
+    });
+    Ok(crate::stream::upgrade_response(framing))
+}
+
+/// Pump one hijacked connection until the run's output ends.
+async fn session<T>(
+    io: T,
+    framing: Framing,
+    mut output: mpsc::Receiver<Chunk>,
+    stdin: Option<mpsc::Sender<Bytes>>,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut from_client, mut to_client) = tokio::io::split(io);
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match from_client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Some(stdin) = &stdin {
+                        if stdin.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // The client's half-close: dropping the sender closes the container's stdin; the
+        // output keeps flowing.
+        drop(stdin);
+    });
+    while let Some((kind, data)) = output.recv().await {
+        if to_client
+            .write_all(&framing.encode(kind, &data))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = to_client.flush().await;
+    let _ = to_client.shutdown().await;
+    reader.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("HUP").unwrap(), libc::SIGHUP);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("int").unwrap(), libc::SIGINT);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn durations_read_like_docker_ps() {
+        let s = chrono::Duration::seconds;
+        assert_eq!(human_duration(s(0)), "Less than a second");
+        assert_eq!(human_duration(s(1)), "1 second");
+        assert_eq!(human_duration(s(30)), "30 seconds");
+        assert_eq!(human_duration(s(90)), "About a minute");
+        assert_eq!(human_duration(s(600)), "10 minutes");
+        assert_eq!(human_duration(s(3600)), "About an hour");
+        assert_eq!(human_duration(s(5 * 3600)), "5 hours");
+        assert_eq!(human_duration(s(3 * 86400)), "3 days");
+    }
+
+    #[test]
+    fn start_errors_carry_the_words_the_cli_maps_to_exit_codes() {
+        assert!(
+            start_message(127, "exec /nonexistent".into()).contains("executable file not found")
+        );
+        assert_eq!(
+            start_message(127, "stat /x: no such file or directory".into()),
+            "stat /x: no such file or directory"
+        );
+        assert!(start_message(126, "exec /etc".into()).contains("permission denied"));
+        assert_eq!(start_message(125, "cgroup: x".into()), "cgroup: x");
+    }
 }

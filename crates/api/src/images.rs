@@ -51,7 +51,7 @@ pub fn familiar(name: &str) -> &str {
 }
 
 /// `name` with `:latest` added when it has no tag, as Docker's messages show it.
-fn with_tag(name: &str) -> String {
+pub fn with_tag(name: &str) -> String {
     match tagstore::parse_reference(name) {
         (_, Some(_)) => name.to_string(),
         (repo, None) => format!("{repo}:latest"),
@@ -78,13 +78,25 @@ pub fn find_image(state: &State, name: &str) -> ApiResult<Image> {
     } else {
         None
     };
-    match found {
-        Some(image) => Ok(image),
-        None => state
-            .tags
-            .lookup(&state.graph, familiar_name)
-            .map_err(|_| ApiError::not_found(format!("No such image: {}", missing_name(name)))),
+    if let Some(image) = found {
+        return Ok(image);
     }
+    state
+        .tags
+        .lookup(&state.graph, familiar_name)
+        .map_err(|err| match err {
+            tagstore::Error::NoSuchImage(_)
+            | tagstore::Error::DanglingTag { .. }
+            | tagstore::Error::InvalidRepository(_)
+            | tagstore::Error::InvalidTag(_)
+            | tagstore::Error::Graph(graph::Error::NoSuchImage(_) | graph::Error::InvalidId(_)) => {
+                ApiError::not_found(format!("No such image: {}", missing_name(name)))
+            }
+            tagstore::Error::Graph(err @ graph::Error::Ambiguous { .. }) => {
+                ApiError::bad_request(err.to_string())
+            }
+            other => store_error(&other),
+        })
 }
 
 fn missing_name(name: &str) -> String {

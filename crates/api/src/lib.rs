@@ -8,13 +8,17 @@
 
 mod body;
 mod containers;
+mod create;
 mod error;
 mod images;
 mod listen;
+mod monitor;
 mod query;
 mod router;
+mod runs;
 mod server;
 mod state;
+mod stream;
 mod system;
 
 pub use error::{Error, Result};

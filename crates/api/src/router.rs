@@ -11,7 +11,7 @@ use crate::body::{self, Response};
 use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
-use crate::{images, system, API_VERSION, MIN_API_VERSION, VERSION};
+use crate::{containers, images, system, API_VERSION, MIN_API_VERSION, VERSION};
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
 /// headers the real daemon adds to all of them.
@@ -50,7 +50,35 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::POST, "/images/create") => {
             return images::create(state, query, req.into_body()).await
         }
+        (&Method::POST, "/commit") => return containers::commit(state, query).await,
+        (&Method::GET, "/containers/json") => return containers::list(state, query).await,
+        (&Method::POST, "/containers/create") => {
+            return containers::create(state, query, req.into_body()).await
+        }
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/containers/") {
+        let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
+        if !name.is_empty() {
+            let name = name.to_string();
+            match (&method, action) {
+                (&Method::DELETE, "") => return containers::remove(state, name, query).await,
+                (&Method::GET, "json") => return containers::inspect(state, name).await,
+                (&Method::POST, "start") => return containers::start(state, name).await,
+                (&Method::POST, "stop") => return containers::stop(state, name, query).await,
+                (&Method::POST, "restart") => return containers::restart(state, name, query).await,
+                (&Method::POST, "kill") => return containers::kill(state, name, query).await,
+                (&Method::POST, "wait") => return containers::wait(state, name, query).await,
+                (&Method::POST, "attach") => {
+                    return containers::attach(state, name, query, req).await
+                }
+                (&Method::GET, "logs") => return containers::logs(state, name, query).await,
+                (&Method::GET, "export") => return containers::export(state, name).await,
+                (&Method::GET, "changes") => return containers::changes(state, name).await,
+                (&Method::POST, "resize") => return containers::resize(state, name, query).await,
+                _ => {}
+            }
+        }
     }
     if let Some(rest) = path.strip_prefix("/images/") {
         if method == Method::DELETE && !rest.is_empty() {

@@ -42,12 +42,15 @@ pub fn serve(root: &Path, host: &str) -> Result<()> {
 async fn run(listen: Listen, state: Arc<State>) -> Result<()> {
     let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    let mut child_exited = signal(SignalKind::child()).map_err(Error::Signal)?;
     let listener = Listener::bind(&listen)?;
     tracing::info!(%listen, "API listening");
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
+            // Monitors started here are our children until they exit.
+            _ = child_exited.recv() => state.runs.reap_monitors(),
             accepted = listener.accept(&state) => {
                 if let Err(err) = accepted {
                     tracing::warn!(%listen, "accept failed: {err}");

@@ -2,16 +2,21 @@
 //! `dock` commands, and the bridge from async handlers to the synchronous libraries.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use graph::Graph;
+use runtime::Runtime;
 use tagstore::TagStore;
 
 use crate::error::{ApiError, ApiResult, Error};
+use crate::runs::Runs;
 
 pub struct State {
     pub root: PathBuf,
     pub graph: Graph,
     pub tags: TagStore,
+    pub runtime: Runtime,
+    pub runs: Arc<Runs>,
 }
 
 impl State {
@@ -24,10 +29,15 @@ impl State {
         let graph = Graph::open(&graph_dir).map_err(|err| store_error(graph_dir, &err))?;
         let tags_file = root.join("repositories");
         let tags = TagStore::open(&tags_file).map_err(|err| store_error(tags_file, &err))?;
+        // Monitors are this executable (`dock`) in its hidden monitor role.
+        let runtime =
+            Runtime::open(root).map_err(|err| store_error(root.join("containers"), &err))?;
         Ok(State {
             root: root.to_path_buf(),
             graph,
             tags,
+            runtime,
+            runs: Arc::new(Runs::default()),
         })
     }
 }

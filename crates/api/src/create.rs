@@ -1,0 +1,169 @@
+//! The `POST /containers/create` body: the parts of Docker's container config dock honours.
+//! Unknown and zero fields are ignored; asked-for features dock lacks are refused by name.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+
+/// `["a","b"]`, `"a b"` or null, as Docker's StrSlice accepts.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StrSlice {
+    #[default]
+    Null,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StrSlice {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            StrSlice::Null => Vec::new(),
+            StrSlice::One(text) => text.split_whitespace().map(str::to_string).collect(),
+            StrSlice::Many(items) => items,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateBody {
+    pub hostname: String,
+    pub domainname: String,
+    pub user: String,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub env: Option<Vec<String>>,
+    pub cmd: StrSlice,
+    pub entrypoint: StrSlice,
+    pub image: String,
+    pub working_dir: String,
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub host_config: HostConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub auto_remove: bool,
+    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    pub publish_all_ports: bool,
+    pub binds: Option<Vec<String>>,
+    pub privileged: bool,
+    pub console_size: Option<[u32; 2]>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+impl CreateBody {
+    pub fn parse(data: &[u8]) -> ApiResult<CreateBody> {
+        let body: CreateBody = serde_json::from_slice(data)
+            .map_err(|err| ApiError::bad_request(format!("invalid container config: {err}")))?;
+        if body.image.is_empty() {
+            return Err(ApiError::bad_request(
+                "no image given in the container config",
+            ));
+        }
+        if body
+            .host_config
+            .binds
+            .as_ref()
+            .is_some_and(|b| !b.is_empty())
+            || body.volumes.as_ref().is_some_and(|v| !v.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "volumes (-v) are not supported by dock",
+            ));
+        }
+        if body.host_config.privileged {
+            return Err(ApiError::bad_request(
+                "--privileged is not supported by dock",
+            ));
+        }
+        Ok(body)
+    }
+
+    /// The command: entrypoint then cmd, as Docker runs them.
+    pub fn command(&self) -> Vec<String> {
+        let mut args = self.entrypoint.clone().into_vec();
+        args.extend(self.cmd.clone().into_vec());
+        args
+    }
+
+    /// `-p` specs in the `[IP:]HOST:PRIVATE[/proto]` form, one per binding.
+    pub fn port_specs(&self) -> Vec<String> {
+        let mut specs = Vec::new();
+        for (port, bindings) in self.host_config.port_bindings.iter().flatten() {
+            let (private, proto) = port.split_once('/').unwrap_or((port, "tcp"));
+            let suffix = if proto == "tcp" {
+                String::new()
+            } else {
+                format!("/{proto}")
+            };
+            let bindings = bindings.clone().unwrap_or_default();
+            if bindings.is_empty() {
+                specs.push(format!("{private}{suffix}"));
+            }
+            for binding in bindings {
+                let spec = match (binding.host_ip.as_str(), binding.host_port.as_str()) {
+                    ("", "") => private.to_string(),
+                    ("", host) => format!("{host}:{private}"),
+                    (ip, host) => format!("{ip}:{host}:{private}"),
+                };
+                specs.push(format!("{spec}{suffix}"));
+            }
+        }
+        specs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_cli_create_body() {
+        let body = CreateBody::parse(
+            br#"{"Hostname":"myhost","User":"nobody","Env":["FOO=bar"],"Cmd":["-c","sleep 100"],
+            "Entrypoint":["/bin/sh"],"Image":"busybox","WorkingDir":"/tmp","Tty":true,"OpenStdin":true,
+            "ExposedPorts":{"7000/tcp":{},"80/tcp":{},"9000/udp":{}},"Volumes":{},
+            "HostConfig":{"Binds":null,"AutoRemove":true,"Memory":67108864,"ConsoleSize":[30,100],
+            "PortBindings":{"7000/tcp":[{"HostIp":"","HostPort":""}],"80/tcp":[{"HostIp":"","HostPort":"8080"}],
+            "9000/udp":[{"HostIp":"127.0.0.1","HostPort":"9000"}]},"Unknown":1},"Whatever":null}"#,
+        )
+        .unwrap();
+        assert_eq!(body.command(), vec!["/bin/sh", "-c", "sleep 100"]);
+        assert_eq!(body.host_config.memory, 64 << 20);
+        assert!(body.host_config.auto_remove && body.tty && body.open_stdin);
+        assert_eq!(
+            body.port_specs(),
+            vec!["7000", "8080:80", "127.0.0.1:9000:9000/udp"]
+        );
+    }
+
+    #[test]
+    fn refuses_what_dock_cannot_do() {
+        let err =
+            CreateBody::parse(br#"{"Image":"x","HostConfig":{"Binds":["/a:/b"]}}"#).unwrap_err();
+        assert!(err.message.contains("volumes"));
+        assert!(CreateBody::parse(br#"{"Cmd":["x"]}"#).is_err());
+        assert!(CreateBody::parse(b"{nope").is_err());
+        let body = CreateBody::parse(br#"{"Image":"x","Cmd":"echo hi"}"#).unwrap();
+        assert_eq!(body.command(), vec!["echo", "hi"]);
+    }
+}

@@ -1,0 +1,297 @@
+//! Runs of containers as this server sees them: attaches and waits that arrive before `/start`
+//! (the CLI attaches and waits first, then starts), the start itself, and the fan-out of one
+//! run's events to those clients.
+//!
+//! A start registers its client with the monitor before the command runs, so output and the
+//! exit code of even the shortest command reach everyone who asked before `/start`. Clients that
+//! come while a run is live subscribe to it; a container started elsewhere (`dock start`) is
+//! reached through its attach socket.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use runtime::attach::{Event, Hello};
+use tokio::sync::{mpsc, watch};
+
+use crate::error::{ApiError, ApiResult};
+use crate::monitor::{self, Commands, Events};
+use crate::stream::StreamKind;
+
+/// How a run ended: the exit code, or why it never ran.
+pub type Outcome = Result<i32, String>;
+
+/// A piece of a container's output.
+pub type Chunk = (StreamKind, Bytes);
+
+/// One attached client's pipes as the run side holds them.
+pub struct AttachPipes {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub output: mpsc::Sender<Chunk>,
+    /// Present when the client sends stdin; its end means "close the container's stdin".
+    pub stdin: Option<mpsc::Receiver<Bytes>>,
+}
+
+/// Clients waiting for a container's next run, or following its live run.
+struct Entry {
+    outcome: watch::Sender<Option<Outcome>>,
+    attaches: Vec<AttachPipes>,
+    /// A run started by this server is live: new attaches go to its monitor directly.
+    live: bool,
+}
+
+impl Entry {
+    fn new() -> Entry {
+        Entry {
+            outcome: watch::channel(None).0,
+            attaches: Vec::new(),
+            live: false,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Runs {
+    entries: Mutex<HashMap<String, Entry>>,
+    /// Terminal sizes asked for at create (`HostConfig.ConsoleSize`), used at the first start.
+    console_sizes: Mutex<HashMap<String, (u16, u16)>>,
+    /// Monitors this process spawned: reaped when they exit (they are our children).
+    monitors: Mutex<Vec<i32>>,
+}
+
+/// Where a client stands towards a container's runs.
+pub enum Joined {
+    /// Subscribed to the next or live run started here.
+    Run(watch::Receiver<Option<Outcome>>),
+    /// Nothing started here; the container is running on its own monitor.
+    Elsewhere,
+    /// Not running and nothing pending: the caller decides.
+    Idle,
+}
+
+impl Runs {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_console_size(&self, id: &str, rows: u16, cols: u16) {
+        if rows > 0 && cols > 0 {
+            let mut sizes = self.console_sizes.lock().unwrap_or_else(|e| e.into_inner());
+            sizes.insert(id.to_string(), (rows, cols));
+        }
+    }
+
+    /// Subscribe to the outcome of `id`'s live run here, or of its next run when `running`
+    /// is false and `next` asked for; `running` is read under the same lock a start takes.
+    pub fn join_wait(
+        &self,
+        id: &str,
+        running: impl FnOnce() -> ApiResult<bool>,
+        next: bool,
+    ) -> ApiResult<Joined> {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get(id) {
+            return Ok(Joined::Run(entry.outcome.subscribe()));
+        }
+        if running()? {
+            return Ok(Joined::Elsewhere);
+        }
+        if !next {
+            return Ok(Joined::Idle);
+        }
+        let entry = entries.entry(id.to_string()).or_insert_with(Entry::new);
+        Ok(Joined::Run(entry.outcome.subscribe()))
+    }
+
+    /// Attach `pipes` to the next run; given back when the container runs (started here or
+    /// elsewhere), to be attached to its monitor directly.
+    pub fn join_attach(
+        &self,
+        id: &str,
+        pipes: AttachPipes,
+        running: impl FnOnce() -> ApiResult<bool>,
+    ) -> ApiResult<Option<AttachPipes>> {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(id) {
+            if entry.live {
+                return Ok(Some(pipes));
+            }
+            entry.attaches.push(pipes);
+            return Ok(None);
+        }
+        if running()? {
+            return Ok(Some(pipes));
+        }
+        entries
+            .entry(id.to_string())
+            .or_insert_with(Entry::new)
+            .attaches
+            .push(pipes);
+        Ok(None)
+    }
+
+    /// Forget everything pending for a removed container: its clients see their streams end.
+    pub fn forget(&self, id: &str) {
+        if let Some(entry) = self.lock().remove(id) {
+            entry
+                .outcome
+                .send_replace(Some(Err(format!("container {id} was removed"))));
+        }
+        let mut sizes = self.console_sizes.lock().unwrap_or_else(|e| e.into_inner());
+        sizes.remove(id);
+    }
+
+    /// Start `id` with `start` (the blocking runtime call, given the hello to register with)
+    /// and hand the run to everyone pending. Must be called from a blocking context.
+    pub fn start_blocking(
+        self: &Arc<Self>,
+        id: &str,
+        handle: &tokio::runtime::Handle,
+        start: impl FnOnce(Hello) -> Result<std::os::unix::net::UnixStream, ApiError>,
+    ) -> ApiResult<()> {
+        let (attaches, outcome) = {
+            let mut entries = self.lock();
+            let entry = entries.entry(id.to_string()).or_insert_with(Entry::new);
+            if entry.live {
+                return Err(ApiError::not_modified());
+            }
+            entry.live = true;
+            (std::mem::take(&mut entry.attaches), entry.outcome.clone())
+        };
+        let (rows, cols) = {
+            let sizes = self.console_sizes.lock().unwrap_or_else(|e| e.into_inner());
+            sizes.get(id).copied().unwrap_or((0, 0))
+        };
+        let hello = Hello {
+            stdout: attaches.iter().any(|a| a.stdout),
+            stderr: attaches.iter().any(|a| a.stderr),
+            stdin: attaches.iter().any(|a| a.stdin.is_some()),
+            rows,
+            cols,
+        };
+        let stream = match start(hello) {
+            Ok(stream) => stream,
+            Err(err) => {
+                let mut entries = self.lock();
+                if err.status == hyper::StatusCode::NOT_MODIFIED {
+                    // Running already (started elsewhere): the pending clients stay pending.
+                    if let Some(entry) = entries.get_mut(id) {
+                        entry.live = false;
+                        entry.attaches.extend(attaches);
+                    }
+                } else {
+                    // A run that cannot start closes its attaches and tells its waiters why.
+                    entries.remove(id);
+                    outcome.send_replace(Some(Err(err.message.clone())));
+                }
+                return Err(err);
+            }
+        };
+        let _guard = handle.enter();
+        let (events, commands) = monitor::from_std(stream)
+            .map_err(|e| ApiError::internal(format!("watch container {id}: {e}")))?;
+        let runs = self.clone();
+        let id = id.to_string();
+        handle.spawn(async move {
+            let code = fan_out(events, commands, attaches, false).await;
+            let mut entries = runs.lock();
+            if let Some(entry) = entries.remove(&id) {
+                entry.outcome.send_replace(Some(
+                    code.ok_or_else(|| format!("the monitor of container {id} went away")),
+                ));
+            }
+        });
+        Ok(())
+    }
+
+    pub fn add_monitor(&self, pid: i32) {
+        self.monitors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pid);
+    }
+
+    /// Reap the monitors this process spawned that have exited.
+    pub fn reap_monitors(&self) {
+        let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        monitors.retain(|&pid| {
+            let mut status = 0;
+            // SAFETY: waitpid on a pid we spawned; WNOHANG never blocks.
+            let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            reaped == 0
+        });
+    }
+}
+
+/// Deliver one monitor connection's events to its attached clients and feed stdin from the
+/// one that sends it. The exit code, or `None` if the monitor vanished (or, with
+/// `until_detached`, once every client left).
+pub async fn fan_out(
+    mut events: Events,
+    commands: Commands,
+    attaches: Vec<AttachPipes>,
+    until_detached: bool,
+) -> Option<i32> {
+    let mut outputs: Vec<(bool, bool, mpsc::Sender<Chunk>)> = Vec::new();
+    let mut stdin_source = None;
+    for pipes in attaches {
+        if stdin_source.is_none() {
+            stdin_source = pipes.stdin;
+        }
+        outputs.push((pipes.stdout, pipes.stderr, pipes.output));
+    }
+    let feeder = tokio::spawn(feed_stdin(commands, stdin_source));
+    let code = loop {
+        let (kind, data) = match events.next().await {
+            Ok(Some(Event::Stdout(data))) => (StreamKind::Stdout, data),
+            Ok(Some(Event::Stderr(data))) => (StreamKind::Stderr, data),
+            Ok(Some(Event::Exit(code))) => break Some(code),
+            Ok(Some(_)) => continue,
+            Ok(None) => break None,
+            Err(err) => {
+                tracing::debug!("monitor stream failed: {err}");
+                break None;
+            }
+        };
+        let data = Bytes::from(data);
+        let mut gone = Vec::new();
+        for (index, (stdout, stderr, output)) in outputs.iter().enumerate() {
+            let wanted = match kind {
+                StreamKind::Stdout => *stdout,
+                _ => *stderr,
+            };
+            // A detached client is dropped; the container keeps running.
+            if wanted && output.send((kind, data.clone())).await.is_err() {
+                gone.push(index);
+            }
+        }
+        for index in gone.into_iter().rev() {
+            outputs.remove(index);
+        }
+        if until_detached && outputs.is_empty() {
+            break None;
+        }
+    };
+    feeder.abort();
+    code
+}
+
+/// Client stdin to the monitor; its end closes the container's stdin.
+async fn feed_stdin(mut commands: Commands, source: Option<mpsc::Receiver<Bytes>>) {
+    let Some(mut source) = source else {
+        // Keep the connection's write half open: closing it is not "stdin closed".
+        std::future::pending::<()>().await;
+        return;
+    };
+    while let Some(data) = source.recv().await {
+        if let Err(err) = commands.stdin(&data).await {
+            tracing::debug!("container stdin: {err}");
+            return;
+        }
+    }
+    if let Err(err) = commands.close_stdin().await {
+        tracing::debug!("close container stdin: {err}");
+    }
+    std::future::pending::<()>().await;
+}

@@ -1,0 +1,301 @@
+//! Container commands of the real `docker` CLI against `dock daemon` (included by api.rs).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use super::{stderr, stdout, Daemon};
+
+fn is_container_id(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A daemon with the busybox image imported as `bb`.
+fn daemon_with_image() -> Daemon {
+    let daemon = Daemon::start();
+    daemon.import_busybox("bb");
+    daemon
+}
+
+#[test]
+fn run_detached_prints_the_id_and_ps_shows_it_up() {
+    let daemon = daemon_with_image();
+    // Under the call limit only if /wait's headers go out before the container exits.
+    let id = daemon.ok(&["run", "-d", "--name", "sleeper", "bb", "sleep", "100"]);
+    let id = id.trim();
+    assert!(is_container_id(id), "{id:?}");
+    let ps = daemon.ok(&[
+        "ps",
+        "--format",
+        "{{.ID}}|{{.Names}}|{{.Status}}|{{.Command}}",
+    ]);
+    let row: Vec<&str> = ps.trim().split('|').collect();
+    assert_eq!(row[0], &id[..12], "{ps}");
+    assert_eq!(row[1], "sleeper");
+    assert!(row[2].starts_with("Up"), "{ps}");
+    assert!(row[3].contains("sleep 100"), "{ps}");
+    assert_eq!(daemon.ok(&["ps", "-q"]).trim(), &id[..12]);
+    assert_eq!(
+        daemon
+            .ok(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "sleeper"])
+            .trim(),
+        "true /sleeper"
+    );
+    let counts = daemon.ok(&["info", "--format", "{{.Containers}} {{.ContainersRunning}}"]);
+    assert_eq!(counts.trim(), "1 1");
+}
+
+#[test]
+fn attached_run_keeps_stdout_and_stderr_apart_and_exits_with_the_code() {
+    let daemon = daemon_with_image();
+    let out = daemon.docker(&["run", "bb", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(stdout(&out), "out\n", "{}", stderr(&out));
+    assert_eq!(stderr(&out), "err\n");
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn piped_stdin_reaches_the_container_and_its_end_closes_it() {
+    let daemon = daemon_with_image();
+    let mut child = daemon
+        .docker_cmd(&["run", "-i", "bb", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "hi\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn interactive_tty_echoes_resizes_and_exits_with_the_code() {
+    let daemon = daemon_with_image();
+    let docker = format!(
+        "stty cols 100 rows 30; DOCKER_HOST=unix://{} DOCKER_CONFIG={} timeout --foreground 60 docker run -it bb sh",
+        daemon.socket.display(),
+        daemon.docker_config.path().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &docker, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stdin stays open until the end: an EOF would reach the shell as ^D.
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(b"echo hel\"\"lo\nstty size\nexit 4\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(input);
+    let screen = stdout(&out);
+    assert!(
+        screen.contains("echo hel\"\"lo"),
+        "input is echoed: {screen:?}"
+    );
+    assert!(screen.contains("hello\r\n"), "{screen:?}");
+    assert!(
+        screen.contains("30 100"),
+        "the terminal size reaches the container: {screen:?}"
+    );
+    assert_eq!(out.status.code(), Some(4), "{screen:?} {}", stderr(&out));
+}
+
+#[test]
+fn run_rm_leaves_no_container() {
+    let daemon = daemon_with_image();
+    let out = daemon.docker(&["run", "--rm", "bb", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(daemon.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn logs_keep_streams_apart_and_follow_ends_with_the_container() {
+    let daemon = daemon_with_image();
+    let id = daemon.ok(&["run", "-d", "bb", "sh", "-c", "echo out; echo err >&2"]);
+    let id = id.trim();
+    assert_eq!(daemon.ok(&["wait", id]).trim(), "0");
+    let out = daemon.docker(&["logs", id]);
+    assert_eq!(stdout(&out), "out\n");
+    assert_eq!(stderr(&out), "err\n");
+
+    let id = daemon.ok(&["run", "-d", "bb", "sh", "-c", "echo a; sleep 1; echo b"]);
+    let out = daemon.docker(&["logs", "-f", id.trim()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), "a\nb\n");
+}
+
+#[test]
+fn wait_start_attach_return_the_exit_code() {
+    let daemon = daemon_with_image();
+    daemon.ok(&[
+        "create",
+        "--name",
+        "five",
+        "bb",
+        "sh",
+        "-c",
+        "echo five; exit 5",
+    ]);
+    let out = daemon.docker(&["start", "-a", "five"]);
+    assert_eq!(stdout(&out), "five\n");
+    assert_eq!(out.status.code(), Some(5));
+    let out = daemon.docker(&["wait", "five"]);
+    assert_eq!(stdout(&out).trim(), "5");
+    assert_eq!(out.status.code(), Some(0));
+
+    // The container waits for a line on stdin, so it is surely running when attached.
+    daemon.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "six",
+        "bb",
+        "sh",
+        "-c",
+        "read x; echo got $x; exit 6",
+    ]);
+    let mut child = daemon
+        .docker_cmd(&["attach", "six"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "got hi\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6));
+}
+
+#[test]
+fn stop_kill_restart_rm_answer_as_docker_does() {
+    let daemon = daemon_with_image();
+    daemon.ok(&["run", "-d", "--name", "web", "bb", "sleep", "100"]);
+
+    let out = daemon.docker(&["rm", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("stop the container before removing or force remove"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(daemon.ok(&["restart", "-t", "1", "web"]), "web\n");
+    assert_eq!(
+        daemon
+            .ok(&["inspect", "-f", "{{.State.Running}}", "web"])
+            .trim(),
+        "true"
+    );
+    assert_eq!(daemon.ok(&["kill", "web"]), "web\n");
+    let out = daemon.docker(&["kill", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+    // Stopping a stopped container is a 304: the name, exit 0.
+    assert_eq!(daemon.ok(&["stop", "web"]), "web\n");
+    assert_eq!(daemon.ok(&["start", "web"]), "web\n");
+    assert_eq!(daemon.ok(&["start", "web"]), "web\n");
+    assert_eq!(daemon.ok(&["stop", "-t", "1", "web"]), "web\n");
+    assert_eq!(
+        daemon
+            .ok(&["inspect", "-f", "{{.State.Running}}", "web"])
+            .trim(),
+        "false"
+    );
+    assert_eq!(daemon.ok(&["rm", "web"]), "web\n");
+
+    daemon.ok(&["run", "-d", "--name", "web2", "bb", "sleep", "100"]);
+    assert_eq!(daemon.ok(&["rm", "-f", "web2"]), "web2\n");
+    assert_eq!(daemon.ok(&["ps", "-aq"]), "");
+
+    for verb in [
+        "stop", "kill", "restart", "rm", "wait", "logs", "diff", "port",
+    ] {
+        let out = daemon.docker(&[verb, "nosuch"]);
+        assert_eq!(out.status.code(), Some(1), "docker {verb} nosuch");
+        assert!(
+            stderr(&out).contains("No such container: nosuch"),
+            "docker {verb}: {}",
+            stderr(&out)
+        );
+    }
+    let out = daemon.docker(&["rm", "-f", "nosuch"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn diff_export_commit_work_on_a_changed_container() {
+    let daemon = daemon_with_image();
+    let out = daemon.docker(&[
+        "run",
+        "--name",
+        "maker",
+        "bb",
+        "sh",
+        "-c",
+        "echo data > /newfile; rm /etc/group",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let diff = daemon.ok(&["diff", "maker"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    assert!(lines.contains(&"A /newfile"), "{diff}");
+    assert!(lines.contains(&"D /etc/group"), "{diff}");
+    assert!(lines.contains(&"C /etc"), "{diff}");
+
+    let tar = daemon.root.path().join("export.tar");
+    daemon.ok(&["export", "-o", tar.to_str().unwrap(), "maker"]);
+    let listing = Command::new("tar").arg("tf").arg(&tar).output().unwrap();
+    let listing = stdout(&listing);
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.trim_start_matches("./"))
+        .collect();
+    assert!(names.contains(&"newfile"), "{listing}");
+    assert!(names.contains(&"bin/busybox"), "{listing}");
+    assert!(!names.contains(&"etc/group"), "{listing}");
+
+    let id = daemon.ok(&["commit", "-m", "msg", "-a", "me", "maker", "new:1"]);
+    let id = id.trim();
+    assert!(super::is_image_id(id), "{id:?}");
+    let history = daemon.ok(&["history", "--format", "{{.Comment}}", "new:1"]);
+    assert_eq!(
+        history.lines().collect::<Vec<_>>(),
+        vec!["msg", "Imported from -"]
+    );
+    assert_eq!(
+        daemon
+            .ok(&["image", "inspect", "-f", "{{.Author}} {{.Id}}", "new:1"])
+            .trim(),
+        format!("me {id}")
+    );
+    let out = daemon.docker(&["run", "--rm", "new:1", "cat", "/newfile"]);
+    assert_eq!(stdout(&out), "data\n", "{}", stderr(&out));
+}
+
+#[test]
+fn failures_to_run_exit_like_docker() {
+    let daemon = daemon_with_image();
+    let out = daemon.docker(&["run", "bb", "/nonexistent"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    let out = daemon.docker(&["run", "--name", "dup", "bb", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = daemon.docker(&["run", "--name", "dup", "bb", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("is already in use"),
+        "{}",
+        stderr(&out)
+    );
+    // An image a container uses cannot go.
+    let out = daemon.docker(&["rmi", "bb"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is using its referenced image"),
+        "{}",
+        stderr(&out)
+    );
+}
