@@ -361,3 +361,19 @@ fn hard_link_to_a_directory_is_refused() {
     let err = sandbox.refused(ar.finish());
     assert!(message(&err).contains("is a directory"), "{err}");
 }
+
+#[test]
+fn directory_replaced_by_a_symlink_later_never_gets_the_directory_metadata() {
+    // The CVE-2026-33056 shape the other way round: the deferred chmod/chown/utimes of `d`
+    // must not land on what a later symlink `d` points at.
+    let sandbox = Sandbox::new();
+    let mut ar = ArchiveBuilder::new();
+    ar.dir_with("d/", &common::meta(0o777, 1000, 1000, 1))
+        .symlink("d", sandbox.outside());
+    extract(ar.finish().as_slice(), &sandbox.dest).unwrap();
+    sandbox.untouched_outside();
+    assert!(fs::symlink_metadata(sandbox.dest.join("d"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
