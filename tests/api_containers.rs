@@ -299,3 +299,35 @@ fn failures_to_run_exit_like_docker() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_daemon_and_dock_share_one_state_and_containers_outlive_the_daemon() {
+    let mut daemon = daemon_with_image();
+    let id = daemon.ok(&["run", "-d", "--name", "via_api", "bb", "sleep", "100"]);
+    let listed = daemon.root.ok(&["ps", "-q", "--no-trunc"]);
+    assert_eq!(
+        listed.trim(),
+        id.trim(),
+        "dock ps shows what docker run started"
+    );
+
+    let id = daemon
+        .root
+        .ok(&["run", "-d", "--name", "via_dock", "bb", "sleep", "100"]);
+    assert_eq!(
+        daemon
+            .ok(&["inspect", "-f", "{{.State.Running}}", id.trim()])
+            .trim(),
+        "true"
+    );
+    assert_eq!(daemon.ok(&["stop", "-t", "1", "via_dock"]), "via_dock\n");
+    assert_eq!(daemon.root.ok(&["ps", "-q"]).lines().count(), 1);
+
+    assert!(daemon.stop().success(), "{}", daemon.log());
+    let running = daemon.root.ok(&["ps", "-q", "--no-trunc"]);
+    assert_eq!(
+        running.trim(),
+        listed.trim(),
+        "stopping the daemon stops no container"
+    );
+}
