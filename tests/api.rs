@@ -25,6 +25,8 @@ const CALL_LIMIT: &str = "60";
 /// A running `dock daemon` on a private root and socket, stopped on drop.
 struct Daemon {
     root: DockRoot,
+    /// What DOCKER_HOST says: `unix://...` or `tcp://...`.
+    host: String,
     socket: PathBuf,
     docker_config: tempfile::TempDir,
     child: Option<Child>,
@@ -34,9 +36,15 @@ impl Daemon {
     fn start() -> Daemon {
         let root = short_root();
         let socket = root.path().join("api.sock");
-        let child = spawn_daemon(root.path(), &socket);
+        let host = format!("unix://{}", socket.display());
+        Daemon::start_on(root, host, socket)
+    }
+
+    fn start_on(root: DockRoot, host: String, socket: PathBuf) -> Daemon {
+        let child = spawn_daemon(root.path(), &host);
         let daemon = Daemon {
             root,
+            host,
             socket,
             docker_config: tempfile::Builder::new()
                 .prefix("dock-docker-config-")
@@ -44,20 +52,24 @@ impl Daemon {
                 .unwrap(),
             child: Some(child),
         };
-        daemon.wait_for_socket();
+        daemon.wait_until_listening();
         daemon
     }
 
-    fn wait_for_socket(&self) {
+    fn wait_until_listening(&self) {
+        let listening = || match self.host.strip_prefix("tcp://") {
+            Some(address) => std::net::TcpStream::connect(address).is_ok(),
+            None => UnixStream::connect(&self.socket).is_ok(),
+        };
         for _ in 0..1000 {
-            if UnixStream::connect(&self.socket).is_ok() {
+            if listening() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         panic!(
             "dock daemon never listened on {}:\n{}",
-            self.socket.display(),
+            self.host,
             self.log()
         );
     }
@@ -70,7 +82,7 @@ impl Daemon {
         let mut cmd = Command::new("timeout");
         // -k: an attached CLI forwards SIGTERM to the container instead of exiting.
         cmd.args(["-k", "5", CALL_LIMIT, "docker"]).args(args);
-        cmd.env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+        cmd.env("DOCKER_HOST", &self.host)
             .env("DOCKER_CONFIG", self.docker_config.path())
             .env("DOCKER_CLI_HINTS", "false")
             .env_remove("DOCKER_API_VERSION")
@@ -142,14 +154,14 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn_daemon(root: &Path, socket: &Path) -> Child {
+fn spawn_daemon(root: &Path, host: &str) -> Child {
     let log = std::fs::File::create(root.join("daemon.log")).unwrap();
     Command::new(dock_bin())
         .arg("--root")
         .arg(root)
         .arg("daemon")
         .arg("-H")
-        .arg(format!("unix://{}", socket.display()))
+        .arg(host)
         .env("DOCK_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -400,6 +412,26 @@ fn the_daemon_stops_on_sigterm_and_removes_its_socket() {
     assert_eq!(mode & 0o777, 0o660);
 
     assert!(daemon.stop().success(), "{}", daemon.log());
+    assert!(!daemon.socket.exists());
+}
+
+#[test]
+fn the_daemon_listens_on_tcp_when_asked() {
+    // A free loopback port: bound, read and released for the daemon to take.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = short_root();
+    let socket = root.path().join("unused.sock");
+    let daemon = Daemon::start_on(root, format!("tcp://127.0.0.1:{port}"), socket);
+    assert_eq!(
+        daemon
+            .ok(&["version", "-f", "{{.Server.APIVersion}}"])
+            .trim(),
+        "1.44"
+    );
     assert!(!daemon.socket.exists());
 }
 

@@ -73,8 +73,8 @@ fn piped_stdin_reaches_the_container_and_its_end_closes_it() {
 fn interactive_tty_echoes_resizes_and_exits_with_the_code() {
     let daemon = daemon_with_image();
     let docker = format!(
-        "stty cols 100 rows 30; DOCKER_HOST=unix://{} DOCKER_CONFIG={} timeout --foreground 60 docker run -it bb sh",
-        daemon.socket.display(),
+        "stty cols 100 rows 30; DOCKER_HOST={} DOCKER_CONFIG={} timeout --foreground 60 docker run -it bb sh",
+        daemon.host,
         daemon.docker_config.path().display()
     );
     let mut child = Command::new("script")
@@ -121,6 +121,14 @@ fn logs_keep_streams_apart_and_follow_ends_with_the_container() {
     let out = daemon.docker(&["logs", id]);
     assert_eq!(stdout(&out), "out\n");
     assert_eq!(stderr(&out), "err\n");
+    // -t: an RFC 3339 timestamp with nanoseconds, then the line.
+    let stamped = daemon.ok(&["logs", "-t", id]);
+    let (time, text) = stamped.trim_end().split_once(' ').unwrap();
+    assert_eq!(text, "out");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(time).is_ok() && time.len() == 30,
+        "{stamped:?}"
+    );
 
     let id = daemon.ok(&["run", "-d", "bb", "sh", "-c", "echo a; sleep 1; echo b"]);
     let out = daemon.docker(&["logs", "-f", id.trim()]);
