@@ -35,6 +35,16 @@ pub enum Error {
         owner: String,
     },
 
+    #[error("host address {0} is not an address of this host")]
+    HostIpNotLocal(Ipv4Addr),
+
+    #[error("subnet {subnet} overlaps {route}, routed via {device}")]
+    SubnetInUse {
+        subnet: ipnet::Ipv4Net,
+        route: ipnet::Ipv4Net,
+        device: String,
+    },
+
     #[error("port {port}/{proto} on {ip} is already in use on the host: {source}")]
     PortInUse {
         ip: Ipv4Addr,

@@ -176,9 +176,42 @@ fn validate_container_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn write_sysctl(path: &str, value: &str) -> Result<()> {
-    tracing::debug!(path, value, "sysctl");
-    fs::write(path, value).map_err(|e| Error::io("write sysctl", path, e))
+fn write_kernel_setting(path: &str, value: &str) -> Result<()> {
+    tracing::debug!(path, value, "write kernel setting");
+    fs::write(path, value).map_err(|e| Error::io("write", path, e))
+}
+
+/// Refuses a subnet that overlaps a route of another interface: the bridge would shadow
+/// (or be shadowed by) a network the host already reaches.
+fn check_subnet_is_free(cfg: &NetConfig) -> Result<()> {
+    let path = "/proc/net/route";
+    let table = fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    for line in table.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (Some(device), Some(dest), Some(mask)) = (cols.first(), cols.get(1), cols.get(7))
+        else {
+            continue;
+        };
+        let (Ok(dest), Ok(mask)) = (u32::from_str_radix(dest, 16), u32::from_str_radix(mask, 16))
+        else {
+            continue;
+        };
+        // The file shows the kernel's network-order words in host (little-endian) order.
+        let prefix = mask.count_ones() as u8;
+        let Ok(route) = Ipv4Net::new(Ipv4Addr::from(dest.to_le_bytes()), prefix) else {
+            continue;
+        };
+        let overlaps =
+            cfg.subnet.contains(&route.network()) || route.contains(&cfg.subnet.network());
+        if prefix > 0 && *device != cfg.bridge && overlaps {
+            return Err(Error::SubnetInUse {
+                subnet: cfg.subnet,
+                route,
+                device: device.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Network {
@@ -190,14 +223,15 @@ impl Network {
             ..cfg
         };
         cfg.validate()?;
+        check_subnet_is_free(&cfg)?;
         fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io("create", &cfg.state_dir, e))?;
         let network = Network {
             cfg,
             nft: Nft::system(),
         };
         network.ensure_bridge()?;
-        write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
-        write_sysctl(
+        write_kernel_setting("/proc/sys/net/ipv4/ip_forward", "1")?;
+        write_kernel_setting(
             &format!(
                 "/proc/sys/net/ipv4/conf/{}/route_localnet",
                 network.cfg.bridge
@@ -410,6 +444,8 @@ impl Network {
             })?;
         nl.set_up(host_index)
             .map_err(|e| Error::netlink(format!("set {host} up"), e))?;
+        // Hairpin: a container reaching its own published port comes back out the same port.
+        write_kernel_setting(&format!("/sys/class/net/{host}/brport/hairpin_mode"), "1")?;
 
         let in_ns = |what: &str| format!("{what} in process {pid}'s netns");
         let mut ns =

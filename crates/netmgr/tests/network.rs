@@ -60,7 +60,14 @@ fn connect_configures_the_namespace_and_publishes_ports() {
         1
     );
 
-    let server = c.serve(80, "hello from c\n", 4);
+    let hairpin = fs::read_to_string(format!(
+        "/sys/class/net/{}/brport/hairpin_mode",
+        ep.host_veth
+    ))
+    .unwrap();
+    assert_eq!(hairpin.trim(), "1");
+
+    let server = c.serve(80, "hello from c\n", 5);
     let lo = Ipv4Addr::LOCALHOST;
     assert_eq!(
         fetch(SocketAddrV4::new(lo, auto.host_port)).unwrap(),
@@ -78,6 +85,9 @@ fn connect_configures_the_namespace_and_publishes_ports() {
         fetch(SocketAddrV4::new(ep.ip, 80)).unwrap(),
         "hello from c\n"
     );
+    // Hairpin: the container reaches its own published port through the gateway.
+    let own = SocketAddrV4::new(t.gateway(), auto.host_port);
+    assert_eq!(c.in_netns(move || fetch(own)).unwrap(), "hello from c\n");
     server.join().unwrap();
 
     assert_eq!(t.net().endpoint(&id).unwrap(), Some(ep));
@@ -393,4 +403,25 @@ fn open_is_idempotent_and_destroy_removes_everything() {
         .output()
         .unwrap();
     assert!(!listed.status.success());
+}
+
+#[test]
+fn a_subnet_already_routed_elsewhere_is_refused() {
+    let t = TestNet::new();
+    let tag = common::random_hex(3);
+    let state = tempfile::tempdir().unwrap();
+    let cfg = netmgr::NetConfig::new(
+        format!("dkt{tag}"),
+        t.cfg.subnet,
+        format!("dkt_{tag}"),
+        state.path(),
+    );
+    let err = Network::open(cfg)
+        .err()
+        .expect("overlapping subnet refused");
+    assert!(
+        matches!(&err, Error::SubnetInUse { device, .. } if *device == t.cfg.bridge),
+        "{err}"
+    );
+    assert!(!fs::exists(format!("/sys/class/net/dkt{tag}")).unwrap());
 }
