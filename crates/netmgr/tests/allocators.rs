@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use netmgr::{
     int_to_ip, ip_to_int, network_range, network_size, Error, IpPool, PortPool, PortSpec, Proto,
-    PORT_RANGE_END, PORT_RANGE_START,
+    PORT_RANGE_START,
 };
 
 fn net(s: &str) -> Ipv4Net {
