@@ -289,6 +289,15 @@ fn failures_to_run_exit_like_docker() {
     let daemon = daemon_with_image();
     let out = daemon.docker(&["run", "bb", "/nonexistent"]);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    // The reason is told once, by /start; the wait answers with the recorded exit code.
+    assert!(!stderr(&out).contains("Error waiting"), "{}", stderr(&out));
+    // As with Docker, a container that never ran stays `Created`.
+    assert_eq!(
+        daemon
+            .ok(&["ps", "-a", "--format", "{{.Command}} {{.Status}}"])
+            .trim(),
+        "\"/nonexistent\" Created"
+    );
     let out = daemon.docker(&["run", "--name", "dup", "bb", "true"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = daemon.docker(&["run", "--name", "dup", "bb", "true"]);

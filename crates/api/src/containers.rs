@@ -154,10 +154,9 @@ fn ports(c: &Container) -> Vec<Port> {
     for spec in &c.config.port_specs {
         let (spec, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
         let parts: Vec<&str> = spec.split(':').collect();
-        let (ip, host, private) = match parts.as_slice() {
-            [private] => ("", "", *private),
-            [host, private] => ("", *host, *private),
-            [ip, host, private] => (*ip, *host, *private),
+        let (ip, private) = match parts.as_slice() {
+            [private] | [_, private] => ("", *private),
+            [ip, _, private] => (*ip, *private),
             _ => continue,
         };
         let Ok(container_port) = private.parse::<u16>() else {
@@ -168,11 +167,8 @@ fn ports(c: &Container) -> Vec<Port> {
                 .or_else(|| m.get(private))
                 .and_then(|p| p.parse::<u16>().ok())
         });
-        let host_port = if c.state.running {
-            mapped.or_else(|| host.parse().ok())
-        } else {
-            None
-        };
+        // Only what the network layer reports as published: a spec is a wish.
+        let host_port = if c.state.running { mapped } else { None };
         ports.push(Port {
             container_port,
             proto: proto.to_string(),
@@ -439,14 +435,8 @@ fn start_container(state: &Arc<State>, id: &str, handle: &tokio::runtime::Handle
             .start(id, hello)
             .map_err(|e| runtime_error(e, id))?;
         Ok(client.into_stream())
-    })?;
-    // The monitor is our child until it exits: reap it then (see server's SIGCHLD handling).
-    if let Ok(c) = state.runtime.load(id) {
-        if let Some(monitor) = c.monitor {
-            state.runs.add_monitor(monitor.pid);
-        }
-    }
-    Ok(())
+    })
+    // The monitor stays our child until it exits; the server reaps it then.
 }
 
 /// `POST /containers/{id}/stop?t=`: 204, or 304 when it is not running.
@@ -645,7 +635,10 @@ async fn wait_outcome(
         Joined::Run(mut outcome) => {
             let result = outcome.wait_for(Option::is_some).await.map(|v| v.clone());
             match result {
-                Ok(Some(outcome)) => outcome?,
+                Ok(Some(Ok(code))) => code,
+                // A start that failed recorded its exit code (125-127), which is the answer;
+                // the reason went to the client of /start already.
+                Ok(Some(Err(message))) => recorded_exit(state, &c.id).await.ok_or(message)?,
                 _ => return Err(format!("lost track of container {}", c.id)),
             }
         }
@@ -673,6 +666,16 @@ async fn wait_outcome(
         }
     }
     Ok(code)
+}
+
+/// The exit code recorded for a container that is not running, if it still exists.
+async fn recorded_exit(state: &Arc<State>, id: &str) -> Option<i32> {
+    let state = state.clone();
+    let id = id.to_string();
+    let c = blocking(move || state.runtime.load(&id).map_err(|e| runtime_error(e, &id)))
+        .await
+        .ok()?;
+    (!c.state.running).then_some(c.state.exit_code)
 }
 
 /// The exit code of a container running on a monitor this server did not start.

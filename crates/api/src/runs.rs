@@ -56,8 +56,6 @@ pub struct Runs {
     entries: Mutex<HashMap<String, Entry>>,
     /// Terminal sizes asked for at create (`HostConfig.ConsoleSize`), used at the first start.
     console_sizes: Mutex<HashMap<String, (u16, u16)>>,
-    /// Monitors this process spawned: reaped when they exit (they are our children).
-    monitors: Mutex<Vec<i32>>,
 }
 
 /// Where a client stands towards a container's runs.
@@ -157,6 +155,8 @@ impl Runs {
                 return Err(ApiError::not_modified());
             }
             entry.live = true;
+            // Clients that left before the start get nothing, above all not the stdin.
+            entry.attaches.retain(|pipes| !pipes.output.is_closed());
             (std::mem::take(&mut entry.attaches), entry.outcome.clone())
         };
         let (rows, cols) = {
@@ -203,24 +203,6 @@ impl Runs {
             }
         });
         Ok(())
-    }
-
-    pub fn add_monitor(&self, pid: i32) {
-        self.monitors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(pid);
-    }
-
-    /// Reap the monitors this process spawned that have exited.
-    pub fn reap_monitors(&self) {
-        let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
-        monitors.retain(|&pid| {
-            let mut status = 0;
-            // SAFETY: waitpid on a pid we spawned; WNOHANG never blocks.
-            let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            reaped == 0
-        });
     }
 }
 

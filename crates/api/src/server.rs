@@ -50,7 +50,7 @@ async fn run(listen: Listen, state: Arc<State>) -> Result<()> {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             // Monitors started here are our children until they exit.
-            _ = child_exited.recv() => state.runs.reap_monitors(),
+            _ = child_exited.recv() => reap_monitors(),
             accepted = listener.accept(&state) => {
                 if let Err(err) = accepted {
                     tracing::warn!(%listen, "accept failed: {err}");
@@ -175,4 +175,39 @@ fn remove_stale_socket(path: &Path) -> Result<()> {
         address: format!("unix://{}", path.display()),
         source,
     })
+}
+
+/// Reap our children that are exited monitors. Monitors are this executable re-run, so their
+/// name is ours or `exe` (from /proc/self/exe); other children (whose status someone waits
+/// for) are left alone.
+fn reap_monitors() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let own_name = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    let own_name = own_name.trim();
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = &stat[open + 1..close];
+            let zombie = stat[close + 1..].trim_start().starts_with('Z');
+            if zombie && (name == own_name || name == "exe") {
+                let mut status = 0;
+                // SAFETY: waitpid on an exited child of ours; WNOHANG never blocks.
+                unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                tracing::debug!(pid, "reaped monitor");
+            }
+        }
+    }
 }
