@@ -161,6 +161,24 @@ fn cgroup_roots() -> Vec<PathBuf> {
     roots
 }
 
+/// Blocks until process `pid` (not necessarily our child) has exited.
+fn wait_for_exit(pid: i32) {
+    // SAFETY: pidfd_open and poll with valid arguments; the fd is closed below.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if fd < 0 {
+            return; // already gone
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        while libc::poll(&mut pfd, 1, -1) < 0 {}
+        libc::close(fd);
+    }
+}
+
 fn kill9(pid: i32) {
     // SAFETY: plain kill.
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -793,11 +811,13 @@ fn run_rm_leaves_nothing() {
     assert_eq!(env.ok(&["run", "--rm", "busybox", "echo", "x"]), "x\n");
     let out = env.run(&["run", "--rm", "busybox", "nope"]);
     assert_eq!(code(&out), 127);
-    let id = env
-        .ok(&["run", "-d", "--rm", "busybox", "true"])
-        .trim()
-        .to_string();
-    let _ = env.run(&["wait", &id]);
+    env.ok(&["run", "-d", "--rm", "busybox", "sleep", "1000"]);
+    let monitors = env.monitors();
+    assert_eq!(monitors.len(), 1);
+    let id = lines(&env.ok(&["ps", "-q", "--no-trunc"]))[0].clone();
+    env.ok(&["kill", &id]);
+    // `kill` may return when the container is removed but its monitor has yet to exit.
+    wait_for_exit(monitors[0]);
     assert!(
         env.container_dirs().is_empty(),
         "{:?}",

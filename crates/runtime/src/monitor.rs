@@ -539,7 +539,7 @@ impl Session {
         }
         // Network disconnect goes here once wired.
         let paths = self.rt.paths(&self.id);
-        if let Err(e) = overlay::unmount(&paths.rootfs()) {
+        if let Err(e) = overlay::detach(&paths.rootfs()) {
             tracing::warn!(id = %self.id, error = %e, "unmounting the rootfs failed");
         }
         // State first, then the socket: a client that cannot connect reads the exit.
