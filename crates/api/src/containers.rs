@@ -856,8 +856,8 @@ pub async fn logs(state: Arc<State>, name: String, query: Query) -> ApiResult<Re
             Err(_) => return Err(ApiError::bad_request(format!("invalid tail value {n:?}"))),
         },
     };
-    let since = query.int("since").ok().flatten().filter(|s| *s > 0);
-    let until = query.int("until").ok().flatten().filter(|u| *u > 0);
+    let since = unix_time(&query, "since")?;
+    let until = unix_time(&query, "until")?;
     let follow = query.flag("follow");
     let timestamps = query.flag("timestamps");
     let c = {
@@ -886,6 +886,17 @@ pub async fn logs(state: Arc<State>, name: String, query: Query) -> ApiResult<Re
         framing.content_type(),
         response_body,
     ))
+}
+
+/// `since`/`until` as the CLI sends them: unix seconds, maybe with a fraction; 0 = unset.
+fn unix_time(query: &Query, key: &str) -> ApiResult<Option<i64>> {
+    let Some(text) = query.non_empty(key) else {
+        return Ok(None);
+    };
+    let seconds: f64 = text.parse().map_err(|_| {
+        ApiError::bad_request(format!("invalid {key} value {text:?}: want unix seconds"))
+    })?;
+    Ok(Some(seconds.floor() as i64).filter(|s| *s > 0))
 }
 
 struct LogFilter {
