@@ -64,6 +64,7 @@ pub fn main(root: &Path, id: &str) -> i32 {
                 });
             }
             session.clients = clients;
+            release_startup_pages();
             session.serve();
             session.finish();
             std::process::exit(0)
@@ -598,6 +599,45 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) {
     })();
     if let Err(e) = result {
         tracing::warn!(%id, error = %e, "recording the exit failed");
+    }
+}
+
+/// Drops from our page tables the clean code and read-only data pages that starting up
+/// touched (argument parsing, the image store, sysinit's setup...): the monitor idles for the
+/// container's lifetime, and only the few pages its loop uses fault back in, from the page
+/// cache. Only read-only file mappings without private (relocated) copies are released, so
+/// nothing is lost: they read back identical.
+fn release_startup_pages() {
+    let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut candidate: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some((start, end)) = first.split_once('-') {
+            let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) else {
+                candidate = None;
+                continue;
+            };
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).unwrap_or("");
+            candidate = (!perms.contains('w') && perms.starts_with('r') && path.starts_with('/'))
+                .then_some((start, end));
+        } else if first == "Anonymous:" {
+            if let Some((start, end)) = candidate.take() {
+                if fields.next() == Some("0") {
+                    // SAFETY: a read-only, file-backed mapping with no private pages: dropping
+                    // its pages only means they are read from the page cache again.
+                    unsafe {
+                        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED)
+                    };
+                }
+            }
+        }
     }
 }
 
