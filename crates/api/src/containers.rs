@@ -476,6 +476,14 @@ pub async fn restart(state: Arc<State>, name: String, query: Query) -> ApiResult
 }
 
 fn stop_timeout(query: &Query) -> ApiResult<Duration> {
+    // `stop -s` (API 1.42+): the runtime stops with SIGTERM only; say so rather than ignore it.
+    if let Some(signal) = query.non_empty("signal") {
+        if parse_signal(signal)? != libc::SIGTERM {
+            return Err(ApiError::bad_request(format!(
+                "stopping with signal {signal} is not supported: dock stops with SIGTERM, then SIGKILL"
+            )));
+        }
+    }
     Ok(match query.int("t")? {
         Some(t) if t >= 0 => Duration::from_secs(t as u64),
         _ => DEFAULT_STOP_TIMEOUT,
