@@ -150,6 +150,10 @@ impl Drop for Daemon {
             for c in rt.list().unwrap_or_default() {
                 let _ = rt.remove(&c.id, true);
             }
+            // And the per-root cgroup parent the containers lived under.
+            if let Ok(hierarchy) = runtime::cgroup::Hierarchy::detect() {
+                let _ = hierarchy.remove_parent(&rt.cgroup_parent());
+            }
         }
     }
 }
