@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 FILES=${FILES:-50000}
 ROUNDS=${ROUNDS:-3}
-IMAGE_SIZE=${IMAGE_SIZE:-2G}
+IMAGE_SIZE=${IMAGE_SIZE:-4G}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 
 work=$(mktemp -d /var/tmp/dock-bench-import.XXXXXX)
