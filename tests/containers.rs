@@ -768,6 +768,12 @@ fn rm_of_a_running_container_needs_force() {
     assert!(stderr(&out).contains("busy"), "{}", stderr(&out));
     env.ok(&["rm", "-f", "busy"]);
     assert!(env.container_dirs().is_empty());
+    // A --rm container removes itself when killed; rm -f still succeeds.
+    env.ok(&[
+        "run", "-d", "--rm", "--name", "gone", "busybox", "sleep", "1000",
+    ]);
+    env.ok(&["rm", "-f", "gone"]);
+    assert!(env.container_dirs().is_empty());
     env.assert_clean();
 }
 

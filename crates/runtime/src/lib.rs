@@ -513,13 +513,24 @@ impl Runtime {
                 return Err(Error::Running(c.name));
             }
             match self.kill(id, libc::SIGKILL) {
-                Ok(()) | Err(Error::NotRunning(_)) => {}
+                Ok(()) | Err(Error::NotRunning(_)) | Err(Error::NoSuchContainer(_)) => {}
                 Err(e) => return Err(e),
             }
         }
         let paths = self.paths(id);
-        let _lock = container::Lock::acquire(&paths.lock())?;
-        let c = self.load(id)?;
+        let gone = |e: &Error| matches!(e, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound);
+        // A `--rm` container removes itself when killed.
+        let _lock = match container::Lock::acquire(&paths.lock()) {
+            Ok(lock) => lock,
+            Err(e) if gone(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        // Not `load`: its ghost check takes this same lock.
+        let c = match container::load(&paths.config()) {
+            Ok(c) => c,
+            Err(e) if gone(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         if c.state.running {
             return Err(Error::Running(c.name));
         }
