@@ -3,9 +3,9 @@
 //! run's events to those clients.
 //!
 //! A start registers its client with the monitor before the command runs, so output and the
-//! exit code of even the shortest command reach everyone who asked before `/start`. Clients that
-//! come while a run is live subscribe to it; a container started elsewhere (`dock start`) is
-//! reached through its attach socket.
+//! exit code of even the shortest command reach everyone who asked before `/start`. Waits that
+//! come while such a run is live subscribe to its outcome; attaches to a running container, and
+//! anything about a container started elsewhere (`dock start`), go through its attach socket.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -89,7 +89,7 @@ impl Runs {
         next: bool,
     ) -> ApiResult<Joined> {
         let mut entries = self.lock();
-        if let Some(entry) = entries.get(id) {
+        if let Some(entry) = entries.get(id).filter(|entry| entry.live || next) {
             return Ok(Joined::Run(entry.outcome.subscribe()));
         }
         if running()? {
