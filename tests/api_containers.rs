@@ -67,6 +67,28 @@ fn piped_stdin_reaches_the_container_and_its_end_closes_it() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(stdout(&out), "hi\n", "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(0));
+
+    // Volumes both ways arrive whole: 2 MiB in, 3 MB out.
+    let mut child = daemon
+        .docker_cmd(&["run", "-i", "bb", "wc", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || input.write_all(&vec![b'x'; 2 << 20]));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert_eq!(
+        stdout(&out).trim(),
+        (2 << 20).to_string(),
+        "{}",
+        stderr(&out)
+    );
+    let out = daemon.docker(&["run", "bb", "head", "-c", "3000000", "/dev/zero"]);
+    assert_eq!(out.stdout.len(), 3_000_000, "{}", stderr(&out));
+    assert!(out.stdout.iter().all(|b| *b == 0));
 }
 
 #[test]
