@@ -241,3 +241,77 @@ fn unescape(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// Unmounts on drop, so a failing test leaves no mount behind.
+    struct Mounted(PathBuf);
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = detach(&self.0);
+        }
+    }
+
+    /// `count` layers `<graph>/<64 hex>/layer`, each holding its own file; top first.
+    fn layers(graph: &Path, count: usize) -> Vec<PathBuf> {
+        (0..count)
+            .map(|i| {
+                let layer = graph.join(format!("{i:064x}")).join("layer");
+                fs::create_dir_all(&layer).unwrap();
+                fs::write(layer.join(format!("file{i}")), i.to_string()).unwrap();
+                // The same name in every layer: the top one must win.
+                fs::write(layer.join("top"), i.to_string()).unwrap();
+                layer
+            })
+            .collect()
+    }
+
+    fn check(lowers: &[PathBuf], dir: &Path, classic: bool) {
+        let (upper, work, target) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
+        for d in [&upper, &work, &target] {
+            fs::create_dir_all(d).unwrap();
+        }
+        if classic {
+            mount_classic(lowers, &upper, &work, &target).unwrap();
+        } else {
+            mount(lowers, &upper, &work, &target).unwrap();
+        }
+        let guard = Mounted(target.clone());
+        assert!(is_mounted(&target));
+        for i in 0..lowers.len() {
+            assert_eq!(
+                fs::read_to_string(target.join(format!("file{i}"))).unwrap(),
+                i.to_string()
+            );
+        }
+        assert_eq!(fs::read_to_string(target.join("top")).unwrap(), "0");
+        fs::write(target.join("new"), "x").unwrap();
+        assert!(upper.join("new").exists());
+        assert!(!lowers[0].join("new").exists());
+        drop(guard);
+        assert!(!is_mounted(&target));
+    }
+
+    #[test]
+    fn deep_images_mount_with_the_new_api_and_with_mount2() {
+        let tmp = tempfile::tempdir().unwrap();
+        let graph = tmp.path().join("graph");
+        // 120 full-length layer paths are far more than one page of mount options.
+        let deep = layers(&graph, 120);
+        check(&deep, &tmp.path().join("a"), false);
+        // mount(2) fits 40 layers by naming them relative to the graph directory.
+        check(&deep[..40], &tmp.path().join("b"), true);
+    }
+
+    #[test]
+    fn unmount_of_nothing_is_fine_and_no_layers_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        unmount(tmp.path()).unwrap();
+        detach(tmp.path()).unwrap();
+        let err = mount(&[], tmp.path(), tmp.path(), tmp.path()).unwrap_err();
+        assert!(err.to_string().contains("no layers"), "{err}");
+    }
+}
