@@ -50,6 +50,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::POST, "/images/create") => {
             return images::create(state, query, req.into_body()).await
         }
+        (&Method::POST, "/auth") => return Err(no_registry("logging in to a registry")),
         (&Method::POST, "/commit") => return containers::commit(state, query).await,
         (&Method::GET, "/containers/json") => return containers::list(state, query).await,
         (&Method::POST, "/containers/create") => {
@@ -91,12 +92,20 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                     (&Method::GET, "json") => return images::inspect(state, name).await,
                     (&Method::GET, "history") => return images::history(state, name).await,
                     (&Method::POST, "tag") => return images::tag(state, name, query).await,
+                    (&Method::POST, "push") => return Err(no_registry("pushing an image")),
                     _ => {}
                 }
             }
         }
     }
     Err(not_found())
+}
+
+/// What needs a registry: the daemon contacts none.
+fn no_registry(what: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{what} is not supported: dock contacts no registry"
+    ))
 }
 
 /// The generic answer to a path nothing serves; `docker inspect` probes with it.
