@@ -790,11 +790,7 @@ fn a_killed_monitor_leaves_no_ghost() {
     let monitors = env.monitors();
     assert_eq!(monitors.len(), 1);
     kill9(monitors[0]);
-    while Path::new(&format!("/proc/{}/cmdline", monitors[0])).exists()
-        && std::fs::read(format!("/proc/{}/cmdline", monitors[0])).is_ok_and(|c| !c.is_empty())
-    {
-        std::thread::yield_now();
-    }
+    wait_for_exit(monitors[0]);
     let ps = env.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited (137)"), "{ps}");
     let c = env.inspect(&id);
