@@ -726,17 +726,26 @@ fn ps(ctx: &Context, rt: &Runtime, all: bool, quiet: bool, no_trunc: bool) -> an
         return Ok(0);
     }
     let tags = ctx.tags().ok();
+    let graph = ctx.graph().ok();
     let mut table = Table::new(&[
         "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES",
     ]);
     for c in &containers {
-        let image = if graph::is_full_id(&c.config.image) || c.config.image.is_empty() {
+        // The name the user gave while it still names the container's image (Docker's
+        // choice), otherwise another of its names, otherwise its short id.
+        let given_still_names_it = match (&tags, &graph) {
+            (Some(tags), Some(graph)) => tags
+                .lookup(graph, &c.config.image)
+                .is_ok_and(|image| image.id == c.image),
+            _ => false,
+        };
+        let image = if given_still_names_it && !graph::is_full_id(&c.config.image) {
+            c.config.image.clone()
+        } else {
             tags.as_ref()
                 .and_then(|t| t.names(&c.image).ok())
                 .and_then(|names| names.into_iter().next())
                 .unwrap_or_else(|| short_id(&c.image).to_string())
-        } else {
-            c.config.image.clone()
         };
         let command = c.command_line();
         let command = if no_trunc {
