@@ -61,6 +61,7 @@ pub fn main(root: &Path, id: &str) -> i32 {
                     stream: starter,
                     hello: Some(hello),
                     input: FrameBuffer::default(),
+                    dead: false,
                 });
             }
             session.clients = clients;
@@ -86,6 +87,8 @@ struct Conn {
     stream: UnixStream,
     hello: Option<Hello>,
     input: FrameBuffer,
+    /// Failed or closed; removed after the current poll round, so indices stay valid.
+    dead: bool,
 }
 
 struct Session {
@@ -335,7 +338,6 @@ impl Session {
                 tracing::debug!(error = %io::Error::last_os_error(), "poll failed");
                 return;
             }
-            let mut dead = Vec::new();
             for (pfd, slot) in fds.iter().zip(slots) {
                 if pfd.revents == 0 {
                     continue;
@@ -347,17 +349,13 @@ impl Session {
                     Slot::Err => self.pump_output(false, &mut buf),
                     Slot::Stdin => self.flush_stdin(),
                     Slot::Client(i) => {
-                        if !self.read_client(i, &mut buf) {
-                            dead.push(i);
+                        if !self.clients[i].dead && !self.read_client(i, &mut buf) {
+                            self.clients[i].dead = true;
                         }
                     }
                 }
             }
-            // Clients that failed a write are gone too.
-            dead.sort_unstable();
-            for i in dead.into_iter().rev() {
-                self.clients.remove(i);
-            }
+            self.clients.retain(|conn| !conn.dead);
         }
     }
 
@@ -390,6 +388,7 @@ impl Session {
                         stream,
                         hello: None,
                         input: FrameBuffer::default(),
+                        dead: false,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -425,12 +424,14 @@ impl Session {
             tracing::debug!(error = %e, "writing the container log failed");
         }
         let frame = attach::encode(kind, data);
-        self.clients.retain_mut(|conn| {
+        for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
             let wants = conn
                 .hello
                 .is_some_and(|h| if stdout { h.stdout } else { h.stderr });
-            !wants || conn.stream.write_all(&frame).is_ok()
-        });
+            if wants && conn.stream.write_all(&frame).is_err() {
+                conn.dead = true;
+            }
+        }
     }
 
     fn flush_stdin(&mut self) {
@@ -547,7 +548,7 @@ impl Session {
         record_exit(&self.rt, &self.id, code, oom);
         let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
-        for conn in &mut self.clients {
+        for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
             let _ = conn.stream.write_all(&frame);
         }
         // The connections close when this process is gone, not before: a client that sees
