@@ -970,3 +970,39 @@ fn foreground_signals_are_forwarded() {
     assert_eq!(status.code(), Some(5));
     env.assert_clean();
 }
+
+#[test]
+fn clients_that_vanish_do_not_disturb_the_others() {
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "echo",
+        "busybox",
+        "sh",
+        "-c",
+        "while read l; do echo \"$l\"; done",
+    ]);
+    let follower = || {
+        env.root
+            .cmd()
+            .args(["logs", "-f", "echo"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut gone = [follower(), follower()];
+    let kept = follower();
+    for child in &mut gone {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let out = env.run_with_input(&["attach", "echo"], b"one\ntwo\n");
+    assert_eq!(stdout(&out), "one\ntwo\n");
+    assert_eq!(code(&out), 0);
+    let kept = kept.wait_with_output().unwrap();
+    assert_eq!(stdout(&kept), "one\ntwo\n");
+    env.assert_clean();
+}
