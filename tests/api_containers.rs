@@ -34,6 +34,7 @@ fn run_detached_prints_the_id_and_ps_shows_it_up() {
     assert!(row[2].starts_with("Up"), "{ps}");
     assert!(row[3].contains("sleep 100"), "{ps}");
     assert_eq!(daemon.ok(&["ps", "-q"]).trim(), &id[..12]);
+    assert_eq!(daemon.ok(&["ps", "--format", "{{.Image}}"]).trim(), "bb");
     assert_eq!(
         daemon
             .ok(&["inspect", "-f", "{{.State.Running}} {{.Name}}", "sleeper"])
@@ -337,6 +338,11 @@ fn failures_to_run_exit_like_docker() {
         "{}",
         stderr(&out)
     );
+    // Once the name moves to another image, ps shows the container's image by id.
+    let image = daemon.ok(&["image", "inspect", "-f", "{{.Id}}", "bb"]);
+    daemon.import_busybox("bb");
+    let shown = daemon.ok(&["ps", "-a", "-l", "--format", "{{.Image}}"]);
+    assert_eq!(shown.trim(), &image.trim()["sha256:".len()..][..12]);
 }
 
 #[test]

@@ -109,8 +109,22 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
     let names = query.filter("name")?;
     let statuses = query.filter("status")?;
     let ids = query.filter("id")?;
-    let containers =
-        blocking(move || state.runtime.list().map_err(|e| runtime_error(e, ""))).await?;
+    let containers = blocking(move || {
+        let mut containers = state.runtime.list().map_err(|e| runtime_error(e, ""))?;
+        // As Docker: the image name given, while it still names the container's image; else
+        // the image id.
+        for c in &mut containers {
+            let same = state
+                .tags
+                .lookup(&state.graph, &c.config.image)
+                .is_ok_and(|image| image.id == c.image);
+            if !same {
+                c.config.image = api_id(&c.image);
+            }
+        }
+        Ok(containers)
+    })
+    .await?;
     let entries: Vec<Value> = containers
         .iter()
         .filter(|c| all || !statuses.is_empty() || c.state.running)
