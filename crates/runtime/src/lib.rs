@@ -361,13 +361,21 @@ impl Runtime {
             .send(attach::Kind::Hello, &hello.encode())
             .map_err(|e| monitor_err(format!("hello: {e}")))?;
         let mut cmd = Command::new(&self.monitor_exe);
-        cmd.arg("--root")
-            .arg(&self.root)
-            .arg(MONITOR_COMMAND)
+        cmd.arg("--root").arg(&self.root);
+        // With `--debug` the monitor logs its steps to our stderr too.
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
+        if debug {
+            cmd.arg("--debug");
+        }
+        cmd.arg(MONITOR_COMMAND)
             .arg(id)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(if debug {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
         let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
