@@ -362,20 +362,25 @@ impl Runtime {
             .map_err(|e| monitor_err(format!("hello: {e}")))?;
         let mut cmd = Command::new(&self.monitor_exe);
         cmd.arg("--root").arg(&self.root);
-        // With `--debug` the monitor logs its steps to our stderr too.
-        let debug = tracing::enabled!(tracing::Level::DEBUG);
-        if debug {
+        // With `--debug` the monitor logs its steps to containers/<id>/monitor.log (not to our
+        // stderr: the monitor outlives us, and a closed stderr must not take it down).
+        let debug_log = if tracing::enabled!(tracing::Level::DEBUG) {
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.paths(id).dir.join("monitor.log"))
+                .ok()
+        } else {
+            None
+        };
+        if debug_log.is_some() {
             cmd.arg("--debug");
         }
         cmd.arg(MONITOR_COMMAND)
             .arg(id)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(if debug {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+            .stderr(debug_log.map_or_else(Stdio::null, Stdio::from));
         let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
