@@ -1,6 +1,6 @@
 //! Image commands: import, images, history, tag, rmi, and image inspect.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
@@ -247,24 +247,45 @@ fn images(
             short_id(id).to_string()
         }
     };
-    let mut rows: Vec<(String, String, Image)> = Vec::new();
-    let mut tagged = BTreeSet::new();
-    for (repo, repo_tags) in tags.repositories()? {
+    // Each store is read once: every image's json, and the repositories file.
+    let images: HashMap<String, Image> = graph
+        .all()?
+        .into_iter()
+        .map(|image| (image.id.clone(), image))
+        .collect();
+    let repositories = tags.repositories()?;
+    let mut names: HashMap<&str, String> = HashMap::new();
+    for (repo, repo_tags) in &repositories {
+        for (tag, image_id) in repo_tags {
+            // Repositories and tags iterate sorted, so the first name is Docker's choice.
+            names
+                .entry(image_id.as_str())
+                .or_insert_with(|| format!("{repo}:{tag}"));
+        }
+    }
+    let mut rows: Vec<(String, String, &Image)> = Vec::new();
+    for (repo, repo_tags) in &repositories {
         if name.is_some_and(|n| n != repo) {
             continue;
         }
         for (tag, image_id) in repo_tags {
             // A tag whose image is gone is not listed; `rmi` never leaves one.
-            if let Ok(image) = graph.get(&image_id) {
-                tagged.insert(image_id);
-                rows.push((repo.clone(), tag, image));
+            if let Some(image) = images.get(image_id) {
+                rows.push((repo.clone(), tag.clone(), image));
             }
         }
     }
     if name.is_none() {
-        let mut untagged = if all { graph.all()? } else { graph.heads()? };
-        untagged.retain(|image| !tagged.contains(&image.id));
-        untagged.sort_by(|a, b| b.created.cmp(&a.created));
+        let parents: HashSet<&str> = images
+            .values()
+            .filter_map(|i| i.parent.as_deref())
+            .collect();
+        let mut untagged: Vec<&Image> = images
+            .values()
+            .filter(|image| !names.contains_key(image.id.as_str()))
+            .filter(|image| all || !parents.contains(image.id.as_str()))
+            .collect();
+        untagged.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
         rows.extend(
             untagged
                 .into_iter()
@@ -284,7 +305,10 @@ fn images(
         let mut table = Table::new(&["REPOSITORY", "TAG", "ID", "CREATED", "PARENT"]);
         for (repo, tag, image) in &rows {
             let parent = match &image.parent {
-                Some(parent) => display_name(&tags, parent, no_trunc)?,
+                Some(parent) => names
+                    .get(parent.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| id(parent)),
                 None => String::new(),
             };
             table.row(vec![
@@ -362,7 +386,9 @@ fn remove_image(
     };
     let children = graph.children(&image.id)?;
     let users = crate::images_in_use(ctx, &image.id)?;
-    if tagged.is_some() && (tags.names(&image.id)?.len() > 1 || !children.is_empty() || !users.is_empty()) {
+    if tagged.is_some()
+        && (tags.names(&image.id)?.len() > 1 || !children.is_empty() || !users.is_empty())
+    {
         // Other names, children or containers keep the image: only the name goes.
         tags.untag(&repo, &tag)?;
         println!("Untagged: {repo}:{tag}");
