@@ -50,7 +50,9 @@ fn import_from_file_prints_a_full_id_and_lists_it() {
     let root = DockRoot::new();
     let id = root.import_busybox("busybox");
     assert_eq!(id.len(), 64, "{id}");
-    assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(id
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     let listing = root.ok(&["images"]);
     let mut lines = listing.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
@@ -58,7 +60,10 @@ fn import_from_file_prints_a_full_id_and_lists_it() {
     let row = lines.next().unwrap();
     assert!(row.starts_with("busybox"), "{row}");
     assert!(row.contains("latest") && row.contains(&id[..12]), "{row}");
-    assert!(row.contains("Less than a second ago") || row.contains("seconds ago"), "{row}");
+    assert!(
+        row.contains("Less than a second ago") || row.contains("seconds ago"),
+        "{row}"
+    );
     assert_eq!(lines.next(), None);
 }
 
@@ -75,7 +80,8 @@ fn import_from_stdin_with_repository_and_tag_arguments() {
     assert!(out.status.success(), "{}", stderr(&out));
     let id = stdout(&out).trim().to_string();
     assert_eq!(root.ok(&["images", "-q", "team/base"]).trim(), &id[..12]);
-    let inspect: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", "team/base:v1"])).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&root.ok(&["inspect", "team/base:v1"])).unwrap();
     assert_eq!(inspect[0]["id"], id.as_str());
     assert_eq!(inspect[0]["comment"], "Imported from -");
 }
@@ -143,7 +149,10 @@ fn a_killed_import_leaves_no_image_and_no_staging() {
     stdin.flush().unwrap();
     let staging = root.path().join("graph/_tmp");
     for _ in 0..500 {
-        if std::fs::read_dir(&staging).map(|d| d.count() > 0).unwrap_or(false) {
+        if std::fs::read_dir(&staging)
+            .map(|d| d.count() > 0)
+            .unwrap_or(false)
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -154,7 +163,10 @@ fn a_killed_import_leaves_no_image_and_no_staging() {
     // The next command cleans what the killed one staged.
     assert!(image_ids(&root).is_empty());
     assert!(root.ok(&["images", "-q"]).is_empty());
-    assert!(staging_is_empty(&root), "staging left after the next command");
+    assert!(
+        staging_is_empty(&root),
+        "staging left after the next command"
+    );
 }
 
 #[test]
@@ -165,20 +177,28 @@ fn tag_forms_force_and_invalid_names() {
     root.ok(&["tag", "base", "repo:one"]);
     root.ok(&["tag", &first[..8], "repo", "two"]);
     let listing = root.ok(&["images", "repo"]);
-    assert!(listing.contains("one") && listing.contains("two"), "{listing}");
+    assert!(
+        listing.contains("one") && listing.contains("two"),
+        "{listing}"
+    );
     // Moving a tag to another image needs -f, as 0.1.0 meant.
     let out = root.run(&["tag", "other", "repo:one"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("repo:one"), "{}", stderr(&out));
     root.ok(&["tag", "-f", "other", "repo:one"]);
-    let inspect: serde_json::Value = serde_json::from_str(&root.ok(&["inspect", "repo:one"])).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&root.ok(&["inspect", "repo:one"])).unwrap();
     assert_eq!(inspect[0]["id"], second.as_str());
     let out = root.run(&["tag", "base", "UPPER:case"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("UPPER"), "{}", stderr(&out));
     let out = root.run(&["tag", "nosuch", "repo:x"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no such image: nosuch"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no such image: nosuch"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -200,7 +220,10 @@ fn twenty_concurrent_tag_processes_all_land() {
     }
     let listing = root.ok(&["images", "many"]);
     for i in 0..20 {
-        assert!(listing.contains(&format!(" t{i} ")), "t{i} missing from\n{listing}");
+        assert!(
+            listing.contains(&format!(" t{i} ")),
+            "t{i} missing from\n{listing}"
+        );
     }
     assert_eq!(listing.lines().count(), 21);
 }
@@ -212,7 +235,10 @@ fn history_shows_the_image_and_its_columns() {
     let out = root.ok(&["history", "base:1"]);
     let mut lines = out.lines();
     let header = lines.next().unwrap();
-    assert!(header.starts_with("ID") && header.contains("CREATED") && header.contains("CREATED BY"), "{header}");
+    assert!(
+        header.starts_with("ID") && header.contains("CREATED") && header.contains("CREATED BY"),
+        "{header}"
+    );
     let row = lines.next().unwrap();
     assert!(row.starts_with("base:1"), "{row}");
     assert!(row.contains("ago"), "{row}");
@@ -247,7 +273,10 @@ fn rmi_by_id_removes_every_tag_and_errors_go_on() {
     let out = root.run(&["rmi", "nosuch", &id[..12]]);
     assert!(!out.status.success(), "a missing image is an error");
     assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
-    assert_eq!(stdout(&out), format!("Untagged: a:1\nUntagged: b:2\nDeleted: {id}\n"));
+    assert_eq!(
+        stdout(&out),
+        format!("Untagged: a:1\nUntagged: b:2\nDeleted: {id}\n")
+    );
     assert!(image_ids(&root).is_empty());
     assert!(root.ok(&["images"]).lines().count() == 1);
 }
@@ -275,7 +304,10 @@ fn rmi_refuses_an_image_with_children_naming_them() {
     // The untagged child lists as <none> with its parent's name.
     let listing = root.ok(&["images"]);
     let row = listing.lines().find(|l| l.starts_with("<none>")).unwrap();
-    assert!(row.contains(&child.id[..12]) && row.ends_with("parent:latest"), "{listing}");
+    assert!(
+        row.contains(&child.id[..12]) && row.ends_with("parent:latest"),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -284,10 +316,22 @@ fn images_lists_untagged_heads_and_all_with_a() {
     let base = root.import_busybox("base");
     let graph = graph::Graph::open(root.path().join("graph")).unwrap();
     let mid = graph
-        .create(std::io::empty(), graph::NewImage { parent: Some(base.clone()), ..Default::default() })
+        .create(
+            std::io::empty(),
+            graph::NewImage {
+                parent: Some(base.clone()),
+                ..Default::default()
+            },
+        )
         .unwrap();
     let top = graph
-        .create(std::io::empty(), graph::NewImage { parent: Some(mid.id.clone()), ..Default::default() })
+        .create(
+            std::io::empty(),
+            graph::NewImage {
+                parent: Some(mid.id.clone()),
+                ..Default::default()
+            },
+        )
         .unwrap();
     let listing = root.ok(&["images", "-q"]);
     assert_eq!(listing, format!("{}\n{}\n", &base[..12], &top.id[..12]));
@@ -308,7 +352,11 @@ fn inspect_prints_the_image_json_and_fails_on_unknown_names() {
     assert!(value[0]["size"].as_u64().unwrap() > 0);
     let out = root.run(&["inspect", "nosuch"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no such object: nosuch"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no such object: nosuch"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

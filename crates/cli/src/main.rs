@@ -22,7 +22,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 )]
 struct Cli {
     /// State directory
-    #[arg(long, env = "DOCK_ROOT", default_value = "/var/lib/dock", global = true)]
+    #[arg(
+        long,
+        env = "DOCK_ROOT",
+        default_value = "/var/lib/dock",
+        global = true
+    )]
     root: PathBuf,
     /// Show what dock does, step by step
     #[arg(short = 'D', long, global = true)]
