@@ -367,3 +367,25 @@ fn version_and_info_answer() {
     let info = root.ok(&["info"]);
     assert!(info.contains("Images: 1"), "{info}");
 }
+
+#[test]
+fn rmi_by_name_refuses_the_last_tag_of_an_image_a_container_uses() {
+    let root = DockRoot::new();
+    let id = root.import_busybox("base");
+    let container = root.ok(&["run", "base", "true"]);
+    assert!(container.is_empty());
+    let out = root.run(&["rmi", "base"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("\"base\"") && err.contains(&id[..12]), "{err}");
+    // Nothing changed: the tag still names the image.
+    assert!(root.ok(&["images"]).contains("base"));
+    // With a second name the first one can go; the image stays.
+    root.ok(&["tag", "base", "other"]);
+    assert_eq!(root.ok(&["rmi", "base"]), "Untagged: base:latest\n");
+    assert_eq!(image_ids(&root), vec![id]);
+    let ids = root.ok(&["ps", "-aq"]);
+    for container in ids.lines() {
+        root.ok(&["rm", container]);
+    }
+}

@@ -386,10 +386,17 @@ fn remove_image(
     };
     let children = graph.children(&image.id)?;
     let users = crate::images_in_use(ctx, &image.id)?;
-    if tagged.is_some()
-        && (tags.names(&image.id)?.len() > 1 || !children.is_empty() || !users.is_empty())
-    {
-        // Other names, children or containers keep the image: only the name goes.
+    let last_name = tags.names(&image.id)?.len() <= 1;
+    if let (true, Some(container)) = (last_name, users.first()) {
+        // Untagging would strand an image a container runs from; Docker refuses too.
+        bail!(
+            "conflict: unable to remove repository reference \"{name}\" - container {} is using its referenced image {}",
+            short_id(container),
+            short_id(&image.id)
+        );
+    }
+    if tagged.is_some() && (!last_name || !children.is_empty()) {
+        // Other names or children keep the image: only the name goes.
         tags.untag(&repo, &tag)?;
         println!("Untagged: {repo}:{tag}");
         return Ok(());
