@@ -115,6 +115,12 @@ pub enum ContainerCommand {
     },
     /// Export a container's filesystem as a tar archive on stdout
     Export { container: String },
+    /// List port mappings, or look up the public port of PRIVATE_PORT[/PROTO]
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        private_port: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -152,6 +158,9 @@ pub struct RunArgs {
     /// Publish a container's port to the host ([IP:][HOST:]PORT[/PROTO])
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
+    /// Network mode: bridge (default) or none (only lo)
+    #[arg(long = "network", visible_alias = "net", default_value = "bridge")]
+    network: String,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -264,6 +273,10 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
             println!("{}", image.id);
             Ok(0)
         }
+        ContainerCommand::Port {
+            container,
+            private_port,
+        } => port(&rt, &container, private_port.as_deref()),
         ContainerCommand::Export { container } => {
             let c = rt.get(&container)?;
             if io::stdout().is_terminal() {
@@ -313,15 +326,11 @@ fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
             }
         })
         .collect();
-    for spec in &args.publish {
-        if spec.is_empty() || spec.split(['/', ':']).all(str::is_empty) {
-            return Err(Failure {
-                code: 125,
-                message: format!("invalid port specification {spec:?}"),
-            }
-            .into());
-        }
-    }
+    let bad_input = |e: runtime::Error| Failure {
+        code: 125,
+        message: e.to_string(),
+    };
+    let network: runtime::NetworkMode = args.network.parse().map_err(bad_input)?;
     let opts = CreateOptions {
         image: args.image.clone(),
         cmd: args.command.clone(),
@@ -337,10 +346,8 @@ fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
         port_specs: args.publish.clone(),
         auto_remove: args.rm,
     };
-    let c = rt.create(opts).map_err(|e| Failure {
-        code: 125,
-        message: e.to_string(),
-    })?;
+    // Port specs are checked by create, before anything exists.
+    let c = rt.create_with_network(opts, network).map_err(bad_input)?;
     if args.detach {
         drop(rt.start(&c.id, Hello::default()).map_err(start_failure)?);
         println!("{}", c.id);
@@ -753,14 +760,7 @@ fn ps(ctx: &Context, rt: &Runtime, all: bool, quiet: bool, no_trunc: bool) -> an
         } else {
             ellipsis(&command, 20)
         };
-        let ports = c
-            .network_settings
-            .port_mapping
-            .iter()
-            .flatten()
-            .map(|(private, public)| format!("0.0.0.0:{public}->{private}/tcp"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let ports = c.network_settings.ports_summary();
         table.row(vec![
             id(c),
             image,
@@ -773,6 +773,36 @@ fn ps(ctx: &Context, rt: &Runtime, all: bool, quiet: bool, no_trunc: bool) -> an
     }
     print!("{}", table.render());
     Ok(0)
+}
+
+/// `dock port`: every mapping as `80/tcp -> 0.0.0.0:49153`, or just the host side of one.
+fn port(rt: &Runtime, name: &str, private: Option<&str>) -> anyhow::Result<u8> {
+    let c = rt.get(name)?;
+    let ports = &c.network_settings.ports;
+    let mut out = io::stdout().lock();
+    let Some(private) = private else {
+        for (key, bindings) in ports {
+            for b in bindings {
+                writeln!(out, "{key} -> {}:{}", b.host_ip, b.host_port)?;
+            }
+        }
+        return Ok(0);
+    };
+    let (number, proto) = private.split_once('/').unwrap_or((private, "tcp"));
+    let valid = number.parse::<u16>().is_ok_and(|n| n > 0) && matches!(proto, "tcp" | "udp");
+    if !valid {
+        anyhow::bail!("invalid port {private:?}: expected PORT or PORT/tcp or PORT/udp");
+    }
+    let key = format!("{number}/{proto}");
+    match ports.get(&key) {
+        Some(bindings) if !bindings.is_empty() => {
+            for b in bindings {
+                writeln!(out, "{}:{}", b.host_ip, b.host_port)?;
+            }
+            Ok(0)
+        }
+        _ => anyhow::bail!("no public port {key} published for container {name}"),
+    }
 }
 
 /// `KILL`, `SIGKILL`, `kill` or `9`.

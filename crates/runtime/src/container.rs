@@ -38,6 +38,8 @@ pub struct Config {
     pub cmd: Vec<String>,
     /// The image as the user named it.
     pub image: String,
+    /// `--network none`: only `lo`, in the container's own network namespace.
+    pub network_disabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -80,7 +82,63 @@ pub struct NetworkSettings {
     pub ip_prefix_len: u8,
     pub gateway: String,
     /// Private port -> public port, both decimal strings; `null` when not running.
+    /// TCP ports are keyed by the bare number (Docker 0.1.0), UDP ports as `53/udp`.
     pub port_mapping: Option<BTreeMap<String, String>>,
+    /// The bridge the container is attached to; empty when not running or not networked.
+    pub bridge: String,
+    /// Docker's later view of the same mappings: `80/tcp` -> its host bindings.
+    pub ports: BTreeMap<String, Vec<PortBinding>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+impl NetworkSettings {
+    /// The settings of a connected container (what `dock inspect` and `dock port` show).
+    pub fn from_endpoint(endpoint: &netmgr::Endpoint, bridge: &str) -> NetworkSettings {
+        let mut port_mapping = BTreeMap::new();
+        let mut ports: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
+        for m in &endpoint.ports {
+            let private = match m.proto {
+                netmgr::Proto::Tcp => m.container_port.to_string(),
+                netmgr::Proto::Udp => format!("{}/udp", m.container_port),
+            };
+            port_mapping.insert(private, m.host_port.to_string());
+            ports
+                .entry(format!("{}/{}", m.container_port, m.proto))
+                .or_default()
+                .push(PortBinding {
+                    host_ip: m
+                        .host_ip
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+                        .to_string(),
+                    host_port: m.host_port.to_string(),
+                });
+        }
+        NetworkSettings {
+            ip_address: endpoint.ip.to_string(),
+            ip_prefix_len: endpoint.prefix_len,
+            gateway: endpoint.gateway.to_string(),
+            port_mapping: Some(port_mapping),
+            bridge: bridge.to_string(),
+            ports,
+        }
+    }
+
+    /// `0.0.0.0:49153->80/tcp, ...` as `docker ps` shows published ports.
+    pub fn ports_summary(&self) -> String {
+        let mut all = Vec::new();
+        for (private, bindings) in &self.ports {
+            for b in bindings {
+                all.push(format!("{}:{}->{private}", b.host_ip, b.host_port));
+            }
+        }
+        all.join(", ")
+    }
 }
 
 /// The monitor process that owns a running container, identified by pid and start time so a

@@ -31,7 +31,7 @@ use graph::Graph;
 use tagstore::TagStore;
 
 pub use attach::{Client, Event, Hello};
-pub use container::{Config, Container, NetworkSettings, State};
+pub use container::{Config, Container, NetworkSettings, PortBinding, State};
 
 /// The hidden subcommand that runs a monitor: `dock --root ROOT __monitor ID`, with the
 /// starter's socket as fd 3.
@@ -47,6 +47,34 @@ pub const DEFAULT_ENV: [&str; 2] = [
 
 /// Exit code recorded for a container whose monitor vanished: it was killed.
 pub const GHOST_EXIT_CODE: i32 = 137;
+
+/// Optional network settings of a root, `{"bridge": "br0", "subnet": "10.10.0.0/24"}`; what
+/// it leaves out comes from [`netmgr::NetConfig::for_root`].
+pub const NET_CONFIG_FILE: &str = "config.json";
+
+/// How a container is networked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// A veth on the root's bridge, an address, and the published ports.
+    #[default]
+    Bridge,
+    /// Only `lo`, in the container's own network namespace.
+    None,
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<NetworkMode> {
+        match s {
+            "bridge" | "default" => Ok(NetworkMode::Bridge),
+            "none" => Ok(NetworkMode::None),
+            other => Err(Error::Network(format!(
+                "unsupported network mode {other:?}: use bridge or none"
+            ))),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -89,6 +117,10 @@ pub enum Error {
     Archive(String),
     #[error("cgroup: {0}")]
     Cgroup(String),
+    #[error("{0}")]
+    Network(String),
+    #[error("invalid network config {}: {message}", path.display())]
+    NetworkConfig { path: PathBuf, message: String },
 }
 
 impl Error {
@@ -251,7 +283,64 @@ impl Runtime {
             .collect())
     }
 
+    /// The network settings of this root: `<root>/config.json` over the per-root defaults.
+    pub fn net_config(&self) -> Result<netmgr::NetConfig> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            bridge: Option<String>,
+            subnet: Option<String>,
+        }
+        // The canonical path, so `--root x` and `--root /abs/x` share one network.
+        let root = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        let mut cfg = netmgr::NetConfig::for_root(&root);
+        let path = root.join(NET_CONFIG_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(cfg),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let invalid = |message: String| Error::NetworkConfig {
+            path: path.clone(),
+            message,
+        };
+        let file: File = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        if let Some(bridge) = file.bridge {
+            cfg.bridge = bridge;
+        }
+        if let Some(subnet) = file.subnet {
+            let net: ipnet::Ipv4Net = subnet
+                .parse()
+                .map_err(|_| invalid(format!("subnet {subnet:?} is not an IPv4 CIDR")))?;
+            cfg.subnet = net.trunc();
+        }
+        Ok(cfg)
+    }
+
+    /// Opens (and sets up when needed) this root's bridge network.
+    pub fn network(&self) -> Result<netmgr::Network> {
+        netmgr::Network::open(self.net_config()?).map_err(|e| Error::Network(e.to_string()))
+    }
+
     pub fn create(&self, opts: CreateOptions) -> Result<Container> {
+        self.create_with_network(opts, NetworkMode::Bridge)
+    }
+
+    /// `create` with a network mode; `-p` specs are checked here, before anything exists.
+    pub fn create_with_network(
+        &self,
+        opts: CreateOptions,
+        network: NetworkMode,
+    ) -> Result<Container> {
+        for spec in &opts.port_specs {
+            spec.parse::<netmgr::PortSpec>()
+                .map_err(|e| Error::Network(e.to_string()))?;
+        }
+        if network == NetworkMode::None && !opts.port_specs.is_empty() {
+            return Err(Error::Network(
+                "conflicting options: ports cannot be published with --network none".into(),
+            ));
+        }
         let graph = self.graph()?;
         let tags = self.tags()?;
         let image = tags
@@ -289,6 +378,7 @@ impl Runtime {
             env: opts.env.clone(),
             cmd: cmd.clone(),
             image: opts.image.clone(),
+            network_disabled: network == NetworkMode::None,
         };
 
         // Names are checked and the directory created under one lock, so two creates with
@@ -652,7 +742,12 @@ impl Runtime {
         let cg = cgroup::Cgroup::open(&self.cgroup_parent(), id);
         c.state.oom_killed = c.state.oom_killed || cg.oom_killed();
         cg.remove().map_err(|e| Error::Cgroup(e.to_string()))?;
-        // Network release of a ghost goes here once networking is wired.
+        if !c.config.network_disabled {
+            // Its veth, port rules, address and ports; disconnect is idempotent.
+            tracing::debug!(%id, "releasing the network of a vanished monitor");
+            self.network()
+                .and_then(|net| net.reclaim(id).map_err(|e| Error::Network(e.to_string())))?;
+        }
         overlay::unmount(&paths.rootfs())?;
         let _ = fs::remove_file(paths.socket());
         c.state.running = false;
@@ -661,7 +756,7 @@ impl Runtime {
         c.state.finished_at = Utc::now();
         c.monitor = None;
         c.init = None;
-        c.network_settings.port_mapping = None;
+        c.network_settings = NetworkSettings::default();
         if c.auto_remove {
             fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
             return Err(Error::NoSuchContainer(id.to_string()));

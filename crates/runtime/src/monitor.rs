@@ -21,7 +21,7 @@ use chrono::Utc;
 
 use crate::attach::{self, FrameBuffer, Hello, Kind};
 use crate::cgroup::{Cgroup, Limits};
-use crate::container::{self, Container, Lock, ProcessRef};
+use crate::container::{self, Container, Lock, NetworkSettings, ProcessRef};
 use crate::logs::LogWriter;
 use crate::{overlay, procs, Error, Runtime, STARTER_FD};
 
@@ -108,6 +108,8 @@ struct Session {
     log: LogWriter,
     exit: Option<i32>,
     cgroup: Cgroup,
+    /// The bridge network the container is connected to; None with `--network none`.
+    network: Option<netmgr::Network>,
 }
 
 type LaunchError = (u8, String);
@@ -151,6 +153,7 @@ impl Session {
 
         let cgroup_parent = rt.cgroup_parent();
         let mut cgroup: Option<Cgroup> = None;
+        let mut network: Option<netmgr::Network> = None;
         let result = (|| -> Result<Session, LaunchError> {
             let graph = rt.graph().map_err(runtime_err)?;
             let lowers = graph
@@ -220,10 +223,29 @@ impl Session {
                 resolv_conf: resolv.exists().then(|| resolv.to_path_buf()),
             };
             let cg_ref: &Cgroup = cg;
+            let port_specs = c
+                .config
+                .port_specs
+                .iter()
+                .map(|s| s.parse::<netmgr::PortSpec>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| (125u8, e.to_string()))?;
+            let mut endpoint: Option<netmgr::Endpoint> = None;
+            let (net_slot, endpoint_slot, rt_ref) = (&mut network, &mut endpoint, &rt);
+            let network_disabled = c.config.network_disabled;
             let pid = sysinit::spawn(spec, |pid| {
                 cg_ref.add_pid(pid.as_raw()).map_err(|e| e.to_string())?;
-                // Network connect (veth into the pid's netns, ports) goes here once wired;
-                // its Endpoint is recorded in NetworkSettings below.
+                if network_disabled {
+                    tracing::debug!(%id, pid = pid.as_raw(), "network none: bringing lo up");
+                    return loopback_up(pid.as_raw())
+                        .map_err(|e| format!("bring up lo of container {id}: {e}"));
+                }
+                let net = net_slot.insert(rt_ref.network().map_err(|e| e.to_string())?);
+                tracing::debug!(%id, pid = pid.as_raw(), ?port_specs, "connecting the network");
+                let ep = net
+                    .connect(id, pid.as_raw(), &port_specs)
+                    .map_err(|e| format!("connect container {id} to the network: {e}"))?;
+                *endpoint_slot = Some(ep);
                 Ok(())
             })
             .map_err(|e| (e.exit_code() as u8, e.to_string()))?
@@ -252,6 +274,12 @@ impl Session {
                 c.state.pid = pid;
                 c.state.exit_code = 0;
                 c.state.started_at = Utc::now();
+                c.network_settings = match (&endpoint, &network) {
+                    (Some(ep), Some(net)) => {
+                        NetworkSettings::from_endpoint(ep, &net.config().bridge)
+                    }
+                    _ => NetworkSettings::default(),
+                };
                 c.init = Some(ProcessRef {
                     pid,
                     start_time: procs::start_time(pid).unwrap_or_default(),
@@ -276,6 +304,7 @@ impl Session {
                 cgroup: cgroup
                     .take()
                     .unwrap_or_else(|| Cgroup::open(&cgroup_parent, id)),
+                network: network.take(),
             })
         })();
         match result {
@@ -284,6 +313,11 @@ impl Session {
                 tracing::debug!(%id, code, %message, "container failed to start");
                 if let Some(cg) = cgroup {
                     let _ = cg.remove();
+                }
+                if let Some(net) = network {
+                    if let Err(e) = net.disconnect(id) {
+                        tracing::warn!(%id, error = %e, "releasing the network failed");
+                    }
                 }
                 let _ = overlay::unmount(&paths.rootfs());
                 record_exit(&rt, id, code as i32, false);
@@ -539,7 +573,12 @@ impl Session {
         if let Err(e) = self.cgroup.remove() {
             tracing::warn!(id = %self.id, error = %e, "removing the cgroup failed");
         }
-        // Network disconnect goes here once wired.
+        if let Some(net) = &self.network {
+            tracing::debug!(id = %self.id, "disconnecting the network");
+            if let Err(e) = net.disconnect(&self.id) {
+                tracing::warn!(id = %self.id, error = %e, "releasing the network failed");
+            }
+        }
         let paths = self.rt.paths(&self.id);
         if let Err(e) = overlay::detach(&paths.rootfs()) {
             tracing::warn!(id = %self.id, error = %e, "unmounting the rootfs failed");
@@ -595,7 +634,7 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) {
         c.state.finished_at = Utc::now();
         c.monitor = None;
         c.init = None;
-        c.network_settings.port_mapping = None;
+        c.network_settings = NetworkSettings::default();
         container::save(&paths.config(), &c)
     })();
     if let Err(e) = result {
@@ -640,6 +679,50 @@ fn release_startup_pages() {
             }
         }
     }
+}
+
+/// Brings `lo` up in the network namespace of `pid` (`--network none`): enters it for one
+/// ioctl and comes back. The monitor is single-threaded, so setns is safe here.
+fn loopback_up(pid: i32) -> io::Result<()> {
+    let own = File::open("/proc/self/ns/net")?;
+    let theirs = File::open(format!("/proc/{pid}/ns/net"))?;
+    // SAFETY: setns with namespace descriptors we hold open.
+    if unsafe { libc::setns(theirs.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let result = (|| {
+        // SAFETY: a plain datagram socket, closed by OwnedFd.
+        let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if sock < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+        // SAFETY: ifreq is plain data; zeroed is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS with a valid ifreq naming lo.
+        unsafe {
+            if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    })();
+    // SAFETY: back to the namespace we came from.
+    if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        // Staying in the container's netns would break every later network step.
+        let e = io::Error::last_os_error();
+        tracing::error!(error = %e, "cannot return to the host network namespace");
+        std::process::abort();
+    }
+    result
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
