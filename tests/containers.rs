@@ -227,6 +227,12 @@ impl Drop for Env {
             // SAFETY: detach a mount under our own test root.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
+        // The root's bridge, nftables table and veths (containers are networked by default).
+        if let Ok(cfg) = runtime::Runtime::open(self.path()).and_then(|rt| rt.net_config()) {
+            if let Err(e) = netmgr::Network::open(cfg).and_then(netmgr::Network::destroy) {
+                eprintln!("tearing down the network of {}: {e}", self.path().display());
+            }
+        }
     }
 }
 

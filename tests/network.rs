@@ -1,0 +1,564 @@
+//! End-to-end networking tests: the real `dock` binary against a private root whose bridge,
+//! nftables table and subnet come from `NetConfig::for_root`, so tests run in parallel. Every
+//! test owns a [`NetEnv`] whose Drop removes its containers, kills what is left, unmounts, and
+//! destroys the root's network (table, veths, bridge), even when the test fails. Traffic goes
+//! only to loopback, the root's gateway and the test's own containers.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{stderr, stdout, DockRoot};
+
+/// How long a container may take to start listening before a fetch counts as failed.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(20);
+
+struct NetEnv {
+    root: DockRoot,
+    net: netmgr::NetConfig,
+}
+
+impl NetEnv {
+    fn new() -> NetEnv {
+        let root = DockRoot::new();
+        let net = runtime::Runtime::open(root.path())
+            .unwrap()
+            .net_config()
+            .unwrap();
+        root.import_busybox("busybox");
+        NetEnv { root, net }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.root.run(args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.root.ok(args)
+    }
+
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    /// A detached httpd serving `hello from NAME` on port 80, with the given `-p` flags.
+    fn httpd(&self, name: &str, publish: &[&str]) -> String {
+        let script = format!(
+            "mkdir -p /www && echo 'hello from {name}' > /www/index.html && exec httpd -f -p 80 -h /www"
+        );
+        let mut args = vec!["run", "-d", "--name", name];
+        for p in publish {
+            args.extend(["-p", p]);
+        }
+        args.extend(["busybox", "sh", "-c", &script]);
+        self.ok(&args).trim().to_string()
+    }
+
+    fn network(&self) -> netmgr::Network {
+        netmgr::Network::open(self.net.clone()).unwrap()
+    }
+
+    fn ip_of(&self, name: &str) -> Ipv4Addr {
+        self.inspect(name)["NetworkSettings"]["IpAddress"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Chains and DNAT rules of containers in the root's nftables table.
+    fn container_rules(&self) -> Vec<String> {
+        let out = Command::new("nft")
+            .args(["-j", "list", "table", "ip", &self.net.table])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut found = Vec::new();
+        for item in listing["nftables"].as_array().unwrap() {
+            if let Some(chain) = item.get("chain") {
+                let name = chain["name"].as_str().unwrap_or("");
+                if name.starts_with("ctr-") {
+                    found.push(format!("chain {name}"));
+                }
+            }
+            if let Some(rule) = item.get("rule") {
+                if rule["expr"].to_string().contains("\"dnat\":") {
+                    found.push(format!("rule in {}: {}", rule["chain"], rule["expr"]));
+                }
+            }
+        }
+        found
+    }
+
+    /// Host veths of these containers that still exist.
+    fn veths_left(&self, ids: &[String]) -> Vec<String> {
+        let out = Command::new("ip").args(["-o", "link"]).output().unwrap();
+        let links = stdout(&out);
+        ids.iter()
+            .map(|id| netmgr::host_veth_name(id))
+            .filter(|veth| {
+                links.contains(&format!(": {veth}@")) || links.contains(&format!(": {veth}:"))
+            })
+            .collect()
+    }
+
+    /// Asserts the root's network holds nothing for any container.
+    fn assert_network_free(&self, ids: &[String]) {
+        assert_eq!(self.veths_left(ids), Vec::<String>::new(), "veths left");
+        assert_eq!(self.container_rules(), Vec::<String>::new(), "rules left");
+        let net = self.network();
+        assert!(
+            net.allocated_addresses().unwrap().is_empty(),
+            "addresses left: {:?}",
+            net.allocated_addresses().unwrap()
+        );
+        assert!(
+            net.allocated_ports().unwrap().is_empty(),
+            "ports left: {:?}",
+            net.allocated_ports().unwrap()
+        );
+    }
+
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let parent = runtime::cgroup_parent_for(self.root.path());
+        let mut hierarchies: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        hierarchies.push(PathBuf::from("/sys/fs/cgroup"));
+        hierarchies
+            .into_iter()
+            .map(|h| h.join(&parent))
+            .filter(|d| d.is_dir())
+            .collect()
+    }
+
+    fn mounts(&self) -> Vec<String> {
+        let root = std::fs::canonicalize(self.root.path()).unwrap();
+        let root = root.to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|mp| mp.starts_with(&root))
+            .collect()
+    }
+
+    fn monitors(&self) -> Vec<i32> {
+        let root = self.root.path().to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            if args.contains(&b"__monitor".as_slice()) && args.contains(&root.as_bytes()) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for NetEnv {
+    fn drop(&mut self) {
+        // Politely first: the monitors release their networks.
+        let ids = self.run(&["ps", "-a", "-q", "--no-trunc"]);
+        for id in stdout(&ids).lines() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+        for pid in self.monitors() {
+            kill9(pid);
+        }
+        for dir in self.cgroup_dirs() {
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default();
+            dirs.push(dir);
+            for d in &dirs {
+                for _ in 0..100 {
+                    let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                    if procs.trim().is_empty() {
+                        break;
+                    }
+                    for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
+                        kill9(pid);
+                    }
+                    std::thread::yield_now();
+                }
+            }
+            for d in &dirs {
+                for _ in 0..1000 {
+                    if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+        let mut mounts = self.mounts();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for mp in mounts {
+            let c = std::ffi::CString::new(mp).unwrap();
+            // SAFETY: detach a mount under our own test root.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        // The table, every recorded veth, the bridge and the state.
+        match netmgr::Network::open(self.net.clone()) {
+            Ok(net) => {
+                if let Err(e) = net.destroy() {
+                    eprintln!("destroying network {}: {e}", self.net.bridge);
+                }
+            }
+            Err(e) => eprintln!("opening network {} for teardown: {e}", self.net.bridge),
+        }
+    }
+}
+
+fn kill9(pid: i32) {
+    // SAFETY: plain kill.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Blocks until process `pid` (not necessarily our child) has exited.
+fn wait_for_exit(pid: i32) {
+    // SAFETY: pidfd_open and poll with valid arguments; the fd is closed below.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if fd < 0 {
+            return;
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        while libc::poll(&mut pfd, 1, -1) < 0 {}
+        libc::close(fd);
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// A host port below dock's automatic range that nothing listens on right now.
+fn free_host_port() -> u16 {
+    let mut seed = [0u8; 2];
+    getrandom::fill(&mut seed).unwrap();
+    let start = 20000 + u16::from_le_bytes(seed) % 20000;
+    (start..49000)
+        .chain(20000..start)
+        .find(|&p| TcpListener::bind(("0.0.0.0", p)).is_ok())
+        .expect("a free host port")
+}
+
+/// One plain HTTP GET of `/`; the response body.
+fn http_get(addr: SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.") && head.contains(" 200 ") => {
+            Ok(body.to_string())
+        }
+        _ => Err(std::io::Error::other(format!("bad response {response:?}"))),
+    }
+}
+
+/// `http_get`, retried while the server may still be starting.
+fn fetch(addr: SocketAddr) -> String {
+    let deadline = Instant::now() + LISTEN_DEADLINE;
+    loop {
+        match http_get(addr) {
+            Ok(body) => return body,
+            Err(e) if Instant::now() > deadline => panic!("GET http://{addr}/: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+#[test]
+fn published_ports_reach_the_container_from_the_host_the_gateway_and_a_peer() {
+    let env = NetEnv::new();
+    let fixed = free_host_port();
+    let fixed_spec = format!("{fixed}:80");
+    let web = env.httpd("web", &["80", &fixed_spec]);
+
+    let c = env.inspect("web");
+    let settings = &c["NetworkSettings"];
+    let ip = env.ip_of("web");
+    assert!(
+        env.net.subnet.contains(&ip),
+        "{ip} not in {}",
+        env.net.subnet
+    );
+    assert_eq!(settings["Gateway"], env.net.gateway().to_string());
+    assert_eq!(settings["IpPrefixLen"], env.net.subnet.prefix_len());
+    assert_eq!(settings["Bridge"], env.net.bridge.as_str());
+    let bindings = settings["Ports"]["80/tcp"].as_array().unwrap();
+    assert_eq!(bindings.len(), 2, "{settings}");
+    let auto: u16 = bindings
+        .iter()
+        .map(|b| b["HostPort"].as_str().unwrap().parse().unwrap())
+        .find(|&p| p != fixed)
+        .unwrap();
+    assert!(
+        (netmgr::PORT_RANGE_START..netmgr::PORT_RANGE_END).contains(&auto),
+        "{auto}"
+    );
+
+    let expected = "hello from web\n";
+    for port in [auto, fixed] {
+        assert_eq!(fetch((Ipv4Addr::LOCALHOST, port).into()), expected);
+        assert_eq!(fetch((env.net.gateway(), port).into()), expected);
+    }
+    assert_eq!(fetch((ip, 80).into()), expected);
+
+    // A second container on the bridge reaches the first by its address.
+    // (nc, not wget: the static busybox wget dies of SIGSEGV in this bare rootfs.)
+    let get = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 {ip} 80");
+    let out = env.run(&["run", "--rm", "busybox", "sh", "-c", &get]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).ends_with(&format!("\r\n\r\n{expected}")),
+        "{}",
+        stdout(&out)
+    );
+
+    // dock port, ps and inspect tell the same story.
+    let port = env.ok(&["port", "web"]);
+    let mut lines: Vec<&str> = port.lines().collect();
+    lines.sort();
+    let mut want = vec![
+        format!("80/tcp -> 0.0.0.0:{auto}"),
+        format!("80/tcp -> 0.0.0.0:{fixed}"),
+    ];
+    want.sort();
+    assert_eq!(lines, want);
+    let one = env.ok(&["port", &web[..12], "80/tcp"]);
+    assert!(
+        one.lines().any(|l| l == format!("0.0.0.0:{fixed}")),
+        "{one}"
+    );
+    assert_eq!(one, env.ok(&["port", "web", "80"]));
+    let unknown = env.run(&["port", "web", "81"]);
+    assert_ne!(code(&unknown), 0);
+    assert!(stderr(&unknown).contains("81/tcp"), "{}", stderr(&unknown));
+    let ps = env.ok(&["ps"]);
+    assert!(ps.contains(&format!("0.0.0.0:{fixed}->80/tcp")), "{ps}");
+    assert!(ps.contains(&format!("0.0.0.0:{auto}->80/tcp")), "{ps}");
+    // Docker 0.1.0's PortMapping holds one host port per private port.
+    let legacy = c["NetworkSettings"]["PortMapping"]["80"].as_str().unwrap();
+    assert!([auto, fixed]
+        .map(|p| p.to_string())
+        .contains(&legacy.to_string()));
+
+    env.ok(&["stop", "-t", "1", "web"]);
+    let stopped = env.inspect("web");
+    assert_eq!(stopped["NetworkSettings"]["IpAddress"], "");
+    assert_eq!(env.ok(&["ps"]).lines().count(), 1);
+    env.assert_network_free(&[web]);
+}
+
+#[test]
+fn thirty_containers_started_at_once_get_distinct_addresses_and_ports() {
+    let env = NetEnv::new();
+    let children: Vec<_> = (0..30)
+        .map(|_| {
+            env.root
+                .cmd()
+                .args(["run", "-d", "-p", "80", "busybox", "sleep", "600"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        ids.push(stdout(&out).trim().to_string());
+    }
+    let mut addresses = BTreeSet::new();
+    let mut ports = BTreeSet::new();
+    for id in &ids {
+        let c = env.inspect(id);
+        addresses.insert(
+            c["NetworkSettings"]["IpAddress"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        ports.insert(
+            c["NetworkSettings"]["PortMapping"]["80"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(addresses.len(), 30, "{addresses:?}");
+    assert_eq!(ports.len(), 30, "{ports:?}");
+    let net = env.network();
+    assert_eq!(net.allocated_addresses().unwrap().len(), 30);
+    assert_eq!(net.allocated_ports().unwrap().len(), 30);
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    env.ok(&rm);
+    env.assert_network_free(&ids);
+}
+
+#[test]
+fn exit_kill_and_a_killed_monitor_all_release_the_network() {
+    let env = NetEnv::new();
+    // Exits by itself.
+    let out = env.run(&["run", "--name", "brief", "-p", "80", "busybox", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let brief = env.inspect("brief")["Id"].as_str().unwrap().to_string();
+    // Killed.
+    let killed = env
+        .ok(&["run", "-d", "-p", "80", "busybox", "sleep", "600"])
+        .trim()
+        .to_string();
+    env.ok(&["kill", &killed]);
+    // Its monitor SIGKILLed; the next `dock ps` notices.
+    let orphan = env
+        .ok(&[
+            "run", "-d", "-p", "80", "-p", "53/udp", "busybox", "sleep", "600",
+        ])
+        .trim()
+        .to_string();
+    let monitor = env.inspect(&orphan)["Monitor"]["Pid"].as_i64().unwrap() as i32;
+    assert_eq!(env.veths_left(std::slice::from_ref(&orphan)).len(), 1);
+    assert!(!env.container_rules().is_empty());
+    kill9(monitor);
+    wait_for_exit(monitor);
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    env.assert_network_free(&[brief, killed, orphan.clone()]);
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
+    // The reclaimed container runs again with a fresh network.
+    env.ok(&["start", &orphan]);
+    assert_eq!(env.network().allocated_ports().unwrap().len(), 2);
+    env.ok(&["kill", &orphan]);
+    env.assert_network_free(&[orphan]);
+}
+
+#[test]
+fn a_taken_host_port_or_a_bad_spec_fails_the_run_and_leaves_nothing() {
+    let env = NetEnv::new();
+    let port = free_host_port();
+    let spec = format!("{port}:80");
+    let holder = env.httpd("holder", &[&spec]);
+
+    let out = env.run(&[
+        "run", "-d", "--name", "second", "-p", &spec, "busybox", "sleep", "600",
+    ]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&port.to_string()), "{}", stderr(&out));
+    let second = env.inspect("second");
+    assert_eq!(second["State"]["Running"], false);
+    let second_id = second["Id"].as_str().unwrap().to_string();
+    assert_eq!(
+        env.veths_left(std::slice::from_ref(&second_id)),
+        Vec::<String>::new()
+    );
+    let net = env.network();
+    let owners: BTreeSet<String> = net.allocated_addresses().unwrap().into_values().collect();
+    assert_eq!(owners, BTreeSet::from([holder.clone()]));
+    let ports = net.allocated_ports().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports.get(&(port, netmgr::Proto::Tcp)), Some(&holder));
+    assert_eq!(
+        env.container_rules().len(),
+        2,
+        "{:?}",
+        env.container_rules()
+    );
+    assert!(
+        env.mounts().iter().all(|m| !m.contains(&second_id)),
+        "{:?}",
+        env.mounts()
+    );
+    assert!(env.monitors().len() == 1, "{:?}", env.monitors());
+    // The holder still answers.
+    assert_eq!(
+        fetch((Ipv4Addr::LOCALHOST, port).into()),
+        "hello from holder\n"
+    );
+
+    // A bad spec is refused before anything is created.
+    let before = env.ok(&["ps", "-a", "-q"]);
+    for bad in ["99999", "80:", "x:80", "80/sctp", "1.2.3:80:80", ""] {
+        let out = env.run(&["run", "-p", bad, "busybox", "true"]);
+        assert_eq!(code(&out), 125, "{bad:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("port"), "{bad:?}: {}", stderr(&out));
+    }
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), before);
+
+    env.ok(&["rm", "-f", "holder", "second"]);
+    env.assert_network_free(&[holder, second_id]);
+}
+
+#[test]
+fn network_none_has_only_loopback_and_touches_no_bridge() {
+    let env = NetEnv::new();
+    for flag in ["--network", "--net"] {
+        let out = env.run(&["run", "--rm", flag, "none", "busybox", "ip", "-o", "link"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let links: Vec<String> = stdout(&out)
+            .lines()
+            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+            .collect();
+        assert_eq!(links, ["lo"]);
+        assert!(stdout(&out).contains("UP"), "lo is down: {}", stdout(&out));
+    }
+    // Loopback works inside.
+    let out = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo up > /www/index.html && httpd -p 127.0.0.1:80 -h /www && wget -qO- http://127.0.0.1/",
+    ]);
+    assert_eq!(stdout(&out), "up\n", "{}", stderr(&out));
+    // No bridge work at all: the bridge was never created.
+    let links = stdout(&Command::new("ip").args(["-o", "link"]).output().unwrap());
+    assert!(
+        !links.contains(&format!(": {}:", env.net.bridge)),
+        "bridge {} exists",
+        env.net.bridge
+    );
+    let out = env.run(&["run", "--network", "none", "-p", "80", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+    let out = env.run(&["run", "--network", "host", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("host"), "{}", stderr(&out));
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+}
