@@ -150,6 +150,12 @@ impl Drop for Daemon {
             for c in rt.list().unwrap_or_default() {
                 let _ = rt.remove(&c.id, true);
             }
+            // The root's network (bridge, nftables table, state), if it was ever set up.
+            if rt.net_config().is_ok_and(|cfg| cfg.state_dir.exists()) {
+                if let Ok(network) = rt.network() {
+                    let _ = network.destroy();
+                }
+            }
             // And the per-root cgroup parent the containers lived under.
             if let Ok(hierarchy) = runtime::cgroup::Hierarchy::detect() {
                 let _ = hierarchy.remove_parent(&rt.cgroup_parent());

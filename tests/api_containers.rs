@@ -376,3 +376,43 @@ fn the_daemon_and_dock_share_one_state_and_containers_outlive_the_daemon() {
         "stopping the daemon stops no container"
     );
 }
+
+#[test]
+fn published_ports_show_in_port_and_answer_on_loopback() {
+    let daemon = daemon_with_image();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("{port}:80");
+    daemon.ok(&[
+        "run", "-d", "--name", "web", "-p", &publish, "bb", "httpd", "-f", "-p", "80", "-h", "/etc",
+    ]);
+    assert_eq!(
+        daemon.ok(&["port", "web"]).trim(),
+        format!("80/tcp -> 0.0.0.0:{port}")
+    );
+    let out = daemon.docker(&["port", "web", "81"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("No public port '81' published for web"),
+        "{}",
+        stderr(&out)
+    );
+
+    // httpd needs a moment to listen: a bounded number of tries.
+    let mut answer = String::new();
+    for _ in 0..200 {
+        if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Read;
+            let _ = conn.write_all(b"GET /passwd HTTP/1.0\r\n\r\n");
+            let _ = conn.read_to_string(&mut answer);
+            if answer.contains("root:x:0:0") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(answer.contains("root:x:0:0"), "{answer:?}");
+}

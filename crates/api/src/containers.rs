@@ -73,7 +73,7 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         )),
         E::NotRunning(container) => ApiError::conflict(format!("container {container} is not running")),
         E::AlreadyRunning(_) => ApiError::not_modified(),
-        err @ (E::Ambiguous(_) | E::InvalidName(_) | E::NoCommand) => ApiError::bad_request(err.to_string()),
+        err @ (E::Ambiguous(_) | E::InvalidName(_) | E::NoCommand | E::Network(_)) => ApiError::bad_request(err.to_string()),
         E::Start { code, message } => ApiError::bad_request(start_message(code, message)),
         other => ApiError::internal(other.to_string()),
     }
@@ -153,60 +153,62 @@ fn status_word(c: &Container) -> &'static str {
     }
 }
 
-/// One published or exposed port.
+/// One exposed port and its host bindings (none when not published or not running).
 struct Port {
     container_port: u16,
     proto: String,
-    host_ip: String,
-    host_port: Option<u16>,
+    bindings: Vec<runtime::PortBinding>,
 }
 
-/// The container's ports: every `-p` spec, with the host port it got while it runs.
+/// The container's ports: every `-p` spec, with what the network layer published for it.
 fn ports(c: &Container) -> Vec<Port> {
-    let mapping = c.network_settings.port_mapping.as_ref();
-    let mut ports = Vec::new();
+    let published = &c.network_settings.ports;
+    let mut keys: Vec<(u16, String)> = Vec::new();
     for spec in &c.config.port_specs {
         let (spec, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (ip, private) = match parts.as_slice() {
-            [private] | [_, private] => ("", *private),
-            [ip, _, private] => (*ip, *private),
-            _ => continue,
-        };
-        let Ok(container_port) = private.parse::<u16>() else {
-            continue;
-        };
-        let mapped = mapping.and_then(|m| {
-            m.get(&format!("{container_port}/{proto}"))
-                .or_else(|| m.get(private))
-                .and_then(|p| p.parse::<u16>().ok())
-        });
-        // Only what the network layer reports as published: a spec is a wish.
-        let host_port = if c.state.running { mapped } else { None };
-        ports.push(Port {
-            container_port,
-            proto: proto.to_string(),
-            host_ip: if ip.is_empty() {
-                "0.0.0.0".into()
-            } else {
-                ip.into()
-            },
-            host_port,
-        });
+        if let Some(port) = spec.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
+            keys.push((port, proto.to_string()));
+        }
     }
-    ports
+    for key in published.keys() {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        if let Ok(port) = port.parse::<u16>() {
+            keys.push((port, proto.to_string()));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .map(|(container_port, proto)| Port {
+            bindings: if c.state.running {
+                published
+                    .get(&format!("{container_port}/{proto}"))
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+            container_port,
+            proto,
+        })
+        .collect()
 }
 
 fn list_json(c: &Container) -> Value {
-    let ports: Vec<Value> = ports(c)
-        .iter()
-        .map(|p| match p.host_port {
-            Some(host_port) => json!({
-                "IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": host_port, "Type": p.proto,
-            }),
-            None => json!({ "PrivatePort": p.container_port, "Type": p.proto }),
-        })
-        .collect();
+    let mut ports: Vec<Value> = Vec::new();
+    for port in self::ports(c) {
+        if port.bindings.is_empty() {
+            ports.push(json!({ "PrivatePort": port.container_port, "Type": port.proto }));
+        }
+        for binding in &port.bindings {
+            ports.push(json!({
+                "IP": binding.host_ip,
+                "PrivatePort": port.container_port,
+                "PublicPort": binding.host_port.parse::<u16>().unwrap_or(0),
+                "Type": port.proto,
+            }));
+        }
+    }
     json!({
         "Id": c.id,
         "Names": [format!("/{}", c.name)],
@@ -266,6 +268,12 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
     let name = query
         .non_empty("name")
         .map(|n| n.trim_start_matches('/').to_string());
+    let network = match config.host_config.network_mode.as_str() {
+        "" => runtime::NetworkMode::Bridge,
+        mode => mode
+            .parse::<runtime::NetworkMode>()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+    };
     let id = blocking(move || {
         // Resolve the name as the API does (sha256: ids, docker.io/library/ names) first.
         let image = crate::images::find_image(&state, &config.image)?;
@@ -292,7 +300,7 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
         };
         let c = state
             .runtime
-            .create(options)
+            .create_with_network(options, network)
             .map_err(|e| runtime_error(e, ""))?;
         tracing::debug!(id = %c.id, name = %c.name, "created container");
         if let Some([rows, cols]) = config.host_config.console_size {
@@ -355,14 +363,18 @@ fn inspect_json(c: &Container) -> Value {
     for port in ports(c) {
         let key = format!("{}/{}", port.container_port, port.proto);
         exposed.insert(key.clone(), json!({}));
-        let entry = published.entry(key).or_insert(Value::Null);
-        if let Some(host_port) = port.host_port {
-            let binding = json!({ "HostIp": port.host_ip, "HostPort": host_port.to_string() });
-            match entry.as_array_mut() {
-                Some(list) => list.push(binding),
-                None => *entry = json!([binding]),
-            }
-        }
+        let bindings: Vec<Value> = port
+            .bindings
+            .iter()
+            .map(|b| json!({ "HostIp": b.host_ip, "HostPort": b.host_port }))
+            .collect();
+        // Exposed but not published shows as null, as Docker has it.
+        let value = if bindings.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(bindings)
+        };
+        published.insert(key, value);
     }
     json!({
         "Id": c.id,
@@ -392,7 +404,7 @@ fn inspect_json(c: &Container) -> Value {
             "PortBindings": bindings,
             "Memory": c.config.memory,
             "MemorySwap": c.config.memory_swap,
-            "NetworkMode": "default",
+            "NetworkMode": if c.config.network_disabled { "none" } else { "default" },
             "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
         },
         "Config": {
@@ -417,6 +429,7 @@ fn inspect_json(c: &Container) -> Value {
             "IPAddress": c.network_settings.ip_address,
             "IPPrefixLen": c.network_settings.ip_prefix_len,
             "Gateway": c.network_settings.gateway,
+            "Bridge": c.network_settings.bridge,
             "Networks": {},
         },
         "Mounts": [],

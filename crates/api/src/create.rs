@@ -61,6 +61,7 @@ pub struct HostConfig {
     pub binds: Option<Vec<String>>,
     pub privileged: bool,
     pub console_size: Option<[u32; 2]>,
+    pub network_mode: String,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
