@@ -416,3 +416,22 @@ fn published_ports_show_in_port_and_answer_on_loopback() {
     }
     assert!(answer.contains("root:x:0:0"), "{answer:?}");
 }
+
+#[test]
+fn network_none_leaves_only_loopback() {
+    let daemon = daemon_with_image();
+    let out = daemon.docker(&["run", "--rm", "--network", "none", "bb", "ip", "-o", "link"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let links: Vec<String> = stdout(&out)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
+        .collect();
+    assert_eq!(links, vec!["lo"]);
+    let out = daemon.docker(&["run", "--network", "none", "-p", "80", "bb", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("cannot be published"),
+        "{}",
+        stderr(&out)
+    );
+}
