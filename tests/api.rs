@@ -11,13 +11,6 @@ use std::process::{Child, Command, Output, Stdio};
 
 use common::{busybox_tar, dock_bin, stderr, stdout, DockRoot};
 
-/// A dock root with a short path: attach socket paths under it must fit in sun_path.
-fn short_root() -> DockRoot {
-    DockRoot {
-        dir: tempfile::Builder::new().prefix("d").tempdir().unwrap(),
-    }
-}
-
 const DOCK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Seconds any one `docker` call may take before it counts as hung.
 const CALL_LIMIT: &str = "60";
@@ -34,7 +27,7 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Daemon {
-        let root = short_root();
+        let root = DockRoot::new();
         let socket = root.path().join("api.sock");
         let host = format!("unix://{}", socket.display());
         Daemon::start_on(root, host, socket)
@@ -436,7 +429,7 @@ fn the_daemon_listens_on_tcp_when_asked() {
         .local_addr()
         .unwrap()
         .port();
-    let root = short_root();
+    let root = DockRoot::new();
     let socket = root.path().join("unused.sock");
     let daemon = Daemon::start_on(root, format!("tcp://127.0.0.1:{port}"), socket);
     assert_eq!(

@@ -22,8 +22,12 @@ pub struct Commands {
 
 /// Connect to the attach socket of a running container and say hello.
 pub async fn connect(socket: &Path, hello: Hello) -> io::Result<(Events, Commands)> {
-    let stream = UnixStream::connect(socket).await?;
-    let (events, mut commands) = split(stream);
+    // The runtime's connect copes with socket paths longer than a socket address holds.
+    let path = socket.to_path_buf();
+    let stream = tokio::task::spawn_blocking(move || runtime::attach::connect(&path))
+        .await
+        .map_err(io::Error::other)??;
+    let (events, mut commands) = from_std(stream)?;
     commands.send(Kind::Hello, &hello.encode()).await?;
     Ok((events, commands))
 }
