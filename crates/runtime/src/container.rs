@@ -233,6 +233,10 @@ impl Paths {
     pub fn rootfs(&self) -> PathBuf {
         self.dir.join("rootfs")
     }
+    /// The init layer: the mount points the image lacks (see [`crate::initlayer`]).
+    pub fn init(&self) -> PathBuf {
+        self.dir.join("init")
+    }
     pub fn socket(&self) -> PathBuf {
         self.dir.join("attach.sock")
     }

@@ -12,6 +12,7 @@
 pub mod attach;
 pub mod cgroup;
 pub mod container;
+pub mod initlayer;
 pub mod logs;
 pub mod monitor;
 pub mod overlay;
@@ -418,12 +419,16 @@ impl Runtime {
                 .mode(0o700)
                 .create(&paths.dir)
                 .map_err(|e| Error::io(&paths.dir, e))?;
-            for dir in [paths.upper(), paths.work(), paths.rootfs()] {
+            for dir in [paths.upper(), paths.work(), paths.rootfs(), paths.init()] {
                 fs::DirBuilder::new()
                     .mode(0o755)
                     .create(&dir)
                     .map_err(|e| Error::io(&dir, e))?;
             }
+            let layers = graph
+                .layers(&image.id)
+                .map_err(|e| Error::Graph(e.to_string()))?;
+            initlayer::prepare(&paths.init(), &layers)?;
             container::save(&paths.config(), &c)
         })();
         if let Err(e) = result {
@@ -642,13 +647,26 @@ impl Runtime {
         fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))
     }
 
-    /// The changes of the container's filesystem against its image.
-    pub fn changes(&self, id: &str) -> Result<Vec<archive::Change>> {
-        let c = self.load(id)?;
-        let lowers = self
+    /// The lower layers of the container's rootfs, top first: its init layer (containers
+    /// created before init layers existed have none), then the image's layers.
+    pub fn lowers(&self, c: &Container) -> Result<Vec<PathBuf>> {
+        let mut lowers = Vec::new();
+        let init = self.paths(&c.id).init();
+        if init.is_dir() {
+            lowers.push(init);
+        }
+        let layers = self
             .graph()?
             .layers(&c.image)
             .map_err(|e| Error::Graph(e.to_string()))?;
+        lowers.extend(layers);
+        Ok(lowers)
+    }
+
+    /// The changes of the container's filesystem against its image and init layer.
+    pub fn changes(&self, id: &str) -> Result<Vec<archive::Change>> {
+        let c = self.load(id)?;
+        let lowers = self.lowers(&c)?;
         archive::changes(&lowers, &self.paths(id).upper())
             .map_err(|e| Error::Archive(e.to_string()))
     }
@@ -708,10 +726,7 @@ impl Runtime {
         }
         // Holding the lock keeps a monitor from claiming the container while we mount.
         let _lock = container::Lock::acquire(&paths.lock())?;
-        let lowers = self
-            .graph()?
-            .layers(&c.image)
-            .map_err(|e| Error::Graph(e.to_string()))?;
+        let lowers = self.lowers(&c)?;
         overlay::mount(&lowers, &paths.upper(), &paths.work(), &rootfs)?;
         let result = tar(out);
         overlay::unmount(&rootfs)?;

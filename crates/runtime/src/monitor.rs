@@ -155,10 +155,7 @@ impl Session {
         let mut cgroup: Option<Cgroup> = None;
         let mut network: Option<netmgr::Network> = None;
         let result = (|| -> Result<Session, LaunchError> {
-            let graph = rt.graph().map_err(runtime_err)?;
-            let lowers = graph
-                .layers(&c.image)
-                .map_err(|e| runtime_err(Error::Graph(e.to_string())))?;
+            let lowers = rt.lowers(&c).map_err(runtime_err)?;
             let rootfs = paths.rootfs();
             if overlay::is_mounted(&rootfs) {
                 overlay::unmount(&rootfs).map_err(runtime_err)?;

@@ -131,32 +131,26 @@ fn mount_classic(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
         path: target.to_path_buf(),
         message: format!("overlay: {e}"),
     };
-    // Layer dirs are graph/<id>/layer: relative to graph/ each is 71 bytes instead of the full path.
-    let base = lowers[0]
+    // Layer dirs are graph/<id>/layer: relative to graph/ each is 71 bytes instead of the full
+    // path. The bottom layer is always an image layer (a container's init layer sits on top
+    // and stays absolute).
+    let base = lowers[lowers.len() - 1]
         .parent()
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let relative: Option<Vec<String>> = lowers
+    let names: Vec<String> = lowers
         .iter()
-        .map(|l| {
-            l.strip_prefix(&base)
-                .ok()
-                .map(|r| r.to_string_lossy().into_owned())
+        .map(|l| match l.strip_prefix(&base) {
+            Ok(rel) if !base.as_os_str().is_empty() => rel.to_string_lossy().into_owned(),
+            _ => l.to_string_lossy().into_owned(),
         })
         .collect();
     let cwd = std::env::current_dir().ok();
-    let lowerdir = match relative {
-        Some(rel) if !base.as_os_str().is_empty() => {
-            std::env::set_current_dir(&base).map_err(mount_err)?;
-            rel.join(":")
-        }
-        _ => lowers
-            .iter()
-            .map(|l| l.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(":"),
-    };
+    if names.iter().any(|n| !n.starts_with('/')) {
+        std::env::set_current_dir(&base).map_err(mount_err)?;
+    }
+    let lowerdir = names.join(":");
     let data = format!(
         "lowerdir={lowerdir},upperdir={},workdir={}",
         upper.display(),
@@ -304,6 +298,25 @@ mod tests {
         check(&deep, &tmp.path().join("a"), false);
         // mount(2) fits 40 layers by naming them relative to the graph directory.
         check(&deep[..40], &tmp.path().join("b"), true);
+        // A layer outside the graph (a container's init layer) on top stays absolute.
+        let init = tmp.path().join("c/init");
+        fs::create_dir_all(&init).unwrap();
+        fs::write(init.join("top"), "0").unwrap();
+        let mut with_init = vec![init];
+        with_init.extend_from_slice(&deep[1..40]);
+        let (upper, work, target) = (
+            tmp.path().join("c/u"),
+            tmp.path().join("c/w"),
+            tmp.path().join("c/m"),
+        );
+        for d in [&upper, &work, &target] {
+            fs::create_dir_all(d).unwrap();
+        }
+        mount_classic(&with_init, &upper, &work, &target).unwrap();
+        let guard = Mounted(target.clone());
+        assert_eq!(fs::read_to_string(target.join("top")).unwrap(), "0");
+        assert_eq!(fs::read_to_string(target.join("file39")).unwrap(), "39");
+        drop(guard);
     }
 
     #[test]

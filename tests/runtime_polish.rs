@@ -1,0 +1,347 @@
+//! Runtime polish, end to end with the real `dock` binary on private roots: the init layer
+//! keeps dock's own mount points out of `diff` and `commit` (but not out of `export`), and no
+//! cgroup of a root outlives its containers, however they end. Containers run with
+//! `--network none`: these tests are about storage and cgroups. Every test owns an [`Env`] whose
+//! Drop kills monitors and containers, removes the root's cgroups and unmounts what is left.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{stderr, stdout, DockRoot};
+
+struct Env {
+    root: DockRoot,
+}
+
+impl Env {
+    /// A root with the busybox fixture (which has /etc, /proc, /sys, /dev) as `busybox`.
+    fn new() -> Env {
+        let root = DockRoot::new();
+        root.import_busybox("busybox");
+        Env { root }
+    }
+
+    fn path(&self) -> &Path {
+        self.root.path()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.root.run(args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.root.ok(args)
+    }
+
+    fn id_of(&self, name: &str) -> String {
+        let out = self.ok(&["inspect", name]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0]["Id"].as_str().unwrap().to_string()
+    }
+
+    /// `dock diff NAME`, one line per change.
+    fn diff(&self, name: &str) -> Vec<String> {
+        self.ok(&["diff", name])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn cgroup_parent(&self) -> String {
+        use sha2::Digest;
+        let root = std::fs::canonicalize(self.path()).unwrap();
+        let digest = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
+        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("dock-{hex}")
+    }
+
+    /// This root's cgroup parent in every hierarchy where it exists.
+    fn cgroup_parents(&self) -> Vec<PathBuf> {
+        let parent = self.cgroup_parent();
+        let mut hierarchies: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        hierarchies.push(PathBuf::from("/sys/fs/cgroup"));
+        hierarchies
+            .into_iter()
+            .map(|h| h.join(&parent))
+            .filter(|dir| dir.is_dir())
+            .collect()
+    }
+
+    fn mounts(&self) -> Vec<String> {
+        let root = std::fs::canonicalize(self.path()).unwrap();
+        let root = root.to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|mp| mp.starts_with(&root))
+            .collect()
+    }
+
+    /// Monitor processes of this root.
+    fn monitors(&self) -> Vec<i32> {
+        let root = self.path().to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if args.iter().any(|a| a == "__monitor") && args.iter().any(|a| a == &root) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Lists a tar file's entries without `./` and trailing `/`.
+    fn tar_entries(&self, tar: &Path) -> Vec<String> {
+        let out = Command::new("tar").arg("-tf").arg(tar).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
+            .filter(|l| !l.is_empty() && l != ".")
+            .collect()
+    }
+
+    fn export(&self, name: &str) -> Vec<String> {
+        let tar = self.path().join(format!("{name}.tar"));
+        let file = std::fs::File::create(&tar).unwrap();
+        let status = self
+            .root
+            .cmd()
+            .args(["export", name])
+            .stdout(file)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let entries = self.tar_entries(&tar);
+        std::fs::remove_file(&tar).unwrap();
+        entries
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for pid in self.monitors() {
+            kill9(pid);
+        }
+        for parent in self.cgroup_parents() {
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default();
+            dirs.push(parent.clone());
+            for dir in &dirs {
+                for _ in 0..100 {
+                    let procs =
+                        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                    if procs.trim().is_empty() {
+                        break;
+                    }
+                    for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
+                        kill9(pid);
+                    }
+                    std::thread::yield_now();
+                }
+            }
+            for dir in &dirs {
+                for _ in 0..1000 {
+                    if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+        let mut mounts = self.mounts();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for mp in mounts {
+            let c = std::ffi::CString::new(mp).unwrap();
+            // SAFETY: detach a mount under our own test root.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+fn kill9(pid: i32) {
+    // SAFETY: plain kill.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Imports an image holding nothing but busybox in /bin: no /etc, /proc, /sys, /dev or /tmp.
+fn import_bare(env: &Env, name: &str) {
+    let rootfs = env.path().join("bare-rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "ls", "test", "true", "mkdir"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    let tar = env.path().join("bare.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    env.ok(&["import", tar.to_str().unwrap(), name]);
+    std::fs::remove_dir_all(&rootfs).unwrap();
+    std::fs::remove_file(&tar).unwrap();
+}
+
+/// Entries of a directory tree, relative and sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            out.push(
+                path.strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            if entry.file_type().unwrap().is_dir() {
+                walk(base, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn an_image_without_mount_points_shows_only_what_the_container_wrote() {
+    let env = Env::new();
+    import_bare(&env, "bare");
+    let none = "--network=none";
+    env.ok(&[
+        "run",
+        none,
+        "--name",
+        "w",
+        "bare",
+        "sh",
+        "-c",
+        "echo hi > /greeting",
+    ]);
+    assert_eq!(env.diff("w"), ["A /greeting"]);
+
+    // The mount points are there for the container all the same.
+    let checks = "test -f /proc/self/status && test -d /sys/kernel && test -c /dev/null \
+                  && test -d /dev/pts && test -f /etc/resolv.conf && echo ok";
+    assert_eq!(
+        env.ok(&["run", none, "--name", "m", "bare", "sh", "-c", checks]),
+        "ok\n"
+    );
+    assert_eq!(env.diff("m"), Vec::<String>::new());
+    if let Ok(host) = std::fs::read_to_string("/etc/resolv.conf") {
+        let out = env.ok(&["run", none, "--rm", "bare", "cat", "/etc/resolv.conf"]);
+        assert_eq!(
+            out, host,
+            "the host's resolv.conf is bound over the init layer's"
+        );
+    }
+
+    // Commit captures only the upper dir.
+    let image = env.ok(&["commit", "w", "greeted"]).trim().to_string();
+    let layer = env.path().join("graph").join(&image).join("layer");
+    assert_eq!(tree(&layer), ["greeting"]);
+    let out = env.run(&["run", none, "--name", "g", "greeted", "cat", "/greeting"]);
+    assert_eq!(stdout(&out), "hi\n", "{}", stderr(&out));
+    assert_eq!(env.diff("g"), Vec::<String>::new());
+
+    // Export is the whole tree the container saw: the mount points are empty entries in it.
+    let entries = env.export("w");
+    for want in [
+        "greeting",
+        "bin/busybox",
+        "proc",
+        "sys",
+        "dev",
+        "etc",
+        "etc/resolv.conf",
+    ] {
+        assert!(
+            entries.iter().any(|e| e == want),
+            "{want} not in {entries:?}"
+        );
+    }
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.starts_with("proc/") || e.starts_with("dev/")),
+        "{entries:?}"
+    );
+}
+
+#[test]
+fn an_image_with_the_mount_points_gets_docker_s_diff_lines_and_a_clean_commit() {
+    let env = Env::new();
+    let none = "--network=none";
+    env.ok(&[
+        "run",
+        none,
+        "--name",
+        "root",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /greeting",
+    ]);
+    assert_eq!(env.diff("root"), ["A /greeting"]);
+    env.ok(&[
+        "run",
+        none,
+        "--name",
+        "tmp",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /tmp/x",
+    ]);
+    assert_eq!(env.diff("tmp"), ["C /tmp", "A /tmp/x"]);
+    env.ok(&[
+        "run",
+        none,
+        "--name",
+        "etc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /etc/motd",
+    ]);
+    assert_eq!(env.diff("etc"), ["C /etc", "A /etc/motd"]);
+
+    // The fixture has /etc, /proc, /sys and /dev: only resolv.conf is added beneath them.
+    let id = env.id_of("root");
+    let init = env.path().join("containers").join(&id).join("init");
+    assert_eq!(tree(&init), ["etc", "etc/resolv.conf"]);
+
+    let image = env.ok(&["commit", "tmp", "withtmp"]).trim().to_string();
+    let layer = env.path().join("graph").join(&image).join("layer");
+    assert_eq!(tree(&layer), ["tmp", "tmp/x"]);
+    assert_eq!(
+        env.ok(&["run", none, "--rm", "withtmp", "cat", "/tmp/x"]),
+        "x\n"
+    );
+}
