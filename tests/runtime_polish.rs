@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use common::{stderr, stdout, DockRoot};
 
@@ -104,6 +104,17 @@ impl Env {
         pids
     }
 
+    fn container_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(self.path().join("containers"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 64)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Lists a tar file's entries without `./` and trailing `/`.
     fn tar_entries(&self, tar: &Path) -> Vec<String> {
         let out = Command::new("tar").arg("-tf").arg(tar).output().unwrap();
@@ -182,6 +193,24 @@ impl Drop for Env {
 fn kill9(pid: i32) {
     // SAFETY: plain kill.
     unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Blocks until process `pid` (not necessarily our child) has exited.
+fn wait_for_exit(pid: i32) {
+    // SAFETY: pidfd_open and poll with valid arguments; the fd is closed below.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if fd < 0 {
+            return;
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        while libc::poll(&mut pfd, 1, -1) < 0 {}
+        libc::close(fd);
+    }
 }
 
 /// Imports an image holding nothing but busybox in /bin: no /etc, /proc, /sys, /dev or /tmp.
@@ -344,4 +373,105 @@ fn an_image_with_the_mount_points_gets_docker_s_diff_lines_and_a_clean_commit() 
         env.ok(&["run", none, "--rm", "withtmp", "cat", "/tmp/x"]),
         "x\n"
     );
+}
+
+#[test]
+fn the_cgroup_parent_goes_with_the_last_container_however_it_ends() {
+    let env = Env::new();
+    let none = "--network=none";
+    // A normal exit.
+    env.ok(&["run", none, "busybox", "true"]);
+    assert_eq!(env.cgroup_parents(), Vec::<PathBuf>::new());
+
+    // Killed.
+    let id = env.ok(&["run", none, "-d", "busybox", "sleep", "1000"]);
+    assert!(
+        !env.cgroup_parents().is_empty(),
+        "a running container has a cgroup"
+    );
+    // The container is in its cgroup (memory, devices, pids), its monitor is not.
+    let c: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", id.trim()])).unwrap();
+    let init = c[0]["State"]["Pid"].as_i64().unwrap();
+    let own = format!("/{}/{}", env.cgroup_parent(), id.trim());
+    let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    for controller in ["memory", "devices", "pids"] {
+        assert!(
+            cgroups
+                .lines()
+                .any(|l| l.split(':').nth(1) == Some(controller) && l.ends_with(&own)),
+            "{controller} {own} not in {cgroups}"
+        );
+    }
+    let monitors = env.monitors();
+    assert_eq!(monitors.len(), 1);
+    let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", monitors[0])).unwrap();
+    assert!(!cgroups.contains(&env.cgroup_parent()), "{cgroups}");
+    env.ok(&["kill", id.trim()]);
+    assert_eq!(env.cgroup_parents(), Vec::<PathBuf>::new());
+
+    // --rm, killed: the monitor may still be exiting when kill returns.
+    let id = env.ok(&["run", none, "-d", "--rm", "busybox", "sleep", "1000"]);
+    let monitors = env.monitors();
+    env.ok(&["kill", id.trim()]);
+    for pid in monitors {
+        wait_for_exit(pid);
+    }
+    assert_eq!(env.cgroup_parents(), Vec::<PathBuf>::new());
+
+    // A monitor killed with SIGKILL: the next command reaps the ghost and its cgroup.
+    let id = env.ok(&["run", none, "-d", "busybox", "sleep", "1000"]);
+    let monitors = env.monitors();
+    assert_eq!(monitors.len(), 1);
+    kill9(monitors[0]);
+    wait_for_exit(monitors[0]);
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    assert_eq!(env.cgroup_parents(), Vec::<PathBuf>::new());
+
+    // Two at once: the parent stays while one still runs.
+    let first = env.ok(&["run", none, "-d", "busybox", "sleep", "1000"]);
+    let second = env.ok(&["run", none, "-d", "busybox", "sleep", "1000"]);
+    env.ok(&["kill", first.trim()]);
+    assert!(
+        !env.cgroup_parents().is_empty(),
+        "the second container's cgroup went"
+    );
+    let out = env.ok(&["inspect", second.trim()]);
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(state[0]["State"]["Running"], true);
+    env.ok(&["kill", second.trim()]);
+    assert_eq!(env.cgroup_parents(), Vec::<PathBuf>::new());
+    env.ok(&["rm", id.trim()]);
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
+}
+
+#[test]
+fn ten_concurrent_runs_on_one_root_all_succeed_and_leave_no_cgroup() {
+    let env = Env::new();
+    for round in 0..3 {
+        let children: Vec<_> = (0..10)
+            .map(|i| {
+                env.root
+                    .cmd()
+                    .args(["run", "--rm", "--network=none", "busybox", "echo"])
+                    .arg(format!("{round}-{i}"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for (i, child) in children.into_iter().enumerate() {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "run {round}-{i}: {}", stderr(&out));
+            assert_eq!(stdout(&out), format!("{round}-{i}\n"));
+        }
+        // Each monitor exits right after its client returns.
+        for pid in env.monitors() {
+            wait_for_exit(pid);
+        }
+        assert_eq!(env.cgroup_parents(), Vec::<PathBuf>::new());
+        assert_eq!(env.container_dirs(), Vec::<String>::new());
+    }
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
 }

@@ -2,12 +2,19 @@
 //! cleanup, on cgroup v1 (including the hybrid layout with a cgroup2 mount beside it) and v2.
 //!
 //! Every container lives at `<hierarchy root>/<parent>/<id>`, where `parent` names the dock root
-//! (for example `dock`), in every hierarchy used.
+//! (for example `dock`), in every hierarchy used. The parent goes with the last container in it:
+//! removing a container's cgroup also tries to remove the parent, and creating one retries when
+//! the parent vanished between its mkdir and the container's.
+//!
+//! Joining: on v1 the container's first process is born in its cgroup (see [`ForkJoin`]), since
+//! moving another process into a cgroup takes the kernel's global threadgroup lock, whose first
+//! write lock waits for an RCU grace period (5-20 ms per container start).
 //!
 //! Device control exists only on v1 (`devices.deny` / `devices.allow`). Pure v2 needs an eBPF
 //! program attached to the cgroup for that, which dock does not do: on v2 the container relies on
 //! the dropped `CAP_MKNOD` alone.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, ErrorKind};
@@ -22,11 +29,12 @@ use tracing::{debug, warn};
 /// Where cgroup filesystems are normally mounted.
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
 
-/// v1 controllers a container gets a directory in, when they are mounted. cpuset is left out on
-/// purpose: a new cpuset cgroup has empty `cpuset.cpus`/`cpuset.mems` and cannot take processes.
-pub const V1_CONTROLLERS: &[&str] = &[
-    "memory", "devices", "pids", "cpu", "cpuacct", "freezer", "blkio",
-];
+/// v1 controllers a container gets a directory in, when they are mounted: the ones dock sets
+/// limits or rules in (memory, devices) or counts with (pids). cpu, cpuacct, freezer and blkio
+/// would only cost a join per start (dock sets no cpu or io limits and never freezes). cpuset is
+/// left out on purpose: a new cpuset cgroup has empty `cpuset.cpus`/`cpuset.mems` and cannot
+/// take processes.
+pub const V1_CONTROLLERS: &[&str] = &["memory", "devices", "pids"];
 
 /// Every v1 controller name the kernel knows; anything else in a cgroup mount's options is a
 /// mount option (`rw`, `name=systemd`, `xattr`, ...).
@@ -70,6 +78,9 @@ pub const DEVICE_ALLOW_LIST: &[&str] = &[
 const KILL_ROUNDS: u32 = 500;
 /// How many times `rmdir` is retried on EBUSY while the kernel finishes tearing down tasks.
 const RMDIR_ROUNDS: u32 = 200;
+/// How many times creating a container's directory is retried when another container's cleanup
+/// removed the shared parent between our mkdir of the parent and of the child.
+const CREATE_ROUNDS: u32 = 10;
 const ROUND_PAUSE: Duration = Duration::from_millis(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -169,8 +180,10 @@ pub enum Hierarchy {
     /// One unified hierarchy.
     V2 { root: PathBuf },
     /// One mount per controller (co-mounted controllers share a path), and on hybrid systems the
-    /// cgroup2 mount without controllers, which processes join too so their cgroup namespace
-    /// root is the same in every hierarchy.
+    /// cgroup2 mount without controllers. Containers do not join that one: it has nothing to
+    /// limit or count, and a cgroup2 join always takes the kernel's global threadgroup lock
+    /// (10-20 ms for the first one). Their cgroup namespace root there is the monitor's cgroup,
+    /// so they see `0::/` all the same.
     V1 {
         controllers: BTreeMap<String, PathBuf>,
         unified: Option<PathBuf>,
@@ -249,24 +262,25 @@ impl Hierarchy {
     }
 
     /// The directories a container joins: on v1 one per mount of a used controller (co-mounted
-    /// controllers once), then the unified mount; on v2 just the root.
+    /// controllers once); on v2 just the root.
     fn roots(&self) -> Vec<PathBuf> {
+        self.members().into_iter().map(|(_, root)| root).collect()
+    }
+
+    /// [`Self::roots`], each with the v1 controller it is joined for (`""` on v2).
+    fn members(&self) -> Vec<(&'static str, PathBuf)> {
         match self {
-            Hierarchy::V2 { root } => vec![root.clone()],
-            Hierarchy::V1 {
-                controllers,
-                unified,
-            } => {
-                let mut roots: Vec<PathBuf> = Vec::new();
+            Hierarchy::V2 { root } => vec![("", root.clone())],
+            Hierarchy::V1 { controllers, .. } => {
+                let mut members: Vec<(&'static str, PathBuf)> = Vec::new();
                 for name in V1_CONTROLLERS {
                     if let Some(path) = controllers.get(*name) {
-                        if !roots.contains(path) {
-                            roots.push(path.clone());
+                        if !members.iter().any(|(_, root)| root == path) {
+                            members.push((name, path.clone()));
                         }
                     }
                 }
-                roots.extend(unified.iter().cloned());
-                roots
+                members
             }
         }
     }
@@ -383,6 +397,12 @@ pub struct Cgroup {
     version: Version,
     /// `<root>/<parent>/<id>` per hierarchy root, in join order.
     dirs: Vec<PathBuf>,
+    /// The v1 controller each of `dirs` is joined for (`""` on v2), to find where a process
+    /// comes from in /proc/self/cgroup.
+    controllers: Vec<&'static str>,
+    /// How many levels `parent` has: the directories above each of `dirs` removed with the
+    /// last container.
+    parent_depth: usize,
     /// The directory holding the memory files (v1 memory controller, or the v2 dir).
     memory_dir: Option<PathBuf>,
 }
@@ -401,36 +421,41 @@ impl Cgroup {
             Ok(hierarchy) => Self::open_in(&hierarchy, parent, id),
             Err(e) => {
                 warn!(parent, id, error = %e, "cannot open cgroup");
-                Cgroup {
-                    version: Version::V1,
-                    dirs: Vec::new(),
-                    memory_dir: None,
-                }
+                Cgroup::empty(Version::V1)
             }
+        }
+    }
+
+    fn empty(version: Version) -> Cgroup {
+        Cgroup {
+            version,
+            dirs: Vec::new(),
+            controllers: Vec::new(),
+            parent_depth: 0,
+            memory_dir: None,
         }
     }
 
     pub fn open_in(hierarchy: &Hierarchy, parent: &str, id: &str) -> Cgroup {
         if let Err(e) = validate_parent(parent).and_then(|()| validate_id(id)) {
             warn!(error = %e, "cannot open cgroup");
-            return Cgroup {
-                version: hierarchy.version(),
-                dirs: Vec::new(),
-                memory_dir: None,
-            };
+            return Cgroup::empty(hierarchy.version());
         }
         let relative = Path::new(parent).join(id);
         let memory_dir = match hierarchy {
             Hierarchy::V2 { root } => Some(root.join(&relative)),
             Hierarchy::V1 { .. } => hierarchy.controller("memory").map(|r| r.join(&relative)),
         };
+        let (controllers, dirs) = hierarchy
+            .members()
+            .into_iter()
+            .map(|(controller, root)| (controller, root.join(&relative)))
+            .unzip();
         Cgroup {
             version: hierarchy.version(),
-            dirs: hierarchy
-                .roots()
-                .into_iter()
-                .map(|root| root.join(&relative))
-                .collect(),
+            dirs,
+            controllers,
+            parent_depth: parent.split('/').count(),
             memory_dir,
         }
     }
@@ -456,14 +481,26 @@ impl Cgroup {
         if cgroup.dirs.is_empty() {
             return Err(CgroupError::Detect("no cgroup controller to use".into()));
         }
-        let result = cgroup.set_up(hierarchy, parent, id, memory);
-        if let Err(e) = result {
-            if let Err(cleanup) = cgroup.remove() {
-                warn!(error = %cleanup, "cleanup of a half-created cgroup failed");
+        let mut round = 1;
+        loop {
+            match cgroup.set_up(hierarchy, parent, id, memory) {
+                Ok(()) => return Ok(cgroup),
+                // Another container's cleanup removed the (then empty) parent between our mkdir
+                // of it and of our directory: create both again.
+                Err(CgroupError::CreateDir { path, source })
+                    if source.kind() == ErrorKind::NotFound && round < CREATE_ROUNDS =>
+                {
+                    debug!(path = %path.display(), round, "cgroup parent vanished, creating again");
+                    round += 1;
+                }
+                Err(e) => {
+                    if let Err(cleanup) = cgroup.remove() {
+                        warn!(error = %cleanup, "cleanup of a half-created cgroup failed");
+                    }
+                    return Err(e);
+                }
             }
-            return Err(e);
         }
-        Ok(cgroup)
     }
 
     fn set_up(
@@ -557,14 +594,39 @@ impl Cgroup {
         Ok(pids)
     }
 
-    /// Kills what is left in the cgroup and removes its directories. Missing ones are fine, so
-    /// this can run more than once.
+    /// Kills what is left in the cgroup and removes its directories, then the parent's where
+    /// no other container is left in it. Missing ones are fine, so this can run more than once.
     pub fn remove(&self) -> Result<()> {
         self.kill_all()?;
         for dir in &self.dirs {
             remove_dir_when_idle(dir)?;
         }
+        self.remove_parents();
         Ok(())
+    }
+
+    /// Removes the parent levels above each directory, deepest first, as long as they are
+    /// empty: a parent still holding another container's cgroup is busy and stays.
+    fn remove_parents(&self) {
+        for dir in &self.dirs {
+            for level in dir.ancestors().skip(1).take(self.parent_depth) {
+                match fs::remove_dir(level) {
+                    Ok(()) => debug!(path = %level.display(), "removed cgroup parent"),
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    // EBUSY/ENOTEMPTY: other containers are still there.
+                    Err(e) => {
+                        debug!(path = %level.display(), error = %e, "cgroup parent stays");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Prepares to fork the container's first process straight into this cgroup; see
+    /// [`ForkJoin`]. Call it right before the fork, in the process that forks.
+    pub fn join_by_fork(&self) -> Result<ForkJoin<'_>> {
+        ForkJoin::enter(self)
     }
 
     fn kill_all(&self) -> Result<()> {
@@ -576,8 +638,12 @@ impl Cgroup {
                 }
             }
         }
+        // A monitor that could not leave after forking must not kill itself here; its
+        // directory then stays busy and removing it reports that.
+        let me = std::process::id() as i32;
         for _ in 0..KILL_ROUNDS {
-            let pids = self.pids()?;
+            let mut pids = self.pids()?;
+            pids.retain(|pid| *pid != me);
             if pids.is_empty() {
                 return Ok(());
             }
@@ -600,6 +666,112 @@ impl Cgroup {
             path: self.dirs[0].clone(),
         })
     }
+}
+
+/// The join of a container's first process by birth.
+///
+/// On v1 a process moving itself (its one thread, written as `0` to `tasks`) is the one
+/// migration that skips the kernel's global threadgroup lock. So the single-threaded monitor
+/// moves itself into the container's cgroup in every hierarchy, forks the container's first
+/// process there, and moves itself back out in [`ForkJoin::forked`] (at the latest when the
+/// `ForkJoin` is dropped). On v2, or in a process with more than one thread, nobody moves until
+/// `forked(pid)`, which moves the child by pid.
+pub struct ForkJoin<'a> {
+    cgroup: &'a Cgroup,
+    /// Per directory of `cgroup`: the `tasks` file of the cgroup we came from, and that of the
+    /// hierarchy root to fall back on. Empty when the child is moved by pid instead.
+    origin: Vec<(PathBuf, PathBuf)>,
+    inside: Cell<bool>,
+}
+
+impl<'a> ForkJoin<'a> {
+    fn enter(cgroup: &'a Cgroup) -> Result<ForkJoin<'a>> {
+        let mut join = ForkJoin {
+            cgroup,
+            origin: Vec::new(),
+            inside: Cell::new(false),
+        };
+        if cgroup.version != Version::V1 || cgroup.dirs.is_empty() {
+            return Ok(join);
+        }
+        let Some(origin) = own_origin(cgroup) else {
+            return Ok(join);
+        };
+        join.origin = origin;
+        join.inside.set(true);
+        for dir in &cgroup.dirs {
+            if let Err(e) = write_file(&dir.join("tasks"), "0") {
+                join.leave()?;
+                return Err(e);
+            }
+        }
+        Ok(join)
+    }
+
+    /// Called with the forked child's pid before it runs anything of the container: the child
+    /// is in the cgroup from then on, and the caller is back where it came from.
+    pub fn forked(&self, pid: i32) -> Result<()> {
+        if self.origin.is_empty() {
+            return self.cgroup.add_pid(pid);
+        }
+        self.leave()
+    }
+
+    /// Moves the caller back to its own cgroups (the hierarchy root if its own is gone).
+    fn leave(&self) -> Result<()> {
+        if !self.inside.replace(false) {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        for (own, root) in &self.origin {
+            if let Err(e) = write_file(own, "0") {
+                warn!(error = %e, "cannot return to the own cgroup, moving to the root");
+                if let Err(e) = write_file(root, "0") {
+                    result = result.and(Err(e));
+                }
+            }
+        }
+        result
+    }
+}
+
+impl Drop for ForkJoin<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.leave() {
+            warn!(error = %e, "leaving the container's cgroup failed");
+        }
+    }
+}
+
+/// Where this process is now in each hierarchy of `cgroup`, as (`tasks` of its own cgroup,
+/// `tasks` of the hierarchy root); `None` when it cannot move itself: more than one thread, or
+/// a cgroup path that does not map onto the mounts.
+fn own_origin(cgroup: &Cgroup) -> Option<Vec<(PathBuf, PathBuf)>> {
+    let threads = fs::read_dir("/proc/self/task").ok()?.count();
+    if threads != 1 {
+        debug!(
+            threads,
+            "more than one thread: the child joins its cgroup by pid"
+        );
+        return None;
+    }
+    let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut origin = Vec::new();
+    for (controller, dir) in cgroup.controllers.iter().zip(&cgroup.dirs) {
+        let root = dir.ancestors().nth(cgroup.parent_depth + 1)?;
+        let path = own.lines().find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, names, path) = (fields.next()?, fields.next()?, fields.next()?);
+            names.split(',').any(|n| n == *controller).then_some(path)
+        })?;
+        let tasks = root.join(path.trim_start_matches('/')).join("tasks");
+        if !tasks.exists() {
+            debug!(path = %tasks.display(), "own cgroup not under the mount: joining by pid");
+            return None;
+        }
+        origin.push((tasks, root.join("tasks")));
+    }
+    Some(origin)
 }
 
 /// Enables memory and pids for children at every level from the root down to `parent`, as far
@@ -791,16 +963,10 @@ mod tests {
             unified.as_deref(),
             Some(Path::new("/sys/fs/cgroup/unified"))
         );
-        // memory, pids, then the co-mounted cpu/cpuacct once, then unified.
+        // memory and pids (devices is not mounted here); neither cpu nor the unified mount.
         assert_eq!(
             hierarchy.roots(),
-            [
-                "/sys/fs/cgroup/memory",
-                "/sys/fs/cgroup/my pids",
-                "/sys/fs/cgroup/cpu,cpuacct",
-                "/sys/fs/cgroup/unified"
-            ]
-            .map(PathBuf::from)
+            ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/my pids"].map(PathBuf::from)
         );
     }
 

@@ -230,8 +230,12 @@ impl Session {
             let mut endpoint: Option<netmgr::Endpoint> = None;
             let (net_slot, endpoint_slot, rt_ref) = (&mut network, &mut endpoint, &rt);
             let network_disabled = c.config.network_disabled;
-            let pid = sysinit::spawn(spec, |pid| {
-                cg_ref.add_pid(pid.as_raw()).map_err(|e| e.to_string())?;
+            // The init is forked straight into its cgroup (see cgroup::ForkJoin).
+            let joining = cg_ref
+                .join_by_fork()
+                .map_err(|e| runtime_err(Error::Cgroup(e.to_string())))?;
+            let spawned = sysinit::spawn(spec, |pid| {
+                joining.forked(pid.as_raw()).map_err(|e| e.to_string())?;
                 if network_disabled {
                     tracing::debug!(%id, pid = pid.as_raw(), "network none: bringing lo up");
                     return loopback_up(pid.as_raw())
@@ -244,9 +248,12 @@ impl Session {
                     .map_err(|e| format!("connect container {id} to the network: {e}"))?;
                 *endpoint_slot = Some(ep);
                 Ok(())
-            })
-            .map_err(|e| (e.exit_code() as u8, e.to_string()))?
-            .as_raw();
+            });
+            // Back in the monitor's own cgroups whatever happened (`forked` normally did it).
+            drop(joining);
+            let pid = spawned
+                .map_err(|e| (e.exit_code() as u8, e.to_string()))?
+                .as_raw();
             tracing::debug!(%id, pid, "container started");
             // SAFETY: pidfd_open of our own unreaped child.
             let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

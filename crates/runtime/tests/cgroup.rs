@@ -217,10 +217,11 @@ fn v1_fixture_memory_devices_join_oom() {
     };
     let cgroup = Cgroup::create_in(&hierarchy, "dock", "abc", &limits).unwrap();
     assert_eq!(cgroup.version(), Version::V1);
-    // cpuset is never joined: its fresh cgroups have no cpus or mems.
+    // cpuset is never joined (its fresh cgroups have no cpus or mems), nor the cgroup2 mount
+    // without controllers.
     assert_eq!(
         cgroup.paths(),
-        ["memory", "devices", "pids", "unified"].map(|c| root.join(c).join("dock/abc"))
+        ["memory", "devices", "pids"].map(|c| root.join(c).join("dock/abc"))
     );
     assert_eq!(read(&memory.join("memory.limit_in_bytes")), "536870912");
     assert_eq!(
@@ -239,6 +240,13 @@ fn v1_fixture_memory_devices_join_oom() {
     cgroup.add_pid(777).unwrap();
     for dir in cgroup.paths() {
         assert_eq!(procs(dir), [777], "{}", dir.display());
+    }
+    // The test harness has more than one thread, so a fork join moves the child by pid.
+    let join = cgroup.join_by_fork().unwrap();
+    join.forked(778).unwrap();
+    drop(join);
+    for dir in cgroup.paths() {
+        assert_eq!(procs(dir), [778], "{}", dir.display());
     }
 
     fs::write(
@@ -524,4 +532,67 @@ fn real_v2_semantics_on_the_unified_mount() {
     let status = child.child().wait().unwrap();
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
     assert!(!cgroup.paths()[0].exists());
+}
+
+#[test]
+fn real_parent_goes_with_the_last_cgroup_and_survives_racing_creates() {
+    let hierarchy = Hierarchy::detect().unwrap();
+    let guard = CgroupGuard::new(hierarchy.clone(), "parent");
+    let guards: Vec<CgroupGuard> = ["a", "b"]
+        .iter()
+        .map(|id| CgroupGuard {
+            hierarchy: hierarchy.clone(),
+            parent: guard.parent.clone(),
+            id: id.to_string(),
+        })
+        .collect();
+    let a =
+        Cgroup::create_in(&hierarchy, &guard.parent, &guards[0].id, &Limits::default()).unwrap();
+    let b =
+        Cgroup::create_in(&hierarchy, &guard.parent, &guards[1].id, &Limits::default()).unwrap();
+    let parents: Vec<PathBuf> = a
+        .paths()
+        .iter()
+        .map(|dir| dir.parent().unwrap().to_path_buf())
+        .collect();
+    a.remove().unwrap();
+    for parent in &parents {
+        assert!(
+            parent.is_dir(),
+            "{} went while b is in it",
+            parent.display()
+        );
+    }
+    b.remove().unwrap();
+    for parent in &parents {
+        assert!(!parent.exists(), "{} left behind", parent.display());
+    }
+
+    // Creates and removes racing on one parent: a remove may take the parent away between
+    // another create's mkdir of the parent and of its own directory.
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let hierarchy = hierarchy.clone();
+            let parent = guard.parent.clone();
+            std::thread::spawn(move || {
+                for round in 0..25 {
+                    let id = format!("w{worker}-{round}");
+                    let _cleanup = CgroupGuard {
+                        hierarchy: hierarchy.clone(),
+                        parent: parent.clone(),
+                        id: id.clone(),
+                    };
+                    let cgroup = Cgroup::create_in(&hierarchy, &parent, &id, &Limits::default())
+                        .unwrap_or_else(|e| panic!("create {id}: {e}"));
+                    cgroup.remove().unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    for parent in &parents {
+        assert!(!parent.exists(), "{} left behind", parent.display());
+    }
 }
