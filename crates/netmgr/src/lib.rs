@@ -44,6 +44,8 @@ pub const CONTAINER_IFACE: &str = "eth0";
 
 const STATE_FILE: &str = "net.json";
 const LOCK_FILE: &str = "net.lock";
+/// Which base ruleset this boot's bridge already has, so `open` runs `nft` only when needed.
+const RULESET_MARK_FILE: &str = "ruleset.applied";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetConfig {
@@ -229,7 +231,7 @@ impl Network {
             cfg,
             nft: Nft::system(),
         };
-        network.ensure_bridge()?;
+        let bridge_index = network.ensure_bridge()?;
         write_kernel_setting("/proc/sys/net/ipv4/ip_forward", "1")?;
         write_kernel_setting(
             &format!(
@@ -238,11 +240,28 @@ impl Network {
             ),
             "1",
         )?;
-        let base = nft::base_ruleset(&network.cfg.table, &network.cfg.bridge, network.cfg.subnet);
-        network
-            .nft
-            .apply(&base, &format!("set up table ip {}", network.cfg.table))?;
+        // `nft` costs milliseconds: the base ruleset is applied once per bridge and boot (a
+        // recreated bridge gets a new index, a reboot a new boot id).
+        let mark = network.ruleset_mark(bridge_index);
+        let mark_path = network.cfg.state_dir.join(RULESET_MARK_FILE);
+        if fs::read_to_string(&mark_path).ok().as_deref() != Some(mark.as_str()) {
+            network.apply_base_ruleset()?;
+            fs::write(&mark_path, &mark).map_err(|e| Error::io("write", &mark_path, e))?;
+        }
         Ok(network)
+    }
+
+    fn ruleset_mark(&self, bridge_index: u32) -> String {
+        let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let base = nft::base_ruleset(&self.cfg.table, &self.cfg.bridge, self.cfg.subnet);
+        let digest = hex(&Sha256::digest(base.as_bytes())[..8]);
+        format!("{} {bridge_index} {digest}\n", boot_id.trim())
+    }
+
+    fn apply_base_ruleset(&self) -> Result<()> {
+        let base = nft::base_ruleset(&self.cfg.table, &self.cfg.bridge, self.cfg.subnet);
+        self.nft
+            .apply(&base, &format!("set up table ip {}", self.cfg.table))
     }
 
     pub fn config(&self) -> &NetConfig {
@@ -362,7 +381,6 @@ impl Network {
     pub fn connect(&self, container_id: &str, pid: i32, ports: &[PortSpec]) -> Result<Endpoint> {
         validate_container_id(container_id)?;
         self.reclaim(container_id)?;
-
         let netns_path = format!("/proc/{pid}/ns/net");
         let netns = File::open(&netns_path)
             .map_err(|e| Error::io("open network namespace", &netns_path, e))?;
@@ -493,10 +511,14 @@ impl Network {
         };
         let script =
             nft::connect_script(table, container_id, &existing, endpoint.ip, &endpoint.ports);
-        self.nft.apply(
-            &script,
-            &format!("publish ports of container {container_id}"),
-        )
+        let context = format!("publish ports of container {container_id}");
+        if self.nft.apply(&script, &context).is_ok() {
+            return Ok(());
+        }
+        // The table may have been removed behind our back (the mark in `open` said it was
+        // there): set it up again and retry once.
+        self.apply_base_ruleset()?;
+        self.nft.apply(&script, &context)
     }
 
     fn purge_port_rules(&self, container_id: &str) -> Result<()> {
@@ -522,9 +544,35 @@ impl Network {
     pub fn disconnect(&self, container_id: &str) -> Result<()> {
         validate_container_id(container_id)?;
         let mut errors = Vec::new();
-        tracing::debug!(container_id, "remove port rules");
-        if let Err(e) = self.purge_port_rules(container_id) {
-            errors.push(e);
+        // Port rules exist only for a recorded endpoint with ports (the endpoint is recorded
+        // before its rules are added and forgotten after they are removed), so the `nft`
+        // round trips are skipped for everything else.
+        let held = self.lock().and_then(|_lock| {
+            let state = self.read_state()?;
+            let endpoint = state.endpoints.get(container_id);
+            let owns_any = endpoint.is_some()
+                || state
+                    .ips
+                    .allocated()
+                    .any(|(_, owner)| owner == container_id)
+                || state
+                    .ports
+                    .allocated()
+                    .any(|(_, _, owner)| owner == container_id);
+            Ok((owns_any, endpoint.is_some_and(|ep| !ep.ports.is_empty())))
+        });
+        let (owns_any, may_have_rules) = match held {
+            Ok(held) => held,
+            Err(e) => {
+                errors.push(e);
+                (true, true)
+            }
+        };
+        if may_have_rules {
+            tracing::debug!(container_id, "remove port rules");
+            if let Err(e) = self.purge_port_rules(container_id) {
+                errors.push(e);
+            }
         }
         let host_veth = host_veth_name(container_id);
         tracing::debug!(container_id, %host_veth, "delete veth");
@@ -534,14 +582,16 @@ impl Network {
         if let Err(e) = deleted {
             errors.push(e);
         }
-        let released = self.with_state(|state| {
-            state.endpoints.remove(container_id);
-            state.ports.release_owner(container_id);
-            state.ips.release_owner(container_id);
-            Ok(())
-        });
-        if let Err(e) = released {
-            errors.push(e);
+        if owns_any {
+            let released = self.with_state(|state| {
+                state.endpoints.remove(container_id);
+                state.ports.release_owner(container_id);
+                state.ips.release_owner(container_id);
+                Ok(())
+            });
+            if let Err(e) = released {
+                errors.push(e);
+            }
         }
         match errors.len() {
             0 => Ok(()),
@@ -586,7 +636,7 @@ impl Network {
             }
             Err(e) => errors.push(Error::netlink("open socket", e)),
         }
-        for name in [STATE_FILE, LOCK_FILE] {
+        for name in [STATE_FILE, LOCK_FILE, RULESET_MARK_FILE] {
             let path = self.cfg.state_dir.join(name);
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
