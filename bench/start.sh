@@ -8,8 +8,12 @@ runs=${RUNS:-30}
 build_dock
 work=$(mktemp -d /tmp/dock-bench-start.XXXXXX)
 root="$work/root"
+# The root's bridge and nftables table: named after a hash of the root (NetConfig::for_root).
+tag=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:6])' "$root")
 cleanup() {
     "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1 || true
+    nft delete table ip "dock-$tag" 2>/dev/null || true
+    ip link delete "dock$tag" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
