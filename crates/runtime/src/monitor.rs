@@ -65,7 +65,6 @@ pub fn main(root: &Path, id: &str) -> i32 {
                 });
             }
             session.clients = clients;
-            release_startup_pages();
             session.serve();
             session.finish();
             std::process::exit(0)
@@ -333,6 +332,9 @@ impl Session {
 
     fn serve(&mut self) {
         let mut buf = vec![0u8; CHUNK];
+        // Startup pages are released once the container has been quiet for a moment, so a
+        // short-lived one (`run --rm IMG true`) exits without paying for it.
+        let mut startup_pages = true;
         loop {
             if self.exit.is_some() && self.out.is_none() && self.err.is_none() {
                 return;
@@ -367,8 +369,18 @@ impl Session {
                     add(conn.stream.as_raw_fd(), libc::POLLIN, Slot::Client(i));
                 }
             }
+            let timeout = if startup_pages {
+                IDLE_BEFORE_RELEASE_MS
+            } else {
+                -1
+            };
             // SAFETY: poll over a live array of pollfd.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n == 0 {
+                release_startup_pages();
+                startup_pages = false;
+                continue;
+            }
             if n < 0 {
                 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -599,6 +611,9 @@ impl Session {
         std::mem::forget(std::mem::take(&mut self.clients));
     }
 }
+
+/// How long the container must be quiet before the monitor drops its startup pages.
+const IDLE_BEFORE_RELEASE_MS: libc::c_int = 5;
 
 /// Exit code when the init could not be waited for (should not happen).
 const GONE_EXIT_CODE: i32 = 255;
