@@ -4,11 +4,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release -p cli
-dock=target/release/dock
+dock=${CARGO_TARGET_DIR:-target}/release/dock
 root=$(mktemp -d /tmp/dock-demo.XXXXXX)
 rootfs=$(mktemp -d /tmp/dock-rootfs.XXXXXX)
+# The root's bridge and nftables table are named after a hash of the root (NetConfig::for_root).
+tag=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:6])' "$root")
 cleanup() {
     "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1 || true
+    nft delete table ip "dock-$tag" 2>/dev/null || true
+    ip link delete "dock$tag" 2>/dev/null || true
     rm -rf "$root" "$rootfs"
 }
 trap cleanup EXIT
