@@ -372,7 +372,7 @@ fn version_and_info_answer() {
 fn rmi_by_name_refuses_the_last_tag_of_an_image_a_container_uses() {
     let root = DockRoot::new();
     let id = root.import_busybox("base");
-    let container = root.ok(&["run", "base", "true"]);
+    let container = root.ok(&["run", "--network", "none", "base", "true"]);
     assert!(container.is_empty());
     let out = root.run(&["rmi", "base"]);
     assert!(!out.status.success());
