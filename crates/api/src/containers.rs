@@ -455,7 +455,8 @@ pub async fn start(state: Arc<State>, name: String) -> ApiResult<Response> {
 fn start_container(state: &Arc<State>, id: &str, handle: &tokio::runtime::Handle) -> ApiResult<()> {
     let runtime_state = state.clone();
     let runs = state.runs.clone();
-    runs.start_blocking(id, handle, |hello| {
+    let running = || Ok(find(state, id)?.state.running);
+    runs.start_blocking(id, handle, running, |hello| {
         tracing::debug!(%id, "starting container");
         let client = runtime_state
             .runtime

@@ -39,6 +39,8 @@ struct Entry {
     attaches: Vec<AttachPipes>,
     /// A run started by this server is live: new attaches go to its monitor directly.
     live: bool,
+    /// A start is under way: a second one is told the container runs already.
+    starting: bool,
 }
 
 impl Entry {
@@ -47,6 +49,7 @@ impl Entry {
             outcome: watch::channel(None).0,
             attaches: Vec::new(),
             live: false,
+            starting: false,
         }
     }
 }
@@ -146,18 +149,32 @@ impl Runs {
         self: &Arc<Self>,
         id: &str,
         handle: &tokio::runtime::Handle,
+        running: impl Fn() -> ApiResult<bool>,
         start: impl FnOnce(Hello) -> Result<std::os::unix::net::UnixStream, ApiError>,
     ) -> ApiResult<()> {
-        let (attaches, outcome) = {
+        let (attaches, outcome) = loop {
             let mut entries = self.lock();
             let entry = entries.entry(id.to_string()).or_insert_with(Entry::new);
-            if entry.live {
+            if entry.starting {
                 return Err(ApiError::not_modified());
             }
+            if entry.live {
+                if running()? {
+                    return Err(ApiError::not_modified());
+                }
+                // The previous run ended (a stop or kill returns once the exit is recorded)
+                // but its fan-out has not seen the exit frame yet: let it hand its outcome to
+                // its clients first, then this run gets an entry of its own.
+                let mut previous = entry.outcome.subscribe();
+                drop(entries);
+                let _ = handle.block_on(previous.wait_for(Option::is_some));
+                continue;
+            }
             entry.live = true;
+            entry.starting = true;
             // Clients that left before the start get nothing, above all not the stdin.
             entry.attaches.retain(|pipes| !pipes.output.is_closed());
-            (std::mem::take(&mut entry.attaches), entry.outcome.clone())
+            break (std::mem::take(&mut entry.attaches), entry.outcome.clone());
         };
         let (rows, cols) = {
             let sizes = self.console_sizes.lock().unwrap_or_else(|e| e.into_inner());
@@ -178,6 +195,7 @@ impl Runs {
                     // Running already (started elsewhere): the pending clients stay pending.
                     if let Some(entry) = entries.get_mut(id) {
                         entry.live = false;
+                        entry.starting = false;
                         entry.attaches.extend(attaches);
                     }
                 } else {
@@ -189,8 +207,18 @@ impl Runs {
             }
         };
         let _guard = handle.enter();
-        let (events, commands) = monitor::from_std(stream)
-            .map_err(|e| ApiError::internal(format!("watch container {id}: {e}")))?;
+        let (events, commands) = match monitor::from_std(stream) {
+            Ok(halves) => halves,
+            Err(e) => {
+                let message = format!("watch container {id}: {e}");
+                self.lock().remove(id);
+                outcome.send_replace(Some(Err(message.clone())));
+                return Err(ApiError::internal(message));
+            }
+        };
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.starting = false;
+        }
         let runs = self.clone();
         let id = id.to_string();
         handle.spawn(async move {
@@ -276,4 +304,90 @@ async fn feed_stdin(mut commands: Commands, source: Option<mpsc::Receiver<Bytes>
         tracing::debug!("close container stdin: {err}");
     }
     std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runtime::attach::Kind;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn exit_frame(code: i32) -> Vec<u8> {
+        runtime::attach::encode(Kind::Exit, &code.to_be_bytes())
+    }
+
+    /// A restart's start comes right after its stop saw the exit, possibly before this
+    /// server's fan-out of the old run did: it must start the container, not answer 304.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_after_the_run_ended_waits_for_its_fan_out_and_starts() {
+        let runs = Arc::new(Runs::default());
+        let handle = tokio::runtime::Handle::current();
+        let (first_ours, first_monitor) = UnixStream::pair().unwrap();
+        let (r, h) = (runs.clone(), handle.clone());
+        tokio::task::spawn_blocking(move || {
+            r.start_blocking("c1", &h, || Ok(false), |_| Ok(first_ours))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let Joined::Run(mut first_outcome) = runs.join_wait("c1", || Ok(false), false).unwrap()
+        else {
+            panic!("the live run should be joined");
+        };
+
+        // The container has exited (running() is false) but the old run's exit frame is
+        // still on its way: the second start waits for it instead of calling it a 304. The
+        // frame is sent only once the second start looked at the container.
+        let started = Arc::new(AtomicBool::new(false));
+        let (second_ours, _second_monitor) = UnixStream::pair().unwrap();
+        let (r, h, s) = (runs.clone(), handle.clone(), started.clone());
+        let first_monitor = std::sync::Mutex::new(first_monitor);
+        let second = tokio::task::spawn_blocking(move || {
+            r.start_blocking(
+                "c1",
+                &h,
+                || {
+                    let mut monitor = first_monitor.lock().unwrap();
+                    monitor.write_all(&exit_frame(7)).unwrap();
+                    Ok(false)
+                },
+                |_| {
+                    s.store(true, Ordering::SeqCst);
+                    Ok(second_ours)
+                },
+            )
+        });
+        second.await.unwrap().unwrap();
+        assert!(started.load(Ordering::SeqCst));
+        first_outcome.wait_for(Option::is_some).await.unwrap();
+        assert_eq!(*first_outcome.borrow(), Some(Ok(7)));
+        // The new run is live in an entry of its own.
+        assert!(matches!(
+            runs.join_wait("c1", || Ok(true), false).unwrap(),
+            Joined::Run(_)
+        ));
+    }
+
+    /// A start while this server's run is running is a 304 and does not call the runtime.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_while_the_run_is_live_is_not_modified() {
+        let runs = Arc::new(Runs::default());
+        let handle = tokio::runtime::Handle::current();
+        let (ours, _monitor) = UnixStream::pair().unwrap();
+        let (r, h) = (runs.clone(), handle.clone());
+        tokio::task::spawn_blocking(move || r.start_blocking("c1", &h, || Ok(false), |_| Ok(ours)))
+            .await
+            .unwrap()
+            .unwrap();
+        let (r, h) = (runs.clone(), handle.clone());
+        let err = tokio::task::spawn_blocking(move || {
+            r.start_blocking("c1", &h, || Ok(true), |_| panic!("started twice"))
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(err.status, hyper::StatusCode::NOT_MODIFIED);
+    }
 }
