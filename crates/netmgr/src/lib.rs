@@ -15,7 +15,7 @@ mod netlink;
 mod nft;
 pub mod ports;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
@@ -542,6 +542,21 @@ impl Network {
     /// address. Every step runs even when an earlier one failed; all failures are returned
     /// together. Idempotent: disconnecting an unknown container is fine.
     pub fn disconnect(&self, container_id: &str) -> Result<()> {
+        self.teardown(container_id, true)
+    }
+
+    /// What a container whose processes have all exited releases: its port rules, ports and
+    /// address, as [`Network::disconnect`] does, but not its veth pair. The kernel deletes
+    /// both ends when it frees the container's network namespace, right after its last
+    /// process is gone, and does so off our path: deleting the host end here would wait
+    /// out an RCU barrier (about 20 ms on these machines) before the exit could be
+    /// reported. A pair still there when the same container connects again is deleted by
+    /// that `connect`, and [`Network::destroy`] deletes every port of the bridge.
+    pub fn release(&self, container_id: &str) -> Result<()> {
+        self.teardown(container_id, false)
+    }
+
+    fn teardown(&self, container_id: &str, delete_veth: bool) -> Result<()> {
         validate_container_id(container_id)?;
         let mut errors = Vec::new();
         // Port rules exist only for a recorded endpoint with ports (the endpoint is recorded
@@ -574,13 +589,15 @@ impl Network {
                 errors.push(e);
             }
         }
-        let host_veth = host_veth_name(container_id);
-        tracing::debug!(container_id, %host_veth, "delete veth");
-        let deleted = Netlink::new()
-            .and_then(|mut nl| nl.delete_link(&host_veth))
-            .map_err(|e| Error::netlink(format!("delete {host_veth}"), e));
-        if let Err(e) = deleted {
-            errors.push(e);
+        if delete_veth {
+            let host_veth = host_veth_name(container_id);
+            tracing::debug!(container_id, %host_veth, "delete veth");
+            let deleted = Netlink::new()
+                .and_then(|mut nl| nl.delete_link(&host_veth))
+                .map_err(|e| Error::netlink(format!("delete {host_veth}"), e));
+            if let Err(e) = deleted {
+                errors.push(e);
+            }
         }
         if owns_any {
             let released = self.with_state(|state| {
@@ -605,8 +622,8 @@ impl Network {
         self.disconnect(container_id)
     }
 
-    /// Removes the whole network: the nftables table, every veth of a recorded container,
-    /// the bridge and the state files. Keeps going past failures; meant for tests and
+    /// Removes the whole network: the nftables table, every veth of a recorded container
+    /// and every other port of the bridge, the bridge and the state files. Keeps going past failures; meant for tests and
     /// for tearing down a dock root.
     pub fn destroy(self) -> Result<()> {
         let mut errors = Vec::new();
@@ -623,11 +640,23 @@ impl Network {
         }
         match Netlink::new() {
             Ok(mut nl) => {
-                let links = endpoints
-                    .values()
-                    .map(|ep| ep.host_veth.clone())
-                    .chain([self.cfg.bridge.clone()]);
-                for link in links {
+                let mut links: BTreeSet<String> =
+                    endpoints.values().map(|ep| ep.host_veth.clone()).collect();
+                // Veths of released containers whose namespace somebody still holds.
+                match nl.link_index(&self.cfg.bridge) {
+                    Ok(Some(bridge)) => match nl.ports_of(bridge) {
+                        Ok(ports) => links.extend(ports),
+                        Err(e) => errors.push(Error::netlink(
+                            format!("list the ports of {}", self.cfg.bridge),
+                            e,
+                        )),
+                    },
+                    Ok(None) => {}
+                    Err(e) => {
+                        errors.push(Error::netlink(format!("look up {}", self.cfg.bridge), e))
+                    }
+                }
+                for link in links.into_iter().chain([self.cfg.bridge.clone()]) {
                     tracing::debug!(%link, "delete link");
                     if let Err(e) = nl.delete_link(&link) {
                         errors.push(Error::netlink(format!("delete {link}"), e));

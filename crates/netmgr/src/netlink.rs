@@ -176,6 +176,32 @@ impl Netlink {
         self.ack(RouteNetlinkMessage::SetLink(msg), 0)
     }
 
+    /// Names of the links attached to the bridge with index `bridge`.
+    pub(crate) fn ports_of(&mut self, bridge: u32) -> io::Result<Vec<String>> {
+        let replies = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewLink(link) => Some(link),
+                _ => None,
+            })
+            .filter(|link| {
+                link.attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::Controller(index) if *index == bridge))
+            })
+            .filter_map(|link| {
+                link.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfName(name) => Some(name),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
     /// Deletes the link `name`; false when it did not exist.
     pub(crate) fn delete_link(&mut self, name: &str) -> io::Result<bool> {
         let mut msg = LinkMessage::default();

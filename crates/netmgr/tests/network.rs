@@ -176,6 +176,56 @@ fn disconnect_leaves_nothing_and_frees_address_and_ports() {
     t.net().disconnect(&id2).unwrap();
 }
 
+/// Waits (bounded) for the kernel to delete `link`; whether it is gone.
+fn link_goes_away(link: &str) -> bool {
+    for _ in 0..500 {
+        if !fs::exists(format!("/sys/class/net/{link}")).unwrap() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn release_frees_rules_ports_and_address_and_leaves_the_veth_to_the_namespace() {
+    let t = TestNet::new();
+    let mut c = Container::spawn();
+    let id = t.id();
+    let port = random_free_port();
+    let ep = t
+        .net()
+        .connect(&id, c.pid(), &[spec(&format!("{port}:80"))])
+        .unwrap();
+
+    t.net().release(&id).unwrap();
+    assert_eq!(t.rules_of(&id), Vec::<String>::new());
+    assert!(t.net().allocated_addresses().unwrap().is_empty());
+    assert!(t.net().allocated_ports().unwrap().is_empty());
+    assert_eq!(t.net().endpoint(&id).unwrap(), None);
+    // The pair belongs to the namespace, which is still alive here...
+    assert!(fs::exists(format!("/sys/class/net/{}", ep.host_veth)).unwrap());
+    // ...and goes with it.
+    c.kill();
+    assert!(link_goes_away(&ep.host_veth), "{} left", ep.host_veth);
+
+    // A pair still there when the same container connects again is replaced, and
+    // destroy deletes a released pair whose namespace is still held.
+    let again = Container::spawn();
+    t.net().connect(&id, again.pid(), &[]).unwrap();
+    t.net().release(&id).unwrap();
+    let second = Container::spawn();
+    let ep = t.net().connect(&id, second.pid(), &[]).unwrap();
+    let addresses = second.ip(&["-o", "-4", "addr", "show", "eth0"]);
+    assert!(addresses.contains(&ep.ip.to_string()), "{addresses}");
+    t.net().release(&id).unwrap();
+    assert!(fs::exists(format!("/sys/class/net/{}", ep.host_veth)).unwrap());
+    let mut t = t;
+    t.net.take().unwrap().destroy().unwrap();
+    assert!(!fs::exists(format!("/sys/class/net/{}", ep.host_veth)).unwrap());
+    assert!(!fs::exists(format!("/sys/class/net/{}", t.cfg.bridge)).unwrap());
+}
+
 #[test]
 fn connect_after_a_crash_purges_leftovers_and_reapplies() {
     let t = TestNet::new();

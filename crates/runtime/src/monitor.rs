@@ -582,7 +582,8 @@ impl Session {
     }
 
     /// Releases everything, records the exit, tells the clients, in that order: when a client
-    /// sees the exit frame, nothing of the container is left but its directory.
+    /// sees the exit frame, nothing of the container is left but its directory (and, for a
+    /// few milliseconds more, the veth pair the kernel is deleting with its namespace).
     fn finish(mut self) {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
         let oom = self.cgroup.oom_killed();
@@ -590,8 +591,10 @@ impl Session {
             tracing::warn!(id = %self.id, error = %e, "removing the cgroup failed");
         }
         if let Some(net) = &self.network {
-            tracing::debug!(id = %self.id, "disconnecting the network");
-            if let Err(e) = net.disconnect(&self.id) {
+            // Every process of the container is gone, so its network namespace is too: the
+            // kernel deletes the veth pair with it, and we release the rest.
+            tracing::debug!(id = %self.id, "releasing the network");
+            if let Err(e) = net.release(&self.id) {
                 tracing::warn!(id = %self.id, error = %e, "releasing the network failed");
             }
         }
