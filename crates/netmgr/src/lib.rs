@@ -17,10 +17,11 @@ pub mod ports;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -145,6 +146,10 @@ pub struct Endpoint {
 /// The persistent allocator state, shared by every dock process under `LOCK_FILE`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
+    /// The boot this state belongs to: the addresses, ports and links of an earlier boot
+    /// are gone with it.
+    #[serde(default)]
+    boot_id: String,
     ips: IpPool,
     ports: PortPool,
     endpoints: BTreeMap<String, Endpoint>,
@@ -153,6 +158,16 @@ struct State {
 pub struct Network {
     cfg: NetConfig,
     nft: Nft,
+}
+
+/// This boot's identity (`/proc/sys/kernel/random/boot_id`).
+fn boot_id() -> &'static str {
+    static BOOT_ID: OnceLock<String> = OnceLock::new();
+    BOOT_ID.get_or_init(|| {
+        fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|id| id.trim().to_string())
+            .unwrap_or_default()
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -317,24 +332,39 @@ impl Network {
         Ok(file)
     }
 
+    /// The state of this boot: a file written before the last boot (or left empty by a
+    /// crash while it was being replaced) holds nothing that still exists.
     fn read_state(&self) -> Result<State> {
         let path = self.cfg.state_dir.join(STATE_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|source| Error::CorruptState { path, source }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(Error::io("read", &path, e)),
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        let fresh = || State {
+            boot_id: boot_id().to_string(),
+            ..State::default()
+        };
+        if bytes.is_empty() {
+            return Ok(fresh());
         }
+        let state: State = serde_json::from_slice(&bytes)
+            .map_err(|source| Error::CorruptState { path, source })?;
+        if state.boot_id != boot_id() {
+            tracing::debug!(boot_id = %state.boot_id, "network state of an earlier boot: starting afresh");
+            return Ok(fresh());
+        }
+        Ok(state)
     }
 
+    /// Replaces the state atomically. Not fsync'd: it describes links, rules and
+    /// allocations that a power loss ends anyway (see `read_state`), and a sync on every
+    /// container start and exit would cost more than the rest of the bookkeeping.
     fn write_state(&self, state: &State) -> Result<()> {
         let path = self.cfg.state_dir.join(STATE_FILE);
         let tmp = self.cfg.state_dir.join(format!("{STATE_FILE}.tmp"));
         let json = serde_json::to_vec_pretty(state).expect("state serializes");
-        let mut file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        file.write_all(&json)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io("write", &tmp, e))?;
+        fs::write(&tmp, json).map_err(|e| Error::io("write", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io("rename into", &path, e))
     }
 

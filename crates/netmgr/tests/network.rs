@@ -475,3 +475,34 @@ fn a_subnet_already_routed_elsewhere_is_refused() {
     );
     assert!(!fs::exists(format!("/sys/class/net/dkt{tag}")).unwrap());
 }
+
+/// Allocations describe links and rules of the running kernel: a state file of an earlier
+/// boot, or one a crash left empty, holds nothing; a damaged one of this boot is an error.
+#[test]
+fn state_of_an_earlier_boot_or_left_empty_is_void_and_damage_is_named() {
+    let t = TestNet::new();
+    let c = Container::spawn();
+    let id = t.id();
+    t.net().connect(&id, c.pid(), &[]).unwrap();
+    let state_file = t.cfg.state_dir.join("net.json");
+    let text = fs::read_to_string(&state_file).unwrap();
+    let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert!(text.contains(boot_id.trim()), "{text}");
+    assert_eq!(t.net().allocated_addresses().unwrap().len(), 1);
+
+    fs::write(
+        &state_file,
+        text.replace(boot_id.trim(), "00000000-0000-0000-0000-000000000000"),
+    )
+    .unwrap();
+    assert!(t.net().allocated_addresses().unwrap().is_empty());
+
+    fs::write(&state_file, "").unwrap();
+    assert!(t.net().allocated_addresses().unwrap().is_empty());
+
+    fs::write(&state_file, "{\"ips\": [").unwrap();
+    let err = t.net().allocated_addresses().unwrap_err();
+    assert!(err.to_string().contains("net.json"), "{err}");
+    fs::remove_file(&state_file).unwrap();
+    t.net().disconnect(&id).unwrap();
+}
