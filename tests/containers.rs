@@ -817,6 +817,17 @@ fn a_killed_monitor_leaves_no_ghost() {
 fn run_rm_leaves_nothing() {
     let env = Env::new();
     assert_eq!(env.ok(&["run", "--rm", "busybox", "echo", "x"]), "x\n");
+    // Nobody keeps what a `--rm` container writes, so its overlay skips syncing it
+    // (`volatile`); a kept container's does not.
+    let root_mount = "grep ' / / ' /proc/self/mountinfo";
+    let rm = env.ok(&["run", "--rm", "busybox", "sh", "-c", root_mount]);
+    assert!(rm.contains("fsync=volatile"), "{rm}");
+    let kept = env.ok(&["run", "--name", "kept", "busybox", "sh", "-c", root_mount]);
+    assert!(
+        kept.contains(" overlay ") && !kept.contains("volatile"),
+        "{kept}"
+    );
+    env.ok(&["rm", "kept"]);
     let out = env.run(&["run", "--rm", "busybox", "nope"]);
     assert_eq!(code(&out), 127);
     env.ok(&["run", "-d", "--rm", "busybox", "sleep", "1000"]);

@@ -727,7 +727,13 @@ impl Runtime {
         // Holding the lock keeps a monitor from claiming the container while we mount.
         let _lock = container::Lock::acquire(&paths.lock())?;
         let lowers = self.lowers(&c)?;
-        overlay::mount(&lowers, &paths.upper(), &paths.work(), &rootfs)?;
+        overlay::mount(
+            &lowers,
+            &paths.upper(),
+            &paths.work(),
+            &rootfs,
+            overlay::Sync::Durable,
+        )?;
         let result = tar(out);
         overlay::unmount(&rootfs)?;
         result

@@ -159,7 +159,13 @@ impl Session {
             if overlay::is_mounted(&rootfs) {
                 overlay::unmount(&rootfs).map_err(runtime_err)?;
             }
-            overlay::mount(&lowers, &paths.upper(), &paths.work(), &rootfs).map_err(runtime_err)?;
+            let sync = if c.auto_remove {
+                overlay::Sync::Volatile
+            } else {
+                overlay::Sync::Durable
+            };
+            overlay::mount(&lowers, &paths.upper(), &paths.work(), &rootfs, sync)
+                .map_err(runtime_err)?;
 
             let limits = Limits {
                 memory: (c.config.memory > 0).then_some(c.config.memory),

@@ -5,12 +5,14 @@
 //! the layers' common directory, which the calling (single-threaded) process enters for the call.
 
 use std::ffi::CString;
+use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
@@ -28,20 +30,47 @@ fn cstr(s: &str) -> CString {
     CString::new(s).unwrap_or_default()
 }
 
+/// How an overlay is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// Writes reach the disk as on any filesystem: `fsync` in the container syncs them,
+    /// and unmounting syncs the upper directory's filesystem.
+    Durable,
+    /// Overlay's `volatile`: `fsync` and the sync at unmount are skipped. For a container
+    /// removed when it exits (`--rm`, as Podman does), whose writes nobody keeps: unmounting
+    /// no longer waits for the writeback of the whole filesystem under the upper directory.
+    Volatile,
+}
+
 /// Mounts `lowers` (top first) + `upper` at `target`.
-pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
-    tracing::debug!(target = %target.display(), layers = lowers.len(), "mounting overlay rootfs");
+pub fn mount(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    sync: Sync,
+) -> Result<()> {
+    tracing::debug!(target = %target.display(), layers = lowers.len(), ?sync, "mounting overlay rootfs");
     if lowers.is_empty() {
         return Err(Error::Mount {
             path: target.to_path_buf(),
             message: "image has no layers".into(),
         });
     }
-    match mount_new_api(lowers, upper, work, target) {
+    // A volatile mount that was never unmounted (the host went down under it) leaves this
+    // mark, and the kernel refuses the directories until it is gone: what the upper holds
+    // is whatever reached the disk, as after any crash.
+    let volatile_mark = work.join("work/incompat/volatile");
+    if volatile_mark.exists() && !is_mounted(target) {
+        tracing::debug!(path = %volatile_mark.display(), "removing the mark of an interrupted volatile mount");
+        let incompat = work.join("work/incompat");
+        fs::remove_dir_all(&incompat).map_err(|e| Error::io(&incompat, e))?;
+    }
+    match mount_new_api(lowers, upper, work, target, sync) {
         Ok(()) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) => {
             tracing::debug!(error = %e, "new mount api unavailable, using mount(2)");
-            mount_classic(lowers, upper, work, target)
+            mount_classic(lowers, upper, work, target, sync)
         }
         Err(e) => Err(Error::Mount {
             path: target.to_path_buf(),
@@ -82,7 +111,13 @@ impl Drop for Fd {
     }
 }
 
-fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+fn mount_new_api(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    sync: Sync,
+) -> io::Result<()> {
     let name = cstr("overlay");
     // SAFETY: fsopen with a nul-terminated filesystem name.
     let fs = Fd(check(unsafe {
@@ -95,6 +130,20 @@ fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
     }
     fsconfig_string(fs.0, "upperdir", &io_path(upper)?)?;
     fsconfig_string(fs.0, "workdir", &io_path(work)?)?;
+    if sync == Sync::Volatile {
+        let key = cstr("volatile");
+        // SAFETY: fsconfig flag on a filesystem context fd we own, nul-terminated key.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.0 as libc::c_int,
+                FSCONFIG_SET_FLAG,
+                key.as_ptr(),
+                std::ptr::null::<libc::c_char>(),
+                0,
+            )
+        })?;
+    }
     // SAFETY: fsconfig command without key/value.
     check(unsafe {
         libc::syscall(
@@ -126,7 +175,13 @@ fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
     Ok(())
 }
 
-fn mount_classic(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+fn mount_classic(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    sync: Sync,
+) -> Result<()> {
     let mount_err = |e: io::Error| Error::Mount {
         path: target.to_path_buf(),
         message: format!("overlay: {e}"),
@@ -151,11 +206,14 @@ fn mount_classic(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
         std::env::set_current_dir(&base).map_err(mount_err)?;
     }
     let lowerdir = names.join(":");
-    let data = format!(
+    let mut data = format!(
         "lowerdir={lowerdir},upperdir={},workdir={}",
         upper.display(),
         work.display()
     );
+    if sync == Sync::Volatile {
+        data.push_str(",volatile");
+    }
     let result = nix::mount::mount(
         Some("overlay"),
         target,
@@ -269,9 +327,9 @@ mod tests {
             fs::create_dir_all(d).unwrap();
         }
         if classic {
-            mount_classic(lowers, &upper, &work, &target).unwrap();
+            mount_classic(lowers, &upper, &work, &target, Sync::Durable).unwrap();
         } else {
-            mount(lowers, &upper, &work, &target).unwrap();
+            mount(lowers, &upper, &work, &target, Sync::Durable).unwrap();
         }
         let guard = Mounted(target.clone());
         assert!(is_mounted(&target));
@@ -312,7 +370,7 @@ mod tests {
         for d in [&upper, &work, &target] {
             fs::create_dir_all(d).unwrap();
         }
-        mount_classic(&with_init, &upper, &work, &target).unwrap();
+        mount_classic(&with_init, &upper, &work, &target, Sync::Durable).unwrap();
         let guard = Mounted(target.clone());
         assert_eq!(fs::read_to_string(target.join("top")).unwrap(), "0");
         assert_eq!(fs::read_to_string(target.join("file39")).unwrap(), "39");
@@ -324,7 +382,48 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         unmount(tmp.path()).unwrap();
         detach(tmp.path()).unwrap();
-        let err = mount(&[], tmp.path(), tmp.path(), tmp.path()).unwrap_err();
+        let err = mount(&[], tmp.path(), tmp.path(), tmp.path(), Sync::Durable).unwrap_err();
         assert!(err.to_string().contains("no layers"), "{err}");
+    }
+
+    fn mount_options(target: &Path) -> String {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let target = target.to_str().unwrap();
+        mounts
+            .lines()
+            .find(|line| line.split(' ').nth(4) == Some(target))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn a_volatile_mount_says_so_and_its_crash_mark_does_not_block_the_next_mount() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lowers = layers(&tmp.path().join("graph"), 2);
+        let dir = tmp.path().join("c");
+        let (upper, work, target) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
+        for d in [&upper, &work, &target] {
+            fs::create_dir_all(d).unwrap();
+        }
+        mount(&lowers, &upper, &work, &target, Sync::Volatile).unwrap();
+        let guard = Mounted(target.clone());
+        assert!(
+            mount_options(&target).contains("volatile"),
+            "{}",
+            mount_options(&target)
+        );
+        fs::write(target.join("new"), "x").unwrap();
+        // The kernel marks the work directory while a volatile mount is up...
+        let mark = work.join("work/incompat/volatile");
+        assert!(mark.is_dir());
+        // ...and a mark left by a crash (no unmount) keeps the directories from mounting
+        // again unless it is removed.
+        drop(guard);
+        fs::create_dir_all(&mark).unwrap();
+        mount(&lowers, &upper, &work, &target, Sync::Durable).unwrap();
+        let guard = Mounted(target.clone());
+        assert!(!mount_options(&target).contains("volatile"));
+        assert_eq!(fs::read_to_string(target.join("new")).unwrap(), "x");
+        drop(guard);
     }
 }
