@@ -13,7 +13,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -179,17 +179,13 @@ impl Session {
             let log = LogWriter::open(&paths.log(id)).map_err(runtime_err)?;
             let io_err = |what: &str, e: io::Error| (125u8, format!("{what}: {e}"));
             let mut stdio = Stdio::default();
-            let (child_in, child_out, child_err) = if c.config.tty {
-                let (master, slave) =
-                    open_pty(hello.rows, hello.cols).map_err(|e| io_err("open pty", e))?;
-                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| io_err("duplicate pty", e));
-                let (i, o) = (dup(&slave)?, dup(&slave)?);
-                let writer = dup(&master)?;
-                set_nonblocking(writer.as_raw_fd()).map_err(|e| io_err("pty", e))?;
-                stdio.stdin = Some(File::from(writer));
-                stdio.out = Some(File::from(dup(&master)?));
-                stdio.tty = Some(master);
-                (i, o, slave)
+            // With a tty, sysinit opens the terminal in the container's own devpts (so `tty`
+            // names it) and hands back its master, wired up once the command runs.
+            let child_stdio = if c.config.tty {
+                sysinit::Stdio::Terminal {
+                    rows: hello.rows,
+                    cols: hello.cols,
+                }
             } else {
                 let (out_r, out_w) = pipe().map_err(|e| io_err("stdout pipe", e))?;
                 let (err_r, err_w) = pipe().map_err(|e| io_err("stderr pipe", e))?;
@@ -205,7 +201,11 @@ impl Session {
                         .map_err(|e| io_err("open /dev/null", e))?
                         .into()
                 };
-                (child_in, out_w, err_w)
+                sysinit::Stdio::Fds {
+                    stdin: child_in,
+                    stdout: out_w,
+                    stderr: err_w,
+                }
             };
 
             let resolv = Path::new("/etc/resolv.conf");
@@ -218,10 +218,7 @@ impl Session {
                 user: c.config.user.clone(),
                 hostname: c.config.hostname.clone(),
                 workdir: "/".into(),
-                tty: c.config.tty,
-                stdin: child_in,
-                stdout: child_out,
-                stderr: child_err,
+                stdio: child_stdio,
                 resolv_conf: resolv.exists().then(|| resolv.to_path_buf()),
             };
             let cg_ref: &Cgroup = cg;
@@ -256,10 +253,27 @@ impl Session {
             });
             // Back in the monitor's own cgroups whatever happened (`forked` normally did it).
             drop(joining);
-            let pid = spawned
-                .map_err(|e| (e.exit_code() as u8, e.to_string()))?
-                .as_raw();
+            let started = spawned.map_err(|e| (e.exit_code() as u8, e.to_string()))?;
+            let pid = started.pid.as_raw();
             tracing::debug!(%id, pid, "container started");
+            if let Some(master) = started.terminal {
+                let wired = (|| -> io::Result<()> {
+                    let writer = master.try_clone()?;
+                    set_nonblocking(writer.as_raw_fd())?;
+                    stdio.stdin = Some(File::from(writer));
+                    stdio.out = Some(File::from(master.try_clone()?));
+                    stdio.tty = Some(master);
+                    Ok(())
+                })();
+                if let Err(e) = wired {
+                    // SAFETY: killing and reaping our own child that we cannot serve.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let mut status = 0;
+                    // SAFETY: reaping our own child.
+                    unsafe { libc::waitpid(pid, &mut status, 0) };
+                    return Err(io_err("container terminal", e));
+                }
+            }
             // SAFETY: pidfd_open of our own unreaped child.
             let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
             if pidfd < 0 {
@@ -772,39 +786,4 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A pty pair, neither end becoming our controlling terminal (we are a session leader).
-fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
-    // SAFETY: plain libc pty calls on descriptors we own.
-    unsafe {
-        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        if master < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let master = OwnedFd::from_raw_fd(master);
-        if libc::grantpt(master.as_raw_fd()) < 0 || libc::unlockpt(master.as_raw_fd()) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let slave = libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        if slave < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let slave = OwnedFd::from_raw_fd(slave);
-        if rows > 0 && cols > 0 {
-            let ws = libc::winsize {
-                ws_row: rows,
-                ws_col: cols,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
-        let _ = master.as_fd();
-        Ok((master, slave))
-    }
 }

@@ -1,5 +1,5 @@
 //! Runs one command in a container over an existing rootfs directory, with this process's stdio:
-//! `run ROOTFS [-u USER] [-t] CMD ARGS...`. Handy for trying sysinit alone and for timing it
+//! `run ROOTFS [-u USER] CMD ARGS...`. Handy for trying sysinit alone and for timing it
 //! against `unshare --fork --pid --mount --uts --ipc --net --mount-proc chroot ROOTFS CMD`.
 
 use std::os::fd::AsFd;
@@ -11,16 +11,14 @@ use nix::sys::wait::{waitpid, WaitStatus};
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let Some(rootfs) = args.next() else {
-        eprintln!("usage: run ROOTFS [-u USER] [-t] CMD ARGS...");
+        eprintln!("usage: run ROOTFS [-u USER] CMD ARGS...");
         return ExitCode::from(2);
     };
     let mut user = String::new();
-    let mut tty = false;
     let mut command = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-u" if command.is_empty() => user = args.next().unwrap_or_default(),
-            "-t" if command.is_empty() => tty = true,
             _ => command.push(arg),
         }
     }
@@ -36,18 +34,19 @@ fn main() -> ExitCode {
         user,
         hostname: "sysinit-example".into(),
         workdir: "/".into(),
-        tty,
-        stdin: dup(std::io::stdin().as_fd()),
-        stdout: dup(std::io::stdout().as_fd()),
-        stderr: dup(std::io::stderr().as_fd()),
+        stdio: sysinit::Stdio::Fds {
+            stdin: dup(std::io::stdin().as_fd()),
+            stdout: dup(std::io::stdout().as_fd()),
+            stderr: dup(std::io::stderr().as_fd()),
+        },
         resolv_conf: None,
     };
     match sysinit::spawn(spec, |_| Ok(())) {
-        Ok(pid) => match waitpid(pid, None) {
+        Ok(started) => match waitpid(started.pid, None) {
             Ok(WaitStatus::Exited(_, code)) => ExitCode::from(code as u8),
             Ok(WaitStatus::Signaled(_, sig, _)) => ExitCode::from(128 + sig as u8),
             other => {
-                eprintln!("Error: waiting for {pid}: {other:?}");
+                eprintln!("Error: waiting for {}: {other:?}", started.pid);
                 ExitCode::from(125)
             }
         },

@@ -19,7 +19,10 @@ pub(crate) struct PlanInput {
     pub workdir: CString,
     pub workdir_parents: Vec<CString>,
     pub resolv_conf: Option<CString>,
-    pub tty: bool,
+    /// With a terminal: its window size (rows, columns; 0 leaves it unset).
+    pub terminal: Option<(u16, u16)>,
+    /// The child's end of the socket the terminal's master is sent back on.
+    pub console: Option<OwnedFd>,
     pub user: ExecUser,
     pub args: Vec<CString>,
     pub env: Vec<CString>,
@@ -58,6 +61,7 @@ impl Plan {
     /// Closes the parent's copies of the stdio descriptors once the child holds them.
     pub(crate) fn close_stdio(&mut self) {
         self.input.stdio.clear();
+        self.input.console = None;
     }
 
     /// Turns the child's report into the error the caller sees.
@@ -146,6 +150,21 @@ impl Plan {
             } else {
                 "set controlling terminal on stdin".into()
             }),
+            Step::Terminal => {
+                let what = [
+                    "open /dev/ptmx",
+                    "unlock the terminal",
+                    "set the terminal size",
+                    "open the terminal",
+                    "give the terminal to the container user",
+                    "send the terminal to the runtime",
+                    "make the terminal stdin, stdout and stderr",
+                ];
+                setup(format!(
+                    "{} in container {rootfs}",
+                    what.get(index).unwrap_or(&"set up the terminal")
+                ))
+            }
             Step::BoundingSet => setup(format!("drop capability {index} from the bounding set")),
             Step::User => {
                 let user = &self.input.user;
@@ -219,11 +238,12 @@ pub(crate) enum Step {
     User,
     Capabilities,
     Exec,
+    Terminal,
     Unknown,
 }
 
 impl Step {
-    const ALL: [Step; 18] = [
+    const ALL: [Step; 19] = [
         Step::Stdio,
         Step::CgroupNamespace,
         Step::RootPropagation,
@@ -242,6 +262,7 @@ impl Step {
         Step::User,
         Step::Capabilities,
         Step::Exec,
+        Step::Terminal,
     ];
 }
 
@@ -698,12 +719,97 @@ pub(crate) unsafe fn run(
     }
 
     check!(err, Step::Session, 0, libc::setsid());
-    if input.tty {
+    if let Some((rows, cols)) = input.terminal {
+        open_terminal(err, plan, rows, cols);
         check!(err, Step::Session, 1, libc::ioctl(0, libc::TIOCSCTTY, 0));
     }
 
     switch_user(err, plan);
     exec(err, plan)
+}
+
+/// Opens a terminal in the container's own devpts (mounted above), sends its master to the
+/// runtime and makes its slave our stdin, stdout and stderr (runc's console socket).
+unsafe fn open_terminal(err: c_int, plan: &Plan, rows: u16, cols: u16) {
+    let master = check!(
+        err,
+        Step::Terminal,
+        0,
+        libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC
+        )
+    );
+    let unlock: c_int = 0;
+    check!(
+        err,
+        Step::Terminal,
+        1,
+        libc::ioctl(master, libc::TIOCSPTLCK, &unlock)
+    );
+    if rows > 0 && cols > 0 {
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        check!(
+            err,
+            Step::Terminal,
+            2,
+            libc::ioctl(master, libc::TIOCSWINSZ, &size)
+        );
+    }
+    let slave = check!(
+        err,
+        Step::Terminal,
+        3,
+        libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY)
+    );
+    // As Docker has it: the command's user owns its terminal (group tty from devpts' gid=5).
+    check!(
+        err,
+        Step::Terminal,
+        4,
+        libc::fchown(slave, plan.input.user.uid, libc::gid_t::MAX)
+    );
+    let console = plan.input.console.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+    check!(err, Step::Terminal, 5, send_fd(console, master));
+    libc::close(master);
+    for target in 0..3 {
+        check!(err, Step::Terminal, 6, libc::dup2(slave, target));
+    }
+    if slave > 2 {
+        libc::close(slave);
+    }
+}
+
+/// Sends `fd` over the unix socket `socket` (SCM_RIGHTS), with a one-byte payload.
+unsafe fn send_fd(socket: c_int, fd: c_int) -> isize {
+    // Room for one cmsghdr carrying one int, aligned for cmsghdr; on our stack, not the heap.
+    let mut space = [0u64; 4];
+    let len = libc::CMSG_SPACE(size_of::<c_int>() as u32) as usize;
+    if len > size_of_val(&space) {
+        *libc::__errno_location() = libc::EINVAL;
+        return -1;
+    }
+    let mut byte = 0u8;
+    let mut iov = libc::iovec {
+        iov_base: (&mut byte as *mut u8).cast(),
+        iov_len: 1,
+    };
+    let mut msg: libc::msghdr = std::mem::zeroed();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    msg.msg_controllen = len;
+    let cmsg = libc::CMSG_FIRSTHDR(&msg);
+    (*cmsg).cmsg_level = libc::SOL_SOCKET;
+    (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+    (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<c_int>() as u32) as usize;
+    ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), fd);
+    libc::sendmsg(socket, &msg, 0)
 }
 
 unsafe fn populate_dev(err: c_int) {

@@ -30,6 +30,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use nix::sys::socket;
 pub use nix::unistd::Pid;
 pub use user::ExecUser;
 
@@ -52,13 +53,34 @@ pub struct InitSpec {
     pub hostname: String,
     /// Working directory inside the container, created when missing; `""` means `/`.
     pub workdir: String,
-    /// stdio is a pty slave: the command becomes session leader with it as controlling terminal.
-    pub tty: bool,
-    pub stdin: OwnedFd,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
+    pub stdio: Stdio,
     /// Host file bound read-only at /etc/resolv.conf (skipped when the image has no /etc).
     pub resolv_conf: Option<PathBuf>,
+}
+
+/// The command's standard streams.
+#[derive(Debug)]
+pub enum Stdio {
+    /// These descriptors become its stdin, stdout and stderr.
+    Fds {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// A pseudo-terminal from the container's own `/dev/pts`, so the command's `tty` names it
+    /// (`/dev/pts/0`) and it belongs to the command's user: its slave becomes stdin, stdout,
+    /// stderr and the controlling terminal, and [`spawn`] returns its master. The window
+    /// size is set before the command runs when both numbers are non-zero.
+    Terminal { rows: u16, cols: u16 },
+}
+
+/// A started container init.
+#[derive(Debug)]
+pub struct Started {
+    /// Its pid in the caller's pid namespace; the caller reaps it.
+    pub pid: Pid,
+    /// The master of its terminal, with [`Stdio::Terminal`].
+    pub terminal: Option<OwnedFd>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -89,8 +111,8 @@ impl SpawnError {
     }
 }
 
-/// Starts the container's first process and returns its pid (in the caller's pid namespace) once
-/// the command was exec'd, or the reason it could not be.
+/// Starts the container's first process and returns its pid (in the caller's pid namespace),
+/// and its terminal if it has one, once the command was exec'd, or the reason it could not be.
 ///
 /// `before_start(pid)` runs in the caller while the child waits, before the child touches any
 /// mount or drops privileges. If it fails the child is killed and reaped.
@@ -101,10 +123,24 @@ impl SpawnError {
 pub fn spawn(
     spec: InitSpec,
     before_start: impl FnOnce(Pid) -> Result<(), String>,
-) -> Result<Pid, SpawnError> {
-    let mut plan = prepare(&spec)?;
+) -> Result<Started, SpawnError> {
     let (sync_read, sync_write) = pipe().map_err(|e| setup_err("create sync pipe", e))?;
     let (error_read, error_write) = pipe().map_err(|e| setup_err("create error pipe", e))?;
+    // With a terminal, the child sends its master back over this pair before it execs.
+    let console = match spec.stdio {
+        Stdio::Terminal { .. } => Some(
+            socket::socketpair(
+                socket::AddressFamily::Unix,
+                socket::SockType::SeqPacket,
+                None,
+                socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| setup_err("create terminal socket", e.into()))?,
+        ),
+        Stdio::Fds { .. } => None,
+    };
+    let (console_ours, console_theirs) = console.unzip();
+    let mut plan = prepare(&spec, console_theirs)?;
 
     tracing::debug!(rootfs = %spec.rootfs.display(), args = ?spec.args, hostname = %spec.hostname,
         "cloning container init into new pid, mount, uts, ipc and net namespaces");
@@ -182,7 +218,19 @@ pub fn spawn(
     }
     if filled == 0 {
         tracing::debug!(%pid, "container command exec'd");
-        return Ok(pid);
+        let terminal = match console_ours {
+            Some(console) => match receive_fd(&console) {
+                Ok(master) => Some(master),
+                Err(e) => {
+                    // SAFETY: plain kill of our own, not yet reaped child.
+                    unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
+                    reap(pid);
+                    return Err(setup_err("receive the container's terminal", e));
+                }
+            },
+            None => None,
+        };
+        return Ok(Started { pid, terminal });
     }
     reap(pid);
     if filled < record.len() {
@@ -193,8 +241,37 @@ pub fn spawn(
     Err(plan.describe(Record::decode(&record)))
 }
 
+/// The descriptor the child sent before exec (already queued: the child execs only after).
+fn receive_fd(console: &OwnedFd) -> io::Result<OwnedFd> {
+    let mut data = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut data)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let message = socket::recvmsg::<()>(
+        console.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        socket::MsgFlags::MSG_DONTWAIT | socket::MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    for cmsg in message.cmsgs().map_err(io::Error::from)? {
+        if let socket::ControlMessageOwned::ScmRights(fds) = cmsg {
+            let mut fds = fds.into_iter();
+            if let Some(fd) = fds.next() {
+                // SAFETY: the kernel just installed these descriptors for us.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                for extra in fds {
+                    // SAFETY: as above; not ours to keep.
+                    drop(unsafe { OwnedFd::from_raw_fd(extra) });
+                }
+                return Ok(owned);
+            }
+        }
+    }
+    Err(io::Error::other("no descriptor in the message"))
+}
+
 /// Builds everything the child needs, so that it does not allocate after the clone.
-fn prepare(spec: &InitSpec) -> Result<Plan, SpawnError> {
+fn prepare(spec: &InitSpec, console: Option<OwnedFd>) -> Result<Plan, SpawnError> {
     let command = spec
         .args
         .first()
@@ -243,13 +320,25 @@ fn prepare(spec: &InitSpec) -> Result<Plan, SpawnError> {
         workdir_parents.push(cstring(&prefix, "working directory")?);
     }
 
-    let stdio = [&spec.stdin, &spec.stdout, &spec.stderr];
     let mut stdio_dups = Vec::with_capacity(3);
-    for (name, fd) in ["stdin", "stdout", "stderr"].iter().zip(stdio) {
-        stdio_dups.push(
-            dup_above_stdio(fd.as_raw_fd())
-                .map_err(|e| setup_err(&format!("duplicate {name}"), e))?,
-        );
+    let mut terminal = None;
+    match &spec.stdio {
+        Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            for (name, fd) in ["stdin", "stdout", "stderr"]
+                .iter()
+                .zip([stdin, stdout, stderr])
+            {
+                stdio_dups.push(
+                    dup_above_stdio(fd.as_raw_fd())
+                        .map_err(|e| setup_err(&format!("duplicate {name}"), e))?,
+                );
+            }
+        }
+        Stdio::Terminal { rows, cols } => terminal = Some((*rows, *cols)),
     }
 
     Plan::new(child::PlanInput {
@@ -258,7 +347,8 @@ fn prepare(spec: &InitSpec) -> Result<Plan, SpawnError> {
         workdir: cstring(&workdir, "working directory")?,
         workdir_parents,
         resolv_conf: spec.resolv_conf.as_deref().map(cstring_path).transpose()?,
-        tty: spec.tty,
+        terminal,
+        console,
         user,
         args: spec
             .args

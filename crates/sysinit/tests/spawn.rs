@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use nix::sys::signal::kill;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe, Pid};
-use sysinit::{spawn, InitSpec, SpawnError};
+use sysinit::{spawn, InitSpec, SpawnError, Stdio};
 use tempfile::TempDir;
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "id", "hostname", "mount", "mknod", "ls", "test", "sleep", "true",
-    "false", "ps", "env", "grep", "wc", "head", "touch", "mkdir", "pwd",
+    "false", "ps", "env", "grep", "wc", "head", "touch", "mkdir", "pwd", "tty", "stty",
 ];
 
 /// A throwaway busybox rootfs; the temp dir goes away on drop.
@@ -88,10 +88,11 @@ fn spec(root: &Path, args: &[&str], stdin: OwnedFd, stdout: OwnedFd, stderr: Own
         user: String::new(),
         hostname: "testbox".into(),
         workdir: "/".into(),
-        tty: false,
-        stdin,
-        stdout,
-        stderr,
+        stdio: Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        },
         resolv_conf: None,
     }
 }
@@ -116,7 +117,7 @@ fn try_run(
     drop(stdin_write);
     let mut spec = spec(root, args, stdin_read, stdout_write, stderr_write);
     adjust(&mut spec);
-    let pid = spawn(spec, |_| Ok(()))?;
+    let pid = spawn(spec, |_| Ok(()))?.pid;
     let mut guard = ChildGuard(Some(pid));
     let mut stdout = String::new();
     fs::File::from(stdout_read)
@@ -359,27 +360,24 @@ fn capabilities_are_dockers_default_set() {
     );
 }
 
-#[test]
-fn tty_becomes_the_controlling_terminal() {
-    let rootfs = Rootfs::new();
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave = pty.slave;
-    let dup = |fd: &OwnedFd| fd.as_fd().try_clone_to_owned().unwrap();
+/// Runs `script` with a terminal of `rows` x `cols` as `user`; what it printed there.
+fn run_on_terminal(rootfs: &Path, user: &str, script: &str, rows: u16, cols: u16) -> String {
+    let (null_read, null_write) = pipe().unwrap();
     let mut spec = spec(
-        &rootfs.path(),
-        &["sh", "-c", "test -t 0 && echo tty; ls -l /proc/self/fd/0"],
-        dup(&slave),
-        dup(&slave),
-        dup(&slave),
+        rootfs,
+        &["sh", "-c", script],
+        null_read,
+        dup(&null_write),
+        null_write,
     );
-    spec.tty = true;
-    let pid = spawn(spec, |_| Ok(())).unwrap();
-    let mut guard = ChildGuard(Some(pid));
-    drop(slave);
+    spec.user = user.into();
+    spec.stdio = Stdio::Terminal { rows, cols };
+    let started = spawn(spec, |_| Ok(())).unwrap();
+    let mut guard = ChildGuard(Some(started.pid));
+    let master = started.terminal.expect("a terminal master");
     let code = wait_code(guard.0.take().unwrap());
-    assert_eq!(code, 0);
-    // The output sits in the pty buffer; read what is there (EIO once the slave side is gone).
-    let mut master = fs::File::from(pty.master);
+    // The output sits in the terminal's buffer; read what is there (EIO once the slave is gone).
+    let mut master = fs::File::from(master);
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     while let Ok(n) = master.read(&mut buf) {
@@ -388,9 +386,46 @@ fn tty_becomes_the_controlling_terminal() {
         }
         out.extend_from_slice(&buf[..n]);
     }
-    let out = String::from_utf8_lossy(&out);
-    assert!(out.starts_with("tty\r\n"), "{out:?}");
-    assert!(out.contains("/dev/pts/"), "stdin is not the pty: {out:?}");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(code, 0, "{out:?}");
+    out
+}
+
+fn dup(fd: &OwnedFd) -> OwnedFd {
+    fd.as_fd().try_clone_to_owned().unwrap()
+}
+
+#[test]
+fn a_terminal_comes_from_the_container_s_devpts_and_is_the_controlling_one() {
+    let rootfs = Rootfs::new();
+    let out = run_on_terminal(
+        &rootfs.path(),
+        "",
+        "test -t 0 && test -t 1 && test -t 2 && echo tty; tty; stty size; \
+         ls -ln /dev/pts/0; exec 3</dev/tty && echo controlling",
+        30,
+        100,
+    );
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(lines[0], "tty", "{out:?}");
+    // `tty` names it: it is the container's own /dev/pts/0, not a host pty.
+    assert_eq!(lines[1], "/dev/pts/0", "{out:?}");
+    assert_eq!(lines[2], "30 100", "{out:?}");
+    assert!(
+        lines[3].starts_with("crw--w----") && lines[3].contains(" 0 "),
+        "{out:?}"
+    );
+    assert_eq!(lines[4], "controlling", "{out:?}");
+}
+
+#[test]
+fn a_terminal_belongs_to_the_command_s_user() {
+    let rootfs = Rootfs::new();
+    let out = run_on_terminal(&rootfs.path(), "app", "id -u; ls -ln $(tty)", 0, 0);
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(lines[0], "1000", "{out:?}");
+    let owner: Vec<&str> = lines[1].split_whitespace().take(4).collect();
+    assert_eq!(owner[2..], ["1000", "5"], "{out:?}");
 }
 
 #[test]
@@ -483,7 +518,8 @@ fn hook_sees_the_returned_pid_before_the_command_runs() {
             fs::write(&hook_marker, "hook first\n").map_err(|e| e.to_string())
         },
     )
-    .unwrap();
+    .unwrap()
+    .pid;
     let mut guard = ChildGuard(Some(pid));
     assert_eq!(*seen.lock().unwrap(), Some(pid));
     let mut out = String::new();
@@ -658,7 +694,8 @@ fn device_cgroup_set_by_the_hook_applies_to_dev_setup_and_the_command() {
         ),
         allowed.hook(),
     )
-    .unwrap();
+    .unwrap()
+    .pid;
     let mut guard = ChildGuard(Some(pid));
     let mut out = String::new();
     fs::File::from(out_read).read_to_string(&mut out).unwrap();
