@@ -1,7 +1,8 @@
 //! End-to-end container tests: the real `dock` binary against a private root, on a busybox
 //! image. Docker 0.1.0's runtime and container tests, plus isolation and lifecycle checks.
-//! Every test owns a [`Env`] whose Drop kills monitors and containers, unmounts everything under
-//! the root and removes the root's cgroup parent, even when the test fails.
+//! Every test owns an [`Env`] whose [`DockRoot`] kills monitors and containers, unmounts
+//! everything under the root, removes the root's cgroups and tears down its network on drop,
+//! even when the test fails.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{stderr, stdout, DockRoot};
+use common::{code, kill9, lines, stderr, stdout, wait_for_exit, DockRoot};
 
 struct Env {
     root: DockRoot,
@@ -22,18 +23,6 @@ impl Env {
         let root = DockRoot::new();
         let image = root.import_busybox("busybox");
         Env { root, image }
-    }
-
-    fn path(&self) -> &Path {
-        self.root.path()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.root.run(args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.root.ok(args)
     }
 
     /// `dock args` with `input` on stdin.
@@ -51,37 +40,10 @@ impl Env {
         child.wait_with_output().unwrap()
     }
 
-    fn inspect(&self, name: &str) -> serde_json::Value {
-        let out = self.ok(&["inspect", name]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v[0].clone()
-    }
-
-    fn cgroup_parent(&self) -> String {
-        use sha2::Digest;
-        let root = std::fs::canonicalize(self.path()).unwrap();
-        let digest = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
-        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        format!("dock-{hex}")
-    }
-
-    /// Every cgroup directory of this root's parent, in every hierarchy.
-    fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        let parent = self.cgroup_parent();
-        let mut dirs = Vec::new();
-        for hierarchy in cgroup_roots() {
-            let dir = hierarchy.join(&parent);
-            if dir.is_dir() {
-                dirs.push(dir);
-            }
-        }
-        dirs
-    }
-
     /// Container cgroups left under the parent.
     fn cgroup_children(&self) -> Vec<PathBuf> {
         let mut children = Vec::new();
-        for dir in self.cgroup_dirs() {
+        for dir in self.cgroup_parents() {
             for entry in std::fs::read_dir(&dir).unwrap().flatten() {
                 if entry.path().is_dir() {
                     children.push(entry.path());
@@ -89,51 +51,6 @@ impl Env {
             }
         }
         children
-    }
-
-    /// Mount points under the root.
-    fn mounts(&self) -> Vec<String> {
-        let root = std::fs::canonicalize(self.path()).unwrap();
-        let root = root.to_string_lossy().into_owned();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|mp| mp.starts_with(&root))
-            .collect()
-    }
-
-    /// Monitor processes of this root.
-    fn monitors(&self) -> Vec<i32> {
-        let root = self.path().to_string_lossy().into_owned();
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if args.iter().any(|a| a == "__monitor") && args.iter().any(|a| a == &root) {
-                pids.push(pid);
-            }
-        }
-        pids
-    }
-
-    fn container_dirs(&self) -> Vec<String> {
-        std::fs::read_dir(self.path().join("containers"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.len() == 64)
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     /// Asserts nothing of any container is left on the machine.
@@ -148,100 +65,13 @@ impl Env {
     }
 }
 
-fn cgroup_roots() -> Vec<PathBuf> {
-    let mut roots = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                roots.push(e.path());
-            }
-        }
+/// The guard is the root: an `Env` is a root with a busybox image.
+impl std::ops::Deref for Env {
+    type Target = DockRoot;
+
+    fn deref(&self) -> &DockRoot {
+        &self.root
     }
-    roots.push(PathBuf::from("/sys/fs/cgroup"));
-    roots
-}
-
-/// Blocks until process `pid` (not necessarily our child) has exited.
-fn wait_for_exit(pid: i32) {
-    // SAFETY: pidfd_open and poll with valid arguments; the fd is closed below.
-    unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
-        if fd < 0 {
-            return; // already gone
-        }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        while libc::poll(&mut pfd, 1, -1) < 0 {}
-        libc::close(fd);
-    }
-}
-
-fn kill9(pid: i32) {
-    // SAFETY: plain kill.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for pid in self.monitors() {
-            kill9(pid);
-        }
-        for dir in self.cgroup_dirs() {
-            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.is_dir())
-                        .collect()
-                })
-                .unwrap_or_default();
-            dirs.push(dir.clone());
-            for d in &dirs {
-                for _ in 0..100 {
-                    let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-                    if procs.trim().is_empty() {
-                        break;
-                    }
-                    for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
-                        kill9(pid);
-                    }
-                    std::thread::yield_now();
-                }
-            }
-            for d in &dirs {
-                for _ in 0..1000 {
-                    if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                        break;
-                    }
-                    std::thread::yield_now();
-                }
-            }
-        }
-        let mut mounts = self.mounts();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for mp in mounts {
-            let c = std::ffi::CString::new(mp).unwrap();
-            // SAFETY: detach a mount under our own test root.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-        // The root's bridge, nftables table and veths (containers are networked by default).
-        if let Ok(cfg) = runtime::Runtime::open(self.path()).and_then(|rt| rt.net_config()) {
-            if let Err(e) = netmgr::Network::open(cfg).and_then(netmgr::Network::destroy) {
-                eprintln!("tearing down the network of {}: {e}", self.path().display());
-            }
-        }
-    }
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn lines(s: &str) -> Vec<String> {
-    s.lines().map(str::to_string).collect()
 }
 
 #[test]
@@ -667,7 +497,7 @@ fn memory_limit_is_set_and_enforced() {
         .trim()
         .to_string();
     let limit_files: Vec<PathBuf> = env
-        .cgroup_dirs()
+        .cgroup_parents()
         .iter()
         .map(|d| d.join(&id))
         .flat_map(|d| [d.join("memory.limit_in_bytes"), d.join("memory.max")])

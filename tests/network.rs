@@ -9,11 +9,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{stderr, stdout, DockRoot};
+use common::{code, kill9, stderr, stdout, wait_for_exit, DockRoot};
 
 /// How long a container may take to start listening before a fetch counts as failed.
 const LISTEN_DEADLINE: Duration = Duration::from_secs(20);
@@ -32,19 +31,6 @@ impl NetEnv {
             .unwrap();
         root.import_busybox("busybox");
         NetEnv { root, net }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.root.run(args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.root.ok(args)
-    }
-
-    fn inspect(&self, name: &str) -> serde_json::Value {
-        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
-        v[0].clone()
     }
 
     /// A detached httpd serving `hello from NAME` on port 80, with the given `-p` flags.
@@ -135,140 +121,26 @@ impl NetEnv {
         }
         assert_eq!(veths, Vec::<String>::new(), "veths left");
     }
+}
 
-    fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        let parent = runtime::cgroup_parent_for(self.root.path());
-        let mut hierarchies: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default();
-        hierarchies.push(PathBuf::from("/sys/fs/cgroup"));
-        hierarchies
-            .into_iter()
-            .map(|h| h.join(&parent))
-            .filter(|d| d.is_dir())
-            .collect()
-    }
+/// The guard is the root: a `NetEnv` is a root with a busybox image and its network's names.
+impl std::ops::Deref for NetEnv {
+    type Target = DockRoot;
 
-    fn mounts(&self) -> Vec<String> {
-        let root = std::fs::canonicalize(self.root.path()).unwrap();
-        let root = root.to_string_lossy().into_owned();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|mp| mp.starts_with(&root))
-            .collect()
-    }
-
-    fn monitors(&self) -> Vec<i32> {
-        let root = self.root.path().to_string_lossy().into_owned();
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            if args.contains(&b"__monitor".as_slice()) && args.contains(&root.as_bytes()) {
-                pids.push(pid);
-            }
-        }
-        pids
+    fn deref(&self) -> &DockRoot {
+        &self.root
     }
 }
 
 impl Drop for NetEnv {
+    /// Politely first: removing the containers releases their networks through dock itself.
+    /// The root's own Drop then kills what is left and destroys the network.
     fn drop(&mut self) {
-        // Politely first: the monitors release their networks.
         let ids = self.run(&["ps", "-a", "-q", "--no-trunc"]);
         for id in stdout(&ids).lines() {
             let _ = self.run(&["rm", "-f", id]);
         }
-        for pid in self.monitors() {
-            kill9(pid);
-        }
-        for dir in self.cgroup_dirs() {
-            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.is_dir())
-                        .collect()
-                })
-                .unwrap_or_default();
-            dirs.push(dir);
-            for d in &dirs {
-                for _ in 0..100 {
-                    let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-                    if procs.trim().is_empty() {
-                        break;
-                    }
-                    for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
-                        kill9(pid);
-                    }
-                    std::thread::yield_now();
-                }
-            }
-            for d in &dirs {
-                for _ in 0..1000 {
-                    if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                        break;
-                    }
-                    std::thread::yield_now();
-                }
-            }
-        }
-        let mut mounts = self.mounts();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for mp in mounts {
-            let c = std::ffi::CString::new(mp).unwrap();
-            // SAFETY: detach a mount under our own test root.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-        // The table, every recorded veth, the bridge and the state.
-        match netmgr::Network::open(self.net.clone()) {
-            Ok(net) => {
-                if let Err(e) = net.destroy() {
-                    eprintln!("destroying network {}: {e}", self.net.bridge);
-                }
-            }
-            Err(e) => eprintln!("opening network {} for teardown: {e}", self.net.bridge),
-        }
     }
-}
-
-fn kill9(pid: i32) {
-    // SAFETY: plain kill.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-}
-
-/// Blocks until process `pid` (not necessarily our child) has exited.
-fn wait_for_exit(pid: i32) {
-    // SAFETY: pidfd_open and poll with valid arguments; the fd is closed below.
-    unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
-        if fd < 0 {
-            return;
-        }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        while libc::poll(&mut pfd, 1, -1) < 0 {}
-        libc::close(fd);
-    }
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
 }
 
 /// A host port below dock's automatic range that nothing listens on right now.

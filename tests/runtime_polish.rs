@@ -2,14 +2,15 @@
 //! keeps dock's own mount points out of `diff` and `commit` (but not out of `export`), and no
 //! cgroup of a root outlives its containers, however they end. Containers run with
 //! `--network none`: these tests are about storage and cgroups. Every test owns an [`Env`] whose
-//! Drop kills monitors and containers, removes the root's cgroups and unmounts what is left.
+//! [`DockRoot`] kills monitors and containers, removes the root's cgroups and unmounts what is
+//! left on drop.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{stderr, stdout, DockRoot};
+use common::{kill9, stderr, stdout, wait_for_exit, DockRoot};
 
 struct Env {
     root: DockRoot,
@@ -23,22 +24,8 @@ impl Env {
         Env { root }
     }
 
-    fn path(&self) -> &Path {
-        self.root.path()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.root.run(args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.root.ok(args)
-    }
-
     fn id_of(&self, name: &str) -> String {
-        let out = self.ok(&["inspect", name]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v[0]["Id"].as_str().unwrap().to_string()
+        self.inspect(name)["Id"].as_str().unwrap().to_string()
     }
 
     /// `dock diff NAME`, one line per change.
@@ -47,72 +34,6 @@ impl Env {
             .lines()
             .map(str::to_string)
             .collect()
-    }
-
-    fn cgroup_parent(&self) -> String {
-        use sha2::Digest;
-        let root = std::fs::canonicalize(self.path()).unwrap();
-        let digest = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
-        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        format!("dock-{hex}")
-    }
-
-    /// This root's cgroup parent in every hierarchy where it exists.
-    fn cgroup_parents(&self) -> Vec<PathBuf> {
-        let parent = self.cgroup_parent();
-        let mut hierarchies: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        hierarchies.push(PathBuf::from("/sys/fs/cgroup"));
-        hierarchies
-            .into_iter()
-            .map(|h| h.join(&parent))
-            .filter(|dir| dir.is_dir())
-            .collect()
-    }
-
-    fn mounts(&self) -> Vec<String> {
-        let root = std::fs::canonicalize(self.path()).unwrap();
-        let root = root.to_string_lossy().into_owned();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|mp| mp.starts_with(&root))
-            .collect()
-    }
-
-    /// Monitor processes of this root.
-    fn monitors(&self) -> Vec<i32> {
-        let root = self.path().to_string_lossy().into_owned();
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if args.iter().any(|a| a == "__monitor") && args.iter().any(|a| a == &root) {
-                pids.push(pid);
-            }
-        }
-        pids
-    }
-
-    fn container_dirs(&self) -> Vec<String> {
-        std::fs::read_dir(self.path().join("containers"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.len() == 64)
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     /// Lists a tar file's entries without `./` and trailing `/`.
@@ -143,73 +64,12 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        for pid in self.monitors() {
-            kill9(pid);
-        }
-        for parent in self.cgroup_parents() {
-            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.is_dir())
-                        .collect()
-                })
-                .unwrap_or_default();
-            dirs.push(parent.clone());
-            for dir in &dirs {
-                for _ in 0..100 {
-                    let procs =
-                        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                    if procs.trim().is_empty() {
-                        break;
-                    }
-                    for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
-                        kill9(pid);
-                    }
-                    std::thread::yield_now();
-                }
-            }
-            for dir in &dirs {
-                for _ in 0..1000 {
-                    if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-                        break;
-                    }
-                    std::thread::yield_now();
-                }
-            }
-        }
-        let mut mounts = self.mounts();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for mp in mounts {
-            let c = std::ffi::CString::new(mp).unwrap();
-            // SAFETY: detach a mount under our own test root.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
+/// The guard is the root: an `Env` is a root with the busybox fixture.
+impl std::ops::Deref for Env {
+    type Target = DockRoot;
 
-fn kill9(pid: i32) {
-    // SAFETY: plain kill.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-}
-
-/// Blocks until process `pid` (not necessarily our child) has exited.
-fn wait_for_exit(pid: i32) {
-    // SAFETY: pidfd_open and poll with valid arguments; the fd is closed below.
-    unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
-        if fd < 0 {
-            return;
-        }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        while libc::poll(&mut pfd, 1, -1) < 0 {}
-        libc::close(fd);
+    fn deref(&self) -> &DockRoot {
+        &self.root
     }
 }
 

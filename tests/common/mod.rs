@@ -1,4 +1,5 @@
-//! Fixtures shared by the end-to-end tests: a busybox root filesystem and a dock root.
+//! Fixtures shared by the end-to-end tests: a busybox root filesystem and a dock root whose
+//! Drop leaves nothing of it on the machine, plus small helpers for processes and output.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -58,7 +59,9 @@ pub fn busybox_tar() -> &'static Path {
     })
 }
 
-/// A private dock root in a temp dir, removed on drop.
+/// A private dock root in a temp dir. Its Drop kills the root's monitors and containers,
+/// removes its cgroups, unmounts everything under it, tears down its network (bridge, nftables
+/// table, veths, state) if one was set up, and removes the dir, even when the test fails.
 pub struct DockRoot {
     pub dir: tempfile::TempDir,
 }
@@ -106,6 +109,197 @@ impl DockRoot {
         let tar = busybox_tar().to_str().unwrap();
         self.ok(&["import", tar, name]).trim().to_string()
     }
+
+    /// `dock inspect NAME`, the one object it prints.
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    /// The name of this root's cgroup parent, computed here rather than asked of the runtime,
+    /// so tests check the runtime's naming.
+    pub fn cgroup_parent(&self) -> String {
+        use sha2::Digest;
+        let root = std::fs::canonicalize(self.path()).unwrap();
+        let digest = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
+        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("dock-{hex}")
+    }
+
+    /// This root's cgroup parent in every hierarchy where it exists.
+    pub fn cgroup_parents(&self) -> Vec<PathBuf> {
+        let parent = self.cgroup_parent();
+        let mut hierarchies: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        hierarchies.push(PathBuf::from("/sys/fs/cgroup"));
+        hierarchies
+            .into_iter()
+            .map(|h| h.join(&parent))
+            .filter(|dir| dir.is_dir())
+            .collect()
+    }
+
+    /// Mount points under the root.
+    pub fn mounts(&self) -> Vec<String> {
+        let root = std::fs::canonicalize(self.path()).unwrap();
+        let root = root.to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|mp| mp.starts_with(&root))
+            .collect()
+    }
+
+    /// Monitor processes of this root.
+    pub fn monitors(&self) -> Vec<i32> {
+        let root = self.path().to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            if args.contains(&b"__monitor".as_slice()) && args.contains(&root.as_bytes()) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Ids of the container directories under the root.
+    pub fn container_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(self.path().join("containers"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 64)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Empties and removes every cgroup of this root: the containers' and their parent.
+    fn remove_cgroups(&self) {
+        for parent in self.cgroup_parents() {
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default();
+            dirs.push(parent);
+            for dir in &dirs {
+                for _ in 0..100 {
+                    let procs =
+                        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                    if procs.trim().is_empty() {
+                        break;
+                    }
+                    for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
+                        kill9(pid);
+                    }
+                    std::thread::yield_now();
+                }
+            }
+            for dir in &dirs {
+                for _ in 0..1000 {
+                    if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
+    fn unmount_all(&self) {
+        let mut mounts = self.mounts();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for mp in mounts {
+            let c = std::ffi::CString::new(mp).unwrap();
+            // SAFETY: detach a mount under our own test root.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+
+    /// The root's table, veths, bridge and state, if its network was ever set up: opening a
+    /// network creates its bridge, which a root that never networked should not get.
+    fn destroy_network(&self) {
+        let cfg = match runtime::Runtime::open(self.path()).and_then(|rt| rt.net_config()) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                eprintln!("network config of {}: {e}", self.path().display());
+                return;
+            }
+        };
+        let bridge_exists = Path::new("/sys/class/net").join(&cfg.bridge).exists();
+        let state_left = std::fs::read_dir(&cfg.state_dir).is_ok_and(|mut rd| rd.next().is_some());
+        if !bridge_exists && !state_left {
+            return;
+        }
+        let bridge = cfg.bridge.clone();
+        if let Err(e) = netmgr::Network::open(cfg).and_then(netmgr::Network::destroy) {
+            eprintln!(
+                "tearing down network {bridge} of {}: {e}",
+                self.path().display()
+            );
+        }
+    }
+}
+
+impl Drop for DockRoot {
+    fn drop(&mut self) {
+        for pid in self.monitors() {
+            kill9(pid);
+        }
+        self.remove_cgroups();
+        self.unmount_all();
+        self.destroy_network();
+    }
+}
+
+pub fn kill9(pid: i32) {
+    // SAFETY: plain kill.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Blocks until process `pid` (not necessarily our child) has exited.
+pub fn wait_for_exit(pid: i32) {
+    // SAFETY: pidfd_open and poll with valid arguments; the fd is closed below.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if fd < 0 {
+            return; // already gone
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        while libc::poll(&mut pfd, 1, -1) < 0 {}
+        libc::close(fd);
+    }
+}
+
+/// The exit code of `out`, -1 when a signal ended it.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn lines(s: &str) -> Vec<String> {
+    s.lines().map(str::to_string).collect()
 }
 
 pub fn stderr(out: &Output) -> String {
