@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use runtime::attach::{Event, Hello};
+use runtime::humanize::human_duration;
 use runtime::Container;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -224,35 +225,6 @@ fn list_json(c: &Container) -> Value {
         "NetworkSettings": { "Networks": {} },
         "Mounts": [],
     })
-}
-
-/// Go's `units.HumanDuration`, which `docker ps` shows.
-fn human_duration(elapsed: chrono::Duration) -> String {
-    let seconds = elapsed.num_seconds().max(0);
-    let plural = |n: i64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
-    };
-    match seconds {
-        0 => "Less than a second".to_string(),
-        1 => "1 second".to_string(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s < 60 * 60 => match s / 60 {
-            1 => "About a minute".to_string(),
-            m => format!("{m} minutes"),
-        },
-        s if s < 48 * 60 * 60 => match (s as f64 / 3600.0).round() as i64 {
-            1 => "About an hour".to_string(),
-            h => format!("{h} hours"),
-        },
-        s if s < 7 * 24 * 60 * 60 * 2 => plural(s / (24 * 60 * 60), "day"),
-        s if s < 30 * 24 * 60 * 60 * 3 => plural(s / (7 * 24 * 60 * 60), "week"),
-        s if s < 365 * 24 * 60 * 60 * 2 => plural(s / (30 * 24 * 60 * 60), "month"),
-        s => plural(s / (365 * 24 * 60 * 60), "year"),
-    }
 }
 
 /// `POST /containers/create?name=`.
@@ -1125,19 +1097,6 @@ mod tests {
         assert_eq!(parse_signal("9").unwrap(), 9);
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("0").is_err());
-    }
-
-    #[test]
-    fn durations_read_like_docker_ps() {
-        let s = chrono::Duration::seconds;
-        assert_eq!(human_duration(s(0)), "Less than a second");
-        assert_eq!(human_duration(s(1)), "1 second");
-        assert_eq!(human_duration(s(30)), "30 seconds");
-        assert_eq!(human_duration(s(90)), "About a minute");
-        assert_eq!(human_duration(s(600)), "10 minutes");
-        assert_eq!(human_duration(s(3600)), "About an hour");
-        assert_eq!(human_duration(s(5 * 3600)), "5 hours");
-        assert_eq!(human_duration(s(3 * 86400)), "3 days");
     }
 
     #[test]
