@@ -438,7 +438,7 @@ fn two_containers_at_once() {
 fn a_real_tty() {
     let env = Env::new();
     let dock = format!(
-        "{} --root {} run -t busybox sh -c 'test -t 0 && test -t 1 && echo is-a-tty; echo TERM=$TERM'",
+        "{} --root {} run -t busybox sh -c 'test -t 0 && test -t 1 && echo is-a-tty; echo TERM=$TERM; tty'",
         common::dock_bin(),
         env.path().display()
     );
@@ -450,6 +450,8 @@ fn a_real_tty() {
     let text = stdout(&out);
     assert!(text.contains("is-a-tty"), "{text}");
     assert!(text.contains("TERM=xterm"), "{text}");
+    // The terminal is the container's own, so `tty` can name it.
+    assert!(text.contains("/dev/pts/0"), "{text}");
     let out = env.run(&["run", "busybox", "sh", "-c", "test -t 1 || echo no-tty"]);
     assert_eq!(stdout(&out), "no-tty\n");
     env.assert_clean();
