@@ -15,13 +15,15 @@ mod netlink;
 mod nft;
 pub mod ports;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -30,7 +32,8 @@ use sha2::{Digest, Sha256};
 pub use error::{Error, Result};
 pub use ipalloc::{gateway_of, int_to_ip, ip_to_int, network_range, network_size, IpPool};
 pub use ports::{
-    probe_host_port, PortMapping, PortPool, PortSpec, Proto, PORT_RANGE_END, PORT_RANGE_START,
+    probe_host_port, reserve_host_port, PortMapping, PortPool, PortSpec, Proto, PORT_RANGE_END,
+    PORT_RANGE_START,
 };
 
 use netlink::Netlink;
@@ -158,6 +161,10 @@ struct State {
 pub struct Network {
     cfg: NetConfig,
     nft: Nft,
+    /// The host ports each container connected through this value publishes, kept bound
+    /// until it is released (see [`reserve_host_port`]): the monitor holds its `Network` for
+    /// the container's life.
+    held_ports: Mutex<BTreeMap<String, Vec<OwnedFd>>>,
 }
 
 /// This boot's identity (`/proc/sys/kernel/random/boot_id`).
@@ -245,6 +252,7 @@ impl Network {
         let network = Network {
             cfg,
             nft: Nft::system(),
+            held_ports: Mutex::new(BTreeMap::new()),
         };
         let bridge_index = network.ensure_bridge()?;
         write_kernel_setting("/proc/sys/net/ipv4/ip_forward", "1")?;
@@ -267,10 +275,9 @@ impl Network {
     }
 
     fn ruleset_mark(&self, bridge_index: u32) -> String {
-        let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
         let base = nft::base_ruleset(&self.cfg.table, &self.cfg.bridge, self.cfg.subnet);
         let digest = hex(&Sha256::digest(base.as_bytes())[..8]);
-        format!("{} {bridge_index} {digest}\n", boot_id.trim())
+        format!("{} {bridge_index} {digest}\n", boot_id())
     }
 
     fn apply_base_ruleset(&self) -> Result<()> {
@@ -425,6 +432,7 @@ impl Network {
 
         let host_veth = host_veth_name(container_id);
         let subnet = self.cfg.subnet;
+        let held = RefCell::new(Vec::with_capacity(ports.len()));
         let endpoint = self.with_state(|state| {
             let ip = state.ips.acquire(subnet, container_id)?;
             let mut mappings = Vec::with_capacity(ports.len());
@@ -433,7 +441,9 @@ impl Network {
                     state
                         .ports
                         .acquire(spec.host_port, spec.proto, container_id, |port| {
-                            probe_host_port(spec.host_ip, port, spec.proto)
+                            let socket = reserve_host_port(spec.host_ip, port, spec.proto)?;
+                            held.borrow_mut().push(socket);
+                            Ok(())
                         })?;
                 mappings.push(PortMapping {
                     host_ip: spec.host_ip,
@@ -465,7 +475,13 @@ impl Network {
             }
             return Err(err);
         }
+        self.held_ports()
+            .insert(container_id.to_string(), held.into_inner());
         Ok(endpoint)
+    }
+
+    fn held_ports(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<OwnedFd>>> {
+        self.held_ports.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn setup_links(&self, pid: i32, netns: &File, endpoint: &Endpoint) -> Result<()> {
@@ -589,6 +605,8 @@ impl Network {
     fn teardown(&self, container_id: &str, delete_veth: bool) -> Result<()> {
         validate_container_id(container_id)?;
         let mut errors = Vec::new();
+        // The rules go below; the host ports are free for others again after that.
+        let reserved_ports = self.held_ports().remove(container_id);
         // Port rules exist only for a recorded endpoint with ports (the endpoint is recorded
         // before its rules are added and forgotten after they are removed), so the `nft`
         // round trips are skipped for everything else.
@@ -640,6 +658,7 @@ impl Network {
                 errors.push(e);
             }
         }
+        drop(reserved_ports);
         match errors.len() {
             0 => Ok(()),
             1 => Err(errors.remove(0)),

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::os::fd::OwnedFd;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -135,11 +136,20 @@ impl fmt::Display for PortMapping {
 
 /// Checks that no process on the host holds `port` by binding it ourselves for a moment.
 pub fn probe_host_port(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> Result<()> {
+    reserve_host_port(ip, port, proto).map(drop)
+}
+
+/// Binds `port` on the host and keeps it bound for as long as the returned socket lives, as
+/// Docker does for a published port: no process (and no other dock root) can take a port
+/// whose traffic the DNAT rules send to a container, and the bind fails clearly when one
+/// already has it. TCP listens (as Docker's does) so that a `SO_REUSEADDR` bind elsewhere
+/// still conflicts; nothing reaches it, the rules take the traffic first.
+pub fn reserve_host_port(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> Result<OwnedFd> {
     let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
     let addr = SocketAddrV4::new(ip, port);
-    let bound: io::Result<()> = match proto {
-        Proto::Tcp => TcpListener::bind(addr).map(drop),
-        Proto::Udp => UdpSocket::bind(addr).map(drop),
+    let bound: io::Result<OwnedFd> = match proto {
+        Proto::Tcp => TcpListener::bind(addr).map(OwnedFd::from),
+        Proto::Udp => UdpSocket::bind(addr).map(OwnedFd::from),
     };
     bound.map_err(|source| match source.kind() {
         io::ErrorKind::AddrNotAvailable => Error::HostIpNotLocal(ip),

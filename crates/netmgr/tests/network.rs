@@ -8,7 +8,7 @@ use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 use std::sync::Arc;
 
-use common::{auto_ports_lock, fetch, random_free_port, Container, TestNet};
+use common::{fetch, random_free_port, Container, TestNet};
 use netmgr::{Error, Network, PortSpec, Proto, PORT_RANGE_END, PORT_RANGE_START};
 
 fn spec(s: &str) -> PortSpec {
@@ -17,7 +17,6 @@ fn spec(s: &str) -> PortSpec {
 
 #[test]
 fn connect_configures_the_namespace_and_publishes_ports() {
-    let _auto = auto_ports_lock();
     let t = TestNet::new();
     let c = Container::spawn();
     let id = t.id();
@@ -324,7 +323,6 @@ fn explicit_ports_taken_on_the_host_or_by_dock_are_errors_naming_the_port() {
 
 #[test]
 fn automatic_ports_skip_ports_held_on_the_host() {
-    let _auto = auto_ports_lock();
     let t = TestNet::new();
     let c = Container::spawn();
     let id = t.id();
@@ -348,9 +346,46 @@ fn automatic_ports_skip_ports_held_on_the_host() {
     t.net().disconnect(&id).unwrap();
 }
 
+/// Host ports are the host's, not one network's: a published port stays bound while its
+/// container is connected, so another dock root (or any process) cannot take it.
+#[test]
+fn a_published_port_is_held_on_the_host_until_release() {
+    let (a, b) = (TestNet::new(), TestNet::new());
+    let (ca, cb) = (Container::spawn(), Container::spawn());
+    let (ida, idb) = (a.id(), b.id());
+    let explicit = random_free_port();
+    let ep_a = a
+        .net()
+        .connect(
+            &ida,
+            ca.pid(),
+            &[spec("80"), spec(&format!("{explicit}:81"))],
+        )
+        .unwrap();
+    let auto = ep_a.ports[0].host_port;
+
+    // The other root picks another automatic port and cannot have the explicit one.
+    let ep_b = b.net().connect(&idb, cb.pid(), &[spec("80")]).unwrap();
+    assert_ne!(ep_b.ports[0].host_port, auto);
+    let err = b
+        .net()
+        .connect(&b.id(), cb.pid(), &[spec(&format!("{explicit}:80"))])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PortInUse { port, .. } if port == explicit),
+        "{err}"
+    );
+    // Nor can a process on the host.
+    assert!(TcpListener::bind(("0.0.0.0", explicit)).is_err());
+    assert!(TcpListener::bind(("127.0.0.1", auto)).is_err());
+
+    a.net().release(&ida).unwrap();
+    TcpListener::bind(("0.0.0.0", explicit)).unwrap();
+    b.net().disconnect(&idb).unwrap();
+}
+
 #[test]
 fn concurrent_connects_get_distinct_addresses_and_ports() {
-    let _auto = auto_ports_lock();
     let t = Arc::new(TestNet::new());
     let containers: Vec<Container> = (0..10).map(|_| Container::spawn()).collect();
     let ids: Vec<String> = (0..10).map(|_| t.id()).collect();

@@ -9,22 +9,12 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use netmgr::{host_veth_name, NetConfig, Network};
-
-/// Tests that let dock pick host ports hold this: two private networks handing out the same
-/// automatic port would both DNAT it, and traffic would reach the other test's container.
-pub static AUTO_PORTS: Mutex<()> = Mutex::new(());
-
-pub fn auto_ports_lock() -> MutexGuard<'static, ()> {
-    AUTO_PORTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 static PICKED_SUBNETS: Mutex<Vec<Ipv4Net>> = Mutex::new(Vec::new());
 static PICKED_PORTS: Mutex<Vec<u16>> = Mutex::new(Vec::new());
