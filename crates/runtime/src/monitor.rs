@@ -35,6 +35,9 @@ pub fn main(root: &Path, id: &str) -> i32 {
     // Nothing but stdio and the starter socket belongs to us.
     // SAFETY: closes descriptors this fresh process does not use.
     unsafe { libc::close_range((STARTER_FD + 1) as u32, u32::MAX, 0) };
+    // Named for `ps`, `top` and `ss` (which show the host ports it holds), not "exe".
+    // SAFETY: PR_SET_NAME with a nul-terminated name of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"dock-monitor".as_ptr()) };
     // SAFETY: the starter handed us fd 3; we own it from here.
     let mut starter = unsafe { UnixStream::from_raw_fd(STARTER_FD) };
     let hello = match attach::read_frame(&mut starter) {
