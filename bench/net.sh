@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Throughput through a published port: curl on the host fetches a SIZE_MB file from busybox
-# httpd in a container, through 127.0.0.1:PORT (DNAT) and straight from the container's
-# address, alternating, RUNS times each; prints the median rate of each and their ratio.
+# httpd in a container, through 127.0.0.1:PORT and straight from the container's address,
+# alternating, RUNS times each; prints the median rate of each and their ratio. (127.0.0.1
+# goes through netmgr's connect-time redirect where BPF is available, else the DNAT rules;
+# with `dock --debug`, the container's monitor.log says which.)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 runs=${RUNS:-7}

@@ -11,6 +11,7 @@
 
 mod error;
 pub mod ipalloc;
+mod loopback;
 mod netlink;
 mod nft;
 pub mod ports;
@@ -475,9 +476,37 @@ impl Network {
             }
             return Err(err);
         }
-        self.held_ports()
-            .insert(container_id.to_string(), held.into_inner());
+        let mut held = held.into_inner();
+        held.extend(self.redirect_loopback(container_id, &endpoint));
+        self.held_ports().insert(container_id.to_string(), held);
         Ok(endpoint)
+    }
+
+    /// Connections from the host to 127.0.0.1 on the endpoint's published TCP ports go
+    /// straight to the container (see the `loopback` module); the BPF link is returned to
+    /// be held with the ports. Without BPF the DNAT rules carry that traffic as well.
+    fn redirect_loopback(&self, container_id: &str, endpoint: &Endpoint) -> Option<OwnedFd> {
+        let redirects: Vec<loopback::Redirect> = endpoint
+            .ports
+            .iter()
+            .filter(|m| m.proto == Proto::Tcp)
+            .filter(|m| m.host_ip.is_none_or(|ip| ip == Ipv4Addr::LOCALHOST))
+            .map(|m| loopback::Redirect {
+                host_port: m.host_port,
+                ip: endpoint.ip,
+                port: m.container_port,
+            })
+            .collect();
+        if redirects.is_empty() {
+            return None;
+        }
+        match loopback::attach(&redirects) {
+            Ok(link) => Some(link),
+            Err(e) => {
+                tracing::debug!(container_id, error = %e, "no loopback redirect, the DNAT rules carry 127.0.0.1");
+                None
+            }
+        }
     }
 
     fn held_ports(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<OwnedFd>>> {

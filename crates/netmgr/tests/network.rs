@@ -5,7 +5,8 @@ mod common;
 
 use std::collections::HashSet;
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 
 use common::{fetch, random_free_port, Container, TestNet};
@@ -382,6 +383,48 @@ fn a_published_port_is_held_on_the_host_until_release() {
     a.net().release(&ida).unwrap();
     TcpListener::bind(("0.0.0.0", explicit)).unwrap();
     b.net().disconnect(&idb).unwrap();
+}
+
+/// The host's connections to 127.0.0.1 on a published TCP port are redirected when they
+/// are made, so they reach the container without NAT on every packet; another network
+/// namespace's 127.0.0.1 stays its own, and the redirect goes with the release.
+#[test]
+fn host_connections_to_loopback_go_straight_to_the_container() {
+    let t = TestNet::new();
+    let c = Container::spawn();
+    let id = t.id();
+    let port = random_free_port();
+    let ep = t
+        .net()
+        .connect(&id, c.pid(), &[spec(&format!("{port}:80"))])
+        .unwrap();
+    let server = c.serve(80, "inside\n", 1);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Redirected at connect: the socket's peer is the container itself.
+    assert_eq!(stream.peer_addr().unwrap(), SocketAddr::from((ep.ip, 80)));
+    let mut greeting = String::new();
+    stream.read_to_string(&mut greeting).unwrap();
+    assert_eq!(greeting, "inside\n");
+    server.join().unwrap();
+
+    let other = Container::spawn();
+    other.ip(&["link", "set", "lo", "up"]);
+    let peer = other.in_netns(move || {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _accepted = listener.accept().unwrap();
+        stream.peer_addr().unwrap()
+    });
+    assert_eq!(peer, SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+
+    t.net().release(&id).unwrap();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _accepted = listener.accept().unwrap();
+    assert_eq!(
+        stream.peer_addr().unwrap(),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    );
 }
 
 #[test]

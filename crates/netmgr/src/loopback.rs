@@ -1,0 +1,282 @@
+//! Published TCP ports reached from the host at 127.0.0.1, redirected when the connection
+//! is made instead of on every packet.
+//!
+//! The DNAT rules work for every local address, but a connection from the host to
+//! 127.0.0.1:PORT pays for them on each packet: conntrack rewrites both directions, the
+//! output path re-routes every segment from `lo` to the bridge and the replies take a slow
+//! route lookup. A small `cgroup/connect4` BPF program on the cgroup2 root instead rewrites
+//! the address that `connect()` was given, for sockets of the host's network namespace only,
+//! so the connection goes straight to the container as if the client had asked for its
+//! address (as Cilium's socket load balancing does). The program is built here from a
+//! dozen instructions, one per container, and attached through a BPF link whose descriptor
+//! the monitor holds: when the container is released or its monitor dies, the kernel
+//! detaches it. Where BPF is not available the DNAT rules carry the traffic as before.
+//!
+//! A redirected client sees the container's address from `getpeername()`; the rules and
+//! everything else see the connection as one between the host and the container.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// One published port: connections to 127.0.0.1:`host_port` go to `ip`:`port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Redirect {
+    pub host_port: u16,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+const BPF_FUNC_GET_NETNS_COOKIE: i32 = 122;
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+// struct bpf_sock_addr offsets.
+const USER_IP4: i16 = 4;
+const USER_PORT: i16 = 24;
+const PROTOCOL: i16 = 36;
+
+/// A `struct bpf_insn`.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Insn {
+    code: u8,
+    regs: u8,
+    off: i16,
+    imm: i32,
+}
+
+const R0: u8 = 0;
+const R1: u8 = 1;
+const R2: u8 = 2;
+const R3: u8 = 3;
+const R6: u8 = 6;
+
+fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        regs: (src << 4) | dst,
+        off,
+        imm,
+    }
+}
+/// dst = src (64 bit)
+fn mov64_reg(dst: u8, src: u8) -> Insn {
+    insn(0xbf, dst, src, 0, 0)
+}
+/// dst = imm (32 bit, zero-extended)
+fn mov32_imm(dst: u8, imm: u32) -> Insn {
+    insn(0xb4, dst, 0, 0, imm as i32)
+}
+/// dst = *(u32 *)(src + off)
+fn load32(dst: u8, src: u8, off: i16) -> Insn {
+    insn(0x61, dst, src, off, 0)
+}
+/// *(u32 *)(dst + off) = src
+fn store32(dst: u8, off: i16, src: u8) -> Insn {
+    insn(0x63, dst, src, off, 0)
+}
+/// if (u32)dst != imm goto +off
+fn jne32_imm(dst: u8, imm: u32, off: i16) -> Insn {
+    insn(0x56, dst, 0, off, imm as i32)
+}
+/// if dst != src goto +off (64 bit)
+fn jne64_reg(dst: u8, src: u8, off: i16) -> Insn {
+    insn(0x5d, dst, src, off, 0)
+}
+/// goto +off
+fn ja(off: i16) -> Insn {
+    insn(0x05, 0, 0, off, 0)
+}
+/// dst = imm64 (two slots)
+fn load64_imm(dst: u8, imm: u64) -> [Insn; 2] {
+    [
+        insn(0x18, dst, 0, 0, imm as u32 as i32),
+        insn(0, 0, 0, 0, (imm >> 32) as u32 as i32),
+    ]
+}
+fn call(helper: i32) -> Insn {
+    insn(0x85, 0, 0, 0, helper)
+}
+fn exit() -> Insn {
+    insn(0x95, 0, 0, 0, 0)
+}
+
+/// A u32 field of `struct bpf_sock_addr` holding network-order bytes, as a load reads it.
+fn wire_u32(bytes: [u8; 4]) -> u32 {
+    u32::from_ne_bytes(bytes)
+}
+fn wire_port(port: u16) -> u32 {
+    let [hi, lo] = port.to_be_bytes();
+    wire_u32([hi, lo, 0, 0])
+}
+
+/// The program: for a TCP socket of the host's namespace connecting to 127.0.0.1 on one of
+/// the published ports, replace the address; always let the connect go on.
+fn program(host_netns_cookie: u64, redirects: &[Redirect]) -> Vec<Insn> {
+    let mut p = vec![mov64_reg(R6, R1)];
+    // Jumps to the end are patched once its position is known.
+    let mut to_end = Vec::new();
+    p.push(load32(R2, R6, PROTOCOL));
+    to_end.push(p.len());
+    p.push(jne32_imm(R2, libc::IPPROTO_TCP as u32, 0));
+    p.push(load32(R2, R6, USER_IP4));
+    to_end.push(p.len());
+    p.push(jne32_imm(R2, wire_u32(Ipv4Addr::LOCALHOST.octets()), 0));
+    p.push(mov64_reg(R1, R6));
+    p.push(call(BPF_FUNC_GET_NETNS_COOKIE));
+    p.extend(load64_imm(R1, host_netns_cookie));
+    to_end.push(p.len());
+    p.push(jne64_reg(R0, R1, 0));
+    p.push(load32(R2, R6, USER_PORT));
+    for r in redirects {
+        // Not this port: skip the five instructions that rewrite the address.
+        p.push(jne32_imm(R2, wire_port(r.host_port), 5));
+        p.push(mov32_imm(R3, wire_u32(r.ip.octets())));
+        p.push(store32(R6, USER_IP4, R3));
+        p.push(mov32_imm(R3, wire_port(r.port)));
+        p.push(store32(R6, USER_PORT, R3));
+        to_end.push(p.len());
+        p.push(ja(0));
+    }
+    let end = p.len();
+    for at in to_end {
+        p[at].off = (end - at - 1) as i16;
+    }
+    p.push(mov32_imm(R0, 1));
+    p.push(exit());
+    p
+}
+
+fn bpf(command: libc::c_long, attr: &mut [u8; 144]) -> io::Result<OwnedFd> {
+    // SAFETY: the bpf syscall with an attribute buffer of the kernel's union size.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, command, attr.as_mut_ptr(), attr.len()) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor the kernel gave us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+fn put_u32(attr: &mut [u8], at: usize, value: u32) {
+    attr[at..at + 4].copy_from_slice(&value.to_ne_bytes());
+}
+fn put_u64(attr: &mut [u8], at: usize, value: u64) {
+    attr[at..at + 8].copy_from_slice(&value.to_ne_bytes());
+}
+
+fn load(program: &[Insn]) -> io::Result<OwnedFd> {
+    let license = CString::new("GPL").expect("no nul");
+    let mut log = vec![0u8; 4096];
+    let mut attr = [0u8; 144];
+    put_u32(&mut attr, 0, BPF_PROG_TYPE_CGROUP_SOCK_ADDR);
+    put_u32(&mut attr, 4, program.len() as u32);
+    put_u64(&mut attr, 8, program.as_ptr() as u64);
+    put_u64(&mut attr, 16, license.as_ptr() as u64);
+    put_u32(&mut attr, 24, 1);
+    put_u32(&mut attr, 28, log.len() as u32);
+    put_u64(&mut attr, 32, log.as_mut_ptr() as u64);
+    attr[48..48 + 12].copy_from_slice(b"dock_lo_port");
+    put_u32(&mut attr, 68, BPF_CGROUP_INET4_CONNECT);
+    bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        let verifier = String::from_utf8_lossy(&log[..end]);
+        if verifier.trim().is_empty() {
+            e
+        } else {
+            io::Error::new(e.kind(), format!("{e}: {}", verifier.trim()))
+        }
+    })
+}
+
+/// The cgroup2 hierarchy's root as this process sees it.
+fn cgroup2_root() -> io::Result<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    mountinfo
+        .lines()
+        .find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fields: Vec<&str> = left.split(' ').collect();
+            let is_root = right.split(' ').next() == Some("cgroup2") && fields.get(3) == Some(&"/");
+            is_root.then(|| fields.get(4).map(PathBuf::from)).flatten()
+        })
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no cgroup2 hierarchy mounted"))
+}
+
+/// The cookie of the network namespace this process is in.
+fn netns_cookie() -> io::Result<u64> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let mut cookie = 0u64;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt into a u64 of the size we pass.
+    let ret = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
+}
+
+/// Loads the program for `redirects` and attaches it to the cgroup2 root; it stays attached
+/// while the returned link is open. Must be called in the host's network namespace.
+pub(crate) fn attach(redirects: &[Redirect]) -> io::Result<OwnedFd> {
+    let cookie = netns_cookie()?;
+    let program = load(&program(cookie, redirects))?;
+    let root = cgroup2_root()?;
+    let cgroup = File::open(&root)?;
+    let mut attr = [0u8; 144];
+    put_u32(&mut attr, 0, program.as_raw_fd() as u32);
+    put_u32(&mut attr, 4, cgroup.as_raw_fd() as u32);
+    put_u32(&mut attr, 8, BPF_CGROUP_INET4_CONNECT);
+    tracing::debug!(?redirects, cgroup = %root.display(), "attach loopback redirect");
+    bpf(BPF_LINK_CREATE, &mut attr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jumps_land_on_the_final_return() {
+        let redirects = [
+            Redirect {
+                host_port: 49153,
+                ip: Ipv4Addr::new(10, 0, 0, 2),
+                port: 80,
+            },
+            Redirect {
+                host_port: 8080,
+                ip: Ipv4Addr::new(10, 0, 0, 2),
+                port: 8000,
+            },
+        ];
+        let p = program(7, &redirects);
+        let end = p.len() - 2;
+        for (at, i) in p.iter().enumerate() {
+            // Conditional jumps out and the unconditional ones after a rewrite.
+            if matches!(i.code, 0x05 | 0x5d) || (i.code == 0x56 && i.off != 5) {
+                assert_eq!(at + 1 + i.off as usize, end, "instruction {at}");
+            }
+        }
+        assert_eq!((p[end].code, p[end].imm, p[end + 1].code), (0xb4, 1, 0x95));
+    }
+
+    #[test]
+    fn ports_and_addresses_are_in_network_order() {
+        assert_eq!(wire_port(0x1f90).to_ne_bytes(), [0x1f, 0x90, 0, 0]);
+        assert_eq!(wire_u32([127, 0, 0, 1]).to_ne_bytes(), [127, 0, 0, 1]);
+    }
+}
