@@ -483,9 +483,9 @@ impl Network {
     }
 
     /// Connections from the host to 127.0.0.1 on the endpoint's published TCP ports go
-    /// straight to the container (see the `loopback` module); the BPF link is returned to
-    /// be held with the ports. Without BPF the DNAT rules carry that traffic as well.
-    fn redirect_loopback(&self, container_id: &str, endpoint: &Endpoint) -> Option<OwnedFd> {
+    /// straight to the container (see the `loopback` module); the BPF links are returned
+    /// to be held with the ports. Without BPF the DNAT rules carry that traffic as well.
+    fn redirect_loopback(&self, container_id: &str, endpoint: &Endpoint) -> Vec<OwnedFd> {
         let redirects: Vec<loopback::Redirect> = endpoint
             .ports
             .iter()
@@ -498,13 +498,13 @@ impl Network {
             })
             .collect();
         if redirects.is_empty() {
-            return None;
+            return Vec::new();
         }
         match loopback::attach(&redirects) {
-            Ok(link) => Some(link),
+            Ok(links) => links,
             Err(e) => {
                 tracing::debug!(container_id, error = %e, "no loopback redirect, the DNAT rules carry 127.0.0.1");
-                None
+                Vec::new()
             }
         }
     }

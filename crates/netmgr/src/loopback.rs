@@ -12,8 +12,10 @@
 //! the monitor holds: when the container is released or its monitor dies, the kernel
 //! detaches it. Where BPF is not available the DNAT rules carry the traffic as before.
 //!
-//! A redirected client sees the container's address from `getpeername()`; the rules and
-//! everything else see the connection as one between the host and the container.
+//! A second program, on `getpeername()`, gives a redirected socket back the address its
+//! client asked for (the connect program records it per socket cookie in a small LRU map),
+//! so the client sees 127.0.0.1:PORT as it would through NAT; everything else sees the
+//! connection as one between the host and the container.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -30,11 +32,21 @@ pub(crate) struct Redirect {
     pub port: u16,
 }
 
+const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
 const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+const BPF_CGROUP_INET4_GETPEERNAME: u32 = 29;
+const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+const BPF_FUNC_MAP_UPDATE_ELEM: i32 = 2;
+const BPF_FUNC_GET_SOCKET_COOKIE: i32 = 46;
 const BPF_FUNC_GET_NETNS_COOKIE: i32 = 122;
+const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// Redirected sockets remembered for `getpeername()`; the oldest are dropped first (a socket
+/// cookie is never reused, so a stale entry never matches).
+const PEER_MAP_ENTRIES: u32 = 4096;
 const SO_NETNS_COOKIE: libc::c_int = 71;
 
 // struct bpf_sock_addr offsets.
@@ -56,7 +68,9 @@ const R0: u8 = 0;
 const R1: u8 = 1;
 const R2: u8 = 2;
 const R3: u8 = 3;
+const R4: u8 = 4;
 const R6: u8 = 6;
+const R10: u8 = 10;
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
@@ -69,6 +83,29 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
 /// dst = src (64 bit)
 fn mov64_reg(dst: u8, src: u8) -> Insn {
     insn(0xbf, dst, src, 0, 0)
+}
+/// dst += imm (64 bit)
+fn add64_imm(dst: u8, imm: i32) -> Insn {
+    insn(0x07, dst, 0, 0, imm)
+}
+/// dst = imm (64 bit, sign-extended)
+fn mov64_imm(dst: u8, imm: i32) -> Insn {
+    insn(0xb7, dst, 0, 0, imm)
+}
+/// *(u64 *)(dst + off) = src
+fn store64(dst: u8, off: i16, src: u8) -> Insn {
+    insn(0x7b, dst, src, off, 0)
+}
+/// if dst == imm goto +off (64 bit)
+fn jeq64_imm(dst: u8, imm: i32, off: i16) -> Insn {
+    insn(0x15, dst, 0, off, imm)
+}
+/// dst = the map `fd` (two slots)
+fn load_map(dst: u8, fd: &OwnedFd) -> [Insn; 2] {
+    [
+        insn(0x18, dst, BPF_PSEUDO_MAP_FD, 0, fd.as_raw_fd()),
+        insn(0, 0, 0, 0, 0),
+    ]
 }
 /// dst = imm (32 bit, zero-extended)
 fn mov32_imm(dst: u8, imm: u32) -> Insn {
@@ -117,9 +154,10 @@ fn wire_port(port: u16) -> u32 {
     wire_u32([hi, lo, 0, 0])
 }
 
-/// The program: for a TCP socket of the host's namespace connecting to 127.0.0.1 on one of
-/// the published ports, replace the address; always let the connect go on.
-fn program(host_netns_cookie: u64, redirects: &[Redirect]) -> Vec<Insn> {
+/// The connect program: for a TCP socket of the host's namespace connecting to 127.0.0.1 on
+/// one of the published ports, replace the address and remember the one asked for under
+/// the socket's cookie in `peers`; always let the connect go on.
+fn connect_program(host_netns_cookie: u64, redirects: &[Redirect], peers: &OwnedFd) -> Vec<Insn> {
     let mut p = vec![mov64_reg(R6, R1)];
     // Jumps to the end are patched once its position is known.
     let mut to_end = Vec::new();
@@ -136,12 +174,36 @@ fn program(host_netns_cookie: u64, redirects: &[Redirect]) -> Vec<Insn> {
     p.push(jne64_reg(R0, R1, 0));
     p.push(load32(R2, R6, USER_PORT));
     for r in redirects {
-        // Not this port: skip the five instructions that rewrite the address.
-        p.push(jne32_imm(R2, wire_port(r.host_port), 5));
-        p.push(mov32_imm(R3, wire_u32(r.ip.octets())));
-        p.push(store32(R6, USER_IP4, R3));
-        p.push(mov32_imm(R3, wire_port(r.port)));
-        p.push(store32(R6, USER_PORT, R3));
+        let mut block = vec![
+            mov32_imm(R3, wire_u32(r.ip.octets())),
+            store32(R6, USER_IP4, R3),
+            mov32_imm(R3, wire_port(r.port)),
+            store32(R6, USER_PORT, R3),
+            // peers[cookie] = (127.0.0.1, host port)
+            mov64_reg(R1, R6),
+            call(BPF_FUNC_GET_SOCKET_COOKIE),
+            store64(R10, -16, R0),
+            mov32_imm(R3, wire_u32(Ipv4Addr::LOCALHOST.octets())),
+            store32(R10, -8, R3),
+            mov32_imm(R3, wire_port(r.host_port)),
+            store32(R10, -4, R3),
+        ];
+        block.extend(load_map(R1, peers));
+        block.extend([
+            mov64_reg(R2, R10),
+            add64_imm(R2, -16),
+            mov64_reg(R3, R10),
+            add64_imm(R3, -8),
+            mov64_imm(R4, 0),
+            call(BPF_FUNC_MAP_UPDATE_ELEM),
+        ]);
+        // Not this port: skip the block and its jump to the end.
+        p.push(jne32_imm(
+            R2,
+            wire_port(r.host_port),
+            block.len() as i16 + 1,
+        ));
+        p.extend(block);
         to_end.push(p.len());
         p.push(ja(0));
     }
@@ -151,6 +213,30 @@ fn program(host_netns_cookie: u64, redirects: &[Redirect]) -> Vec<Insn> {
     }
     p.push(mov32_imm(R0, 1));
     p.push(exit());
+    p
+}
+
+/// The getpeername program: a socket the connect program redirected gets back the address
+/// its client asked for.
+fn getpeername_program(peers: &OwnedFd) -> Vec<Insn> {
+    let mut p = vec![
+        mov64_reg(R6, R1),
+        call(BPF_FUNC_GET_SOCKET_COOKIE),
+        store64(R10, -8, R0),
+    ];
+    p.extend(load_map(R1, peers));
+    p.extend([
+        mov64_reg(R2, R10),
+        add64_imm(R2, -8),
+        call(BPF_FUNC_MAP_LOOKUP_ELEM),
+        jeq64_imm(R0, 0, 4),
+        load32(R2, R0, 0),
+        store32(R6, USER_IP4, R2),
+        load32(R2, R0, 4),
+        store32(R6, USER_PORT, R2),
+        mov32_imm(R0, 1),
+        exit(),
+    ]);
     p
 }
 
@@ -171,7 +257,17 @@ fn put_u64(attr: &mut [u8], at: usize, value: u64) {
     attr[at..at + 8].copy_from_slice(&value.to_ne_bytes());
 }
 
-fn load(program: &[Insn]) -> io::Result<OwnedFd> {
+fn create_peer_map() -> io::Result<OwnedFd> {
+    let mut attr = [0u8; 144];
+    put_u32(&mut attr, 0, BPF_MAP_TYPE_LRU_HASH);
+    put_u32(&mut attr, 4, 8);
+    put_u32(&mut attr, 8, 8);
+    put_u32(&mut attr, 12, PEER_MAP_ENTRIES);
+    attr[28..28 + 13].copy_from_slice(b"dock_lo_peers");
+    bpf(BPF_MAP_CREATE, &mut attr)
+}
+
+fn load(program: &[Insn], attach_type: u32, name: &[u8]) -> io::Result<OwnedFd> {
     let license = CString::new("GPL").expect("no nul");
     let mut log = vec![0u8; 4096];
     let mut attr = [0u8; 144];
@@ -182,8 +278,8 @@ fn load(program: &[Insn]) -> io::Result<OwnedFd> {
     put_u32(&mut attr, 24, 1);
     put_u32(&mut attr, 28, log.len() as u32);
     put_u64(&mut attr, 32, log.as_mut_ptr() as u64);
-    attr[48..48 + 12].copy_from_slice(b"dock_lo_port");
-    put_u32(&mut attr, 68, BPF_CGROUP_INET4_CONNECT);
+    attr[48..48 + name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
+    put_u32(&mut attr, 68, attach_type);
     bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
         let verifier = String::from_utf8_lossy(&log[..end]);
@@ -230,19 +326,39 @@ fn netns_cookie() -> io::Result<u64> {
     Ok(cookie)
 }
 
-/// Loads the program for `redirects` and attaches it to the cgroup2 root; it stays attached
-/// while the returned link is open. Must be called in the host's network namespace.
-pub(crate) fn attach(redirects: &[Redirect]) -> io::Result<OwnedFd> {
+/// Loads the programs for `redirects` and attaches them to the cgroup2 root; they stay
+/// attached while the returned links are open. Must be called in the host's network
+/// namespace.
+pub(crate) fn attach(redirects: &[Redirect]) -> io::Result<Vec<OwnedFd>> {
     let cookie = netns_cookie()?;
-    let program = load(&program(cookie, redirects))?;
+    // The programs hold the map; our descriptor goes when we return.
+    let peers = create_peer_map()?;
+    let connect = load(
+        &connect_program(cookie, redirects, &peers),
+        BPF_CGROUP_INET4_CONNECT,
+        b"dock_lo_connect",
+    )?;
+    let getpeername = load(
+        &getpeername_program(&peers),
+        BPF_CGROUP_INET4_GETPEERNAME,
+        b"dock_lo_peer",
+    )?;
     let root = cgroup2_root()?;
     let cgroup = File::open(&root)?;
-    let mut attr = [0u8; 144];
-    put_u32(&mut attr, 0, program.as_raw_fd() as u32);
-    put_u32(&mut attr, 4, cgroup.as_raw_fd() as u32);
-    put_u32(&mut attr, 8, BPF_CGROUP_INET4_CONNECT);
     tracing::debug!(?redirects, cgroup = %root.display(), "attach loopback redirect");
-    bpf(BPF_LINK_CREATE, &mut attr)
+    // getpeername first: a redirected socket must never miss its own address.
+    let mut links = Vec::with_capacity(2);
+    for (program, attach_type) in [
+        (getpeername, BPF_CGROUP_INET4_GETPEERNAME),
+        (connect, BPF_CGROUP_INET4_CONNECT),
+    ] {
+        let mut attr = [0u8; 144];
+        put_u32(&mut attr, 0, program.as_raw_fd() as u32);
+        put_u32(&mut attr, 4, cgroup.as_raw_fd() as u32);
+        put_u32(&mut attr, 8, attach_type);
+        links.push(bpf(BPF_LINK_CREATE, &mut attr)?);
+    }
+    Ok(links)
 }
 
 #[cfg(test)]
@@ -263,15 +379,30 @@ mod tests {
                 port: 8000,
             },
         ];
-        let p = program(7, &redirects);
+        // Any descriptor number will do for the encoding.
+        let map = OwnedFd::from(File::open("/dev/null").unwrap());
+        let p = connect_program(7, &redirects, &map);
         let end = p.len() - 2;
+        let port_checks: Vec<usize> = (0..p.len())
+            .filter(|&at| p[at].code == 0x56 && p[at].imm as u32 != wire_u32([127, 0, 0, 1]))
+            .filter(|&at| p[at].imm as u32 != libc::IPPROTO_TCP as u32)
+            .collect();
+        assert_eq!(port_checks.len(), 2);
         for (at, i) in p.iter().enumerate() {
-            // Conditional jumps out and the unconditional ones after a rewrite.
-            if matches!(i.code, 0x05 | 0x5d) || (i.code == 0x56 && i.off != 5) {
+            if port_checks.contains(&at) {
+                // A port that does not match skips to the next check, or to the end.
+                let next = at + 1 + i.off as usize;
+                assert!(
+                    next == end || port_checks.contains(&next),
+                    "instruction {at}"
+                );
+            } else if matches!(i.code, 0x05 | 0x5d | 0x56) {
                 assert_eq!(at + 1 + i.off as usize, end, "instruction {at}");
             }
         }
         assert_eq!((p[end].code, p[end].imm, p[end + 1].code), (0xb4, 1, 0x95));
+        let g = getpeername_program(&map);
+        assert_eq!((g[g.len() - 1].code, g[g.len() - 2].imm), (0x95, 1));
     }
 
     #[test]

@@ -398,13 +398,22 @@ fn host_connections_to_loopback_go_straight_to_the_container() {
         .net()
         .connect(&id, c.pid(), &[spec(&format!("{port}:80"))])
         .unwrap();
-    let server = c.serve(80, "inside\n", 1);
+    let server = c.serve(80, "inside\n", 2);
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    // Redirected at connect: the socket's peer is the container itself.
-    assert_eq!(stream.peer_addr().unwrap(), SocketAddr::from((ep.ip, 80)));
+    // Redirected at connect: the connection is the host's (the gateway's) to the container,
+    // while the client still sees the address it asked for as its peer.
+    assert_eq!(stream.local_addr().unwrap().ip(), t.gateway());
+    assert_eq!(
+        stream.peer_addr().unwrap(),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    );
     let mut greeting = String::new();
     stream.read_to_string(&mut greeting).unwrap();
     assert_eq!(greeting, "inside\n");
+    // A connection made to the container's own address keeps that address as its peer.
+    let direct = TcpStream::connect((ep.ip, 80)).unwrap();
+    assert_eq!(direct.peer_addr().unwrap(), SocketAddr::from((ep.ip, 80)));
+    drop(direct);
     server.join().unwrap();
 
     let other = Container::spawn();
@@ -412,19 +421,22 @@ fn host_connections_to_loopback_go_straight_to_the_container() {
     let peer = other.in_netns(move || {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let _accepted = listener.accept().unwrap();
-        stream.peer_addr().unwrap()
+        let (_accepted, from) = listener.accept().unwrap();
+        (stream.peer_addr().unwrap(), from.ip())
     });
-    assert_eq!(peer, SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    assert_eq!(
+        peer,
+        (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            Ipv4Addr::LOCALHOST.into()
+        )
+    );
 
     t.net().release(&id).unwrap();
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let _accepted = listener.accept().unwrap();
-    assert_eq!(
-        stream.peer_addr().unwrap(),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-    );
+    assert_eq!(stream.local_addr().unwrap().ip(), Ipv4Addr::LOCALHOST);
 }
 
 #[test]
