@@ -41,6 +41,9 @@ struct Entry {
     live: bool,
     /// A start is under way: a second one is told the container runs already.
     starting: bool,
+    /// Which start made this entry live: the fan-out of an earlier run must not remove the
+    /// entry of a later one.
+    run: u64,
 }
 
 impl Entry {
@@ -50,15 +53,33 @@ impl Entry {
             attaches: Vec::new(),
             live: false,
             starting: false,
+            run: 0,
         }
     }
 }
 
-#[derive(Default)]
+/// How long a start waits for the previous run's fan-out to deliver that run's end: only a
+/// client that stopped reading its output can hold it up, and it is given up on after this.
+const PREVIOUS_RUN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Default for Runs {
+    fn default() -> Runs {
+        Runs {
+            entries: Mutex::default(),
+            runs_started: Default::default(),
+            console_sizes: Mutex::default(),
+            previous_run_grace: PREVIOUS_RUN_GRACE,
+        }
+    }
+}
+
 pub struct Runs {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Numbers the starts made here.
+    runs_started: std::sync::atomic::AtomicU64,
     /// Terminal sizes asked for at create (`HostConfig.ConsoleSize`), used at the first start.
     console_sizes: Mutex<HashMap<String, (u16, u16)>>,
+    previous_run_grace: std::time::Duration,
 }
 
 /// Where a client stands towards a container's runs.
@@ -152,29 +173,52 @@ impl Runs {
         running: impl Fn() -> ApiResult<bool>,
         start: impl FnOnce(Hello) -> Result<std::os::unix::net::UnixStream, ApiError>,
     ) -> ApiResult<()> {
-        let (attaches, outcome) = loop {
-            let mut entries = self.lock();
-            let entry = entries.entry(id.to_string()).or_insert_with(Entry::new);
-            if entry.starting {
-                return Err(ApiError::not_modified());
-            }
-            if entry.live {
-                if running()? {
+        let (attaches, outcome, run) = loop {
+            let (mut previous, previous_run) = {
+                let mut entries = self.lock();
+                let entry = entries.entry(id.to_string()).or_insert_with(Entry::new);
+                if entry.starting {
                     return Err(ApiError::not_modified());
                 }
-                // The previous run ended (a stop or kill returns once the exit is recorded)
-                // but its fan-out has not seen the exit frame yet: let it hand its outcome to
-                // its clients first, then this run gets an entry of its own.
-                let mut previous = entry.outcome.subscribe();
-                drop(entries);
-                let _ = handle.block_on(previous.wait_for(Option::is_some));
-                continue;
+                if !entry.live {
+                    let run = self
+                        .runs_started
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                        + 1;
+                    entry.live = true;
+                    entry.starting = true;
+                    entry.run = run;
+                    // Clients that left before the start get nothing, above all not the stdin.
+                    entry.attaches.retain(|pipes| !pipes.output.is_closed());
+                    break (
+                        std::mem::take(&mut entry.attaches),
+                        entry.outcome.clone(),
+                        run,
+                    );
+                }
+                (entry.outcome.subscribe(), entry.run)
+            };
+            // Read without the lock: it goes to the disk.
+            if running()? {
+                return Err(ApiError::not_modified());
             }
-            entry.live = true;
-            entry.starting = true;
-            // Clients that left before the start get nothing, above all not the stdin.
-            entry.attaches.retain(|pipes| !pipes.output.is_closed());
-            break (std::mem::take(&mut entry.attaches), entry.outcome.clone());
+            // The previous run ended (a stop or kill returns once the exit is recorded) but
+            // its fan-out has not seen the exit frame yet: let it hand its outcome to its
+            // clients first, then this run gets an entry of its own.
+            let delivered = handle.block_on(tokio::time::timeout(
+                self.previous_run_grace,
+                previous.wait_for(Option::is_some),
+            ));
+            if delivered.is_err() {
+                tracing::debug!(%id, "the previous run's clients stopped reading; starting anyway");
+                let mut entries = self.lock();
+                if let Some(entry) = entries.get(id).filter(|e| e.run == previous_run && e.live) {
+                    entry.outcome.send_replace(Some(Err(format!(
+                        "container {id} was started again before its output was delivered"
+                    ))));
+                    entries.remove(id);
+                }
+            }
         };
         let (rows, cols) = {
             let sizes = self.console_sizes.lock().unwrap_or_else(|e| e.into_inner());
@@ -224,11 +268,13 @@ impl Runs {
         handle.spawn(async move {
             let code = fan_out(events, commands, attaches, false).await;
             let mut entries = runs.lock();
-            if let Some(entry) = entries.remove(&id) {
-                entry.outcome.send_replace(Some(
-                    code.ok_or_else(|| format!("the monitor of container {id} went away")),
-                ));
+            if entries.get(&id).is_some_and(|entry| entry.run == run) {
+                entries.remove(&id);
             }
+            // Still under the lock: a start waiting for this finds the entry gone.
+            outcome.send_replace(Some(
+                code.ok_or_else(|| format!("the monitor of container {id} went away")),
+            ));
         });
         Ok(())
     }
@@ -368,6 +414,62 @@ mod tests {
             runs.join_wait("c1", || Ok(true), false).unwrap(),
             Joined::Run(_)
         ));
+    }
+
+    /// A previous run whose client stopped reading cannot hold a start up for ever: after the
+    /// grace period its waiters are told and the new run starts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_previous_run_is_given_up_after_its_grace() {
+        let runs = Arc::new(Runs {
+            previous_run_grace: std::time::Duration::from_millis(50),
+            ..Runs::default()
+        });
+        let handle = tokio::runtime::Handle::current();
+        // A client whose output channel is full and never read: the fan-out blocks on it.
+        let (output, _never_read) = mpsc::channel(1);
+        runs.lock()
+            .entry("c1".into())
+            .or_insert_with(Entry::new)
+            .attaches
+            .push(AttachPipes {
+                stdout: true,
+                stderr: false,
+                output,
+                stdin: None,
+            });
+        let (first_ours, mut first_monitor) = UnixStream::pair().unwrap();
+        let (r, h) = (runs.clone(), handle.clone());
+        tokio::task::spawn_blocking(move || {
+            r.start_blocking("c1", &h, || Ok(false), |_| Ok(first_ours))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let Joined::Run(mut first_outcome) = runs.join_wait("c1", || Ok(false), false).unwrap()
+        else {
+            panic!("the live run should be joined");
+        };
+        for chunk in [b"a", b"b", b"c"] {
+            first_monitor
+                .write_all(&runtime::attach::encode(Kind::Stdout, chunk))
+                .unwrap();
+        }
+        first_monitor.write_all(&exit_frame(0)).unwrap();
+
+        let (second_ours, _second_monitor) = UnixStream::pair().unwrap();
+        let (r, h) = (runs.clone(), handle.clone());
+        tokio::task::spawn_blocking(move || {
+            r.start_blocking("c1", &h, || Ok(false), |_| Ok(second_ours))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        first_outcome.wait_for(Option::is_some).await.unwrap();
+        let told = first_outcome.borrow().clone();
+        assert!(
+            matches!(&told, Some(Err(m)) if m.contains("started again")),
+            "{told:?}"
+        );
     }
 
     /// A start while this server's run is running is a 304 and does not call the runtime.
