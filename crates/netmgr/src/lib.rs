@@ -151,9 +151,9 @@ pub struct Endpoint {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     /// The boot this state belongs to: the addresses, ports and links of an earlier boot
-    /// are gone with it.
-    #[serde(default)]
-    boot_id: String,
+    /// are gone with it. Absent in files written before it was recorded: taken as this boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
     ips: IpPool,
     ports: PortPool,
     endpoints: BTreeMap<String, Endpoint>,
@@ -350,19 +350,24 @@ impl Network {
             Err(e) => return Err(Error::io("read", &path, e)),
         };
         let fresh = || State {
-            boot_id: boot_id().to_string(),
+            boot_id: Some(boot_id().to_string()),
             ..State::default()
         };
         if bytes.is_empty() {
             return Ok(fresh());
         }
-        let state: State = serde_json::from_slice(&bytes)
+        let mut state: State = serde_json::from_slice(&bytes)
             .map_err(|source| Error::CorruptState { path, source })?;
-        if state.boot_id != boot_id() {
-            tracing::debug!(boot_id = %state.boot_id, "network state of an earlier boot: starting afresh");
-            return Ok(fresh());
+        match &state.boot_id {
+            Some(id) if id != boot_id() => {
+                tracing::debug!(boot_id = %id, "network state of an earlier boot: starting afresh");
+                Ok(fresh())
+            }
+            _ => {
+                state.boot_id = Some(boot_id().to_string());
+                Ok(state)
+            }
         }
-        Ok(state)
     }
 
     /// Replaces the state atomically. Not fsync'd: it describes links, rules and

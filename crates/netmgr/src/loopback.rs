@@ -267,27 +267,44 @@ fn create_peer_map() -> io::Result<OwnedFd> {
     bpf(BPF_MAP_CREATE, &mut attr)
 }
 
-fn load(program: &[Insn], attach_type: u32, name: &[u8]) -> io::Result<OwnedFd> {
+/// Loads `program`. The verifier's log is asked for only when the load fails, to say why:
+/// with a log from the start, a program longer than the log fails for that reason alone.
+fn load(program: &[Insn], attach_type: u32, name: &str) -> io::Result<OwnedFd> {
     let license = CString::new("GPL").expect("no nul");
-    let mut log = vec![0u8; 4096];
-    let mut attr = [0u8; 144];
-    put_u32(&mut attr, 0, BPF_PROG_TYPE_CGROUP_SOCK_ADDR);
-    put_u32(&mut attr, 4, program.len() as u32);
-    put_u64(&mut attr, 8, program.as_ptr() as u64);
-    put_u64(&mut attr, 16, license.as_ptr() as u64);
-    put_u32(&mut attr, 24, 1);
-    put_u32(&mut attr, 28, log.len() as u32);
-    put_u64(&mut attr, 32, log.as_mut_ptr() as u64);
-    attr[48..48 + name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
-    put_u32(&mut attr, 68, attach_type);
-    bpf(BPF_PROG_LOAD, &mut attr).map_err(|e| {
+    let attempt = |log: Option<&mut Vec<u8>>| {
+        let mut attr = [0u8; 144];
+        put_u32(&mut attr, 0, BPF_PROG_TYPE_CGROUP_SOCK_ADDR);
+        put_u32(&mut attr, 4, program.len() as u32);
+        put_u64(&mut attr, 8, program.as_ptr() as u64);
+        put_u64(&mut attr, 16, license.as_ptr() as u64);
+        if let Some(log) = log {
+            put_u32(&mut attr, 24, 1);
+            put_u32(&mut attr, 28, log.len() as u32);
+            put_u64(&mut attr, 32, log.as_mut_ptr() as u64);
+        }
+        let name = &name.as_bytes()[..name.len().min(15)];
+        attr[48..48 + name.len()].copy_from_slice(name);
+        put_u32(&mut attr, 68, attach_type);
+        bpf(BPF_PROG_LOAD, &mut attr)
+    };
+    attempt(None).map_err(|e| {
+        let mut log = vec![0u8; 256 * 1024];
+        let _ = attempt(Some(&mut log));
         let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
         let verifier = String::from_utf8_lossy(&log[..end]);
-        if verifier.trim().is_empty() {
-            e
+        // The verifier's conclusion is at the end of its log.
+        let last = verifier
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        let why = if last.is_empty() {
+            String::new()
         } else {
-            io::Error::new(e.kind(), format!("{e}: {}", verifier.trim()))
-        }
+            format!(" ({last})")
+        };
+        io::Error::new(e.kind(), format!("load BPF program {name}: {e}{why}"))
     })
 }
 
@@ -326,25 +343,30 @@ fn netns_cookie() -> io::Result<u64> {
     Ok(cookie)
 }
 
+fn context(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
 /// Loads the programs for `redirects` and attaches them to the cgroup2 root; they stay
 /// attached while the returned links are open. Must be called in the host's network
 /// namespace.
 pub(crate) fn attach(redirects: &[Redirect]) -> io::Result<Vec<OwnedFd>> {
-    let cookie = netns_cookie()?;
+    let cookie =
+        netns_cookie().map_err(|e| context(e, "read the host's network namespace cookie"))?;
     // The programs hold the map; our descriptor goes when we return.
-    let peers = create_peer_map()?;
+    let peers = create_peer_map().map_err(|e| context(e, "create BPF map dock_lo_peers"))?;
     let connect = load(
         &connect_program(cookie, redirects, &peers),
         BPF_CGROUP_INET4_CONNECT,
-        b"dock_lo_connect",
+        "dock_lo_connect",
     )?;
     let getpeername = load(
         &getpeername_program(&peers),
         BPF_CGROUP_INET4_GETPEERNAME,
-        b"dock_lo_peer",
+        "dock_lo_peer",
     )?;
-    let root = cgroup2_root()?;
-    let cgroup = File::open(&root)?;
+    let root = cgroup2_root().map_err(|e| context(e, "find the cgroup2 hierarchy"))?;
+    let cgroup = File::open(&root).map_err(|e| context(e, &format!("open {}", root.display())))?;
     tracing::debug!(?redirects, cgroup = %root.display(), "attach loopback redirect");
     // getpeername first: a redirected socket must never miss its own address.
     let mut links = Vec::with_capacity(2);
@@ -356,7 +378,9 @@ pub(crate) fn attach(redirects: &[Redirect]) -> io::Result<Vec<OwnedFd>> {
         put_u32(&mut attr, 0, program.as_raw_fd() as u32);
         put_u32(&mut attr, 4, cgroup.as_raw_fd() as u32);
         put_u32(&mut attr, 8, attach_type);
-        links.push(bpf(BPF_LINK_CREATE, &mut attr)?);
+        let link = bpf(BPF_LINK_CREATE, &mut attr)
+            .map_err(|e| context(e, &format!("attach a BPF program to {}", root.display())))?;
+        links.push(link);
     }
     Ok(links)
 }
@@ -403,6 +427,25 @@ mod tests {
         assert_eq!((p[end].code, p[end].imm, p[end + 1].code), (0xb4, 1, 0x95));
         let g = getpeername_program(&map);
         assert_eq!((g[g.len() - 1].code, g[g.len() - 2].imm), (0x95, 1));
+    }
+
+    /// Needs root and BPF: as many ports as a container may publish still load.
+    #[test]
+    fn a_long_program_loads() {
+        let redirects: Vec<Redirect> = (0..200)
+            .map(|i| Redirect {
+                host_port: 50000 + i,
+                ip: Ipv4Addr::new(10, 0, 0, 2),
+                port: 80 + i,
+            })
+            .collect();
+        let peers = create_peer_map().unwrap();
+        load(
+            &connect_program(1, &redirects, &peers),
+            BPF_CGROUP_INET4_CONNECT,
+            "dock_lo_test",
+        )
+        .unwrap();
     }
 
     #[test]
