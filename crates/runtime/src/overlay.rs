@@ -66,7 +66,7 @@ pub fn mount(
         let incompat = work.join("work/incompat");
         fs::remove_dir_all(&incompat).map_err(|e| Error::io(&incompat, e))?;
     }
-    match mount_new_api(lowers, upper, work, target, sync) {
+    let mounted = match mount_new_api(lowers, upper, work, target, sync) {
         Ok(()) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) => {
             tracing::debug!(error = %e, "new mount api unavailable, using mount(2)");
@@ -76,6 +76,14 @@ pub fn mount(
             path: target.to_path_buf(),
             message: format!("overlay: {e}"),
         }),
+    };
+    match mounted {
+        // Kernels before 5.10 do not know `volatile`: such a mount is merely slower to end.
+        Err(e) if sync == Sync::Volatile => {
+            tracing::debug!(error = %e, "volatile overlay refused, mounting it durable");
+            mount(lowers, upper, work, target, Sync::Durable)
+        }
+        other => other,
     }
 }
 
