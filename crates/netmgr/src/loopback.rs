@@ -13,9 +13,10 @@
 //! detaches it. Where BPF is not available the DNAT rules carry the traffic as before.
 //!
 //! A second program, on `getpeername()`, gives a redirected socket back the address its
-//! client asked for (the connect program records it per socket cookie in a small LRU map),
-//! so the client sees 127.0.0.1:PORT as it would through NAT; everything else sees the
-//! connection as one between the host and the container.
+//! client asked for (the connect program records it per socket cookie in a small LRU map,
+//! and a third program drops the entry when the socket is closed), so the client sees
+//! 127.0.0.1:PORT as it would through NAT; everything else sees the connection as one
+//! between the host and the container.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -36,16 +37,19 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
+const BPF_PROG_TYPE_CGROUP_SOCK: u32 = 9;
 const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 const BPF_CGROUP_INET4_CONNECT: u32 = 10;
 const BPF_CGROUP_INET4_GETPEERNAME: u32 = 29;
+const BPF_CGROUP_INET_SOCK_RELEASE: u32 = 34;
 const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_FUNC_MAP_UPDATE_ELEM: i32 = 2;
+const BPF_FUNC_MAP_DELETE_ELEM: i32 = 3;
 const BPF_FUNC_GET_SOCKET_COOKIE: i32 = 46;
 const BPF_FUNC_GET_NETNS_COOKIE: i32 = 122;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
-/// Redirected sockets remembered for `getpeername()`; the oldest are dropped first (a socket
-/// cookie is never reused, so a stale entry never matches).
+/// Redirected sockets remembered for `getpeername()`. A socket's entry goes when it is
+/// closed; beyond this many open at once the oldest are dropped first.
 const PEER_MAP_ENTRIES: u32 = 4096;
 const SO_NETNS_COOKIE: libc::c_int = 71;
 
@@ -240,6 +244,20 @@ fn getpeername_program(peers: &OwnedFd) -> Vec<Insn> {
     p
 }
 
+/// The release program: a closed socket's entry leaves `peers`.
+fn release_program(peers: &OwnedFd) -> Vec<Insn> {
+    let mut p = vec![call(BPF_FUNC_GET_SOCKET_COOKIE), store64(R10, -8, R0)];
+    p.extend(load_map(R1, peers));
+    p.extend([
+        mov64_reg(R2, R10),
+        add64_imm(R2, -8),
+        call(BPF_FUNC_MAP_DELETE_ELEM),
+        mov32_imm(R0, 1),
+        exit(),
+    ]);
+    p
+}
+
 fn bpf(command: libc::c_long, attr: &mut [u8; 144]) -> io::Result<OwnedFd> {
     // SAFETY: the bpf syscall with an attribute buffer of the kernel's union size.
     let fd = unsafe { libc::syscall(libc::SYS_bpf, command, attr.as_mut_ptr(), attr.len()) };
@@ -269,11 +287,11 @@ fn create_peer_map() -> io::Result<OwnedFd> {
 
 /// Loads `program`. The verifier's log is asked for only when the load fails, to say why:
 /// with a log from the start, a program longer than the log fails for that reason alone.
-fn load(program: &[Insn], attach_type: u32, name: &str) -> io::Result<OwnedFd> {
+fn load(program: &[Insn], program_type: u32, attach_type: u32, name: &str) -> io::Result<OwnedFd> {
     let license = CString::new("GPL").expect("no nul");
     let attempt = |log: Option<&mut Vec<u8>>| {
         let mut attr = [0u8; 144];
-        put_u32(&mut attr, 0, BPF_PROG_TYPE_CGROUP_SOCK_ADDR);
+        put_u32(&mut attr, 0, program_type);
         put_u32(&mut attr, 4, program.len() as u32);
         put_u64(&mut attr, 8, program.as_ptr() as u64);
         put_u64(&mut attr, 16, license.as_ptr() as u64);
@@ -351,27 +369,42 @@ fn context(e: io::Error, what: &str) -> io::Error {
 /// attached while the returned links are open. Must be called in the host's network
 /// namespace.
 pub(crate) fn attach(redirects: &[Redirect]) -> io::Result<Vec<OwnedFd>> {
+    attach_programs(redirects).map(|(links, _peers)| links)
+}
+
+/// [`attach`], and the map of redirected sockets.
+fn attach_programs(redirects: &[Redirect]) -> io::Result<(Vec<OwnedFd>, OwnedFd)> {
     let cookie =
         netns_cookie().map_err(|e| context(e, "read the host's network namespace cookie"))?;
-    // The programs hold the map; our descriptor goes when we return.
+    // The programs hold the map; our descriptor is only for the tests.
     let peers = create_peer_map().map_err(|e| context(e, "create BPF map dock_lo_peers"))?;
     let connect = load(
         &connect_program(cookie, redirects, &peers),
+        BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
         BPF_CGROUP_INET4_CONNECT,
         "dock_lo_connect",
     )?;
     let getpeername = load(
         &getpeername_program(&peers),
+        BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
         BPF_CGROUP_INET4_GETPEERNAME,
         "dock_lo_peer",
+    )?;
+    let release = load(
+        &release_program(&peers),
+        BPF_PROG_TYPE_CGROUP_SOCK,
+        BPF_CGROUP_INET_SOCK_RELEASE,
+        "dock_lo_release",
     )?;
     let root = cgroup2_root().map_err(|e| context(e, "find the cgroup2 hierarchy"))?;
     let cgroup = File::open(&root).map_err(|e| context(e, &format!("open {}", root.display())))?;
     tracing::debug!(?redirects, cgroup = %root.display(), "attach loopback redirect");
-    // getpeername first: a redirected socket must never miss its own address.
-    let mut links = Vec::with_capacity(2);
+    // getpeername and release first: a redirected socket must never miss its own address,
+    // nor outlive its entry.
+    let mut links = Vec::with_capacity(3);
     for (program, attach_type) in [
         (getpeername, BPF_CGROUP_INET4_GETPEERNAME),
+        (release, BPF_CGROUP_INET_SOCK_RELEASE),
         (connect, BPF_CGROUP_INET4_CONNECT),
     ] {
         let mut attr = [0u8; 144];
@@ -382,7 +415,7 @@ pub(crate) fn attach(redirects: &[Redirect]) -> io::Result<Vec<OwnedFd>> {
             .map_err(|e| context(e, &format!("attach a BPF program to {}", root.display())))?;
         links.push(link);
     }
-    Ok(links)
+    Ok((links, peers))
 }
 
 #[cfg(test)]
@@ -442,10 +475,51 @@ mod tests {
         let peers = create_peer_map().unwrap();
         load(
             &connect_program(1, &redirects, &peers),
+            BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
             BPF_CGROUP_INET4_CONNECT,
             "dock_lo_test",
         )
         .unwrap();
+    }
+
+    /// Whether `map` has any entry.
+    fn has_entries(map: &OwnedFd) -> bool {
+        let mut next_key = 0u64;
+        let mut attr = [0u8; 144];
+        put_u32(&mut attr, 0, map.as_raw_fd() as u32);
+        put_u64(&mut attr, 16, &mut next_key as *mut u64 as u64);
+        // SAFETY: BPF_MAP_GET_NEXT_KEY with no key (the first) into a u64.
+        let ret = unsafe { libc::syscall(libc::SYS_bpf, 4, attr.as_mut_ptr(), attr.len()) };
+        ret == 0
+    }
+
+    /// Needs root and BPF. A connection to 127.0.0.1:ASKED lands on another local port, its
+    /// client still sees ASKED as its peer, and its entry goes when it is closed.
+    #[test]
+    fn a_redirected_socket_keeps_the_address_asked_for_until_it_closes() {
+        use std::net::{TcpListener, TcpStream};
+        let target = TcpListener::bind("127.0.0.1:0").unwrap();
+        let asked = TcpListener::bind("127.0.0.1:0").unwrap();
+        let asked_port = asked.local_addr().unwrap().port();
+        drop(asked);
+        let (links, peers) = attach_programs(&[Redirect {
+            host_port: asked_port,
+            ip: Ipv4Addr::LOCALHOST,
+            port: target.local_addr().unwrap().port(),
+        }])
+        .unwrap();
+        let client = TcpStream::connect(("127.0.0.1", asked_port)).unwrap();
+        let (_accepted, _) = target.accept().unwrap();
+        assert_eq!(
+            client.peer_addr().unwrap(),
+            (Ipv4Addr::LOCALHOST, asked_port).into()
+        );
+        assert!(has_entries(&peers));
+        drop(client);
+        assert!(!has_entries(&peers));
+        drop(links);
+        // Detached with its links: the port is an ordinary one again.
+        assert!(TcpStream::connect(("127.0.0.1", asked_port)).is_err());
     }
 
     #[test]
