@@ -347,6 +347,19 @@ fn automatic_ports_skip_ports_held_on_the_host() {
     t.net().disconnect(&id).unwrap();
 }
 
+/// Binds a host port that a release just freed. A child that another test thread is
+/// forking may hold a copy of the reservation socket until it execs, so the bind is given a
+/// moment (bounded).
+fn bind_once_released(addr: (&str, u16)) -> TcpListener {
+    for _ in 0..500 {
+        if let Ok(listener) = TcpListener::bind(addr) {
+            return listener;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{addr:?} still taken after the release");
+}
+
 /// Host ports are the host's, not one network's: a published port stays bound while its
 /// container is connected, so another dock root (or any process) cannot take it.
 #[test]
@@ -381,15 +394,7 @@ fn a_published_port_is_held_on_the_host_until_release() {
     assert!(TcpListener::bind(("127.0.0.1", auto)).is_err());
 
     a.net().release(&ida).unwrap();
-    // Free again. (A child that another test thread is forking may hold a copy of the
-    // socket until it execs, so the bind is given a moment.)
-    let free = (0..200).any(|_| {
-        TcpListener::bind(("0.0.0.0", explicit)).is_ok() || {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            false
-        }
-    });
-    assert!(free, "port {explicit} still taken after release");
+    bind_once_released(("0.0.0.0", explicit));
     b.net().disconnect(&idb).unwrap();
 }
 
@@ -441,7 +446,7 @@ fn host_connections_to_loopback_go_straight_to_the_container() {
     );
 
     t.net().release(&id).unwrap();
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let listener = bind_once_released(("127.0.0.1", port));
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let _accepted = listener.accept().unwrap();
     assert_eq!(stream.local_addr().unwrap().ip(), Ipv4Addr::LOCALHOST);
