@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -94,6 +95,19 @@ impl Daemon {
         let mut cmd = self.docker_cmd(args);
         cmd.stdin(std::fs::File::open(input).unwrap());
         cmd.output().unwrap()
+    }
+
+    /// `docker args...` with `bytes` written to a pipe on its stdin, then the pipe closed.
+    fn docker_piped(&self, args: &[&str], bytes: &[u8]) -> Output {
+        let mut child = self
+            .docker_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     /// `docker args...`, which must succeed; its stdout.

@@ -57,15 +57,7 @@ fn attached_run_keeps_stdout_and_stderr_apart_and_exits_with_the_code() {
 #[test]
 fn piped_stdin_reaches_the_container_and_its_end_closes_it() {
     let daemon = daemon_with_image();
-    let mut child = daemon
-        .docker_cmd(&["run", "-i", "bb", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = daemon.docker_piped(&["run", "-i", "bb", "cat"], b"hi\n");
     assert_eq!(stdout(&out), "hi\n", "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(0));
 
@@ -190,15 +182,7 @@ fn wait_start_attach_return_the_exit_code() {
         "-c",
         "read x; echo got $x; exit 6",
     ]);
-    let mut child = daemon
-        .docker_cmd(&["attach", "six"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = daemon.docker_piped(&["attach", "six"], b"hi\n");
     assert_eq!(stdout(&out), "got hi\n", "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(6));
 }

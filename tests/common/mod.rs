@@ -129,14 +129,7 @@ impl DockRoot {
     /// This root's cgroup parent in every hierarchy where it exists.
     pub fn cgroup_parents(&self) -> Vec<PathBuf> {
         let parent = self.cgroup_parent();
-        let mut hierarchies: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut hierarchies = subdirs(Path::new("/sys/fs/cgroup"));
         hierarchies.push(PathBuf::from("/sys/fs/cgroup"));
         hierarchies
             .into_iter()
@@ -191,14 +184,7 @@ impl DockRoot {
     /// Empties and removes every cgroup of this root: the containers' and their parent.
     fn remove_cgroups(&self) {
         for parent in self.cgroup_parents() {
-            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.is_dir())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let mut dirs = subdirs(&parent);
             dirs.push(parent);
             for dir in &dirs {
                 for _ in 0..100 {
@@ -268,6 +254,18 @@ impl Drop for DockRoot {
         self.unmount_all();
         self.destroy_network();
     }
+}
+
+/// The directories directly under `dir` (none when it cannot be read).
+pub fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn kill9(pid: i32) {

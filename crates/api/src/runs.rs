@@ -360,6 +360,25 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// Starts container "c1", which the runtime says is not running, on `stream` (the
+    /// monitor's end a start hands back), from a blocking thread as the server does.
+    async fn start_stopped(runs: &Arc<Runs>, stream: UnixStream) -> ApiResult<()> {
+        let (r, h) = (runs.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            r.start_blocking("c1", &h, || Ok(false), |_| Ok(stream))
+        })
+        .await
+        .unwrap()
+    }
+
+    /// A wait on the live run of "c1".
+    fn join_live(runs: &Runs) -> watch::Receiver<Option<Outcome>> {
+        match runs.join_wait("c1", || Ok(false), false).unwrap() {
+            Joined::Run(outcome) => outcome,
+            _ => panic!("the live run should be joined"),
+        }
+    }
+
     fn exit_frame(code: i32) -> Vec<u8> {
         runtime::attach::encode(Kind::Exit, &code.to_be_bytes())
     }
@@ -371,17 +390,8 @@ mod tests {
         let runs = Arc::new(Runs::default());
         let handle = tokio::runtime::Handle::current();
         let (first_ours, first_monitor) = UnixStream::pair().unwrap();
-        let (r, h) = (runs.clone(), handle.clone());
-        tokio::task::spawn_blocking(move || {
-            r.start_blocking("c1", &h, || Ok(false), |_| Ok(first_ours))
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        let Joined::Run(mut first_outcome) = runs.join_wait("c1", || Ok(false), false).unwrap()
-        else {
-            panic!("the live run should be joined");
-        };
+        start_stopped(&runs, first_ours).await.unwrap();
+        let mut first_outcome = join_live(&runs);
 
         // The container has exited (running() is false) but the old run's exit frame is
         // still on its way: the second start waits for it instead of calling it a 304. The
@@ -424,7 +434,6 @@ mod tests {
             previous_run_grace: std::time::Duration::from_millis(50),
             ..Runs::default()
         });
-        let handle = tokio::runtime::Handle::current();
         // A client whose output channel is full and never read: the fan-out blocks on it.
         let (output, _never_read) = mpsc::channel(1);
         runs.lock()
@@ -438,17 +447,8 @@ mod tests {
                 stdin: None,
             });
         let (first_ours, mut first_monitor) = UnixStream::pair().unwrap();
-        let (r, h) = (runs.clone(), handle.clone());
-        tokio::task::spawn_blocking(move || {
-            r.start_blocking("c1", &h, || Ok(false), |_| Ok(first_ours))
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        let Joined::Run(mut first_outcome) = runs.join_wait("c1", || Ok(false), false).unwrap()
-        else {
-            panic!("the live run should be joined");
-        };
+        start_stopped(&runs, first_ours).await.unwrap();
+        let mut first_outcome = join_live(&runs);
         for chunk in [b"a", b"b", b"c"] {
             first_monitor
                 .write_all(&runtime::attach::encode(Kind::Stdout, chunk))
@@ -457,13 +457,7 @@ mod tests {
         first_monitor.write_all(&exit_frame(0)).unwrap();
 
         let (second_ours, _second_monitor) = UnixStream::pair().unwrap();
-        let (r, h) = (runs.clone(), handle.clone());
-        tokio::task::spawn_blocking(move || {
-            r.start_blocking("c1", &h, || Ok(false), |_| Ok(second_ours))
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        start_stopped(&runs, second_ours).await.unwrap();
         first_outcome.wait_for(Option::is_some).await.unwrap();
         let told = first_outcome.borrow().clone();
         assert!(
@@ -478,11 +472,7 @@ mod tests {
         let runs = Arc::new(Runs::default());
         let handle = tokio::runtime::Handle::current();
         let (ours, _monitor) = UnixStream::pair().unwrap();
-        let (r, h) = (runs.clone(), handle.clone());
-        tokio::task::spawn_blocking(move || r.start_blocking("c1", &h, || Ok(false), |_| Ok(ours)))
-            .await
-            .unwrap()
-            .unwrap();
+        start_stopped(&runs, ours).await.unwrap();
         let (r, h) = (runs.clone(), handle.clone());
         let err = tokio::task::spawn_blocking(move || {
             r.start_blocking("c1", &h, || Ok(true), |_| panic!("started twice"))
