@@ -184,8 +184,14 @@ impl DockRoot {
     /// Empties and removes every cgroup of this root: the containers' and their parent.
     fn remove_cgroups(&self) {
         for parent in self.cgroup_parents() {
-            let mut dirs = subdirs(&parent);
-            dirs.push(parent);
+            // Containers' cgroups and their process leaves, deepest first, then the parent.
+            let mut dirs = Vec::new();
+            let mut pending = vec![parent];
+            while let Some(dir) = pending.pop() {
+                pending.extend(subdirs(&dir));
+                dirs.push(dir);
+            }
+            dirs.reverse();
             for dir in &dirs {
                 for _ in 0..100 {
                     let procs =

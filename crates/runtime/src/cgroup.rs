@@ -1,23 +1,31 @@
-//! One cgroup per container: memory limits, the v1 device allow list, joining, OOM detection and
-//! cleanup, on cgroup v1 (including the hybrid layout with a cgroup2 mount beside it) and v2.
+//! One cgroup per container, in every hierarchy the machine has: limits, the device allow list,
+//! joining, OOM detection and cleanup, on cgroup v1 (including the hybrid layout with a cgroup2
+//! mount beside it) and v2.
 //!
 //! Every container lives at `<hierarchy root>/<parent>/<id>`, where `parent` names the dock root
-//! (for example `dock`), in every hierarchy used. The parent goes with the last container in it:
-//! removing a container's cgroup also tries to remove the parent, and creating one retries when
-//! the parent vanished between its mkdir and the container's.
+//! (for example `dock`), in every hierarchy: each v1 mount (named ones such as `name=systemd`
+//! included) and the cgroup2 mount. The container's cgroup namespace is rooted there, so a
+//! cgroup filesystem mounted from any namespace it can create shows its own cgroup and nothing
+//! of the host's. Where dock writes a limit (the memory controller with `-m`), the container's
+//! processes live one level lower, in `<id>/container`: limits apply to the whole subtree, and
+//! the files holding them lie outside what the container can reach. The parent goes with the
+//! last container in it: removing a container's cgroup also tries to remove the parent, and
+//! creating one retries when the parent vanished between its mkdir and the container's.
 //!
-//! Joining: on v1 the container's first process is born in its cgroup (see [`ForkJoin`]), since
-//! moving another process into a cgroup takes the kernel's global threadgroup lock, whose first
-//! write lock waits for an RCU grace period (5-20 ms per container start).
+//! Joining: moving a process into a cgroup usually takes the kernel's global threadgroup lock,
+//! whose first write lock waits for an RCU grace period (5-20 ms per container start). So on v1
+//! the single-threaded monitor moves only its own thread (see [`ForkJoin`]) and forks the
+//! container's first process there, and on cgroup2 that process is born in its cgroup
+//! (`clone3` with `CLONE_INTO_CGROUP`).
 //!
-//! Device control exists only on v1 (`devices.deny` / `devices.allow`). Pure v2 needs an eBPF
-//! program attached to the cgroup for that, which dock does not do: on v2 the container relies on
-//! the dropped `CAP_MKNOD` alone.
+//! Devices: Docker's default allow list, through the v1 devices controller, or on pure v2 an
+//! eBPF program attached to the container's cgroup (see [`crate::devices`]).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, ErrorKind};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
@@ -26,18 +34,21 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tracing::{debug, warn};
 
+use crate::devices::{self, DeviceAccess};
+
 /// Where cgroup filesystems are normally mounted.
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
 
-/// v1 controllers a container gets a directory in, when they are mounted: the ones dock sets
-/// limits or rules in (memory, devices) or counts with (pids). cpu, cpuacct, freezer and blkio
-/// would only cost a join per start (dock sets no cpu or io limits and never freezes). cpuset is
-/// left out on purpose: a new cpuset cgroup has empty `cpuset.cpus`/`cpuset.mems` and cannot
-/// take processes.
-pub const V1_CONTROLLERS: &[&str] = &["memory", "devices", "pids"];
+/// Names a cgroup2 mount to use as the only hierarchy, as on a pure v2 host (tests run the v2
+/// paths this way on a hybrid machine's `/sys/fs/cgroup/unified`).
+pub const CGROUP2_ROOT_ENV: &str = "DOCK_CGROUP2_ROOT";
+
+/// The directory below a container's cgroup that holds its processes where dock writes limits
+/// into the container's cgroup.
+pub const PROCESS_LEAF: &str = "container";
 
 /// Every v1 controller name the kernel knows; anything else in a cgroup mount's options is a
-/// mount option (`rw`, `name=systemd`, `xattr`, ...).
+/// mount option (`rw`, `xattr`, ...) or, with `name=`, a named hierarchy.
 const KNOWN_V1_CONTROLLERS: &[&str] = &[
     "blkio",
     "cpu",
@@ -57,22 +68,6 @@ const KNOWN_V1_CONTROLLERS: &[&str] = &[
 
 /// Controllers enabled for children on v2.
 const V2_CONTROLLERS: &[&str] = &["memory", "pids"];
-
-/// Docker 0.1.0's LXC template allow list (plus `/dev/full`, which sysinit creates), all `rwm`.
-pub const DEVICE_ALLOW_LIST: &[&str] = &[
-    "c 1:3 rwm",    // null
-    "c 1:5 rwm",    // zero
-    "c 1:7 rwm",    // full
-    "c 5:1 rwm",    // console
-    "c 5:0 rwm",    // tty
-    "c 4:0 rwm",    // tty0
-    "c 4:1 rwm",    // tty1
-    "c 1:9 rwm",    // urandom
-    "c 1:8 rwm",    // random
-    "c 136:* rwm",  // pts/*
-    "c 5:2 rwm",    // ptmx
-    "c 10:200 rwm", // net/tun
-];
 
 /// How many times `remove` kills and re-reads a cgroup before giving up (10 ms apart).
 const KILL_ROUNDS: u32 = 500;
@@ -113,6 +108,8 @@ pub enum CgroupError {
     },
     #[error("cgroup {} still has processes after SIGKILL", path.display())]
     StillPopulated { path: PathBuf },
+    #[error("failed to attach the device filter to {}: {source}", path.display())]
+    DeviceFilter { path: PathBuf, source: io::Error },
     #[error("failed to remove cgroup directory {}: {source}", path.display())]
     RemoveDir { path: PathBuf, source: io::Error },
 }
@@ -131,6 +128,8 @@ pub enum Version {
 pub struct Limits {
     pub memory: Option<i64>,
     pub memory_swap: Option<i64>,
+    /// Which devices the container may create and open.
+    pub devices: DeviceAccess,
 }
 
 /// What to write for memory plus swap.
@@ -193,7 +192,12 @@ pub enum Hierarchy {
 impl Hierarchy {
     /// v2 when /sys/fs/cgroup is a cgroup2 filesystem, otherwise the v1 mounts (and a cgroup2
     /// mount beside them) found in /proc/self/mountinfo.
+    /// `DOCK_CGROUP2_ROOT`, when set, names the cgroup2 mount to use alone.
     pub fn detect() -> Result<Hierarchy> {
+        if let Some(root) = std::env::var_os(CGROUP2_ROOT_ENV).filter(|r| !r.is_empty()) {
+            debug!(root = %Path::new(&root).display(), "cgroup v2 from {CGROUP2_ROOT_ENV}");
+            return Ok(Hierarchy::V2 { root: root.into() });
+        }
         let stat = nix::sys::statfs::statfs(DEFAULT_ROOT)
             .map_err(|e| CgroupError::Detect(format!("statfs {DEFAULT_ROOT}: {e}")))?;
         if stat.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
@@ -231,7 +235,7 @@ impl Hierarchy {
             match fs_type {
                 "cgroup" => {
                     for option in options.split(',') {
-                        if KNOWN_V1_CONTROLLERS.contains(&option) {
+                        if KNOWN_V1_CONTROLLERS.contains(&option) || option.starts_with("name=") {
                             controllers
                                 .entry(option.to_string())
                                 .or_insert_with(|| mount_point.clone());
@@ -261,24 +265,37 @@ impl Hierarchy {
         }
     }
 
-    /// The directories a container joins: on v1 one per mount of a used controller (co-mounted
-    /// controllers once); on v2 just the root.
+    /// The hierarchy roots a container joins: each v1 mount once (co-mounted controllers share
+    /// one), then the cgroup2 mount.
     fn roots(&self) -> Vec<PathBuf> {
-        self.members().into_iter().map(|(_, root)| root).collect()
+        self.members().into_iter().map(|m| m.root).collect()
     }
 
-    /// [`Self::roots`], each with the v1 controller it is joined for (`""` on v2).
-    fn members(&self) -> Vec<(&'static str, PathBuf)> {
+    /// [`Self::roots`], each with a controller (or `name=...`) mounted there (`""` for cgroup2).
+    fn members(&self) -> Vec<MemberRoot> {
         match self {
-            Hierarchy::V2 { root } => vec![("", root.clone())],
-            Hierarchy::V1 { controllers, .. } => {
-                let mut members: Vec<(&'static str, PathBuf)> = Vec::new();
-                for name in V1_CONTROLLERS {
-                    if let Some(path) = controllers.get(*name) {
-                        if !members.iter().any(|(_, root)| root == path) {
-                            members.push((name, path.clone()));
-                        }
+            Hierarchy::V2 { root } => vec![MemberRoot {
+                controller: String::new(),
+                root: root.clone(),
+            }],
+            Hierarchy::V1 {
+                controllers,
+                unified,
+            } => {
+                let mut members: Vec<MemberRoot> = Vec::new();
+                for (name, path) in controllers {
+                    if !members.iter().any(|m| &m.root == path) {
+                        members.push(MemberRoot {
+                            controller: name.clone(),
+                            root: path.clone(),
+                        });
                     }
+                }
+                if let Some(root) = unified {
+                    members.push(MemberRoot {
+                        controller: String::new(),
+                        root: root.clone(),
+                    });
                 }
                 members
             }
@@ -391,17 +408,47 @@ fn keyed_value(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// A hierarchy root as a container joins it.
+#[derive(Debug, Clone)]
+struct MemberRoot {
+    /// A v1 controller (or `name=...`) mounted there, to find a process's place in
+    /// /proc/PID/cgroup; `""` for cgroup2.
+    controller: String,
+    root: PathBuf,
+}
+
+/// A container's place in one hierarchy.
+#[derive(Debug, Clone)]
+struct Member {
+    controller: String,
+    /// The hierarchy's root.
+    root: PathBuf,
+    /// `<root>/<parent>/<id>`: the container's cgroup, which holds its limits.
+    dir: PathBuf,
+    /// Where its processes live: `dir`, or `dir/container` where limits are written in `dir`.
+    procs: PathBuf,
+}
+
+impl Member {
+    fn is_cgroup2(&self) -> bool {
+        self.controller.is_empty()
+    }
+
+    /// The directories of this member, deepest first: the process leaf (whether or not this
+    /// run made one; a crashed monitor's may be there) and the container's cgroup.
+    fn dirs_deepest_first(&self) -> [PathBuf; 2] {
+        [self.dir.join(PROCESS_LEAF), self.dir.clone()]
+    }
+}
+
 /// A container's cgroup, in every hierarchy used.
 #[derive(Debug, Clone)]
 pub struct Cgroup {
     version: Version,
-    /// `<root>/<parent>/<id>` per hierarchy root, in join order.
-    dirs: Vec<PathBuf>,
-    /// The v1 controller each of `dirs` is joined for (`""` on v2), to find where a process
-    /// comes from in /proc/self/cgroup.
-    controllers: Vec<&'static str>,
-    /// How many levels `parent` has: the directories above each of `dirs` removed with the
-    /// last container.
+    /// One per hierarchy, v1 mounts first, cgroup2 last.
+    members: Vec<Member>,
+    /// How many levels `parent` has: the directories above each member's `dir` removed with
+    /// the last container.
     parent_depth: usize,
     /// The directory holding the memory files (v1 memory controller, or the v2 dir).
     memory_dir: Option<PathBuf>,
@@ -429,8 +476,7 @@ impl Cgroup {
     fn empty(version: Version) -> Cgroup {
         Cgroup {
             version,
-            dirs: Vec::new(),
-            controllers: Vec::new(),
+            members: Vec::new(),
             parent_depth: 0,
             memory_dir: None,
         }
@@ -446,15 +492,22 @@ impl Cgroup {
             Hierarchy::V2 { root } => Some(root.join(&relative)),
             Hierarchy::V1 { .. } => hierarchy.controller("memory").map(|r| r.join(&relative)),
         };
-        let (controllers, dirs) = hierarchy
+        let members = hierarchy
             .members()
             .into_iter()
-            .map(|(controller, root)| (controller, root.join(&relative)))
-            .unzip();
+            .map(|m| {
+                let dir = m.root.join(&relative);
+                Member {
+                    controller: m.controller,
+                    root: m.root,
+                    procs: dir.clone(),
+                    dir,
+                }
+            })
+            .collect();
         Cgroup {
             version: hierarchy.version(),
-            dirs,
-            controllers,
+            members,
             parent_depth: parent.split('/').count(),
             memory_dir,
         }
@@ -477,13 +530,22 @@ impl Cgroup {
         {
             return Err(CgroupError::MissingController("memory"));
         }
-        let cgroup = Self::open_in(hierarchy, parent, id);
-        if cgroup.dirs.is_empty() {
+        let mut cgroup = Self::open_in(hierarchy, parent, id);
+        if cgroup.members.is_empty() {
             return Err(CgroupError::Detect("no cgroup controller to use".into()));
+        }
+        // The memory limit is written in the container's cgroup, so its processes live below.
+        if memory.is_some() {
+            let memory_dir = cgroup.memory_dir.clone();
+            for member in &mut cgroup.members {
+                if Some(&member.dir) == memory_dir.as_ref() {
+                    member.procs = member.dir.join(PROCESS_LEAF);
+                }
+            }
         }
         let mut round = 1;
         loop {
-            match cgroup.set_up(hierarchy, parent, id, memory) {
+            match cgroup.set_up(hierarchy, parent, memory, limits.devices) {
                 Ok(()) => return Ok(cgroup),
                 // Another container's cleanup removed the (then empty) parent between our mkdir
                 // of it and of our directory: create both again.
@@ -507,18 +569,22 @@ impl Cgroup {
         &self,
         hierarchy: &Hierarchy,
         parent: &str,
-        id: &str,
         memory: Option<(i64, SwapLimit)>,
+        devices: DeviceAccess,
     ) -> Result<()> {
         if let Hierarchy::V2 { root } = hierarchy {
             enable_v2_controllers(root, parent);
         }
-        for dir in &self.dirs {
-            debug!(path = %dir.display(), "mkdir cgroup");
-            fs::create_dir_all(dir).map_err(|source| CgroupError::CreateDir {
-                path: dir.clone(),
+        let cpuset = hierarchy.controller("cpuset");
+        for member in &self.members {
+            debug!(path = %member.procs.display(), "mkdir cgroup");
+            fs::create_dir_all(&member.procs).map_err(|source| CgroupError::CreateDir {
+                path: member.procs.clone(),
                 source,
             })?;
+            if cpuset == Some(member.root.as_path()) {
+                inherit_cpuset(&member.root, &member.procs)?;
+            }
         }
         if let (Some((memory, swap)), Some(dir)) = (memory, &self.memory_dir) {
             match self.version {
@@ -526,59 +592,91 @@ impl Cgroup {
                 Version::V2 => set_v2_memory(dir, memory, swap)?,
             }
         }
-        if let Some(devices) = hierarchy.controller("devices") {
-            let dir = devices.join(parent).join(id);
-            write_file(&dir.join("devices.deny"), "a")?;
-            for rule in DEVICE_ALLOW_LIST {
-                write_file(&dir.join("devices.allow"), rule)?;
+        if let Some(root) = hierarchy.controller("devices") {
+            let dir = self
+                .dir_under(root)
+                .ok_or(CgroupError::MissingController("devices"))?;
+            for (file, rule) in devices::v1_rules(devices) {
+                write_file(&dir.join(file), &rule)?;
             }
+        } else if let (Hierarchy::V2 { .. }, DeviceAccess::Default) = (hierarchy, devices) {
+            let dir = &self.members[0].dir;
+            // (A fixture directory is no cgroup to attach to.)
+            if !is_cgroupfs(dir) {
+                return Ok(());
+            }
+            debug!(path = %dir.display(), "attaching the device filter");
+            devices::attach_filter(dir).map_err(|source| CgroupError::DeviceFilter {
+                path: dir.clone(),
+                source,
+            })?;
         }
         Ok(())
+    }
+
+    /// The container's cgroup in the hierarchy mounted at `root`.
+    fn dir_under(&self, root: &Path) -> Option<&Path> {
+        self.members
+            .iter()
+            .find(|m| m.root == root)
+            .map(|m| m.dir.as_path())
     }
 
     pub fn version(&self) -> Version {
         self.version
     }
 
-    /// The container's directory in each hierarchy, in join order.
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.dirs
+    /// The container's cgroup in each hierarchy (where its limits are), v1 mounts first.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.members.iter().map(|m| m.dir.clone()).collect()
+    }
+
+    /// Where the container's processes live in each hierarchy, in the order of [`Self::paths`].
+    pub fn process_paths(&self) -> Vec<PathBuf> {
+        self.members.iter().map(|m| m.procs.clone()).collect()
     }
 
     /// Moves `pid` (the whole process) into the cgroup in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<()> {
+        self.add_pid_to(pid, |_| true)
+    }
+
+    fn add_pid_to(&self, pid: i32, which: impl Fn(&Member) -> bool) -> Result<()> {
         if pid <= 0 {
             return Err(CgroupError::InvalidPid(pid));
         }
         let value = pid.to_string();
-        for dir in &self.dirs {
-            write_file(&dir.join("cgroup.procs"), &value)?;
+        for member in self.members.iter().filter(|m| which(m)) {
+            write_file(&member.procs.join("cgroup.procs"), &value)?;
         }
         Ok(())
     }
 
-    /// Whether the kernel OOM killer killed a process of this cgroup.
+    /// Whether the kernel OOM killer killed a process of this cgroup. v1 counts a kill only
+    /// in the cgroup of the process killed, so the process leaf is asked too.
     pub fn oom_killed(&self) -> bool {
         let Some(dir) = &self.memory_dir else {
             return false;
         };
         let file = match self.version {
-            Version::V1 => dir.join("memory.oom_control"),
-            Version::V2 => dir.join("memory.events"),
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
         };
-        match read_file(&file) {
-            Ok(text) => keyed_value(&text, "oom_kill").is_some_and(|count| count > 0),
-            Err(e) => {
-                debug!(error = %e, "no oom information");
-                false
+        [dir.join(PROCESS_LEAF), dir.clone()].iter().any(|dir| {
+            match fs::read_to_string(dir.join(file)) {
+                Ok(text) => keyed_value(&text, "oom_kill").is_some_and(|count| count > 0),
+                Err(e) => {
+                    debug!(path = %dir.display(), error = %e, "no oom information");
+                    false
+                }
             }
-        }
+        })
     }
 
     /// The pids in the cgroup, from every hierarchy (missing directories count as empty).
     pub fn pids(&self) -> Result<Vec<i32>> {
         let mut pids = Vec::new();
-        for dir in &self.dirs {
+        for dir in self.members.iter().flat_map(Member::dirs_deepest_first) {
             let path = dir.join("cgroup.procs");
             let text = match fs::read_to_string(&path) {
                 Ok(text) => text,
@@ -598,8 +696,8 @@ impl Cgroup {
     /// no other container is left in it. Missing ones are fine, so this can run more than once.
     pub fn remove(&self) -> Result<()> {
         self.kill_all()?;
-        for dir in &self.dirs {
-            remove_dir_when_idle(dir)?;
+        for dir in self.members.iter().flat_map(Member::dirs_deepest_first) {
+            remove_dir_when_idle(&dir)?;
         }
         self.remove_parents();
         Ok(())
@@ -608,8 +706,8 @@ impl Cgroup {
     /// Removes the parent levels above each directory, deepest first, as long as they are
     /// empty: a parent still holding another container's cgroup is busy and stays.
     fn remove_parents(&self) {
-        for dir in &self.dirs {
-            for level in dir.ancestors().skip(1).take(self.parent_depth) {
+        for member in &self.members {
+            for level in member.dir.ancestors().skip(1).take(self.parent_depth) {
                 match fs::remove_dir(level) {
                     Ok(()) => debug!(path = %level.display(), "removed cgroup parent"),
                     Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -631,13 +729,18 @@ impl Cgroup {
 
     fn kill_all(&self) -> Result<()> {
         if self.version == Version::V2 {
-            if let Some(dir) = self.dirs.first() {
-                let kill_file = dir.join("cgroup.kill");
+            if let Some(member) = self.members.first() {
+                let kill_file = member.dir.join("cgroup.kill");
                 if kill_file.exists() {
                     write_file(&kill_file, "1")?;
                 }
             }
         }
+        let first = self
+            .members
+            .first()
+            .map(|m| m.dir.clone())
+            .unwrap_or_default();
         // A monitor that could not leave after forking must not kill itself here; its
         // directory then stays busy and removing it reports that.
         let me = std::process::id() as i32;
@@ -653,7 +756,7 @@ impl Cgroup {
                     Ok(()) | Err(nix::Error::ESRCH) => {}
                     Err(source) => {
                         return Err(CgroupError::Kill {
-                            path: self.dirs[0].clone(),
+                            path: first,
                             pid,
                             source,
                         })
@@ -662,9 +765,7 @@ impl Cgroup {
             }
             thread::sleep(ROUND_PAUSE);
         }
-        Err(CgroupError::StillPopulated {
-            path: self.dirs[0].clone(),
-        })
+        Err(CgroupError::StillPopulated { path: first })
     }
 }
 
@@ -672,26 +773,37 @@ impl Cgroup {
 ///
 /// On v1 a process moving itself (its one thread, written as `0` to `tasks`) is the one
 /// migration that skips the kernel's global threadgroup lock. So the single-threaded monitor
-/// moves itself into the container's cgroup in every hierarchy, forks the container's first
-/// process there, and moves itself back out in [`ForkJoin::forked`] (at the latest when the
-/// `ForkJoin` is dropped). On v2, or in a process with more than one thread, nobody moves until
-/// `forked(pid)`, which moves the child by pid.
+/// moves itself into the container's v1 cgroups, forks the container's first process there,
+/// and moves itself back out in [`ForkJoin::forked`] (at the latest when the `ForkJoin` is
+/// dropped). In a process with more than one thread, nobody moves until `forked(pid)`, which
+/// moves the child by pid. On cgroup2 the child is born in its cgroup: the caller clones it
+/// with [`ForkJoin::take_cgroup2_dir`] (`CLONE_INTO_CGROUP`); if it did not take it,
+/// `forked` moves the child there by pid.
 pub struct ForkJoin<'a> {
     cgroup: &'a Cgroup,
-    /// Per directory of `cgroup`: the `tasks` file of the cgroup we came from, and that of the
+    /// Per v1 member of `cgroup`: the `tasks` file of the cgroup we came from, and that of the
     /// hierarchy root to fall back on. Empty when the child is moved by pid instead.
     origin: Vec<(PathBuf, PathBuf)>,
     inside: Cell<bool>,
+    /// The cgroup2 process directory, open for `clone3`, until the caller takes it.
+    cgroup2_dir: Option<OwnedFd>,
+    cgroup2_taken: bool,
 }
 
 impl<'a> ForkJoin<'a> {
     fn enter(cgroup: &'a Cgroup) -> Result<ForkJoin<'a>> {
+        let cgroup2_dir = match cgroup.members.iter().find(|m| m.is_cgroup2()) {
+            Some(member) => Some(open_dir(&member.procs)?),
+            None => None,
+        };
         let mut join = ForkJoin {
             cgroup,
             origin: Vec::new(),
             inside: Cell::new(false),
+            cgroup2_dir,
+            cgroup2_taken: false,
         };
-        if cgroup.version != Version::V1 || cgroup.dirs.is_empty() {
+        if !cgroup.members.iter().any(|m| !m.is_cgroup2()) {
             return Ok(join);
         }
         let Some(origin) = own_origin(cgroup) else {
@@ -699,8 +811,8 @@ impl<'a> ForkJoin<'a> {
         };
         join.origin = origin;
         join.inside.set(true);
-        for dir in &cgroup.dirs {
-            if let Err(e) = write_file(&dir.join("tasks"), "0") {
+        for member in cgroup.members.iter().filter(|m| !m.is_cgroup2()) {
+            if let Err(e) = write_file(&member.procs.join("tasks"), "0") {
                 join.leave()?;
                 return Err(e);
             }
@@ -708,11 +820,26 @@ impl<'a> ForkJoin<'a> {
         Ok(join)
     }
 
+    /// The container's cgroup2 directory, for the caller to clone the child into
+    /// (`CLONE_INTO_CGROUP`); `None` without a cgroup2 hierarchy.
+    pub fn take_cgroup2_dir(&mut self) -> Option<OwnedFd> {
+        let dir = self.cgroup2_dir.take();
+        self.cgroup2_taken |= dir.is_some();
+        dir
+    }
+
     /// Called with the forked child's pid before it runs anything of the container: the child
     /// is in the cgroup from then on, and the caller is back where it came from.
     pub fn forked(&self, pid: i32) -> Result<()> {
+        let by_clone = self.cgroup2_taken;
         if self.origin.is_empty() {
-            return self.cgroup.add_pid(pid);
+            // Nobody moved: the child goes by pid, except where clone3 put it already.
+            return self
+                .cgroup
+                .add_pid_to(pid, |m| !(m.is_cgroup2() && by_clone));
+        }
+        if !by_clone {
+            self.cgroup.add_pid_to(pid, Member::is_cgroup2)?;
         }
         self.leave()
     }
@@ -743,7 +870,20 @@ impl Drop for ForkJoin<'_> {
     }
 }
 
-/// Where this process is now in each hierarchy of `cgroup`, as (`tasks` of its own cgroup,
+fn open_dir(path: &Path) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(|source| CgroupError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Where this process is now in each v1 hierarchy of `cgroup`, as (`tasks` of its own cgroup,
 /// `tasks` of the hierarchy root); `None` when it cannot move itself: more than one thread, or
 /// a cgroup path that does not map onto the mounts.
 fn own_origin(cgroup: &Cgroup) -> Option<Vec<(PathBuf, PathBuf)>> {
@@ -757,21 +897,45 @@ fn own_origin(cgroup: &Cgroup) -> Option<Vec<(PathBuf, PathBuf)>> {
     }
     let own = fs::read_to_string("/proc/self/cgroup").ok()?;
     let mut origin = Vec::new();
-    for (controller, dir) in cgroup.controllers.iter().zip(&cgroup.dirs) {
-        let root = dir.ancestors().nth(cgroup.parent_depth + 1)?;
+    for member in cgroup.members.iter().filter(|m| !m.is_cgroup2()) {
         let path = own.lines().find_map(|line| {
             let mut fields = line.splitn(3, ':');
             let (_, names, path) = (fields.next()?, fields.next()?, fields.next()?);
-            names.split(',').any(|n| n == *controller).then_some(path)
+            names
+                .split(',')
+                .any(|n| n == member.controller)
+                .then_some(path)
         })?;
-        let tasks = root.join(path.trim_start_matches('/')).join("tasks");
+        let tasks = member.root.join(path.trim_start_matches('/')).join("tasks");
         if !tasks.exists() {
             debug!(path = %tasks.display(), "own cgroup not under the mount: joining by pid");
             return None;
         }
-        origin.push((tasks, root.join("tasks")));
+        origin.push((tasks, member.root.join("tasks")));
     }
     Some(origin)
+}
+
+/// A new cpuset cgroup starts without cpus and memory nodes and cannot take processes: each
+/// empty level from the hierarchy root down to `dir` gets its parent's.
+fn inherit_cpuset(root: &Path, dir: &Path) -> Result<()> {
+    let mut levels: Vec<&Path> = dir.ancestors().take_while(|p| *p != root).collect();
+    levels.reverse();
+    for level in levels {
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = level.join(file);
+            match fs::read_to_string(&own) {
+                Ok(text) if text.trim().is_empty() => {}
+                // Set already, or a fixture directory without cpuset files.
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(source) => return Err(CgroupError::Read { path: own, source }),
+            }
+            let above = level.parent().unwrap_or(root).join(file);
+            write_file(&own, read_file(&above)?.trim())?;
+        }
+    }
+    Ok(())
 }
 
 /// Enables memory and pids for children at every level from the root down to `parent`, as far
@@ -912,6 +1076,7 @@ mod tests {
         let limits = |memory, memory_swap| Limits {
             memory,
             memory_swap,
+            ..Limits::default()
         };
         assert_eq!(limits(None, None).resolve().unwrap(), None);
         assert_eq!(
@@ -952,7 +1117,7 @@ mod tests {
         };
         assert_eq!(
             controllers.keys().collect::<Vec<_>>(),
-            ["cpu", "cpuacct", "memory", "pids"]
+            ["cpu", "cpuacct", "memory", "name=systemd", "pids"]
         );
         assert_eq!(
             controllers["cpuacct"],
@@ -963,10 +1128,17 @@ mod tests {
             unified.as_deref(),
             Some(Path::new("/sys/fs/cgroup/unified"))
         );
-        // memory and pids (devices is not mounted here); neither cpu nor the unified mount.
+        // Every mount once (cpu and cpuacct share one), named ones too, then the cgroup2 mount.
         assert_eq!(
             hierarchy.roots(),
-            ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/my pids"].map(PathBuf::from)
+            [
+                "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/systemd",
+                "/sys/fs/cgroup/my pids",
+                "/sys/fs/cgroup/unified"
+            ]
+            .map(PathBuf::from)
         );
     }
 

@@ -12,6 +12,7 @@
 pub mod attach;
 pub mod cgroup;
 pub mod container;
+pub mod devices;
 pub mod humanize;
 pub mod initlayer;
 pub mod logs;

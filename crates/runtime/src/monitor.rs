@@ -173,6 +173,7 @@ impl Session {
             let limits = Limits {
                 memory: (c.config.memory > 0).then_some(c.config.memory),
                 memory_swap: (c.config.memory_swap != 0).then_some(c.config.memory_swap),
+                devices: crate::devices::DeviceAccess::Default,
             };
             tracing::debug!(%id, parent = %cgroup_parent, ?limits, "creating cgroup");
             let cg = Cgroup::create(&cgroup_parent, id, &limits)
@@ -223,6 +224,7 @@ impl Session {
                 workdir: "/".into(),
                 stdio: child_stdio,
                 resolv_conf: resolv.exists().then(|| resolv.to_path_buf()),
+                cgroup: None,
             };
             let cg_ref: &Cgroup = cg;
             let port_specs = c
@@ -236,9 +238,11 @@ impl Session {
             let (net_slot, endpoint_slot, rt_ref) = (&mut network, &mut endpoint, &rt);
             let network_disabled = c.config.network_disabled;
             // The init is forked straight into its cgroup (see cgroup::ForkJoin).
-            let joining = cg_ref
+            let mut joining = cg_ref
                 .join_by_fork()
                 .map_err(|e| runtime_err(Error::Cgroup(e.to_string())))?;
+            let mut spec = spec;
+            spec.cgroup = joining.take_cgroup2_dir();
             let spawned = sysinit::spawn(spec, |pid| {
                 joining.forked(pid.as_raw()).map_err(|e| e.to_string())?;
                 if network_disabled {

@@ -111,6 +111,7 @@ fn v2_fixture_create_limits_join_oom_remove() {
     let limits = Limits {
         memory: Some(512 * MIB),
         memory_swap: Some(768 * MIB),
+        ..Limits::default()
     };
     let cgroup = Cgroup::create_in(&hierarchy, "dock", "abc", &limits).unwrap();
     assert_eq!(cgroup.version(), Version::V2);
@@ -124,8 +125,11 @@ fn v2_fixture_create_limits_join_oom_remove() {
         "+memory +pids"
     );
 
+    // The limit lies in the container's cgroup, its processes one level down.
+    let leaf = dir.join("container");
+    assert_eq!(cgroup.process_paths(), std::slice::from_ref(&leaf));
     cgroup.add_pid(4242).unwrap();
-    assert_eq!(procs(&dir), [4242]);
+    assert_eq!(procs(&leaf), [4242]);
     assert!(matches!(cgroup.add_pid(0), Err(CgroupError::InvalidPid(0))));
 
     assert!(!cgroup.oom_killed(), "no memory.events yet");
@@ -143,7 +147,7 @@ fn v2_fixture_create_limits_join_oom_remove() {
     assert!(cgroup.oom_killed());
 
     // The kernel empties cgroup.procs once the processes are gone; pid 4242 is not ours.
-    fs::write(dir.join("cgroup.procs"), "").unwrap();
+    fs::write(leaf.join("cgroup.procs"), "").unwrap();
     cgroup.remove().unwrap();
     assert!(!dir.exists());
     assert!(root.join("dock").exists(), "the shared parent stays");
@@ -170,6 +174,7 @@ fn v2_fixture_default_and_unlimited_swap() {
         let limits = Limits {
             memory: Some(64 * MIB),
             memory_swap: swap,
+            ..Limits::default()
         };
         Cgroup::create_in(&hierarchy, "dock", id, &limits).unwrap();
         assert_eq!(read(&dir.join("memory.swap.max")), expected, "{id}");
@@ -178,6 +183,7 @@ fn v2_fixture_default_and_unlimited_swap() {
     let limits = Limits {
         memory: Some(64 * MIB),
         memory_swap: None,
+        ..Limits::default()
     };
     let cgroup = Cgroup::create_in(&hierarchy, "dock", "noswap", &limits).unwrap();
     assert!(!cgroup.paths()[0].join("memory.swap.max").exists());
@@ -214,15 +220,21 @@ fn v1_fixture_memory_devices_join_oom() {
     let limits = Limits {
         memory: Some(512 * MIB),
         memory_swap: None,
+        ..Limits::default()
     };
     let cgroup = Cgroup::create_in(&hierarchy, "dock", "abc", &limits).unwrap();
     assert_eq!(cgroup.version(), Version::V1);
-    // cpuset is never joined (its fresh cgroups have no cpus or mems), nor the cgroup2 mount
-    // without controllers.
+    // Every hierarchy, so that no cgroup namespace of the container is rooted at the host's:
+    // each v1 mount and the cgroup2 mount without controllers.
+    let joined = ["cpuset", "devices", "memory", "pids", "unified"];
     assert_eq!(
         cgroup.paths(),
-        ["memory", "devices", "pids"].map(|c| root.join(c).join("dock/abc"))
+        joined.map(|c| root.join(c).join("dock/abc"))
     );
+    // The memory limit's files stay out of the container's reach.
+    let mut expected = joined.map(|c| root.join(c).join("dock/abc"));
+    expected[2] = memory.join("container");
+    assert_eq!(cgroup.process_paths(), expected);
     assert_eq!(read(&memory.join("memory.limit_in_bytes")), "536870912");
     assert_eq!(
         read(&memory.join("memory.memsw.limit_in_bytes")),
@@ -235,18 +247,18 @@ fn v1_fixture_memory_devices_join_oom() {
     let devices = root.join("devices/dock/abc");
     assert_eq!(read(&devices.join("devices.deny")), "a");
     // A fixture file keeps only the last rule; the real test checks the effect of all of them.
-    assert_eq!(read(&devices.join("devices.allow")), "c 10:200 rwm");
+    assert_eq!(read(&devices.join("devices.allow")), "c 136:* rwm");
 
     cgroup.add_pid(777).unwrap();
-    for dir in cgroup.paths() {
-        assert_eq!(procs(dir), [777], "{}", dir.display());
+    for dir in cgroup.process_paths() {
+        assert_eq!(procs(&dir), [777], "{}", dir.display());
     }
     // The test harness has more than one thread, so a fork join moves the child by pid.
     let join = cgroup.join_by_fork().unwrap();
     join.forked(778).unwrap();
     drop(join);
-    for dir in cgroup.paths() {
-        assert_eq!(procs(dir), [778], "{}", dir.display());
+    for dir in cgroup.process_paths() {
+        assert_eq!(procs(&dir), [778], "{}", dir.display());
     }
 
     fs::write(
@@ -262,7 +274,7 @@ fn v1_fixture_memory_devices_join_oom() {
     .unwrap();
     assert!(cgroup.oom_killed());
 
-    for dir in cgroup.paths() {
+    for dir in cgroup.process_paths() {
         fs::write(dir.join("cgroup.procs"), "").unwrap();
     }
     cgroup.remove().unwrap();
@@ -278,9 +290,11 @@ fn v1_fixture_without_swap_accounting_or_memory_controller() {
     let limits = Limits {
         memory: Some(32 * MIB),
         memory_swap: None,
+        ..Limits::default()
     };
     let cgroup = Cgroup::create_in(&hierarchy, "dock", "noswap", &limits).unwrap();
-    let memory = &cgroup.paths()[0];
+    let memory = &tmp.path().join("memory/dock/noswap");
+    assert!(cgroup.paths().contains(memory));
     assert_eq!(
         read(&memory.join("memory.limit_in_bytes")),
         (32 * MIB).to_string()
@@ -310,6 +324,7 @@ fn failed_write_names_path_and_value_and_leaves_nothing() {
     let limits = Limits {
         memory: Some(512 * MIB),
         memory_swap: None,
+        ..Limits::default()
     };
     let err = Cgroup::create_in(&hierarchy, "dock", "bad", &limits).unwrap_err();
     let message = err.to_string();
@@ -335,6 +350,7 @@ fn bad_limits_are_rejected_before_anything_is_created() {
     let limits = Limits {
         memory: Some(64 * MIB),
         memory_swap: Some(32 * MIB),
+        ..Limits::default()
     };
     let err = Cgroup::create_in(&hierarchy, "dock", "x", &limits).unwrap_err();
     assert!(matches!(err, CgroupError::InvalidLimits(_)), "{err}");
@@ -371,6 +387,7 @@ fn real_limits_join_and_remove() {
     let limits = Limits {
         memory: Some(32 * MIB),
         memory_swap: None,
+        ..Limits::default()
     };
     let cgroup = Cgroup::create_in(&hierarchy, &guard.parent, &guard.id, &limits).unwrap();
     let (limit, swap) = memory_files(&cgroup, &hierarchy);
@@ -386,8 +403,8 @@ fn real_limits_join_and_remove() {
     let mut child = spawn_waiting("exit 0");
     let pid = child.pid();
     cgroup.add_pid(pid).unwrap();
-    for dir in cgroup.paths() {
-        assert_eq!(procs(dir), [pid], "{}", dir.display());
+    for dir in cgroup.process_paths() {
+        assert_eq!(procs(&dir), [pid], "{}", dir.display());
     }
     let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let relative = format!("/{}/{}", guard.parent, guard.id);
@@ -413,6 +430,7 @@ fn real_oom_kill_is_reported() {
     let limits = Limits {
         memory: Some(32 * MIB),
         memory_swap: None,
+        ..Limits::default()
     };
     let cgroup = Cgroup::create_in(&hierarchy, &guard.parent, &guard.id, &limits).unwrap();
     // dd reads 200 MiB of zeros into one buffer, far over 32 MiB (64 MiB with swap).
@@ -485,6 +503,7 @@ fn real_open_cleans_up_after_a_crashed_monitor() {
     let limits = Limits {
         memory: Some(64 * MIB),
         memory_swap: Some(-1),
+        ..Limits::default()
     };
     let mut child = spawn_waiting("exit 0");
     let paths = {

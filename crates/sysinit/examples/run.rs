@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             stderr: dup(std::io::stderr().as_fd()),
         },
         resolv_conf: None,
+        cgroup: None,
     };
     match sysinit::spawn(spec, |_| Ok(())) {
         Ok(started) => match waitpid(started.pid, None) {

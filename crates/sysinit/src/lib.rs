@@ -56,6 +56,9 @@ pub struct InitSpec {
     pub stdio: Stdio,
     /// Host file bound read-only at /etc/resolv.conf (skipped when the image has no /etc).
     pub resolv_conf: Option<PathBuf>,
+    /// A cgroup2 directory the child is born in (`clone3` with `CLONE_INTO_CGROUP`), which
+    /// spares the kernel's global lock that moving a process there later takes.
+    pub cgroup: Option<OwnedFd>,
 }
 
 /// The command's standard streams.
@@ -152,16 +155,7 @@ pub fn spawn(
         | libc::SIGCHLD;
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child gets a copy of the address
     // space and runs only `child::run`, which never returns and makes only raw system calls.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
+    let ret = unsafe { clone_init(flags as u64, spec.cgroup.as_ref()) };
     if ret < 0 {
         return Err(setup_err(
             "clone container init",
@@ -239,6 +233,55 @@ pub fn spawn(
         ));
     }
     Err(plan.describe(Record::decode(&record)))
+}
+
+/// struct clone_args, as far as clone3 is used here.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A fork-like clone with `flags` (namespaces and the exit signal), into `cgroup` when given.
+///
+/// # Safety
+/// As fork: the child must only make async-signal-safe calls until it execs or exits.
+unsafe fn clone_init(flags: u64, cgroup: Option<&OwnedFd>) -> libc::c_long {
+    match cgroup {
+        None => libc::syscall(
+            libc::SYS_clone,
+            flags as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        ),
+        Some(dir) => {
+            let args = CloneArgs {
+                flags: (flags & !0xff) | CLONE_INTO_CGROUP,
+                exit_signal: flags & 0xff,
+                cgroup: dir.as_raw_fd() as u64,
+                ..CloneArgs::default()
+            };
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                size_of::<CloneArgs>(),
+            )
+        }
+    }
 }
 
 /// The descriptor the child sent before exec (already queued: the child execs only after).

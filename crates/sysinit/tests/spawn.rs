@@ -94,6 +94,7 @@ fn spec(root: &Path, args: &[&str], stdin: OwnedFd, stdout: OwnedFd, stderr: Own
             stderr,
         },
         resolv_conf: None,
+        cgroup: None,
     }
 }
 
