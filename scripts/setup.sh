@@ -9,6 +9,7 @@ packages=(
     util-linux       # unshare, nsenter, script
     tar xz-utils zstd bzip2 gzip  # archives of every compression for the tests
     e2fsprogs        # mkfs.ext4 for the benchmark filesystem
+    openssl curl     # the API's TLS tests make a CA and certificates and knock without one
 )
 missing=()
 for p in "${packages[@]}"; do
