@@ -83,11 +83,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// The image store; the state directory is made private first (it may not exist yet).
     pub fn graph(&self) -> anyhow::Result<Graph> {
+        runtime::secure_root(&self.root)?;
         Ok(Graph::open(self.root.join("graph"))?)
     }
 
     pub fn tags(&self) -> anyhow::Result<TagStore> {
+        runtime::secure_root(&self.root)?;
         Ok(TagStore::open(self.root.join("repositories"))?)
     }
 }
