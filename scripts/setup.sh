@@ -10,6 +10,7 @@ packages=(
     tar xz-utils zstd bzip2 gzip  # archives of every compression for the tests
     e2fsprogs        # mkfs.ext4 for the benchmark filesystem
     gcc libc6-dev    # static helpers the confinement tests run inside containers
+    openssl curl     # the API's TLS tests make a CA and certificates and knock without one
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -23,6 +23,8 @@ struct Daemon {
     host: String,
     socket: PathBuf,
     docker_config: tempfile::TempDir,
+    /// Global options every `docker` call gets before its command (the TLS flags).
+    docker_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -35,7 +37,32 @@ impl Daemon {
     }
 
     fn start_on(root: DockRoot, host: String, socket: PathBuf) -> Daemon {
-        let child = spawn_daemon(root.path(), &host);
+        let child = spawn_daemon(root.path(), &host, &[]);
+        Daemon::started(root, host, socket, child, Vec::new())
+    }
+
+    /// A daemon started with `daemon_args` after `-H listen`, which the `docker` CLI reaches
+    /// on `host` with `docker_args` before each command.
+    fn start_with(
+        root: DockRoot,
+        listen: &str,
+        daemon_args: &[&str],
+        host: String,
+        docker_args: &[&str],
+    ) -> Daemon {
+        let child = spawn_daemon(root.path(), listen, daemon_args);
+        let socket = root.path().join("unused.sock");
+        let docker_args = docker_args.iter().map(|a| a.to_string()).collect();
+        Daemon::started(root, host, socket, child, docker_args)
+    }
+
+    fn started(
+        root: DockRoot,
+        host: String,
+        socket: PathBuf,
+        child: Child,
+        docker_args: Vec<String>,
+    ) -> Daemon {
         let daemon = Daemon {
             root,
             host,
@@ -44,6 +71,7 @@ impl Daemon {
                 .prefix("dock-docker-config-")
                 .tempdir()
                 .unwrap(),
+            docker_args,
             child: Some(child),
         };
         daemon.wait_until_listening();
@@ -73,14 +101,24 @@ impl Daemon {
     }
 
     fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.bare_docker_cmd();
+        cmd.args(&self.docker_args).args(args);
+        cmd
+    }
+
+    /// `docker` on this daemon's host without the global options of `docker_args`.
+    fn bare_docker_cmd(&self) -> Command {
         let mut cmd = Command::new("timeout");
         // -k: an attached CLI forwards SIGTERM to the container instead of exiting.
-        cmd.args(["-k", "5", CALL_LIMIT, "docker"]).args(args);
+        cmd.args(["-k", "5", CALL_LIMIT, "docker"]);
         cmd.env("DOCKER_HOST", &self.host)
             .env("DOCKER_CONFIG", self.docker_config.path())
             .env("DOCKER_CLI_HINTS", "false")
             .env_remove("DOCKER_API_VERSION")
             .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_CERT_PATH")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_TLS")
             .stdin(Stdio::null());
         cmd
     }
@@ -171,7 +209,7 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn_daemon(root: &Path, host: &str) -> Child {
+fn spawn_daemon(root: &Path, host: &str, args: &[&str]) -> Child {
     let log = std::fs::File::create(root.join("daemon.log")).unwrap();
     Command::new(dock_bin())
         .arg("--root")
@@ -179,7 +217,9 @@ fn spawn_daemon(root: &Path, host: &str) -> Child {
         .arg("daemon")
         .arg("-H")
         .arg(host)
+        .args(args)
         .env("DOCK_LOG", "debug")
+        .env_remove("DOCKER_CERT_PATH")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -437,12 +477,7 @@ fn the_daemon_stops_on_sigterm_and_removes_its_socket() {
 
 #[test]
 fn the_daemon_listens_on_tcp_when_asked() {
-    // A free loopback port: bound, read and released for the daemon to take.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let root = DockRoot::new();
     let socket = root.path().join("unused.sock");
     let daemon = Daemon::start_on(root, format!("tcp://127.0.0.1:{port}"), socket);
@@ -453,7 +488,27 @@ fn the_daemon_listens_on_tcp_when_asked() {
         "1.44"
     );
     assert!(!daemon.socket.exists());
+    // Served, but not without saying who can reach root through it.
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!(
+            "the API on tcp://127.0.0.1:{port} does not verify clients"
+        )) && log.contains("every user and process on this machine can reach it"),
+        "{log}"
+    );
+}
+
+/// A free loopback port: bound, read and released for a daemon to take.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[path = "api_containers.rs"]
 mod containers;
+
+#[path = "api_tls.rs"]
+mod tls;

@@ -20,6 +20,15 @@ pub enum Error {
     },
     #[error("open the image store under {path}: {message}")]
     Store { path: PathBuf, message: String },
+    #[error(
+        "refusing to serve the API on {address} {}: whoever reaches this address gets root on \
+         this machine; pass --tlsverify --tlscacert CA.pem --tlscert CERT.pem --tlskey KEY.pem \
+         to demand client certificates, or listen on a loopback address or a unix socket",
+        if *tls { "with --tls but without --tlsverify" } else { "without TLS" }
+    )]
+    Insecure { address: String, tls: bool },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("start the async runtime: {0}")]
     Runtime(#[source] io::Error),
     #[error("wait for signals: {0}")]

@@ -1,6 +1,6 @@
 //! The Docker Engine API server: `dock daemon`.
 //!
-//! HTTP/1.1 on a unix socket (or TCP when asked) that the real `docker` CLI talks to. This crate
+//! HTTP/1.1 on a unix socket (or TCP when asked, with TLS) that the real `docker` CLI talks to. This crate
 //! holds no container or image logic of its own: it routes requests, calls `graph`, `tagstore`
 //! and `runtime` from blocking tasks, and frames their answers (JSON, JSON-message streams,
 //! multiplexed attach and log streams). Every dock command and the daemon share one state
@@ -20,10 +20,12 @@ mod server;
 mod state;
 mod stream;
 mod system;
+mod tls;
 
 pub use error::{Error, Result};
 pub use listen::Listen;
 pub use server::serve;
+pub use tls::{default_cert_dir, Exposure, TlsError, TlsFlags, TlsOptions};
 
 /// The API version this server speaks; the CLI negotiates down to it.
 pub const API_VERSION: &str = "1.44";

@@ -1,6 +1,7 @@
-//! The listener, the accept loop and the shutdown on SIGINT/SIGTERM.
+//! The listener (TLS on TCP when asked), the accept loop and the shutdown on SIGINT/SIGTERM.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,40 +11,73 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio_rustls::TlsAcceptor;
 
 use crate::error::{Error, Result};
 use crate::listen::Listen;
 use crate::router;
 use crate::state::State;
+use crate::tls::{self, Exposure, TlsOptions};
 
 /// Mode of the unix socket: root and its group may talk to the daemon.
 const SOCKET_MODE: u32 = 0o660;
 /// How long shutdown waits for blocking work (an import in flight) before leaving it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a client may take over its TLS handshake before the connection is dropped.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(30);
 
-/// Serve the Docker Engine API for the state under `root` on `host` until SIGINT or SIGTERM.
+/// Serve the Docker Engine API for the state under `root` on `host` until SIGINT or SIGTERM,
+/// with `tls` on a `tcp://` host (a unix socket is guarded by its mode and takes no TLS).
+/// A TCP address other than loopback is refused unless `tls` verifies clients; a loopback
+/// one without verification is served with a warning.
 /// Containers are not touched when the server stops: their monitors keep them running.
-pub fn serve(root: &Path, host: &str) -> Result<()> {
+pub fn serve(root: &Path, host: &str, tls: Option<&TlsOptions>) -> Result<()> {
     let listen: Listen = host.parse()?;
+    let tls = match listen {
+        Listen::Tcp(_) => tls,
+        Listen::Unix(_) => {
+            if tls.is_some() {
+                tracing::warn!(%listen, "TLS options apply to tcp:// hosts only");
+            }
+            None
+        }
+    };
+    match Exposure::of(&listen, tls) {
+        Exposure::Guarded => {}
+        Exposure::Local => tracing::warn!(
+            "the API on {listen} does not verify clients (no --tlsverify): every user and \
+             process on this machine can reach it, and through it root"
+        ),
+        Exposure::Network => {
+            return Err(Error::Insecure {
+                address: listen.to_string(),
+                tls: tls.is_some(),
+            })
+        }
+    }
+    let tls = tls
+        .map(tls::server_config)
+        .transpose()?
+        .map(TlsAcceptor::from);
     let state = Arc::new(State::open(root)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dock-api")
         .build()
         .map_err(Error::Runtime)?;
-    let result = runtime.block_on(run(listen, state));
+    let result = runtime.block_on(run(listen, tls, state));
     // Blocking tasks (a container wait, an import) must not hold the process up.
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     result
 }
 
-async fn run(listen: Listen, state: Arc<State>) -> Result<()> {
+async fn run(listen: Listen, tls: Option<TlsAcceptor>, state: Arc<State>) -> Result<()> {
     let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
     let mut child_exited = signal(SignalKind::child()).map_err(Error::Signal)?;
-    let listener = Listener::bind(&listen)?;
+    let listener = Listener::bind(&listen, tls)?;
     tracing::info!(%listen, "API listening");
     loop {
         tokio::select! {
@@ -68,23 +102,28 @@ enum Listener {
         listener: UnixListener,
         _socket_file: SocketFile,
     },
-    Tcp(TcpListener),
+    Tcp {
+        listener: TcpListener,
+        /// Each connection's TLS handshake, when the listener serves TLS.
+        tls: Option<TlsAcceptor>,
+    },
 }
 
 impl Listener {
-    fn bind(listen: &Listen) -> Result<Listener> {
+    fn bind(listen: &Listen, tls: Option<TlsAcceptor>) -> Result<Listener> {
         let listen_error = |source| Error::Listen {
             address: listen.to_string(),
             source,
         };
         match listen {
             Listen::Tcp(address) => {
-                tracing::debug!(%address, "bind tcp");
+                tracing::debug!(%address, tls = tls.is_some(), "bind tcp");
                 let socket = std::net::TcpListener::bind(address).map_err(listen_error)?;
                 socket.set_nonblocking(true).map_err(listen_error)?;
-                Ok(Listener::Tcp(
-                    TcpListener::from_std(socket).map_err(listen_error)?,
-                ))
+                Ok(Listener::Tcp {
+                    listener: TcpListener::from_std(socket).map_err(listen_error)?,
+                    tls,
+                })
             }
             Listen::Unix(path) => {
                 remove_stale_socket(path)?;
@@ -113,10 +152,24 @@ impl Listener {
                 let (stream, _) = listener.accept().await?;
                 tokio::spawn(serve_connection(stream, state.clone()));
             }
-            Listener::Tcp(listener) => {
+            Listener::Tcp { listener, tls } => {
                 let (stream, peer) = listener.accept().await?;
                 tracing::debug!(%peer, "tcp connection");
-                tokio::spawn(serve_connection(stream, state.clone()));
+                match tls {
+                    None => {
+                        tokio::spawn(serve_connection(stream, state.clone()));
+                    }
+                    // The handshake runs on the connection's task, so a slow or refused
+                    // client never holds up the next accept.
+                    Some(acceptor) => {
+                        tokio::spawn(serve_tls_connection(
+                            acceptor.clone(),
+                            stream,
+                            peer,
+                            state.clone(),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -139,6 +192,25 @@ where
     if let Err(err) = served {
         // A client that drops a pending `/wait` (a detached run) ends up here: not a fault.
         tracing::debug!("connection ended: {err}");
+    }
+}
+
+/// The TLS handshake (refusing a client without a certificate the CA signed, when verifying),
+/// then HTTP over it.
+async fn serve_tls_connection(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+) {
+    match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_connection(stream, state).await,
+        // A port probe that connects and closes is no refused client.
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%peer, "connection closed before the TLS handshake: {err}")
+        }
+        Ok(Err(err)) => tracing::warn!(%peer, "TLS handshake refused: {err}"),
+        Err(_) => tracing::warn!(%peer, "TLS handshake not finished in time"),
     }
 }
 

@@ -25,13 +25,14 @@ impl State {
             path,
             message: err.to_string(),
         };
+        // First: opening the runtime makes the state directory private before anything
+        // is created in it. Monitors are this executable (`dock`) in its hidden monitor role.
+        let runtime =
+            Runtime::open(root).map_err(|err| store_error(root.join("containers"), &err))?;
         let graph_dir = root.join("graph");
         let graph = Graph::open(&graph_dir).map_err(|err| store_error(graph_dir, &err))?;
         let tags_file = root.join("repositories");
         let tags = TagStore::open(&tags_file).map_err(|err| store_error(tags_file, &err))?;
-        // Monitors are this executable (`dock`) in its hidden monitor role.
-        let runtime =
-            Runtime::open(root).map_err(|err| store_error(root.join("containers"), &err))?;
         Ok(State {
             root: root.to_path_buf(),
             graph,

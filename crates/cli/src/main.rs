@@ -56,9 +56,24 @@ enum Command {
     Version,
     /// Serve the Docker Engine API (`dock -d` is Docker 0.1.0's spelling)
     Daemon {
-        /// Where to listen: unix:///PATH or tcp://IP:PORT
+        /// Where to listen: unix:///PATH or tcp://IP:PORT (TCP beyond loopback needs --tlsverify)
         #[arg(short = 'H', long = "host", default_value = api::DEFAULT_HOST)]
         host: String,
+        /// Serve TLS on a tcp:// host; implied by --tlsverify
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        tls: Option<bool>,
+        /// Serve TLS and demand client certificates signed by --tlscacert
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        tlsverify: Option<bool>,
+        /// Trust client certificates signed by this CA [default: $DOCKER_CERT_PATH/ca.pem or ~/.docker/ca.pem]
+        #[arg(long, value_name = "PATH")]
+        tlscacert: Option<PathBuf>,
+        /// The server's TLS certificate [default: $DOCKER_CERT_PATH/cert.pem or ~/.docker/cert.pem]
+        #[arg(long, value_name = "PATH")]
+        tlscert: Option<PathBuf>,
+        /// The server's TLS key [default: $DOCKER_CERT_PATH/key.pem or ~/.docker/key.pem]
+        #[arg(long, value_name = "PATH")]
+        tlskey: Option<PathBuf>,
     },
 }
 
@@ -68,11 +83,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// The image store; the state directory is made private first (it may not exist yet).
     pub fn graph(&self) -> anyhow::Result<Graph> {
+        runtime::secure_root(&self.root)?;
         Ok(Graph::open(self.root.join("graph"))?)
     }
 
     pub fn tags(&self) -> anyhow::Result<TagStore> {
+        runtime::secure_root(&self.root)?;
         Ok(TagStore::open(self.root.join("repositories"))?)
     }
 }
@@ -99,7 +117,26 @@ fn main() -> ExitCode {
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
         Command::Inspect { names } => images::inspect(&ctx, &names),
         Command::Info => images::info(&ctx),
-        Command::Daemon { host } => api::serve(&ctx.root, &host).map(|()| 0).map_err(Into::into),
+        Command::Daemon {
+            host,
+            tls,
+            tlsverify,
+            tlscacert,
+            tlscert,
+            tlskey,
+        } => {
+            let tls = api::TlsFlags {
+                tls,
+                verify: tlsverify,
+                ca: tlscacert,
+                cert: tlscert,
+                key: tlskey,
+            }
+            .resolve(&api::default_cert_dir());
+            api::serve(&ctx.root, &host, tls.as_ref())
+                .map(|()| 0)
+                .map_err(Into::into)
+        }
         Command::Version => {
             println!("Version: {VERSION}");
             println!("OS/Arch: linux/{}", std::env::consts::ARCH);

@@ -8,11 +8,18 @@
 //! lock file) and removed from there.
 //!
 //! Listing reads `<id>/json` files only; no layer directory is touched.
+//!
+//! The graph directory and each `<id>` directory are private to their owner ([`perms`]):
+//! layers keep images' setuid files and device nodes, which no other host user may reach.
+//! A graph an older version left open is closed when opened.
+
+pub mod perms;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -208,7 +215,10 @@ impl Staging {
             lock_path,
             _lock: lock,
         };
-        fs::create_dir(&staging.dir)
+        // Private from the start: renamed into place, it is the image's directory.
+        fs::DirBuilder::new()
+            .mode(perms::PRIVATE_MODE)
+            .create(&staging.dir)
             .map_err(io_err(format!("create {}", staging.dir.display())))?;
         Ok(staging)
     }
@@ -234,12 +244,30 @@ pub struct Graph {
 
 impl Graph {
     /// Open (creating if needed) the graph at `dir` and remove staging left by crashed processes.
+    /// `dir` is made private to its owner; when it was open (an older graph), so is each
+    /// image directory in it.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Graph> {
         let graph = Graph { root: dir.into() };
-        fs::create_dir_all(graph.staging_root())
-            .map_err(io_err(format!("create {}", graph.staging_root().display())))?;
+        Graph::secure(&graph.root)?;
+        let staging_root = graph.staging_root();
+        perms::ensure_private(&staging_root)
+            .map_err(io_err(format!("create {}", staging_root.display())))?;
         graph.clean_staging()?;
         Ok(graph)
+    }
+
+    /// Make the graph directory `dir` private, creating it if needed; when it was open, also
+    /// each directory in it (images and staging), so no layer stays reachable. One stat when
+    /// it is private already.
+    pub fn secure(dir: &Path) -> Result<perms::DirMode> {
+        let found =
+            perms::ensure_private(dir).map_err(io_err(format!("secure {}", dir.display())))?;
+        if let perms::DirMode::Tightened { .. } = found {
+            let changed = perms::tighten_subdirs(dir)
+                .map_err(io_err(format!("secure the images in {}", dir.display())))?;
+            tracing::debug!(dir = %dir.display(), changed, "closed an open graph");
+        }
+        Ok(found)
     }
 
     /// The directory this graph lives in.

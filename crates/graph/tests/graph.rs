@@ -495,3 +495,64 @@ fn import_killed_midway_leaves_nothing() {
     assert!(staging_entries(&reopened).is_empty());
     assert!(reopened.all().unwrap().is_empty());
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn the_graph_and_its_image_dirs_are_private_and_layers_keep_their_mode() {
+    let (_dir, graph) = temp_graph();
+    assert_eq!(mode(graph.root()), 0o700);
+    assert_eq!(mode(&graph.root().join("_tmp")), 0o700);
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_path("./").unwrap();
+    header.set_mode(0o755);
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    header.set_cksum();
+    builder.append(&header, &[][..]).unwrap();
+    let image = graph
+        .create(
+            Cursor::new(builder.into_inner().unwrap()),
+            new_image("", None),
+        )
+        .unwrap();
+    let image_dir = graph.root().join(&image.id);
+    assert_eq!(mode(&image_dir), 0o700);
+    // The layer is the container's `/`: its own mode is the image's.
+    assert_eq!(mode(&image_dir.join("layer")), 0o755);
+}
+
+#[test]
+fn an_open_graph_of_an_older_version_is_closed_when_opened() {
+    let (_dir, graph) = temp_graph();
+    let image = graph.create(fake_tar(), new_image("", None)).unwrap();
+    let image_dir = graph.root().join(&image.id);
+    let layer = image_dir.join("layer");
+    let layer_mode = mode(&layer);
+    for dir in [graph.root(), &graph.root().join("_tmp"), &image_dir] {
+        chmod(dir, 0o755);
+    }
+    let reopened = Graph::open(graph.root()).unwrap();
+    for dir in [reopened.root(), &reopened.root().join("_tmp"), &image_dir] {
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    }
+    assert_eq!(mode(&layer), layer_mode);
+    assert_eq!(reopened.get(&image.id).unwrap(), image);
+
+    // Only the graph directory itself is looked at when it is private already.
+    chmod(&image_dir, 0o755);
+    assert_eq!(
+        Graph::secure(reopened.root()).unwrap(),
+        graph::perms::DirMode::Private
+    );
+    assert_eq!(mode(&image_dir), 0o755);
+}

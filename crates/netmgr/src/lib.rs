@@ -22,7 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -249,7 +249,12 @@ impl Network {
         };
         cfg.validate()?;
         check_subnet_is_free(&cfg)?;
-        fs::create_dir_all(&cfg.state_dir).map_err(|e| Error::io("create", &cfg.state_dir, e))?;
+        // Private to root, as the rest of the state directory.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&cfg.state_dir)
+            .map_err(|e| Error::io("create", &cfg.state_dir, e))?;
         let network = Network {
             cfg,
             nft: Nft::system(),

@@ -164,6 +164,30 @@ pub struct CommitOptions {
     pub author: String,
 }
 
+/// Make state directory `root` private to its owner (root), creating it if needed, and close
+/// what an older dock left open (0755): `containers/` and then each container directory in
+/// it, `graph/` and then each image directory in it, `net/`. Layers keep images' setuid
+/// files and device nodes, container directories their configs and logs: no other host user
+/// may reach them. Layers themselves are not walked; the directories above them are enough.
+/// A root that is private already costs one stat per directory named here.
+pub fn secure_root(root: &Path) -> Result<()> {
+    use graph::perms::{ensure_private, tighten, tighten_subdirs, DirMode};
+    ensure_private(root).map_err(|e| Error::io(root, e))?;
+    let containers = root.join("containers");
+    if let DirMode::Tightened { .. } =
+        ensure_private(&containers).map_err(|e| Error::io(&containers, e))?
+    {
+        tighten_subdirs(&containers).map_err(|e| Error::io(&containers, e))?;
+    }
+    let graph = root.join("graph");
+    if let Some(DirMode::Tightened { .. }) = tighten(&graph).map_err(|e| Error::io(&graph, e))? {
+        tighten_subdirs(&graph).map_err(|e| Error::io(&graph, e))?;
+    }
+    let net = root.join("net");
+    tighten(&net).map_err(|e| Error::io(&net, e))?;
+    Ok(())
+}
+
 /// The containers of one state directory.
 pub struct Runtime {
     root: PathBuf,
@@ -172,14 +196,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Open the containers of state directory `root`, creating it if needed and making it
+    /// private first ([`secure_root`]).
     pub fn open(root: impl Into<PathBuf>) -> Result<Runtime> {
         let root = root.into();
+        secure_root(&root)?;
         let containers = root.join("containers");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&containers)
-            .map_err(|e| Error::io(&containers, e))?;
         Ok(Runtime {
             root,
             containers,
@@ -925,5 +947,83 @@ mod tests {
         assert_eq!(cgroup_parent_for(Path::new("/var/lib/dock")), "dock");
         let p = cgroup_parent_for(Path::new("/nonexistent/root"));
         assert!(p.starts_with("dock-") && p.len() == 13, "{p}");
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_new_root_is_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("var/lib/dock");
+        Runtime::open(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("containers")), 0o700);
+        // graph/ and net/ are not made by opening the runtime, but private when they are.
+        assert!(!root.join("net").exists());
+        Graph::open(root.join("graph")).unwrap();
+        assert_eq!(mode(&root.join("graph")), 0o700);
+    }
+
+    #[test]
+    fn a_root_an_older_dock_left_open_is_closed_down_to_the_layers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let id = "a".repeat(64);
+        let open = [
+            root.clone(),
+            root.join("containers"),
+            root.join("containers").join(&id),
+            root.join("graph"),
+            root.join("graph").join(&id),
+            root.join("graph/_tmp"),
+            root.join("net"),
+        ];
+        // What must keep its mode: container contents, a layer (the container's `/`).
+        let kept = [
+            root.join("containers").join(&id).join("upper"),
+            root.join("graph").join(&id).join("layer"),
+            root.join("graph").join(&id).join("layer/bin"),
+        ];
+        for dir in open.iter().chain(&kept) {
+            fs::create_dir_all(dir).unwrap();
+            chmod(dir, 0o755);
+        }
+        let log = root
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log"));
+        fs::write(&log, "").unwrap();
+        chmod(&log, 0o644);
+
+        Runtime::open(&root).unwrap();
+        for dir in &open {
+            assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        }
+        for dir in &kept {
+            assert_eq!(mode(dir), 0o755, "{}", dir.display());
+        }
+        assert_eq!(mode(&log), 0o644);
+    }
+
+    #[test]
+    fn a_private_root_is_only_looked_at() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        Runtime::open(&root).unwrap();
+        // Below a private containers/ nothing is walked: a container dir left open there
+        // (by hand) is out of reach anyway and is not stat'ed on every command.
+        let dir = root.join("containers").join("b".repeat(64));
+        fs::create_dir(&dir).unwrap();
+        chmod(&dir, 0o755);
+        secure_root(&root).unwrap();
+        assert_eq!(mode(&dir), 0o755);
     }
 }
