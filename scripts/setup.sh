@@ -9,6 +9,10 @@ packages=(
     util-linux       # unshare, nsenter, script
     tar xz-utils zstd bzip2 gzip  # archives of every compression for the tests
     e2fsprogs        # mkfs.ext4 for the benchmark filesystem
+    docker-registry  # registry tests run their own `docker-registry serve` on 127.0.0.1
+    skopeo           # an independent registry client for the registry tests
+    apache2-utils    # htpasswd for the registry's Basic auth
+    openssl          # a test CA and server certificate for the TLS registry
 )
 missing=()
 for p in "${packages[@]}"; do
