@@ -128,26 +128,25 @@ impl Client {
         let ping = |scheme: &str| {
             let url = format!("{scheme}://{host}/v2/");
             tracing::debug!(%url, "registry ping");
-            agent.get(&url).call().map(|r| drop(r.into_body()))
+            agent.get(&url).call().map(|r| r.status().as_u16())
+        };
+        let unreachable = |e: ureq::Error| Error::Unreachable {
+            host: host.to_string(),
+            source: Box::new(e),
         };
         let base = match ping("https") {
-            Ok(()) => format!("https://{host}"),
+            Ok(_) => format!("https://{host}"),
             Err(tls_err) if self.config.is_insecure(host) => match ping("http") {
-                Ok(()) => format!("http://{host}"),
+                // A registry answers /v2/ with 200 or 401; anything else (a TLS server's 400
+                // to plain HTTP) means HTTPS was right and its error is the one to report.
+                Ok(200 | 401) => format!("http://{host}"),
+                Ok(_) => return Err(unreachable(tls_err)),
                 Err(e) => {
                     tracing::debug!(host, https = %tls_err, http = %e, "registry not reachable");
-                    return Err(Error::Unreachable {
-                        host: host.to_string(),
-                        source: Box::new(e),
-                    });
+                    return Err(unreachable(e));
                 }
             },
-            Err(e) => {
-                return Err(Error::Unreachable {
-                    host: host.to_string(),
-                    source: Box::new(e),
-                })
-            }
+            Err(e) => return Err(unreachable(e)),
         };
         self.state().bases.insert(host.to_string(), base.clone());
         Ok(base)

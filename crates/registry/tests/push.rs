@@ -7,82 +7,13 @@ use std::fs;
 use common::*;
 use registry::{media, Mount, Platform, PushedBlob, Reference};
 
-/// A Docker schema 2 image (gzip layers, Docker config type) as dock will push it.
-struct DockerImage {
-    layers: Vec<(Vec<u8>, String, String)>,
-    config: Vec<u8>,
-    config_digest: String,
-    manifest: Vec<u8>,
-}
-
-fn docker_image() -> DockerImage {
-    let layers: Vec<_> = [
-        tar_of(&[("etc/hello", b"hello\n")]),
-        tar_of(&[("bin/app", &[1u8; 50_000])]),
-    ]
-    .iter()
-    .map(|t| {
-        let gz = gzip(t);
-        let d = sha256(&gz);
-        (gz, d, sha256(t))
-    })
-    .collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["/bin/app"]},
-        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.2.clone()).collect::<Vec<_>>()}
-    }))
-    .unwrap();
-    let config_digest = sha256(&config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": media::DOCKER_MANIFEST,
-        "config": {"mediaType": media::DOCKER_CONFIG, "digest": config_digest, "size": config.len()},
-        "layers": layers.iter().map(|(gz, d, _)| serde_json::json!({
-            "mediaType": media::DOCKER_LAYER_GZIP, "digest": d, "size": gz.len()})).collect::<Vec<_>>()
-    }))
-    .unwrap();
-    DockerImage {
-        layers,
-        config,
-        config_digest,
-        manifest,
-    }
-}
-
-fn push(
-    client: &registry::Client,
-    r: &Reference,
-    img: &DockerImage,
-    mount_from: Option<&str>,
-) -> (Vec<PushedBlob>, String) {
-    let mut what = Vec::new();
-    for (blob, digest, _) in &img.layers {
-        what.push(
-            client
-                .push_blob(r, digest, blob.len() as u64, mount_from, || Ok(&blob[..]))
-                .unwrap(),
-        );
-    }
-    what.push(
-        client
-            .push_blob(r, &img.config_digest, img.config.len() as u64, None, || {
-                Ok(&img.config[..])
-            })
-            .unwrap(),
-    );
-    let digest = client
-        .put_manifest(r, media::DOCKER_MANIFEST, &img.manifest)
-        .unwrap();
-    (what, digest)
-}
-
 #[test]
 fn push_then_read_back_with_skopeo_and_dock() {
     let reg = TestRegistry::start();
     let client = client(None, None);
     let img = docker_image();
     let r = Reference::parse(&format!("{}/team/pushed:1", reg.host())).unwrap();
-    let (what, digest) = push(&client, &r, &img, None);
+    let (what, digest) = push(&client, &r, &img, None).unwrap();
     assert_eq!(
         what,
         [
@@ -120,7 +51,7 @@ fn push_then_read_back_with_skopeo_and_dock() {
     assert_eq!(got.digest, digest);
 
     // A second push uploads nothing.
-    let (what, _) = push(&client, &r, &img, None);
+    let (what, _) = push(&client, &r, &img, None).unwrap();
     assert_eq!(
         what,
         [PushedBlob::Exists, PushedBlob::Exists, PushedBlob::Exists]
@@ -145,9 +76,9 @@ fn cross_repository_mount() {
     let client = client(None, None);
     let img = docker_image();
     let from = Reference::parse(&format!("{}/base/one:1", reg.host())).unwrap();
-    push(&client, &from, &img, None);
+    push(&client, &from, &img, None).unwrap();
     let to = Reference::parse(&format!("{}/other/two:1", reg.host())).unwrap();
-    let (what, _) = push(&client, &to, &img, Some("base/one"));
+    let (what, _) = push(&client, &to, &img, Some("base/one")).unwrap();
     // The layers are mounted; the config had no source repository given and is uploaded.
     assert_eq!(
         what,

@@ -589,3 +589,66 @@ fn serve(conn: TcpStream, handler: &Handler, reqs: &Mutex<Vec<Request>>) {
     let _ = conn.flush();
     let _ = conn.shutdown(Shutdown::Both);
 }
+
+// ---- a Docker schema 2 image as dock will push it ----
+
+/// A Docker schema 2 image (gzip layers, Docker config type) as dock will push it.
+pub struct DockerImage {
+    pub layers: Vec<(Vec<u8>, String, String)>,
+    pub config: Vec<u8>,
+    pub config_digest: String,
+    pub manifest: Vec<u8>,
+}
+
+pub fn docker_image() -> DockerImage {
+    let layers: Vec<_> = [
+        tar_of(&[("etc/hello", b"hello\n")]),
+        tar_of(&[("bin/app", &[1u8; 50_000])]),
+    ]
+    .iter()
+    .map(|t| {
+        let gz = gzip(t);
+        let d = sha256(&gz);
+        (gz, d, sha256(t))
+    })
+    .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/app"]},
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.2.clone()).collect::<Vec<_>>()}
+    }))
+    .unwrap();
+    let config_digest = sha256(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": registry::media::DOCKER_MANIFEST,
+        "config": {"mediaType": registry::media::DOCKER_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": layers.iter().map(|(gz, d, _)| serde_json::json!({
+            "mediaType": registry::media::DOCKER_LAYER_GZIP, "digest": d, "size": gz.len()})).collect::<Vec<_>>()
+    }))
+    .unwrap();
+    DockerImage {
+        layers,
+        config,
+        config_digest,
+        manifest,
+    }
+}
+
+pub fn push(
+    client: &registry::Client,
+    r: &registry::Reference,
+    img: &DockerImage,
+    mount_from: Option<&str>,
+) -> registry::Result<(Vec<registry::PushedBlob>, String)> {
+    let mut what = Vec::new();
+    for (blob, digest, _) in &img.layers {
+        what.push(client.push_blob(r, digest, blob.len() as u64, mount_from, || Ok(&blob[..]))?);
+    }
+    what.push(
+        client.push_blob(r, &img.config_digest, img.config.len() as u64, None, || {
+            Ok(&img.config[..])
+        })?,
+    );
+    let digest = client.put_manifest(r, registry::media::DOCKER_MANIFEST, &img.manifest)?;
+    Ok((what, digest))
+}

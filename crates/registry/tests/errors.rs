@@ -1,0 +1,150 @@
+//! Answers a real registry does not give: a fake registry on 127.0.0.1 serves them.
+
+mod common;
+
+use common::*;
+use registry::{media, Error, Platform, Reference};
+
+/// A registry that serves `manifest` (with `content_type` and an optional
+/// `Docker-Content-Digest`) for every manifest request, and `blobs` by digest.
+fn fake(
+    manifest: Vec<u8>,
+    content_type: &'static str,
+    header_digest: Option<String>,
+    blobs: Vec<(String, Vec<u8>)>,
+) -> FakeServer {
+    FakeServer::start(move |req| {
+        if req.path == "/v2/" {
+            return Answer::new(200, &[], "{}");
+        }
+        if req.path.contains("/manifests/") {
+            let mut headers = vec![("content-type", content_type)];
+            if let Some(d) = &header_digest {
+                headers.push(("docker-content-digest", d.as_str()));
+            }
+            return Answer::new(200, &headers, manifest.clone());
+        }
+        for (d, b) in &blobs {
+            if req.path.ends_with(d.as_str()) {
+                return Answer::new(200, &[], b.clone());
+            }
+        }
+        Answer::new(
+            404,
+            &[],
+            r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#,
+        )
+    })
+}
+
+fn docker_manifest(config: &[u8], config_digest: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::DOCKER_MANIFEST,
+        "config": {"mediaType": media::DOCKER_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": []
+    }))
+    .unwrap()
+}
+
+const CONFIG: &[u8] =
+    br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+
+fn reference(server: &FakeServer, rest: &str) -> Reference {
+    Reference::parse(&format!("{}/{rest}", server.host())).unwrap()
+}
+
+#[test]
+fn a_good_fake_resolves() {
+    // The baseline the other tests break one thing of.
+    let manifest = docker_manifest(CONFIG, &sha256(CONFIG));
+    let server = fake(
+        manifest.clone(),
+        media::DOCKER_MANIFEST,
+        Some(sha256(&manifest)),
+        vec![(sha256(CONFIG), CONFIG.to_vec())],
+    );
+    let got = client(None, None)
+        .resolve(&reference(&server, "app:1"), &Platform::host())
+        .unwrap();
+    assert_eq!(got.manifest.bytes, manifest);
+    assert!(got.layers.is_empty());
+}
+
+#[test]
+fn schema1_is_refused() {
+    let body = br#"{"schemaVersion":1,"name":"app","tag":"1","architecture":"amd64","fsLayers":[],"history":[],"signatures":[]}"#;
+    let server = fake(body.to_vec(), media::DOCKER_SCHEMA1_SIGNED, None, vec![]);
+    let err = client(None, None)
+        .resolve(&reference(&server, "app:1"), &Platform::host())
+        .unwrap_err();
+    assert!(matches!(err, Error::Schema1 { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}/app:1 is a Docker image manifest schema 1, which is no longer supported: \
+             push it again with a current client",
+            server.host()
+        )
+    );
+}
+
+#[test]
+fn manifest_digest_mismatch() {
+    let manifest = docker_manifest(CONFIG, &sha256(CONFIG));
+    let other = sha256(b"something else");
+    // By digest: the bytes must hash to the digest asked for.
+    let server = fake(manifest.clone(), media::DOCKER_MANIFEST, None, vec![]);
+    let r = reference(&server, &format!("app@{other}"));
+    let err = client(None, None)
+        .resolve(&r, &Platform::host())
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains(&other), "{err}");
+    // By tag: the registry's Docker-Content-Digest must match the bytes.
+    let server = fake(manifest, media::DOCKER_MANIFEST, Some(other), vec![]);
+    let err = client(None, None)
+        .resolve(&reference(&server, "app:1"), &Platform::host())
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+}
+
+#[test]
+fn config_digest_mismatch() {
+    let manifest = docker_manifest(CONFIG, &sha256(CONFIG));
+    let mut wrong = CONFIG.to_vec();
+    wrong[2] = b'A';
+    let server = fake(
+        manifest,
+        media::DOCKER_MANIFEST,
+        None,
+        vec![(sha256(CONFIG), wrong)],
+    );
+    let err = client(None, None)
+        .resolve(&reference(&server, "app:1"), &Platform::host())
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+}
+
+#[test]
+fn content_type_must_match_media_type() {
+    let manifest = docker_manifest(CONFIG, &sha256(CONFIG));
+    let server = fake(
+        manifest,
+        media::OCI_MANIFEST,
+        None,
+        vec![(sha256(CONFIG), CONFIG.to_vec())],
+    );
+    let err = client(None, None)
+        .resolve(&reference(&server, "app:1"), &Platform::host())
+        .unwrap_err();
+    assert!(matches!(err, Error::MediaTypeMismatch { .. }), "{err:?}");
+}
+
+#[test]
+fn no_default_registry_contacts_nothing() {
+    // Nothing listens anywhere here: the error comes from the name alone.
+    let cfg = registry::RegistryConfig::default();
+    let err = cfg.reference("busybox").unwrap_err();
+    assert!(matches!(err, Error::NoDefaultRegistry { .. }), "{err:?}");
+    assert!(err.to_string().contains("\"default-registry\""), "{err}");
+}
