@@ -51,6 +51,8 @@ struct State {
     auth: HashMap<String, HostAuth>,
     tokens: HashMap<(String, String), (String, Instant)>,
     logins: HashMap<String, Login>,
+    /// registry -> the mirror base URL that served its last manifest by tag
+    routes: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -190,6 +192,18 @@ impl Client {
             .into();
         self.state().agents.insert(host.to_string(), agent.clone());
         Ok(agent)
+    }
+
+    pub(crate) fn route(&self, registry: &str) -> Option<String> {
+        self.state().routes.get(registry).cloned()
+    }
+
+    pub(crate) fn set_route(&self, registry: &str, mirror: Option<&str>) {
+        let mut state = self.state();
+        match mirror {
+            Some(m) => state.routes.insert(registry.to_string(), m.to_string()),
+            None => state.routes.remove(registry),
+        };
     }
 
     fn login_for(&self, host: &str) -> Result<Option<Login>> {

@@ -149,11 +149,11 @@ impl LayerCompression {
 ///
 /// A tar reader may stop at the end-of-archive blocks: read the rest (`io::copy` into
 /// `io::sink()`) before taking the digest.
-pub fn uncompressed<'a, R: Read + 'a>(
+pub fn uncompressed<'a, R: Read + Send + 'a>(
     blob: R,
     compression: LayerCompression,
-) -> io::Result<HashingReader<Box<dyn Read + 'a>>> {
-    let inner: Box<dyn Read + 'a> = match compression {
+) -> io::Result<HashingReader<Box<dyn Read + Send + 'a>>> {
+    let inner: Box<dyn Read + Send + 'a> = match compression {
         LayerCompression::None => Box::new(blob),
         LayerCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
         LayerCompression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob)?),

@@ -9,7 +9,7 @@ use ureq::http::Method;
 use crate::client::{
     error_codes, error_detail_suffix, pull_scope, read_capped, read_small, Client, Payload,
 };
-use crate::digest::{sha256_digest, HashingReader};
+use crate::digest::{sha256_digest, HashingReader, LayerCompression};
 use crate::error::{Error, Result};
 use crate::media;
 use crate::platform::Platform;
@@ -69,10 +69,85 @@ pub(crate) enum About<'a> {
     Repository(&'a Reference),
 }
 
+/// Where a pull reads from: a mirror (its base URL given) or the registry itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    host: String,
+    mirror: Option<String>,
+}
+
+impl Source {
+    fn registry(r: &Reference) -> Source {
+        Source {
+            host: r.api_host().to_string(),
+            mirror: None,
+        }
+    }
+    fn mirror(url: &str) -> Source {
+        Source {
+            host: crate::client::url_host(url).unwrap_or(url).to_string(),
+            mirror: Some(url.to_string()),
+        }
+    }
+}
+
 impl Client {
     /// `scheme://host/v2/REPOSITORY`.
     pub(crate) fn repo_url(&self, r: &Reference) -> Result<String> {
         Ok(format!("{}/v2/{}", self.base(r.api_host())?, r.repository))
+    }
+
+    fn source_repo_url(&self, src: &Source, r: &Reference) -> Result<String> {
+        match &src.mirror {
+            Some(m) => Ok(format!("{m}/v2/{}", r.repository)),
+            None => self.repo_url(r),
+        }
+    }
+
+    /// Sources for a manifest by tag: the mirrors (for the default registry), then the
+    /// registry. By digest and for blobs: the mirror that served the tag, then the registry.
+    fn sources(&self, r: &Reference, by_tag: bool) -> Vec<Source> {
+        let mut out: Vec<Source> = if by_tag {
+            self.config
+                .pull_mirrors(r)
+                .iter()
+                .map(|m| Source::mirror(m))
+                .collect()
+        } else {
+            self.route(&r.registry)
+                .iter()
+                .map(|m| Source::mirror(m))
+                .collect()
+        };
+        out.push(Source::registry(r));
+        out
+    }
+
+    /// Tries each source in order; a mirror's failure falls through to the next, the
+    /// registry's is the answer.
+    fn try_sources<T>(
+        &self,
+        r: &Reference,
+        by_tag: bool,
+        f: impl Fn(&Source) -> Result<T>,
+    ) -> Result<T> {
+        let sources = self.sources(r, by_tag);
+        let last = sources.len() - 1;
+        for (i, src) in sources.iter().enumerate() {
+            match f(src) {
+                Ok(v) => {
+                    if by_tag {
+                        self.set_route(&r.registry, src.mirror.as_deref());
+                    }
+                    return Ok(v);
+                }
+                Err(e) if i < last => {
+                    tracing::debug!(mirror = ?src.mirror, error = %e, "mirror failed, next source");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the registry itself is always the last source")
     }
 
     /// Turns an unsuccessful answer into the error it means.
@@ -132,9 +207,19 @@ impl Client {
     /// checked when fetched by digest (and against `Docker-Content-Digest` when the registry
     /// sends one); `Content-Type` must agree with the body's `mediaType`; schema 1 is refused.
     pub fn fetch_manifest(&self, r: &Reference) -> Result<RawManifest> {
-        let url = format!("{}/manifests/{}", self.repo_url(r)?, r.manifest_ref());
+        self.try_sources(r, r.digest.is_none(), |src| {
+            self.fetch_manifest_from(src, r)
+        })
+    }
+
+    fn fetch_manifest_from(&self, src: &Source, r: &Reference) -> Result<RawManifest> {
+        let url = format!(
+            "{}/manifests/{}",
+            self.source_repo_url(src, r)?,
+            r.manifest_ref()
+        );
         let resp = self.request(
-            r.api_host(),
+            &src.host,
             Method::GET,
             &url,
             &pull_scope(r),
@@ -259,9 +344,19 @@ impl Client {
             what: format!("blob digest of {}", r.name()),
             reason,
         })?;
-        let url = format!("{}/blobs/{digest}", self.repo_url(r)?);
+        self.try_sources(r, false, |src| self.open_blob_from(src, r, digest, size))
+    }
+
+    fn open_blob_from(
+        &self,
+        src: &Source,
+        r: &Reference,
+        digest: &str,
+        size: Option<u64>,
+    ) -> Result<BlobReader> {
+        let url = format!("{}/blobs/{digest}", self.source_repo_url(src, r)?);
         let resp = self.request(
-            r.api_host(),
+            &src.host,
             Method::GET,
             &url,
             &pull_scope(r),
@@ -279,6 +374,21 @@ impl Client {
             size,
             checked: false,
         })
+    }
+
+    /// A layer's uncompressed tar stream (by its media type), the blob verified underneath.
+    /// Read to the end, [`HashingReader::digest`] is the diff ID to compare with the config's;
+    /// a corrupt blob fails the read (as a decompression error or, through [`into_error`], as
+    /// [`Error::DigestMismatch`]).
+    pub fn open_layer(
+        &self,
+        r: &Reference,
+        layer: &Descriptor,
+    ) -> Result<HashingReader<Box<dyn Read + Send>>> {
+        let compression = LayerCompression::from_media_type(layer.media_type().as_ref())?;
+        let blob = self.open_blob(r, layer.digest().as_ref(), Some(layer.size()))?;
+        crate::digest::uncompressed(blob, compression)
+            .map_err(|e| Error::io(format!("decompress layer {}", layer.digest()), e))
     }
 
     /// Streams a blob into `out`, verified; returns its size. On a mismatch `out` has received
@@ -550,6 +660,36 @@ fn choose_platform<'a>(idx: &'a ImageIndex, platform: &Platform) -> Option<&'a D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_and_readers_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Client>();
+        send::<BlobReader>();
+        send::<HashingReader<Box<dyn Read + Send>>>();
+    }
+
+    /// A config as Docker writes it (nulls, ports and volumes as maps, fields OCI lacks).
+    #[test]
+    fn docker_config_parses() {
+        let raw = br##"{"architecture":"amd64","config":{"Hostname":"","Env":["PATH=/bin"],
+          "Cmd":["sh"],"WorkingDir":"/","ArgsEscaped":true,"OnBuild":null,"Labels":null,
+          "ExposedPorts":{"80/tcp":{},"53/udp":{}},"Volumes":{"/data":{}},
+          "Healthcheck":{"Test":["CMD","true"]},"Image":"sha256:00","Entrypoint":null,
+          "User":"","StopSignal":"SIGTERM"},"container":"abc",
+          "container_config":{"Cmd":["/bin/sh","-c","#(nop) CMD [\"sh\"]"]},
+          "created":"2024-09-26T21:31:42.000000000Z","docker_version":"20.10.23",
+          "history":[{"created":"2024-09-26T21:31:42Z","created_by":"/bin/sh -c #(nop) ADD file"},
+            {"created":"2024-09-26T21:31:42Z","created_by":"CMD","empty_layer":true}],
+          "os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"##;
+        let c: ImageConfiguration = parse_json("config", raw).unwrap();
+        let cfg = c.config().as_ref().unwrap();
+        assert_eq!(cfg.cmd().as_deref(), Some(&["sh".to_string()][..]));
+        assert_eq!(cfg.exposed_ports().as_ref().map(Vec::len), Some(2));
+        assert_eq!(cfg.stop_signal().as_deref(), Some("SIGTERM"));
+        assert_eq!(c.rootfs().diff_ids().len(), 1);
+    }
 
     #[test]
     fn media_type_rules() {

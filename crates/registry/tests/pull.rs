@@ -266,3 +266,72 @@ fn unreachable_registry_names_the_host() {
         "{err}"
     );
 }
+
+#[test]
+fn mirrors_serve_the_default_registry_first_and_fall_back() {
+    let reg = TestRegistry::start();
+    let (_dir, img) = push_fixture(&reg, "library/app", "1", &[]);
+    let upstream = reg.port;
+    let mirror = FakeServer::start(move |_| Answer::Proxy(upstream));
+    let empty = FakeServer::start(|req| {
+        if req.path == "/v2/" {
+            Answer::new(200, &[], "{}")
+        } else {
+            Answer::new(
+                404,
+                &[],
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            )
+        }
+    });
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let config = |mirrors: Vec<String>| registry::RegistryConfig {
+        default_registry: Some(reg.host()),
+        mirrors,
+        certs_dir: no_certs_dir(),
+        ..Default::default()
+    };
+
+    // The mirror serves manifest, config and layers.
+    let c = registry::Client::new(config(vec![mirror.url()]), None);
+    let r = c.config().reference("app:1").unwrap();
+    assert_eq!(r.to_string(), format!("{}/library/app:1", reg.host()));
+    let got = c.resolve(&r, &Platform::host()).unwrap();
+    for l in &got.layers {
+        let mut layer = c.open_layer(&r, l).unwrap();
+        std::io::copy(&mut layer, &mut std::io::sink()).unwrap();
+    }
+    let paths: Vec<String> = mirror.requests().iter().map(|q| q.path.clone()).collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with("/v2/library/app/manifests/1")),
+        "{paths:?}"
+    );
+    for (_, digest, _) in &img.layers {
+        assert!(
+            paths.iter().any(|p| p.ends_with(digest.as_str())),
+            "{digest} not from the mirror"
+        );
+    }
+
+    // A mirror without the image, and one that is down: the registry itself serves.
+    let c = registry::Client::new(config(vec![closed, empty.url()]), None);
+    let got = c.resolve(&r, &Platform::host()).unwrap();
+    assert_eq!(got.config_bytes, img.config);
+    let l = &got.layers[0];
+    c.fetch_blob(&r, l.digest().as_ref(), Some(l.size()), &mut Vec::new())
+        .unwrap();
+    assert!(empty
+        .requests()
+        .iter()
+        .any(|q| q.path.contains("/manifests/")));
+    assert!(!empty.requests().iter().any(|q| q.path.contains("/blobs/")));
+
+    // Names on other registries never go to a mirror.
+    let before = mirror.requests().len();
+    let c = registry::Client::new(config(vec![mirror.url()]), None);
+    let other = Reference::parse(&format!("localhost:{}/library/app:1", reg.port)).unwrap();
+    c.resolve(&other, &Platform::host()).unwrap();
+    assert_eq!(mirror.requests().len(), before);
+}

@@ -228,11 +228,17 @@ impl Drop for TestRegistry {
     }
 }
 
+/// A certs.d that does not exist: only the system roots are trusted.
+pub fn no_certs_dir() -> PathBuf {
+    PathBuf::from("/nonexistent/dock-test/certs.d")
+}
+
 /// A client with the default configuration but `certs_dir` (no certs.d by default).
 pub fn client(certs_dir: Option<&Path>, creds: Option<&Path>) -> Client {
-    let empty = tempfile::tempdir().unwrap().keep();
     let config = RegistryConfig {
-        certs_dir: certs_dir.map(Path::to_path_buf).unwrap_or(empty),
+        certs_dir: certs_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(no_certs_dir),
         ..RegistryConfig::default()
     };
     Client::new(config, creds.map(Credentials::at))
