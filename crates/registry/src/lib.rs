@@ -22,6 +22,6 @@ pub use credentials::{Credentials, Login};
 pub use digest::{chain_id, chain_ids, uncompressed, HashingReader, LayerCompression};
 pub use error::{Error, Result};
 pub use platform::Platform;
-pub use pull::{into_error, BlobReader, RawManifest, ResolvedImage};
+pub use pull::{into_error, BlobReader, LayerReader, RawManifest, ResolvedImage};
 pub use push::{Mount, PushedBlob};
 pub use reference::{ParsedName, Reference};

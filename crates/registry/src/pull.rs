@@ -2,6 +2,7 @@
 //! choice of a platform from an index, configs, blobs streamed with verification, tags.
 
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use ureq::http::Method;
@@ -376,19 +377,21 @@ impl Client {
         })
     }
 
-    /// A layer's uncompressed tar stream (by its media type), the blob verified underneath.
-    /// Read to the end, [`HashingReader::digest`] is the diff ID to compare with the config's;
-    /// a corrupt blob fails the read (as a decompression error or, through [`into_error`], as
-    /// [`Error::DigestMismatch`]).
-    pub fn open_layer(
-        &self,
-        r: &Reference,
-        layer: &Descriptor,
-    ) -> Result<HashingReader<Box<dyn Read + Send>>> {
+    /// A layer's uncompressed tar stream (by its media type) over the verified blob: see
+    /// [`LayerReader`].
+    pub fn open_layer(&self, r: &Reference, layer: &Descriptor) -> Result<LayerReader> {
         let compression = LayerCompression::from_media_type(layer.media_type().as_ref())?;
         let blob = self.open_blob(r, layer.digest().as_ref(), Some(layer.size()))?;
-        crate::digest::uncompressed(blob, compression)
-            .map_err(|e| Error::io(format!("decompress layer {}", layer.digest()), e))
+        let what = blob.what.clone();
+        let blob = Arc::new(Mutex::new(blob));
+        let inner = crate::digest::uncompressed(SharedBlob(blob.clone()), compression)
+            .map_err(|e| Error::io(format!("decompress {what}"), e))?;
+        Ok(LayerReader {
+            inner,
+            blob,
+            what,
+            drained: false,
+        })
     }
 
     /// Streams a blob into `out`, verified; returns its size. On a mismatch `out` has received
@@ -562,6 +565,70 @@ impl Read for BlobReader {
     }
 }
 
+/// A layer's uncompressed tar stream. When the uncompressed stream ends, the rest of the
+/// compressed blob is read too and checked against its digest and size, so a corrupt blob
+/// fails the last read even where the decompressor or a tar reader would not notice;
+/// [`LayerReader::finish`] reads what a tar reader left and gives the diff ID.
+pub struct LayerReader {
+    inner: HashingReader<Box<dyn Read + Send>>,
+    blob: Arc<Mutex<BlobReader>>,
+    what: String,
+    drained: bool,
+}
+
+impl LayerReader {
+    /// Compressed bytes downloaded so far (for progress).
+    pub fn compressed_count(&self) -> u64 {
+        self.blob.lock().unwrap_or_else(|e| e.into_inner()).count()
+    }
+
+    /// Uncompressed bytes read so far.
+    pub fn count(&self) -> u64 {
+        self.inner.count()
+    }
+
+    /// Reads to the end, checks the blob and, when given, the diff ID; returns the diff ID.
+    pub fn finish(mut self, expected_diff_id: Option<&str>) -> Result<String> {
+        io::copy(&mut self, &mut io::sink()).map_err(|e| self.error(e))?;
+        let diff_id = self.inner.digest();
+        if let Some(expected) = expected_diff_id {
+            if expected != diff_id {
+                return Err(Error::DigestMismatch {
+                    what: format!("uncompressed {}", self.what),
+                    expected: expected.to_string(),
+                    actual: diff_id,
+                });
+            }
+        }
+        Ok(diff_id)
+    }
+
+    /// The crate error inside an `io::Error` from `read`, or the read error itself.
+    pub fn error(&self, e: io::Error) -> Error {
+        into_error(e, &self.what)
+    }
+}
+
+impl Read for LayerReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.drained {
+            self.drained = true;
+            let mut blob = self.blob.lock().unwrap_or_else(|e| e.into_inner());
+            io::copy(&mut *blob, &mut io::sink())?;
+        }
+        Ok(n)
+    }
+}
+
+struct SharedBlob(Arc<Mutex<BlobReader>>);
+
+impl Read for SharedBlob {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).read(buf)
+    }
+}
+
 /// `NAME:TAG` or `NAME@DIGEST`, as Docker names a manifest in messages.
 pub(crate) fn manifest_name(r: &Reference) -> String {
     match (&r.digest, r.tag_or_latest()) {
@@ -667,7 +734,7 @@ mod tests {
         fn send<T: Send>() {}
         send_sync::<Client>();
         send::<BlobReader>();
-        send::<HashingReader<Box<dyn Read + Send>>>();
+        send::<LayerReader>();
     }
 
     /// A config as Docker writes it (nulls, ports and volumes as maps, fields OCI lacks).

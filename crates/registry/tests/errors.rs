@@ -148,3 +148,57 @@ fn no_default_registry_contacts_nothing() {
     assert!(matches!(err, Error::NoDefaultRegistry { .. }), "{err:?}");
     assert!(err.to_string().contains("\"default-registry\""), "{err}");
 }
+
+/// An uncompressed layer whose padding after the tar end blocks was changed: a tar reader sees
+/// nothing wrong, the digest check at the end of the stream does.
+#[test]
+fn layer_corruption_a_tar_reader_would_miss() {
+    let tar = tar_of(&[("f", b"data")]);
+    let digest = sha256(&tar);
+    let mut served = tar.clone();
+    *served.last_mut().unwrap() = 1;
+    let layer = registry::media::OCI_LAYER;
+    let desc: oci_spec::image::Descriptor = serde_json::from_value(serde_json::json!({
+        "mediaType": layer, "digest": digest, "size": tar.len()
+    }))
+    .unwrap();
+    let server = fake(
+        vec![],
+        media::OCI_MANIFEST,
+        None,
+        vec![(digest.clone(), served)],
+    );
+    let c = client(None, None);
+    let r = reference(&server, "app:1");
+    let mut reader = c.open_layer(&r, &desc).unwrap();
+    let mut archive = tar::Archive::new(&mut reader);
+    for e in archive.entries().unwrap() {
+        e.unwrap();
+    }
+    let err = reader.finish(None).unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+
+    // The right blob, but not the diff ID the config names.
+    let server = fake(
+        vec![],
+        media::OCI_MANIFEST,
+        None,
+        vec![(digest.clone(), tar.clone())],
+    );
+    let r = reference(&server, "app:1");
+    let wrong = sha256(b"not it");
+    let err = c
+        .open_layer(&r, &desc)
+        .unwrap()
+        .finish(Some(&wrong))
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+    let r2 = reference(&server, "app:1");
+    assert_eq!(
+        c.open_layer(&r2, &desc)
+            .unwrap()
+            .finish(Some(&digest))
+            .unwrap(),
+        digest
+    );
+}

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Read;
 
 use common::*;
-use registry::{media, uncompressed, Error, LayerCompression, Platform, Reference};
+use registry::{media, Error, Platform, Reference};
 
 fn reference(reg: &TestRegistry, rest: &str) -> Reference {
     Reference::parse(&format!("{}/{rest}", reg.host())).unwrap()
@@ -15,19 +15,16 @@ fn reference(reg: &TestRegistry, rest: &str) -> Reference {
 /// Downloads every layer, checks its digest while streaming, and returns the diff IDs of the
 /// uncompressed streams.
 fn diff_ids(client: &registry::Client, image: &registry::ResolvedImage) -> Vec<String> {
+    let want = image.diff_ids();
     image
         .layers
         .iter()
-        .map(|l| {
-            let blob = client
-                .open_blob(&image.reference, l.digest().as_ref(), Some(l.size()))
-                .unwrap();
-            let c = LayerCompression::from_media_type(l.media_type().as_ref()).unwrap();
-            let mut tar = uncompressed(blob, c).unwrap();
-            let mut entries = tar::Archive::new(&mut tar);
+        .zip(&want)
+        .map(|(l, diff_id)| {
+            let mut layer = client.open_layer(&image.reference, l).unwrap();
+            let mut entries = tar::Archive::new(&mut layer);
             assert!(entries.entries().unwrap().count() > 0);
-            std::io::copy(&mut tar, &mut std::io::sink()).unwrap();
-            tar.digest()
+            layer.finish(Some(diff_id)).unwrap()
         })
         .collect()
 }
