@@ -105,7 +105,7 @@ impl Client {
         match resp.status().as_u16() {
             200..=299 => Ok(()),
             401 | 403 => Err(Error::Unauthorized {
-                host,
+                host: login_name(&host),
                 detail: ": incorrect username or password".to_string(),
             }),
             status => Err(Error::Registry {
@@ -241,7 +241,7 @@ impl Client {
             "basic" => {
                 let Some(login) = self.login_for(host)? else {
                     return Err(Error::Unauthorized {
-                        host: host.to_string(),
+                        host: login_name(host),
                         detail: String::new(),
                     });
                 };
@@ -259,7 +259,7 @@ impl Client {
                 Ok(())
             }
             other => Err(Error::Unauthorized {
-                host: host.to_string(),
+                host: login_name(host),
                 detail: format!(" (unsupported auth scheme {other:?})"),
             }),
         }
@@ -316,7 +316,7 @@ impl Client {
             200..=299 => {}
             401 | 403 => {
                 return Err(Error::Unauthorized {
-                    host: host.to_string(),
+                    host: login_name(host),
                     detail: format!(" (token server {realm} refused: {})", error_detail(&body)),
                 })
             }
@@ -410,6 +410,15 @@ pub(crate) fn http_err(url: &str, e: ureq::Error) -> Error {
     Error::Http {
         url: url.to_string(),
         source: Box::new(e),
+    }
+}
+
+/// What to name to `dock login` for an API host: `docker.io` for Docker Hub's.
+fn login_name(host: &str) -> String {
+    if crate::reference::is_docker_hub(host) {
+        "docker.io".to_string()
+    } else {
+        host.to_string()
     }
 }
 

@@ -202,3 +202,29 @@ fn layer_corruption_a_tar_reader_would_miss() {
         digest
     );
 }
+
+/// Registries that know repositories (Docker Hub, Harbor) answer NAME_UNKNOWN.
+#[test]
+fn name_unknown_from_a_manifest_request() {
+    let server = FakeServer::start(|req| {
+        if req.path == "/v2/" {
+            return Answer::new(200, &[], "{}");
+        }
+        Answer::new(
+            404,
+            &[("content-type", "application/json")],
+            r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#,
+        )
+    });
+    let err = client(None, None)
+        .resolve(&reference(&server, "team/none:1"), &Platform::host())
+        .unwrap_err();
+    assert!(matches!(err, Error::NameUnknown { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "repository {}/team/none not found: name unknown",
+            server.host()
+        )
+    );
+}
