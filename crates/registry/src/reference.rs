@@ -91,6 +91,7 @@ impl ParsedName {
     /// Applies `default_registry` to a name without a host. `config` names the configuration
     /// file in the error.
     pub fn qualify(self, default_registry: Option<&str>, config: &str) -> Result<Reference> {
+        let unqualified = self.registry.is_none();
         let registry = match (self.registry, default_registry) {
             (Some(r), _) => r,
             (None, Some(d)) => d.to_string(),
@@ -105,10 +106,9 @@ impl ParsedName {
                 });
             }
         };
-        // `busybox` on a default registry is `library/busybox`, as on Docker Hub.
-        let repository = if !self.path.contains('/')
-            && (default_registry == Some(registry.as_str()) || is_docker_hub(&registry))
-        {
+        // An unqualified `busybox` is `library/busybox` on the default registry, as on Docker
+        // Hub (where `docker.io/busybox` is too); a name with another host is used as written.
+        let repository = if !self.path.contains('/') && (unqualified || is_docker_hub(&registry)) {
             format!("library/{}", self.path)
         } else {
             self.path
@@ -460,6 +460,10 @@ mod tests {
             .qualify(Some("localhost:5000"), "cfg")
             .unwrap();
         assert_eq!(r.to_string(), "localhost:5001/busybox");
+        let r = parse("localhost:5000/busybox")
+            .qualify(Some("localhost:5000"), "cfg")
+            .unwrap();
+        assert_eq!(r.to_string(), "localhost:5000/busybox");
         let r = parse("docker.io/busybox").qualify(None, "cfg").unwrap();
         assert_eq!(r.repository, "library/busybox");
         assert_eq!(r.api_host(), "registry-1.docker.io");
