@@ -32,6 +32,7 @@ const SYSTEM_CA_FILES: [&str; 3] = [
     "/etc/pki/tls/certs/ca-bundle.crt",
     "/etc/ssl/cert.pem",
 ];
+const STALL_TIMEOUT: Duration = Duration::from_secs(300);
 const MIN_TOKEN_LIFE: Duration = Duration::from_secs(60);
 /// Bodies read whole (errors, tokens, tag lists) are cut here.
 const SMALL_BODY_MAX: u64 = 4 << 20;
@@ -185,6 +186,9 @@ impl Client {
             .http_status_as_error(false)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .timeout_connect(Some(Duration::from_secs(30)))
+            // A stalled connection fails instead of hanging; large blobs are not limited.
+            .timeout_per_read(Some(STALL_TIMEOUT))
+            .timeout_per_write(Some(STALL_TIMEOUT))
             .user_agent(self.user_agent.as_str())
             // Blobs are taken as stored: no transparent decompression.
             .accept_encoding(ureq::config::AutoHeaderValue::None)
