@@ -228,3 +228,37 @@ fn name_unknown_from_a_manifest_request() {
         )
     );
 }
+
+/// A registry that answers uploads with a relative Location carrying a query.
+#[test]
+fn relative_upload_location_with_a_query() {
+    let server = FakeServer::start(|req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v2/") => Answer::new(200, &[], "{}"),
+        ("HEAD", _) => Answer::new(404, &[], ""),
+        ("POST", "/v2/team/app/blobs/uploads/") => Answer::new(
+            202,
+            &[("location", "/v2/team/app/blobs/uploads/u1?_state=xyz")],
+            "",
+        ),
+        ("PUT", p)
+            if p.starts_with("/v2/team/app/blobs/uploads/u1?_state=xyz&digest=sha256%3A") =>
+        {
+            Answer::new(201, &[], "")
+        }
+        _ => Answer::new(400, &[], "unexpected"),
+    });
+    let c = client(None, None);
+    let r = reference(&server, "team/app:1");
+    let blob = b"blob bytes";
+    let pushed = c
+        .push_blob(&r, &sha256(blob), blob.len() as u64, None, || Ok(&blob[..]))
+        .unwrap();
+    assert_eq!(pushed, registry::PushedBlob::Uploaded);
+    let put = server
+        .requests()
+        .into_iter()
+        .find(|q| q.method == "PUT")
+        .unwrap();
+    assert_eq!(put.body, blob);
+    assert_eq!(put.header("content-length"), Some("10"));
+}
