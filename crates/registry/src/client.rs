@@ -100,14 +100,26 @@ impl Client {
         let name = name.split('/').next().unwrap_or(name);
         let host = api_host(name).to_string();
         self.state().logins.insert(host.clone(), login);
-        let base = self.base(&host)?;
+        let result = self.check_login(&host);
+        if result.is_err() {
+            // A refused login is not used for anything else.
+            let mut state = self.state();
+            state.logins.remove(&host);
+            state.auth.remove(&host);
+            state.tokens.retain(|(h, _), _| *h != host);
+        }
+        result
+    }
+
+    fn check_login(&self, host: &str) -> Result<()> {
+        let base = self.base(host)?;
         let url = format!("{base}/v2/");
-        let resp = self.request(&host, Method::GET, &url, &[], &[], Payload::Empty)?;
+        let resp = self.request(host, Method::GET, &url, &[], &[], Payload::Empty)?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
             401 | 403 => Err(Error::Unauthorized {
-                host: login_name(&host),
-                detail: ": incorrect username or password".to_string(),
+                host: login_name(host),
+                detail: " (incorrect username or password)".to_string(),
             }),
             status => Err(Error::Registry {
                 method: "GET".into(),

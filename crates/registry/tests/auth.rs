@@ -73,8 +73,14 @@ fn basic_auth_over_tls_with_a_test_ca() {
     let c = client(Some(&certs), None);
     let err = c.login(&reg.host(), login("alice", "wrong")).unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
-    let c = client(Some(&certs), None);
+    assert!(
+        err.to_string().contains("incorrect username or password"),
+        "{err}"
+    );
+    // The refused login is forgotten; the same client takes the right one.
+    assert!(c.resolve(&r, &Platform::host()).is_err());
     c.login(&reg.host(), login("alice", "s3cret")).unwrap();
+    c.resolve(&r, &Platform::host()).unwrap();
     Credentials::at(&creds_file)
         .store(&reg.host(), &login("alice", "s3cret"))
         .unwrap();
