@@ -11,6 +11,9 @@ packages=(
     e2fsprogs        # mkfs.ext4 for the benchmark filesystem
     gcc libc6-dev    # static helpers the confinement tests run inside containers
     openssl curl     # the API's TLS tests make a CA and certificates and knock without one
+    docker-registry  # registry tests run their own `docker-registry serve` on 127.0.0.1
+    skopeo           # an independent registry client for the registry tests
+    apache2-utils    # htpasswd for the registry's Basic auth
 )
 missing=()
 for p in "${packages[@]}"; do
