@@ -40,6 +40,15 @@ fn main() -> ExitCode {
             stderr: dup(std::io::stderr().as_fd()),
         },
         resolv_conf: None,
+        // Docker's default confinement, its seccomp profile included.
+        security: sysinit::Security {
+            seccomp: sysinit::seccomp::compile(
+                sysinit::seccomp::DEFAULT_PROFILE,
+                &sysinit::seccomp::Target::host(sysinit::caps::DEFAULT),
+            )
+            .expect("the default seccomp profile compiles"),
+            ..sysinit::Security::default()
+        },
     };
     match sysinit::spawn(spec, |_| Ok(())) {
         Ok(started) => match waitpid(started.pid, None) {

@@ -20,7 +20,9 @@
 //! Failures before exec travel back as an 8-byte record over a close-on-exec pipe; end-of-file
 //! without a record means `execve` succeeded.
 
+pub mod caps;
 mod child;
+pub mod seccomp;
 pub mod user;
 
 use std::ffi::CString;
@@ -56,6 +58,105 @@ pub struct InitSpec {
     pub stdio: Stdio,
     /// Host file bound read-only at /etc/resolv.conf (skipped when the image has no /etc).
     pub resolv_conf: Option<PathBuf>,
+    /// Capabilities, seccomp, no_new_privs, masked and read-only paths.
+    pub security: Security,
+}
+
+/// How the command is confined. [`Security::default`] is Docker's default container without
+/// its seccomp filter (compile one with [`seccomp::compile`] and set it).
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// The bounding set; root also gets it as its effective and permitted sets, any other user
+    /// ends with empty sets (as in Docker). See [`caps`].
+    pub capabilities: u64,
+    /// Installed before the capabilities are dropped, or right before exec with
+    /// `no_new_privileges`.
+    pub seccomp: Option<seccomp::Program>,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)` before exec (`--security-opt no-new-privileges`).
+    pub no_new_privileges: bool,
+    /// Paths hidden from the container: files get /dev/null bound over them, directories an
+    /// empty read-only tmpfs; paths that do not exist are skipped.
+    pub masked_paths: Vec<String>,
+    /// Paths bound read-only onto themselves; paths that do not exist are skipped.
+    pub readonly_paths: Vec<String>,
+    /// Mount /sys read-write (privileged containers); read-only otherwise.
+    pub writable_sys: bool,
+}
+
+impl Default for Security {
+    fn default() -> Security {
+        Security {
+            capabilities: caps::DEFAULT,
+            seccomp: None,
+            no_new_privileges: false,
+            masked_paths: default_masked_paths(),
+            readonly_paths: DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            writable_sys: false,
+        }
+    }
+}
+
+impl Security {
+    /// `--privileged`: every capability of this kernel, no seccomp, nothing masked or
+    /// read-only, /sys writable.
+    pub fn privileged() -> Security {
+        Security {
+            capabilities: caps::all(caps::last_cap()),
+            seccomp: None,
+            no_new_privileges: false,
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            writable_sys: true,
+        }
+    }
+}
+
+/// Docker 28's masked paths (moby's `oci.DefaultSpec`).
+pub const DEFAULT_MASKED_PATHS: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker 28's read-only paths.
+pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// [`DEFAULT_MASKED_PATHS`] and, as newer moby masks them, each
+/// `/sys/devices/system/cpu/cpuN/thermal_throttle` this machine has.
+pub fn default_masked_paths() -> Vec<String> {
+    let mut paths: Vec<String> = DEFAULT_MASKED_PATHS.iter().map(|p| p.to_string()).collect();
+    let mut cpus: Vec<u32> = fs::read_dir("/sys/devices/system/cpu")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("cpu")?.parse().ok())
+        .collect();
+    cpus.sort_unstable();
+    for cpu in cpus {
+        let path = format!("/sys/devices/system/cpu/cpu{cpu}/thermal_throttle");
+        if Path::new(&path).exists() {
+            paths.push(path);
+        }
+    }
+    paths
 }
 
 /// The command's standard streams.
@@ -365,6 +466,19 @@ fn prepare(spec: &InitSpec, console: Option<OwnedFd>) -> Result<Plan, SpawnError
             .map(|c| cstring(c, "command"))
             .collect::<Result<_, _>>()?,
         stdio: stdio_dups,
+        security: spec.security.clone(),
+        masked: spec
+            .security
+            .masked_paths
+            .iter()
+            .map(|p| cstring(p, "masked path"))
+            .collect::<Result<_, _>>()?,
+        readonly: spec
+            .security
+            .readonly_paths
+            .iter()
+            .map(|p| cstring(p, "read-only path"))
+            .collect::<Result<_, _>>()?,
     })
 }
 

@@ -6,12 +6,12 @@ use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::sys::signal::kill;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe, Pid};
-use sysinit::{spawn, InitSpec, SpawnError, Stdio};
+use sysinit::{seccomp, spawn, InitSpec, Security, SpawnError, Stdio};
 use tempfile::TempDir;
 
 const APPLETS: &[&str] = &[
@@ -94,6 +94,24 @@ fn spec(root: &Path, args: &[&str], stdin: OwnedFd, stdout: OwnedFd, stderr: Own
             stderr,
         },
         resolv_conf: None,
+        // Docker's default, seccomp included: everything here must work under it.
+        security: default_security(),
+    }
+}
+
+/// Docker's default confinement with its default seccomp profile, compiled once.
+fn default_security() -> Security {
+    static PROGRAM: OnceLock<Option<seccomp::Program>> = OnceLock::new();
+    let program = PROGRAM.get_or_init(|| {
+        seccomp::compile(
+            seccomp::DEFAULT_PROFILE,
+            &seccomp::Target::host(sysinit::caps::DEFAULT),
+        )
+        .unwrap()
+    });
+    Security {
+        seccomp: program.clone(),
+        ..Security::default()
     }
 }
 
