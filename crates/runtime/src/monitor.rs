@@ -223,6 +223,8 @@ impl Session {
                 workdir: "/".into(),
                 stdio: child_stdio,
                 resolv_conf: resolv.exists().then(|| resolv.to_path_buf()),
+                security: crate::security::for_container(rt.root(), &c.host_config)
+                    .map_err(|e| (125u8, e.to_string()))?,
             };
             let cg_ref: &Cgroup = cg;
             let port_specs = c

@@ -108,6 +108,21 @@ pub fn all(last: u32) -> u64 {
     }
 }
 
+/// What "all capabilities" can mean here: every capability of this kernel that our own
+/// bounding set still has (a dock running in a confined environment cannot give more).
+pub fn available() -> u64 {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|l| {
+                let hex = l.strip_prefix("CapBnd:")?.trim();
+                u64::from_str_radix(hex, 16).ok()
+            })
+        })
+        .unwrap_or(u64::MAX);
+    all(last_cap()) & bounding
+}
+
 /// A capability as the user wrote it: `chown`, `CAP_CHOWN`, `Cap_Chown`, or `ALL` (`None`).
 fn normalize(name: &str) -> Result<Option<u32>, CapError> {
     let upper = name.to_uppercase();

@@ -100,11 +100,11 @@ impl Default for Security {
 }
 
 impl Security {
-    /// `--privileged`: every capability of this kernel, no seccomp, nothing masked or
-    /// read-only, /sys writable.
+    /// `--privileged`: every capability (of this kernel that we have, [`caps::available`]), no
+    /// seccomp, nothing masked or read-only, /sys writable.
     pub fn privileged() -> Security {
         Security {
-            capabilities: caps::all(caps::last_cap()),
+            capabilities: caps::available(),
             seccomp: None,
             no_new_privileges: false,
             masked_paths: Vec::new(),
@@ -243,6 +243,10 @@ pub fn spawn(
     let (console_ours, console_theirs) = console.unzip();
     let mut plan = prepare(&spec, console_theirs)?;
 
+    tracing::debug!(capabilities = %format!("{:#018x}", spec.security.capabilities),
+        seccomp_instructions = spec.security.seccomp.as_ref().map_or(0, |p| p.instructions().len()),
+        no_new_privileges = spec.security.no_new_privileges, masked = ?spec.security.masked_paths,
+        writable_sys = spec.security.writable_sys, "container confinement");
     tracing::debug!(rootfs = %spec.rootfs.display(), args = ?spec.args, hostname = %spec.hostname,
         "cloning container init into new pid, mount, uts, ipc and net namespaces");
     let flags = libc::CLONE_NEWPID

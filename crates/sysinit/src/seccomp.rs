@@ -498,6 +498,14 @@ impl Filter {
     }
 }
 
+/// The libseccomp in use, `2.5.4` (compiled programs may differ between versions).
+pub fn library_version() -> String {
+    match libseccomp::ScmpVersion::current() {
+        Ok(v) => format!("{}.{}.{}", v.major, v.minor, v.micro),
+        Err(_) => String::new(),
+    }
+}
+
 /// Parses, evaluates for `target` and compiles `json`; `None` when the profile confines nothing.
 pub fn compile(json: &str, target: &Target) -> Result<Option<Program>> {
     Profile::parse(json)?
