@@ -9,6 +9,8 @@ packages=(
     util-linux       # unshare, nsenter, script
     tar xz-utils zstd bzip2 gzip  # archives of every compression for the tests
     e2fsprogs        # mkfs.ext4 for the benchmark filesystem
+    libseccomp-dev   # the libseccomp crate links it (Docker's seccomp profile)
+    gcc libc6-dev    # the tests build a static keyctl helper (gcc -static)
 )
 missing=()
 for p in "${packages[@]}"; do

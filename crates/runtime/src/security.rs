@@ -149,7 +149,10 @@ pub fn inline_profile_files(opts: &[String]) -> Result<Vec<String>> {
                 path: path.clone(),
                 source,
             };
-            seccomp::Profile::parse(&text).map_err(file_err)?;
+            // Evaluated once here so that a bad profile is refused naming its file.
+            seccomp::Profile::parse(&text)
+                .and_then(|p| p.resolve(&Target::host(caps::DEFAULT)))
+                .map_err(file_err)?;
             let compact: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| file_err(seccomp::SeccompError::Json(e)))?;
             Ok(format!("seccomp={compact}"))
