@@ -241,8 +241,7 @@ fn default_container_masks_and_protects_dockers_paths() {
     for path in sysinit::DEFAULT_READONLY_PATHS {
         match mountinfo
             .lines()
-            .filter(|l| l.split(' ').nth(4) == Some(path))
-            .next_back()
+            .rfind(|l| l.split(' ').nth(4) == Some(path))
         {
             Some(line) => assert!(line.split(' ').nth(5).unwrap().starts_with("ro"), "{line}"),
             None => assert!(

@@ -1002,8 +1002,7 @@ fn dockers_masked_paths_are_empty_and_read_only_paths_refuse_writes() {
     for path in sysinit::DEFAULT_READONLY_PATHS {
         let mount = mountinfo
             .lines()
-            .filter(|l| l.split(' ').nth(4) == Some(path))
-            .next_back();
+            .rfind(|l| l.split(' ').nth(4) == Some(path));
         match mount {
             Some(line) => assert!(
                 line.split(' ').nth(5).is_some_and(|o| o.starts_with("ro")),
