@@ -4,9 +4,10 @@
 //! the caller's `before_start(pid)` hook ran in the parent (the runtime joins the cgroup and wires
 //! the network there), then unshares its cgroup namespace, builds the container's mount table
 //! (rootfs bind, pivot_root, /proc, /sys, a fresh /dev, /dev/pts, /dev/shm, /dev/mqueue, the
-//! host's resolv.conf, Docker's masked and read-only /proc paths), sets the hostname, the working
-//! directory, the controlling terminal, the user and Docker's default capabilities, and execs the
-//! command, which becomes PID 1 of the container.
+//! host's resolv.conf, the masked and read-only paths), sets the hostname, the working directory
+//! and the controlling terminal, installs the seccomp filter, switches to the user with the
+//! container's capability set, and execs the command, which becomes PID 1 of the container.
+//! [`Security`] says how it is confined: Docker's default by default ([`caps`], [`seccomp`]).
 //!
 //! # Safety model
 //!
