@@ -182,7 +182,7 @@ mod tests {
     fn reads_privileges_and_security_options() {
         let body = CreateBody::parse(
             br#"{"Image":"x","HostConfig":{"Privileged":true,"CapAdd":["NET_ADMIN"],"CapDrop":null,
-            "SecurityOpt":["no-new-privileges","seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"]}}"#,
+            "SecurityOpt":["no-new-privileges","seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]}}"#,
         )
         .unwrap();
         let hc = body.runtime_host_config();
