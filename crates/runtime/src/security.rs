@@ -2,10 +2,13 @@
 //! and `--security-opt` (`seccomp=unconfined|builtin|<profile JSON>`, `no-new-privileges[=bool]`)
 //! as Docker 28 reads them, checked at create and turned into [`sysinit::Security`] at start.
 //!
-//! Compiling a seccomp profile with libseccomp takes milliseconds (Docker's default: about 14 ms
+//! Compiling a seccomp profile with libseccomp takes milliseconds (Docker's default: 11 to 14 ms
 //! on the development machine, see `bench/start.sh`), so compiled programs are kept under the
 //! root in `seccomp/<key>.bpf`, keyed by the profile, the capability set (which decides the
-//! conditional rules), the architecture, the kernel version and the libseccomp version.
+//! conditional rules), the architecture, the kernel version and the libseccomp version; a start
+//! then only hashes the profile and reads 8 KB. What remains is the kernel's: installing the
+//! default program (1001 instructions for x86_64, x86 and x32) takes it about 0.8 ms, which
+//! Docker's containers pay alike.
 
 use std::fs;
 use std::io::{self, Write};
