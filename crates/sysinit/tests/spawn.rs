@@ -858,8 +858,7 @@ fn default_seccomp_filter_blocks_what_docker_blocks() {
         "{}",
         out.stderr
     );
-    // mount is refused by seccomp before the capability check: EPERM either way, and umount
-    // too.
+    // mount is refused too (without CAP_SYS_ADMIN it would be anyway).
     let out = try_run(
         &rootfs.path(),
         &["mount", "-t", "tmpfs", "none", "/mnt"],
