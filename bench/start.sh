@@ -46,6 +46,10 @@ printf 'dock run --rm --network none    %8.2f ms   ratio %s (target <= 3)\n' \
 printf 'dock run --rm (bridge network)  %8.2f ms   network adds %.2f ms (target <= 5)\n' \
     "$(python3 -c "print($withnet*1000)")" "$(python3 -c "print(($withnet-$nonet)*1000)")"
 
+# What the seccomp cache (runtime::security) saves on every start: compiling Docker's default
+# profile against reading the compiled program back.
+(cd "$(dirname "$0")/.." && cargo run --release -q -p sysinit --example seccomp_compile_time)
+
 # The resident memory of one idle monitor.
 id=$("$dock" --root "$root" run -d --network none bench sleep 60)
 monitor=$(pgrep -f "__monitor.*$id" | head -1)

@@ -14,6 +14,7 @@ packages=(
     docker-registry  # registry tests run their own `docker-registry serve` on 127.0.0.1
     skopeo           # an independent registry client for the registry tests
     apache2-utils    # htpasswd for the registry's Basic auth
+    libseccomp-dev   # the libseccomp crate links it (Docker's seccomp profile)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -419,3 +419,105 @@ fn network_none_leaves_only_loopback() {
         stderr(&out)
     );
 }
+
+#[test]
+fn capabilities_privileged_and_security_opts_through_the_docker_cli() {
+    let daemon = daemon_with_image();
+    let status = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "--network", "none"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "bb",
+            "grep",
+            "-E",
+            "^(Seccomp|NoNewPrivs|CapEff):",
+            "/proc/self/status",
+        ]);
+        daemon.ok(&all)
+    };
+    assert_eq!(
+        status(&[]),
+        "CapEff:\t00000000a80425fb\nNoNewPrivs:\t0\nSeccomp:\t2\n"
+    );
+    assert_eq!(
+        status(&[
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-drop",
+            "chown",
+            "--security-opt",
+            "no-new-privileges"
+        ]),
+        "CapEff:\t00000000a82425fa\nNoNewPrivs:\t1\nSeccomp:\t2\n"
+    );
+    assert!(status(&["--security-opt", "seccomp=unconfined"]).ends_with("Seccomp:\t0\n"));
+    assert!(status(&["--privileged"]).ends_with("Seccomp:\t0\n"));
+
+    // The docker CLI sends a profile file's JSON; the daemon applies and stores it.
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = daemon.docker(&[
+        "run",
+        "--name",
+        "nomkdir",
+        "--security-opt",
+        &opt,
+        "bb",
+        "mkdir",
+        "/x",
+    ]);
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    let shown = daemon.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Privileged}} {{json .HostConfig.SecurityOpt}}",
+        "nomkdir",
+    ]);
+    assert!(shown.starts_with("false [\"seccomp={"), "{shown}");
+
+    let id = daemon.ok(&[
+        "create",
+        "--privileged",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "MKNOD",
+        "bb",
+        "true",
+    ]);
+    let shown = daemon.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Privileged}} {{.HostConfig.CapAdd}} {{.HostConfig.CapDrop}}",
+        id.trim(),
+    ]);
+    // Stored as the client sent them (today's docker CLI adds the CAP_ prefix).
+    assert_eq!(shown.trim(), "true [CAP_NET_ADMIN] [CAP_MKNOD]");
+
+    // Bad names are a 400 naming them; nothing is created.
+    let before = daemon.ok(&["ps", "-aq"]);
+    let out = daemon.docker(&["create", "--cap-add", "BOGUS", "bb", "true"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("unknown capability: \"CAP_BOGUS\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = daemon.docker(&["create", "--security-opt", "bogus=1", "bb", "true"]);
+    assert!(
+        stderr(&out).contains("invalid --security-opt: \"bogus=1\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(daemon.ok(&["ps", "-aq"]), before);
+}

@@ -75,10 +75,23 @@ fn container_root_cannot_reach_host_cgroups_and_its_memory_limit_holds() {
     });
     import(&root, &tar, "attacker");
 
+    // Docker's seccomp profile stops it at the first step, and so does the lack of
+    // CAP_SYS_ADMIN for the mounts.
+    let out = root.run(&["run", "--rm", "--network", "none", "attacker", "attacker"]);
+    let report = stdout(&out);
+    assert!(
+        report.contains("unshare: Operation not permitted"),
+        "{report}"
+    );
+    assert!(!report.contains(": ok"), "{report}");
+
+    // Without seccomp the namespaces can be had, but they lead nowhere.
     let out = root.run(&[
         "run",
         "--name",
         "escape",
+        "--security-opt",
+        "seccomp=unconfined",
         "--network",
         "none",
         "-m",
@@ -249,6 +262,45 @@ fn assert_device_rules(root: &DockRoot, extra_env: Option<(&str, &str)>) {
 }
 
 #[test]
+fn privileged_containers_reach_every_device() {
+    let root = DockRoot::new();
+    device_image(&root);
+    let (major, minor) = host_root_disk();
+    // (Opening the disk itself is refused to the whole machine here; its node and the
+    // host's terminals are what a default container is refused and a privileged one is not.)
+    let script = format!(
+        "mknod /tmp/disk b {major} {minor} && mknod /tmp/tty0 c 4 0 && ( : < /tmp/tty0 ) \\
+         && ( : < /nodes/tty1 ) && echo all-ok"
+    );
+    for cgroup2_root in [None, cgroup2_mount()] {
+        let mut cmd = root.cmd();
+        if let Some(path) = cgroup2_root {
+            cmd.env("DOCK_CGROUP2_ROOT", path);
+        }
+        let out = cmd
+            .args([
+                "run",
+                "--rm",
+                "--privileged",
+                "--network",
+                "none",
+                "devices",
+                "sh",
+                "-c",
+            ])
+            .arg(&script)
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(
+            text.contains("all-ok"),
+            "{cgroup2_root:?}: {text}{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn devices_are_dockers_default_list_on_cgroup_v1() {
     let root = DockRoot::new();
     device_image(&root);
@@ -259,10 +311,7 @@ fn devices_are_dockers_default_list_on_cgroup_v1() {
 fn devices_are_dockers_default_list_on_the_cgroup2_mount() {
     // A pure v2 host has no devices controller: the allow list is a BPF program on the
     // container's cgroup. On a hybrid machine the cgroup2 mount shows the same path.
-    let cgroup2 = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-        .into_iter()
-        .find(|p| nix_statfs_is_cgroup2(Path::new(p)));
-    let Some(cgroup2) = cgroup2 else {
+    let Some(cgroup2) = cgroup2_mount() else {
         eprintln!("no cgroup2 mount on this machine");
         return;
     };
@@ -271,7 +320,14 @@ fn devices_are_dockers_default_list_on_the_cgroup2_mount() {
     assert_device_rules(&root, Some(("DOCK_CGROUP2_ROOT", cgroup2)));
 }
 
-fn nix_statfs_is_cgroup2(path: &Path) -> bool {
+/// The machine's cgroup2 mount: the hybrid layout's or the only one.
+fn cgroup2_mount() -> Option<&'static str> {
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|p| is_cgroup2(Path::new(p)))
+}
+
+fn is_cgroup2(path: &Path) -> bool {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: statfs into a zeroed struct with a valid path.

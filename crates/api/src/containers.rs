@@ -74,7 +74,7 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         )),
         E::NotRunning(container) => ApiError::conflict(format!("container {container} is not running")),
         E::AlreadyRunning(_) => ApiError::not_modified(),
-        err @ (E::Ambiguous(_) | E::InvalidName(_) | E::NoCommand | E::Network(_)) => ApiError::bad_request(err.to_string()),
+        err @ (E::Ambiguous(_) | E::InvalidName(_) | E::NoCommand | E::Network(_) | E::Security(_)) => ApiError::bad_request(err.to_string()),
         E::Start { code, message } => ApiError::bad_request(start_message(code, message)),
         other => ApiError::internal(other.to_string()),
     }
@@ -269,6 +269,7 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
             detach,
             port_specs: config.port_specs(),
             auto_remove: config.host_config.auto_remove,
+            host_config: config.runtime_host_config(),
         };
         let c = state
             .runtime
@@ -303,6 +304,14 @@ async fn read_body(request: Incoming, limit: usize) -> ApiResult<Bytes> {
 pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
     let c = blocking(move || find(&state, &name)).await?;
     Ok(body::json(StatusCode::OK, &inspect_json(&c)))
+}
+
+fn non_empty(list: &[String]) -> Value {
+    if list.is_empty() {
+        Value::Null
+    } else {
+        json!(list)
+    }
 }
 
 /// RFC 3339 with nanoseconds; Go's zero time stays `0001-01-01T00:00:00Z`.
@@ -378,6 +387,11 @@ fn inspect_json(c: &Container) -> Value {
             "MemorySwap": c.config.memory_swap,
             "NetworkMode": if c.config.network_disabled { "none" } else { "default" },
             "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
+            "Privileged": c.host_config.privileged,
+            // Docker shows an empty list as null.
+            "CapAdd": non_empty(&c.host_config.cap_add),
+            "CapDrop": non_empty(&c.host_config.cap_drop),
+            "SecurityOpt": non_empty(&c.host_config.security_opt),
         },
         "Config": {
             "Hostname": c.config.hostname,

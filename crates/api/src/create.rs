@@ -60,6 +60,10 @@ pub struct HostConfig {
     pub publish_all_ports: bool,
     pub binds: Option<Vec<String>>,
     pub privileged: bool,
+    pub cap_add: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+    /// As Docker's CLI sends them: a seccomp profile file arrives as `seccomp=<its JSON>`.
+    pub security_opt: Option<Vec<String>>,
     pub console_size: Option<[u32; 2]>,
     pub network_mode: String,
 }
@@ -91,12 +95,18 @@ impl CreateBody {
                 "volumes (-v) are not supported by dock",
             ));
         }
-        if body.host_config.privileged {
-            return Err(ApiError::bad_request(
-                "--privileged is not supported by dock",
-            ));
-        }
         Ok(body)
+    }
+
+    /// Privileges and confinement as the runtime stores them (checked by its create).
+    pub fn runtime_host_config(&self) -> runtime::HostConfig {
+        let hc = &self.host_config;
+        runtime::HostConfig {
+            privileged: hc.privileged,
+            cap_add: hc.cap_add.clone().unwrap_or_default(),
+            cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+            security_opt: hc.security_opt.clone().unwrap_or_default(),
+        }
     }
 
     /// The command: entrypoint then cmd, as Docker runs them.
@@ -166,5 +176,25 @@ mod tests {
         assert!(CreateBody::parse(b"{nope").is_err());
         let body = CreateBody::parse(br#"{"Image":"x","Cmd":"echo hi"}"#).unwrap();
         assert_eq!(body.command(), vec!["echo", "hi"]);
+    }
+
+    #[test]
+    fn reads_privileges_and_security_options() {
+        let body = CreateBody::parse(
+            br#"{"Image":"x","HostConfig":{"Privileged":true,"CapAdd":["NET_ADMIN"],"CapDrop":null,
+            "SecurityOpt":["no-new-privileges","seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"]}}"#,
+        )
+        .unwrap();
+        let hc = body.runtime_host_config();
+        assert!(hc.privileged);
+        assert_eq!(hc.cap_add, ["NET_ADMIN"]);
+        assert!(hc.cap_drop.is_empty());
+        assert_eq!(
+            hc.security_opt,
+            [
+                "no-new-privileges",
+                r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#
+            ]
+        );
     }
 }

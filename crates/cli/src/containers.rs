@@ -19,6 +19,9 @@ pub enum ContainerCommand {
     /// Run a command in a new container
     #[command(disable_help_flag = true)]
     Run(RunArgs),
+    /// Create a new container without starting it; prints its ID
+    #[command(disable_help_flag = true)]
+    Create(RunArgs),
     /// Start one or more stopped containers
     Start {
         /// Attach stdout/stderr and forward signals
@@ -161,6 +164,18 @@ pub struct RunArgs {
     /// Network mode: bridge (default) or none (only lo)
     #[arg(long = "network", visible_alias = "net", default_value = "bridge")]
     network: String,
+    /// Give extended privileges: all capabilities, no seccomp, no masked paths, writable /sys
+    #[arg(long)]
+    privileged: bool,
+    /// Add Linux capabilities (NAME, CAP_NAME or ALL)
+    #[arg(long = "cap-add")]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities (NAME, CAP_NAME or ALL)
+    #[arg(long = "cap-drop")]
+    cap_drop: Vec<String>,
+    /// Security options: seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]
+    #[arg(long = "security-opt")]
+    security_opt: Vec<String>,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -180,6 +195,11 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
     let rt = runtime(ctx)?;
     match cmd {
         ContainerCommand::Run(args) => run_container(&rt, args),
+        ContainerCommand::Create(args) => {
+            let c = create_container(&rt, &args)?;
+            println!("{}", c.id);
+            Ok(0)
+        }
         ContainerCommand::Start {
             attach,
             interactive,
@@ -314,6 +334,19 @@ fn start_failure(e: runtime::Error) -> anyhow::Error {
 }
 
 fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
+    let c = create_container(rt, &args)?;
+    if args.detach {
+        drop(rt.start(&c.id, Hello::default()).map_err(start_failure)?);
+        println!("{}", c.id);
+        return Ok(0);
+    }
+    let hello = hello_for(args.tty, args.interactive);
+    let client = rt.start(&c.id, hello).map_err(start_failure)?;
+    pump(rt, &c, client, args.interactive)
+}
+
+/// `create`, and the first half of `run`: every option error is exit status 125.
+fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
     let env = args
         .env
         .iter()
@@ -331,6 +364,9 @@ fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
         message: e.to_string(),
     };
     let network: runtime::NetworkMode = args.network.parse().map_err(bad_input)?;
+    // As Docker's CLI does: a profile file is read now and stored as its JSON.
+    let security_opt = runtime::security::inline_profile_files(&args.security_opt)
+        .map_err(|e| bad_input(e.into()))?;
     let opts = CreateOptions {
         image: args.image.clone(),
         cmd: args.command.clone(),
@@ -345,17 +381,16 @@ fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
         detach: args.detach,
         port_specs: args.publish.clone(),
         auto_remove: args.rm,
+        host_config: runtime::HostConfig {
+            privileged: args.privileged,
+            cap_add: args.cap_add.clone(),
+            cap_drop: args.cap_drop.clone(),
+            security_opt,
+        },
     };
-    // Port specs are checked by create, before anything exists.
-    let c = rt.create_with_network(opts, network).map_err(bad_input)?;
-    if args.detach {
-        drop(rt.start(&c.id, Hello::default()).map_err(start_failure)?);
-        println!("{}", c.id);
-        return Ok(0);
-    }
-    let hello = hello_for(args.tty, args.interactive);
-    let client = rt.start(&c.id, hello).map_err(start_failure)?;
-    pump(rt, &c, client, args.interactive)
+    // Port specs, capabilities and security options are checked by create, before anything
+    // exists.
+    Ok(rt.create_with_network(opts, network).map_err(bad_input)?)
 }
 
 fn start(rt: &Runtime, attach: bool, interactive: bool, names: &[String]) -> anyhow::Result<u8> {

@@ -36,6 +36,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of `run`'s options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     #[command(flatten)]

@@ -42,6 +42,22 @@ pub struct Config {
     pub network_disabled: bool,
 }
 
+/// How the container is confined, with Docker's names (`HostConfig` of `docker inspect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    /// `--privileged`: all capabilities and devices, no seccomp, no masked or read-only paths,
+    /// /sys writable.
+    pub privileged: bool,
+    /// `--cap-add`, as given (`ALL`, `NET_ADMIN`, `cap_net_admin`, ...).
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`, as given.
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`, as Docker stores them: a profile file is kept as `seccomp=<its JSON>`
+    /// (see [`crate::security`]).
+    pub security_opt: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct State {
@@ -173,6 +189,10 @@ pub struct Container {
     /// The container's first process of the current run, while running.
     #[serde(default)]
     pub init: Option<ProcessRef>,
+    /// Privileges and confinement; absent in containers of older dock versions (Docker's
+    /// defaults).
+    #[serde(default)]
+    pub host_config: HostConfig,
 }
 
 impl Container {
@@ -316,6 +336,12 @@ mod tests {
             auto_remove: false,
             monitor: None,
             init: None,
+            host_config: HostConfig {
+                privileged: false,
+                cap_add: vec!["NET_ADMIN".into()],
+                cap_drop: vec![],
+                security_opt: vec!["no-new-privileges".into()],
+            },
         };
         let json = serde_json::to_value(&c).unwrap();
         for key in [
@@ -335,6 +361,9 @@ mod tests {
         assert_eq!(json["State"]["StartedAt"], "0001-01-01T00:00:00Z");
         assert_eq!(json["Config"]["OpenStdin"], false);
         assert_eq!(json["NetworkSettings"]["IpAddress"], "");
+        assert_eq!(json["HostConfig"]["CapAdd"][0], "NET_ADMIN");
+        assert_eq!(json["HostConfig"]["SecurityOpt"][0], "no-new-privileges");
+        assert_eq!(json["HostConfig"]["Privileged"], false);
         let back: Container = serde_json::from_value(json).unwrap();
         assert_eq!(back, c);
         assert_eq!(c.status(|_| String::new()), "Created");
@@ -351,6 +380,8 @@ mod tests {
                 "Image":"y","NetworkSettings":{},"Name":"n"}"#,
         )
         .unwrap();
+        // A config.json from before HostConfig: Docker's defaults.
+        assert_eq!(c.host_config, HostConfig::default());
         save(&path, &c).unwrap();
         c.state.exit_code = 4;
         save(&path, &c).unwrap();

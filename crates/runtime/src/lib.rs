@@ -19,6 +19,7 @@ pub mod logs;
 pub mod monitor;
 pub mod overlay;
 pub mod procs;
+pub mod security;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -34,7 +35,7 @@ use graph::Graph;
 use tagstore::TagStore;
 
 pub use attach::{Client, Event, Hello};
-pub use container::{Config, Container, NetworkSettings, PortBinding, State};
+pub use container::{Config, Container, HostConfig, NetworkSettings, PortBinding, State};
 
 /// The hidden subcommand that runs a monitor: `dock --root ROOT __monitor ID`, with the
 /// starter's socket as fd 3.
@@ -124,6 +125,9 @@ pub enum Error {
     Network(String),
     #[error("invalid network config {}: {message}", path.display())]
     NetworkConfig { path: PathBuf, message: String },
+    /// A bad `--privileged`/`--cap-add`/`--cap-drop`/`--security-opt` combination or profile.
+    #[error(transparent)]
+    Security(#[from] security::Error),
 }
 
 impl Error {
@@ -153,6 +157,8 @@ pub struct CreateOptions {
     pub detach: bool,
     pub port_specs: Vec<String>,
     pub auto_remove: bool,
+    /// Privileges and confinement; checked here, before anything exists.
+    pub host_config: HostConfig,
 }
 
 /// What `commit` records.
@@ -366,6 +372,7 @@ impl Runtime {
                 "conflicting options: ports cannot be published with --network none".into(),
             ));
         }
+        security::validate(&self.root, &opts.host_config)?;
         let graph = self.graph()?;
         let tags = self.tags()?;
         let image = tags
@@ -435,6 +442,7 @@ impl Runtime {
             auto_remove: opts.auto_remove,
             monitor: None,
             init: None,
+            host_config: opts.host_config.clone(),
         };
         let paths = self.paths(&id);
         tracing::debug!(%id, dir = %paths.dir.display(), "creating container");

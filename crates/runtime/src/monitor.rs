@@ -173,7 +173,11 @@ impl Session {
             let limits = Limits {
                 memory: (c.config.memory > 0).then_some(c.config.memory),
                 memory_swap: (c.config.memory_swap != 0).then_some(c.config.memory_swap),
-                devices: crate::devices::DeviceAccess::Default,
+                devices: if c.host_config.privileged {
+                    crate::devices::DeviceAccess::All
+                } else {
+                    crate::devices::DeviceAccess::Default
+                },
             };
             tracing::debug!(%id, parent = %cgroup_parent, ?limits, "creating cgroup");
             let cg = Cgroup::create(&cgroup_parent, id, &limits)
@@ -225,6 +229,8 @@ impl Session {
                 stdio: child_stdio,
                 resolv_conf: resolv.exists().then(|| resolv.to_path_buf()),
                 cgroup: None,
+                security: crate::security::for_container(rt.root(), &c.host_config)
+                    .map_err(|e| (125u8, e.to_string()))?,
             };
             let cg_ref: &Cgroup = cg;
             let port_specs = c

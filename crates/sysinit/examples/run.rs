@@ -41,6 +41,15 @@ fn main() -> ExitCode {
         },
         resolv_conf: None,
         cgroup: None,
+        // Docker's default confinement, its seccomp profile included.
+        security: sysinit::Security {
+            seccomp: sysinit::seccomp::compile(
+                sysinit::seccomp::DEFAULT_PROFILE,
+                &sysinit::seccomp::Target::host(sysinit::caps::DEFAULT),
+            )
+            .expect("the default seccomp profile compiles"),
+            ..sysinit::Security::default()
+        },
     };
     match sysinit::spawn(spec, |_| Ok(())) {
         Ok(started) => match waitpid(started.pid, None) {

@@ -3,14 +3,15 @@
 //! Runs in a copy of a possibly multi-threaded parent, so it only reads what [`Plan`] prepared
 //! and makes raw system calls: no allocation, no locks, no logging. The order follows runc and
 //! youki: rootfs and mounts, pivot_root, /dev, masks, hostname, working directory, terminal,
-//! capability bounding set, user, capabilities, exec.
+//! seccomp (before the capabilities drop; with no_new_privs right before exec instead), capability
+//! bounding set, user, capabilities, exec.
 
 use std::ffi::{c_char, c_int, c_ulong, CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr;
 
 use crate::user::ExecUser;
-use crate::SpawnError;
+use crate::{Security, SpawnError};
 
 /// What the parent collected for [`Plan::new`].
 pub(crate) struct PlanInput {
@@ -28,6 +29,10 @@ pub(crate) struct PlanInput {
     pub env: Vec<CString>,
     pub candidates: Vec<CString>,
     pub stdio: Vec<OwnedFd>,
+    pub security: Security,
+    /// `security.masked_paths` and `security.readonly_paths` as C strings.
+    pub masked: Vec<CString>,
+    pub readonly: Vec<CString>,
 }
 
 /// Everything the child reads, prepared before the clone.
@@ -36,6 +41,8 @@ pub(crate) struct Plan {
     argv: Vec<*const c_char>,
     envp: Vec<*const c_char>,
     groups: Vec<libc::gid_t>,
+    /// Points into `input.security.seccomp`, which lives as long as the plan.
+    seccomp: Option<libc::sock_fprog>,
 }
 
 impl Plan {
@@ -50,11 +57,27 @@ impl Plan {
         let argv = null_terminated(&input.args);
         let envp = null_terminated(&input.env);
         let groups = input.user.groups.clone();
+        let seccomp = match &input.security.seccomp {
+            Some(program) => {
+                let code = program.instructions();
+                Some(libc::sock_fprog {
+                    len: u16::try_from(code.len()).map_err(|_| {
+                        SpawnError::Setup(format!(
+                            "seccomp program of {} instructions is too long",
+                            code.len()
+                        ))
+                    })?,
+                    filter: code.as_ptr().cast_mut(),
+                })
+            }
+            None => None,
+        };
         Ok(Plan {
             input,
             argv,
             envp,
             groups,
+            seccomp,
         })
     }
 
@@ -135,12 +158,22 @@ impl Plan {
             Step::Hostname => setup(format!("set hostname {}", lossy(&self.input.hostname))),
             Step::Mask => setup(format!(
                 "mask {}",
-                lossy(MASKED_PATHS[index.min(MASKED_PATHS.len() - 1)].0)
+                self.input
+                    .masked
+                    .get(index)
+                    .map(|p| lossy(p))
+                    .unwrap_or_default()
             )),
             Step::ReadOnly => setup(format!(
                 "make {} read-only",
-                lossy(READONLY_PATHS[index.min(READONLY_PATHS.len() - 1)])
+                self.input
+                    .readonly
+                    .get(index)
+                    .map(|p| lossy(p))
+                    .unwrap_or_default()
             )),
+            Step::Seccomp => setup("install the seccomp filter".into()),
+            Step::NoNewPrivs => setup("set no_new_privs".into()),
             Step::Workdir => setup(format!(
                 "change to working directory {}",
                 lossy(&self.input.workdir)
@@ -239,11 +272,13 @@ pub(crate) enum Step {
     Capabilities,
     Exec,
     Terminal,
+    Seccomp,
+    NoNewPrivs,
     Unknown,
 }
 
 impl Step {
-    const ALL: [Step; 19] = [
+    const ALL: [Step; 21] = [
         Step::Stdio,
         Step::CgroupNamespace,
         Step::RootPropagation,
@@ -263,6 +298,8 @@ impl Step {
         Step::Capabilities,
         Step::Exec,
         Step::Terminal,
+        Step::Seccomp,
+        Step::NoNewPrivs,
     ];
 }
 
@@ -370,6 +407,8 @@ const MOUNTS: [MountEntry; 6] = [
 ];
 /// Index in [`MOUNTS`] after which the device nodes and /dev symlinks are created.
 const DEV_MOUNT: usize = 2;
+/// Index of /sys in [`MOUNTS`], read-write for privileged containers.
+const SYS_MOUNT: usize = 1;
 
 struct Device {
     path: &'static CStr,
@@ -418,69 +457,6 @@ const SYMLINKS: [(&CStr, &CStr); 5] = [
     (c"/proc/self/fd/2", c"/dev/stderr"),
     (c"pts/ptmx", c"/dev/ptmx"),
 ];
-
-/// Docker's masked paths: (path, is a directory). Files get /dev/null bound over them,
-/// directories an empty read-only tmpfs; a wrong guess is retried the other way.
-const MASKED_PATHS: [(&CStr, bool); 11] = [
-    (c"/proc/asound", true),
-    (c"/proc/acpi", true),
-    (c"/proc/kcore", false),
-    (c"/proc/keys", false),
-    (c"/proc/latency_stats", false),
-    (c"/proc/timer_list", false),
-    (c"/proc/timer_stats", false),
-    (c"/proc/sched_debug", false),
-    (c"/proc/scsi", true),
-    (c"/sys/firmware", true),
-    (c"/sys/devices/virtual/powercap", true),
-];
-
-/// Docker's read-only paths.
-const READONLY_PATHS: [&CStr; 5] = [
-    c"/proc/bus",
-    c"/proc/fs",
-    c"/proc/irq",
-    c"/proc/sys",
-    c"/proc/sysrq-trigger",
-];
-
-/// Docker's default capability set.
-const DEFAULT_CAPS: u64 = cap(libc_caps::CHOWN)
-    | cap(libc_caps::DAC_OVERRIDE)
-    | cap(libc_caps::FSETID)
-    | cap(libc_caps::FOWNER)
-    | cap(libc_caps::MKNOD)
-    | cap(libc_caps::NET_RAW)
-    | cap(libc_caps::SETGID)
-    | cap(libc_caps::SETUID)
-    | cap(libc_caps::SETFCAP)
-    | cap(libc_caps::SETPCAP)
-    | cap(libc_caps::NET_BIND_SERVICE)
-    | cap(libc_caps::SYS_CHROOT)
-    | cap(libc_caps::KILL)
-    | cap(libc_caps::AUDIT_WRITE);
-
-const fn cap(n: u32) -> u64 {
-    1 << n
-}
-
-/// Capability numbers from linux/capability.h.
-mod libc_caps {
-    pub const CHOWN: u32 = 0;
-    pub const DAC_OVERRIDE: u32 = 1;
-    pub const FOWNER: u32 = 3;
-    pub const FSETID: u32 = 4;
-    pub const KILL: u32 = 5;
-    pub const SETGID: u32 = 6;
-    pub const SETUID: u32 = 7;
-    pub const SETPCAP: u32 = 8;
-    pub const NET_BIND_SERVICE: u32 = 10;
-    pub const NET_RAW: u32 = 13;
-    pub const SYS_CHROOT: u32 = 18;
-    pub const MKNOD: u32 = 27;
-    pub const AUDIT_WRITE: u32 = 29;
-    pub const SETFCAP: u32 = 31;
-}
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
@@ -672,11 +648,16 @@ pub(crate) unsafe fn run(
         if m.mkdir_first {
             libc::mkdir(m.target.as_ptr(), 0o755);
         }
+        let flags = if index == SYS_MOUNT && input.security.writable_sys {
+            m.flags & !libc::MS_RDONLY
+        } else {
+            m.flags
+        };
         let mut ret = mount(
             m.source.as_ptr(),
             m.target.as_ptr(),
             m.fstype.as_ptr(),
-            m.flags,
+            flags,
             m.data,
         );
         if ret < 0 && errno() == libc::ENOENT && !m.mkdir_first {
@@ -685,7 +666,7 @@ pub(crate) unsafe fn run(
                 m.source.as_ptr(),
                 m.target.as_ptr(),
                 m.fstype.as_ptr(),
-                m.flags,
+                flags,
                 m.data,
             );
         }
@@ -706,7 +687,7 @@ pub(crate) unsafe fn run(
             libc::sethostname(input.hostname.as_ptr(), input.hostname.as_bytes().len())
         );
     }
-    mask_paths(err);
+    mask_paths(err, plan);
 
     if libc::chdir(input.workdir.as_ptr()) < 0 {
         if errno() != libc::ENOENT {
@@ -724,6 +705,11 @@ pub(crate) unsafe fn run(
         check!(err, Step::Session, 1, libc::ioctl(0, libc::TIOCSCTTY, 0));
     }
 
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we have it
+    // (runc's order). Everything after this point must be allowed by the profile.
+    if !input.security.no_new_privileges {
+        install_seccomp(err, plan);
+    }
     switch_user(err, plan);
     exec(err, plan)
 }
@@ -875,8 +861,6 @@ unsafe fn bind_resolv_conf(err: c_int, tree: c_int) {
     );
 }
 
-type MaskFn = unsafe fn(&CStr) -> c_int;
-
 unsafe fn mask_file(path: &CStr) -> c_int {
     mount(
         c"/dev/null".as_ptr(),
@@ -897,22 +881,19 @@ unsafe fn mask_dir(path: &CStr) -> c_int {
     )
 }
 
-unsafe fn mask_paths(err: c_int) {
-    for (index, (path, is_dir)) in MASKED_PATHS.iter().enumerate() {
-        let (first, second): (MaskFn, MaskFn) = if *is_dir {
-            (mask_dir, mask_file)
-        } else {
-            (mask_file, mask_dir)
-        };
-        let mut ret = first(path);
+/// Masks (files: /dev/null bound over them; directories, which refuse that with ENOTDIR: an
+/// empty read-only tmpfs) and read-only binds, as runc does them.
+unsafe fn mask_paths(err: c_int, plan: &Plan) {
+    for (index, path) in plan.input.masked.iter().enumerate() {
+        let mut ret = mask_file(path);
         if ret < 0 && errno() == libc::ENOTDIR {
-            ret = second(path);
+            ret = mask_dir(path);
         }
         if ret < 0 && errno() != libc::ENOENT {
             fail(err, Step::Mask, index, errno(), 0);
         }
     }
-    for (index, path) in READONLY_PATHS.iter().enumerate() {
+    for (index, path) in plan.input.readonly.iter().enumerate() {
         if mount(
             path.as_ptr(),
             path.as_ptr(),
@@ -936,11 +917,32 @@ unsafe fn mask_paths(err: c_int) {
     }
 }
 
+const SECCOMP_SET_MODE_FILTER: c_ulong = 1;
+
+/// Installs the plan's seccomp program, if any.
+unsafe fn install_seccomp(err: c_int, plan: &Plan) {
+    if let Some(prog) = &plan.seccomp {
+        let flags = plan.input.security.seccomp.as_ref().map_or(0, |p| p.flags) as c_ulong;
+        check!(
+            err,
+            Step::Seccomp,
+            0,
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                flags,
+                prog as *const libc::sock_fprog
+            )
+        );
+    }
+}
+
 /// Bounding set, groups, gid, uid, then the capability sets. set*id go through `syscall`: glibc's
 /// wrappers would try to signal the parent's other threads, which do not exist here.
 unsafe fn switch_user(err: c_int, plan: &Plan) {
+    let capabilities = plan.input.security.capabilities;
     for cap in 0..64u32 {
-        if DEFAULT_CAPS & (1 << cap) != 0 {
+        if capabilities & (1 << cap) != 0 {
             continue;
         }
         if libc::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong, 0, 0, 0) < 0 {
@@ -969,9 +971,9 @@ unsafe fn switch_user(err: c_int, plan: &Plan) {
         2,
         libc::syscall(libc::SYS_setresuid, user.uid, user.uid, user.uid)
     );
-    // Root keeps Docker's default set; any other user ends with empty sets, as in Docker. The
+    // Root keeps the container's set; any other user ends with empty sets, as in Docker. The
     // inheritable set is always empty (CVE-2022-24769).
-    let granted = if user.uid == 0 { DEFAULT_CAPS } else { 0 };
+    let granted = if user.uid == 0 { capabilities } else { 0 };
     let header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -1012,6 +1014,23 @@ unsafe fn exec(err: c_int, plan: &Plan) -> ! {
     libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
     // Nothing of the monitor's leaks into the container beyond stdio.
     libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as c_int);
+    // With no_new_privs the filter comes as late as possible, so as few calls as possible
+    // run under it (runc's order).
+    if plan.input.security.no_new_privileges {
+        check!(
+            err,
+            Step::NoNewPrivs,
+            0,
+            libc::prctl(
+                libc::PR_SET_NO_NEW_PRIVS,
+                1 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong
+            )
+        );
+        install_seccomp(err, plan);
+    }
 
     let mut denied: Option<(usize, i32)> = None;
     for (index, candidate) in plan.input.candidates.iter().enumerate() {

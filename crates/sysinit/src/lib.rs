@@ -4,9 +4,10 @@
 //! the caller's `before_start(pid)` hook ran in the parent (the runtime joins the cgroup and wires
 //! the network there), then unshares its cgroup namespace, builds the container's mount table
 //! (rootfs bind, pivot_root, /proc, /sys, a fresh /dev, /dev/pts, /dev/shm, /dev/mqueue, the
-//! host's resolv.conf, Docker's masked and read-only /proc paths), sets the hostname, the working
-//! directory, the controlling terminal, the user and Docker's default capabilities, and execs the
-//! command, which becomes PID 1 of the container.
+//! host's resolv.conf, the masked and read-only paths), sets the hostname, the working directory
+//! and the controlling terminal, installs the seccomp filter, switches to the user with the
+//! container's capability set, and execs the command, which becomes PID 1 of the container.
+//! [`Security`] says how it is confined: Docker's default by default ([`caps`], [`seccomp`]).
 //!
 //! # Safety model
 //!
@@ -20,7 +21,9 @@
 //! Failures before exec travel back as an 8-byte record over a close-on-exec pipe; end-of-file
 //! without a record means `execve` succeeded.
 
+pub mod caps;
 mod child;
+pub mod seccomp;
 pub mod user;
 
 use std::ffi::CString;
@@ -59,6 +62,105 @@ pub struct InitSpec {
     /// A cgroup2 directory the child is born in (`clone3` with `CLONE_INTO_CGROUP`), which
     /// spares the kernel's global lock that moving a process there later takes.
     pub cgroup: Option<OwnedFd>,
+    /// Capabilities, seccomp, no_new_privs, masked and read-only paths.
+    pub security: Security,
+}
+
+/// How the command is confined. [`Security::default`] is Docker's default container without
+/// its seccomp filter (compile one with [`seccomp::compile`] and set it).
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// The bounding set; root also gets it as its effective and permitted sets, any other user
+    /// ends with empty sets (as in Docker). See [`caps`].
+    pub capabilities: u64,
+    /// Installed before the capabilities are dropped, or right before exec with
+    /// `no_new_privileges`.
+    pub seccomp: Option<seccomp::Program>,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)` before exec (`--security-opt no-new-privileges`).
+    pub no_new_privileges: bool,
+    /// Paths hidden from the container: files get /dev/null bound over them, directories an
+    /// empty read-only tmpfs; paths that do not exist are skipped.
+    pub masked_paths: Vec<String>,
+    /// Paths bound read-only onto themselves; paths that do not exist are skipped.
+    pub readonly_paths: Vec<String>,
+    /// Mount /sys read-write (privileged containers); read-only otherwise.
+    pub writable_sys: bool,
+}
+
+impl Default for Security {
+    fn default() -> Security {
+        Security {
+            capabilities: caps::DEFAULT,
+            seccomp: None,
+            no_new_privileges: false,
+            masked_paths: default_masked_paths(),
+            readonly_paths: DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            writable_sys: false,
+        }
+    }
+}
+
+impl Security {
+    /// `--privileged`: every capability (of this kernel that we have, [`caps::available`]), no
+    /// seccomp, nothing masked or read-only, /sys writable.
+    pub fn privileged() -> Security {
+        Security {
+            capabilities: caps::available(),
+            seccomp: None,
+            no_new_privileges: false,
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            writable_sys: true,
+        }
+    }
+}
+
+/// Docker 28's masked paths (moby's `oci.DefaultSpec`).
+pub const DEFAULT_MASKED_PATHS: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker 28's read-only paths.
+pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// [`DEFAULT_MASKED_PATHS`] and, as newer moby masks them, each
+/// `/sys/devices/system/cpu/cpuN/thermal_throttle` this machine has.
+pub fn default_masked_paths() -> Vec<String> {
+    let mut paths: Vec<String> = DEFAULT_MASKED_PATHS.iter().map(|p| p.to_string()).collect();
+    let mut cpus: Vec<u32> = fs::read_dir("/sys/devices/system/cpu")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("cpu")?.parse().ok())
+        .collect();
+    cpus.sort_unstable();
+    for cpu in cpus {
+        let path = format!("/sys/devices/system/cpu/cpu{cpu}/thermal_throttle");
+        if Path::new(&path).exists() {
+            paths.push(path);
+        }
+    }
+    paths
 }
 
 /// The command's standard streams.
@@ -145,6 +247,10 @@ pub fn spawn(
     let (console_ours, console_theirs) = console.unzip();
     let mut plan = prepare(&spec, console_theirs)?;
 
+    tracing::debug!(capabilities = %format!("{:#018x}", spec.security.capabilities),
+        seccomp_instructions = spec.security.seccomp.as_ref().map_or(0, |p| p.instructions().len()),
+        no_new_privileges = spec.security.no_new_privileges, masked = ?spec.security.masked_paths,
+        writable_sys = spec.security.writable_sys, "container confinement");
     tracing::debug!(rootfs = %spec.rootfs.display(), args = ?spec.args, hostname = %spec.hostname,
         "cloning container init into new pid, mount, uts, ipc and net namespaces");
     let flags = libc::CLONE_NEWPID
@@ -408,6 +514,19 @@ fn prepare(spec: &InitSpec, console: Option<OwnedFd>) -> Result<Plan, SpawnError
             .map(|c| cstring(c, "command"))
             .collect::<Result<_, _>>()?,
         stdio: stdio_dups,
+        security: spec.security.clone(),
+        masked: spec
+            .security
+            .masked_paths
+            .iter()
+            .map(|p| cstring(p, "masked path"))
+            .collect::<Result<_, _>>()?,
+        readonly: spec
+            .security
+            .readonly_paths
+            .iter()
+            .map(|p| cstring(p, "read-only path"))
+            .collect::<Result<_, _>>()?,
     })
 }
 

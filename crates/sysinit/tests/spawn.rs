@@ -6,17 +6,18 @@ use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::sys::signal::kill;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe, Pid};
-use sysinit::{spawn, InitSpec, SpawnError, Stdio};
+use sysinit::{seccomp, spawn, InitSpec, Security, SpawnError, Stdio};
 use tempfile::TempDir;
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "id", "hostname", "mount", "mknod", "ls", "test", "sleep", "true",
-    "false", "ps", "env", "grep", "wc", "head", "touch", "mkdir", "pwd", "tty", "stty",
+    "false", "ps", "env", "grep", "wc", "head", "touch", "mkdir", "pwd", "tty", "stty", "unshare",
+    "umount",
 ];
 
 /// A throwaway busybox rootfs; the temp dir goes away on drop.
@@ -95,6 +96,24 @@ fn spec(root: &Path, args: &[&str], stdin: OwnedFd, stdout: OwnedFd, stderr: Own
         },
         resolv_conf: None,
         cgroup: None,
+        // Docker's default, seccomp included: everything here must work under it.
+        security: default_security(),
+    }
+}
+
+/// Docker's default confinement with its default seccomp profile, compiled once.
+fn default_security() -> Security {
+    static PROGRAM: OnceLock<Option<seccomp::Program>> = OnceLock::new();
+    let program = PROGRAM.get_or_init(|| {
+        seccomp::compile(
+            seccomp::DEFAULT_PROFILE,
+            &seccomp::Target::host(sysinit::caps::DEFAULT),
+        )
+        .unwrap()
+    });
+    Security {
+        seccomp: program.clone(),
+        ..Security::default()
     }
 }
 
@@ -747,4 +766,270 @@ fn setup_errors_name_the_path() {
         err,
         SpawnError::Setup("change to working directory /etc/passwd/sub: not a directory".into())
     );
+}
+
+// Confinement: seccomp, capabilities, no_new_privs, masked and read-only paths.
+
+/// A static helper that calls keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, create)
+/// and prints the errno, or "ok"; busybox has no keyctl. Built once with `gcc -static`.
+fn keyctl_helper() -> &'static Path {
+    static HELPER: OnceLock<PathBuf> = OnceLock::new();
+    HELPER.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let bin = dir.join("keyctl-helper");
+        if bin.exists() {
+            return bin;
+        }
+        let src = dir.join(format!("keyctl-{}.c", std::process::id()));
+        fs::write(
+            &src,
+            "#include <errno.h>\n#include <stdio.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+             int main(void) {\n\
+               long r = syscall(SYS_keyctl, 0, -3, 1);\n\
+               if (r < 0) { printf(\"keyctl errno %d\\n\", errno); return 1; }\n\
+               printf(\"keyctl ok\\n\");\n  return 0;\n}\n",
+        )
+        .unwrap();
+        // Built under a private name and renamed, so concurrent test binaries agree.
+        let staged = dir.join(format!("keyctl-helper-{}", std::process::id()));
+        let status = std::process::Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&staged)
+            .arg(&src)
+            .status()
+            .expect("gcc (scripts/setup.sh installs it)");
+        assert!(status.success(), "gcc -static failed");
+        fs::remove_file(&src).unwrap();
+        fs::rename(&staged, &bin).unwrap();
+        bin
+    })
+}
+
+fn with_keyctl(rootfs: &Rootfs) {
+    let target = rootfs.path().join("bin/keyctl-helper");
+    if fs::hard_link(keyctl_helper(), &target).is_err() {
+        fs::copy(keyctl_helper(), &target).unwrap();
+    }
+}
+
+/// Docker's default profile compiled for `capabilities`.
+fn default_program(capabilities: u64) -> Option<seccomp::Program> {
+    seccomp::compile(
+        seccomp::DEFAULT_PROFILE,
+        &seccomp::Target::host(capabilities),
+    )
+    .unwrap()
+}
+
+fn status_field<'a>(status: &'a str, field: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+        .trim()
+}
+
+#[test]
+fn default_seccomp_filter_blocks_what_docker_blocks() {
+    let rootfs = Rootfs::new();
+    with_keyctl(&rootfs);
+    let out = run(&rootfs.path(), "cat /proc/self/status");
+    assert_eq!(status_field(&out.stdout, "Seccomp"), "2");
+    assert_eq!(status_field(&out.stdout, "NoNewPrivs"), "0");
+    // A user namespace would let container root mount what it likes (issue 12): EPERM, as
+    // under Docker.
+    let out = try_run(&rootfs.path(), &["unshare", "-U", "true"], |_| {}).unwrap();
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "{}",
+        out.stderr
+    );
+    let out = try_run(&rootfs.path(), &["unshare", "-m", "true"], |_| {}).unwrap();
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "{}",
+        out.stderr
+    );
+    // The kernel keyring is not namespaced: refused by the filter.
+    let out = try_run(&rootfs.path(), &["keyctl-helper"], |_| {}).unwrap();
+    assert_eq!(
+        out.stdout,
+        format!("keyctl errno {}\n", libc::EPERM),
+        "{}",
+        out.stderr
+    );
+    // mount is refused too (without CAP_SYS_ADMIN it would be anyway).
+    let out = try_run(
+        &rootfs.path(),
+        &["mount", "-t", "tmpfs", "none", "/mnt"],
+        |_| {},
+    )
+    .unwrap();
+    assert_ne!(out.code, 0, "mount succeeded");
+    // Without the filter the same keyctl works: the test shows the filter, not the kernel.
+    let out = try_run(&rootfs.path(), &["keyctl-helper"], |s| {
+        s.security.seccomp = None
+    })
+    .unwrap();
+    assert_eq!(out.stdout, "keyctl ok\n", "{}", out.stderr);
+    let out = run_with(&rootfs.path(), "grep Seccomp: /proc/self/status", |s| {
+        s.security.seccomp = None
+    });
+    assert_eq!(status_field(&out.stdout, "Seccomp"), "0");
+}
+
+#[test]
+fn a_custom_profile_denies_mkdir_with_eperm() {
+    let rootfs = Rootfs::new();
+    let profile = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+        {"names":["mkdir","mkdirat","no_such_syscall"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#;
+    let program = seccomp::compile(profile, &seccomp::Target::host(sysinit::caps::DEFAULT))
+        .unwrap()
+        .unwrap();
+    let out = try_run(&rootfs.path(), &["mkdir", "/tmp/denied"], |s| {
+        s.security.seccomp = Some(program.clone())
+    })
+    .unwrap();
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "{}",
+        out.stderr
+    );
+    assert!(!rootfs.path().join("tmp/denied").exists());
+    // And with no_new_privs the filter still comes (late, right before exec).
+    let out = run_with(
+        &rootfs.path(),
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; mkdir /tmp/x || true",
+        |s| {
+            s.security.seccomp = Some(program.clone());
+            s.security.no_new_privileges = true;
+        },
+    );
+    assert_eq!(status_field(&out.stdout, "Seccomp"), "2");
+    assert_eq!(status_field(&out.stdout, "NoNewPrivs"), "1");
+    assert!(!rootfs.path().join("tmp/x").exists());
+}
+
+#[test]
+fn no_new_privileges_with_the_default_profile_and_another_user() {
+    let rootfs = Rootfs::new();
+    let out = run_with(&rootfs.path(), "cat /proc/self/status", |s| {
+        s.security.no_new_privileges = true;
+        s.user = "app".into();
+    });
+    assert_eq!(status_field(&out.stdout, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&out.stdout, "Seccomp"), "2");
+    assert_eq!(status_field(&out.stdout, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(&out.stdout, "CapBnd"), "00000000a80425fb");
+}
+
+#[test]
+fn capability_set_is_the_one_given() {
+    let rootfs = Rootfs::new();
+    let no_chown = sysinit::caps::DEFAULT & !1;
+    let out = run_with(
+        &rootfs.path(),
+        "cat /proc/self/status; chown 1 /tmp || echo chown-refused",
+        |s| {
+            s.security.capabilities = no_chown;
+            s.security.seccomp = default_program(no_chown);
+        },
+    );
+    assert_eq!(status_field(&out.stdout, "CapEff"), "00000000a80425fa");
+    assert_eq!(status_field(&out.stdout, "CapBnd"), "00000000a80425fa");
+    // With CAP_SYS_ADMIN the profile opens unshare and mount, as Docker's does.
+    let admin = sysinit::caps::DEFAULT | 1 << 21;
+    let out = run_with(
+        &rootfs.path(),
+        "unshare -U true && echo unshared; mount -t tmpfs none /mnt && echo mounted; umount /mnt",
+        |s| {
+            s.security.capabilities = admin;
+            s.security.seccomp = default_program(admin);
+        },
+    );
+    assert_eq!(out.stdout, "unshared\nmounted\n", "{}", out.stderr);
+}
+
+#[test]
+fn privileged_has_everything_open() {
+    let rootfs = Rootfs::new();
+    let out = run_with(
+        &rootfs.path(),
+        "cat /proc/self/status; grep ' /sys ' /proc/mounts; wc -c < /proc/interrupts; \
+         grep -c ' /proc/keys ' /proc/self/mountinfo || true",
+        |s| s.security = Security::privileged(),
+    );
+    assert_eq!(status_field(&out.stdout, "Seccomp"), "0");
+    assert_eq!(
+        u64::from_str_radix(status_field(&out.stdout, "CapEff"), 16).unwrap(),
+        sysinit::caps::available()
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let sys = lines.iter().find(|l| l.starts_with("sysfs /sys ")).unwrap();
+    assert!(sys.contains(" rw,"), "/sys is read-only: {sys}");
+    let n = lines.len();
+    assert_ne!(lines[n - 2].trim(), "0", "/proc/interrupts is masked");
+    assert_eq!(lines[n - 1].trim(), "0", "/proc/keys is masked");
+}
+
+#[test]
+fn dockers_masked_paths_are_empty_and_read_only_paths_refuse_writes() {
+    let rootfs = Rootfs::new();
+    let masked = sysinit::default_masked_paths();
+    assert!(masked.iter().any(|p| p == "/proc/interrupts"));
+    // Each masked path is absent, an empty file or an empty directory.
+    let mut script = String::new();
+    for path in &masked {
+        script.push_str(&format!(
+            "if [ -d {path} ]; then echo \"{path} $(ls -A {path} | wc -l)\"; \
+             elif [ -e {path} ]; then echo \"{path} $(cat {path} | wc -c)\"; \
+             else echo \"{path} 0\"; fi; "
+        ));
+    }
+    let out = run(&rootfs.path(), &script);
+    for path in &masked {
+        assert!(
+            out.stdout.lines().any(|l| l == format!("{path} 0")),
+            "{path} is not masked: {}",
+            out.stdout
+        );
+    }
+    // Each read-only path is a read-only mount of its own (a path this kernel lacks is
+    // skipped, as Docker skips it)...
+    let mountinfo = run(&rootfs.path(), "cat /proc/self/mountinfo").stdout;
+    for path in sysinit::DEFAULT_READONLY_PATHS {
+        let mount = mountinfo
+            .lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(path));
+        match mount {
+            Some(line) => assert!(
+                line.split(' ').nth(5).is_some_and(|o| o.starts_with("ro")),
+                "{path} is not read-only: {line}"
+            ),
+            None => assert!(
+                !Path::new(path).exists(),
+                "{path} is not a mount: {mountinfo}"
+            ),
+        }
+    }
+    // ...and refuses writes that root could otherwise make, with EROFS.
+    for target in [
+        "/proc/sysrq-trigger",
+        "/proc/sys/kernel/domainname",
+        "/proc/irq/default_smp_affinity",
+    ] {
+        let script = format!("[ -e {target} ] || {{ echo absent; exit 0; }}; echo 1 > {target}");
+        let out = try_run(&rootfs.path(), &["sh", "-c", &script], |_| {}).unwrap();
+        if out.stdout == "absent\n" {
+            continue;
+        }
+        assert_ne!(out.code, 0, "{target} was writable");
+        assert!(
+            out.stderr.contains("Read-only file system"),
+            "{target}: {}",
+            out.stderr
+        );
+    }
 }
