@@ -393,6 +393,30 @@ fn write_file(path: &Path, value: &str) -> Result<()> {
     })
 }
 
+/// Writes each of `values` to `path` in a write of its own, through one descriptor (files such
+/// as devices.allow take one rule per write).
+fn write_rules(path: &Path, values: &[String]) -> Result<()> {
+    use std::io::Write;
+    debug!(path = %path.display(), ?values, "cgroup writes");
+    let failed = |value: &str, source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    };
+    // (create and truncate as fs::write does: a no-op on cgroupfs, what a fixture needs)
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| failed(&values.join(", "), e))?;
+    for value in values {
+        file.write_all(value.as_bytes())
+            .map_err(|e| failed(value, e))?;
+    }
+    Ok(())
+}
+
 fn read_file(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|source| CgroupError::Read {
         path: path.to_path_buf(),
@@ -434,10 +458,14 @@ impl Member {
         self.controller.is_empty()
     }
 
-    /// The directories of this member, deepest first: the process leaf (whether or not this
-    /// run made one; a crashed monitor's may be there) and the container's cgroup.
-    fn dirs_deepest_first(&self) -> [PathBuf; 2] {
-        [self.dir.join(PROCESS_LEAF), self.dir.clone()]
+    /// The directories of this member, deepest first: the process leaf, unless `exact` says
+    /// this value made the cgroup and none was made (a crashed monitor's may be there), and
+    /// the container's cgroup.
+    fn dirs_deepest_first(&self, exact: bool) -> Vec<PathBuf> {
+        if exact && self.procs == self.dir {
+            return vec![self.dir.clone()];
+        }
+        vec![self.dir.join(PROCESS_LEAF), self.dir.clone()]
     }
 }
 
@@ -452,6 +480,8 @@ pub struct Cgroup {
     parent_depth: usize,
     /// The directory holding the memory files (v1 memory controller, or the v2 dir).
     memory_dir: Option<PathBuf>,
+    /// Made by this value, so `procs` of each member is exactly where processes are.
+    exact: bool,
 }
 
 impl Cgroup {
@@ -479,6 +509,7 @@ impl Cgroup {
             members: Vec::new(),
             parent_depth: 0,
             memory_dir: None,
+            exact: false,
         }
     }
 
@@ -510,6 +541,7 @@ impl Cgroup {
             members,
             parent_depth: parent.split('/').count(),
             memory_dir,
+            exact: false,
         }
     }
 
@@ -531,6 +563,7 @@ impl Cgroup {
             return Err(CgroupError::MissingController("memory"));
         }
         let mut cgroup = Self::open_in(hierarchy, parent, id);
+        cgroup.exact = true;
         if cgroup.members.is_empty() {
             return Err(CgroupError::Detect("no cgroup controller to use".into()));
         }
@@ -596,8 +629,8 @@ impl Cgroup {
             let dir = self
                 .dir_under(root)
                 .ok_or(CgroupError::MissingController("devices"))?;
-            for (file, rule) in devices::v1_rules(devices) {
-                write_file(&dir.join(file), &rule)?;
+            for (file, rules) in devices::v1_rules(devices) {
+                write_rules(&dir.join(file), &rules)?;
             }
         } else if let (Hierarchy::V2 { .. }, DeviceAccess::Default) = (hierarchy, devices) {
             let dir = &self.members[0].dir;
@@ -676,7 +709,11 @@ impl Cgroup {
     /// The pids in the cgroup, from every hierarchy (missing directories count as empty).
     pub fn pids(&self) -> Result<Vec<i32>> {
         let mut pids = Vec::new();
-        for dir in self.members.iter().flat_map(Member::dirs_deepest_first) {
+        for dir in self
+            .members
+            .iter()
+            .flat_map(|m| m.dirs_deepest_first(self.exact))
+        {
             let path = dir.join("cgroup.procs");
             let text = match fs::read_to_string(&path) {
                 Ok(text) => text,
@@ -696,7 +733,11 @@ impl Cgroup {
     /// no other container is left in it. Missing ones are fine, so this can run more than once.
     pub fn remove(&self) -> Result<()> {
         self.kill_all()?;
-        for dir in self.members.iter().flat_map(Member::dirs_deepest_first) {
+        for dir in self
+            .members
+            .iter()
+            .flat_map(|m| m.dirs_deepest_first(self.exact))
+        {
             remove_dir_when_idle(&dir)?;
         }
         self.remove_parents();
@@ -728,12 +769,11 @@ impl Cgroup {
     }
 
     fn kill_all(&self) -> Result<()> {
-        if self.version == Version::V2 {
-            if let Some(member) = self.members.first() {
-                let kill_file = member.dir.join("cgroup.kill");
-                if kill_file.exists() {
-                    write_file(&kill_file, "1")?;
-                }
+        // Every process of the container was born in its cgroup2 cgroup and cannot leave the
+        // subtree, so that one says whether anything is left and kills it all at once.
+        if let Some(member) = self.members.iter().find(|m| m.is_cgroup2()) {
+            if kill_subtree(&member.dir)? {
+                return Ok(());
             }
         }
         let first = self
@@ -767,6 +807,43 @@ impl Cgroup {
         }
         Err(CgroupError::StillPopulated { path: first })
     }
+}
+
+/// Kills every process in the cgroup2 cgroup `dir` and its descendants (`cgroup.kill`) and
+/// waits until none is left. `false` when this cannot be told or done that way (no such
+/// files: a fixture, an older kernel, a cgroup that was never made), for the caller to go
+/// through the pids instead.
+fn kill_subtree(dir: &Path) -> Result<bool> {
+    let events = dir.join("cgroup.events");
+    let populated = || -> Result<Option<bool>> {
+        match fs::read_to_string(&events) {
+            Ok(text) => Ok(keyed_value(&text, "populated").map(|n| n > 0)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CgroupError::Read {
+                path: events.clone(),
+                source,
+            }),
+        }
+    };
+    match populated()? {
+        None => return Ok(false),
+        Some(false) => return Ok(true),
+        Some(true) => {}
+    }
+    let kill_file = dir.join("cgroup.kill");
+    if !kill_file.exists() {
+        return Ok(false);
+    }
+    write_file(&kill_file, "1")?;
+    for _ in 0..KILL_ROUNDS {
+        if populated()? != Some(true) {
+            return Ok(true);
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    Err(CgroupError::StillPopulated {
+        path: dir.to_path_buf(),
+    })
 }
 
 /// The join of a container's first process by birth.

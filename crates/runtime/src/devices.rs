@@ -73,16 +73,24 @@ pub const DEFAULT_ALLOWED: &[CharDevice] = &[
     },
 ];
 
-/// The writes that set `access` in a v1 devices cgroup, in order: (file, rule).
-pub fn v1_rules(access: DeviceAccess) -> Vec<(&'static str, String)> {
+/// The writes that set `access` in a v1 devices cgroup, in order: each file with the rules
+/// written to it, one rule per write.
+pub fn v1_rules(access: DeviceAccess) -> Vec<(&'static str, Vec<String>)> {
     match access {
-        DeviceAccess::All => vec![("devices.allow", "a".into())],
-        DeviceAccess::Default => std::iter::once(("devices.deny", "a".to_string()))
-            .chain(DEFAULT_ALLOWED.iter().map(|d| {
-                let minor = d.minor.map_or("*".to_string(), |m| m.to_string());
-                ("devices.allow", format!("c {}:{minor} rwm", d.major))
-            }))
-            .collect(),
+        DeviceAccess::All => vec![("devices.allow", vec!["a".into()])],
+        DeviceAccess::Default => vec![
+            ("devices.deny", vec!["a".into()]),
+            (
+                "devices.allow",
+                DEFAULT_ALLOWED
+                    .iter()
+                    .map(|d| {
+                        let minor = d.minor.map_or("*".to_string(), |m| m.to_string());
+                        format!("c {}:{minor} rwm", d.major)
+                    })
+                    .collect(),
+            ),
+        ],
     }
 }
 
@@ -230,10 +238,10 @@ mod tests {
     #[test]
     fn v1_rules_are_dockers_default_list() {
         let rules = v1_rules(DeviceAccess::Default);
-        assert_eq!(rules[0], ("devices.deny", "a".to_string()));
-        let allowed: Vec<&str> = rules[1..].iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(rules[0], ("devices.deny", vec!["a".to_string()]));
+        assert_eq!(rules[1].0, "devices.allow");
         assert_eq!(
-            allowed,
+            rules[1].1,
             [
                 "c 1:3 rwm",
                 "c 1:5 rwm",
@@ -245,7 +253,10 @@ mod tests {
                 "c 136:* rwm"
             ]
         );
-        assert_eq!(v1_rules(DeviceAccess::All), [("devices.allow", "a".into())]);
+        assert_eq!(
+            v1_rules(DeviceAccess::All),
+            [("devices.allow", vec!["a".to_string()])]
+        );
     }
 
     /// Runs the filter the way the kernel would, for one device.

@@ -246,8 +246,12 @@ fn v1_fixture_memory_devices_join_oom() {
     );
     let devices = root.join("devices/dock/abc");
     assert_eq!(read(&devices.join("devices.deny")), "a");
-    // A fixture file keeps only the last rule; the real test checks the effect of all of them.
-    assert_eq!(read(&devices.join("devices.allow")), "c 136:* rwm");
+    // One write per rule: a fixture file holds them run together; the real tests check what
+    // they allow.
+    assert_eq!(
+        read(&devices.join("devices.allow")),
+        "c 1:3 rwmc 1:5 rwmc 1:7 rwmc 1:8 rwmc 1:9 rwmc 5:0 rwmc 5:2 rwmc 136:* rwm"
+    );
 
     cgroup.add_pid(777).unwrap();
     for dir in cgroup.process_paths() {
