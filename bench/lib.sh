@@ -23,3 +23,15 @@ make_busybox_rootfs() {
 median() { python3 "$bench_dir/timeit.py" "$@"; }
 
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
+
+# remove_cgroup_parent ROOT: the cgroup parent a dock root's containers live under stays while
+# the root exists (runtime::cgroup_parent_for names it); remove it with the root.
+remove_cgroup_parent() {
+    local parent
+    parent=$(python3 -c 'import hashlib,os,sys; print("dock-" + hashlib.sha256(os.path.realpath(sys.argv[1]).encode()).hexdigest()[:8])' "$1")
+    local dir
+    for dir in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do
+        if [ -d "$dir" ]; then rmdir "$dir" 2>/dev/null; fi
+    done
+    return 0
+}

@@ -15,6 +15,7 @@ root="$work/root"
 tag=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:6])' "$root")
 cleanup() {
     "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1 || true
+    remove_cgroup_parent "$root"
     nft delete table ip "dock-$tag" 2>/dev/null || true
     ip link delete "dock$tag" 2>/dev/null || true
     rm -rf "$work"

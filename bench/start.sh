@@ -19,6 +19,7 @@ tag=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode())
 cleanup() {
     set +e
     "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1
+    remove_cgroup_parent "$root"
     nft delete table ip "dock-$tag" 2>/dev/null
     ip link delete "dock$tag" 2>/dev/null
     if mountpoint -q "$mnt"; then umount "$mnt"; fi

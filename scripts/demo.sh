@@ -7,10 +7,16 @@ cargo build --release -p cli
 dock=${CARGO_TARGET_DIR:-target}/release/dock
 root=$(mktemp -d /tmp/dock-demo.XXXXXX)
 rootfs=$(mktemp -d /tmp/dock-rootfs.XXXXXX)
-# The root's bridge and nftables table are named after a hash of the root (NetConfig::for_root).
+# The root's bridge and nftables table are named after a hash of the root (NetConfig::for_root),
+# and so is the cgroup its containers live under (runtime::cgroup_parent_for), which stays while
+# the root does.
 tag=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:6])' "$root")
+cgroup=$(python3 -c 'import hashlib,os,sys; print("dock-" + hashlib.sha256(os.path.realpath(sys.argv[1]).encode()).hexdigest()[:8])' "$root")
 cleanup() {
     "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1 || true
+    for dir in /sys/fs/cgroup/*/"$cgroup" /sys/fs/cgroup/"$cgroup"; do
+        if [ -d "$dir" ]; then rmdir "$dir" 2>/dev/null || true; fi
+    done
     nft delete table ip "dock-$tag" 2>/dev/null || true
     ip link delete "dock$tag" 2>/dev/null || true
     rm -rf "$root" "$rootfs"

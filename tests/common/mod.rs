@@ -138,6 +138,14 @@ impl DockRoot {
             .collect()
     }
 
+    /// The containers' cgroups (and anything else) below this root's cgroup parents.
+    pub fn container_cgroups(&self) -> Vec<PathBuf> {
+        self.cgroup_parents()
+            .iter()
+            .flat_map(|parent| subdirs(parent))
+            .collect()
+    }
+
     /// Mount points under the root.
     pub fn mounts(&self) -> Vec<String> {
         let root = std::fs::canonicalize(self.path()).unwrap();

@@ -8,20 +8,21 @@
 //! cgroup filesystem mounted from any namespace it can create shows its own cgroup and nothing
 //! of the host's. Where dock writes a limit (the memory controller with `-m`), the container's
 //! processes live one level lower, in `<id>/container`: limits apply to the whole subtree, and
-//! the files holding them lie outside what the container can reach. The parent goes with the
-//! last container in it: removing a container's cgroup also tries to remove the parent, and
-//! creating one retries when the parent vanished between its mkdir and the container's.
+//! the files holding them lie outside what the container can reach. The parent is made once per
+//! dock root and stays, as Docker's `docker` cgroup does: making and removing it with the first
+//! and last container would cost every lone `run` ten more directories each way.
+//! [`Hierarchy::remove_parent`] removes it when the root goes; creating a container retries when
+//! the parent vanished between its mkdir and the container's.
 //!
 //! Joining: moving a process into a cgroup usually takes the kernel's global threadgroup lock,
-//! whose first write lock waits for an RCU grace period (5-20 ms per container start). So on v1
-//! the single-threaded monitor moves only its own thread (see [`ForkJoin`]) and forks the
-//! container's first process there, and on cgroup2 that process is born in its cgroup
-//! (`clone3` with `CLONE_INTO_CGROUP`).
+//! whose first write lock waits for an RCU grace period (5-20 ms per container start). So the
+//! container's first process is born in its cgroup2 cgroup (`clone3` with `CLONE_INTO_CGROUP`)
+//! and moves its own single thread into each v1 one, which skips that lock (see
+//! [`Cgroup::joining`] and `sysinit::Cgroups`).
 //!
 //! Devices: Docker's default allow list, through the v1 devices controller, or on pure v2 an
 //! eBPF program attached to the container's cgroup (see [`crate::devices`]).
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, ErrorKind};
@@ -475,9 +476,6 @@ pub struct Cgroup {
     version: Version,
     /// One per hierarchy, v1 mounts first, cgroup2 last.
     members: Vec<Member>,
-    /// How many levels `parent` has: the directories above each member's `dir` removed with
-    /// the last container.
-    parent_depth: usize,
     /// The directory holding the memory files (v1 memory controller, or the v2 dir).
     memory_dir: Option<PathBuf>,
     /// Made by this value, so `procs` of each member is exactly where processes are.
@@ -507,7 +505,6 @@ impl Cgroup {
         Cgroup {
             version,
             members: Vec::new(),
-            parent_depth: 0,
             memory_dir: None,
             exact: false,
         }
@@ -539,7 +536,6 @@ impl Cgroup {
         Cgroup {
             version: hierarchy.version(),
             members,
-            parent_depth: parent.split('/').count(),
             memory_dir,
             exact: false,
         }
@@ -729,8 +725,8 @@ impl Cgroup {
         Ok(pids)
     }
 
-    /// Kills what is left in the cgroup and removes its directories, then the parent's where
-    /// no other container is left in it. Missing ones are fine, so this can run more than once.
+    /// Kills what is left in the cgroup and removes its directories (the parent stays). Missing
+    /// ones are fine, so this can run more than once.
     pub fn remove(&self) -> Result<()> {
         self.kill_all()?;
         for dir in self
@@ -740,32 +736,31 @@ impl Cgroup {
         {
             remove_dir_when_idle(&dir)?;
         }
-        self.remove_parents();
         Ok(())
     }
 
-    /// Removes the parent levels above each directory, deepest first, as long as they are
-    /// empty: a parent still holding another container's cgroup is busy and stays.
-    fn remove_parents(&self) {
+    /// What the container's first process needs to join this cgroup by itself, without the
+    /// kernel's global lock that moving it in from outside takes: the cgroup2 directory to be
+    /// born in, and each v1 `tasks` file to move its own thread with.
+    pub fn joining(&self) -> Result<sysinit::Cgroups> {
+        let mut cgroups = sysinit::Cgroups::default();
         for member in &self.members {
-            for level in member.dir.ancestors().skip(1).take(self.parent_depth) {
-                match fs::remove_dir(level) {
-                    Ok(()) => debug!(path = %level.display(), "removed cgroup parent"),
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    // EBUSY/ENOTEMPTY: other containers are still there.
-                    Err(e) => {
-                        debug!(path = %level.display(), error = %e, "cgroup parent stays");
-                        break;
-                    }
-                }
+            if member.is_cgroup2() {
+                cgroups.unified = Some(open_dir(&member.procs)?);
+            } else {
+                let tasks = member.procs.join("tasks");
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&tasks)
+                    .map_err(|source| CgroupError::Write {
+                        path: tasks.clone(),
+                        value: "0".into(),
+                        source,
+                    })?;
+                cgroups.v1_tasks.push((tasks, file.into()));
             }
         }
-    }
-
-    /// Prepares to fork the container's first process straight into this cgroup; see
-    /// [`ForkJoin`]. Call it right before the fork, in the process that forks.
-    pub fn join_by_fork(&self) -> Result<ForkJoin<'_>> {
-        ForkJoin::enter(self)
+        Ok(cgroups)
     }
 
     fn kill_all(&self) -> Result<()> {
@@ -846,107 +841,6 @@ fn kill_subtree(dir: &Path) -> Result<bool> {
     })
 }
 
-/// The join of a container's first process by birth.
-///
-/// On v1 a process moving itself (its one thread, written as `0` to `tasks`) is the one
-/// migration that skips the kernel's global threadgroup lock. So the single-threaded monitor
-/// moves itself into the container's v1 cgroups, forks the container's first process there,
-/// and moves itself back out in [`ForkJoin::forked`] (at the latest when the `ForkJoin` is
-/// dropped). In a process with more than one thread, nobody moves until `forked(pid)`, which
-/// moves the child by pid. On cgroup2 the child is born in its cgroup: the caller clones it
-/// with [`ForkJoin::take_cgroup2_dir`] (`CLONE_INTO_CGROUP`); if it did not take it,
-/// `forked` moves the child there by pid.
-pub struct ForkJoin<'a> {
-    cgroup: &'a Cgroup,
-    /// Per v1 member of `cgroup`: the `tasks` file of the cgroup we came from, and that of the
-    /// hierarchy root to fall back on. Empty when the child is moved by pid instead.
-    origin: Vec<(PathBuf, PathBuf)>,
-    inside: Cell<bool>,
-    /// The cgroup2 process directory, open for `clone3`, until the caller takes it.
-    cgroup2_dir: Option<OwnedFd>,
-    cgroup2_taken: bool,
-}
-
-impl<'a> ForkJoin<'a> {
-    fn enter(cgroup: &'a Cgroup) -> Result<ForkJoin<'a>> {
-        let cgroup2_dir = match cgroup.members.iter().find(|m| m.is_cgroup2()) {
-            Some(member) => Some(open_dir(&member.procs)?),
-            None => None,
-        };
-        let mut join = ForkJoin {
-            cgroup,
-            origin: Vec::new(),
-            inside: Cell::new(false),
-            cgroup2_dir,
-            cgroup2_taken: false,
-        };
-        if !cgroup.members.iter().any(|m| !m.is_cgroup2()) {
-            return Ok(join);
-        }
-        let Some(origin) = own_origin(cgroup) else {
-            return Ok(join);
-        };
-        join.origin = origin;
-        join.inside.set(true);
-        for member in cgroup.members.iter().filter(|m| !m.is_cgroup2()) {
-            if let Err(e) = write_file(&member.procs.join("tasks"), "0") {
-                join.leave()?;
-                return Err(e);
-            }
-        }
-        Ok(join)
-    }
-
-    /// The container's cgroup2 directory, for the caller to clone the child into
-    /// (`CLONE_INTO_CGROUP`); `None` without a cgroup2 hierarchy.
-    pub fn take_cgroup2_dir(&mut self) -> Option<OwnedFd> {
-        let dir = self.cgroup2_dir.take();
-        self.cgroup2_taken |= dir.is_some();
-        dir
-    }
-
-    /// Called with the forked child's pid before it runs anything of the container: the child
-    /// is in the cgroup from then on, and the caller is back where it came from.
-    pub fn forked(&self, pid: i32) -> Result<()> {
-        let by_clone = self.cgroup2_taken;
-        if self.origin.is_empty() {
-            // Nobody moved: the child goes by pid, except where clone3 put it already.
-            return self
-                .cgroup
-                .add_pid_to(pid, |m| !(m.is_cgroup2() && by_clone));
-        }
-        if !by_clone {
-            self.cgroup.add_pid_to(pid, Member::is_cgroup2)?;
-        }
-        self.leave()
-    }
-
-    /// Moves the caller back to its own cgroups (the hierarchy root if its own is gone).
-    fn leave(&self) -> Result<()> {
-        if !self.inside.replace(false) {
-            return Ok(());
-        }
-        let mut result = Ok(());
-        for (own, root) in &self.origin {
-            if let Err(e) = write_file(own, "0") {
-                warn!(error = %e, "cannot return to the own cgroup, moving to the root");
-                if let Err(e) = write_file(root, "0") {
-                    result = result.and(Err(e));
-                }
-            }
-        }
-        result
-    }
-}
-
-impl Drop for ForkJoin<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = self.leave() {
-            warn!(error = %e, "leaving the container's cgroup failed");
-        }
-    }
-}
-
 fn open_dir(path: &Path) -> Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
@@ -958,39 +852,6 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
             path: path.to_path_buf(),
             source,
         })
-}
-
-/// Where this process is now in each v1 hierarchy of `cgroup`, as (`tasks` of its own cgroup,
-/// `tasks` of the hierarchy root); `None` when it cannot move itself: more than one thread, or
-/// a cgroup path that does not map onto the mounts.
-fn own_origin(cgroup: &Cgroup) -> Option<Vec<(PathBuf, PathBuf)>> {
-    let threads = fs::read_dir("/proc/self/task").ok()?.count();
-    if threads != 1 {
-        debug!(
-            threads,
-            "more than one thread: the child joins its cgroup by pid"
-        );
-        return None;
-    }
-    let own = fs::read_to_string("/proc/self/cgroup").ok()?;
-    let mut origin = Vec::new();
-    for member in cgroup.members.iter().filter(|m| !m.is_cgroup2()) {
-        let path = own.lines().find_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_, names, path) = (fields.next()?, fields.next()?, fields.next()?);
-            names
-                .split(',')
-                .any(|n| n == member.controller)
-                .then_some(path)
-        })?;
-        let tasks = member.root.join(path.trim_start_matches('/')).join("tasks");
-        if !tasks.exists() {
-            debug!(path = %tasks.display(), "own cgroup not under the mount: joining by pid");
-            return None;
-        }
-        origin.push((tasks, member.root.join("tasks")));
-    }
-    Some(origin)
 }
 
 /// A new cpuset cgroup starts without cpus and memory nodes and cannot take processes: each

@@ -257,13 +257,19 @@ fn v1_fixture_memory_devices_join_oom() {
     for dir in cgroup.process_paths() {
         assert_eq!(procs(&dir), [777], "{}", dir.display());
     }
-    // The test harness has more than one thread, so a fork join moves the child by pid.
-    let join = cgroup.join_by_fork().unwrap();
-    join.forked(778).unwrap();
-    drop(join);
-    for dir in cgroup.process_paths() {
-        assert_eq!(procs(&dir), [778], "{}", dir.display());
+    // The container's first process joins by itself: born in the cgroup2 directory, and
+    // through each v1 `tasks` file (which the kernel provides; the fixture needs them made).
+    let v1: Vec<PathBuf> = cgroup.process_paths()[..4]
+        .iter()
+        .map(|dir| dir.join("tasks"))
+        .collect();
+    for tasks in &v1 {
+        fs::write(tasks, "").unwrap();
     }
+    let joining = cgroup.joining().unwrap();
+    assert!(joining.unified.is_some());
+    let paths: Vec<&PathBuf> = joining.v1_tasks.iter().map(|(path, _)| path).collect();
+    assert_eq!(paths, v1.iter().collect::<Vec<_>>());
 
     fs::write(
         memory.join("memory.oom_control"),
@@ -558,7 +564,7 @@ fn real_v2_semantics_on_the_unified_mount() {
 }
 
 #[test]
-fn real_parent_goes_with_the_last_cgroup_and_survives_racing_creates() {
+fn real_parent_stays_for_the_next_container_and_survives_racing_creates() {
     let hierarchy = Hierarchy::detect().unwrap();
     let guard = CgroupGuard::new(hierarchy.clone(), "parent");
     let guards: Vec<CgroupGuard> = ["a", "b"]
@@ -588,11 +594,30 @@ fn real_parent_goes_with_the_last_cgroup_and_survives_racing_creates() {
     }
     b.remove().unwrap();
     for parent in &parents {
+        assert!(
+            parent.is_dir(),
+            "{} went with the last container",
+            parent.display()
+        );
+        assert!(common_subdirs(parent).is_empty(), "{}", parent.display());
+    }
+    hierarchy.remove_parent(&guard.parent).unwrap();
+    for parent in &parents {
         assert!(!parent.exists(), "{} left behind", parent.display());
     }
 
-    // Creates and removes racing on one parent: a remove may take the parent away between
-    // another create's mkdir of the parent and of its own directory.
+    // Creates and removes racing with the parent's removal (as a root is torn down): a create
+    // whose parent vanishes between the two mkdirs makes it again.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let remover = {
+        let (hierarchy, parent, stop) = (hierarchy.clone(), guard.parent.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = hierarchy.remove_parent(&parent);
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+        })
+    };
     let workers: Vec<_> = (0..4)
         .map(|worker| {
             let hierarchy = hierarchy.clone();
@@ -615,7 +640,15 @@ fn real_parent_goes_with_the_last_cgroup_and_survives_racing_creates() {
     for worker in workers {
         worker.join().unwrap();
     }
-    for parent in &parents {
-        assert!(!parent.exists(), "{} left behind", parent.display());
-    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    remover.join().unwrap();
+}
+
+fn common_subdirs(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect()
 }
