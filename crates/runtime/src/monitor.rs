@@ -15,7 +15,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
@@ -228,11 +228,13 @@ impl Session {
                 workdir: "/".into(),
                 stdio: child_stdio,
                 resolv_conf: resolv.exists().then(|| resolv.to_path_buf()),
-                cgroup: None,
+                // The init joins its cgroup itself (see Cgroup::joining).
+                cgroups: cg
+                    .joining()
+                    .map_err(|e| runtime_err(Error::Cgroup(e.to_string())))?,
                 security: crate::security::for_container(rt.root(), &c.host_config)
                     .map_err(|e| (125u8, e.to_string()))?,
             };
-            let cg_ref: &Cgroup = cg;
             let port_specs = c
                 .config
                 .port_specs
@@ -243,14 +245,7 @@ impl Session {
             let mut endpoint: Option<netmgr::Endpoint> = None;
             let (net_slot, endpoint_slot, rt_ref) = (&mut network, &mut endpoint, &rt);
             let network_disabled = c.config.network_disabled;
-            // The init is forked straight into its cgroup (see cgroup::ForkJoin).
-            let mut joining = cg_ref
-                .join_by_fork()
-                .map_err(|e| runtime_err(Error::Cgroup(e.to_string())))?;
-            let mut spec = spec;
-            spec.cgroup = joining.take_cgroup2_dir();
             let spawned = sysinit::spawn(spec, |pid| {
-                joining.forked(pid.as_raw()).map_err(|e| e.to_string())?;
                 if network_disabled {
                     tracing::debug!(%id, pid = pid.as_raw(), "network none: bringing lo up");
                     return loopback_up(pid.as_raw())
@@ -264,8 +259,6 @@ impl Session {
                 *endpoint_slot = Some(ep);
                 Ok(())
             });
-            // Back in the monitor's own cgroups whatever happened (`forked` normally did it).
-            drop(joining);
             let started = spawned.map_err(|e| (e.exit_code() as u8, e.to_string()))?;
             let pid = started.pid.as_raw();
             tracing::debug!(%id, pid, "container started");
@@ -356,7 +349,9 @@ impl Session {
                     }
                 }
                 let _ = overlay::unmount(&paths.rootfs());
-                record_exit(&rt, id, code as i32, false);
+                if let Some(dir) = record_exit(&rt, id, code as i32, false) {
+                    crate::delete_removed(&dir);
+                }
                 let _ = fs::remove_file(paths.socket());
                 Err((code, message))
             }
@@ -616,7 +611,8 @@ impl Session {
 
     /// Releases everything, records the exit, tells the clients, in that order: when a client
     /// sees the exit frame, nothing of the container is left but its directory (and, for a
-    /// few milliseconds more, the veth pair the kernel is deleting with its namespace).
+    /// few milliseconds more, the veth pair the kernel is deleting with its namespace). A
+    /// `--rm` container's directory is out of the store by then, and deleted right after.
     fn finish(mut self) {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
         let oom = self.cgroup.oom_killed();
@@ -636,11 +632,16 @@ impl Session {
             tracing::warn!(id = %self.id, error = %e, "unmounting the rootfs failed");
         }
         // State first, then the socket: a client that cannot connect reads the exit.
-        record_exit(&self.rt, &self.id, code, oom);
+        let removed = record_exit(&self.rt, &self.id, code, oom);
         let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
         for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
             let _ = conn.stream.write_all(&frame);
+        }
+        // A --rm container is out of the store already; its files go after the clients
+        // know, off their path.
+        if let Some(dir) = removed {
+            crate::delete_removed(&dir);
         }
         // The connections close when this process is gone, not before: a client that sees
         // the end of its connection knows the monitor no longer exists.
@@ -672,15 +673,16 @@ struct Stdio {
     stdin: Option<File>,
 }
 
-/// Records the end of a run (or a failed start) in config.json; `--rm` removes the container.
-fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) {
+/// Records the end of a run (or a failed start) in config.json; `--rm` takes the container out
+/// of the store and returns its directory, for the caller to delete.
+fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> {
     let paths = rt.paths(id);
-    let result = (|| -> crate::Result<()> {
+    let result = (|| -> crate::Result<Option<PathBuf>> {
         let _lock = Lock::acquire(&paths.lock())?;
         let mut c: Container = container::load(&paths.config())?;
         if c.auto_remove {
             tracing::debug!(%id, "removing container (--rm)");
-            return fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e));
+            return rt.take_out(id).map(Some);
         }
         c.state.running = false;
         c.state.pid = 0;
@@ -690,11 +692,12 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) {
         c.monitor = None;
         c.init = None;
         c.network_settings = NetworkSettings::default();
-        container::save(&paths.config(), &c)
+        container::save(&paths.config(), &c).map(|()| None)
     })();
-    if let Err(e) = result {
+    result.unwrap_or_else(|e| {
         tracing::warn!(%id, error = %e, "recording the exit failed");
-    }
+        None
+    })
 }
 
 /// Drops from our page tables the clean code and read-only data pages that starting up

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
             stderr: dup(std::io::stderr().as_fd()),
         },
         resolv_conf: None,
-        cgroup: None,
+        cgroups: sysinit::Cgroups::default(),
         // Docker's default confinement, its seccomp profile included.
         security: sysinit::Security {
             seccomp: sysinit::seccomp::compile(

@@ -29,6 +29,8 @@ pub(crate) struct PlanInput {
     pub env: Vec<CString>,
     pub candidates: Vec<CString>,
     pub stdio: Vec<OwnedFd>,
+    /// v1 `tasks` files the child writes `0` to (see [`crate::Cgroups`]).
+    pub cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>,
     pub security: Security,
     /// `security.masked_paths` and `security.readonly_paths` as C strings.
     pub masked: Vec<CString>,
@@ -85,6 +87,7 @@ impl Plan {
     pub(crate) fn close_stdio(&mut self) {
         self.input.stdio.clear();
         self.input.console = None;
+        self.input.cgroup_tasks.clear();
     }
 
     /// Turns the child's report into the error the caller sees.
@@ -173,6 +176,14 @@ impl Plan {
                     .unwrap_or_default()
             )),
             Step::Seccomp => setup("install the seccomp filter".into()),
+            Step::JoinCgroup => setup(format!(
+                "join cgroup {}",
+                self.input
+                    .cgroup_tasks
+                    .get(index)
+                    .map(|(path, _)| path.display().to_string())
+                    .unwrap_or_default()
+            )),
             Step::NoNewPrivs => setup("set no_new_privs".into()),
             Step::Workdir => setup(format!(
                 "change to working directory {}",
@@ -274,11 +285,12 @@ pub(crate) enum Step {
     Terminal,
     Seccomp,
     NoNewPrivs,
+    JoinCgroup,
     Unknown,
 }
 
 impl Step {
-    const ALL: [Step; 21] = [
+    const ALL: [Step; 22] = [
         Step::Stdio,
         Step::CgroupNamespace,
         Step::RootPropagation,
@@ -300,6 +312,7 @@ impl Step {
         Step::Terminal,
         Step::Seccomp,
         Step::NoNewPrivs,
+        Step::JoinCgroup,
     ];
 }
 
@@ -566,7 +579,16 @@ pub(crate) unsafe fn run(
         );
     }
 
-    // The parent has put us into our cgroup, so this namespace is rooted there.
+    // Into our own cgroup in every v1 hierarchy (clone3 put us into the cgroup2 one), so the
+    // namespace below is rooted there.
+    for (index, (_, fd)) in input.cgroup_tasks.iter().enumerate() {
+        check!(
+            err,
+            Step::JoinCgroup,
+            index,
+            libc::write(fd.as_raw_fd(), c"0".as_ptr().cast(), 1)
+        );
+    }
     check!(
         err,
         Step::CgroupNamespace,
@@ -1034,6 +1056,12 @@ unsafe fn exec(err: c_int, plan: &Plan) -> ! {
 
     let mut denied: Option<(usize, i32)> = None;
     for (index, candidate) in plan.input.candidates.iter().enumerate() {
+        // A stat is far cheaper than an execve that fails (which, under the seccomp filter,
+        // is most of PATH): skip what is not there.
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::stat(candidate.as_ptr(), &mut st) < 0 && errno() == libc::ENOENT {
+            continue;
+        }
         // ETXTBSY: another thread of a multi-threaded parent may have forked while the file was
         // open for writing; that copy closes the descriptor at its own exec, so wait a little.
         for _ in 0..ETXTBSY_RETRIES {

@@ -181,6 +181,34 @@ impl Target {
     }
 }
 
+/// Whether the kernel runs x32 system calls (CONFIG_X86_X32_ABI, and not disabled at boot):
+/// a forked child tries one. A child killed for it (a filter of our own without x32) counts
+/// as no.
+pub fn kernel_runs_x32() -> bool {
+    if !cfg!(target_arch = "x86_64") {
+        return false;
+    }
+    const X32_SYSCALL_BIT: libc::c_long = 0x4000_0000;
+    // SAFETY: the child only makes a system call and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: getpid through the x32 table takes no arguments.
+        let ret = unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) };
+        let runs = ret >= 0;
+        // SAFETY: leaving the forked child without running anything of the parent's.
+        unsafe { libc::_exit(if runs { 0 } else { 1 }) };
+    }
+    if pid < 0 {
+        return true; // keep the section when we cannot tell
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+    {}
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
 /// (Go's name, libseccomp's name) of the architecture this was built for.
 pub fn native_arch() -> (&'static str, &'static str) {
     if cfg!(target_arch = "x86_64") {
@@ -429,6 +457,15 @@ impl Filter {
         let default = self.default_action.to_scmp()?;
         let mut ctx = ScmpFilterContext::new(default)?;
         for arch in &self.architectures {
+            // x32 on a kernel built without it: its system calls fail with ENOSYS whatever the
+            // filter says, and its section is a third of Docker's filter, which costs every
+            // start while the kernel installs it. Left out, x32 calls get the same ENOSYS
+            // through the filter's bad-architecture action.
+            if arch == "SCMP_ARCH_X32" && !kernel_runs_x32() {
+                tracing::debug!("kernel cannot run x32: its seccomp section left out");
+                ctx.set_act_badarch(ScmpAction::Errno(libc::ENOSYS))?;
+                continue;
+            }
             let arch: ScmpArch = arch
                 .parse()
                 .map_err(|_| SeccompError::Invalid(format!("unknown architecture {arch:?}")))?;
@@ -665,5 +702,50 @@ mod tests {
         assert!(!custom.instructions().is_empty());
         assert!(Program::from_bytes(&[0, 0, 0, 0, 1, 2, 3]).is_err());
         assert!(Program::from_bytes(&[]).is_err());
+    }
+
+    /// The default filter installed in a forked child: an x32 system call fails with ENOSYS
+    /// (as under Docker's filter on a kernel without x32) and a 32-bit one goes through the
+    /// x86 section, whether or not the x32 section was left out.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn x32_and_ia32_calls_behave_as_under_dockers_filter() {
+        let program = default_filter(caps::DEFAULT).compile().unwrap();
+        let runs_x32 = kernel_runs_x32();
+        let insns = program.instructions();
+        let fprog = libc::sock_fprog {
+            len: insns.len() as u16,
+            filter: insns.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: the child installs the filter, makes one system call and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if libc::syscall(libc::SYS_seccomp, 1, 0, &fprog as *const libc::sock_fprog) != 0 {
+                    libc::_exit(10);
+                }
+                // getpid through the 32-bit entry: the x86 section allows it.
+                let ia32: i64;
+                std::arch::asm!("int 0x80", inlateout("rax") 20i64 => ia32);
+                if ia32 != libc::getpid() as i64 {
+                    libc::_exit(20);
+                }
+                let ret = libc::syscall(0x4000_0000 | libc::SYS_getpid);
+                let errno = *libc::__errno_location();
+                libc::_exit(match (ret, errno) {
+                    (r, _) if r >= 0 => 0,
+                    (_, libc::ENOSYS) => 1,
+                    (_, libc::EPERM) => 2,
+                    _ => 3,
+                });
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status), "killed: status {status:#x}");
+        let expected = if runs_x32 { 0 } else { 1 };
+        assert_eq!(libc::WEXITSTATUS(status), expected);
     }
 }

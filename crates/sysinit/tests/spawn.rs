@@ -95,7 +95,7 @@ fn spec(root: &Path, args: &[&str], stdin: OwnedFd, stdout: OwnedFd, stderr: Own
             stderr,
         },
         resolv_conf: None,
-        cgroup: None,
+        cgroups: sysinit::Cgroups::default(),
         // Docker's default, seccomp included: everything here must work under it.
         security: default_security(),
     }
