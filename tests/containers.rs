@@ -667,14 +667,33 @@ fn run_rm_leaves_nothing() {
     assert_eq!(monitors.len(), 1);
     let id = lines(&env.ok(&["ps", "-q", "--no-trunc"]))[0].clone();
     env.ok(&["kill", &id]);
-    // `kill` may return when the container is removed but its monitor has yet to exit.
+    // `kill` may return when the container is removed but its monitor has yet to exit (it
+    // deletes the files of a container already out of the store).
     wait_for_exit(monitors[0]);
-    assert!(
-        env.container_dirs().is_empty(),
-        "{:?}",
-        env.container_dirs()
-    );
+    let left: Vec<_> = std::fs::read_dir(env.path().join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|name| name.to_string_lossy() != ".names.lock")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     env.assert_clean();
+}
+
+#[test]
+fn a_removed_container_left_half_deleted_is_invisible_and_swept() {
+    let env = Env::new();
+    let id = env.ok(&["create", "busybox", "true"]).trim().to_string();
+    let containers = env.path().join("containers");
+    // What a `rm` or a --rm monitor killed while deleting leaves behind.
+    std::fs::rename(
+        containers.join(&id),
+        containers.join(format!(".removed-{id}")),
+    )
+    .unwrap();
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert!(!containers.join(format!(".removed-{id}")).exists());
+    assert!(code(&env.run(&["start", &id])) != 0);
 }
 
 /// Open descriptors of this process that point into `root` (other tests in this process open

@@ -250,9 +250,21 @@ impl Runtime {
             let name = entry.file_name().to_string_lossy().into_owned();
             if graph::is_full_id(&name) {
                 ids.push(name);
+            } else if name.starts_with(REMOVED_PREFIX) {
+                // Left by a process that died while deleting it (or being deleted right now).
+                delete_removed(&entry.path());
             }
         }
         Ok(ids)
+    }
+
+    /// Takes container `id`'s directory out of the store in one step (a rename, so no command
+    /// ever sees half a container), for [`delete_removed`] to delete.
+    pub fn take_out(&self, id: &str) -> Result<PathBuf> {
+        let dir = self.paths(id).dir;
+        let removed = self.containers.join(format!("{REMOVED_PREFIX}{id}"));
+        fs::rename(&dir, &removed).map_err(|e| Error::io(&dir, e))?;
+        Ok(removed)
     }
 
     /// Reads a container by full id, noticing a vanished monitor.
@@ -676,7 +688,8 @@ impl Runtime {
         }
         overlay::unmount(&paths.rootfs())?;
         tracing::debug!(%id, dir = %paths.dir.display(), "removing container");
-        fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))
+        let removed = self.take_out(id)?;
+        fs::remove_dir_all(&removed).map_err(|e| Error::io(&removed, e))
     }
 
     /// The lower layers of the container's rootfs, top first: its init layer (containers
@@ -838,6 +851,20 @@ impl Drop for DrainOnDrop {
 fn monitor_alive(c: &Container) -> bool {
     c.monitor
         .is_some_and(|m| procs::is_same(m.pid, m.start_time))
+}
+
+/// The name a removed container's directory has between [`Runtime::take_out`] and
+/// [`delete_removed`]; never a container id.
+const REMOVED_PREFIX: &str = ".removed-";
+
+/// Deletes a directory [`Runtime::take_out`] took out of the store; errors are only logged
+/// (the next listing of the store tries again).
+pub fn delete_removed(dir: &Path) {
+    if let Err(e) = fs::remove_dir_all(dir) {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(dir = %dir.display(), error = %e, "deleting a removed container failed");
+        }
+    }
 }
 
 pub fn cgroup_parent_for(root: &Path) -> String {

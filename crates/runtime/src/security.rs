@@ -239,7 +239,9 @@ fn program(root: &Path, profile: &str, capabilities: u64) -> Result<Option<Progr
 /// The cache file name: everything the compiled program depends on, hashed.
 fn cache_key(profile: &str, target: &Target) -> String {
     let mut hash = sha2::Sha256::new();
-    hash.update(b"dock-seccomp-v1\0");
+    hash.update(b"dock-seccomp-v2\0");
+    // Whether the kernel runs x32 (see seccomp::kernel_runs_x32) can change at a reboot.
+    hash.update(fs::read("/proc/sys/kernel/random/boot_id").unwrap_or_default());
     hash.update(seccomp::library_version().as_bytes());
     hash.update(b"\0");
     hash.update(target.scmp_arch.as_bytes());
