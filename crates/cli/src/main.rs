@@ -107,6 +107,14 @@ pub struct Failure {
 
 fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // A container's monitor, started by `run` and `start`: every start waits for it, so it
+    // skips building the whole command line (and the log setup, unless it logs).
+    if let Some(monitor) = runtime::monitor::Args::parse(args.get(1..).unwrap_or_default()) {
+        if monitor.debug {
+            init_logging(true);
+        }
+        return ExitCode::from(runtime::monitor::main(&monitor.root, &monitor.id) as u8);
+    }
     if args.get(1).is_some_and(|arg| arg == "-d") {
         args[1] = "daemon".into();
     }

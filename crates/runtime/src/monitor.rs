@@ -11,6 +11,7 @@
 //! The starter is registered as a client before the command runs, so a foreground `dock run`
 //! never misses early output.
 
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -31,6 +32,50 @@ const CHUNK: usize = 16 * 1024;
 const STDIN_HIGH_WATER: usize = 64 * 1024;
 
 /// Runs the monitor role; the process exit status.
+/// The monitor's command line (after the program name): `--root ROOT [--debug] __monitor ID`.
+/// [`Runtime::start`] writes it and the `dock` binary reads it back with [`Args::parse`]
+/// before anything else, since every container start pays for the monitor's startup and a
+/// full command-line parse is a good part of that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub root: PathBuf,
+    pub debug: bool,
+    pub id: String,
+}
+
+impl Args {
+    pub fn to_command_line(&self) -> Vec<OsString> {
+        let mut line = vec!["--root".into(), self.root.clone().into_os_string()];
+        if self.debug {
+            line.push("--debug".into());
+        }
+        line.push(crate::MONITOR_COMMAND.into());
+        line.push(self.id.clone().into());
+        line
+    }
+
+    /// The arguments after the program name, if they are exactly a monitor's.
+    pub fn parse(line: &[OsString]) -> Option<Args> {
+        let [root_flag, root, rest @ ..] = line else {
+            return None;
+        };
+        let (debug, rest) = match rest {
+            [flag, rest @ ..] if flag == "--debug" => (true, rest),
+            _ => (false, rest),
+        };
+        match rest {
+            [command, id] if root_flag == "--root" && command == crate::MONITOR_COMMAND => {
+                Some(Args {
+                    root: PathBuf::from(root),
+                    debug,
+                    id: id.to_str()?.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 pub fn main(root: &Path, id: &str) -> i32 {
     // Nothing but stdio and the starter socket belongs to us.
     // SAFETY: closes descriptors this fresh process does not use.
@@ -802,4 +847,31 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_round_trips_and_nothing_else_parses() {
+        for debug in [false, true] {
+            let args = Args {
+                root: PathBuf::from("/var/lib/dock"),
+                debug,
+                id: "a".repeat(64),
+            };
+            assert_eq!(Args::parse(&args.to_command_line()), Some(args));
+        }
+        let line = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
+        for words in [
+            &["--root", "/r", "ps"][..],
+            &["--root", "/r", "__monitor"],
+            &["--root", "/r", "__monitor", "id", "more"],
+            &["--debug", "--root", "/r", "__monitor", "id"],
+            &["run", "--root", "/r", "__monitor"],
+        ] {
+            assert_eq!(Args::parse(&line(words)), None, "{words:?}");
+        }
+    }
 }
