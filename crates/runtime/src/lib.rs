@@ -25,9 +25,8 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use chrono::Utc;
@@ -499,8 +498,6 @@ impl Runtime {
         client
             .send(attach::Kind::Hello, &hello.encode())
             .map_err(|e| monitor_err(format!("hello: {e}")))?;
-        let mut cmd = Command::new(&self.monitor_exe);
-        cmd.arg("--root").arg(&self.root);
         // With `--debug` the monitor logs its steps to containers/<id>/monitor.log (not to our
         // stderr: the monitor outlives us, and a closed stderr must not take it down).
         let debug_log = if tracing::enabled!(tracing::Level::DEBUG) {
@@ -512,38 +509,20 @@ impl Runtime {
         } else {
             None
         };
-        if debug_log.is_some() {
-            cmd.arg("--debug");
-        }
-        cmd.arg(MONITOR_COMMAND)
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(debug_log.map_or_else(Stdio::null, Stdio::from));
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setsid() < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if fd == STARTER_FD {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                } else if libc::dup2(fd, STARTER_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        let args = monitor::Args {
+            root: self.root.clone(),
+            debug: debug_log.is_some(),
+            id: id.to_string(),
+        };
         tracing::debug!(%id, exe = %self.monitor_exe.display(), "spawning monitor");
-        let child = cmd
-            .spawn()
-            .map_err(|e| monitor_err(format!("spawn {}: {e}", self.monitor_exe.display())))?;
+        spawn_monitor(
+            &self.monitor_exe,
+            &args.to_command_line(),
+            &theirs,
+            debug_log.as_ref(),
+        )
+        .map_err(|e| monitor_err(format!("spawn {}: {e}", self.monitor_exe.display())))?;
         drop(theirs);
-        // The monitor outlives us; whoever inherits it reaps it.
-        drop(child);
         match client.next_event() {
             Ok(Some(Event::Started { .. })) => Ok(client),
             Ok(Some(Event::StartError { code, message })) => {
@@ -851,6 +830,98 @@ impl Drop for DrainOnDrop {
 fn monitor_alive(c: &Container) -> bool {
     c.monitor
         .is_some_and(|m| procs::is_same(m.pid, m.start_time))
+}
+
+/// Starts a monitor: `exe` with `args`, in a session of its own, with `starter` as its
+/// descriptor [`STARTER_FD`], /dev/null as stdin and stdout and `stderr` (or /dev/null) as
+/// stderr. It outlives us; whoever inherits it reaps it.
+///
+/// posix_spawn rather than fork + exec: glibc starts the child with a vfork-like clone, so
+/// starting a container does not copy the page tables of this process only to discard them,
+/// and a multi-threaded caller (the API server) forks nothing.
+fn spawn_monitor(
+    exe: &Path,
+    args: &[std::ffi::OsString],
+    starter: &impl std::os::fd::AsRawFd,
+    stderr: Option<&fs::File>,
+) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let c_string = |bytes: &[u8]| {
+        CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte"))
+    };
+    let program = c_string(exe.as_os_str().as_bytes())?;
+    let mut words = vec![program.clone()];
+    for arg in args {
+        words.push(c_string(arg.as_bytes())?);
+    }
+    let environment: Vec<CString> = std::env::vars_os()
+        .filter_map(|(key, value)| {
+            let mut pair = key.as_bytes().to_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            CString::new(pair).ok()
+        })
+        .collect();
+    let pointers = |strings: &[CString]| {
+        strings
+            .iter()
+            .map(|s| s.as_ptr() as *mut libc::c_char)
+            .chain([std::ptr::null_mut()])
+            .collect::<Vec<_>>()
+    };
+    let (argv, envp) = (pointers(&words), pointers(&environment));
+    let null = fs::File::open("/dev/null")?;
+    // Above the descriptors the child gets, so no dup2 below has the same source and target.
+    // SAFETY: F_DUPFD_CLOEXEC on descriptors we own; the copies are closed when dropped.
+    let above = |fd: i32| -> io::Result<OwnedFd> {
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, STARTER_FD + 1) };
+        if copy < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+    };
+    let starter = above(starter.as_raw_fd())?;
+    let stderr = above(stderr.map_or(null.as_raw_fd(), |f| f.as_raw_fd()))?;
+    let null = above(null.as_raw_fd())?;
+    let plan = [
+        (null.as_raw_fd(), 0),
+        (null.as_raw_fd(), 1),
+        (stderr.as_raw_fd(), 2),
+        (starter.as_raw_fd(), STARTER_FD),
+    ];
+    // SAFETY: the attribute and file-action objects are initialised before use and destroyed
+    // after; argv and envp are null-terminated arrays of strings that outlive the call.
+    unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        libc::posix_spawn_file_actions_init(&mut actions);
+        libc::posix_spawnattr_init(&mut attr);
+        let mut ret = libc::posix_spawnattr_setflags(&mut attr, libc::POSIX_SPAWN_SETSID);
+        for (from, to) in plan {
+            if ret == 0 {
+                ret = libc::posix_spawn_file_actions_adddup2(&mut actions, from, to);
+            }
+        }
+        let mut pid = 0;
+        if ret == 0 {
+            ret = libc::posix_spawn(
+                &mut pid,
+                program.as_ptr(),
+                &actions,
+                &attr,
+                argv.as_ptr(),
+                envp.as_ptr(),
+            );
+        }
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        libc::posix_spawnattr_destroy(&mut attr);
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+    }
+    Ok(())
 }
 
 /// The name a removed container's directory has between [`Runtime::take_out`] and
