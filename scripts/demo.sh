@@ -13,6 +13,7 @@ rootfs=$(mktemp -d /tmp/dock-rootfs.XXXXXX)
 tag=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:6])' "$root")
 cgroup=$(python3 -c 'import hashlib,os,sys; print("dock-" + hashlib.sha256(os.path.realpath(sys.argv[1]).encode()).hexdigest()[:8])' "$root")
 cleanup() {
+    set +x
     "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1 || true
     for dir in /sys/fs/cgroup/*/"$cgroup" /sys/fs/cgroup/"$cgroup"; do
         if [ -d "$dir" ]; then rmdir "$dir" 2>/dev/null || true; fi
@@ -43,4 +44,6 @@ id=$("$dock" --root "$root" run -d busybox sh -c 'echo hi > /greeting; sleep 2')
 "$dock" --root "$root" diff "$id"
 "$dock" --root "$root" commit "$id" greeting
 "$dock" --root "$root" run --rm greeting cat /greeting
+# Confined as under Docker: seccomp filter on, Docker's capabilities, no mounts, no unshare.
+"$dock" --root "$root" run --rm busybox sh -c 'grep -E "^(Seccomp|CapEff):" /proc/self/status; mount -t tmpfs none /mnt || echo "mount refused"; unshare -U true || echo "unshare refused"'
 "$dock" --root "$root" images
