@@ -142,24 +142,10 @@ pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
-/// [`DEFAULT_MASKED_PATHS`] and, as newer moby masks them, each
-/// `/sys/devices/system/cpu/cpuN/thermal_throttle` this machine has.
+/// [`DEFAULT_MASKED_PATHS`], owned: what `docker inspect` shows as `HostConfig.MaskedPaths`
+/// of a default Docker 28 container.
 pub fn default_masked_paths() -> Vec<String> {
-    let mut paths: Vec<String> = DEFAULT_MASKED_PATHS.iter().map(|p| p.to_string()).collect();
-    let mut cpus: Vec<u32> = fs::read_dir("/sys/devices/system/cpu")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("cpu")?.parse().ok())
-        .collect();
-    cpus.sort_unstable();
-    for cpu in cpus {
-        let path = format!("/sys/devices/system/cpu/cpu{cpu}/thermal_throttle");
-        if Path::new(&path).exists() {
-            paths.push(path);
-        }
-    }
-    paths
+    DEFAULT_MASKED_PATHS.iter().map(|p| p.to_string()).collect()
 }
 
 /// Where the container's first process joins its cgroups. Moving another process into a
