@@ -6,7 +6,7 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::{code, stderr, stdout, DockRoot};
@@ -195,27 +195,28 @@ fn probe_script() -> String {
         .join("\n")
 }
 
-fn assert_device_rules(root: &DockRoot, extra_env: Option<(&str, &str)>) {
+/// `dock run --rm [options] --network none devices sh -c script`, with the cgroup v2
+/// hierarchy at `cgroup2_root` when one is given.
+fn run_in_devices(
+    root: &DockRoot,
+    cgroup2_root: Option<&str>,
+    options: &[&str],
+    script: &str,
+) -> Output {
+    let mut cmd = root.cmd();
+    if let Some(path) = cgroup2_root {
+        cmd.env("DOCK_CGROUP2_ROOT", path);
+    }
+    cmd.args(["run", "--rm"])
+        .args(options)
+        .args(["--network", "none", "devices", "sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+fn assert_device_rules(root: &DockRoot, cgroup2_root: Option<&str>) {
     for user in ["root", "nobody"] {
-        let mut cmd = root.cmd();
-        if let Some((k, v)) = extra_env {
-            cmd.env(k, v);
-        }
-        let out = cmd
-            .args([
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "-u",
-                user,
-                "devices",
-                "sh",
-                "-c",
-            ])
-            .arg(probe_script())
-            .output()
-            .unwrap();
+        let out = run_in_devices(root, cgroup2_root, &["-u", user], &probe_script());
         let report = stdout(&out);
         let allowed = ["null", "zero", "full", "urandom", "random"];
         for line in report.lines() {
@@ -235,24 +236,12 @@ fn assert_device_rules(root: &DockRoot, extra_env: Option<(&str, &str)>) {
         assert_eq!(report.lines().count(), 12, "{report}\n{}", stderr(&out));
     }
     // The terminal devices work with -t.
-    let mut cmd = root.cmd();
-    if let Some((k, v)) = extra_env {
-        cmd.env(k, v);
-    }
-    let out = cmd
-        .args([
-            "run",
-            "--rm",
-            "-t",
-            "--network",
-            "none",
-            "devices",
-            "sh",
-            "-c",
-        ])
-        .arg("tty && echo hi > /dev/tty && echo tty-ok")
-        .output()
-        .unwrap();
+    let out = run_in_devices(
+        root,
+        cgroup2_root,
+        &["-t"],
+        "tty && echo hi > /dev/tty && echo tty-ok",
+    );
     let text = stdout(&out);
     assert!(
         text.contains("/dev/pts/0") && text.contains("tty-ok"),
@@ -273,24 +262,7 @@ fn privileged_containers_reach_every_device() {
          && ( : < /nodes/tty1 ) && echo all-ok"
     );
     for cgroup2_root in [None, cgroup2_mount()] {
-        let mut cmd = root.cmd();
-        if let Some(path) = cgroup2_root {
-            cmd.env("DOCK_CGROUP2_ROOT", path);
-        }
-        let out = cmd
-            .args([
-                "run",
-                "--rm",
-                "--privileged",
-                "--network",
-                "none",
-                "devices",
-                "sh",
-                "-c",
-            ])
-            .arg(&script)
-            .output()
-            .unwrap();
+        let out = run_in_devices(&root, cgroup2_root, &["--privileged"], &script);
         let text = stdout(&out);
         assert!(
             text.contains("all-ok"),
@@ -317,7 +289,7 @@ fn devices_are_dockers_default_list_on_the_cgroup2_mount() {
     };
     let root = DockRoot::new();
     device_image(&root);
-    assert_device_rules(&root, Some(("DOCK_CGROUP2_ROOT", cgroup2)));
+    assert_device_rules(&root, Some(cgroup2));
 }
 
 /// The machine's cgroup2 mount: the hybrid layout's or the only one.

@@ -419,16 +419,10 @@ fn network_none_has_only_loopback_and_touches_no_bridge() {
         assert!(stdout(&out).contains("UP"), "lo is down: {}", stdout(&out));
     }
     // Loopback works inside.
-    let out = env.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
+    let out = env.root.busybox_sh(
+        &[],
         "mkdir /www && echo up > /www/index.html && httpd -p 127.0.0.1:80 -h /www && wget -qO- http://127.0.0.1/",
-    ]);
+    );
     assert_eq!(stdout(&out), "up\n", "{}", stderr(&out));
     // No bridge work at all: the bridge was never created.
     let links = stdout(&Command::new("ip").args(["-o", "link"]).output().unwrap());

@@ -19,9 +19,9 @@ struct Env {
 impl Env {
     /// A root with the busybox fixture (which has /etc, /proc, /sys, /dev) as `busybox`.
     fn new() -> Env {
-        let root = DockRoot::new();
-        root.import_busybox("busybox");
-        Env { root }
+        Env {
+            root: DockRoot::with_busybox(),
+        }
     }
 
     fn id_of(&self, name: &str) -> String {

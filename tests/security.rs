@@ -13,18 +13,21 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let root = DockRoot::new();
-        root.import_busybox("busybox");
-        Env { root }
+        Env {
+            root: DockRoot::with_busybox(),
+        }
     }
 
     /// `dock run --rm --network none [options] busybox sh -c script`, which must succeed.
     fn sh(&self, options: &[&str], script: &str) -> String {
-        let mut args = vec!["run", "--rm", "--network", "none"];
-        args.extend_from_slice(options);
-        args.extend_from_slice(&["busybox", "sh", "-c", script]);
-        let out = self.root.run(&args);
-        assert_eq!(code(&out), 0, "{args:?}: {}{}", stdout(&out), stderr(&out));
+        let out = self.root.busybox_sh(options, script);
+        assert_eq!(
+            code(&out),
+            0,
+            "{options:?} {script:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
         stdout(&out)
     }
 
@@ -250,16 +253,10 @@ fn default_container_masks_and_protects_dockers_paths() {
             ),
         }
     }
-    let out = env.root.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
+    let out = env.root.busybox_sh(
+        &[],
         "echo x > /proc/sys/kernel/domainname; echo 1 > /proc/irq/default_smp_affinity",
-    ]);
+    );
     assert_eq!(
         stderr(&out).matches("Read-only file system").count(),
         2,

@@ -104,6 +104,22 @@ impl DockRoot {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// A new root with the busybox rootfs imported as `busybox`.
+    pub fn with_busybox() -> DockRoot {
+        let root = DockRoot::new();
+        root.import_busybox("busybox");
+        root
+    }
+
+    /// `dock run --rm --network none [options] busybox sh -c script`; the output, whatever
+    /// the exit status.
+    pub fn busybox_sh(&self, options: &[&str], script: &str) -> Output {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        self.run(&args)
+    }
+
     /// Import the busybox rootfs as `name`; its image id.
     pub fn import_busybox(&self, name: &str) -> String {
         let tar = busybox_tar().to_str().unwrap();

@@ -260,14 +260,7 @@ impl Graph {
     /// each directory in it (images and staging), so no layer stays reachable. One stat when
     /// it is private already.
     pub fn secure(dir: &Path) -> Result<perms::DirMode> {
-        let found =
-            perms::ensure_private(dir).map_err(io_err(format!("secure {}", dir.display())))?;
-        if let perms::DirMode::Tightened { .. } = found {
-            let changed = perms::tighten_subdirs(dir)
-                .map_err(io_err(format!("secure the images in {}", dir.display())))?;
-            tracing::debug!(dir = %dir.display(), changed, "closed an open graph");
-        }
-        Ok(found)
+        perms::ensure_private_tree(dir).map_err(io_err(format!("secure {}", dir.display())))
     }
 
     /// The directory this graph lives in.

@@ -91,6 +91,25 @@ pub fn tighten_subdirs(dir: &Path) -> io::Result<usize> {
     Ok(changed)
 }
 
+/// [`ensure_private`] `dir` and, when it was open (an older dock's), [`tighten_subdirs`] it:
+/// the entries of an open store directory were made open too.
+pub fn ensure_private_tree(dir: &Path) -> io::Result<DirMode> {
+    let found = ensure_private(dir)?;
+    if let DirMode::Tightened { .. } = found {
+        tighten_subdirs(dir)?;
+    }
+    Ok(found)
+}
+
+/// [`tighten`] `dir` if it exists and, when it was open, [`tighten_subdirs`] it.
+pub fn tighten_tree(dir: &Path) -> io::Result<Option<DirMode>> {
+    let found = tighten(dir)?;
+    if let Some(DirMode::Tightened { .. }) = found {
+        tighten_subdirs(dir)?;
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +185,31 @@ mod tests {
         assert_eq!(mode(&top.join("open/layer")), 0o755);
         assert_eq!(mode(&top.join("file")), 0o644);
         assert_eq!(mode(&elsewhere), 0o755);
+    }
+
+    #[test]
+    fn a_tree_is_walked_only_when_its_top_was_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("top");
+        assert_eq!(tighten_tree(&top).unwrap(), None);
+        assert_eq!(ensure_private_tree(&top).unwrap(), DirMode::Created);
+        fs::create_dir(top.join("sub")).unwrap();
+        chmod(&top.join("sub"), 0o755);
+        // A private top: its entries are not looked at.
+        assert_eq!(tighten_tree(&top).unwrap(), Some(DirMode::Private));
+        assert_eq!(mode(&top.join("sub")), 0o755);
+        chmod(&top, 0o755);
+        assert_eq!(
+            tighten_tree(&top).unwrap(),
+            Some(DirMode::Tightened { from: 0o755 })
+        );
+        assert_eq!(mode(&top.join("sub")), PRIVATE_MODE);
+        chmod(&top, 0o711);
+        chmod(&top.join("sub"), 0o755);
+        assert_eq!(
+            ensure_private_tree(&top).unwrap(),
+            DirMode::Tightened { from: 0o711 }
+        );
+        assert_eq!(mode(&top.join("sub")), PRIVATE_MODE);
     }
 }

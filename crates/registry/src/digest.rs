@@ -35,28 +35,49 @@ pub fn verify(what: &str, bytes: &[u8], expected: &str) -> Result<()> {
     Ok(())
 }
 
+/// The sha256 and the byte count of what has passed so far, for [`HashingReader`] and
+/// [`HashingWriter`].
+struct Tally {
+    hasher: Sha256,
+    count: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+    fn add(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.count += bytes.len() as u64;
+    }
+    fn digest(&self) -> String {
+        format!("sha256:{}", hex(&self.hasher.clone().finalize()))
+    }
+}
+
 /// A reader that hashes what passes through it.
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
-    count: u64,
+    tally: Tally,
 }
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
-            count: 0,
+            tally: Tally::new(),
         }
     }
     /// `sha256:<hex>` of everything read so far.
     pub fn digest(&self) -> String {
-        format!("sha256:{}", hex(&self.hasher.clone().finalize()))
+        self.tally.digest()
     }
     /// Bytes read so far.
     pub fn count(&self) -> u64 {
-        self.count
+        self.tally.count
     }
     pub fn get_ref(&self) -> &R {
         &self.inner
@@ -69,8 +90,7 @@ impl<R: Read> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
+        self.tally.add(&buf[..n]);
         Ok(n)
     }
 }
@@ -78,23 +98,23 @@ impl<R: Read> Read for HashingReader<R> {
 /// A writer that hashes what passes through it.
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
-    count: u64,
+    tally: Tally,
 }
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
-            hasher: Sha256::new(),
-            count: 0,
+            tally: Tally::new(),
         }
     }
+    /// `sha256:<hex>` of everything written so far.
     pub fn digest(&self) -> String {
-        format!("sha256:{}", hex(&self.hasher.clone().finalize()))
+        self.tally.digest()
     }
+    /// Bytes written so far.
     pub fn count(&self) -> u64 {
-        self.count
+        self.tally.count
     }
     pub fn into_inner(self) -> W {
         self.inner
@@ -104,8 +124,7 @@ impl<W: Write> HashingWriter<W> {
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
+        self.tally.add(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

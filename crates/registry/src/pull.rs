@@ -5,7 +5,8 @@ use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
-use ureq::http::Method;
+use ureq::http::{Method, Response};
+use ureq::Body;
 
 use crate::client::{
     error_codes, error_detail_suffix, pull_scope, read_capped, read_small, Client, Payload,
@@ -219,14 +220,7 @@ impl Client {
             self.source_repo_url(src, r)?,
             r.manifest_ref()
         );
-        let resp = self.request(
-            &src.host,
-            Method::GET,
-            &url,
-            &pull_scope(r),
-            &[("accept", media::MANIFEST_ACCEPT)],
-            Payload::Empty,
-        )?;
+        let resp = self.pull_get(&src.host, &url, r, &[("accept", media::MANIFEST_ACCEPT)])?;
         if !resp.status().is_success() {
             return Err(self.response_error(&Method::GET, &url, resp, About::Manifest(r)));
         }
@@ -338,6 +332,24 @@ impl Client {
         })
     }
 
+    /// `GET url` from `host` with `headers`, authorised to pull `r`.
+    fn pull_get(
+        &self,
+        host: &str,
+        url: &str,
+        r: &Reference,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Body>> {
+        self.request(
+            host,
+            Method::GET,
+            url,
+            &pull_scope(r),
+            headers,
+            Payload::Empty,
+        )
+    }
+
     /// `GET /v2/NAME/blobs/DIGEST` as a stream that checks size and digest at its end
     /// (redirects are followed without the `Authorization` header).
     pub fn open_blob(&self, r: &Reference, digest: &str, size: Option<u64>) -> Result<BlobReader> {
@@ -356,14 +368,7 @@ impl Client {
         size: Option<u64>,
     ) -> Result<BlobReader> {
         let url = format!("{}/blobs/{digest}", self.source_repo_url(src, r)?);
-        let resp = self.request(
-            &src.host,
-            Method::GET,
-            &url,
-            &pull_scope(r),
-            &[],
-            Payload::Empty,
-        )?;
+        let resp = self.pull_get(&src.host, &url, r, &[])?;
         if !resp.status().is_success() {
             return Err(self.response_error(&Method::GET, &url, resp, About::Blob(r, digest)));
         }
@@ -440,14 +445,7 @@ impl Client {
         let mut url = format!("{}/tags/list", self.repo_url(r)?);
         let mut tags = Vec::new();
         loop {
-            let resp = self.request(
-                r.api_host(),
-                Method::GET,
-                &url,
-                &pull_scope(r),
-                &[],
-                Payload::Empty,
-            )?;
+            let resp = self.pull_get(r.api_host(), &url, r, &[])?;
             if !resp.status().is_success() {
                 return Err(self.response_error(&Method::GET, &url, resp, About::Repository(r)));
             }

@@ -176,18 +176,12 @@ pub struct CommitOptions {
 /// may reach them. Layers themselves are not walked; the directories above them are enough.
 /// A root that is private already costs one stat per directory named here.
 pub fn secure_root(root: &Path) -> Result<()> {
-    use graph::perms::{ensure_private, tighten, tighten_subdirs, DirMode};
+    use graph::perms::{ensure_private, ensure_private_tree, tighten, tighten_tree};
     ensure_private(root).map_err(|e| Error::io(root, e))?;
     let containers = root.join("containers");
-    if let DirMode::Tightened { .. } =
-        ensure_private(&containers).map_err(|e| Error::io(&containers, e))?
-    {
-        tighten_subdirs(&containers).map_err(|e| Error::io(&containers, e))?;
-    }
+    ensure_private_tree(&containers).map_err(|e| Error::io(&containers, e))?;
     let graph = root.join("graph");
-    if let Some(DirMode::Tightened { .. }) = tighten(&graph).map_err(|e| Error::io(&graph, e))? {
-        tighten_subdirs(&graph).map_err(|e| Error::io(&graph, e))?;
-    }
+    tighten_tree(&graph).map_err(|e| Error::io(&graph, e))?;
     let net = root.join("net");
     tighten(&net).map_err(|e| Error::io(&net, e))?;
     Ok(())

@@ -31,7 +31,6 @@ const CHUNK: usize = 16 * 1024;
 /// Stop reading client input while this much stdin waits for the container.
 const STDIN_HIGH_WATER: usize = 64 * 1024;
 
-/// Runs the monitor role; the process exit status.
 /// The monitor's command line (after the program name): `--root ROOT [--debug] __monitor ID`.
 /// [`Runtime::start`] writes it and the `dock` binary reads it back with [`Args::parse`]
 /// before anything else, since every container start pays for the monitor's startup and a
@@ -76,6 +75,7 @@ impl Args {
     }
 }
 
+/// Runs the monitor role; the process exit status.
 pub fn main(root: &Path, id: &str) -> i32 {
     // Nothing but stdio and the starter socket belongs to us.
     // SAFETY: closes descriptors this fresh process does not use.

@@ -253,12 +253,22 @@ fn cache_key(profile: &str, target: &Target) -> String {
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A name beside `path` for writing it, unique to this call: the API server compiles in
+/// several threads of one process, and two writers of one temporary file could rename the
+/// other's half-written program into the cache.
+fn temp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    path.with_extension(format!("tmp-{}-{n}", std::process::id()))
+}
+
 fn store(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let tmp = temp_path(path);
     let write = || -> io::Result<()> {
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -280,6 +290,14 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn each_cache_write_has_its_own_temporary_file() {
+        let path = Path::new("/root/seccomp/key.bpf");
+        let (a, b) = (temp_path(path), temp_path(path));
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), path.parent());
     }
 
     #[test]

@@ -227,29 +227,12 @@ mod tests {
     #[test]
     fn all_privileged_and_unknown() {
         let every = all(40);
+        let tweaked = |add: &[&str], drop: &[&str]| {
+            tweak(DEFAULT, &strings(add), &strings(drop), false, every).unwrap()
+        };
         assert_eq!(tweak(DEFAULT, &[], &[], true, every).unwrap(), every);
-        assert_eq!(
-            tweak(
-                DEFAULT,
-                &strings(&["ALL"]),
-                &strings(&["mknod"]),
-                false,
-                every
-            )
-            .unwrap(),
-            every & !bit(27)
-        );
-        assert_eq!(
-            tweak(
-                DEFAULT,
-                &strings(&["kill"]),
-                &strings(&["all"]),
-                false,
-                every
-            )
-            .unwrap(),
-            bit(5)
-        );
+        assert_eq!(tweaked(&["ALL"], &["mknod"]), every & !bit(27));
+        assert_eq!(tweaked(&["kill"], &["all"]), bit(5));
         assert_eq!(
             tweak(DEFAULT, &strings(&["CAP_NOPE"]), &[], false, every),
             Err(CapError::Unknown("CAP_NOPE".into()))

@@ -1,8 +1,9 @@
 //! Starts a container's first process.
 //!
-//! [`spawn`] clones a child into new pid, mount, uts, ipc and net namespaces. The child waits until
-//! the caller's `before_start(pid)` hook ran in the parent (the runtime joins the cgroup and wires
-//! the network there), then unshares its cgroup namespace, builds the container's mount table
+//! [`spawn`] clones a child into new pid, mount, uts, ipc and net namespaces (and into its cgroup2
+//! cgroup, [`Cgroups`]). The child waits until the caller's `before_start(pid)` hook ran in the
+//! parent (the runtime wires the network there), then joins its v1 cgroups itself, unshares its
+//! cgroup namespace, builds the container's mount table
 //! (rootfs bind, pivot_root, /proc, /sys, a fresh /dev, /dev/pts, /dev/shm, /dev/mqueue, the
 //! host's resolv.conf, the masked and read-only paths), sets the hostname, the working directory
 //! and the controlling terminal, installs the seccomp filter, switches to the user with the
