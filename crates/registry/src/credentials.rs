@@ -177,13 +177,17 @@ impl Credentials {
         }
         let mut text = serde_json::to_string_pretty(doc).expect("JSON values serialise");
         text.push('\n');
+        // Named per process and call: logins in two threads of one process (the API server)
+        // must not write the same temporary file.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let tmp = dir.join(format!(
-            ".{}.{}.tmp",
+            ".{}.{}.{}.tmp",
             self.path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            std::process::id()
+            std::process::id(),
+            WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let result = (|| {
             let mut f = OpenOptions::new()

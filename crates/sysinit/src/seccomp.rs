@@ -182,9 +182,15 @@ impl Target {
 }
 
 /// Whether the kernel runs x32 system calls (CONFIG_X86_X32_ABI, and not disabled at boot):
-/// a forked child tries one. A child killed for it (a filter of our own without x32) counts
-/// as no.
+/// a forked child tries one, once per process. A child killed for it (a filter of our own
+/// without x32) counts as no; when the answer cannot be had (a fork that fails, a child
+/// somebody else reaped) the x32 section is kept, which costs only start time.
 pub fn kernel_runs_x32() -> bool {
+    static RUNS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *RUNS.get_or_init(probe_x32)
+}
+
+fn probe_x32() -> bool {
     if !cfg!(target_arch = "x86_64") {
         return false;
     }
@@ -199,14 +205,19 @@ pub fn kernel_runs_x32() -> bool {
         unsafe { libc::_exit(if runs { 0 } else { 1 }) };
     }
     if pid < 0 {
-        return true; // keep the section when we cannot tell
+        return true;
     }
     let mut status = 0;
-    // SAFETY: waiting for our own child.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-    {}
-    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+    loop {
+        // SAFETY: waiting for our own child.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } >= 0 {
+            break;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return true;
+        }
+    }
+    !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 1 || libc::WIFSIGNALED(status))
 }
 
 /// (Go's name, libseccomp's name) of the architecture this was built for.
