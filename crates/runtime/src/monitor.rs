@@ -155,6 +155,8 @@ struct Session {
     log: LogWriter,
     exit: Option<i32>,
     cgroup: Cgroup,
+    /// `--rm`: the container leaves the store when it exits.
+    auto_remove: bool,
     /// The bridge network the container is connected to; None with `--network none`.
     network: Option<netmgr::Network>,
 }
@@ -378,6 +380,7 @@ impl Session {
                 cgroup: cgroup
                     .take()
                     .unwrap_or_else(|| Cgroup::open(&cgroup_parent, id)),
+                auto_remove: c.auto_remove,
                 network: network.take(),
             })
         })();
@@ -661,9 +664,30 @@ impl Session {
     fn finish(mut self) {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
         let oom = self.cgroup.oom_killed();
-        if let Err(e) = self.cgroup.remove() {
-            tracing::warn!(id = %self.id, error = %e, "removing the cgroup failed");
-        }
+        // The cgroup's directories go in a thread of their own while the rest is released:
+        // they share nothing, and each part takes a few hundred microseconds.
+        let cgroup = self.cgroup.clone();
+        let id = self.id.clone();
+        let remove_cgroup = move || {
+            if let Err(e) = cgroup.remove() {
+                tracing::warn!(%id, error = %e, "removing the cgroup failed");
+            }
+        };
+        let cgroup_removal = match std::thread::Builder::new()
+            .name("cgroup".into())
+            .spawn(remove_cgroup.clone())
+        {
+            Ok(handle) => Some(handle),
+            Err(_) => {
+                remove_cgroup();
+                None
+            }
+        };
+        let wait_for_cgroup = |removal: Option<std::thread::JoinHandle<()>>| {
+            if let Some(handle) = removal {
+                let _ = handle.join();
+            }
+        };
         if let Some(net) = &self.network {
             // Every process of the container is gone, so its network namespace is too: the
             // kernel deletes the veth pair with it, and we release the rest.
@@ -676,17 +700,23 @@ impl Session {
         if let Err(e) = overlay::detach(&paths.rootfs()) {
             tracing::warn!(id = %self.id, error = %e, "unmounting the rootfs failed");
         }
-        // State first, then the socket: a client that cannot connect reads the exit.
-        let removed = record_exit(&self.rt, &self.id, code, oom);
+        // State first, then the socket: a client that cannot connect reads the exit. A kept
+        // container's exit is recorded once its cgroup is gone, so that a start right after
+        // finds the name free; a --rm container leaves the store and its files go meanwhile
+        // (no start can come back to it).
+        if self.auto_remove {
+            if let Some(dir) = record_exit(&self.rt, &self.id, code, oom) {
+                crate::delete_removed(&dir);
+            }
+            wait_for_cgroup(cgroup_removal);
+        } else {
+            wait_for_cgroup(cgroup_removal);
+            record_exit(&self.rt, &self.id, code, oom);
+        }
         let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
         for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
             let _ = conn.stream.write_all(&frame);
-        }
-        // A --rm container is out of the store already; its files go after the clients
-        // know, off their path.
-        if let Some(dir) = removed {
-            crate::delete_removed(&dir);
         }
         // The connections close when this process is gone, not before: a client that sees
         // the end of its connection knows the monitor no longer exists.
