@@ -169,6 +169,14 @@ fn daemon_that_exits(root: &DockRoot, listen: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The daemon refuses to start with `args` (exit 1) and says `expected`.
+fn refused_saying(root: &DockRoot, listen: &str, args: &[&str], expected: &str) {
+    let out = daemon_that_exits(root, listen, args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(expected), "{expected:?} not in {err}");
+}
+
 fn nothing_listens_on(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
 }
@@ -222,60 +230,39 @@ fn tls_files_that_cannot_be_used_are_named() {
     let client_key = pki.arg("client-key.pem");
     let ca = pki.arg("ca.pem");
 
-    let out = daemon_that_exits(
-        &root,
-        &listen,
-        &[
+    let verify = |ca: &str| {
+        [
             "--tlsverify",
             "--tlscacert",
-            &missing,
+            ca,
             "--tlscert",
             &server_cert,
             "--tlskey",
             &client_key,
-        ],
-    );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!("read TLS CA certificate {missing}")),
-        "{err}"
+        ]
+        .map(str::to_string)
+    };
+    refused_saying(
+        &root,
+        &listen,
+        &strs(&verify(&missing)),
+        &format!("read TLS CA certificate {missing}"),
     );
 
     // A key that is not the certificate's.
-    let out = daemon_that_exits(
+    refused_saying(
         &root,
         &listen,
-        &[
-            "--tlsverify",
-            "--tlscacert",
-            &ca,
-            "--tlscert",
-            &server_cert,
-            "--tlskey",
-            &client_key,
-        ],
-    );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!(
-            "TLS certificate {server_cert} with key {client_key}"
-        )),
-        "{err}"
+        &strs(&verify(&ca)),
+        &format!("TLS certificate {server_cert} with key {client_key}"),
     );
 
     // A key file given as the certificate.
-    let out = daemon_that_exits(
+    refused_saying(
         &root,
         &listen,
         &["--tls", "--tlscert", &client_key, "--tlskey", &client_key],
-    );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!("no PEM certificate in {client_key}")),
-        "{err}"
+        &format!("no PEM certificate in {client_key}"),
     );
 }
 

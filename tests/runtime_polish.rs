@@ -1,6 +1,6 @@
 //! Runtime polish, end to end with the real `dock` binary on private roots: the init layer
 //! keeps dock's own mount points out of `diff` and `commit` (but not out of `export`), and no
-//! cgroup of a root outlives its containers, however they end. Containers run with
+//! container's cgroup outlives it, however it ends (the root's parent stays). Containers run with
 //! `--network none`: these tests are about storage and cgroups. Every test owns an [`Env`] whose
 //! [`DockRoot`] kills monitors and containers, removes the root's cgroups and unmounts what is
 //! left on drop.

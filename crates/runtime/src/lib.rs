@@ -26,7 +26,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-
 use std::time::Duration;
 
 use chrono::Utc;

@@ -643,7 +643,7 @@ fn read_in_root(root: &OwnedFd, root_path: &Path, rel: &str) -> Result<Option<St
 }
 
 /// An OS error as our messages want it: "no such file or directory", without "(os error 2)".
-pub(crate) fn os_error_text(err: &io::Error) -> String {
+pub fn os_error_text(err: &io::Error) -> String {
     let text = err.to_string();
     let text = match text.find(" (os error ") {
         Some(at) => &text[..at],
