@@ -15,6 +15,7 @@ pub mod platform;
 mod pull;
 mod push;
 pub mod reference;
+pub mod store;
 
 pub use client::Client;
 pub use config::RegistryConfig;
