@@ -552,34 +552,14 @@ fn delete_with_parents(
     prune: bool,
     report: &mut Vec<Value>,
 ) -> ApiResult<()> {
-    let mut next = Some(image);
-    while let Some(image) = next.take() {
-        state
-            .graph
-            .delete(&image.id)
+    let mut in_use = |id: &str| -> tagstore::Result<bool> {
+        // The API's container listing fails only on a broken store; count it as used then.
+        Ok(containers_using(state, id).map_or(true, |users| !users.is_empty()))
+    };
+    let deleted =
+        tagstore::delete_with_parents(&state.graph, &state.tags, image, prune, &mut in_use)
             .map_err(|e| ApiError::conflict(e.to_string()))?;
-        tracing::debug!(id = %image.id, "deleted image");
-        report.push(json!({ "Deleted": api_id(&image.id) }));
-        let Some(parent) = image.parent.filter(|_| prune) else {
-            break;
-        };
-        let Ok(parent) = state.graph.get(&parent) else {
-            break;
-        };
-        let untagged = state
-            .tags
-            .names(&parent.id)
-            .map_err(|e| store_error(&e))?
-            .is_empty();
-        let childless = state
-            .graph
-            .children(&parent.id)
-            .map_err(|e| store_error(&e))?
-            .is_empty();
-        if untagged && childless && containers_using(state, &parent.id)?.is_empty() {
-            next = Some(parent);
-        }
-    }
+    report.extend(deleted.iter().map(|id| json!({ "Deleted": api_id(id) })));
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 mod containers;
 mod format;
 mod images;
+mod pull;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,8 @@ enum Command {
     Image(images::ImageCommand),
     #[command(flatten)]
     Container(containers::ContainerCommand),
+    #[command(flatten)]
+    Pull(pull::PullCommand),
     /// The per-container monitor (internal; started by run and start)
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Container(cmd) => containers::run(&ctx, cmd),
+        Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
         Command::Inspect { names } => images::inspect(&ctx, &names),
         Command::Info => images::info(&ctx),

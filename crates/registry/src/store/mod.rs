@@ -169,10 +169,10 @@ fn pull_one(
 ) -> Result<Pulled> {
     progress(Event::PullingFrom {
         id: reference
-            .tag
-            .clone()
-            .or_else(|| reference.digest.clone())
-            .unwrap_or_else(|| "latest".into()),
+            .tag_or_latest()
+            .or(reference.digest.as_deref())
+            .unwrap_or("latest")
+            .to_string(),
         repository: reference.repository.clone(),
     });
     let image = client.resolve(reference, platform)?;
@@ -262,7 +262,7 @@ fn pull_one(
         }
     })?;
 
-    let (name, updated) = match &reference.tag {
+    let (name, updated) = match reference.tag_or_latest() {
         Some(tag) => {
             let before = tags
                 .repositories()?
@@ -511,21 +511,31 @@ fn apply(graph: &Graph, job: &Job, tx: &mpsc::Sender<Event>) -> Result<()> {
 
 /// The image `name` names: `REPO@DIGEST` by the repo digests pulls recorded, anything else
 /// through the tag store (full id, unique prefix, `REPO[:TAG]`).
-pub fn lookup(client_config: &crate::RegistryConfig, graph: &Graph, tags: &TagStore, name: &str) -> Result<Image> {
+pub fn lookup(
+    client_config: &crate::RegistryConfig,
+    graph: &Graph,
+    tags: &TagStore,
+    name: &str,
+) -> Result<Image> {
     let Some((repo, digest)) = name.split_once('@') else {
         return Ok(tags.lookup(graph, name)?);
     };
     let qualified = client_config.reference(name).ok().map(|r| r.name());
     let wanted = |recorded: &str| {
-        recorded.rsplit_once('@').is_some_and(|(r, d)| {
-            d == digest && (r == repo || qualified.as_deref() == Some(r))
-        })
+        recorded
+            .rsplit_once('@')
+            .is_some_and(|(r, d)| d == digest && (r == repo || qualified.as_deref() == Some(r)))
     };
     for image in graph.all()? {
         if !image.layerless {
             continue;
         }
-        if graph.meta(&image.id)?.repo_digests.iter().any(|d| wanted(d)) {
+        if graph
+            .meta(&image.id)?
+            .repo_digests
+            .iter()
+            .any(|d| wanted(d))
+        {
             return Ok(image);
         }
     }

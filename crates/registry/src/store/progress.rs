@@ -8,31 +8,51 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// `TAG: Pulling from REPOSITORY`
-    PullingFrom { id: String, repository: String },
+    PullingFrom {
+        id: String,
+        repository: String,
+    },
     /// The layer is in the store already.
-    AlreadyExists { layer: String },
+    AlreadyExists {
+        layer: String,
+    },
     /// The layer will be downloaded.
-    PullingFsLayer { layer: String },
+    PullingFsLayer {
+        layer: String,
+    },
     /// Queued behind the downloads already running.
-    Waiting { layer: String },
+    Waiting {
+        layer: String,
+    },
     Downloading {
         layer: String,
         current: u64,
         total: u64,
     },
-    VerifyingChecksum { layer: String },
-    DownloadComplete { layer: String },
+    VerifyingChecksum {
+        layer: String,
+    },
+    DownloadComplete {
+        layer: String,
+    },
     /// `current` of `total` compressed bytes applied.
     Extracting {
         layer: String,
         current: u64,
         total: u64,
     },
-    PullComplete { layer: String },
+    PullComplete {
+        layer: String,
+    },
     /// `Digest: sha256:…`, the repo digest.
-    Digest { digest: String },
+    Digest {
+        digest: String,
+    },
     /// `Status: Downloaded newer image for NAME` or `Status: Image is up to date for NAME`.
-    Status { updated: bool, name: String },
+    Status {
+        updated: bool,
+        name: String,
+    },
 }
 
 impl Event {
@@ -81,9 +101,8 @@ impl Event {
     /// `(current, total)` for the messages that carry progress.
     pub fn progress(&self) -> Option<(u64, u64)> {
         match self {
-            Event::Downloading { current, total, .. } | Event::Extracting { current, total, .. } => {
-                Some((*current, *total))
-            }
+            Event::Downloading { current, total, .. }
+            | Event::Extracting { current, total, .. } => Some((*current, *total)),
             _ => None,
         }
     }

@@ -152,7 +152,9 @@ impl Read for SpoolReader {
         }
         let available = state.written - self.offset;
         drop(state);
-        let want = buf.len().min(usize::try_from(available).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(available).unwrap_or(usize::MAX));
         let n = self.spool.file.read_at(&mut buf[..want], self.offset)?;
         self.offset += n as u64;
         Ok(n)
@@ -182,7 +184,10 @@ mod tests {
         reader.read_to_end(&mut all).unwrap();
         writer.join().unwrap();
         assert_eq!(all.len(), 100_000);
-        assert!(all.chunks(1000).enumerate().all(|(i, c)| c.iter().all(|&b| b == i as u8)));
+        assert!(all
+            .chunks(1000)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|&b| b == i as u8)));
         // Unnamed: nothing of it is visible in the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -203,7 +208,10 @@ mod tests {
             reader.read(&mut buf).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
-        assert!(matches!(spool.take_error(), Some(Error::BlobUnknown { .. })));
+        assert!(matches!(
+            spool.take_error(),
+            Some(Error::BlobUnknown { .. })
+        ));
         assert!(spool.take_error().is_none());
     }
 
