@@ -834,3 +834,174 @@ fn run_pulls_a_missing_image() {
     assert_eq!(id.len(), 64, "{id}");
     root.ok(&["rm", &id]);
 }
+
+// ---- acceptance 7: the docker CLI through `dock daemon` ----
+
+/// `dock daemon` on a private socket, stopped (and its containers removed) on drop.
+struct Daemon {
+    root: DockRoot,
+    socket: PathBuf,
+    docker_config: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let root = DockRoot::new();
+        let socket = root.path().join("api.sock");
+        let log = fs::File::create(root.path().join("daemon.log")).unwrap();
+        let child = Command::new(common::dock_bin())
+            .arg("--root")
+            .arg(root.path())
+            .args(["daemon", "-H"])
+            .arg(format!("unix://{}", socket.display()))
+            .env("DOCK_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "dock daemon never listened");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Daemon {
+            root,
+            socket,
+            docker_config: tempfile::tempdir().unwrap(),
+            child,
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("timeout")
+            .args(["-k", "5", "120", "docker"])
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.docker_config.path())
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+        if let Ok(rt) = runtime::Runtime::open(self.root.path()) {
+            for c in rt.list().unwrap_or_default() {
+                let _ = rt.remove(&c.id, true);
+            }
+            if let Ok(hierarchy) = runtime::cgroup::Hierarchy::detect() {
+                let _ = hierarchy.remove_parent(&rt.cgroup_parent());
+            }
+        }
+    }
+}
+
+/// `docker pull` shows its progress from dock's JSON messages; `docker run` of a missing
+/// image pulls it through the daemon; `docker images --digests` and `image inspect` show the
+/// repo digest.
+#[test]
+fn docker_cli_pulls_and_runs_through_the_daemon() {
+    let reg = TestRegistry::start();
+    let host = reg.host();
+    let img = build("amd64", &three_layers(), true, "docker-cli");
+    push_built(&reg, "cli/app:1", &img);
+    let other = build(
+        "amd64",
+        &[gz(busybox_layer()), gz(files(&[("who", "run-pulled\n")]))],
+        false,
+        "docker-run",
+    );
+    push_built(&reg, "cli/other:2", &other);
+    let daemon = Daemon::start();
+
+    let name = format!("{host}/cli/app:1");
+    let out = daemon.docker(&["pull", &name]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), daemon.log());
+    let text = stdout(&out);
+    assert!(text.contains("1: Pulling from cli/app"), "{text}");
+    assert!(text.contains("Pull complete"), "{text}");
+    assert!(
+        text.contains(&format!("Digest: {}", img.manifest_digest)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{text}"
+    );
+    let inspect = daemon.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}} {{json .RepoDigests}}",
+        &name,
+    ]);
+    assert_eq!(
+        stdout(&inspect).trim(),
+        format!(
+            "{} [\"{host}/cli/app@{}\"]",
+            img.config_digest, img.manifest_digest
+        ),
+        "{}",
+        stderr(&inspect)
+    );
+    let images = daemon.docker(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}} {{.Tag}} {{.Digest}}",
+    ]);
+    assert_eq!(
+        stdout(&images).trim(),
+        format!("{host}/cli/app 1 {}", img.manifest_digest),
+        "{}",
+        stderr(&images)
+    );
+    // The second pull is up to date.
+    let again = daemon.docker(&["pull", &name]);
+    assert!(
+        stdout(&again).contains(&format!("Status: Image is up to date for {name}")),
+        "{}",
+        stdout(&again)
+    );
+
+    // run of a missing image: the CLI pulls it through the daemon, then runs it.
+    let missing = format!("{host}/cli/other:2");
+    let out = daemon.docker(&["run", "--rm", "--network", "none", &missing, "cat", "/who"]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), daemon.log());
+    assert!(
+        stderr(&out).contains(&format!("Unable to find image '{missing}' locally")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "run-pulled\n");
+
+    // A name without a registry, none configured: refused at once.
+    let out = daemon.docker(&["pull", "busybox"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no default registry is configured"),
+        "{}",
+        stderr(&out)
+    );
+    // A manifest the registry lacks: the stream's error.
+    let out = daemon.docker(&["pull", &format!("{host}/cli/app:nope")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("manifest for {host}/cli/app:nope not found")),
+        "{}",
+        stderr(&out)
+    );
+}
