@@ -339,6 +339,8 @@ fn fetch_and_apply(
                 let Some(job) = jobs.get(next.fetch_add(1, Ordering::SeqCst)) else {
                     return;
                 };
+                // Should the download panic, the applier waiting on this spool is woken.
+                let _guard = CancelOnDrop(&job.spool);
                 let result = download(client, reference, job, &tx);
                 job.spool.finish(result);
             });
@@ -367,6 +369,15 @@ fn fetch_and_apply(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+/// Cancels a spool that was not finished (a no-op once it was).
+struct CancelOnDrop<'a>(&'a Spool);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// One blob into its spool, verified (digest and size) at its end.
