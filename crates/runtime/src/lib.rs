@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod container;
 pub mod devices;
 pub mod humanize;
+pub mod imageconfig;
 pub mod initlayer;
 pub mod logs;
 pub mod monitor;
@@ -108,6 +109,19 @@ pub enum Error {
     AlreadyRunning(String),
     #[error("no command specified")]
     NoCommand,
+    #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
+    InvalidWorkingDir(String),
+    #[error("invalid signal: {0}")]
+    InvalidSignal(String),
+    #[error("invalid port {0:?}: expected PORT[/tcp|udp|sctp] with PORT 1-65535")]
+    InvalidPort(String),
+    /// An image's config that does not parse.
+    #[error("image config of {id}: {source}")]
+    ImageConfig {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
     /// The container could not start; `code` is what `dock run` exits with (125, 126, 127).
     #[error("{message}")]
     Start { code: u8, message: String },
@@ -157,6 +171,15 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     /// Privileges and confinement; checked here, before anything exists.
     pub host_config: HostConfig,
+    /// `--entrypoint` (see [`imageconfig::Overrides::entrypoint`]); `None`: the image's.
+    pub entrypoint: Option<Vec<String>>,
+    /// `-w`; empty: the image's.
+    pub working_dir: String,
+    /// `--expose` (normalized `80/tcp`); the `-p` ports are added by create.
+    pub exposed_ports: Vec<String>,
+    /// `--stop-signal`; empty: the image's, else SIGTERM.
+    pub stop_signal: String,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What `commit` records.
@@ -357,6 +380,19 @@ impl Runtime {
         netmgr::Network::open(self.net_config()?).map_err(|e| Error::Network(e.to_string()))
     }
 
+    /// The run defaults of `image`: its config's `config` (None when it has none), else for
+    /// an image an older dock committed the command of the committed container.
+    pub fn image_defaults(
+        &self,
+        graph: &Graph,
+        image: &graph::Image,
+    ) -> Result<Option<oci_spec::image::Config>> {
+        Ok(image
+            .container_config
+            .as_ref()
+            .and_then(imageconfig::legacy_defaults))
+    }
+
     pub fn create(&self, opts: CreateOptions) -> Result<Container> {
         self.create_with_network(opts, NetworkMode::Bridge)
     }
@@ -371,7 +407,9 @@ impl Runtime {
             spec.parse::<netmgr::PortSpec>()
                 .map_err(|e| Error::Network(e.to_string()))?;
         }
-        if network == NetworkMode::None && !opts.port_specs.is_empty() {
+        if network == NetworkMode::None
+            && (!opts.port_specs.is_empty() || opts.host_config.publish_all_ports)
+        {
             return Err(Error::Network(
                 "conflicting options: ports cannot be published with --network none".into(),
             ));
@@ -382,19 +420,23 @@ impl Runtime {
         let image = tags
             .lookup(&graph, &opts.image)
             .map_err(|_| Error::NoSuchImage(opts.image.clone()))?;
-        let mut cmd = opts.cmd.clone();
-        if cmd.is_empty() {
-            // A committed image remembers the command of its container.
-            cmd = image
-                .container_config
-                .as_ref()
-                .and_then(|cfg| serde_json::from_value::<Config>(cfg.clone()).ok())
-                .map(|cfg| cfg.cmd)
-                .unwrap_or_default();
-        }
-        if cmd.is_empty() {
-            return Err(Error::NoCommand);
-        }
+        let defaults = self.image_defaults(&graph, &image)?;
+        let mut exposed_ports = opts.exposed_ports.clone();
+        exposed_ports.extend(imageconfig::spec_ports(&opts.port_specs));
+        let merged = imageconfig::merge(
+            &imageconfig::Overrides {
+                cmd: opts.cmd.clone(),
+                entrypoint: opts.entrypoint.clone(),
+                env: opts.env.clone(),
+                working_dir: opts.working_dir.clone(),
+                user: opts.user.clone(),
+                exposed_ports,
+                stop_signal: opts.stop_signal.clone(),
+                labels: opts.labels.clone(),
+            },
+            defaults.as_ref(),
+        )?;
+        let argv = merged.argv();
         if let Some(name) = &opts.name {
             validate_name(name)?;
         }
@@ -404,17 +446,22 @@ impl Runtime {
                 .hostname
                 .clone()
                 .unwrap_or_else(|| id[..12].to_string()),
-            user: opts.user.clone(),
+            user: merged.user,
             memory: opts.memory,
             memory_swap: opts.memory_swap,
             detach: opts.detach,
             port_specs: opts.port_specs.clone(),
             tty: opts.tty,
             open_stdin: opts.open_stdin,
-            env: opts.env.clone(),
-            cmd: cmd.clone(),
+            env: merged.env,
+            cmd: merged.cmd,
             image: opts.image.clone(),
             network_disabled: network == NetworkMode::None,
+            entrypoint: merged.entrypoint,
+            working_dir: merged.working_dir,
+            exposed_ports: merged.exposed_ports,
+            stop_signal: merged.stop_signal,
+            labels: merged.labels,
         };
 
         // Names are checked and the directory created under one lock, so two creates with
@@ -436,8 +483,8 @@ impl Runtime {
         let c = Container {
             id: id.clone(),
             created: Utc::now(),
-            path: cmd[0].clone(),
-            args: cmd[1..].to_vec(),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
             config,
             state: State::default(),
             image: image.id.clone(),
@@ -564,12 +611,19 @@ impl Runtime {
         Ok(())
     }
 
-    /// SIGTERM, then SIGKILL after `timeout`; returns once the container exited.
+    /// The container's stop signal (`--stop-signal`, the image's `StopSignal`), else SIGTERM,
+    /// then SIGKILL after `timeout`; returns once the container exited.
     pub fn stop(&self, id: &str, timeout: Duration) -> Result<()> {
+        self.stop_with(id, None, timeout)
+    }
+
+    /// `stop` with `signal` instead of the container's stop signal when given.
+    pub fn stop_with(&self, id: &str, signal: Option<i32>, timeout: Duration) -> Result<()> {
         let c = self.load(id)?;
         if !c.state.running {
             return Ok(());
         }
+        let signal = signal.unwrap_or_else(|| stop_signal(&c.config));
         let socket = self.paths(id).socket();
         let mut client = match Client::connect(&socket, Hello::default()) {
             Ok(client) => client,
@@ -581,8 +635,8 @@ impl Runtime {
             }
         };
         let io_err = |e| Error::io(&socket, e);
-        tracing::debug!(%id, "sending SIGTERM");
-        client.signal(libc::SIGTERM).map_err(io_err)?;
+        tracing::debug!(%id, signal, "sending the stop signal");
+        client.signal(signal).map_err(io_err)?;
         if !timeout.is_zero() {
             client
                 .stream()
@@ -598,7 +652,7 @@ impl Runtime {
                 Err(e) => return Err(io_err(e)),
             }
         }
-        tracing::debug!(%id, "container ignored SIGTERM, sending SIGKILL");
+        tracing::debug!(%id, "container ignored its stop signal, sending SIGKILL");
         client.stream().set_read_timeout(None).map_err(io_err)?;
         client.signal(libc::SIGKILL).map_err(io_err)?;
         client.wait_exit().map_err(io_err)?;
@@ -987,6 +1041,11 @@ pub fn container_env(config: &Config) -> Vec<String> {
         env.push(kv.clone());
     }
     env
+}
+
+/// The signal `stop` sends first: the container's `StopSignal`, else SIGTERM.
+pub fn stop_signal(config: &Config) -> i32 {
+    procs::signal_number(&config.stop_signal).unwrap_or(libc::SIGTERM)
 }
 
 /// `512`, `512b`, `64k`, `512m`, `1g` (binary units) in bytes.
