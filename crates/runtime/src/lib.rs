@@ -397,17 +397,28 @@ impl Runtime {
         netmgr::Network::open(self.net_config()?).map_err(|e| Error::Network(e.to_string()))
     }
 
-    /// The run defaults of `image`: its config's `config` (None when it has none), else for
-    /// an image an older dock committed the command of the committed container.
+    /// The run defaults of `image`: the `config` of the first image config in its history,
+    /// or, for an image an older dock committed (no config entry), the command of the
+    /// committed container. `None`: no defaults at all.
     pub fn image_defaults(
         &self,
         graph: &Graph,
         image: &graph::Image,
     ) -> Result<Option<oci_spec::image::Config>> {
-        Ok(image
-            .container_config
-            .as_ref()
-            .and_then(imageconfig::legacy_defaults))
+        let graph_err = |e: graph::Error| Error::Graph(e.to_string());
+        for entry in graph.history(&image.id).map_err(graph_err)? {
+            if let Some(bytes) = graph.config(&entry.id).map_err(graph_err)? {
+                return Ok(imageconfig::parse(&entry.id, &bytes)?.config().clone());
+            }
+            if let Some(legacy) = entry
+                .container_config
+                .as_ref()
+                .and_then(imageconfig::legacy_defaults)
+            {
+                return Ok(Some(legacy));
+            }
+        }
+        Ok(None)
     }
 
     pub fn create(&self, opts: CreateOptions) -> Result<Container> {
@@ -759,7 +770,10 @@ impl Runtime {
             .map_err(|e| Error::Archive(e.to_string()))
     }
 
-    /// A new image from the container's upper dir (running or not), tagged when asked.
+    /// A new image from the container's upper dir (running or not), tagged when asked, as
+    /// `docker commit` makes it: a layer entry with the upper dir's changes, and on top of it
+    /// an image config entry ([`imageconfig::commit_config`]) whose id is its config's
+    /// digest. Returns the config entry.
     pub fn commit(&self, id: &str, opts: CommitOptions) -> Result<graph::Image> {
         let c = self.load(id)?;
         let graph = self.graph()?;
@@ -775,16 +789,26 @@ impl Runtime {
             parent: Some(c.image.clone()),
             container: Some(c.id.clone()),
             container_config: serde_json::to_value(&c.config).ok(),
-            comment: opts.comment,
-            author: opts.author,
+            comment: opts.comment.clone(),
+            author: opts.author.clone(),
         };
         let created = graph.create(DrainOnDrop(reader), new);
         let tarred = match tarring.join() {
             Ok(result) => result.map_err(|e| Error::Archive(e.to_string())),
             Err(_) => Err(Error::Archive(format!("tar of {} failed", upper.display()))),
         };
-        let image = created.map_err(|e| Error::Graph(e.to_string()))?;
-        tarred?;
+        let layer = created.map_err(|e| Error::Graph(e.to_string()))?;
+        let image = tarred.and_then(|()| self.register_commit_config(&graph, &c, &layer, &opts));
+        let image = match image {
+            Ok(image) => image,
+            Err(e) => {
+                // Nothing names the layer yet: no half-made image stays behind.
+                if let Err(del) = graph.delete(&layer.id) {
+                    tracing::warn!(id = %layer.id, error = %del, "removing the layer of a failed commit");
+                }
+                return Err(e);
+            }
+        };
         if let Some(repo) = opts.repository {
             let tag = opts.tag.unwrap_or_else(|| "latest".into());
             self.tags()?
@@ -792,6 +816,71 @@ impl Runtime {
                 .map_err(|e| Error::Graph(e.to_string()))?;
         }
         Ok(image)
+    }
+
+    /// The config entry of a commit whose new layer entry is `layer`.
+    fn register_commit_config(
+        &self,
+        graph: &Graph,
+        c: &Container,
+        layer: &graph::Image,
+        opts: &CommitOptions,
+    ) -> Result<graph::Image> {
+        let graph_err = |e: graph::Error| Error::Graph(e.to_string());
+        let base = graph.image_config(&c.image).map_err(graph_err)?;
+        // Every layer, base first; the new one last.
+        let mut layers: Vec<graph::Image> = graph
+            .history(&layer.id)
+            .map_err(graph_err)?
+            .into_iter()
+            .filter(|entry| !entry.layerless)
+            .collect();
+        layers.reverse();
+        let diff_ids = layers
+            .iter()
+            .map(|l| graph.diff_id(&l.id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(graph_err)?;
+        // A base without a config (imported, or an older dock's commit): one history entry
+        // per layer it has, from what the graph recorded.
+        let base_history = layers[..layers.len() - 1]
+            .iter()
+            .map(|l| imageconfig::HistoryEntry {
+                created: l.created,
+                author: l.author.clone(),
+                created_by: l
+                    .container_config
+                    .as_ref()
+                    .and_then(|v| serde_json::from_value::<Config>(v.clone()).ok())
+                    .map(|cfg| cfg.argv().join(" "))
+                    .unwrap_or_default(),
+                comment: l.comment.clone(),
+            })
+            .collect();
+        let created = Utc::now();
+        let bytes = imageconfig::commit_config(&imageconfig::Commit {
+            base: base.as_deref(),
+            base_history,
+            container_id: &c.id,
+            config: &c.config,
+            created,
+            author: &opts.author,
+            comment: &opts.comment,
+            diff_ids,
+        })?;
+        let image = graph::Image {
+            id: graph::sha256_hex(&bytes),
+            parent: Some(layer.id.clone()),
+            comment: opts.comment.clone(),
+            created,
+            container: Some(c.id.clone()),
+            container_config: serde_json::to_value(&c.config).ok(),
+            author: opts.author.clone(),
+            size: 0,
+            diff_id: None,
+            layerless: true,
+        };
+        graph.register_config(image, &bytes).map_err(graph_err)
     }
 
     /// A tar of the container's whole filesystem; a stopped one is mounted just for this.
