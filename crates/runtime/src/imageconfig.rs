@@ -417,6 +417,82 @@ pub fn commit_config(commit: &Commit) -> Result<Vec<u8>> {
     })
 }
 
+/// One line of `history`, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    /// The image (or graph entry) the line stands for; `None` for the lines of an image
+    /// config's history below its top, which Docker shows as `<missing>`.
+    pub id: Option<String>,
+    pub created: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+    /// Bytes of the layer the line added (0 for an empty layer).
+    pub size: u64,
+}
+
+/// The command a graph entry's container ran (an older commit's record).
+pub(crate) fn entry_command(entry: &graph::Image) -> String {
+    entry
+        .container_config
+        .as_ref()
+        .and_then(|v| serde_json::from_value::<Config>(v.clone()).ok())
+        .map(|c| c.cmd.join(" "))
+        .unwrap_or_default()
+}
+
+/// An image's history as `docker history` shows it: graph entries one per line down to the
+/// first image config that has a history, then that history (newest first, the config's
+/// own line carrying its id, the rest `None`), sized by its layers in order.
+pub fn history(graph: &graph::Graph, id: &str) -> Result<Vec<HistoryRow>> {
+    let graph_err = |e: graph::Error| Error::Graph(e.to_string());
+    let chain = graph.history(id).map_err(graph_err)?;
+    let mut rows = Vec::new();
+    // A config without a history names the next line.
+    let mut pending_id: Option<String> = None;
+    for (i, entry) in chain.iter().enumerate() {
+        if let Some(bytes) = graph.config(&entry.id).map_err(graph_err)? {
+            let config = parse(&entry.id, &bytes)?;
+            if let Some(history) = config.history().as_ref().filter(|h| !h.is_empty()) {
+                let mut layers = chain[i..].iter().filter(|e| !e.layerless).rev();
+                let mut lines: Vec<HistoryRow> = history
+                    .iter()
+                    .map(|h| HistoryRow {
+                        id: None,
+                        created: h
+                            .created()
+                            .as_deref()
+                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                            .map_or(entry.created, |t| t.with_timezone(&Utc)),
+                        created_by: h.created_by().clone().unwrap_or_default(),
+                        comment: h.comment().clone().unwrap_or_default(),
+                        size: if h.empty_layer() == Some(true) {
+                            0
+                        } else {
+                            layers.next().map_or(0, |l| l.size)
+                        },
+                    })
+                    .collect();
+                lines.reverse();
+                lines[0].id = Some(pending_id.take().unwrap_or_else(|| entry.id.clone()));
+                rows.extend(lines);
+                return Ok(rows);
+            }
+        }
+        if entry.layerless {
+            pending_id.get_or_insert_with(|| entry.id.clone());
+            continue;
+        }
+        rows.push(HistoryRow {
+            id: Some(pending_id.take().unwrap_or_else(|| entry.id.clone())),
+            created: entry.created,
+            created_by: entry_command(entry),
+            comment: entry.comment.clone(),
+            size: entry.size,
+        });
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,5 +805,68 @@ mod tests {
         assert!(raw.get("author").is_none());
         assert!(raw["config"].get("ExposedPorts").is_none());
         parse("x", &bytes).unwrap();
+    }
+
+    #[test]
+    fn history_reads_the_config_below_older_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let graph = graph::Graph::open(tmp.path().join("graph")).unwrap();
+        let layer = |parent: Option<String>, comment: &str, cmd: &[&str]| {
+            graph
+                .create(
+                    std::io::empty(),
+                    graph::NewImage {
+                        parent,
+                        container: None,
+                        container_config: Some(json!({ "Cmd": cmd })),
+                        comment: comment.into(),
+                        author: String::new(),
+                    },
+                )
+                .unwrap()
+        };
+        let base = layer(None, "Imported from -", &[]);
+        let top = layer(Some(base.id.clone()), "", &["touch", "/x"]);
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},
+            "history":[{"created":"2026-01-01T00:00:00Z","comment":"Imported from -"},
+                       {"created":"2026-01-02T00:00:00Z","created_by":"ENV A=1","empty_layer":true},
+                       {"created":"2026-01-03T00:00:00Z","created_by":"touch /x"}]}"#;
+        let image = graph
+            .register_config(
+                graph::Image {
+                    id: graph::sha256_hex(config),
+                    parent: Some(top.id.clone()),
+                    created: Utc::now(),
+                    ..graph::Image::default()
+                },
+                config,
+            )
+            .unwrap();
+        // An older dock's commit on top: a plain entry.
+        let legacy = layer(Some(image.id.clone()), "legacy", &["sh", "-c", "true"]);
+
+        let rows = history(&graph, &legacy.id).unwrap();
+        let summary: Vec<(Option<&str>, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.id.as_deref(), r.created_by.as_str(), r.comment.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some(legacy.id.as_str()), "sh -c true", "legacy"),
+                (Some(image.id.as_str()), "touch /x", ""),
+                (None, "ENV A=1", ""),
+                (None, "", "Imported from -"),
+            ]
+        );
+        assert_eq!(rows[1].created.to_rfc3339(), "2026-01-03T00:00:00+00:00");
+        assert_eq!(rows[2].size, 0);
+
+        // Without any config: one line per entry.
+        let rows = history(&graph, &top.id).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].created_by, "touch /x");
+        assert_eq!(rows[1].id.as_deref(), Some(base.id.as_str()));
     }
 }

@@ -848,12 +848,7 @@ impl Runtime {
             .map(|l| imageconfig::HistoryEntry {
                 created: l.created,
                 author: l.author.clone(),
-                created_by: l
-                    .container_config
-                    .as_ref()
-                    .and_then(|v| serde_json::from_value::<Config>(v.clone()).ok())
-                    .map(|cfg| cfg.argv().join(" "))
-                    .unwrap_or_default(),
+                created_by: imageconfig::entry_command(l),
                 comment: l.comment.clone(),
             })
             .collect();
