@@ -47,23 +47,8 @@ fn open_store(root: &DockRoot) -> (graph::Graph, tagstore::TagStore) {
     (graph, tags)
 }
 
-/// Registers `config` (its rootfs set to the busybox layer) as an image entry on top of the
-/// `busybox` image and tags it `name`; the image id (the config's sha256).
-fn register_image(root: &DockRoot, name: &str, mut config: Value) -> String {
-    let (graph, tags) = open_store(root);
-    let base = tags.lookup(&graph, "busybox").unwrap();
-    let diff_id = graph.diff_id(&base.id).unwrap();
-    config["rootfs"] = json!({"type": "layers", "diff_ids": [diff_id]});
-    let bytes = serde_json::to_vec(&config).unwrap();
-    let image = graph::Image {
-        id: graph::sha256_hex(&bytes),
-        parent: Some(base.id),
-        created: chrono::Utc::now(),
-        ..graph::Image::default()
-    };
-    let image = graph.register_config(image, &bytes).unwrap();
-    tags.set(&graph, name, "latest", &image.id, true).unwrap();
-    image.id
+fn register_image(root: &DockRoot, name: &str, config: Value) -> String {
+    common::register_config_image(root.path(), "busybox", name, config)
 }
 
 /// A root with busybox imported and the acceptance image as `web`.

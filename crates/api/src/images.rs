@@ -358,7 +358,15 @@ pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
     let value = blocking(move || {
         let image = find_image(&state, &name)?;
         let tags = state.tags.names(&image.id).map_err(|e| store_error(&e))?;
-        Ok(inspect_json(&image, tags))
+        let mut value = inspect_json(&image, tags);
+        let config = state
+            .graph
+            .image_config(&image.id)
+            .map_err(|e| store_error(&e))?;
+        if let Some(config) = config {
+            apply_image_config(&mut value, &config);
+        }
+        Ok(value)
     })
     .await?;
     Ok(body::json(StatusCode::OK, &value))
@@ -386,6 +394,28 @@ fn inspect_json(image: &Image, tags: Vec<String>) -> Value {
         "RootFS": { "Type": "layers", "Layers": [] },
         "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
     })
+}
+
+/// What an image config says, over the graph entry's view: `Config`, `ContainerConfig`,
+/// `Architecture`, `Os`, `Variant` and `RootFS.Layers` (the diff ids), as Docker shows them.
+fn apply_image_config(value: &mut Value, raw: &[u8]) {
+    let Ok(Value::Object(config)) = serde_json::from_slice::<Value>(raw) else {
+        return;
+    };
+    for (from, to) in [
+        ("config", "Config"),
+        ("container_config", "ContainerConfig"),
+        ("architecture", "Architecture"),
+        ("os", "Os"),
+        ("variant", "Variant"),
+    ] {
+        if let Some(v) = config.get(from) {
+            value[to] = v.clone();
+        }
+    }
+    if let Some(diff_ids) = config.get("rootfs").and_then(|r| r.get("diff_ids")) {
+        value["RootFS"]["Layers"] = diff_ids.clone();
+    }
 }
 
 /// `GET /images/{name}/history`: newest first, as `runtime::imageconfig::history` reads it
