@@ -351,9 +351,18 @@ fn config_of(root: &DockRoot, id: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// The `sha256:` digest of a fresh tar of each layer of `id`, base first.
-fn layer_digests(root: &DockRoot, id: &str) -> Vec<String> {
+fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
+    let hex: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+/// The `sha256:` digest of the tar each layer of `id` gives back (`Graph::layer_tar`, the
+/// bytes a push sends), base first.
+fn layer_digests(root: &DockRoot, id: &str) -> Vec<String> {
     let (graph, _) = open_store(root);
     let mut layers: Vec<graph::Image> = graph
         .history(id)
@@ -366,17 +375,8 @@ fn layer_digests(root: &DockRoot, id: &str) -> Vec<String> {
         .iter()
         .map(|l| {
             let mut tar = Vec::new();
-            archive::tar_dir(
-                &graph.layer_path(&l.id),
-                &mut tar,
-                archive::Compression::None,
-            )
-            .unwrap();
-            let hex: String = sha2::Sha256::digest(&tar)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            format!("sha256:{hex}")
+            graph.layer_tar(&l.id, &mut tar).unwrap();
+            sha256(&tar)
         })
         .collect()
 }
@@ -454,6 +454,12 @@ fn commit_writes_a_config_that_keeps_the_base_and_records_the_container() {
     let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
     let expected = layer_digests(&root, &id);
     assert_eq!(expected.len(), 2);
+    let imported = std::fs::read(common::busybox_tar()).unwrap();
+    assert_eq!(
+        expected[0],
+        sha256(&imported),
+        "the base layer is the tar imported"
+    );
     assert_eq!(
         diff_ids,
         &expected.iter().map(|d| json!(d)).collect::<Vec<_>>()
