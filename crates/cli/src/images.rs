@@ -235,11 +235,6 @@ fn display_name(tags: &tagstore::TagStore, id: &str, no_trunc: bool) -> anyhow::
     })
 }
 
-/// A layer a pull stored: part of an image, not an image of its own (listed with `-a` only).
-fn is_pulled_layer(image: &Image) -> bool {
-    image.diff_id.is_some() && !image.layerless
-}
-
 /// The digest of the repo digest recorded for `repo` (as written or as the registry names it).
 fn repo_digest(
     graph: &graph::Graph,
@@ -317,7 +312,7 @@ fn images(
             .values()
             .filter(|image| !names.contains_key(image.id.as_str()))
             .filter(|image| all || !parents.contains(image.id.as_str()))
-            .filter(|image| all || !is_pulled_layer(image))
+            .filter(|image| all || !registry::store::is_layer_entry(image))
             .collect();
         untagged.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
         rows.extend(untagged.into_iter().map(|image| {
@@ -386,24 +381,12 @@ fn history(ctx: &Context, name: &str, no_trunc: bool) -> anyhow::Result<u8> {
     let tags = ctx.tags()?;
     let image = tags.lookup(&graph, name)?;
     let mut table = Table::new(&["ID", "CREATED", "CREATED BY"]);
-    for image in graph.history(&image.id)? {
-        let created_by = image
-            .container_config
-            .as_ref()
-            .and_then(|c| c.get("Cmd"))
-            .and_then(|cmd| cmd.as_array())
-            .map(|cmd| {
-                cmd.iter()
-                    .filter_map(|a| a.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        table.row(vec![
-            display_name(&tags, &image.id, no_trunc)?,
-            ago(image.created),
-            created_by,
-        ]);
+    for row in runtime::imageconfig::history(&graph, &image.id)? {
+        let id = match &row.id {
+            Some(id) => display_name(&tags, id, no_trunc)?,
+            None => "<missing>".to_string(),
+        };
+        table.row(vec![id, ago(row.created), row.created_by]);
     }
     io::stdout().write_all(table.render().as_bytes())?;
     Ok(0)

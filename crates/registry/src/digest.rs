@@ -172,12 +172,19 @@ pub fn uncompressed<'a, R: Read + Send + 'a>(
     blob: R,
     compression: LayerCompression,
 ) -> io::Result<HashingReader<Box<dyn Read + Send + 'a>>> {
-    let inner: Box<dyn Read + Send + 'a> = match compression {
+    Ok(HashingReader::new(decompressed(blob, compression)?))
+}
+
+/// The uncompressed tar stream of a layer blob, not hashed (for a consumer that hashes it).
+pub fn decompressed<'a, R: Read + Send + 'a>(
+    blob: R,
+    compression: LayerCompression,
+) -> io::Result<Box<dyn Read + Send + 'a>> {
+    Ok(match compression {
         LayerCompression::None => Box::new(blob),
         LayerCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
         LayerCompression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob)?),
-    };
-    Ok(HashingReader::new(inner))
+    })
 }
 
 /// ChainID(0) = DiffID(0); ChainID(n) = sha256("ChainID(n-1) DiffID(n)").

@@ -12,7 +12,6 @@
 
 mod progress;
 mod spool;
-mod verify;
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,11 +26,10 @@ use tagstore::TagStore;
 pub use progress::{human_size, progress_bar, Event};
 
 use crate::client::Client;
-use crate::digest::{chain_ids, uncompressed, LayerCompression};
+use crate::digest::{chain_ids, decompressed, sha256_digest, LayerCompression};
 use crate::platform::Platform;
 use crate::reference::{ParsedName, Reference};
 use spool::{Spool, SpoolReader};
-use verify::{ErrorSlot, Verified};
 
 /// Layers downloading at once, as in Docker.
 pub const MAX_DOWNLOADS: usize = 3;
@@ -449,8 +447,9 @@ impl Read for Extracting<'_> {
     }
 }
 
-/// Registers one layer from its spool; its digest and diff ID are checked before the graph
-/// commits it.
+/// Registers one layer from its spool. The graph reads the stream to its end (so the blob's
+/// digest and size are checked: the spool ends only then) and checks the diff ID before it
+/// commits the layer.
 fn apply(graph: &Graph, job: &Job, tx: &mpsc::Sender<Event>) -> Result<()> {
     let digest = job.descriptor.digest().to_string();
     let compressed = Extracting {
@@ -459,17 +458,10 @@ fn apply(graph: &Graph, job: &Job, tx: &mpsc::Sender<Event>) -> Result<()> {
         tx: tx.clone(),
         reported: 0,
     };
-    let stream = uncompressed(compressed, job.compression).map_err(|source| Error::Io {
+    let stream = decompressed(compressed, job.compression).map_err(|source| Error::Io {
         context: format!("decompress layer {digest}"),
         source,
     })?;
-    let slot = ErrorSlot::default();
-    let mut verified = Verified::new(
-        stream,
-        &job.diff_id,
-        format!("uncompressed layer {digest}"),
-        slot.clone(),
-    );
     let entry = Image {
         id: job.id.clone(),
         parent: job.parent.clone(),
@@ -477,50 +469,41 @@ fn apply(graph: &Graph, job: &Job, tx: &mpsc::Sender<Event>) -> Result<()> {
         diff_id: Some(job.diff_id.clone()),
         ..Image::default()
     };
-    let registered = match graph.register(&mut verified, entry) {
-        Ok(_) => true,
+    match graph.register(stream, entry) {
+        Ok(_) => {}
         // Another pull stored it meanwhile: the same content by its chain ID.
-        Err(graph::Error::AlreadyExists(_)) => false,
-        Err(e) => {
-            let cause = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-            return Err(match cause.or_else(|| job.spool.take_error()) {
-                Some(cause) => cause.into(),
-                None => e.into(),
-            });
+        Err(graph::Error::AlreadyExists(_)) => job.spool.cancel(),
+        Err(graph::Error::DiffIdMismatch {
+            expected, actual, ..
+        }) => {
+            return Err(crate::Error::DigestMismatch {
+                what: format!("uncompressed layer {digest}"),
+                expected,
+                actual,
+            }
+            .into())
         }
-    };
-    if !registered {
-        job.spool.cancel();
-        let _ = tx.send(Event::PullComplete {
-            layer: job.short.clone(),
-        });
-        return Ok(());
-    }
-    // Bytes after the held-back tail (never in a well-formed layer) are checked here.
-    let checked = match verified.diff_id() {
-        Ok(actual) if actual == job.diff_id => Ok(()),
-        Ok(actual) => Err(crate::Error::DigestMismatch {
-            what: format!("uncompressed layer {digest}"),
-            expected: job.diff_id.clone(),
-            actual,
-        }
-        .into()),
-        Err(e) => Err(match job.spool.take_error() {
-            Some(cause) => cause.into(),
-            None => Error::Io {
-                context: format!("read layer {digest}"),
-                source: e,
-            },
-        }),
-    };
-    if let Err(e) = checked {
-        let _ = graph.delete(&job.id);
-        return Err(e);
+        // A failed download surfaces in the stream as an io error; its own error says more.
+        Err(e) => return Err(job.spool.take_error().map_or_else(|| e.into(), Error::from)),
     }
     let _ = tx.send(Event::PullComplete {
         layer: job.short.clone(),
     });
     Ok(())
+}
+
+/// Whether `image` is a layer entry of the content-addressed store: its id is the chain ID of
+/// its diff ID on top of its parent (a pulled layer), not an image of its own. Such entries
+/// are listed as images only on request (`images -a`).
+pub fn is_layer_entry(image: &Image) -> bool {
+    let Some(diff_id) = image.diff_id.as_deref().filter(|_| !image.layerless) else {
+        return false;
+    };
+    let chain = match &image.parent {
+        None => diff_id.to_string(),
+        Some(parent) => sha256_digest(format!("sha256:{parent} {diff_id}").as_bytes()),
+    };
+    chain.strip_prefix("sha256:") == Some(image.id.as_str())
 }
 
 /// The image `name` names: `REPO@DIGEST` by the repo digests pulls recorded, anything else
@@ -556,4 +539,45 @@ pub fn lookup(
     Err(Error::NoSuchImage {
         name: name.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_entries_are_named_by_their_chain_id() {
+        let diffs = [
+            sha256_digest(b"base"),
+            sha256_digest(b"mid"),
+            sha256_digest(b"top"),
+        ];
+        let chains: Vec<String> = chain_ids(&diffs)
+            .iter()
+            .map(|c| hex(c).to_string())
+            .collect();
+        let entry = |i: usize| Image {
+            id: chains[i].clone(),
+            parent: i.checked_sub(1).map(|p| chains[p].clone()),
+            diff_id: Some(diffs[i].clone()),
+            ..Image::default()
+        };
+        assert!((0..3).all(|i| is_layer_entry(&entry(i))));
+        // An imported or committed image: a random id, or no recorded diff id.
+        let imported = Image {
+            id: graph::generate_id(),
+            diff_id: Some(diffs[0].clone()),
+            ..Image::default()
+        };
+        assert!(!is_layer_entry(&imported));
+        assert!(!is_layer_entry(&Image {
+            diff_id: None,
+            ..entry(0)
+        }));
+        // A config entry is an image.
+        assert!(!is_layer_entry(&Image {
+            layerless: true,
+            ..entry(1)
+        }));
+    }
 }
