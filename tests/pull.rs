@@ -1054,3 +1054,40 @@ fn pull_all_tags() {
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("all-tags"), "{}", stderr(&out));
 }
+
+/// A registry that wants a login, and one that only has schema 1: exit 1, one line each,
+/// nothing stored.
+#[test]
+fn unauthorized_and_schema1_are_refused() {
+    let locked = FakeServer::start(|_| {
+        Answer::new(
+            401,
+            &[("www-authenticate", "Basic realm=\"test\"")],
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        )
+    });
+    let root = DockRoot::new();
+    let out = root.run(&["pull", &format!("{}/private/app:1", locked.host())]);
+    assert_failed_cleanly(
+        &root,
+        &out,
+        &format!("log in with `dock login {}`", locked.host()),
+    );
+    assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
+
+    let schema1 = br#"{"schemaVersion":1,"name":"old/app","tag":"1","fsLayers":[],"history":[]}"#;
+    let old = FakeServer::start(move |req| {
+        if req.path.contains("/manifests/") {
+            Answer::new(
+                200,
+                &[("content-type", media::DOCKER_SCHEMA1_SIGNED)],
+                &schema1[..],
+            )
+        } else {
+            Answer::new(200, &[], "{}")
+        }
+    });
+    let out = root.run(&["pull", &format!("{}/old/app:1", old.host())]);
+    assert_failed_cleanly(&root, &out, "schema 1");
+    assert_eq!(entries(&root), BTreeSet::new());
+}
