@@ -366,6 +366,15 @@ fn skopeo_pushed_oci_image_runs_with_whiteouts_and_opaque_dirs() {
     assert_eq!(out.lines().last(), Some(by_digest.as_str()), "{out}");
     assert_eq!(run_in(&fresh, &by_digest, LIST_FILES), EXPECTED_FILES);
     assert_eq!(fresh.inspect(&by_digest)["id"], img.id());
+    // Untagged, it lists under its repository; rmi by that name removes it and its layers.
+    let listing = fresh.ok(&["images", "--digests"]);
+    assert!(
+        listing.contains(&format!("{}/team/app", reg.host()))
+            && listing.contains(&img.manifest_digest),
+        "{listing}"
+    );
+    fresh.ok(&["rmi", &by_digest]);
+    assert_eq!(entries(&fresh), BTreeSet::new());
 }
 
 // ---- acceptance 2 ----

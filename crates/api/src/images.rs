@@ -605,6 +605,8 @@ fn remove_image(state: &State, name: &str, force: bool, prune: bool) -> ApiResul
             let by_id = name.starts_with("sha256:") || is_hex(familiar_name);
             let image = match by_id {
                 true => state.graph.resolve(familiar_name).ok(),
+                // Pulled by digest: found by its repo digest.
+                false if familiar_name.contains('@') => find_image(state, name).ok(),
                 false => None,
             };
             let image = image.ok_or_else(|| {

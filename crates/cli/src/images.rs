@@ -421,6 +421,8 @@ fn remove_image(
         .cloned();
     let image = match &tagged {
         Some(id) => graph.get(id)?,
+        // Pulled by digest: found by its repo digest.
+        None if name.contains('@') => crate::pull::lookup(ctx, graph, tags, name)?,
         None => graph.resolve(name)?,
     };
     let children = graph.children(&image.id)?;
