@@ -93,7 +93,8 @@ fn build(arch: &str, layers: &[LayerSpec], docker: bool, label: &str) -> Built {
     }
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": arch, "os": "linux",
-        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"], "Labels": {"made": label}},
+        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", format!("MADE={label}")],
+                   "Cmd": ["sh", "-c", "echo made $MADE"], "Labels": {"made": label}},
         "rootfs": {"type": "layers", "diff_ids": out.iter().map(|l| l.3.clone()).collect::<Vec<_>>()},
         "history": []
     }))
@@ -827,10 +828,12 @@ fn run_pulls_a_missing_image() {
         stdout(&out)
     );
 
-    // Present now: no pull, no message.
+    // Present now: no pull, no message; without a command the pulled config's Cmd and Env run.
     let out = root.run(&["run", "--rm", "--network", "none", &name, "cat", "/hello"]);
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&out), "pulled\n");
+    let out = root.run(&["run", "--rm", "--network", "none", &name]);
+    assert_eq!(stdout(&out), "made run\n", "{}", stderr(&out));
     // `always` asks the registry again; progress goes to stderr, the id alone to stdout.
     let out = root.run(&["create", "--pull", "always", &name, "true"]);
     assert!(out.status.success(), "{}", stderr(&out));
