@@ -11,7 +11,7 @@ use crate::body::{self, Response};
 use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
-use crate::{containers, images, system, API_VERSION, MIN_API_VERSION, VERSION};
+use crate::{auth, containers, images, system, API_VERSION, MIN_API_VERSION, VERSION};
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
 /// headers the real daemon adds to all of them.
@@ -50,7 +50,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::POST, "/images/create") => {
             return images::create(state, query, req.into_body()).await
         }
-        (&Method::POST, "/auth") => return Err(no_registry("logging in to a registry")),
+        (&Method::POST, "/auth") => return auth::login(state, req.into_body()).await,
         (&Method::POST, "/commit") => return containers::commit(state, query).await,
         (&Method::GET, "/containers/json") => return containers::list(state, query).await,
         (&Method::POST, "/containers/create") => {

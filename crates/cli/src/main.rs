@@ -1,5 +1,6 @@
 //! `dock`: parse the command line, call the libraries, render their answers.
 
+mod auth;
 mod containers;
 mod format;
 mod images;
@@ -44,6 +45,8 @@ enum Command {
     Image(images::ImageCommand),
     #[command(flatten)]
     Container(containers::ContainerCommand),
+    #[command(flatten)]
+    Auth(auth::AuthCommand),
     /// The per-container monitor (internal; started by run and start)
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Container(cmd) => containers::run(&ctx, cmd),
+        Command::Auth(cmd) => auth::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
         Command::Inspect { names } => images::inspect(&ctx, &names),
         Command::Info => images::info(&ctx),
