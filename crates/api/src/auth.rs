@@ -143,7 +143,8 @@ mod tests {
     fn registry_auth_header_in_both_alphabets() {
         let mut headers = HeaderMap::new();
         assert!(registry_auth(&headers).unwrap().is_none());
-        let json = br#"{"username":"alice","password":"s3cret?>>","serveraddress":"127.0.0.1:5000"}"#;
+        let json =
+            br#"{"username":"alice","password":"s3cret?>>","serveraddress":"127.0.0.1:5000"}"#;
         for encoded in [
             base64::engine::general_purpose::URL_SAFE.encode(json),
             base64::engine::general_purpose::STANDARD.encode(json),
@@ -152,7 +153,10 @@ mod tests {
             let auth = registry_auth(&headers).unwrap().unwrap();
             assert_eq!(auth.serveraddress, "127.0.0.1:5000");
             let login = auth.login().unwrap();
-            assert_eq!((login.username.as_str(), login.password.as_str()), ("alice", "s3cret?>>"));
+            assert_eq!(
+                (login.username.as_str(), login.password.as_str()),
+                ("alice", "s3cret?>>")
+            );
         }
         // `docker push` without a login sends an empty config.
         headers.insert("x-registry-auth", HeaderValue::from_static("e30="));

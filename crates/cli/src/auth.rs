@@ -61,10 +61,10 @@ fn server_or_default(config: &RegistryConfig, server: Option<String>) -> anyhow:
         None => bail!(
             "no registry given and no default registry is configured: name one \
              (dock login HOST[:PORT]) or set \"default-registry\" in {}",
-            config
-                .source
-                .as_ref()
-                .map_or_else(|| "the root's config.json".into(), |p| p.display().to_string())
+            config.source.as_ref().map_or_else(
+                || "the root's config.json".into(),
+                |p| p.display().to_string()
+            )
         ),
     }
 }
