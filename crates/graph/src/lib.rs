@@ -24,10 +24,15 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
 
 /// Name of the staging directory inside the graph root.
 const STAGING_DIR: &str = "_tmp";
 const LOCK_SUFFIX: &str = ".lock";
+/// An image entry's raw configuration.
+const CONFIG_FILE: &str = "config";
+/// What was learned about an entry after registration ([`Meta`]).
+const META_FILE: &str = "meta.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -63,6 +68,22 @@ pub enum Error {
     ParentCycle { id: String, parent: String },
     #[error("image {id} has children: {}", children.join(", "))]
     HasChildren { id: String, children: Vec<String> },
+    #[error("image {0} is a configuration and has no layer")]
+    NoLayer(String),
+    #[error("image config for {id} has digest {actual}")]
+    ConfigDigest { id: String, actual: String },
+    #[error("tar layer of image {id}: {source}")]
+    Tar {
+        id: String,
+        #[source]
+        source: archive::Error,
+    },
+    #[error("parse {path}: {source}")]
+    MetaJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("image json {path} holds id {found}, expected {expected}")]
     WrongId {
         path: PathBuf,
@@ -108,6 +129,40 @@ pub struct Image {
     /// Bytes of regular file data in the layer.
     #[serde(default)]
     pub size: u64,
+    /// `sha256:<hex>` of the layer's uncompressed tar, as registries and image configs name it,
+    /// when it was known at registration (pulled layers); see [`Graph::diff_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<String>,
+    /// An image configuration entry: no layer of its own, its config at `<id>/config`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layerless: bool,
+}
+
+/// Where a layer's compressed blob is known to live: a registry repository that has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobSource {
+    /// `host[:port]`
+    pub registry: String,
+    pub repository: String,
+    /// `sha256:<hex>` of the compressed blob
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// What the store learns about an entry after it was registered: `<id>/meta.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// `host/repository@sha256:<hex>` names the image was pulled or pushed as.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
+    /// Registry blobs this layer was pulled from or pushed as.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<BlobSource>,
+    /// The layer's diff ID when it was computed after registration (imported, committed and
+    /// legacy layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<String>,
 }
 
 /// RFC 3339 with nanoseconds, like Go's `time.Time` JSON.
@@ -122,12 +177,35 @@ fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         .map_err(serde::de::Error::custom)
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hex sha256 of `bytes`: the id of an image whose config they are.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// A sink that hashes what is written to it.
+struct HashWriter(Sha256);
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A new random image id: 32 random bytes as 64 lowercase hex characters.
 pub fn generate_id() -> String {
     let mut bytes = [0u8; 32];
     // The kernel's random source does not fail on Linux once booted; without it no id is safe.
     getrandom::fill(&mut bytes).expect("read random bytes for an image id");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
 }
 
 /// Whether `s` is a full image id: exactly 64 lowercase hex characters.
@@ -147,7 +225,7 @@ fn check_id(id: &str) -> Result<()> {
 fn random_suffix() -> String {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("read random bytes for a staging name");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
@@ -329,12 +407,48 @@ impl Graph {
             container_config: new.container_config,
             author: new.author,
             size: 0,
+            diff_id: None,
+            layerless: false,
         };
         self.register(layer, image)
     }
 
     /// Import `layer` as `image`, whose id the caller chose; fails if that id exists.
     pub fn register(&self, layer: impl Read, mut image: Image) -> Result<Image> {
+        image.layerless = false;
+        let staging = self.stage(&image)?;
+        let layer_dir = staging.dir.join("layer");
+        fs::create_dir(&layer_dir).map_err(io_err(format!("create {}", layer_dir.display())))?;
+        tracing::debug!(id = %image.id, dir = %layer_dir.display(), "extracting layer");
+        let stats = archive::extract(layer, &layer_dir).map_err(|source| Error::Extract {
+            id: image.id.clone(),
+            source,
+        })?;
+        image.size = stats.bytes;
+        self.commit(staging, image)
+    }
+
+    /// Store an image configuration entry: `config` (kept byte for byte, as its digest is
+    /// over those bytes) at `<id>/config`, no layer. `image.id` must be the hex sha256 of
+    /// `config`: an image's id is its config's digest, as Docker shows it.
+    pub fn register_config(&self, mut image: Image, config: &[u8]) -> Result<Image> {
+        let actual = sha256_hex(config);
+        if actual != image.id {
+            return Err(Error::ConfigDigest {
+                id: image.id,
+                actual: format!("sha256:{actual}"),
+            });
+        }
+        image.layerless = true;
+        image.size = 0;
+        let staging = self.stage(&image)?;
+        let path = staging.dir.join(CONFIG_FILE);
+        fs::write(&path, config).map_err(io_err(format!("write {}", path.display())))?;
+        self.commit(staging, image)
+    }
+
+    /// Check a new entry's id and parent and open its staging dir.
+    fn stage(&self, image: &Image) -> Result<Staging> {
         check_id(&image.id)?;
         if let Some(parent) = &image.parent {
             check_id(parent)?;
@@ -346,18 +460,13 @@ impl Graph {
             }
         }
         if self.exists(&image.id) {
-            return Err(Error::AlreadyExists(image.id));
+            return Err(Error::AlreadyExists(image.id.clone()));
         }
-        let staging = Staging::new(&self.staging_root(), &image.id)?;
-        let layer_dir = staging.dir.join("layer");
-        fs::create_dir(&layer_dir).map_err(io_err(format!("create {}", layer_dir.display())))?;
-        tracing::debug!(id = %image.id, dir = %layer_dir.display(), "extracting layer");
-        let stats = archive::extract(layer, &layer_dir).map_err(|source| Error::Extract {
-            id: image.id.clone(),
-            source,
-        })?;
-        image.size = stats.bytes;
+        Staging::new(&self.staging_root(), &image.id)
+    }
 
+    /// Write the json into `staging`, make it durable and rename it into place.
+    fn commit(&self, staging: Staging, image: Image) -> Result<Image> {
         let json_path = staging.dir.join("json");
         let json = serde_json::to_vec(&image).expect("image json serializes");
         let mut file =
@@ -392,6 +501,117 @@ impl Graph {
         drop(staging);
         tracing::debug!(id = %image.id, size = image.size, "image committed");
         Ok(image)
+    }
+
+    /// This entry's raw image configuration; `None` for layers and images stored without one
+    /// (imported, or made by an older dock).
+    pub fn config(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        check_id(id)?;
+        let path = self.image_dir(id).join(CONFIG_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                if self.exists(id) {
+                    Ok(None)
+                } else {
+                    Err(Error::NoSuchImage(id.to_string()))
+                }
+            }
+            Err(err) => Err(io_err(format!("read {}", path.display()))(err)),
+        }
+    }
+
+    /// The configuration an image runs with: the first entry in its history that has one.
+    pub fn image_config(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        for image in self.history(id)? {
+            if let Some(config) = self.config(&image.id)? {
+                return Ok(Some(config));
+            }
+        }
+        Ok(None)
+    }
+
+    /// What the store learned about the entry since it was registered (empty when nothing).
+    pub fn meta(&self, id: &str) -> Result<Meta> {
+        check_id(id)?;
+        if !self.exists(id) {
+            return Err(Error::NoSuchImage(id.to_string()));
+        }
+        self.read_meta(&self.image_dir(id).join(META_FILE))
+    }
+
+    fn read_meta(&self, path: &Path) -> Result<Meta> {
+        match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::MetaJson {
+                path: path.to_path_buf(),
+                source,
+            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Meta::default()),
+            Err(err) => Err(io_err(format!("read {}", path.display()))(err)),
+        }
+    }
+
+    /// Change the entry's meta under a lock on its directory (so concurrent pulls and pushes
+    /// each add what they learned) and replace the file atomically. Returns the new meta.
+    pub fn update_meta(&self, id: &str, change: impl FnOnce(&mut Meta)) -> Result<Meta> {
+        check_id(id)?;
+        let dir = self.image_dir(id);
+        let handle = match File::open(&dir) {
+            Ok(handle) => handle,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchImage(id.to_string()))
+            }
+            Err(err) => return Err(io_err(format!("open {}", dir.display()))(err)),
+        };
+        handle
+            .lock()
+            .map_err(io_err(format!("lock {}", dir.display())))?;
+        let path = dir.join(META_FILE);
+        let mut meta = self.read_meta(&path)?;
+        let before = meta.clone();
+        change(&mut meta);
+        if meta != before {
+            let temp = dir.join(format!("{META_FILE}.{}", random_suffix()));
+            let bytes = serde_json::to_vec(&meta).expect("meta json serializes");
+            let written = File::create(&temp)
+                .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+                .and_then(|()| fs::rename(&temp, &path));
+            if let Err(err) = written {
+                let _ = fs::remove_file(&temp);
+                return Err(io_err(format!("write {}", path.display()))(err));
+            }
+        }
+        Ok(meta)
+    }
+
+    /// The layer's diff ID (`sha256:<hex>` of its uncompressed tar): the one recorded at
+    /// registration or since, else the digest of `archive::tar_dir` of the layer, computed
+    /// once and recorded. For layers dock made itself that tar is the one it would push;
+    /// a pulled layer keeps the registry's diff ID, which a new tar of it would not reproduce.
+    pub fn diff_id(&self, id: &str) -> Result<String> {
+        let image = self.get(id)?;
+        if let Some(diff_id) = image.diff_id {
+            return Ok(diff_id);
+        }
+        if image.layerless {
+            return Err(Error::NoLayer(id.to_string()));
+        }
+        if let Some(diff_id) = self.meta(id)?.diff_id {
+            return Ok(diff_id);
+        }
+        let mut hasher = HashWriter(Sha256::new());
+        archive::tar_dir(
+            &self.layer_path(id),
+            &mut hasher,
+            archive::Compression::None,
+        )
+        .map_err(|source| Error::Tar {
+            id: id.to_string(),
+            source,
+        })?;
+        let diff_id = format!("sha256:{}", hex(&hasher.0.finalize()));
+        self.update_meta(id, |meta| meta.diff_id = Some(diff_id.clone()))?;
+        Ok(diff_id)
     }
 
     /// The image with this full id.
@@ -531,11 +751,13 @@ impl Graph {
         Ok(chain)
     }
 
-    /// The layer directories of the image and its parents, top first.
+    /// The layer directories of the image and its parents, top first (config entries have
+    /// none).
     pub fn layers(&self, id: &str) -> Result<Vec<PathBuf>> {
         Ok(self
             .history(id)?
             .iter()
+            .filter(|image| !image.layerless)
             .map(|image| self.image_dir(&image.id).join("layer"))
             .collect())
     }

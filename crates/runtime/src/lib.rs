@@ -321,11 +321,19 @@ impl Runtime {
     /// The network settings of this root: `<root>/config.json` over the per-root defaults.
     pub fn net_config(&self) -> Result<netmgr::NetConfig> {
         #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
         struct File {
             bridge: Option<String>,
             subnet: Option<String>,
         }
+        /// Every key the file may hold: the network's, and the registry settings the
+        /// registry crate reads from the same file. Any other is a typo, and an error.
+        const KNOWN_KEYS: [&str; 5] = [
+            "bridge",
+            "subnet",
+            "default-registry",
+            "registry-mirrors",
+            "insecure-registries",
+        ];
         // The canonical path, so `--root x` and `--root /abs/x` share one network.
         let root = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
         let mut cfg = netmgr::NetConfig::for_root(&root);
@@ -339,7 +347,16 @@ impl Runtime {
             path: path.clone(),
             message,
         };
-        let file: File = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let keys: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        if let Some(unknown) = keys.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+            return Err(invalid(format!(
+                "unknown key {unknown:?}, expected one of {}",
+                KNOWN_KEYS.join(", ")
+            )));
+        }
+        let file: File = serde_json::from_value(serde_json::Value::Object(keys))
+            .map_err(|e| invalid(e.to_string()))?;
         if let Some(bridge) = file.bridge {
             cfg.bridge = bridge;
         }
@@ -1010,6 +1027,23 @@ pub fn parse_memory(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_config_takes_registry_keys_and_refuses_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime::open(dir.path()).unwrap();
+        let path = dir.path().join(NET_CONFIG_FILE);
+        fs::write(
+            &path,
+            r#"{"subnet": "10.99.0.0/24", "default-registry": "localhost:5000",
+                "registry-mirrors": [], "insecure-registries": ["10.0.0.0/8"]}"#,
+        )
+        .unwrap();
+        assert_eq!(rt.net_config().unwrap().subnet.to_string(), "10.99.0.0/24");
+        fs::write(&path, r#"{"subnets": "10.99.0.0/24"}"#).unwrap();
+        let err = rt.net_config().unwrap_err().to_string();
+        assert!(err.contains("unknown key \"subnets\""), "{err}");
+    }
 
     #[test]
     fn memory_sizes() {
