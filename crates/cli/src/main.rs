@@ -4,6 +4,7 @@ mod auth;
 mod containers;
 mod format;
 mod images;
+mod push;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     Container(containers::ContainerCommand),
     #[command(flatten)]
     Auth(auth::AuthCommand),
+    #[command(flatten)]
+    Push(push::PushCommand),
     /// The per-container monitor (internal; started by run and start)
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
+        Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
         Command::Inspect { names } => images::inspect(&ctx, &names),
         Command::Info => images::info(&ctx),

@@ -86,12 +86,17 @@ pub type PushResult<T> = std::result::Result<T, PushError>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerStatus {
     Preparing,
-    Pushing { current: u64, total: u64 },
+    Pushing {
+        current: u64,
+        total: u64,
+    },
     Pushed,
     /// "Layer already exists"
     Exists,
     /// "Mounted from REPOSITORY"
-    Mounted { from: String },
+    Mounted {
+        from: String,
+    },
 }
 
 /// A layer's progress; `id` is the short diff ID Docker shows.
@@ -167,13 +172,9 @@ pub fn push_image(
 
     let config = image_config(graph, image_id, &history, &diff_ids)?;
     let config_digest = sha256_digest(&config);
-    client.push_blob(
-        &target,
-        &config_digest,
-        config.len() as u64,
-        None,
-        || Ok(&config[..]),
-    )?;
+    client.push_blob(&target, &config_digest, config.len() as u64, None, || {
+        Ok(&config[..])
+    })?;
 
     let oci = blobs.iter().any(|b| b.media_type == media::OCI_LAYER_ZSTD);
     let manifest = manifest_bytes(oci, &config_digest, config.len() as u64, &blobs);
@@ -213,9 +214,8 @@ fn push_layer(
     report: &mut dyn FnMut(LayerStatus),
 ) -> PushResult<(LayerBlob, LayerStatus)> {
     let sources = graph.meta(&layer.id)?.sources;
-    let (here, elsewhere): (Vec<&BlobSource>, Vec<&BlobSource>) = sources
-        .iter()
-        .partition(|s| s.registry == target.registry);
+    let (here, elsewhere): (Vec<&BlobSource>, Vec<&BlobSource>) =
+        sources.iter().partition(|s| s.registry == target.registry);
     let blob_of = |s: &BlobSource| LayerBlob {
         digest: s.digest.clone(),
         media_type: s.media_type.clone(),
@@ -358,7 +358,8 @@ fn push_local_layer(
         .into_inner()
         .into_inner()
         .map_err(|e| io_err("write the compressed layer")(e.into_error()))?;
-    file.rewind().map_err(io_err("rewind the compressed layer"))?;
+    file.rewind()
+        .map_err(io_err("rewind the compressed layer"))?;
     let pushed = client.push_blob(target, &digest, size, None, || {
         Ok(Progress::new(file, size, &mut *report))
     })?;
@@ -515,9 +516,7 @@ fn synthesize_config(base: Option<Value>, history: &[Image], diff_ids: &[String]
         .entry("architecture")
         .or_insert_with(|| json!(platform.architecture));
     if let Some(variant) = &platform.variant {
-        config
-            .entry("variant")
-            .or_insert_with(|| json!(variant));
+        config.entry("variant").or_insert_with(|| json!(variant));
     }
     config.entry("os").or_insert_with(|| json!("linux"));
     config.entry("config").or_insert_with(|| json!({}));
@@ -556,7 +555,12 @@ struct Descriptor<'a> {
 }
 
 /// The manifest as Docker writes it (3-space indent, Docker's field order).
-fn manifest_bytes(oci: bool, config_digest: &str, config_size: u64, layers: &[LayerBlob]) -> Vec<u8> {
+fn manifest_bytes(
+    oci: bool,
+    config_digest: &str,
+    config_size: u64,
+    layers: &[LayerBlob],
+) -> Vec<u8> {
     let layer_type = |t: &str| -> String {
         let gzip = matches!(
             t,
@@ -601,9 +605,7 @@ fn manifest_bytes(oci: bool, config_digest: &str, config_size: u64, layers: &[La
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"   ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    manifest
-        .serialize(&mut ser)
-        .expect("a manifest serializes");
+    manifest.serialize(&mut ser).expect("a manifest serializes");
     out
 }
 
@@ -621,7 +623,10 @@ mod tests {
 
     #[test]
     fn docker_manifest_with_docker_types() {
-        let layers = [layer(media::OCI_LAYER_GZIP, 1), layer(media::DOCKER_LAYER, 2)];
+        let layers = [
+            layer(media::OCI_LAYER_GZIP, 1),
+            layer(media::DOCKER_LAYER, 2),
+        ];
         let bytes = manifest_bytes(false, &sha256_digest(b"{}"), 2, &layers);
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.starts_with("{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"application/vnd.docker.distribution.manifest.v2+json\",\n   \"config\": {\n      \"mediaType\""), "{text}");
@@ -633,12 +638,18 @@ mod tests {
         assert_eq!(v["layers"][1]["digest"], sha256_digest(&[2]));
         assert_eq!(v["layers"][1]["size"], 12);
         // The same input gives the same bytes: a second push has the same digest.
-        assert_eq!(bytes, manifest_bytes(false, &sha256_digest(b"{}"), 2, &layers));
+        assert_eq!(
+            bytes,
+            manifest_bytes(false, &sha256_digest(b"{}"), 2, &layers)
+        );
     }
 
     #[test]
     fn zstd_layers_make_an_oci_manifest() {
-        let layers = [layer(media::DOCKER_LAYER_GZIP, 1), layer(media::OCI_LAYER_ZSTD, 2)];
+        let layers = [
+            layer(media::DOCKER_LAYER_GZIP, 1),
+            layer(media::OCI_LAYER_ZSTD, 2),
+        ];
         let v: Value =
             serde_json::from_slice(&manifest_bytes(true, &sha256_digest(b"{}"), 2, &layers))
                 .unwrap();
