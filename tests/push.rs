@@ -268,3 +268,193 @@ fn push_errors() {
         stderr(&out)
     );
 }
+
+/// `dock daemon` on a private socket, with `DOCK_CERTS_DIR`; SIGTERM'd on drop.
+struct Daemon {
+    root: DockRoot,
+    socket: std::path::PathBuf,
+    docker_config: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Daemon {
+    fn start(root: DockRoot, certs_dir: &Path) -> Daemon {
+        let socket = root.path().join("api.sock");
+        let log = fs::File::create(root.path().join("daemon.log")).unwrap();
+        let child = std::process::Command::new(common::dock_bin())
+            .arg("--root")
+            .arg(root.path())
+            .args(["daemon", "-H"])
+            .arg(format!("unix://{}", socket.display()))
+            .env("DOCK_LOG", "debug")
+            .env("DOCK_CERTS_DIR", certs_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let daemon = Daemon {
+            root,
+            socket,
+            docker_config: tempfile::tempdir().unwrap(),
+            child: Some(child),
+        };
+        for _ in 0..1000 {
+            if std::os::unix::net::UnixStream::connect(&daemon.socket).is_ok() {
+                return daemon;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("dock daemon never listened: {}", daemon.log());
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    fn docker(&self, args: &[&str], input: Option<&str>) -> std::process::Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new("timeout")
+            .args(["-k", "5", "120", "docker"])
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.docker_config.path())
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], input: Option<&str>) -> String {
+        let out = self.docker(args, input);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}\n{}\ndaemon log:\n{}",
+            stdout(&out),
+            stderr(&out),
+            self.log()
+        );
+        stdout(&out)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the pid of our own unreaped child.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+fn htpasswd(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("htpasswd");
+    let out = std::process::Command::new("htpasswd")
+        .args(["-Bbc", path.to_str().unwrap(), "alice", "s3cret"])
+        .output()
+        .expect("htpasswd (apache2-utils)");
+    assert!(out.status.success());
+    path
+}
+
+#[test]
+fn docker_push_and_login_through_dock_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs.d");
+    let plain = TestRegistry::start();
+    let tls = Tls::generate(tmp.path());
+    let locked = TestRegistry::start_with(RegistryOptions {
+        tls: Some(&tls),
+        htpasswd: Some(htpasswd(tmp.path())),
+    });
+    fs::create_dir_all(certs.join(locked.host())).unwrap();
+    fs::copy(&tls.ca, certs.join(locked.host()).join("ca.crt")).unwrap();
+    let daemon = Daemon::start(DockRoot::with_busybox(), &certs);
+
+    // A plain registry on loopback: no login needed.
+    let name = format!("{}/api/img:1", plain.host());
+    daemon.ok(&["tag", "busybox", &name], None);
+    let out = daemon.ok(&["push", &name], None);
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/api/img]",
+            plain.host()
+        )),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("1: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{name}"),
+    ])
+    .stdout;
+    assert_eq!(sha256(&raw), digest);
+    // Again: nothing uploaded.
+    let out = daemon.ok(&["push", &name], None);
+    assert!(out.contains(": Layer already exists"), "{out}");
+
+    // Basic auth behind TLS: refused without a login, with one the CLI sends X-Registry-Auth.
+    let host = locked.host();
+    let name = format!("{host}/private/img:2");
+    daemon.ok(&["tag", "busybox", &name], None);
+    let out = daemon.docker(&["push", &name], None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("dock login {host}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = daemon.docker(
+        &["login", &host, "-u", "alice", "--password-stdin"],
+        Some("wrong\n"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("incorrect username or password"),
+        "{}",
+        stderr(&out)
+    );
+    let out = daemon.ok(
+        &["login", &host, "-u", "alice", "--password-stdin"],
+        Some("s3cret\n"),
+    );
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let out = daemon.ok(&["push", &name], None);
+    assert!(out.contains(": Pushed"), "{out}");
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "alice:s3cret",
+        "--raw",
+        &format!("docker://{name}"),
+    ])
+    .stdout;
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+    let out = daemon.ok(&["logout", &host], None);
+    assert!(
+        out.contains(&format!("Removing login credentials for {host}")),
+        "{out}"
+    );
+}

@@ -14,6 +14,7 @@ mod error;
 mod images;
 mod listen;
 mod monitor;
+mod push;
 mod query;
 mod router;
 mod runs;
