@@ -25,7 +25,7 @@ struct Env {
 impl Env {
     fn new() -> Env {
         Env {
-            root: DockRoot::new(),
+            root: DockRoot::with_busybox(),
             home: tempfile::tempdir().unwrap(),
         }
     }
@@ -163,6 +163,22 @@ fn login_and_logout_with_basic_auth_over_tls() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 
+    // Pushes use the stored login.
+    let name = format!("{host}/mine:1");
+    ok(env.run(&["tag", "busybox", &name]));
+    let o = ok(env.run(&["push", &name]));
+    assert!(o.contains(": Pushed"), "{o}");
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "alice:s3cret",
+        "--raw",
+        &format!("docker://{name}"),
+    ])
+    .stdout;
+    assert!(o.contains(&format!("1: digest: {}", sha256(&raw))), "{o}");
+
     // With nothing given, the stored login is tried first.
     let o = ok(env.run(&["login", &host]));
     assert_eq!(
@@ -179,6 +195,14 @@ fn login_and_logout_with_basic_auth_over_tls() {
     assert_eq!(
         ok(env.run(&["logout", &host])),
         format!("Not logged in to {host}\n")
+    );
+    // Logged out: a push is refused, and the error says how to log in.
+    let o = env.run(&["push", &name]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains(&format!("dock login {host}")),
+        "{}",
+        err(&o)
     );
 
     // No server and no default registry: an error naming the setting.
@@ -253,6 +277,17 @@ fn login_and_logout_with_a_bearer_token_server() {
     let env = Env::new();
     let host = front.host();
 
+    // Anonymous: a pull-only token, and the push is refused with the way out.
+    let name = format!("{host}/team/mine:1");
+    ok(env.run(&["tag", "busybox", &name]));
+    let o = env.run(&["push", &name]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains(&format!("dock login {host}")),
+        "{}",
+        err(&o)
+    );
+
     let o = env.run_stdin(
         &["login", &host, "-u", "alice", "--password-stdin"],
         "nope\n",
@@ -280,9 +315,34 @@ fn login_and_logout_with_a_bearer_token_server() {
         .iter()
         .any(|r| r.header("authorization") == Some("Basic YWxpY2U6czNjcmV0")));
 
+    // Logged in: the push gets a pull,push token asked for with the account.
+    let before = front.requests().len();
+    let o = ok(env.run(&["push", &name]));
+    assert!(o.contains(": Pushed"), "{o}");
+    let reqs = front.requests()[before..].to_vec();
+    assert!(reqs.iter().any(|r| r.path.starts_with("/token")
+        && r.path.contains("account=alice")
+        && r.path
+            .contains("scope=repository%3Ateam%2Fmine%3Apull%2Cpush")));
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{}/team/mine:1", reg.host()),
+    ])
+    .stdout;
+    assert!(o.contains(&format!("1: digest: {}", sha256(&raw))), "{o}");
+
     assert_eq!(
         ok(env.run(&["logout", &host])),
         format!("Removing login credentials for {host}\n")
     );
     assert!(env.auths().get(&host).is_none());
+    let o = env.run(&["push", &name]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains(&format!("dock login {host}")),
+        "{}",
+        err(&o)
+    );
 }
