@@ -81,6 +81,12 @@ pub fn find_image(state: &State, name: &str) -> ApiResult<Image> {
     if let Some(image) = found {
         return Ok(image);
     }
+    if familiar_name.contains('@') {
+        // Pulled by digest: found by the repo digests the pull recorded.
+        let config = registry::RegistryConfig::load(&state.root).unwrap_or_default();
+        return registry::store::lookup(&config, &state.graph, &state.tags, familiar_name)
+            .map_err(|_| ApiError::not_found(format!("No such image: {name}")));
+    }
     state
         .tags
         .lookup(&state.graph, familiar_name)
@@ -134,6 +140,10 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
             state.graph.heads()
         }
         .map_err(|e| store_error(&e))?;
+        // A pulled layer is part of an image, not one of its own.
+        if !all {
+            images.retain(|i| !is_pulled_layer(i));
+        }
         let listed: BTreeSet<String> = images.iter().map(|i| i.id.clone()).collect();
         // A tagged image stays listed even when it has children.
         for id in names.keys() {
@@ -168,7 +178,7 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
                 "Id": api_id(&image.id),
                 "ParentId": image.parent.as_deref().map(api_id).unwrap_or_default(),
                 "RepoTags": tags,
-                "RepoDigests": [],
+                "RepoDigests": repo_digests(&state, &image),
                 "Created": image.created.timestamp(),
                 "Size": image.size,
                 "SharedSize": -1,
@@ -181,6 +191,23 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
     })
     .await?;
     Ok(body::json(StatusCode::OK, &entries))
+}
+
+/// A layer a pull stored (an entry with a diff id and a layer, under an image entry).
+fn is_pulled_layer(image: &Image) -> bool {
+    image.diff_id.is_some() && !image.layerless
+}
+
+/// `NAME@DIGEST` names the image was pulled by, as recorded in its meta.
+fn repo_digests(state: &State, image: &Image) -> Vec<String> {
+    if !image.layerless {
+        return Vec::new();
+    }
+    state
+        .graph
+        .meta(&image.id)
+        .map(|m| m.repo_digests)
+        .unwrap_or_default()
 }
 
 /// Docker's `reference` filter: the pattern against `repo` or `repo:tag`, `*` as a wildcard.
@@ -210,18 +237,14 @@ fn glob(pattern: &str, text: &str) -> bool {
     }
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the request body; `fromImage` (a pull) is refused
-/// at once, since the daemon contacts no registry.
+/// `POST /images/create`: `fromSrc=-` imports the request body; `fromImage` pulls.
 pub async fn create(
     state: Arc<State>,
     query: Query,
     request_body: Incoming,
 ) -> ApiResult<Response> {
     if let Some(image) = query.non_empty("fromImage") {
-        let (repo, _) = tagstore::parse_reference(familiar(image));
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {repo}, repository does not exist or may require 'docker login'"
-        )));
+        return pull(state, image, &query);
     }
     let source = query.non_empty("fromSrc").ok_or_else(|| {
         ApiError::bad_request("either fromSrc or fromImage must be given".to_string())
@@ -273,6 +296,76 @@ pub async fn create(
         let _ = out.blocking_send(line);
     });
     Ok(body::with_type(StatusCode::OK, body::JSON, response_body))
+}
+
+/// `fromImage=NAME&tag=TAG|DIGEST&platform=OS/ARCH`: the pull streams Docker's JSON
+/// progress messages; without a tag (and none in the name) every tag is pulled, as dockerd
+/// does. A name or platform that cannot be used is refused before anything is contacted.
+fn pull(state: Arc<State>, image: &str, query: &Query) -> ApiResult<Response> {
+    let image = familiar(image);
+    let name = match query.non_empty("tag") {
+        Some(tag) if tag.starts_with("sha256:") => format!("{image}@{tag}"),
+        Some(tag) => format!("{image}:{tag}"),
+        None => image.to_string(),
+    };
+    let platform = query
+        .non_empty("platform")
+        .map(str::parse::<registry::Platform>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let config = registry::RegistryConfig::load(&state.root)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let reference = config
+        .reference(&name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let opts = registry::store::PullOptions {
+        platform,
+        all_tags: reference.tag.is_none() && reference.digest.is_none(),
+    };
+    let (out, response_body) = body::channel();
+    tokio::task::spawn_blocking(move || {
+        let credentials = registry::Credentials::default_path().map(registry::Credentials::at);
+        let client = registry::Client::new(config, credentials);
+        let result = registry::store::pull(
+            &client,
+            &state.graph,
+            &state.tags,
+            &name,
+            &opts,
+            // Progress only shows on a terminal; a client that left is noticed at the end.
+            &mut |event| {
+                let _ = out.blocking_send(body::json_message(&progress_json(&event)));
+            },
+        );
+        match result {
+            Ok(pulled) => {
+                for p in pulled {
+                    tracing::debug!(name = %p.name, id = %p.id, "pulled image");
+                }
+            }
+            Err(err) => {
+                tracing::debug!(%name, error = %err, "pull failed");
+                let _ = out.blocking_send(body::json_message_error(&err.to_string()));
+            }
+        }
+    });
+    Ok(body::with_type(StatusCode::OK, body::JSON, response_body))
+}
+
+/// One progress event as dockerd's JSON message.
+fn progress_json(event: &registry::store::Event) -> Value {
+    let mut message = json!({ "status": event.status() });
+    if let Some(id) = event.id() {
+        message["id"] = json!(id);
+        if !matches!(event, registry::store::Event::PullingFrom { .. }) {
+            message["progressDetail"] = json!({});
+        }
+    }
+    if let Some((current, total)) = event.progress() {
+        message["progressDetail"] = json!({ "current": current, "total": total });
+        message["progress"] = json!(event.progress_text(50));
+    }
+    message
 }
 
 fn import(
@@ -358,18 +451,19 @@ pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
     let value = blocking(move || {
         let image = find_image(&state, &name)?;
         let tags = state.tags.names(&image.id).map_err(|e| store_error(&e))?;
-        Ok(inspect_json(&image, tags))
+        let digests = repo_digests(&state, &image);
+        Ok(inspect_json(&image, tags, digests))
     })
     .await?;
     Ok(body::json(StatusCode::OK, &value))
 }
 
-fn inspect_json(image: &Image, tags: Vec<String>) -> Value {
+fn inspect_json(image: &Image, tags: Vec<String>, repo_digests: Vec<String>) -> Value {
     let config = image.container_config.clone().unwrap_or(Value::Null);
     json!({
         "Id": api_id(&image.id),
         "RepoTags": tags,
-        "RepoDigests": [],
+        "RepoDigests": repo_digests,
         "Parent": image.parent.as_deref().map(api_id).unwrap_or_default(),
         "Comment": image.comment,
         "Created": image.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
@@ -552,34 +646,14 @@ fn delete_with_parents(
     prune: bool,
     report: &mut Vec<Value>,
 ) -> ApiResult<()> {
-    let mut next = Some(image);
-    while let Some(image) = next.take() {
-        state
-            .graph
-            .delete(&image.id)
+    let mut in_use = |id: &str| -> tagstore::Result<bool> {
+        // The API's container listing fails only on a broken store; count it as used then.
+        Ok(containers_using(state, id).map_or(true, |users| !users.is_empty()))
+    };
+    let deleted =
+        tagstore::delete_with_parents(&state.graph, &state.tags, image, prune, &mut in_use)
             .map_err(|e| ApiError::conflict(e.to_string()))?;
-        tracing::debug!(id = %image.id, "deleted image");
-        report.push(json!({ "Deleted": api_id(&image.id) }));
-        let Some(parent) = image.parent.filter(|_| prune) else {
-            break;
-        };
-        let Ok(parent) = state.graph.get(&parent) else {
-            break;
-        };
-        let untagged = state
-            .tags
-            .names(&parent.id)
-            .map_err(|e| store_error(&e))?
-            .is_empty();
-        let childless = state
-            .graph
-            .children(&parent.id)
-            .map_err(|e| store_error(&e))?
-            .is_empty();
-        if untagged && childless && containers_using(state, &parent.id)?.is_empty() {
-            next = Some(parent);
-        }
-    }
+    report.extend(deleted.iter().map(|id| json!({ "Deleted": api_id(id) })));
     Ok(())
 }
 

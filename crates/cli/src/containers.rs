@@ -176,6 +176,9 @@ pub struct RunArgs {
     /// Security options: seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]
     #[arg(long = "security-opt")]
     security_opt: Vec<String>,
+    /// Pull the image before creating the container: missing, always or never
+    #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pull: String,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -194,8 +197,12 @@ pub fn runtime(ctx: &Context) -> anyhow::Result<Runtime> {
 pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
     let rt = runtime(ctx)?;
     match cmd {
-        ContainerCommand::Run(args) => run_container(&rt, args),
-        ContainerCommand::Create(args) => {
+        ContainerCommand::Run(mut args) => {
+            args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;
+            run_container(&rt, args)
+        }
+        ContainerCommand::Create(mut args) => {
+            args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;
             let c = create_container(&rt, &args)?;
             println!("{}", c.id);
             Ok(0)

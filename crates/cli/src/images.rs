@@ -33,6 +33,9 @@ pub enum ImageCommand {
         /// Don't truncate output
         #[arg(long)]
         no_trunc: bool,
+        /// Show the registry digests images were pulled by
+        #[arg(long)]
+        digests: bool,
         /// Only images of this repository
         name: Option<String>,
     },
@@ -71,8 +74,9 @@ pub fn run(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<u8> {
             quiet,
             all,
             no_trunc,
+            digests,
             name,
-        } => images(ctx, quiet, all, no_trunc, name.as_deref()),
+        } => images(ctx, quiet, all, no_trunc, digests, name.as_deref()),
         ImageCommand::History { image, no_trunc } => history(ctx, &image, no_trunc),
         ImageCommand::Tag {
             force,
@@ -231,11 +235,40 @@ fn display_name(tags: &tagstore::TagStore, id: &str, no_trunc: bool) -> anyhow::
     })
 }
 
+/// A layer a pull stored: part of an image, not an image of its own (listed with `-a` only).
+fn is_pulled_layer(image: &Image) -> bool {
+    image.diff_id.is_some() && !image.layerless
+}
+
+/// The digest of the repo digest recorded for `repo` (as written or as the registry names it).
+fn repo_digest(
+    graph: &graph::Graph,
+    config: Option<&registry::RegistryConfig>,
+    image: &Image,
+    repo: &str,
+) -> Option<String> {
+    if !image.layerless {
+        return None;
+    }
+    let qualified = config
+        .and_then(|c| c.reference(repo).ok())
+        .map(|r| r.name());
+    graph
+        .meta(&image.id)
+        .ok()?
+        .repo_digests
+        .iter()
+        .filter_map(|d| d.rsplit_once('@'))
+        .find(|(r, _)| *r == repo || qualified.as_deref() == Some(*r))
+        .map(|(_, d)| d.to_string())
+}
+
 fn images(
     ctx: &Context,
     quiet: bool,
     all: bool,
     no_trunc: bool,
+    digests: bool,
     name: Option<&str>,
 ) -> anyhow::Result<u8> {
     let graph = ctx.graph()?;
@@ -284,13 +317,25 @@ fn images(
             .values()
             .filter(|image| !names.contains_key(image.id.as_str()))
             .filter(|image| all || !parents.contains(image.id.as_str()))
+            .filter(|image| all || !is_pulled_layer(image))
             .collect();
         untagged.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
-        rows.extend(
-            untagged
-                .into_iter()
-                .map(|image| ("<none>".to_string(), "<none>".to_string(), image)),
-        );
+        rows.extend(untagged.into_iter().map(|image| {
+            // Pulled by digest: Docker shows the repository with no tag.
+            let repo = match image.layerless {
+                true => graph
+                    .meta(&image.id)
+                    .ok()
+                    .and_then(|m| m.repo_digests.first().cloned())
+                    .and_then(|d| d.rsplit_once('@').map(|(r, _)| r.to_string())),
+                false => None,
+            };
+            (
+                repo.unwrap_or_else(|| "<none>".to_string()),
+                "<none>".to_string(),
+                image,
+            )
+        }));
     }
     let mut out = String::new();
     if quiet {
@@ -302,7 +347,16 @@ fn images(
             }
         }
     } else {
-        let mut table = Table::new(&["REPOSITORY", "TAG", "ID", "CREATED", "PARENT"]);
+        let header: &[&str] = if digests {
+            &["REPOSITORY", "TAG", "DIGEST", "ID", "CREATED", "PARENT"]
+        } else {
+            &["REPOSITORY", "TAG", "ID", "CREATED", "PARENT"]
+        };
+        let config = match digests {
+            true => registry::RegistryConfig::load(&ctx.root).ok(),
+            false => None,
+        };
+        let mut table = Table::new(header);
         for (repo, tag, image) in &rows {
             let parent = match &image.parent {
                 Some(parent) => names
@@ -311,13 +365,15 @@ fn images(
                     .unwrap_or_else(|| id(parent)),
                 None => String::new(),
             };
-            table.row(vec![
-                repo.clone(),
-                tag.clone(),
-                id(&image.id),
-                ago(image.created),
-                parent,
-            ]);
+            let mut row = vec![repo.clone(), tag.clone()];
+            if digests {
+                row.push(
+                    repo_digest(&graph, config.as_ref(), image, repo)
+                        .unwrap_or_else(|| "<none>".to_string()),
+                );
+            }
+            row.extend([id(&image.id), ago(image.created), parent]);
+            table.row(row);
         }
         out = table.render();
     }
@@ -419,8 +475,13 @@ fn remove_image(
     for removed in tags.remove_image(&image.id)? {
         println!("Untagged: {removed}");
     }
-    graph.delete(&image.id)?;
-    println!("Deleted: {}", image.id);
+    // Parents left untagged, childless and unused go too (a pulled image's own layers).
+    let mut in_use = |id: &str| -> tagstore::Result<bool> {
+        Ok(crate::images_in_use(ctx, id).map_or(true, |users| !users.is_empty()))
+    };
+    for id in tagstore::delete_with_parents(graph, tags, image, true, &mut in_use)? {
+        println!("Deleted: {id}");
+    }
     Ok(())
 }
 
@@ -435,8 +496,13 @@ pub fn inspect(ctx: &Context, names: &[String]) -> anyhow::Result<u8> {
             found.push(container);
             continue;
         }
-        match tags.lookup(&graph, name) {
-            Ok(image) => found.push(serde_json::to_value(image)?),
+        match crate::pull::lookup(ctx, &graph, &tags, name) {
+            Ok(image) => {
+                let repo_digests = graph.meta(&image.id)?.repo_digests;
+                let mut value = serde_json::to_value(image)?;
+                value["RepoDigests"] = serde_json::json!(repo_digests);
+                found.push(value)
+            }
             Err(_) => missing.push(name),
         }
     }

@@ -5,6 +5,7 @@ mod containers;
 mod format;
 mod images;
 mod push;
+mod pull;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     Auth(auth::AuthCommand),
     #[command(flatten)]
     Push(push::PushCommand),
+    #[command(flatten)]
+    Pull(pull::PullCommand),
     /// The per-container monitor (internal; started by run and start)
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
@@ -132,6 +135,7 @@ fn main() -> ExitCode {
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
         Command::Push(cmd) => push::run(&ctx, cmd),
+        Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
         Command::Inspect { names } => images::inspect(&ctx, &names),
         Command::Info => images::info(&ctx),

@@ -16,6 +16,7 @@ mod pull;
 mod push;
 pub mod push_image;
 pub mod reference;
+pub mod store;
 
 pub use client::Client;
 pub use config::RegistryConfig;

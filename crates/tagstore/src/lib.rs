@@ -369,6 +369,39 @@ impl TagStore {
     }
 }
 
+/// Deletes `image` and then, with `prune`, each parent left untagged, childless and unused
+/// (`in_use` says whether a container runs from an id), as Docker's `rmi` does: a pulled
+/// image's own layers go with it, layers another image shares stay. Returns the deleted ids,
+/// the image first. The caller has checked that `image` itself may go.
+pub fn delete_with_parents(
+    graph: &Graph,
+    tags: &TagStore,
+    image: Image,
+    prune: bool,
+    in_use: &mut dyn FnMut(&str) -> Result<bool>,
+) -> Result<Vec<String>> {
+    let mut deleted = Vec::new();
+    let mut next = Some(image);
+    while let Some(image) = next.take() {
+        graph.delete(&image.id)?;
+        tracing::debug!(id = %image.id, "deleted image");
+        deleted.push(image.id.clone());
+        let Some(parent) = image.parent.filter(|_| prune) else {
+            break;
+        };
+        let Ok(parent) = graph.get(&parent) else {
+            break;
+        };
+        if tags.names(&parent.id)?.is_empty()
+            && graph.children(&parent.id)?.is_empty()
+            && !in_use(&parent.id)?
+        {
+            next = Some(parent);
+        }
+    }
+    Ok(deleted)
+}
+
 fn names_of(repositories: &Repositories, id: &str) -> Vec<String> {
     let mut names: Vec<String> = repositories
         .iter()
