@@ -458,3 +458,155 @@ fn docker_push_and_login_through_dock_daemon() {
         "{out}"
     );
 }
+
+/// Checks what skopeo reads of `name` (plain HTTP): the manifest has `digest`, every layer's
+/// blob has its digest and size and gunzips to the config's diff id. Returns the config.
+fn verify_with_skopeo(name: &str, digest: &str) -> (serde_json::Value, Vec<Vec<u8>>) {
+    let src = format!("docker://{name}");
+    let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &src]).stdout;
+    assert_eq!(sha256(&raw), digest);
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let config_raw = skopeo(&["inspect", "--tls-verify=false", "--config", "--raw", &src]).stdout;
+    assert_eq!(sha256(&config_raw), manifest["config"]["digest"]);
+    let config: serde_json::Value = serde_json::from_slice(&config_raw).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("img");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &src,
+        &format!("dir:{}", copy.display()),
+    ]);
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), diff_ids.len());
+    let mut tars = Vec::new();
+    for (l, diff_id) in layers.iter().zip(diff_ids) {
+        let blob = copy.join(&l["digest"].as_str().unwrap()[7..]);
+        assert_eq!(sha256_file(&blob), l["digest"]);
+        assert_eq!(
+            fs::metadata(&blob).unwrap().len(),
+            l["size"].as_u64().unwrap()
+        );
+        let tar = gunzip(&fs::read(&blob).unwrap());
+        assert_eq!(sha256(&tar), *diff_id);
+        tars.push(tar);
+    }
+    (config, tars)
+}
+
+#[test]
+fn a_commit_on_a_pulled_image_is_pushed_and_pulled_by_another_root() {
+    let reg = TestRegistry::start();
+    // dock reaches the registry through a recording proxy, so requests can be counted.
+    let front = FakeServer::start({
+        let port = reg.port;
+        move |_| Answer::Proxy(port)
+    });
+    let host = front.host();
+
+    // The base: busybox in an OCI layout, pushed by skopeo.
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(dir.path());
+    let tar = fs::read(common::busybox_tar()).unwrap();
+    let gz = gzip(&tar);
+    let layer_digest = layout.blob(&gz);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": registry::Platform::host().architecture, "os": "linux",
+        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&tar)]},
+        "history": [{"created_by": "busybox"}]
+    }))
+    .unwrap();
+    let config_digest = layout.blob(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest, "size": gz.len()}]
+    }))
+    .unwrap();
+    let manifest_digest = layout.blob(&manifest);
+    layout.tag("1", OCI_MANIFEST, &manifest_digest, manifest.len());
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &layout.source("1"),
+        &format!("docker://{}/base/busybox:1", reg.host()),
+    ]);
+
+    let a = DockRoot::new();
+    let base = format!("{host}/base/busybox:1");
+    a.ok(&["pull", &base]);
+
+    // Pushed back where it came from: no blob is uploaded.
+    let before = front.requests().len();
+    let out = a.ok(&["push", &base]);
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.ends_with(": Layer already exists"))
+            .count(),
+        1,
+        "{out}"
+    );
+    let uploads: Vec<String> = front.requests()[before..]
+        .iter()
+        .filter(|r| r.path.contains("/blobs/uploads/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(uploads, Vec::<String>::new());
+
+    // A commit on it, tagged and pushed: the base layer is mounted, the new one uploaded.
+    let out = a.run(&[
+        "run",
+        "--name",
+        "maker",
+        "--network",
+        "none",
+        &base,
+        "sh",
+        "-c",
+        "echo hello from dock > /hello",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = a.ok(&["commit", "maker"]).trim().to_string();
+    a.ok(&["rm", "maker"]);
+    let name = format!("{host}/x:1");
+    a.ok(&["tag", &id, &name]);
+    let out = a.ok(&["push", &name]);
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.ends_with(": Mounted from base/busybox"))
+            .count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(": Pushed")).count(),
+        1,
+        "{out}"
+    );
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("1: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+
+    // skopeo: config, layers and digests; the base config's settings are kept.
+    let (config, tars) = verify_with_skopeo(&format!("{}/x:1", reg.host()), &digest);
+    assert_eq!(config["rootfs"]["diff_ids"][0], sha256(&tar));
+    assert_eq!(config["config"]["Cmd"][0], "sh");
+    assert_eq!(config["history"].as_array().unwrap().len(), 2);
+    assert_eq!(tars[0], tar);
+    assert!(tar_names(&tars[1])
+        .iter()
+        .any(|n| n.trim_start_matches("./") == "hello"));
+
+    // Another root pulls it and runs it.
+    let b = DockRoot::new();
+    b.ok(&["pull", &name]);
+    let out = b.ok(&["run", "--rm", "--network", "none", &name, "cat", "/hello"]);
+    assert_eq!(out, "hello from dock\n");
+}

@@ -4,8 +4,8 @@ mod auth;
 mod containers;
 mod format;
 mod images;
-mod push;
 mod pull;
+mod push;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
