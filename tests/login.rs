@@ -72,6 +72,18 @@ impl Env {
         child.wait_with_output().unwrap()
     }
 
+    /// `dock pull NAME` into a fresh root with this environment's credentials and certs.
+    fn pull_elsewhere(&self, name: &str) -> Output {
+        let other = DockRoot::new();
+        other
+            .cmd()
+            .args(["pull", name])
+            .env("DOCKER_CONFIG", self.docker_config())
+            .env("DOCK_CERTS_DIR", self.certs_dir())
+            .output()
+            .unwrap()
+    }
+
     fn auths(&self) -> serde_json::Value {
         let path = self.docker_config().join("config.json");
         match std::fs::read(&path) {
@@ -178,6 +190,9 @@ fn login_and_logout_with_basic_auth_over_tls() {
     ])
     .stdout;
     assert!(o.contains(&format!("1: digest: {}", sha256(&raw))), "{o}");
+    // And pulls.
+    let o = env.pull_elsewhere(&name);
+    assert!(o.status.success(), "{}", err(&o));
 
     // With nothing given, the stored login is tried first.
     let o = ok(env.run(&["login", &host]));
@@ -198,6 +213,13 @@ fn login_and_logout_with_basic_auth_over_tls() {
     );
     // Logged out: a push is refused, and the error says how to log in.
     let o = env.run(&["push", &name]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains(&format!("dock login {host}")),
+        "{}",
+        err(&o)
+    );
+    let o = env.pull_elsewhere(&name);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         err(&o).contains(&format!("dock login {host}")),

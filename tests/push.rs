@@ -209,6 +209,14 @@ fn push_of_a_commit_is_read_back_by_skopeo() {
     )
     .unwrap();
     assert_eq!(base_config["rootfs"]["diff_ids"][0], diff_ids[0]);
+
+    // -a: every tag of the repository, each with its digest line.
+    root.ok(&["tag", &id, &format!("{host}/x:2")]);
+    let all = root.ok(&["push", "-a", &format!("{host}/x")]);
+    assert!(all.contains(&format!("1: digest: {digest}")), "{all}");
+    assert!(all.contains(&format!("2: digest: {digest}")), "{all}");
+    let out = root.run(&["push", "-a", &name]);
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::io::{self, IsTerminal, Write};
 
 use clap::Subcommand;
-use registry::{Client, LayerEvent, LayerStatus, RegistryConfig};
+use registry::{Client, Credentials, LayerEvent, LayerStatus, RegistryConfig};
 
 use crate::Context;
 
@@ -11,39 +11,56 @@ use crate::Context;
 pub enum PushCommand {
     /// Upload an image to a registry
     Push {
+        /// Push every tag of the repository
+        #[arg(short, long)]
+        all_tags: bool,
         /// NAME[:TAG] (TAG defaults to latest)
         name: String,
     },
 }
 
 pub fn run(ctx: &Context, cmd: PushCommand) -> anyhow::Result<u8> {
-    let PushCommand::Push { name } = cmd;
+    let PushCommand::Push { all_tags, name } = cmd;
     let config = RegistryConfig::load(&ctx.root)?;
     let target = config.reference(&name)?;
     let graph = ctx.graph()?;
-    let local = match tagstore::parse_reference(&name) {
-        (_, Some(_)) => name.clone(),
-        (repo, None) => format!("{repo}:latest"),
-    };
-    let image = match ctx.tags()?.lookup(&graph, &local) {
-        Ok(image) => image,
-        Err(tagstore::Error::NoSuchImage(_) | tagstore::Error::DanglingTag { .. }) => {
-            anyhow::bail!("an image does not exist locally with the tag: {local}")
+    let tags = ctx.tags()?;
+    let (repo, tag) = tagstore::parse_reference(&name);
+    let jobs: Vec<(String, String)> = if all_tags {
+        if tag.is_some() {
+            anyhow::bail!("tag can't be used with --all-tags/-a");
         }
-        Err(e) => return Err(e.into()),
+        let all = tags.repositories()?.remove(&repo).unwrap_or_default();
+        if all.is_empty() {
+            anyhow::bail!("an image does not exist locally with the tag: {repo}");
+        }
+        all.into_iter().collect()
+    } else {
+        let tag = tag.unwrap_or_else(|| "latest".to_string());
+        let local = format!("{repo}:{tag}");
+        match tags.lookup(&graph, &local) {
+            Ok(image) => vec![(tag, image.id)],
+            Err(tagstore::Error::NoSuchImage(_) | tagstore::Error::DanglingTag { .. }) => {
+                anyhow::bail!("an image does not exist locally with the tag: {local}")
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
-    let client = Client::new(config, Some(crate::auth::credentials()?));
+    let client = Client::new(config, Credentials::default_path().map(Credentials::at));
     println!("The push refers to repository [{}]", target.name());
-    let mut printer = Printer::new(io::stdout().is_terminal());
-    let pushed = registry::push_image(&client, &graph, &image.id, &target, &mut |e| {
-        printer.event(e)
-    });
-    printer.finish();
-    let pushed = pushed?;
-    println!(
-        "{}: digest: {} size: {}",
-        pushed.tag, pushed.digest, pushed.size
-    );
+    for (tag, id) in jobs {
+        let mut reference = target.clone();
+        reference.tag = Some(tag);
+        let mut printer = Printer::new(io::stdout().is_terminal());
+        let pushed =
+            registry::push_image(&client, &graph, &id, &reference, &mut |e| printer.event(e));
+        printer.finish();
+        let pushed = pushed?;
+        println!(
+            "{}: digest: {} size: {}",
+            pushed.tag, pushed.digest, pushed.size
+        );
+    }
     Ok(0)
 }
 
