@@ -232,8 +232,18 @@ fn push_layer(
             }
         }
     }
+    let mut tried = Vec::new();
     for s in here.iter().filter(|s| s.repository != target.repository) {
-        match client.mount_blob(target, &s.digest, &s.repository)? {
+        let mount = match client.mount_blob(target, &s.digest, &s.repository) {
+            Ok(m) => m,
+            // A registry that does not mount (or not from there): other ways may still work.
+            Err(e) => {
+                tracing::debug!(from = %s.repository, error = %e, "mount failed");
+                tried.push(format!("mount from {}/{} ({e})", s.registry, s.repository));
+                continue;
+            }
+        };
+        match mount {
             crate::push::Mount::Mounted => {
                 return Ok((
                     blob_of(s),
@@ -259,7 +269,8 @@ fn push_layer(
                 match copied {
                     Ok(()) => return Ok((blob_of(s), LayerStatus::Pushed)),
                     Err(e) => {
-                        tracing::debug!(from = %from, error = %e, "copy within the registry failed")
+                        tracing::debug!(from = %from, error = %e, "copy within the registry failed");
+                        tried.push(format!("{}@{} ({e})", from.name(), s.digest));
                     }
                 }
             }
@@ -272,7 +283,6 @@ fn push_layer(
     }
 
     // 3. A pulled layer: copy its blob from another registry.
-    let mut tried = Vec::new();
     for s in &elsewhere {
         let from = Reference {
             registry: s.registry.clone(),
@@ -302,6 +312,7 @@ fn push_layer(
         .map(|s| format!("{}/{}@{}", s.registry, s.repository, s.digest))
         .collect();
     sources.extend(tried);
+    sources.dedup();
     Err(PushError::NoSource {
         diff_id: diff_id.to_string(),
         target: target.name(),
