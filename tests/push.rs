@@ -154,6 +154,10 @@ fn push_of_a_commit_is_read_back_by_skopeo() {
     )
     .unwrap();
     assert_eq!(meta["repo_digests"][0], format!("{host}/x@{digest}"));
+    assert_eq!(
+        root.inspect(&name)["RepoDigests"],
+        serde_json::json!([format!("{host}/x@{digest}")])
+    );
 
     // A second push uploads nothing and gives the same digest.
     let again = root.ok(&["push", &name]);
