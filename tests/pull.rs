@@ -1005,3 +1005,52 @@ fn docker_cli_pulls_and_runs_through_the_daemon() {
         stderr(&out)
     );
 }
+
+/// A disk that fills up while a layer is extracted: exit 1, one line naming the cause,
+/// nothing stored and no staging left.
+#[test]
+fn a_full_disk_while_extracting_stores_nothing() {
+    let reg = TestRegistry::start();
+    // 24 MB of zeros: a tiny blob (the download fits), a layer the disk cannot hold.
+    let zeros = vec![0u8; 24 << 20];
+    let big = tar_of(&[("big/zeros", &zeros[..])]);
+    let img = build(
+        "amd64",
+        &[gz(files(&[("small", "s\n")])), gz(big)],
+        false,
+        "full",
+    );
+    push_built(&reg, "full:1", &img);
+    let root = DockRoot::new();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(root.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // DockRoot's drop unmounts it.
+    let out = root.run(&["pull", &format!("{}/full:1", reg.host())]);
+    assert_failed_cleanly(&root, &out, "No space left on device");
+    assert!(!entries(&root).contains(&img.id()));
+    assert_eq!(root.ok(&["images", "-q"]), "");
+}
+
+/// `pull -a`: every tag of the repository, each tagged.
+#[test]
+fn pull_all_tags() {
+    let reg = TestRegistry::start();
+    let one = build("amd64", &[gz(files(&[("v", "1\n")]))], false, "one");
+    let two = build("amd64", &[gz(files(&[("v", "2\n")]))], false, "two");
+    push_built(&reg, "many:1", &one);
+    push_built(&reg, "many:2", &two);
+    let root = DockRoot::new();
+    let repo = format!("{}/many", reg.host());
+    let out = root.ok(&["pull", "-a", &repo]);
+    assert!(out.contains(&format!("{repo}:1")), "{out}");
+    assert!(out.contains(&format!("{repo}:2")), "{out}");
+    assert_eq!(root.inspect(&format!("{repo}:1"))["id"], one.id());
+    assert_eq!(root.inspect(&format!("{repo}:2"))["id"], two.id());
+    let out = root.run(&["pull", "-a", &format!("{repo}:1")]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("all-tags"), "{}", stderr(&out));
+}

@@ -206,7 +206,7 @@ fn pull_one(
             progress(Event::AlreadyExists { layer: short });
             continue;
         }
-        let compression = LayerCompression::from_media_type(&layer.media_type().to_string())?;
+        let compression = LayerCompression::from_media_type(layer.media_type().as_ref())?;
         let spool = Spool::new(spool_dir).map_err(|source| Error::Io {
             context: format!("create a temporary file in {}", spool_dir.display()),
             source,
@@ -423,7 +423,10 @@ impl Read for Extracting<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let done = self.inner.offset();
-        if done - self.reported >= PROGRESS_STEP || (n == 0 && done != self.reported) {
+        // The layer being applied extracts while it downloads; as Docker shows it, it is
+        // "Extracting" only once "Download complete" (sent before the spool is done).
+        let step = done - self.reported >= PROGRESS_STEP && self.job.spool.is_done();
+        if step || (n == 0 && done != self.reported) {
             self.reported = done;
             let _ = self.tx.send(Event::Extracting {
                 layer: self.job.short.clone(),

@@ -82,6 +82,11 @@ impl Spool {
         self.changed.notify_all();
     }
 
+    /// Downloaded completely and verified.
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self.lock().end, End::Done)
+    }
+
     pub(crate) fn is_cancelled(&self) -> bool {
         matches!(self.lock().end, End::Cancelled)
     }
