@@ -305,7 +305,7 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
     ))
 }
 
-async fn read_body(request: Incoming, limit: usize) -> ApiResult<Bytes> {
+pub(crate) async fn read_body(request: Incoming, limit: usize) -> ApiResult<Bytes> {
     let data = http_body_util::Limited::new(request, limit)
         .collect()
         .await

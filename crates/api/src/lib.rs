@@ -6,6 +6,7 @@
 //! multiplexed attach and log streams). Every dock command and the daemon share one state
 //! directory, so what one of them does, the other sees.
 
+mod auth;
 mod body;
 mod containers;
 mod create;
@@ -13,6 +14,7 @@ mod error;
 mod images;
 mod listen;
 mod monitor;
+mod push;
 mod query;
 mod router;
 mod runs;

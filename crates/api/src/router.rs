@@ -11,7 +11,7 @@ use crate::body::{self, Response};
 use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
-use crate::{containers, images, system, API_VERSION, MIN_API_VERSION, VERSION};
+use crate::{auth, containers, images, push, system, API_VERSION, MIN_API_VERSION, VERSION};
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
 /// headers the real daemon adds to all of them.
@@ -50,7 +50,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::POST, "/images/create") => {
             return images::create(state, query, req.into_body()).await
         }
-        (&Method::POST, "/auth") => return Err(no_registry("logging in to a registry")),
+        (&Method::POST, "/auth") => return auth::login(state, req.into_body()).await,
         (&Method::POST, "/commit") => return containers::commit(state, query).await,
         (&Method::GET, "/containers/json") => return containers::list(state, query).await,
         (&Method::POST, "/containers/create") => {
@@ -92,20 +92,15 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                     (&Method::GET, "json") => return images::inspect(state, name).await,
                     (&Method::GET, "history") => return images::history(state, name).await,
                     (&Method::POST, "tag") => return images::tag(state, name, query).await,
-                    (&Method::POST, "push") => return Err(no_registry("pushing an image")),
+                    (&Method::POST, "push") => {
+                        return push::push(state, name, query, req.headers()).await
+                    }
                     _ => {}
                 }
             }
         }
     }
     Err(not_found())
-}
-
-/// What needs a registry: the daemon contacts none.
-fn no_registry(what: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "{what} is not supported: dock contacts no registry"
-    ))
 }
 
 /// The generic answer to a path nothing serves; `docker inspect` probes with it.

@@ -1,9 +1,11 @@
 //! `dock`: parse the command line, call the libraries, render their answers.
 
+mod auth;
 mod containers;
 mod format;
 mod images;
 mod pull;
+mod push;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +47,10 @@ enum Command {
     Image(images::ImageCommand),
     #[command(flatten)]
     Container(containers::ContainerCommand),
+    #[command(flatten)]
+    Auth(auth::AuthCommand),
+    #[command(flatten)]
+    Push(push::PushCommand),
     #[command(flatten)]
     Pull(pull::PullCommand),
     /// The per-container monitor (internal; started by run and start)
@@ -127,6 +133,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Container(cmd) => containers::run(&ctx, cmd),
+        Command::Auth(cmd) => auth::run(&ctx, cmd),
+        Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
         Command::Inspect { names } => images::inspect(&ctx, &names),

@@ -111,6 +111,18 @@ impl Client {
         result
     }
 
+    /// Uses `login` for `server` from now on without checking it first (the API server's
+    /// `X-Registry-Auth`: the client checked it when it logged in).
+    pub fn use_login(&self, server: &str, login: Login) {
+        let name = server
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        let name = name.split('/').next().unwrap_or(name);
+        self.state()
+            .logins
+            .insert(api_host(name).to_string(), login);
+    }
+
     fn check_login(&self, host: &str) -> Result<()> {
         let base = self.base(host)?;
         let url = format!("{base}/v2/");

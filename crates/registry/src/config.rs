@@ -17,6 +17,8 @@ use crate::reference::{validate_host, ParsedName, Reference};
 pub const CONFIG_FILE: &str = "config.json";
 /// Where per-registry CA certificates live: `CERTS_DIR/HOST[:PORT]/ca.crt`.
 pub const DEFAULT_CERTS_DIR: &str = "/etc/docker/certs.d";
+/// The environment variable that names another `certs.d` directory.
+pub const CERTS_DIR_ENV: &str = "DOCK_CERTS_DIR";
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -60,8 +62,13 @@ struct File {
 
 impl RegistryConfig {
     /// Reads `ROOT/config.json`; a missing file is the default configuration.
+    /// `$DOCK_CERTS_DIR`, when set, replaces `/etc/docker/certs.d` (tests, unprivileged setups).
     pub fn load(root: &Path) -> Result<RegistryConfig> {
-        Self::from_file(&root.join(CONFIG_FILE))
+        let mut config = Self::from_file(&root.join(CONFIG_FILE))?;
+        if let Some(dir) = std::env::var_os(CERTS_DIR_ENV).filter(|d| !d.is_empty()) {
+            config.certs_dir = PathBuf::from(dir);
+        }
+        Ok(config)
     }
 
     pub fn from_file(path: &Path) -> Result<RegistryConfig> {

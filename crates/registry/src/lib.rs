@@ -14,6 +14,7 @@ pub mod media;
 pub mod platform;
 mod pull;
 mod push;
+pub mod push_image;
 pub mod reference;
 pub mod store;
 
@@ -25,4 +26,5 @@ pub use error::{Error, Result};
 pub use platform::Platform;
 pub use pull::{into_error, BlobReader, LayerReader, RawManifest, ResolvedImage};
 pub use push::{Mount, PushedBlob};
+pub use push_image::{push_image, LayerEvent, LayerStatus, PushError, Pushed};
 pub use reference::{ParsedName, Reference};
