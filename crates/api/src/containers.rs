@@ -74,7 +74,7 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         )),
         E::NotRunning(container) => ApiError::conflict(format!("container {container} is not running")),
         E::AlreadyRunning(_) => ApiError::not_modified(),
-        err @ (E::Ambiguous(_) | E::InvalidName(_) | E::NoCommand | E::Network(_) | E::Security(_)) => ApiError::bad_request(err.to_string()),
+        err @ (E::Ambiguous(_) | E::InvalidName(_) | E::NoCommand | E::MemoryTooLow(_) | E::Network(_) | E::Security(_)) => ApiError::bad_request(err.to_string()),
         E::Start { code, message } => ApiError::bad_request(start_message(code, message)),
         other => ApiError::internal(other.to_string()),
     }
@@ -293,10 +293,18 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
 }
 
 async fn read_body(request: Incoming, limit: usize) -> ApiResult<Bytes> {
-    let data = http_body_util::Limited::new(request, limit)
-        .collect()
-        .await
-        .map_err(|err| ApiError::bad_request(format!("read the request body: {err}")))?;
+    let timeout = crate::limits::read_timeout();
+    let data = tokio::time::timeout(
+        timeout,
+        http_body_util::Limited::new(request, limit).collect(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::bad_request(format!(
+            "read the request body: not complete after {timeout:?}"
+        ))
+    })?
+    .map_err(|err| ApiError::bad_request(format!("read the request body: {err}")))?;
     Ok(data.to_bytes())
 }
 

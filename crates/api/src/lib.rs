@@ -11,6 +11,7 @@ mod containers;
 mod create;
 mod error;
 mod images;
+mod limits;
 mod listen;
 mod monitor;
 mod query;

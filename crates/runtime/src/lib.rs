@@ -19,6 +19,7 @@ pub mod logs;
 pub mod monitor;
 pub mod overlay;
 pub mod procs;
+pub mod queue;
 pub mod security;
 
 use std::fs;
@@ -108,6 +109,9 @@ pub enum Error {
     AlreadyRunning(String),
     #[error("no command specified")]
     NoCommand,
+    /// A memory limit below [`MIN_MEMORY`]; Docker's words, which tools match.
+    #[error("Minimum memory limit allowed is 6MB")]
+    MemoryTooLow(i64),
     /// The container could not start; `code` is what `dock run` exits with (125, 126, 127).
     #[error("{message}")]
     Start { code: u8, message: String },
@@ -384,6 +388,10 @@ impl Runtime {
         opts: CreateOptions,
         network: NetworkMode,
     ) -> Result<Container> {
+        // Below this the container's own start (sysinit, before exec) would be OOM-killed.
+        if opts.memory != 0 && opts.memory < MIN_MEMORY {
+            return Err(Error::MemoryTooLow(opts.memory));
+        }
         for spec in &opts.port_specs {
             spec.parse::<netmgr::PortSpec>()
                 .map_err(|e| Error::Network(e.to_string()))?;
@@ -574,7 +582,17 @@ impl Runtime {
             }
         };
         tracing::debug!(%id, signo, "signalling container");
-        client.signal(signo).map_err(|e| Error::io(&socket, e))?;
+        // Returns once the monitor sent the signal (or the container is gone), so signals
+        // sent one after another reach the container in that order.
+        match client
+            .signal_acked(signo, SIGNAL_ACK_PATIENCE)
+            .map_err(|e| Error::io(&socket, e))?
+        {
+            Some(0) | None => {}
+            Some(errno) => {
+                tracing::debug!(%id, signo, errno, "the monitor could not send the signal")
+            }
+        }
         if signo == libc::SIGKILL {
             client.wait_exit().map_err(|e| Error::io(&socket, e))?;
         }
@@ -599,7 +617,15 @@ impl Runtime {
         };
         let io_err = |e| Error::io(&socket, e);
         tracing::debug!(%id, "sending SIGTERM");
-        client.signal(libc::SIGTERM).map_err(io_err)?;
+        if client
+            .signal_acked(libc::SIGTERM, SIGNAL_ACK_PATIENCE)
+            .map_err(io_err)?
+            .is_none()
+        {
+            // Exited already: what is left is the monitor closing the connection.
+            client.drain();
+            return Ok(());
+        }
         if !timeout.is_zero() {
             client
                 .stream()
@@ -855,6 +881,10 @@ fn spawn_monitor(
     starter: &impl std::os::fd::AsRawFd,
     stderr: Option<&fs::File>,
 ) -> io::Result<()> {
+    // Held across the spawn: a reaper woken by this monitor's exit finds it listed.
+    let mut spawned = SPAWNED_MONITORS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     use std::ffi::CString;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
@@ -930,9 +960,38 @@ fn spawn_monitor(
         if ret != 0 {
             return Err(io::Error::from_raw_os_error(ret));
         }
+        spawned.push(pid);
     }
     Ok(())
 }
+
+/// Monitors this process started and has not reaped yet.
+static SPAWNED_MONITORS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Reaps the monitors this process started that have exited, whatever they call themselves
+/// (a long-lived caller such as the API server calls this on SIGCHLD); the number reaped.
+/// Other children are left to whoever waits for them.
+pub fn reap_monitors() -> usize {
+    let mut spawned = SPAWNED_MONITORS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let before = spawned.len();
+    spawned.retain(|&pid| {
+        let mut status = 0;
+        // SAFETY: waitpid on a child we started; WNOHANG never blocks.
+        let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        // 0: still running; -1: not ours to wait for any more (ECHILD).
+        ret == 0
+    });
+    before - spawned.len()
+}
+
+/// Docker's smallest memory limit (`linuxMinMemory`): 6 MiB.
+pub const MIN_MEMORY: i64 = 6 << 20;
+
+/// How long `kill` and `stop` wait for a monitor to acknowledge a signal: only one too old to
+/// acknowledge takes this long.
+const SIGNAL_ACK_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The name a removed container's directory has between [`Runtime::take_out`] and
 /// [`delete_removed`]; never a container id.

@@ -24,12 +24,20 @@ use crate::attach::{self, FrameBuffer, Hello, Kind};
 use crate::cgroup::{Cgroup, Limits};
 use crate::container::{self, Container, Lock, NetworkSettings, ProcessRef};
 use crate::logs::LogWriter;
+use crate::queue::OutQueue;
 use crate::{overlay, procs, Error, Runtime, STARTER_FD};
 
 /// Read size for container output; the monitor's steady state stays small.
 const CHUNK: usize = 16 * 1024;
-/// Stop reading client input while this much stdin waits for the container.
+/// Stop taking stdin from clients while this much waits for the container; their other
+/// frames (signals, resizes) are still read from every other client.
 const STDIN_HIGH_WATER: usize = 64 * 1024;
+/// Output a client may have waiting before it counts as fallen behind and is dropped.
+pub const CLIENT_QUEUE_LIMIT: usize = 1 << 20;
+/// How long the exit frame may take to reach clients that are still reading.
+const EXIT_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// A round of the exit flush in which no client took anything ends it.
+const EXIT_FLUSH_STALL_MS: libc::c_int = 300;
 
 /// The monitor's command line (after the program name): `--root ROOT [--debug] __monitor ID`.
 /// [`Runtime::start`] writes it and the `dock` binary reads it back with [`Args::parse`]
@@ -104,15 +112,17 @@ pub fn main(root: &Path, id: &str) -> i32 {
             if starter
                 .write_all(&attach::encode(Kind::Started, &pid))
                 .is_ok()
+                && starter.set_nonblocking(true).is_ok()
             {
-                clients.push(Conn {
-                    stream: starter,
-                    hello: Some(hello),
-                    input: FrameBuffer::default(),
-                    dead: false,
-                });
+                let mut conn = Conn::new(starter);
+                conn.hello = Some(hello);
+                clients.push(conn);
             }
             session.clients = clients;
+            // A starter that sends stdin counts even when it is gone already: then the
+            // container's stdin closes right away.
+            session.stdin_clients = usize::from(hello.stdin);
+            session.drop_dead_clients();
             session.serve();
             session.finish();
             std::process::exit(0)
@@ -131,11 +141,48 @@ fn report_error(starter: &mut UnixStream, code: u8, message: &str) {
 }
 
 struct Conn {
+    /// Non-blocking: the monitor never waits for a client.
     stream: UnixStream,
     hello: Option<Hello>,
     input: FrameBuffer,
+    /// Frames the client has not taken yet, bounded (see [`CLIENT_QUEUE_LIMIT`]).
+    output: OutQueue,
+    /// Its next frame is stdin the container has no room for: not read until there is.
+    parked: bool,
+    /// Sent stdin (said so in its hello, or sent a stdin frame).
+    sends_stdin: bool,
     /// Failed or closed; removed after the current poll round, so indices stay valid.
     dead: bool,
+}
+
+impl Conn {
+    fn new(stream: UnixStream) -> Conn {
+        Conn {
+            stream,
+            hello: None,
+            input: FrameBuffer::default(),
+            output: OutQueue::new(CLIENT_QUEUE_LIMIT),
+            parked: false,
+            sends_stdin: false,
+            dead: false,
+        }
+    }
+
+    /// Queues a control frame and writes what the client takes now.
+    fn send_control(&mut self, frame: &[u8]) {
+        self.output.push_control(frame);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if !self.dead && self.output.flush(&self.stream).is_err() {
+            self.dead = true;
+        }
+    }
+
+    fn is_stdin_client(&self) -> bool {
+        !self.dead && (self.sends_stdin || self.hello.is_some_and(|h| h.stdin))
+    }
 }
 
 struct Session {
@@ -152,6 +199,8 @@ struct Session {
     stdin_close: bool,
     listener: UnixListener,
     clients: Vec<Conn>,
+    /// Clients that send stdin; when the last of them goes, the container's stdin closes.
+    stdin_clients: usize,
     log: LogWriter,
     exit: Option<i32>,
     cgroup: Cgroup,
@@ -375,6 +424,7 @@ impl Session {
                 stdin_close: false,
                 listener,
                 clients: Vec::new(),
+                stdin_clients: 0,
                 log,
                 exit: None,
                 cgroup: cgroup
@@ -440,10 +490,14 @@ impl Session {
                     add(stdin.as_raw_fd(), libc::POLLOUT, Slot::Stdin);
                 }
             }
-            if self.stdin_pending.len() < STDIN_HIGH_WATER {
-                for (i, conn) in self.clients.iter().enumerate() {
-                    add(conn.stream.as_raw_fd(), libc::POLLIN, Slot::Client(i));
+            // Every client is watched: a parked one only for hang-ups (poll reports those
+            // unasked), the others for frames, and those with output waiting for room.
+            for (i, conn) in self.clients.iter().enumerate() {
+                let mut events = if conn.parked { 0 } else { libc::POLLIN };
+                if !conn.output.is_empty() {
+                    events |= libc::POLLOUT;
                 }
+                add(conn.stream.as_raw_fd(), events, Slot::Client(i));
             }
             let timeout = if startup_pages {
                 IDLE_BEFORE_RELEASE_MS
@@ -474,15 +528,48 @@ impl Session {
                     Slot::Out => self.pump_output(true, &mut buf),
                     Slot::Err => self.pump_output(false, &mut buf),
                     Slot::Stdin => self.flush_stdin(),
-                    Slot::Client(i) => {
-                        if !self.clients[i].dead && !self.read_client(i, &mut buf) {
-                            self.clients[i].dead = true;
-                        }
-                    }
+                    Slot::Client(i) => self.serve_client(i, pfd.revents, &mut buf),
                 }
             }
-            self.clients.retain(|conn| !conn.dead);
+            self.drop_dead_clients();
         }
+    }
+
+    fn serve_client(&mut self, i: usize, revents: libc::c_short, buf: &mut [u8]) {
+        if self.clients[i].dead {
+            return;
+        }
+        if revents & libc::POLLOUT != 0 {
+            self.clients[i].flush();
+        }
+        if self.clients[i].parked {
+            if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                self.clients[i].dead = true;
+            }
+            return;
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            && !self.read_client(i, buf)
+        {
+            self.clients[i].dead = true;
+        }
+    }
+
+    fn count_stdin_clients(&self) -> usize {
+        self.clients.iter().filter(|c| c.is_stdin_client()).count()
+    }
+
+    /// Forgets closed and dropped clients; when the last one that sent stdin is gone, the
+    /// container's stdin closes (once what they sent reached it).
+    fn drop_dead_clients(&mut self) {
+        self.clients.retain(|conn| !conn.dead);
+        let now = self.count_stdin_clients();
+        if now == 0 && self.stdin_clients > 0 && self.stdin.is_some() {
+            tracing::debug!(id = %self.id, "the last stdin client left");
+            self.stdin_close = true;
+            self.flush_stdin();
+        }
+        self.stdin_clients = now;
     }
 
     fn reap(&mut self) {
@@ -500,6 +587,8 @@ impl Session {
             tracing::debug!(id = %self.id, code, "container exited");
             self.exit = Some(code);
             self.stdin = None;
+            self.stdin_pending.clear();
+            self.unpark_clients();
         } else if ret < 0 {
             self.exit = Some(GONE_EXIT_CODE);
         }
@@ -509,13 +598,9 @@ impl Session {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    let _ = stream.set_nonblocking(false);
-                    self.clients.push(Conn {
-                        stream,
-                        hello: None,
-                        input: FrameBuffer::default(),
-                        dead: false,
-                    });
+                    if stream.set_nonblocking(true).is_ok() {
+                        self.clients.push(Conn::new(stream));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return,
@@ -539,6 +624,8 @@ impl Session {
         }
     }
 
+    /// Output goes to the log, then into each client's queue: never waits for a client, and
+    /// drops one whose queue is full.
     fn broadcast(&mut self, stdout: bool, n: usize, buf: &[u8]) {
         let data = &buf[..n];
         let (stream_name, kind) = if stdout {
@@ -554,7 +641,13 @@ impl Session {
             let wants = conn
                 .hello
                 .is_some_and(|h| if stdout { h.stdout } else { h.stderr });
-            if wants && conn.stream.write_all(&frame).is_err() {
+            if !wants {
+                continue;
+            }
+            if conn.output.push_data(&frame) {
+                conn.flush();
+            } else {
+                tracing::debug!(id = %self.id, "dropping a client that fell behind");
                 conn.dead = true;
             }
         }
@@ -563,6 +656,7 @@ impl Session {
     fn flush_stdin(&mut self) {
         let Some(stdin) = &mut self.stdin else {
             self.stdin_pending.clear();
+            self.unpark_clients();
             return;
         };
         while !self.stdin_pending.is_empty() {
@@ -571,18 +665,41 @@ impl Session {
                     self.stdin_pending.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
                     // The container closed its stdin.
                     self.stdin = None;
                     self.stdin_pending.clear();
-                    return;
+                    break;
                 }
             }
         }
-        if self.stdin_close && self.tty.is_none() {
+        if self.stdin.is_some()
+            && self.stdin_pending.is_empty()
+            && self.stdin_close
+            && self.tty.is_none()
+        {
             tracing::debug!(id = %self.id, "closing container stdin");
             self.stdin = None;
+        }
+        self.unpark_clients();
+    }
+
+    /// Once the stdin backlog has room again, parked clients' frames are taken up again.
+    fn unpark_clients(&mut self) {
+        if self.stdin.is_some() && self.stdin_pending.len() >= STDIN_HIGH_WATER {
+            return;
+        }
+        for i in 0..self.clients.len() {
+            if self.clients[i].parked && !self.clients[i].dead {
+                self.clients[i].parked = false;
+                if !self.handle_frames(i) {
+                    self.clients[i].dead = true;
+                }
+                if self.stdin.is_some() && self.stdin_pending.len() >= STDIN_HIGH_WATER {
+                    return;
+                }
+            }
         }
     }
 
@@ -591,11 +708,35 @@ impl Session {
         let n = match self.clients[i].stream.read(buf) {
             Ok(0) => return false,
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                return true
+            }
             Err(_) => return false,
         };
         self.clients[i].input.extend(&buf[..n]);
+        self.handle_frames(i)
+    }
+
+    /// Handles the client's complete frames, up to one carrying stdin the container has no
+    /// room for (the client is parked then); `false` when the client sent garbage.
+    fn handle_frames(&mut self, i: usize) -> bool {
         loop {
+            match self.clients[i].input.peek_kind() {
+                Ok(Some(Kind::Stdin))
+                    if self.stdin.is_some() && self.stdin_pending.len() >= STDIN_HIGH_WATER =>
+                {
+                    self.clients[i].parked = true;
+                    return true;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
             let frame = match self.clients[i].input.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return true,
@@ -608,16 +749,17 @@ impl Session {
                         self.resize(hello.rows, hello.cols);
                     }
                     self.clients[i].hello = Some(hello);
-                    let offset = self.log.len().to_be_bytes();
-                    if self.clients[i]
-                        .stream
-                        .write_all(&attach::encode(Kind::Attached, &offset))
-                        .is_err()
-                    {
-                        return false;
+                    if hello.stdin {
+                        self.stdin_clients = self.count_stdin_clients();
                     }
+                    let offset = self.log.len().to_be_bytes();
+                    self.clients[i].send_control(&attach::encode(Kind::Attached, &offset));
                 }
                 (Kind::Stdin, data) => {
+                    if !self.clients[i].sends_stdin {
+                        self.clients[i].sends_stdin = true;
+                        self.stdin_clients = self.count_stdin_clients();
+                    }
                     if data.is_empty() {
                         self.stdin_close = true;
                     } else if self.stdin.is_some() {
@@ -633,13 +775,27 @@ impl Session {
                 }
                 (Kind::Signal, data) if data.len() >= 4 => {
                     let signo = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
-                    if self.exit.is_none() {
+                    let errno = if self.exit.is_none() {
                         tracing::debug!(id = %self.id, signo, "forwarding signal");
                         // SAFETY: our own unreaped child; its pid cannot be reused yet.
-                        unsafe { libc::kill(self.init, signo) };
-                    }
+                        if unsafe { libc::kill(self.init, signo) } == 0 {
+                            0
+                        } else {
+                            io::Error::last_os_error()
+                                .raw_os_error()
+                                .unwrap_or(libc::EIO)
+                        }
+                    } else {
+                        libc::ESRCH
+                    };
+                    // Acknowledged once sent, so `kill` returns after the signal is pending.
+                    self.clients[i]
+                        .send_control(&attach::encode(Kind::Signaled, &errno.to_be_bytes()));
                 }
                 _ => {}
+            }
+            if self.clients[i].dead {
+                return true;
             }
         }
     }
@@ -716,11 +872,52 @@ impl Session {
         let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
         for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
-            let _ = conn.stream.write_all(&frame);
+            conn.send_control(&frame);
         }
+        flush_before_exit(&mut self.clients);
         // The connections close when this process is gone, not before: a client that sees
         // the end of its connection knows the monitor no longer exists.
         std::mem::forget(std::mem::take(&mut self.clients));
+    }
+}
+
+/// Gives clients that still read a moment to take their last output and the exit frame;
+/// ends when all did, when none took anything for a while, or at [`EXIT_FLUSH_LIMIT`].
+fn flush_before_exit(clients: &mut [Conn]) {
+    let deadline = std::time::Instant::now() + EXIT_FLUSH_LIMIT;
+    loop {
+        let mut fds: Vec<libc::pollfd> = clients
+            .iter()
+            .filter(|conn| !conn.dead && !conn.output.is_empty())
+            .map(|conn| libc::pollfd {
+                fd: conn.stream.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() || std::time::Instant::now() >= deadline {
+            return;
+        }
+        // SAFETY: poll over a live array of pollfd.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                EXIT_FLUSH_STALL_MS,
+            )
+        };
+        if n == 0 {
+            return;
+        }
+        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+        for conn in clients
+            .iter_mut()
+            .filter(|c| !c.dead && !c.output.is_empty())
+        {
+            conn.flush();
+        }
     }
 }
 
