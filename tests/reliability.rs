@@ -128,7 +128,7 @@ fn stop_gets_through_a_full_stdin_backlog() {
         let _ = stdin.write_all(&vec![0u8; 200 * 1024]);
         let _ = done_tx.send(());
         // Kept open: the backlog stays.
-        let _ = std::thread::park_timeout(GUARD);
+        std::thread::park_timeout(GUARD);
     });
     eventually("the container runs", || running(&root, "fed"));
     // Either all of it was taken, or the backlog is full: both are the case to test.
