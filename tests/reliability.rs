@@ -497,3 +497,128 @@ fn the_daemon_closes_half_sent_requests_and_idle_connections() {
         "nothing was created"
     );
 }
+
+/// A small ext4 filesystem in a file, mounted with [`LoopFs::mount`]; unmounted (lazily) and
+/// deleted when dropped.
+struct LoopFs {
+    image: tempfile::NamedTempFile,
+    mountpoint: Option<PathBuf>,
+}
+
+impl LoopFs {
+    fn new(size_mb: u64) -> LoopFs {
+        let image = tempfile::Builder::new()
+            .prefix("dock-test-fs-")
+            .tempfile()
+            .unwrap();
+        image.as_file().set_len(size_mb << 20).unwrap();
+        let out = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(image.path())
+            .output()
+            .expect("mkfs.ext4 (e2fsprogs)");
+        assert!(out.status.success(), "mkfs.ext4: {}", stderr(&out));
+        LoopFs {
+            image,
+            mountpoint: None,
+        }
+    }
+
+    fn mount(&mut self, at: &std::path::Path) {
+        let out = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(self.image.path())
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount: {}", stderr(&out));
+        self.mountpoint = Some(at.to_path_buf());
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        if let Some(at) = self.mountpoint.take() {
+            let at = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: detaching our own test mount (the loop device goes with it).
+            unsafe { libc::umount2(at.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+#[test]
+fn an_exit_on_a_full_disk_is_kept_and_shown() {
+    let mut fs = LoopFs::new(48);
+    // Dropped before the filesystem: containers, mounts and cgroups go first.
+    let root = DockRoot::new();
+    fs.mount(root.path());
+    root.import_busybox("busybox");
+    // The container fills what it may (not the blocks ext4 keeps for root), says so, and
+    // exits with 3 when told.
+    let id = root
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "filler",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 3' USR1; dd if=/dev/zero of=/fill bs=1M 2>/dev/null; \
+             touch /filled; while :; do sleep 0.05; done",
+        ])
+        .trim()
+        .to_string();
+    let upper = root.path().join("containers").join(&id).join("upper");
+    eventually("the container filled the disk", || {
+        upper.join("filled").exists()
+    });
+    // The rest, root's reserve included, from here.
+    let rest = root.path().join("rest");
+    {
+        let mut file = std::fs::File::create(&rest).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        let mut small = [0u8; 512];
+        while matches!(file.write(&mut small), Ok(n) if n > 0) {}
+        let _ = file.sync_all();
+    }
+    let out = guarded(&root, &["kill", "-s", "USR1", "filler"]);
+    assert!(out.status.success(), "kill: {}", stderr(&out));
+    let out = guarded(&root, &["wait", "filler"]);
+    assert_eq!(stdout(&out).trim(), "3", "{}", stderr(&out));
+    // The disk is still full: the container is listed with its exit code all the same, and
+    // says why its state could not be saved.
+    let ps = root.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (3)"), "{ps}");
+    let state = &root.inspect("filler")["State"];
+    assert_eq!(state["ExitCode"], 3, "{state}");
+    assert_eq!(state["Running"], false, "{state}");
+    assert!(
+        state["Error"]
+            .as_str()
+            .is_some_and(|e| e.contains("No space left on device")),
+        "{state}"
+    );
+    // With space again, it stays so, now for good.
+    std::fs::remove_file(&rest).unwrap();
+    std::fs::remove_file(upper.join("fill")).unwrap();
+    let ps = root.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (3)"), "{ps}");
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.path().join("containers").join(&id).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["State"]["ExitCode"], 3, "{config}");
+    assert_eq!(config["State"]["Running"], false, "{config}");
+    root.ok(&["rm", "filler"]);
+}

@@ -379,7 +379,7 @@ fn inspect_json(c: &Container) -> Value {
             "Dead": false,
             "Pid": c.state.pid,
             "ExitCode": c.state.exit_code,
-            "Error": "",
+            "Error": c.state.error,
             "StartedAt": rfc3339(c.state.started_at),
             "FinishedAt": rfc3339(c.state.finished_at),
         },

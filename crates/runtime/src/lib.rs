@@ -13,6 +13,7 @@ pub mod attach;
 pub mod cgroup;
 pub mod container;
 pub mod devices;
+pub mod exitrec;
 pub mod humanize;
 pub mod initlayer;
 pub mod logs;
@@ -831,10 +832,25 @@ impl Runtime {
         }
         overlay::unmount(&paths.rootfs())?;
         let _ = fs::remove_file(paths.socket());
+        // The monitor may have recorded the exit where it needs no new space, and then
+        // failed to replace config.json (a full disk).
+        let recorded = exitrec::read(&paths.exit_record())
+            .filter(|r| Some(r.monitor) == c.monitor && r.exit_code.is_some());
         c.state.running = false;
         c.state.pid = 0;
-        c.state.exit_code = GHOST_EXIT_CODE;
-        c.state.finished_at = Utc::now();
+        match recorded {
+            Some(record) => {
+                tracing::debug!(%id, code = ?record.exit_code, "the monitor recorded the exit");
+                c.state.exit_code = record.exit_code.unwrap_or(GHOST_EXIT_CODE);
+                c.state.oom_killed |= record.oom_killed;
+                c.state.finished_at = record.finished_at.unwrap_or_else(Utc::now);
+                c.state.error = record.error;
+            }
+            None => {
+                c.state.exit_code = GHOST_EXIT_CODE;
+                c.state.finished_at = Utc::now();
+            }
+        }
         c.monitor = None;
         c.init = None;
         c.network_settings = NetworkSettings::default();
@@ -842,7 +858,11 @@ impl Runtime {
             fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
             return Err(Error::NoSuchContainer(id.to_string()));
         }
-        container::save(&paths.config(), &c)?;
+        if let Err(e) = container::save(&paths.config(), &c) {
+            // Shown as it is, with the reason, rather than hidden; the next reader tries again.
+            tracing::warn!(%id, error = %e, "recording the exit of a vanished monitor failed");
+            c.state.error = format!("recording the exit failed: {e}");
+        }
         Ok(c)
     }
 }

@@ -23,6 +23,7 @@ use chrono::Utc;
 use crate::attach::{self, FrameBuffer, Hello, Kind};
 use crate::cgroup::{Cgroup, Limits};
 use crate::container::{self, Container, Lock, NetworkSettings, ProcessRef};
+use crate::exitrec::{self, ExitRecord};
 use crate::logs::LogWriter;
 use crate::queue::OutQueue;
 use crate::{overlay, procs, Error, Runtime, STARTER_FD};
@@ -232,14 +233,19 @@ impl Session {
             listener
                 .set_nonblocking(true)
                 .map_err(|e| runtime_err(Error::io(&socket, e)))?;
-            let me = std::process::id() as i32;
+            let me = own_process();
+            // Where the exit will be recorded, allocated now: a full disk fails this start,
+            // never the record of its end.
+            let record = paths.exit_record();
+            if let Err(e) = exitrec::prepare(&record, me) {
+                let _ = fs::remove_file(&socket);
+                return Err(runtime_err(Error::io(&record, e)));
+            }
             c.state.running = true;
             c.state.pid = 0;
             c.state.oom_killed = false;
-            c.monitor = Some(ProcessRef {
-                pid: me,
-                start_time: procs::start_time(me).unwrap_or_default(),
-            });
+            c.state.error = String::new();
+            c.monitor = Some(me);
             c.init = None;
             if let Err(e) = container::save(&paths.config(), &c) {
                 let _ = fs::remove_file(&socket);
@@ -949,6 +955,18 @@ struct Stdio {
 /// of the store and returns its directory, for the caller to delete.
 fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> {
     let paths = rt.paths(id);
+    let finished_at = Utc::now();
+    let mut record = ExitRecord {
+        monitor: own_process(),
+        exit_code: Some(code),
+        oom_killed: oom,
+        finished_at: Some(finished_at),
+        error: String::new(),
+    };
+    // First, and in place: this works on a full disk, where config.json cannot be replaced.
+    if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
+        tracing::warn!(%id, error = %e, "writing the exit record failed");
+    }
     let result = (|| -> crate::Result<Option<PathBuf>> {
         let _lock = Lock::acquire(&paths.lock())?;
         let mut c: Container = container::load(&paths.config())?;
@@ -960,7 +978,7 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> 
         c.state.pid = 0;
         c.state.exit_code = code;
         c.state.oom_killed = oom;
-        c.state.finished_at = Utc::now();
+        c.state.finished_at = finished_at;
         c.monitor = None;
         c.init = None;
         c.network_settings = NetworkSettings::default();
@@ -968,8 +986,22 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> 
     })();
     result.unwrap_or_else(|e| {
         tracing::warn!(%id, error = %e, "recording the exit failed");
+        // The next command that reads the container finds the exit here, and why.
+        record.error = format!("recording the exit failed: {e}");
+        if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
+            tracing::warn!(%id, error = %e, "writing the exit record failed");
+        }
         None
     })
+}
+
+/// This process as the container's config names its monitor.
+fn own_process() -> ProcessRef {
+    let pid = std::process::id() as i32;
+    ProcessRef {
+        pid,
+        start_time: procs::start_time(pid).unwrap_or_default(),
+    }
 }
 
 /// Drops from our page tables the clean code and read-only data pages that starting up
