@@ -143,6 +143,35 @@ fn stop_gets_through_a_full_stdin_backlog() {
 }
 
 #[test]
+fn the_run_clients_own_signals_pass_a_full_stdin_backlog() {
+    let root = DockRoot::with_busybox();
+    let mut run = Guarded::spawn(
+        root.cmd()
+            .args(["run", "-i", "--network", "none", "--name", "proxied"])
+            .args(["busybox", "sh", "-c"])
+            .arg("trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let mut stdin = run.0.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&vec![0u8; 200 * 1024]);
+        std::thread::park_timeout(GUARD);
+    });
+    eventually("the trap is set", || {
+        logs(&root, "proxied").contains("ready")
+    });
+    // SIGTERM to `dock run` is forwarded to the container (sig-proxy).
+    // SAFETY: plain kill of our own child.
+    unsafe { libc::kill(run.pid(), libc::SIGTERM) };
+    let status = run.wait("run -i after SIGTERM");
+    assert_eq!(status.code(), Some(7));
+    feeder.thread().unpark();
+    let _ = feeder.join();
+}
+
+#[test]
 fn a_client_that_stopped_reading_holds_up_neither_log_nor_stop() {
     let root = DockRoot::with_busybox();
     let line = "x".repeat(200);
