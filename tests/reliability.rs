@@ -617,8 +617,8 @@ fn an_exit_on_a_full_disk_is_kept_and_shown() {
                 Err(e) => panic!("filling the disk: {e}"),
             }
         }
-        let mut small = [0u8; 512];
-        while matches!(file.write(&mut small), Ok(n) if n > 0) {}
+        let small = [0u8; 512];
+        while matches!(file.write(&small), Ok(n) if n > 0) {}
         let _ = file.sync_all();
     }
     let out = guarded(&root, &["kill", "-s", "USR1", "filler"]);
