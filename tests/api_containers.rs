@@ -521,3 +521,95 @@ fn capabilities_privileged_and_security_opts_through_the_docker_cli() {
     );
     assert_eq!(daemon.ok(&["ps", "-aq"]), before);
 }
+
+#[test]
+fn docker_run_honours_the_image_config_and_its_overrides() {
+    let daemon = daemon_with_image();
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Entrypoint": ["/bin/sh", "-c",
+                "echo \"args=$* greeting=$GREETING pwd=$(pwd) uid=$(id -u)\"", "entry"],
+            "Cmd": ["default"],
+            "Env": ["GREETING=hello"],
+            "WorkingDir": "/srv/app",
+            "User": "nobody",
+            "ExposedPorts": {"80/tcp": {}},
+            "StopSignal": "SIGUSR1"
+        },
+        "history": [{"created_by": "ADD busybox /"}]
+    });
+    let id = crate::common::register_config_image(daemon.root.path(), "bb", "cfg", config);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        daemon.ok(&args)
+    };
+    assert_eq!(
+        run(&["cfg"]),
+        "args=default greeting=hello pwd=/srv/app uid=65534\n"
+    );
+    assert_eq!(
+        run(&[
+            "-e",
+            "GREETING=bye",
+            "-w",
+            "/tmp/w",
+            "-u",
+            "0",
+            "cfg",
+            "x",
+            "y"
+        ]),
+        "args=x y greeting=bye pwd=/tmp/w uid=0\n"
+    );
+    assert_eq!(
+        run(&["--entrypoint", "/bin/echo", "cfg"]),
+        "\n",
+        "--entrypoint drops the image's Cmd"
+    );
+    assert_eq!(
+        run(&["--entrypoint", "", "cfg", "echo", "plain"]),
+        "plain\n"
+    );
+    let out = daemon.docker(&["run", "--rm", "--entrypoint", "", "cfg"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no command specified"),
+        "{}",
+        stderr(&out)
+    );
+
+    // docker inspect shows what the container was created with.
+    daemon.ok(&["create", "--name", "c", "--network", "none", "cfg"]);
+    let inspect = |format: &str| {
+        daemon
+            .ok(&["inspect", "-f", format, "c"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        inspect("{{json .Config.Entrypoint}}"),
+        r#"["/bin/sh","-c","echo \"args=$* greeting=$GREETING pwd=$(pwd) uid=$(id -u)\"","entry"]"#
+    );
+    assert_eq!(inspect("{{json .Config.Cmd}}"), r#"["default"]"#);
+    assert_eq!(
+        inspect("{{.Config.WorkingDir}} {{.Config.User}} {{.Config.StopSignal}}"),
+        "/srv/app nobody SIGUSR1"
+    );
+    assert_eq!(inspect("{{json .Config.ExposedPorts}}"), r#"{"80/tcp":{}}"#);
+    // And image inspect what the image config says.
+    let image = |format: &str| {
+        daemon
+            .ok(&["image", "inspect", "-f", format, "cfg"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(image("{{.Id}}"), format!("sha256:{id}"));
+    assert_eq!(
+        image("{{json .Config.Cmd}} {{.Config.WorkingDir}}"),
+        r#"["default"] /srv/app"#
+    );
+    assert_eq!(image("{{len .RootFS.Layers}}"), "1");
+}

@@ -283,7 +283,9 @@ fn commit_then_run_diff_and_export() {
     let new_id = new_id.trim();
     assert_eq!(new_id.len(), 64);
     let img = env.inspect(new_id);
-    assert_eq!(img["parent"], env.image.as_str());
+    // As Docker: the image is a config on top of the new layer, whose parent is the base.
+    let layer = env.inspect(img["parent"].as_str().unwrap());
+    assert_eq!(layer["parent"], env.image.as_str());
     assert_eq!(img["comment"], "unit test commited image");
     let out = env.run(&["run", "-m", "32m", "committed:v1", "cat", "/world"]);
     assert_eq!(stdout(&out), "hello\n", "{}", stderr(&out));

@@ -96,6 +96,13 @@ fn import_bare(env: &Env, name: &str) {
     std::fs::remove_file(&tar).unwrap();
 }
 
+/// The layer a commit made: the parent of the image config entry `commit` printed.
+fn committed_layer(root: &Path, image: &str) -> std::path::PathBuf {
+    let graph = graph::Graph::open(root.join("graph")).unwrap();
+    let parent = graph.get(image).unwrap().parent.unwrap();
+    graph.layer_path(&parent)
+}
+
 /// Entries of a directory tree, relative and sorted.
 fn tree(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -153,7 +160,7 @@ fn an_image_without_mount_points_shows_only_what_the_container_wrote() {
 
     // Commit captures only the upper dir.
     let image = env.ok(&["commit", "w", "greeted"]).trim().to_string();
-    let layer = env.path().join("graph").join(&image).join("layer");
+    let layer = committed_layer(env.path(), &image);
     assert_eq!(tree(&layer), ["greeting"]);
     let out = env.run(&["run", none, "--name", "g", "greeted", "cat", "/greeting"]);
     assert_eq!(stdout(&out), "hi\n", "{}", stderr(&out));
@@ -227,7 +234,7 @@ fn an_image_with_the_mount_points_gets_docker_s_diff_lines_and_a_clean_commit() 
     assert_eq!(tree(&init), ["etc", "etc/resolv.conf"]);
 
     let image = env.ok(&["commit", "tmp", "withtmp"]).trim().to_string();
-    let layer = env.path().join("graph").join(&image).join("layer");
+    let layer = committed_layer(env.path(), &image);
     assert_eq!(tree(&layer), ["tmp", "tmp/x"]);
     assert_eq!(
         env.ok(&["run", none, "--rm", "withtmp", "cat", "/tmp/x"]),

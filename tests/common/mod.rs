@@ -337,3 +337,40 @@ pub fn stderr(out: &Output) -> String {
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Registers `config` as an image config entry on top of image `base` of the dock root at
+/// `root` (its `rootfs.diff_ids` set to `base`'s layers) and tags it `name:latest`, as a
+/// pull stores an image; the image id (the config's sha256). No dock process may be writing
+/// the root's store meanwhile.
+pub fn register_config_image(
+    root: &Path,
+    base: &str,
+    name: &str,
+    mut config: serde_json::Value,
+) -> String {
+    let graph = graph::Graph::open(root.join("graph")).unwrap();
+    let tags = tagstore::TagStore::open(root.join("repositories")).unwrap();
+    let base = tags.lookup(&graph, base).unwrap();
+    let mut layers: Vec<graph::Image> = graph
+        .history(&base.id)
+        .unwrap()
+        .into_iter()
+        .filter(|i| !i.layerless)
+        .collect();
+    layers.reverse();
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| graph.diff_id(&l.id).unwrap())
+        .collect();
+    config["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids});
+    let bytes = serde_json::to_vec(&config).unwrap();
+    let image = graph::Image {
+        id: graph::sha256_hex(&bytes),
+        parent: Some(base.id),
+        created: chrono::Utc::now(),
+        ..graph::Image::default()
+    };
+    let image = graph.register_config(image, &bytes).unwrap();
+    tags.set(&graph, name, "latest", &image.id, true).unwrap();
+    image.id
+}

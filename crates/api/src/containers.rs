@@ -74,7 +74,15 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         )),
         E::NotRunning(container) => ApiError::conflict(format!("container {container} is not running")),
         E::AlreadyRunning(_) => ApiError::not_modified(),
-        err @ (E::Ambiguous(_) | E::InvalidName(_) | E::NoCommand | E::MemoryTooLow(_) | E::Network(_) | E::Security(_)) => ApiError::bad_request(err.to_string()),
+        err @ (E::Ambiguous(_)
+        | E::InvalidName(_)
+        | E::NoCommand
+        | E::MemoryTooLow(_)
+        | E::InvalidWorkingDir(_)
+        | E::InvalidSignal(_)
+        | E::InvalidPort(_)
+        | E::Network(_)
+        | E::Security(_)) => ApiError::bad_request(err.to_string()),
         E::Start { code, message } => ApiError::bad_request(start_message(code, message)),
         other => ApiError::internal(other.to_string()),
     }
@@ -161,10 +169,17 @@ struct Port {
     bindings: Vec<runtime::PortBinding>,
 }
 
-/// The container's ports: every `-p` spec, with what the network layer published for it.
+/// The container's ports: every exposed port and `-p` spec, with what the network layer
+/// published for it.
 fn ports(c: &Container) -> Vec<Port> {
     let published = &c.network_settings.ports;
     let mut keys: Vec<(u16, String)> = Vec::new();
+    for key in &c.config.exposed_ports {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        if let Ok(port) = port.parse::<u16>() {
+            keys.push((port, proto.to_string()));
+        }
+    }
     for spec in &c.config.port_specs {
         let (spec, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
         if let Some(port) = spec.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
@@ -231,12 +246,6 @@ fn list_json(c: &Container) -> Value {
 pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiResult<Response> {
     let data = read_body(request, MAX_CREATE_BODY).await?;
     let config = CreateBody::parse(&data)?;
-    if !config.working_dir.is_empty() && config.working_dir != "/" {
-        return Err(ApiError::bad_request(format!(
-            "a working directory (-w {}) is not supported by dock's runtime yet",
-            config.working_dir
-        )));
-    }
     let name = query
         .non_empty("name")
         .map(|n| n.trim_start_matches('/').to_string());
@@ -257,7 +266,12 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
         let detach = !(config.attach_stdin || config.attach_stdout || config.attach_stderr);
         let options = runtime::CreateOptions {
             image: image_name,
-            cmd: config.command(),
+            cmd: config.cmd.clone().into_vec(),
+            entrypoint: config.entrypoint(),
+            working_dir: config.working_dir.clone(),
+            exposed_ports: config.exposed_ports(),
+            stop_signal: config.stop_signal.clone(),
+            labels: config.labels.clone().unwrap_or_default(),
             name,
             hostname: Some(config.hostname.clone()).filter(|h| !h.is_empty()),
             user: config.user.clone(),
@@ -400,6 +414,7 @@ fn inspect_json(c: &Container) -> Value {
             "CapAdd": non_empty(&c.host_config.cap_add),
             "CapDrop": non_empty(&c.host_config.cap_drop),
             "SecurityOpt": non_empty(&c.host_config.security_opt),
+            "PublishAllPorts": c.host_config.publish_all_ports,
         },
         "Config": {
             "Hostname": c.config.hostname,
@@ -411,12 +426,13 @@ fn inspect_json(c: &Container) -> Value {
             "AttachStdout": !c.config.detach,
             "AttachStderr": !c.config.detach,
             "Env": runtime::container_env(&c.config),
-            "Cmd": c.config.cmd,
-            "Entrypoint": null,
+            "Cmd": non_empty(&c.config.cmd),
+            "Entrypoint": non_empty(&c.config.entrypoint),
             "Image": c.config.image,
-            "WorkingDir": "",
-            "Labels": {},
+            "WorkingDir": c.config.working_dir,
+            "Labels": c.config.labels,
             "ExposedPorts": exposed,
+            "StopSignal": (!c.config.stop_signal.is_empty()).then_some(&c.config.stop_signal),
         },
         "NetworkSettings": {
             "Ports": published,
@@ -463,7 +479,7 @@ fn start_container(state: &Arc<State>, id: &str, handle: &tokio::runtime::Handle
 
 /// `POST /containers/{id}/stop?t=`: 204, or 304 when it is not running.
 pub async fn stop(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
-    let timeout = stop_timeout(&query)?;
+    let (signal, timeout) = stop_options(&query)?;
     blocking(move || {
         let c = find(&state, &name)?;
         if !c.state.running {
@@ -472,7 +488,7 @@ pub async fn stop(state: Arc<State>, name: String, query: Query) -> ApiResult<Re
         tracing::debug!(id = %c.id, ?timeout, "stopping container");
         state
             .runtime
-            .stop(&c.id, timeout)
+            .stop_with(&c.id, signal, timeout)
             .map_err(|e| runtime_error(e, &name))
     })
     .await?;
@@ -481,14 +497,14 @@ pub async fn stop(state: Arc<State>, name: String, query: Query) -> ApiResult<Re
 
 /// `POST /containers/{id}/restart?t=`: stop when running, then start.
 pub async fn restart(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
-    let timeout = stop_timeout(&query)?;
+    let (signal, timeout) = stop_options(&query)?;
     let handle = tokio::runtime::Handle::current();
     blocking(move || {
         let c = find(&state, &name)?;
         if c.state.running {
             state
                 .runtime
-                .stop(&c.id, timeout)
+                .stop_with(&c.id, signal, timeout)
                 .map_err(|e| runtime_error(e, &name))?;
         }
         start_container(&state, &c.id, &handle)
@@ -497,19 +513,14 @@ pub async fn restart(state: Arc<State>, name: String, query: Query) -> ApiResult
     Ok(body::status(StatusCode::NO_CONTENT))
 }
 
-fn stop_timeout(query: &Query) -> ApiResult<Duration> {
-    // `stop -s` (API 1.42+): the runtime stops with SIGTERM only; say so rather than ignore it.
-    if let Some(signal) = query.non_empty("signal") {
-        if parse_signal(signal)? != libc::SIGTERM {
-            return Err(ApiError::bad_request(format!(
-                "stopping with signal {signal} is not supported: dock stops with SIGTERM, then SIGKILL"
-            )));
-        }
-    }
-    Ok(match query.int("t")? {
+/// `signal` (`stop -s`, API 1.42+; default: the container's stop signal) and `t`.
+fn stop_options(query: &Query) -> ApiResult<(Option<i32>, Duration)> {
+    let signal = query.non_empty("signal").map(parse_signal).transpose()?;
+    let timeout = match query.int("t")? {
         Some(t) if t >= 0 => Duration::from_secs(t as u64),
         _ => DEFAULT_STOP_TIMEOUT,
-    })
+    };
+    Ok((signal, timeout))
 }
 
 /// `POST /containers/{id}/kill?signal=`: SIGKILL unless told otherwise.

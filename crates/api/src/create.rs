@@ -47,6 +47,7 @@ pub struct CreateBody {
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     pub labels: Option<BTreeMap<String, String>>,
+    pub stop_signal: String,
     pub host_config: HostConfig,
 }
 
@@ -106,14 +107,26 @@ impl CreateBody {
             cap_add: hc.cap_add.clone().unwrap_or_default(),
             cap_drop: hc.cap_drop.clone().unwrap_or_default(),
             security_opt: hc.security_opt.clone().unwrap_or_default(),
+            publish_all_ports: hc.publish_all_ports,
         }
     }
 
-    /// The command: entrypoint then cmd, as Docker runs them.
-    pub fn command(&self) -> Vec<String> {
-        let mut args = self.entrypoint.clone().into_vec();
-        args.extend(self.cmd.clone().into_vec());
-        args
+    /// `Entrypoint`: null keeps the image's, `[]` removes it, `[""]` removes it and the
+    /// image's `Cmd` (see `runtime::imageconfig::Overrides`).
+    pub fn entrypoint(&self) -> Option<Vec<String>> {
+        match &self.entrypoint {
+            StrSlice::Null => None,
+            other => Some(other.clone().into_vec()),
+        }
+    }
+
+    /// `ExposedPorts` keys, as given (the runtime checks and normalizes them).
+    pub fn exposed_ports(&self) -> Vec<String> {
+        self.exposed_ports
+            .iter()
+            .flatten()
+            .map(|(port, _)| port.clone())
+            .collect()
     }
 
     /// `-p` specs in the `[IP:]HOST:PRIVATE[/proto]` form, one per binding.
@@ -158,7 +171,10 @@ mod tests {
             "9000/udp":[{"HostIp":"127.0.0.1","HostPort":"9000"}]},"Unknown":1},"Whatever":null}"#,
         )
         .unwrap();
-        assert_eq!(body.command(), vec!["/bin/sh", "-c", "sleep 100"]);
+        assert_eq!(body.entrypoint(), Some(vec!["/bin/sh".to_string()]));
+        assert_eq!(body.cmd.clone().into_vec(), vec!["-c", "sleep 100"]);
+        assert_eq!(body.working_dir, "/tmp");
+        assert_eq!(body.exposed_ports(), vec!["7000/tcp", "80/tcp", "9000/udp"]);
         assert_eq!(body.host_config.memory, 64 << 20);
         assert!(body.host_config.auto_remove && body.tty && body.open_stdin);
         assert_eq!(
@@ -175,7 +191,16 @@ mod tests {
         assert!(CreateBody::parse(br#"{"Cmd":["x"]}"#).is_err());
         assert!(CreateBody::parse(b"{nope").is_err());
         let body = CreateBody::parse(br#"{"Image":"x","Cmd":"echo hi"}"#).unwrap();
-        assert_eq!(body.command(), vec!["echo", "hi"]);
+        assert_eq!(body.cmd.clone().into_vec(), vec!["echo", "hi"]);
+        assert_eq!(body.entrypoint(), None);
+        let body = CreateBody::parse(
+            br#"{"Image":"x","Entrypoint":[],"StopSignal":"SIGQUIT",
+            "HostConfig":{"PublishAllPorts":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(body.entrypoint(), Some(vec![]));
+        assert_eq!(body.stop_signal, "SIGQUIT");
+        assert!(body.host_config.publish_all_ports);
     }
 
     #[test]

@@ -369,7 +369,15 @@ pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
     let value = blocking(move || {
         let image = find_image(&state, &name)?;
         let tags = state.tags.names(&image.id).map_err(|e| store_error(&e))?;
-        Ok(inspect_json(&image, tags))
+        let mut value = inspect_json(&image, tags);
+        let config = state
+            .graph
+            .image_config(&image.id)
+            .map_err(|e| store_error(&e))?;
+        if let Some(config) = config {
+            apply_image_config(&mut value, &config);
+        }
+        Ok(value)
     })
     .await?;
     Ok(body::json(StatusCode::OK, &value))
@@ -399,47 +407,52 @@ fn inspect_json(image: &Image, tags: Vec<String>) -> Value {
     })
 }
 
-/// `GET /images/{name}/history`: the image, then its parents.
+/// What an image config says, over the graph entry's view: `Config`, `ContainerConfig`,
+/// `Architecture`, `Os`, `Variant` and `RootFS.Layers` (the diff ids), as Docker shows them.
+fn apply_image_config(value: &mut Value, raw: &[u8]) {
+    let Ok(Value::Object(config)) = serde_json::from_slice::<Value>(raw) else {
+        return;
+    };
+    for (from, to) in [
+        ("config", "Config"),
+        ("container_config", "ContainerConfig"),
+        ("architecture", "Architecture"),
+        ("os", "Os"),
+        ("variant", "Variant"),
+    ] {
+        if let Some(v) = config.get(from) {
+            value[to] = v.clone();
+        }
+    }
+    if let Some(diff_ids) = config.get("rootfs").and_then(|r| r.get("diff_ids")) {
+        value["RootFS"]["Layers"] = diff_ids.clone();
+    }
+}
+
+/// `GET /images/{name}/history`: newest first, as `runtime::imageconfig::history` reads it
+/// (lines of an image config's history below its top have the id `<missing>`, as in Docker).
 pub async fn history(state: Arc<State>, name: String) -> ApiResult<Response> {
     let entries = blocking(move || {
         let image = find_image(&state, &name)?;
         let names = names_by_image(&state)?;
-        let chain = state
-            .graph
-            .history(&image.id)
+        let rows = runtime::imageconfig::history(&state.graph, &image.id)
             .map_err(|e| store_error(&e))?;
-        Ok(chain
+        Ok(rows
             .iter()
-            .map(|layer| {
+            .map(|row| {
                 json!({
-                    "Id": api_id(&layer.id),
-                    "Created": layer.created.timestamp(),
-                    "CreatedBy": created_by(layer),
-                    "Tags": names.get(&layer.id).cloned().unwrap_or_default(),
-                    "Size": layer.size,
-                    "Comment": layer.comment,
+                    "Id": row.id.as_deref().map_or("<missing>".to_string(), api_id),
+                    "Created": row.created.timestamp(),
+                    "CreatedBy": row.created_by,
+                    "Tags": row.id.as_ref().and_then(|id| names.get(id)).cloned().unwrap_or_default(),
+                    "Size": row.size,
+                    "Comment": row.comment,
                 })
             })
             .collect::<Vec<_>>())
     })
     .await?;
     Ok(body::json(StatusCode::OK, &entries))
-}
-
-/// The command of the container an image was committed from, as `history` shows it.
-fn created_by(image: &Image) -> String {
-    image
-        .container_config
-        .as_ref()
-        .and_then(|config| config.get("Cmd"))
-        .and_then(Value::as_array)
-        .map(|cmd| {
-            cmd.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
 }
 
 /// `POST /images/{name}/tag?repo=&tag=`: the CLI sends normalised names; the tag moves from

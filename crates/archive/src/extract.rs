@@ -6,16 +6,19 @@
 //! replaced, never written through. The fds of the current parent chain are cached, so a
 //! sorted archive costs one `openat` per directory, not one lookup per ancestor per file.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsString};
 use std::fs::File;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
+use std::rc::Rc;
 
 use tar::EntryType;
 
+use crate::skeleton::{Recorder, Tee};
 use crate::whiteout::{self, TarName};
 use crate::{compression, sys, Error, ExtractStats, Result};
 
@@ -27,6 +30,38 @@ const DATA_CHUNK: usize = 1 << 20;
 /// On error every entry this call added at the top of `dest` is removed again, so an empty
 /// `dest` is left empty.
 pub fn extract(reader: impl Read, dest: &Path) -> Result<ExtractStats> {
+    extract_into(reader, dest, None)
+}
+
+/// [`extract`], keeping the tar's skeleton in `skeleton` (see [`crate::rebuild`]) and its
+/// digest: everything needed to give back exactly the bytes that were extracted.
+pub fn extract_recorded(
+    reader: impl Read,
+    dest: &Path,
+    skeleton: &mut dyn Write,
+) -> Result<Recorded> {
+    let recorder = Recorder::new(skeleton);
+    let stats = extract_into(reader, dest, Some(Rc::clone(&recorder)))?;
+    let diff_id = recorder.borrow_mut().finish().map_err(|source| Error::Io {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    Ok(Recorded { stats, diff_id })
+}
+
+/// What [`extract_recorded`] wrote and read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub stats: ExtractStats,
+    /// `sha256:<hex>` of the uncompressed tar: the layer's diff ID.
+    pub diff_id: String,
+}
+
+fn extract_into(
+    reader: impl Read,
+    dest: &Path,
+    recorder: Option<Rc<RefCell<Recorder<'_>>>>,
+) -> Result<ExtractStats> {
     let io_err = |source| Error::Io {
         path: dest.to_path_buf(),
         source,
@@ -47,7 +82,16 @@ pub fn extract(reader: impl Read, dest: &Path) -> Result<ExtractStats> {
             source,
         })
         .and_then(|stream| match stream {
-            Some(stream) => Extractor::new(&root).map_err(io_err)?.run(stream),
+            Some(stream) => {
+                let extractor = Extractor::new(&root, recorder.clone()).map_err(io_err)?;
+                match &recorder {
+                    Some(recorder) => extractor.run(Tee {
+                        inner: stream,
+                        recorder: Rc::clone(recorder),
+                    }),
+                    None => extractor.run(stream),
+                }
+            }
             None => Ok(ExtractStats::default()),
         });
     match result {
@@ -262,8 +306,10 @@ struct DeferredDir {
     meta: Meta,
 }
 
-struct Extractor<'r> {
+struct Extractor<'r, 'w> {
     walker: DirWalker<'r>,
+    /// Told of each regular file's data, when the tar's skeleton is kept.
+    recorder: Option<Rc<RefCell<Recorder<'w>>>>,
     deferred: Vec<DeferredDir>,
     deferred_index: HashMap<Vec<Vec<u8>>, usize>,
     root_meta: Option<Meta>,
@@ -352,8 +398,8 @@ fn set_xattr(set: impl FnOnce() -> io::Result<()>, name: &CStr) -> io::Result<()
     }
 }
 
-impl<'r> Extractor<'r> {
-    fn new(root: &'r OwnedFd) -> io::Result<Self> {
+impl<'r, 'w> Extractor<'r, 'w> {
+    fn new(root: &'r OwnedFd, recorder: Option<Rc<RefCell<Recorder<'w>>>>) -> io::Result<Self> {
         let st = sys::fstat(root.as_fd())?;
         Ok(Extractor {
             walker: DirWalker {
@@ -362,6 +408,7 @@ impl<'r> Extractor<'r> {
                 stack: Vec::new(),
                 umask: sys::current_umask(),
             },
+            recorder,
             deferred: Vec::new(),
             deferred_index: HashMap::new(),
             root_meta: None,
@@ -372,7 +419,7 @@ impl<'r> Extractor<'r> {
         })
     }
 
-    fn run(mut self, stream: Box<dyn BufRead + '_>) -> Result<ExtractStats> {
+    fn run(mut self, stream: impl Read) -> Result<ExtractStats> {
         let mut archive = tar::Archive::new(stream);
         let mut entries = archive.entries().map_err(|source| Error::Read {
             after: None,
@@ -394,6 +441,14 @@ impl<'r> Extractor<'r> {
             let name = lossy(&path);
             self.entry(&mut entry, &path, &name)?;
             last = Some(name);
+        }
+        if self.recorder.is_some() {
+            // What follows the end-of-archive blocks (writers pad to whole records) is part of
+            // the layer's bytes too.
+            io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|source| Error::Read {
+                after: last.clone(),
+                source,
+            })?;
         }
         self.finish()?;
         Ok(self.stats)
@@ -492,6 +547,9 @@ impl<'r> Extractor<'r> {
                 .map_err(entry_err)?;
                 let mut file = File::from(fd);
                 let expected = (!kind.is_gnu_sparse()).then(|| entry.size());
+                if let (Some(recorder), Some(size)) = (&self.recorder, expected) {
+                    recorder.borrow_mut().file(size, &comps.join(&b'/'));
+                }
                 let written =
                     write_data(entry, &mut file, &mut self.buf, expected).map_err(entry_err)?;
                 let chown = meta.uid != euid || meta.gid != inherited.unwrap_or(egid);

@@ -19,13 +19,15 @@ mod changes;
 mod compression;
 mod create;
 mod extract;
+mod skeleton;
 mod sys;
 pub mod whiteout;
 
 pub use changes::{changes, Change, ChangeKind};
 pub use compression::{detect, Compression};
 pub use create::tar_dir;
-pub use extract::extract;
+pub use extract::{extract, extract_recorded, Recorded};
+pub use skeleton::rebuild;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

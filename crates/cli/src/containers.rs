@@ -33,8 +33,12 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// Stop one or more running containers (SIGTERM, then SIGKILL after a grace period)
+    /// Stop one or more running containers (their stop signal, SIGTERM by default, then
+    /// SIGKILL after a grace period)
     Stop {
+        /// Signal to send instead of the container's stop signal
+        #[arg(short = 's', long)]
+        signal: Option<String>,
         /// Seconds to wait before killing the container
         #[arg(short = 't', long = "time", default_value_t = 10)]
         time: u64,
@@ -146,6 +150,21 @@ pub struct RunArgs {
     /// Set environment variables (KEY=VALUE)
     #[arg(short = 'e', long = "env")]
     env: Vec<String>,
+    /// Overwrite the default ENTRYPOINT of the image ("" removes it)
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Working directory inside the container (created when missing)
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+    /// Expose a port or a range of ports (PORT[-PORT][/PROTO])
+    #[arg(long)]
+    expose: Vec<String>,
+    /// Publish all exposed ports to random host ports
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Signal to stop the container (name or number; default SIGTERM)
+    #[arg(long = "stop-signal")]
+    stop_signal: Option<String>,
     /// Memory limit in bytes (suffixes b, k, m, g)
     #[arg(short = 'm', long = "memory", value_parser = parse_memory)]
     memory: Option<i64>,
@@ -205,12 +224,19 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
             interactive,
             containers,
         } => start(&rt, attach, interactive, &containers),
-        ContainerCommand::Stop { time, containers } => each(&containers, |name| {
-            let c = rt.get(name)?;
-            rt.stop(&c.id, Duration::from_secs(time))?;
-            println!("{name}");
-            Ok(())
-        }),
+        ContainerCommand::Stop {
+            signal,
+            time,
+            containers,
+        } => {
+            let signo = signal.as_deref().map(parse_signal).transpose()?;
+            each(&containers, |name| {
+                let c = rt.get(name)?;
+                rt.stop_with(&c.id, signo, Duration::from_secs(time))?;
+                println!("{name}");
+                Ok(())
+            })
+        }
         ContainerCommand::Restart { time, containers } => each(&containers, |name| {
             let c = rt.get(name)?;
             rt.stop(&c.id, Duration::from_secs(time))?;
@@ -364,6 +390,10 @@ fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
         message: e.to_string(),
     };
     let network: runtime::NetworkMode = args.network.parse().map_err(bad_input)?;
+    let mut exposed_ports = Vec::new();
+    for spec in &args.expose {
+        exposed_ports.extend(runtime::imageconfig::parse_expose(spec).map_err(bad_input)?);
+    }
     // As Docker's CLI does: a profile file is read now and stored as its JSON.
     let security_opt = runtime::security::inline_profile_files(&args.security_opt)
         .map_err(|e| bad_input(e.into()))?;
@@ -386,7 +416,14 @@ fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
             cap_add: args.cap_add.clone(),
             cap_drop: args.cap_drop.clone(),
             security_opt,
+            publish_all_ports: args.publish_all,
         },
+        // `--entrypoint ""` is `[""]`, as Docker's CLI sends it: no entrypoint, no image Cmd.
+        entrypoint: args.entrypoint.clone().map(|e| vec![e]),
+        working_dir: args.workdir.clone().unwrap_or_default(),
+        exposed_ports,
+        stop_signal: args.stop_signal.clone().unwrap_or_default(),
+        labels: Default::default(),
     };
     // Port specs, capabilities and security options are checked by create, before anything
     // exists.

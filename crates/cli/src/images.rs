@@ -330,24 +330,12 @@ fn history(ctx: &Context, name: &str, no_trunc: bool) -> anyhow::Result<u8> {
     let tags = ctx.tags()?;
     let image = tags.lookup(&graph, name)?;
     let mut table = Table::new(&["ID", "CREATED", "CREATED BY"]);
-    for image in graph.history(&image.id)? {
-        let created_by = image
-            .container_config
-            .as_ref()
-            .and_then(|c| c.get("Cmd"))
-            .and_then(|cmd| cmd.as_array())
-            .map(|cmd| {
-                cmd.iter()
-                    .filter_map(|a| a.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        table.row(vec![
-            display_name(&tags, &image.id, no_trunc)?,
-            ago(image.created),
-            created_by,
-        ]);
+    for row in runtime::imageconfig::history(&graph, &image.id)? {
+        let id = match &row.id {
+            Some(id) => display_name(&tags, id, no_trunc)?,
+            None => "<missing>".to_string(),
+        };
+        table.row(vec![id, ago(row.created), row.created_by]);
     }
     io::stdout().write_all(table.render().as_bytes())?;
     Ok(0)

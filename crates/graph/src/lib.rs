@@ -31,6 +31,8 @@ const STAGING_DIR: &str = "_tmp";
 const LOCK_SUFFIX: &str = ".lock";
 /// An image entry's raw configuration.
 const CONFIG_FILE: &str = "config";
+/// The skeleton of a layer's tar ([`archive::rebuild`]), zstd-compressed.
+const SKELETON_FILE: &str = "layer.skeleton.zst";
 /// What was learned about an entry after registration ([`Meta`]).
 const META_FILE: &str = "meta.json";
 
@@ -70,6 +72,12 @@ pub enum Error {
     HasChildren { id: String, children: Vec<String> },
     #[error("image {0} is a configuration and has no layer")]
     NoLayer(String),
+    #[error("layer {id}: its tar has digest {actual}, expected {expected}")]
+    DiffIdMismatch {
+        id: String,
+        expected: String,
+        actual: String,
+    },
     #[error("image config for {id} has digest {actual}")]
     ConfigDigest { id: String, actual: String },
     #[error("tar layer of image {id}: {source}")]
@@ -186,17 +194,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// A sink that hashes what is written to it.
-struct HashWriter(Sha256);
+/// A writer that hashes what passes through it.
+struct HashWriter<W> {
+    hasher: Sha256,
+    inner: W,
+}
 
-impl Write for HashWriter {
+impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.inner.flush()
     }
 }
 
@@ -420,11 +432,33 @@ impl Graph {
         let layer_dir = staging.dir.join("layer");
         fs::create_dir(&layer_dir).map_err(io_err(format!("create {}", layer_dir.display())))?;
         tracing::debug!(id = %image.id, dir = %layer_dir.display(), "extracting layer");
-        let stats = archive::extract(layer, &layer_dir).map_err(|source| Error::Extract {
-            id: image.id.clone(),
-            source,
-        })?;
-        image.size = stats.bytes;
+        let skeleton_path = staging.dir.join(SKELETON_FILE);
+        let skeleton = File::create(&skeleton_path)
+            .map_err(io_err(format!("create {}", skeleton_path.display())))?;
+        let mut skeleton = zstd::Encoder::new(io::BufWriter::new(skeleton), 1)
+            .map_err(io_err(format!("create {}", skeleton_path.display())))?;
+        let recorded =
+            archive::extract_recorded(layer, &layer_dir, &mut skeleton).map_err(|source| {
+                Error::Extract {
+                    id: image.id.clone(),
+                    source,
+                }
+            })?;
+        skeleton
+            .finish()
+            .and_then(|mut w| w.flush())
+            .map_err(io_err(format!("write {}", skeleton_path.display())))?;
+        match &image.diff_id {
+            Some(expected) if *expected != recorded.diff_id => {
+                return Err(Error::DiffIdMismatch {
+                    id: image.id,
+                    expected: expected.clone(),
+                    actual: recorded.diff_id,
+                })
+            }
+            _ => image.diff_id = Some(recorded.diff_id),
+        }
+        image.size = recorded.stats.bytes;
         self.commit(staging, image)
     }
 
@@ -584,10 +618,9 @@ impl Graph {
         Ok(meta)
     }
 
-    /// The layer's diff ID (`sha256:<hex>` of its uncompressed tar): the one recorded at
-    /// registration or since, else the digest of `archive::tar_dir` of the layer, computed
-    /// once and recorded. For layers dock made itself that tar is the one it would push;
-    /// a pulled layer keeps the registry's diff ID, which a new tar of it would not reproduce.
+    /// The layer's diff ID (`sha256:<hex>` of its uncompressed tar). Every layer registered
+    /// by this version knows it from its extraction; for an older one it is the digest of the
+    /// tar [`Graph::layer_tar`] gives, computed once and recorded.
     pub fn diff_id(&self, id: &str) -> Result<String> {
         let image = self.get(id)?;
         if let Some(diff_id) = image.diff_id {
@@ -599,19 +632,58 @@ impl Graph {
         if let Some(diff_id) = self.meta(id)?.diff_id {
             return Ok(diff_id);
         }
-        let mut hasher = HashWriter(Sha256::new());
-        archive::tar_dir(
-            &self.layer_path(id),
-            &mut hasher,
-            archive::Compression::None,
-        )
-        .map_err(|source| Error::Tar {
+        self.layer_tar(id, io::sink())
+    }
+
+    /// Write the layer's tar: exactly the bytes it was registered from (rebuilt from the
+    /// skeleton kept at registration and the extracted files), so its digest is the layer's
+    /// diff ID whoever wrote the original. A layer stored by an older version without a
+    /// skeleton is tarred anew and that tar's digest recorded as its diff ID. Returns the
+    /// digest; a rebuilt tar that does not match (the layer was changed on disk) is an error
+    /// after the bytes were written, so the caller must not use them.
+    pub fn layer_tar(&self, id: &str, out: impl Write) -> Result<String> {
+        let image = self.get(id)?;
+        if image.layerless {
+            return Err(Error::NoLayer(id.to_string()));
+        }
+        let layer = self.layer_path(id);
+        let mut out = HashWriter {
+            hasher: Sha256::new(),
+            inner: out,
+        };
+        let skeleton_path = self.image_dir(id).join(SKELETON_FILE);
+        let tar_err = |source| Error::Tar {
             id: id.to_string(),
             source,
-        })?;
-        let diff_id = format!("sha256:{}", hex(&hasher.0.finalize()));
-        self.update_meta(id, |meta| meta.diff_id = Some(diff_id.clone()))?;
-        Ok(diff_id)
+        };
+        match File::open(&skeleton_path) {
+            Ok(file) => {
+                let skeleton = zstd::Decoder::new(file)
+                    .map_err(io_err(format!("read {}", skeleton_path.display())))?;
+                archive::rebuild(skeleton, &layer, &mut out).map_err(tar_err)?;
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                archive::tar_dir(&layer, &mut out, archive::Compression::None).map_err(tar_err)?;
+            }
+            Err(err) => return Err(io_err(format!("open {}", skeleton_path.display()))(err)),
+        }
+        let digest = format!("sha256:{}", hex(&out.hasher.finalize()));
+        let recorded = match image.diff_id {
+            Some(diff_id) => Some(diff_id),
+            None => self.meta(id)?.diff_id,
+        };
+        match recorded {
+            Some(expected) if expected != digest => Err(Error::DiffIdMismatch {
+                id: id.to_string(),
+                expected,
+                actual: digest,
+            }),
+            Some(_) => Ok(digest),
+            None => {
+                self.update_meta(id, |meta| meta.diff_id = Some(digest.clone()))?;
+                Ok(digest)
+            }
+        }
     }
 
     /// The image with this full id.

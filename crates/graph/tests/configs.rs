@@ -96,41 +96,75 @@ fn a_config_whose_digest_is_not_the_id_is_refused_and_nothing_stored() {
 }
 
 #[test]
-fn diff_id_of_a_made_layer_is_the_digest_of_its_tar_and_is_recorded() {
+fn a_layer_gives_back_exactly_the_tar_it_was_made_from() {
     let (_dir, graph) = temp_graph();
-    let base = layer(
-        &graph,
-        &[("etc/hostname", b"box\n"), ("bin/sh", b"#!")],
-        None,
+    let mut tar = tar_of(&[("etc/hostname", b"box\n"), ("bin/sh", &[7u8; 3000])]);
+    tar.extend_from_slice(&[0u8; 4096]); // padding another writer might add
+    let image = graph
+        .create(Cursor::new(tar.clone()), NewImage::default())
+        .unwrap();
+    let diff_id = format!("sha256:{}", sha256_hex(&tar));
+    assert_eq!(image.diff_id.as_deref(), Some(diff_id.as_str()));
+    assert_eq!(graph.diff_id(&image.id).unwrap(), diff_id);
+    let mut out = Vec::new();
+    assert_eq!(graph.layer_tar(&image.id, &mut out).unwrap(), diff_id);
+    assert!(out == tar);
+    // Changed on disk, the layer no longer gives its tar: an error, not other bytes.
+    std::fs::write(graph.layer_path(&image.id).join("bin/sh"), [8u8; 3000]).unwrap();
+    let err = graph.layer_tar(&image.id, std::io::sink()).unwrap_err();
+    assert!(matches!(err, Error::DiffIdMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_layer_whose_tar_is_not_its_stated_diff_id_is_refused_and_nothing_stored() {
+    let (_dir, graph) = temp_graph();
+    let image = Image {
+        id: "cd".repeat(32),
+        diff_id: Some(format!("sha256:{}", "ab".repeat(32))),
+        ..Image::default()
+    };
+    let err = graph
+        .register(Cursor::new(tar_of(&[("x", b"y")])), image)
+        .unwrap_err();
+    assert!(matches!(err, Error::DiffIdMismatch { .. }), "{err}");
+    assert!(graph.all().unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(graph.root().join("_tmp"))
+            .unwrap()
+            .count(),
+        0
     );
-    let diff_id = graph.diff_id(&base.id).unwrap();
+}
+
+#[test]
+fn an_older_layer_without_a_skeleton_gets_the_diff_id_of_a_new_tar() {
+    let (_dir, graph) = temp_graph();
+    let image = layer(&graph, &[("a", b"1")], None);
+    // As an older dock stored it: no diff id, no skeleton.
+    let dir = graph.root().join(&image.id);
+    std::fs::remove_file(dir.join("layer.skeleton.zst")).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("json")).unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("diff_id");
+    std::fs::write(dir.join("json"), serde_json::to_vec(&json).unwrap()).unwrap();
+
+    let diff_id = graph.diff_id(&image.id).unwrap();
     let mut tar = Vec::new();
     archive::tar_dir(
-        &graph.layer_path(&base.id),
+        &graph.layer_path(&image.id),
         &mut tar,
         archive::Compression::None,
     )
     .unwrap();
     assert_eq!(diff_id, format!("sha256:{}", sha256_hex(&tar)));
-    assert_eq!(graph.meta(&base.id).unwrap().diff_id, Some(diff_id.clone()));
-    assert_eq!(graph.diff_id(&base.id).unwrap(), diff_id);
-}
-
-#[test]
-fn a_recorded_diff_id_is_used_as_it_is() {
-    let (_dir, graph) = temp_graph();
-    let recorded = format!("sha256:{}", "ab".repeat(32));
-    let image = Image {
-        id: "cd".repeat(32),
-        diff_id: Some(recorded.clone()),
-        ..Image::default()
-    };
-    graph
-        .register(Cursor::new(tar_of(&[("x", b"y")])), image)
-        .unwrap();
-    assert_eq!(graph.diff_id(&"cd".repeat(32)).unwrap(), recorded);
-    assert_eq!(graph.meta(&"cd".repeat(32)).unwrap().diff_id, None);
-    let config = config_entry(&graph, b"{}", &"cd".repeat(32)).unwrap();
+    assert_eq!(
+        graph.meta(&image.id).unwrap().diff_id,
+        Some(diff_id.clone())
+    );
+    let mut out = Vec::new();
+    assert_eq!(graph.layer_tar(&image.id, &mut out).unwrap(), diff_id);
+    assert!(out == tar);
+    let config = config_entry(&graph, b"{}", &image.id).unwrap();
     assert!(matches!(graph.diff_id(&config.id), Err(Error::NoLayer(_))));
 }
 
@@ -171,7 +205,7 @@ fn concurrent_meta_updates_all_land() {
         .collect();
     let mut names = names;
     names.sort();
-    assert_eq!(names, ["json", "layer", "meta.json"]);
+    assert_eq!(names, ["json", "layer", "layer.skeleton.zst", "meta.json"]);
     assert!(matches!(
         graph.update_meta(&"ef".repeat(32), |_| {}),
         Err(Error::NoSuchImage(_))

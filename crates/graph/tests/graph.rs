@@ -309,10 +309,18 @@ fn json_uses_docker_field_names() {
     let object = raw.as_object().unwrap();
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort();
-    // parent, container and author are omitted when empty; container_config never is.
+    // parent, container and author are omitted when empty; container_config never is; the
+    // layer's diff ID (which 0.1.0 did not have) is always known.
     assert_eq!(
         keys,
-        vec!["comment", "container_config", "created", "id", "size"]
+        vec![
+            "comment",
+            "container_config",
+            "created",
+            "diff_id",
+            "id",
+            "size"
+        ]
     );
     assert!(object["container_config"].is_null());
     let created = object["created"].as_str().unwrap();

@@ -1,7 +1,7 @@
 //! A container's config and state as stored in `containers/<id>/config.json` (Docker 0.1.0's
 //! field names), written atomically and guarded by a per-container lock file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,9 @@ fn is_zero_time(t: &DateTime<Utc>) -> bool {
     *t == zero_time()
 }
 
-/// What the user asked for at `run`.
+/// What the user asked for at `run`, merged with the image's config as Docker merges them
+/// (see [`crate::imageconfig`]). Docker's JSON names: `Entrypoint`, `WorkingDir`,
+/// `ExposedPorts` (`{"80/tcp": {}}`), `StopSignal`, `Labels`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Config {
@@ -35,11 +37,51 @@ pub struct Config {
     pub tty: bool,
     pub open_stdin: bool,
     pub env: Vec<String>,
+    /// The arguments of the entrypoint, or the whole command when there is no entrypoint.
+    /// (Containers of older dock versions have the whole command here and no entrypoint.)
     pub cmd: Vec<String>,
     /// The image as the user named it.
     pub image: String,
     /// `--network none`: only `lo`, in the container's own network namespace.
     pub network_disabled: bool,
+    /// The program the command runs under (`cmd` are its arguments); empty: none.
+    pub entrypoint: Vec<String>,
+    /// The command's working directory; empty: `/`. Created when missing.
+    pub working_dir: String,
+    /// `80/tcp`, `53/udp`: the image's, `--expose` and `-p` ports; `-P` publishes them all.
+    #[serde(with = "port_set")]
+    pub exposed_ports: BTreeSet<String>,
+    /// The signal `stop` sends first; empty: SIGTERM.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// The argv the container runs: entrypoint, then cmd.
+    pub fn argv(&self) -> Vec<String> {
+        self.entrypoint.iter().chain(&self.cmd).cloned().collect()
+    }
+}
+
+/// A set of ports as Go's `map[string]struct{}`: `{"80/tcp": {}}`.
+mod port_set {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Empty {}
+
+    pub fn serialize<S: Serializer>(set: &BTreeSet<String>, s: S) -> Result<S::Ok, S::Error> {
+        let map: BTreeMap<&String, Empty> = set.iter().map(|k| (k, Empty {})).collect();
+        map.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<String>, D::Error> {
+        let map = Option::<BTreeMap<String, serde::de::IgnoredAny>>::deserialize(d)?;
+        Ok(map.into_iter().flatten().map(|(k, _)| k).collect())
+    }
 }
 
 /// How the container is confined, with Docker's names (`HostConfig` of `docker inspect`).
@@ -56,6 +98,8 @@ pub struct HostConfig {
     /// `--security-opt`, as Docker stores them: a profile file is kept as `seccomp=<its JSON>`
     /// (see [`crate::security`]).
     pub security_opt: Vec<String>,
+    /// `-P`: every exposed port without a `-p` binding is published on a random host port.
+    pub publish_all_ports: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -334,7 +378,11 @@ mod tests {
             path: "echo".into(),
             args: vec!["hi".into()],
             config: Config {
-                cmd: vec!["echo".into(), "hi".into()],
+                cmd: vec!["hi".into()],
+                entrypoint: vec!["echo".into()],
+                working_dir: "/srv".into(),
+                exposed_ports: ["80/tcp".to_string()].into_iter().collect(),
+                stop_signal: "SIGQUIT".into(),
                 ..Config::default()
             },
             state: State::default(),
@@ -349,6 +397,7 @@ mod tests {
                 cap_add: vec!["NET_ADMIN".into()],
                 cap_drop: vec![],
                 security_opt: vec!["no-new-privileges".into()],
+                publish_all_ports: true,
             },
         };
         let json = serde_json::to_value(&c).unwrap();
@@ -372,6 +421,15 @@ mod tests {
         assert_eq!(json["HostConfig"]["CapAdd"][0], "NET_ADMIN");
         assert_eq!(json["HostConfig"]["SecurityOpt"][0], "no-new-privileges");
         assert_eq!(json["HostConfig"]["Privileged"], false);
+        assert_eq!(json["HostConfig"]["PublishAllPorts"], true);
+        assert_eq!(json["Config"]["Entrypoint"][0], "echo");
+        assert_eq!(json["Config"]["WorkingDir"], "/srv");
+        assert_eq!(
+            json["Config"]["ExposedPorts"],
+            serde_json::json!({"80/tcp": {}})
+        );
+        assert_eq!(json["Config"]["StopSignal"], "SIGQUIT");
+        assert_eq!(c.config.argv(), ["echo", "hi"]);
         let back: Container = serde_json::from_value(json).unwrap();
         assert_eq!(back, c);
         assert_eq!(c.status(|_| String::new()), "Created");

@@ -15,6 +15,7 @@ pub mod container;
 pub mod devices;
 pub mod exitrec;
 pub mod humanize;
+pub mod imageconfig;
 pub mod initlayer;
 pub mod logs;
 pub mod monitor;
@@ -113,6 +114,19 @@ pub enum Error {
     /// A memory limit below [`MIN_MEMORY`]; Docker's words, which tools match.
     #[error("Minimum memory limit allowed is 6MB")]
     MemoryTooLow(i64),
+    #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
+    InvalidWorkingDir(String),
+    #[error("invalid signal: {0}")]
+    InvalidSignal(String),
+    #[error("invalid port {0:?}: expected PORT[/tcp|udp|sctp] with PORT 1-65535")]
+    InvalidPort(String),
+    /// An image's config that does not parse.
+    #[error("image config of {id}: {source}")]
+    ImageConfig {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
     /// The container could not start; `code` is what `dock run` exits with (125, 126, 127).
     #[error("{message}")]
     Start { code: u8, message: String },
@@ -162,6 +176,15 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     /// Privileges and confinement; checked here, before anything exists.
     pub host_config: HostConfig,
+    /// `--entrypoint` (see [`imageconfig::Overrides::entrypoint`]); `None`: the image's.
+    pub entrypoint: Option<Vec<String>>,
+    /// `-w`; empty: the image's.
+    pub working_dir: String,
+    /// `--expose` (normalized `80/tcp`); the `-p` ports are added by create.
+    pub exposed_ports: Vec<String>,
+    /// `--stop-signal`; empty: the image's, else SIGTERM.
+    pub stop_signal: String,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What `commit` records.
@@ -379,6 +402,30 @@ impl Runtime {
         netmgr::Network::open(self.net_config()?).map_err(|e| Error::Network(e.to_string()))
     }
 
+    /// The run defaults of `image`: the `config` of the first image config in its history,
+    /// or, for an image an older dock committed (no config entry), the command of the
+    /// committed container. `None`: no defaults at all.
+    pub fn image_defaults(
+        &self,
+        graph: &Graph,
+        image: &graph::Image,
+    ) -> Result<Option<oci_spec::image::Config>> {
+        let graph_err = |e: graph::Error| Error::Graph(e.to_string());
+        for entry in graph.history(&image.id).map_err(graph_err)? {
+            if let Some(bytes) = graph.config(&entry.id).map_err(graph_err)? {
+                return Ok(imageconfig::parse(&entry.id, &bytes)?.config().clone());
+            }
+            if let Some(legacy) = entry
+                .container_config
+                .as_ref()
+                .and_then(imageconfig::legacy_defaults)
+            {
+                return Ok(Some(legacy));
+            }
+        }
+        Ok(None)
+    }
+
     pub fn create(&self, opts: CreateOptions) -> Result<Container> {
         self.create_with_network(opts, NetworkMode::Bridge)
     }
@@ -397,7 +444,9 @@ impl Runtime {
             spec.parse::<netmgr::PortSpec>()
                 .map_err(|e| Error::Network(e.to_string()))?;
         }
-        if network == NetworkMode::None && !opts.port_specs.is_empty() {
+        if network == NetworkMode::None
+            && (!opts.port_specs.is_empty() || opts.host_config.publish_all_ports)
+        {
             return Err(Error::Network(
                 "conflicting options: ports cannot be published with --network none".into(),
             ));
@@ -408,19 +457,23 @@ impl Runtime {
         let image = tags
             .lookup(&graph, &opts.image)
             .map_err(|_| Error::NoSuchImage(opts.image.clone()))?;
-        let mut cmd = opts.cmd.clone();
-        if cmd.is_empty() {
-            // A committed image remembers the command of its container.
-            cmd = image
-                .container_config
-                .as_ref()
-                .and_then(|cfg| serde_json::from_value::<Config>(cfg.clone()).ok())
-                .map(|cfg| cfg.cmd)
-                .unwrap_or_default();
-        }
-        if cmd.is_empty() {
-            return Err(Error::NoCommand);
-        }
+        let defaults = self.image_defaults(&graph, &image)?;
+        let mut exposed_ports = opts.exposed_ports.clone();
+        exposed_ports.extend(imageconfig::spec_ports(&opts.port_specs));
+        let merged = imageconfig::merge(
+            &imageconfig::Overrides {
+                cmd: opts.cmd.clone(),
+                entrypoint: opts.entrypoint.clone(),
+                env: opts.env.clone(),
+                working_dir: opts.working_dir.clone(),
+                user: opts.user.clone(),
+                exposed_ports,
+                stop_signal: opts.stop_signal.clone(),
+                labels: opts.labels.clone(),
+            },
+            defaults.as_ref(),
+        )?;
+        let argv = merged.argv();
         if let Some(name) = &opts.name {
             validate_name(name)?;
         }
@@ -430,17 +483,22 @@ impl Runtime {
                 .hostname
                 .clone()
                 .unwrap_or_else(|| id[..12].to_string()),
-            user: opts.user.clone(),
+            user: merged.user,
             memory: opts.memory,
             memory_swap: opts.memory_swap,
             detach: opts.detach,
             port_specs: opts.port_specs.clone(),
             tty: opts.tty,
             open_stdin: opts.open_stdin,
-            env: opts.env.clone(),
-            cmd: cmd.clone(),
+            env: merged.env,
+            cmd: merged.cmd,
             image: opts.image.clone(),
             network_disabled: network == NetworkMode::None,
+            entrypoint: merged.entrypoint,
+            working_dir: merged.working_dir,
+            exposed_ports: merged.exposed_ports,
+            stop_signal: merged.stop_signal,
+            labels: merged.labels,
         };
 
         // Names are checked and the directory created under one lock, so two creates with
@@ -462,8 +520,8 @@ impl Runtime {
         let c = Container {
             id: id.clone(),
             created: Utc::now(),
-            path: cmd[0].clone(),
-            args: cmd[1..].to_vec(),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
             config,
             state: State::default(),
             image: image.id.clone(),
@@ -600,12 +658,19 @@ impl Runtime {
         Ok(())
     }
 
-    /// SIGTERM, then SIGKILL after `timeout`; returns once the container exited.
+    /// The container's stop signal (`--stop-signal`, the image's `StopSignal`), else SIGTERM,
+    /// then SIGKILL after `timeout`; returns once the container exited.
     pub fn stop(&self, id: &str, timeout: Duration) -> Result<()> {
+        self.stop_with(id, None, timeout)
+    }
+
+    /// `stop` with `signal` instead of the container's stop signal when given.
+    pub fn stop_with(&self, id: &str, signal: Option<i32>, timeout: Duration) -> Result<()> {
         let c = self.load(id)?;
         if !c.state.running {
             return Ok(());
         }
+        let signal = signal.unwrap_or_else(|| stop_signal(&c.config));
         let socket = self.paths(id).socket();
         let mut client = match Client::connect(&socket, Hello::default()) {
             Ok(client) => client,
@@ -617,9 +682,9 @@ impl Runtime {
             }
         };
         let io_err = |e| Error::io(&socket, e);
-        tracing::debug!(%id, "sending SIGTERM");
+        tracing::debug!(%id, signal, "sending the stop signal");
         if client
-            .signal_acked(libc::SIGTERM, SIGNAL_ACK_PATIENCE)
+            .signal_acked(signal, SIGNAL_ACK_PATIENCE)
             .map_err(io_err)?
             .is_none()
         {
@@ -642,7 +707,7 @@ impl Runtime {
                 Err(e) => return Err(io_err(e)),
             }
         }
-        tracing::debug!(%id, "container ignored SIGTERM, sending SIGKILL");
+        tracing::debug!(%id, "container ignored its stop signal, sending SIGKILL");
         client.stream().set_read_timeout(None).map_err(io_err)?;
         client.signal(libc::SIGKILL).map_err(io_err)?;
         client.wait_exit().map_err(io_err)?;
@@ -732,7 +797,10 @@ impl Runtime {
             .map_err(|e| Error::Archive(e.to_string()))
     }
 
-    /// A new image from the container's upper dir (running or not), tagged when asked.
+    /// A new image from the container's upper dir (running or not), tagged when asked, as
+    /// `docker commit` makes it: a layer entry with the upper dir's changes, and on top of it
+    /// an image config entry ([`imageconfig::commit_config`]) whose id is its config's
+    /// digest. Returns the config entry.
     pub fn commit(&self, id: &str, opts: CommitOptions) -> Result<graph::Image> {
         let c = self.load(id)?;
         let graph = self.graph()?;
@@ -748,16 +816,26 @@ impl Runtime {
             parent: Some(c.image.clone()),
             container: Some(c.id.clone()),
             container_config: serde_json::to_value(&c.config).ok(),
-            comment: opts.comment,
-            author: opts.author,
+            comment: opts.comment.clone(),
+            author: opts.author.clone(),
         };
         let created = graph.create(DrainOnDrop(reader), new);
         let tarred = match tarring.join() {
             Ok(result) => result.map_err(|e| Error::Archive(e.to_string())),
             Err(_) => Err(Error::Archive(format!("tar of {} failed", upper.display()))),
         };
-        let image = created.map_err(|e| Error::Graph(e.to_string()))?;
-        tarred?;
+        let layer = created.map_err(|e| Error::Graph(e.to_string()))?;
+        let image = tarred.and_then(|()| self.register_commit_config(&graph, &c, &layer, &opts));
+        let image = match image {
+            Ok(image) => image,
+            Err(e) => {
+                // Nothing names the layer yet: no half-made image stays behind.
+                if let Err(del) = graph.delete(&layer.id) {
+                    tracing::warn!(id = %layer.id, error = %del, "removing the layer of a failed commit");
+                }
+                return Err(e);
+            }
+        };
         if let Some(repo) = opts.repository {
             let tag = opts.tag.unwrap_or_else(|| "latest".into());
             self.tags()?
@@ -765,6 +843,66 @@ impl Runtime {
                 .map_err(|e| Error::Graph(e.to_string()))?;
         }
         Ok(image)
+    }
+
+    /// The config entry of a commit whose new layer entry is `layer`.
+    fn register_commit_config(
+        &self,
+        graph: &Graph,
+        c: &Container,
+        layer: &graph::Image,
+        opts: &CommitOptions,
+    ) -> Result<graph::Image> {
+        let graph_err = |e: graph::Error| Error::Graph(e.to_string());
+        let base = graph.image_config(&c.image).map_err(graph_err)?;
+        // Every layer, base first; the new one last.
+        let mut layers: Vec<graph::Image> = graph
+            .history(&layer.id)
+            .map_err(graph_err)?
+            .into_iter()
+            .filter(|entry| !entry.layerless)
+            .collect();
+        layers.reverse();
+        let diff_ids = layers
+            .iter()
+            .map(|l| graph.diff_id(&l.id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(graph_err)?;
+        // A base without a config (imported, or an older dock's commit): one history entry
+        // per layer it has, from what the graph recorded.
+        let base_history = layers[..layers.len() - 1]
+            .iter()
+            .map(|l| imageconfig::HistoryEntry {
+                created: l.created,
+                author: l.author.clone(),
+                created_by: imageconfig::entry_command(l),
+                comment: l.comment.clone(),
+            })
+            .collect();
+        let created = Utc::now();
+        let bytes = imageconfig::commit_config(&imageconfig::Commit {
+            base: base.as_deref(),
+            base_history,
+            container_id: &c.id,
+            config: &c.config,
+            created,
+            author: &opts.author,
+            comment: &opts.comment,
+            diff_ids,
+        })?;
+        let image = graph::Image {
+            id: graph::sha256_hex(&bytes),
+            parent: Some(layer.id.clone()),
+            comment: opts.comment.clone(),
+            created,
+            container: Some(c.id.clone()),
+            container_config: serde_json::to_value(&c.config).ok(),
+            author: opts.author.clone(),
+            size: 0,
+            diff_id: None,
+            layerless: true,
+        };
+        graph.register_config(image, &bytes).map_err(graph_err)
     }
 
     /// A tar of the container's whole filesystem; a stopped one is mounted just for this.
@@ -1083,6 +1221,11 @@ pub fn container_env(config: &Config) -> Vec<String> {
         env.push(kv.clone());
     }
     env
+}
+
+/// The signal `stop` sends first: the container's `StopSignal`, else SIGTERM.
+pub fn stop_signal(config: &Config) -> i32 {
+    procs::signal_number(&config.stop_signal).unwrap_or(libc::SIGTERM)
 }
 
 /// `512`, `512b`, `64k`, `512m`, `1g` (binary units) in bytes.

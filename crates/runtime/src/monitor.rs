@@ -327,7 +327,7 @@ impl Session {
                 env: crate::container_env(&c.config),
                 user: c.config.user.clone(),
                 hostname: c.config.hostname.clone(),
-                workdir: "/".into(),
+                workdir: c.config.working_dir.clone(),
                 stdio: child_stdio,
                 resolv_conf: resolv.exists().then(|| resolv.to_path_buf()),
                 // The init joins its cgroup itself (see Cgroup::joining).
@@ -337,13 +337,12 @@ impl Session {
                 security: crate::security::for_container(rt.root(), &c.host_config)
                     .map_err(|e| (125u8, e.to_string()))?,
             };
-            let port_specs = c
-                .config
-                .port_specs
-                .iter()
-                .map(|s| s.parse::<netmgr::PortSpec>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| (125u8, e.to_string()))?;
+            let port_specs =
+                crate::imageconfig::publish_specs(&c.config, c.host_config.publish_all_ports)
+                    .iter()
+                    .map(|s| s.parse::<netmgr::PortSpec>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| (125u8, e.to_string()))?;
             let mut endpoint: Option<netmgr::Endpoint> = None;
             let (net_slot, endpoint_slot, rt_ref) = (&mut network, &mut endpoint, &rt);
             let network_disabled = c.config.network_disabled;
