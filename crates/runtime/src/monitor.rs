@@ -203,6 +203,8 @@ struct Session {
     /// Clients that send stdin; when the last of them goes, the container's stdin closes.
     stdin_clients: usize,
     log: LogWriter,
+    /// The first failure to write the log, for `inspect` (State.Error) once the run ends.
+    log_error: Option<String>,
     exit: Option<i32>,
     cgroup: Cgroup,
     /// `--rm`: the container leaves the store when it exits.
@@ -431,6 +433,7 @@ impl Session {
                 clients: Vec::new(),
                 stdin_clients: 0,
                 log,
+                log_error: None,
                 exit: None,
                 cgroup: cgroup
                     .take()
@@ -452,7 +455,7 @@ impl Session {
                     }
                 }
                 let _ = overlay::unmount(&paths.rootfs());
-                if let Some(dir) = record_exit(&rt, id, code as i32, false) {
+                if let Some(dir) = record_exit(&rt, id, code as i32, false, &[]) {
                     crate::delete_removed(&dir);
                 }
                 let _ = fs::remove_file(paths.socket());
@@ -640,6 +643,9 @@ impl Session {
         };
         if let Err(e) = self.log.write(stream_name, data) {
             tracing::debug!(error = %e, "writing the container log failed");
+            if self.log_error.is_none() {
+                self.log_error = Some(format!("writing the log: {e}"));
+            }
         }
         let frame = attach::encode(kind, data);
         for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
@@ -829,50 +835,53 @@ impl Session {
         // they share nothing, and each part takes a few hundred microseconds.
         let cgroup = self.cgroup.clone();
         let id = self.id.clone();
-        let remove_cgroup = move || {
-            if let Err(e) = cgroup.remove() {
+        let remove_cgroup = move || match cgroup.remove() {
+            Ok(()) => None,
+            Err(e) => {
                 tracing::warn!(%id, error = %e, "removing the cgroup failed");
+                Some(format!("removing the cgroup: {e}"))
             }
         };
-        let cgroup_removal = match std::thread::Builder::new()
+        let (cgroup_removal, mut cgroup_problem) = match std::thread::Builder::new()
             .name("cgroup".into())
             .spawn(remove_cgroup.clone())
         {
-            Ok(handle) => Some(handle),
-            Err(_) => {
-                remove_cgroup();
-                None
-            }
+            Ok(handle) => (Some(handle), None),
+            Err(_) => (None, remove_cgroup()),
         };
-        let wait_for_cgroup = |removal: Option<std::thread::JoinHandle<()>>| {
-            if let Some(handle) = removal {
-                let _ = handle.join();
-            }
+        let wait_for_cgroup = |removal: Option<std::thread::JoinHandle<Option<String>>>| {
+            removal.and_then(|handle| handle.join().ok().flatten())
         };
+        // What went wrong on the way out is kept in State.Error, where `inspect` shows it.
+        let mut problems: Vec<String> = self.log_error.take().into_iter().collect();
         if let Some(net) = &self.network {
             // Every process of the container is gone, so its network namespace is too: the
             // kernel deletes the veth pair with it, and we release the rest.
             tracing::debug!(id = %self.id, "releasing the network");
             if let Err(e) = net.release(&self.id) {
                 tracing::warn!(id = %self.id, error = %e, "releasing the network failed");
+                problems.push(format!("releasing the network: {e}"));
             }
         }
         let paths = self.rt.paths(&self.id);
         if let Err(e) = overlay::detach(&paths.rootfs()) {
             tracing::warn!(id = %self.id, error = %e, "unmounting the rootfs failed");
+            problems.push(format!("unmounting the rootfs: {e}"));
         }
         // State first, then the socket: a client that cannot connect reads the exit. A kept
         // container's exit is recorded once its cgroup is gone, so that a start right after
         // finds the name free; a --rm container leaves the store and its files go meanwhile
         // (no start can come back to it).
         if self.auto_remove {
-            if let Some(dir) = record_exit(&self.rt, &self.id, code, oom) {
+            if let Some(dir) = record_exit(&self.rt, &self.id, code, oom, &problems) {
                 crate::delete_removed(&dir);
             }
             wait_for_cgroup(cgroup_removal);
         } else {
-            wait_for_cgroup(cgroup_removal);
-            record_exit(&self.rt, &self.id, code, oom);
+            if let Some(problem) = wait_for_cgroup(cgroup_removal).or(cgroup_problem.take()) {
+                problems.push(problem);
+            }
+            record_exit(&self.rt, &self.id, code, oom, &problems);
         }
         let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
@@ -952,15 +961,22 @@ struct Stdio {
 
 /// Records the end of a run (or a failed start) in config.json; `--rm` takes the container out
 /// of the store and returns its directory, for the caller to delete.
-fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> {
+fn record_exit(
+    rt: &Runtime,
+    id: &str,
+    code: i32,
+    oom: bool,
+    problems: &[String],
+) -> Option<PathBuf> {
     let paths = rt.paths(id);
     let finished_at = Utc::now();
+    let error = problems.join("; ");
     let mut record = ExitRecord {
         monitor: own_process(),
         exit_code: Some(code),
         oom_killed: oom,
         finished_at: Some(finished_at),
-        error: String::new(),
+        error: error.clone(),
     };
     // First, and in place: this works on a full disk, where config.json cannot be replaced.
     if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
@@ -978,6 +994,7 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> 
         c.state.exit_code = code;
         c.state.oom_killed = oom;
         c.state.finished_at = finished_at;
+        c.state.error = error.clone();
         c.monitor = None;
         c.init = None;
         c.network_settings = NetworkSettings::default();
@@ -986,7 +1003,12 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> 
     result.unwrap_or_else(|e| {
         tracing::warn!(%id, error = %e, "recording the exit failed");
         // The next command that reads the container finds the exit here, and why.
-        record.error = format!("recording the exit failed: {e}");
+        let failed = format!("recording the exit failed: {e}");
+        record.error = if error.is_empty() {
+            failed
+        } else {
+            format!("{error}; {failed}")
+        };
         if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
             tracing::warn!(%id, error = %e, "writing the exit record failed");
         }
