@@ -726,8 +726,20 @@ impl Runtime {
                 return Ok(code);
             }
         }
-        // The monitor went away without telling us: the state (or a ghost check) knows.
-        match self.load(id) {
+        // The monitor went away without telling us: the state (or a ghost check) knows. One
+        // that could not save the exit (a full disk) may still be on its way out: once it is
+        // gone, the ghost check reads the exit from its record.
+        let now = self.load(id);
+        let now = match &now {
+            Ok(c) if c.state.running => match c.monitor {
+                Some(m) if procs::wait_gone(m.pid, m.start_time, MONITOR_EXIT_PATIENCE) => {
+                    self.load(id)
+                }
+                _ => now,
+            },
+            _ => now,
+        };
+        match now {
             Ok(c) if !c.state.running => Ok(c.state.exit_code),
             Ok(_) => Err(Error::Monitor {
                 id: id.to_string(),
@@ -1150,6 +1162,10 @@ pub const MIN_MEMORY: i64 = 6 << 20;
 /// How long `kill` and `stop` wait for a monitor to acknowledge a signal: only one too old to
 /// acknowledge takes this long.
 const SIGNAL_ACK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long `wait` gives a monitor that closed its socket to exit (it takes a few seconds at
+/// most: the last flush to its clients).
+const MONITOR_EXIT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The name a removed container's directory has between [`Runtime::take_out`] and
 /// [`delete_removed`]; never a container id.
