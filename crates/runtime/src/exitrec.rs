@@ -74,14 +74,11 @@ pub fn prepare(path: &Path, monitor: ProcessRef) -> io::Result<()> {
         .truncate(false)
         .write(true)
         .open(path)?;
-    let allocated = file.metadata()?.len() == SIZE as u64;
+    // The write reserves the file's blocks (allocated, or held for delayed allocation): a
+    // later overwrite of the same bytes needs no more. No fsync: start stays cheap, and the
+    // reservation holds without it. (A copy-on-write filesystem needs space for any write.)
     file.write_all_at(&ExitRecord::started(monitor).encode(), 0)?;
-    if !allocated {
-        file.set_len(SIZE as u64)?;
-        // Allocated on disk now: later writes overwrite these blocks.
-        file.sync_data()?;
-    }
-    Ok(())
+    file.set_len(SIZE as u64)
 }
 
 /// Overwrites the record in place; never grows the file.
