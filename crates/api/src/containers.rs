@@ -77,6 +77,7 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         err @ (E::Ambiguous(_)
         | E::InvalidName(_)
         | E::NoCommand
+        | E::MemoryTooLow(_)
         | E::InvalidWorkingDir(_)
         | E::InvalidSignal(_)
         | E::InvalidPort(_)
@@ -306,10 +307,18 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
 }
 
 pub(crate) async fn read_body(request: Incoming, limit: usize) -> ApiResult<Bytes> {
-    let data = http_body_util::Limited::new(request, limit)
-        .collect()
-        .await
-        .map_err(|err| ApiError::bad_request(format!("read the request body: {err}")))?;
+    let timeout = crate::limits::read_timeout();
+    let data = tokio::time::timeout(
+        timeout,
+        http_body_util::Limited::new(request, limit).collect(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::bad_request(format!(
+            "read the request body: not complete after {timeout:?}"
+        ))
+    })?
+    .map_err(|err| ApiError::bad_request(format!("read the request body: {err}")))?;
     Ok(data.to_bytes())
 }
 
@@ -384,7 +393,7 @@ fn inspect_json(c: &Container) -> Value {
             "Dead": false,
             "Pid": c.state.pid,
             "ExitCode": c.state.exit_code,
-            "Error": "",
+            "Error": c.state.error,
             "StartedAt": rfc3339(c.state.started_at),
             "FinishedAt": rfc3339(c.state.finished_at),
         },

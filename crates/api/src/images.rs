@@ -392,8 +392,19 @@ fn import(
 
 /// Moves the request body's chunks to the blocking reader; ends on the body's end or error.
 async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io::Result<Bytes>>) {
+    let timeout = crate::limits::read_timeout();
     loop {
-        let item = match incoming.frame().await {
+        // A client that stops sending mid-body is given up on after the read timeout.
+        let Ok(next) = tokio::time::timeout(timeout, incoming.frame()).await else {
+            let _ = chunks
+                .send(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("read the request body: nothing for {timeout:?}"),
+                )))
+                .await;
+            return;
+        };
+        let item = match next {
             None => return,
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => Ok(data),

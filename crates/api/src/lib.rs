@@ -12,6 +12,7 @@ mod containers;
 mod create;
 mod error;
 mod images;
+mod limits;
 mod listen;
 mod monitor;
 mod push;

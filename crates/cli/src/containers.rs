@@ -642,8 +642,10 @@ fn pump(
                         data.extend_from_slice(&cols.to_be_bytes());
                         outq.extend(attach::encode(Kind::Resize, &data));
                     }
-                } else {
-                    outq.extend(attach::encode(Kind::Signal, &signo.to_be_bytes()));
+                } else if let Err(e) = rt.kill(&c.id, signo) {
+                    // On a connection of its own: never queued behind stdin the container
+                    // has not read.
+                    tracing::debug!(id = %c.id, signo, error = %e, "forwarding a signal failed");
                 }
             }
         }

@@ -113,6 +113,9 @@ pub struct State {
     pub finished_at: DateTime<Utc>,
     #[serde(rename = "OOMKilled", default)]
     pub oom_killed: bool,
+    /// Why the last run's bookkeeping failed (Docker's `State.Error`), empty when it did not.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
 }
 
 impl Default for State {
@@ -124,6 +127,7 @@ impl Default for State {
             started_at: zero_time(),
             finished_at: zero_time(),
             oom_killed: false,
+            error: String::new(),
         }
     }
 }
@@ -300,6 +304,10 @@ impl Paths {
     /// The init layer: the mount points the image lacks (see [`crate::initlayer`]).
     pub fn init(&self) -> PathBuf {
         self.dir.join("init")
+    }
+    /// The exit record ([`crate::exitrec`]).
+    pub fn exit_record(&self) -> PathBuf {
+        self.dir.join("exit")
     }
     pub fn socket(&self) -> PathBuf {
         self.dir.join("attach.sock")

@@ -13,6 +13,7 @@ pub mod attach;
 pub mod cgroup;
 pub mod container;
 pub mod devices;
+pub mod exitrec;
 pub mod humanize;
 pub mod imageconfig;
 pub mod initlayer;
@@ -20,6 +21,7 @@ pub mod logs;
 pub mod monitor;
 pub mod overlay;
 pub mod procs;
+pub mod queue;
 pub mod security;
 
 use std::fs;
@@ -109,6 +111,9 @@ pub enum Error {
     AlreadyRunning(String),
     #[error("no command specified")]
     NoCommand,
+    /// A memory limit below [`MIN_MEMORY`]; Docker's words, which tools match.
+    #[error("Minimum memory limit allowed is 6MB")]
+    MemoryTooLow(i64),
     #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
     InvalidWorkingDir(String),
     #[error("invalid signal: {0}")]
@@ -431,6 +436,10 @@ impl Runtime {
         opts: CreateOptions,
         network: NetworkMode,
     ) -> Result<Container> {
+        // Below this the container's own start (sysinit, before exec) would be OOM-killed.
+        if opts.memory != 0 && opts.memory < MIN_MEMORY {
+            return Err(Error::MemoryTooLow(opts.memory));
+        }
         for spec in &opts.port_specs {
             spec.parse::<netmgr::PortSpec>()
                 .map_err(|e| Error::Network(e.to_string()))?;
@@ -632,7 +641,17 @@ impl Runtime {
             }
         };
         tracing::debug!(%id, signo, "signalling container");
-        client.signal(signo).map_err(|e| Error::io(&socket, e))?;
+        // Returns once the monitor sent the signal (or the container is gone), so signals
+        // sent one after another reach the container in that order.
+        match client
+            .signal_acked(signo, SIGNAL_ACK_PATIENCE)
+            .map_err(|e| Error::io(&socket, e))?
+        {
+            Some(0) | None => {}
+            Some(errno) => {
+                tracing::debug!(%id, signo, errno, "the monitor could not send the signal")
+            }
+        }
         if signo == libc::SIGKILL {
             client.wait_exit().map_err(|e| Error::io(&socket, e))?;
         }
@@ -664,7 +683,15 @@ impl Runtime {
         };
         let io_err = |e| Error::io(&socket, e);
         tracing::debug!(%id, signal, "sending the stop signal");
-        client.signal(signal).map_err(io_err)?;
+        if client
+            .signal_acked(signal, SIGNAL_ACK_PATIENCE)
+            .map_err(io_err)?
+            .is_none()
+        {
+            // Exited already: what is left is the monitor closing the connection.
+            client.drain();
+            return Ok(());
+        }
         if !timeout.is_zero() {
             client
                 .stream()
@@ -699,8 +726,20 @@ impl Runtime {
                 return Ok(code);
             }
         }
-        // The monitor went away without telling us: the state (or a ghost check) knows.
-        match self.load(id) {
+        // The monitor went away without telling us: the state (or a ghost check) knows. One
+        // that could not save the exit (a full disk) may still be on its way out: once it is
+        // gone, the ghost check reads the exit from its record.
+        let now = self.load(id);
+        let now = match &now {
+            Ok(c) if c.state.running => match c.monitor {
+                Some(m) if procs::wait_gone(m.pid, m.start_time, MONITOR_EXIT_PATIENCE) => {
+                    self.load(id)
+                }
+                _ => now,
+            },
+            _ => now,
+        };
+        match now {
             Ok(c) if !c.state.running => Ok(c.state.exit_code),
             Ok(_) => Err(Error::Monitor {
                 id: id.to_string(),
@@ -943,10 +982,25 @@ impl Runtime {
         }
         overlay::unmount(&paths.rootfs())?;
         let _ = fs::remove_file(paths.socket());
+        // The monitor may have recorded the exit where it needs no new space, and then
+        // failed to replace config.json (a full disk).
+        let recorded = exitrec::read(&paths.exit_record())
+            .filter(|r| Some(r.monitor) == c.monitor && r.exit_code.is_some());
         c.state.running = false;
         c.state.pid = 0;
-        c.state.exit_code = GHOST_EXIT_CODE;
-        c.state.finished_at = Utc::now();
+        match recorded {
+            Some(record) => {
+                tracing::debug!(%id, code = ?record.exit_code, "the monitor recorded the exit");
+                c.state.exit_code = record.exit_code.unwrap_or(GHOST_EXIT_CODE);
+                c.state.oom_killed |= record.oom_killed;
+                c.state.finished_at = record.finished_at.unwrap_or_else(Utc::now);
+                c.state.error = record.error;
+            }
+            None => {
+                c.state.exit_code = GHOST_EXIT_CODE;
+                c.state.finished_at = Utc::now();
+            }
+        }
         c.monitor = None;
         c.init = None;
         c.network_settings = NetworkSettings::default();
@@ -954,7 +1008,11 @@ impl Runtime {
             fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
             return Err(Error::NoSuchContainer(id.to_string()));
         }
-        container::save(&paths.config(), &c)?;
+        if let Err(e) = container::save(&paths.config(), &c) {
+            // Shown as it is, with the reason, rather than hidden; the next reader tries again.
+            tracing::warn!(%id, error = %e, "recording the exit of a vanished monitor failed");
+            c.state.error = format!("recording the exit failed: {e}");
+        }
         Ok(c)
     }
 }
@@ -993,6 +1051,10 @@ fn spawn_monitor(
     starter: &impl std::os::fd::AsRawFd,
     stderr: Option<&fs::File>,
 ) -> io::Result<()> {
+    // Held across the spawn: a reaper woken by this monitor's exit finds it listed.
+    let mut spawned = SPAWNED_MONITORS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     use std::ffi::CString;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
@@ -1068,9 +1130,42 @@ fn spawn_monitor(
         if ret != 0 {
             return Err(io::Error::from_raw_os_error(ret));
         }
+        spawned.push(pid);
     }
     Ok(())
 }
+
+/// Monitors this process started and has not reaped yet.
+static SPAWNED_MONITORS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Reaps the monitors this process started that have exited, whatever they call themselves
+/// (a long-lived caller such as the API server calls this on SIGCHLD); the number reaped.
+/// Other children are left to whoever waits for them.
+pub fn reap_monitors() -> usize {
+    let mut spawned = SPAWNED_MONITORS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let before = spawned.len();
+    spawned.retain(|&pid| {
+        let mut status = 0;
+        // SAFETY: waitpid on a child we started; WNOHANG never blocks.
+        let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        // 0: still running; -1: not ours to wait for any more (ECHILD).
+        ret == 0
+    });
+    before - spawned.len()
+}
+
+/// Docker's smallest memory limit (`linuxMinMemory`): 6 MiB.
+pub const MIN_MEMORY: i64 = 6 << 20;
+
+/// How long `kill` and `stop` wait for a monitor to acknowledge a signal: only one too old to
+/// acknowledge takes this long.
+const SIGNAL_ACK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long `wait` gives a monitor that closed its socket to exit (it takes a few seconds at
+/// most: the last flush to its clients).
+const MONITOR_EXIT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The name a removed container's directory has between [`Runtime::take_out`] and
 /// [`delete_removed`]; never a container id.

@@ -23,13 +23,22 @@ use chrono::Utc;
 use crate::attach::{self, FrameBuffer, Hello, Kind};
 use crate::cgroup::{Cgroup, Limits};
 use crate::container::{self, Container, Lock, NetworkSettings, ProcessRef};
+use crate::exitrec::{self, ExitRecord};
 use crate::logs::LogWriter;
+use crate::queue::OutQueue;
 use crate::{overlay, procs, Error, Runtime, STARTER_FD};
 
 /// Read size for container output; the monitor's steady state stays small.
 const CHUNK: usize = 16 * 1024;
-/// Stop reading client input while this much stdin waits for the container.
+/// Stop taking stdin from clients while this much waits for the container; their other
+/// frames (signals, resizes) are still read from every other client.
 const STDIN_HIGH_WATER: usize = 64 * 1024;
+/// Output a client may have waiting before it counts as fallen behind and is dropped.
+pub const CLIENT_QUEUE_LIMIT: usize = 1 << 20;
+/// How long the exit frame may take to reach clients that are still reading.
+const EXIT_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// A round of the exit flush in which no client took anything ends it.
+const EXIT_FLUSH_STALL_MS: libc::c_int = 300;
 
 /// The monitor's command line (after the program name): `--root ROOT [--debug] __monitor ID`.
 /// [`Runtime::start`] writes it and the `dock` binary reads it back with [`Args::parse`]
@@ -104,15 +113,17 @@ pub fn main(root: &Path, id: &str) -> i32 {
             if starter
                 .write_all(&attach::encode(Kind::Started, &pid))
                 .is_ok()
+                && starter.set_nonblocking(true).is_ok()
             {
-                clients.push(Conn {
-                    stream: starter,
-                    hello: Some(hello),
-                    input: FrameBuffer::default(),
-                    dead: false,
-                });
+                let mut conn = Conn::new(starter);
+                conn.hello = Some(hello);
+                clients.push(conn);
             }
             session.clients = clients;
+            // A starter that sends stdin counts even when it is gone already: then the
+            // container's stdin closes right away.
+            session.stdin_clients = usize::from(hello.stdin);
+            session.drop_dead_clients();
             session.serve();
             session.finish();
             std::process::exit(0)
@@ -131,11 +142,48 @@ fn report_error(starter: &mut UnixStream, code: u8, message: &str) {
 }
 
 struct Conn {
+    /// Non-blocking: the monitor never waits for a client.
     stream: UnixStream,
     hello: Option<Hello>,
     input: FrameBuffer,
+    /// Frames the client has not taken yet, bounded (see [`CLIENT_QUEUE_LIMIT`]).
+    output: OutQueue,
+    /// Its next frame is stdin the container has no room for: not read until there is.
+    parked: bool,
+    /// Sent stdin (said so in its hello, or sent a stdin frame).
+    sends_stdin: bool,
     /// Failed or closed; removed after the current poll round, so indices stay valid.
     dead: bool,
+}
+
+impl Conn {
+    fn new(stream: UnixStream) -> Conn {
+        Conn {
+            stream,
+            hello: None,
+            input: FrameBuffer::default(),
+            output: OutQueue::new(CLIENT_QUEUE_LIMIT),
+            parked: false,
+            sends_stdin: false,
+            dead: false,
+        }
+    }
+
+    /// Queues a control frame and writes what the client takes now.
+    fn send_control(&mut self, frame: &[u8]) {
+        self.output.push_control(frame);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if !self.dead && self.output.flush(&self.stream).is_err() {
+            self.dead = true;
+        }
+    }
+
+    fn is_stdin_client(&self) -> bool {
+        !self.dead && (self.sends_stdin || self.hello.is_some_and(|h| h.stdin))
+    }
 }
 
 struct Session {
@@ -152,7 +200,11 @@ struct Session {
     stdin_close: bool,
     listener: UnixListener,
     clients: Vec<Conn>,
+    /// Clients that send stdin; when the last of them goes, the container's stdin closes.
+    stdin_clients: usize,
     log: LogWriter,
+    /// The first failure to write the log, for `inspect` (State.Error) once the run ends.
+    log_error: Option<String>,
     exit: Option<i32>,
     cgroup: Cgroup,
     /// `--rm`: the container leaves the store when it exits.
@@ -183,14 +235,19 @@ impl Session {
             listener
                 .set_nonblocking(true)
                 .map_err(|e| runtime_err(Error::io(&socket, e)))?;
-            let me = std::process::id() as i32;
+            let me = own_process();
+            // Where the exit will be recorded, allocated now: a full disk fails this start,
+            // never the record of its end.
+            let record = paths.exit_record();
+            if let Err(e) = exitrec::prepare(&record, me) {
+                let _ = fs::remove_file(&socket);
+                return Err(runtime_err(Error::io(&record, e)));
+            }
             c.state.running = true;
             c.state.pid = 0;
             c.state.oom_killed = false;
-            c.monitor = Some(ProcessRef {
-                pid: me,
-                start_time: procs::start_time(me).unwrap_or_default(),
-            });
+            c.state.error = String::new();
+            c.monitor = Some(me);
             c.init = None;
             if let Err(e) = container::save(&paths.config(), &c) {
                 let _ = fs::remove_file(&socket);
@@ -374,7 +431,9 @@ impl Session {
                 stdin_close: false,
                 listener,
                 clients: Vec::new(),
+                stdin_clients: 0,
                 log,
+                log_error: None,
                 exit: None,
                 cgroup: cgroup
                     .take()
@@ -396,7 +455,7 @@ impl Session {
                     }
                 }
                 let _ = overlay::unmount(&paths.rootfs());
-                if let Some(dir) = record_exit(&rt, id, code as i32, false) {
+                if let Some(dir) = record_exit(&rt, id, code as i32, false, &[]) {
                     crate::delete_removed(&dir);
                 }
                 let _ = fs::remove_file(paths.socket());
@@ -439,10 +498,14 @@ impl Session {
                     add(stdin.as_raw_fd(), libc::POLLOUT, Slot::Stdin);
                 }
             }
-            if self.stdin_pending.len() < STDIN_HIGH_WATER {
-                for (i, conn) in self.clients.iter().enumerate() {
-                    add(conn.stream.as_raw_fd(), libc::POLLIN, Slot::Client(i));
+            // Every client is watched: a parked one only for hang-ups (poll reports those
+            // unasked), the others for frames, and those with output waiting for room.
+            for (i, conn) in self.clients.iter().enumerate() {
+                let mut events = if conn.parked { 0 } else { libc::POLLIN };
+                if !conn.output.is_empty() {
+                    events |= libc::POLLOUT;
                 }
+                add(conn.stream.as_raw_fd(), events, Slot::Client(i));
             }
             let timeout = if startup_pages {
                 IDLE_BEFORE_RELEASE_MS
@@ -473,15 +536,48 @@ impl Session {
                     Slot::Out => self.pump_output(true, &mut buf),
                     Slot::Err => self.pump_output(false, &mut buf),
                     Slot::Stdin => self.flush_stdin(),
-                    Slot::Client(i) => {
-                        if !self.clients[i].dead && !self.read_client(i, &mut buf) {
-                            self.clients[i].dead = true;
-                        }
-                    }
+                    Slot::Client(i) => self.serve_client(i, pfd.revents, &mut buf),
                 }
             }
-            self.clients.retain(|conn| !conn.dead);
+            self.drop_dead_clients();
         }
+    }
+
+    fn serve_client(&mut self, i: usize, revents: libc::c_short, buf: &mut [u8]) {
+        if self.clients[i].dead {
+            return;
+        }
+        if revents & libc::POLLOUT != 0 {
+            self.clients[i].flush();
+        }
+        if self.clients[i].parked {
+            if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                self.clients[i].dead = true;
+            }
+            return;
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            && !self.read_client(i, buf)
+        {
+            self.clients[i].dead = true;
+        }
+    }
+
+    fn count_stdin_clients(&self) -> usize {
+        self.clients.iter().filter(|c| c.is_stdin_client()).count()
+    }
+
+    /// Forgets closed and dropped clients; when the last one that sent stdin is gone, the
+    /// container's stdin closes (once what they sent reached it).
+    fn drop_dead_clients(&mut self) {
+        self.clients.retain(|conn| !conn.dead);
+        let now = self.count_stdin_clients();
+        if now == 0 && self.stdin_clients > 0 && self.stdin.is_some() {
+            tracing::debug!(id = %self.id, "the last stdin client left");
+            self.stdin_close = true;
+            self.flush_stdin();
+        }
+        self.stdin_clients = now;
     }
 
     fn reap(&mut self) {
@@ -499,6 +595,8 @@ impl Session {
             tracing::debug!(id = %self.id, code, "container exited");
             self.exit = Some(code);
             self.stdin = None;
+            self.stdin_pending.clear();
+            self.unpark_clients();
         } else if ret < 0 {
             self.exit = Some(GONE_EXIT_CODE);
         }
@@ -508,13 +606,9 @@ impl Session {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    let _ = stream.set_nonblocking(false);
-                    self.clients.push(Conn {
-                        stream,
-                        hello: None,
-                        input: FrameBuffer::default(),
-                        dead: false,
-                    });
+                    if stream.set_nonblocking(true).is_ok() {
+                        self.clients.push(Conn::new(stream));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return,
@@ -538,6 +632,8 @@ impl Session {
         }
     }
 
+    /// Output goes to the log, then into each client's queue: never waits for a client, and
+    /// drops one whose queue is full.
     fn broadcast(&mut self, stdout: bool, n: usize, buf: &[u8]) {
         let data = &buf[..n];
         let (stream_name, kind) = if stdout {
@@ -547,13 +643,22 @@ impl Session {
         };
         if let Err(e) = self.log.write(stream_name, data) {
             tracing::debug!(error = %e, "writing the container log failed");
+            if self.log_error.is_none() {
+                self.log_error = Some(format!("writing the log: {e}"));
+            }
         }
         let frame = attach::encode(kind, data);
         for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
             let wants = conn
                 .hello
                 .is_some_and(|h| if stdout { h.stdout } else { h.stderr });
-            if wants && conn.stream.write_all(&frame).is_err() {
+            if !wants {
+                continue;
+            }
+            if conn.output.push_data(&frame) {
+                conn.flush();
+            } else {
+                tracing::debug!(id = %self.id, "dropping a client that fell behind");
                 conn.dead = true;
             }
         }
@@ -562,6 +667,7 @@ impl Session {
     fn flush_stdin(&mut self) {
         let Some(stdin) = &mut self.stdin else {
             self.stdin_pending.clear();
+            self.unpark_clients();
             return;
         };
         while !self.stdin_pending.is_empty() {
@@ -570,18 +676,41 @@ impl Session {
                     self.stdin_pending.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
                     // The container closed its stdin.
                     self.stdin = None;
                     self.stdin_pending.clear();
-                    return;
+                    break;
                 }
             }
         }
-        if self.stdin_close && self.tty.is_none() {
+        if self.stdin.is_some()
+            && self.stdin_pending.is_empty()
+            && self.stdin_close
+            && self.tty.is_none()
+        {
             tracing::debug!(id = %self.id, "closing container stdin");
             self.stdin = None;
+        }
+        self.unpark_clients();
+    }
+
+    /// Once the stdin backlog has room again, parked clients' frames are taken up again.
+    fn unpark_clients(&mut self) {
+        if self.stdin.is_some() && self.stdin_pending.len() >= STDIN_HIGH_WATER {
+            return;
+        }
+        for i in 0..self.clients.len() {
+            if self.clients[i].parked && !self.clients[i].dead {
+                self.clients[i].parked = false;
+                if !self.handle_frames(i) {
+                    self.clients[i].dead = true;
+                }
+                if self.stdin.is_some() && self.stdin_pending.len() >= STDIN_HIGH_WATER {
+                    return;
+                }
+            }
         }
     }
 
@@ -590,11 +719,35 @@ impl Session {
         let n = match self.clients[i].stream.read(buf) {
             Ok(0) => return false,
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                return true
+            }
             Err(_) => return false,
         };
         self.clients[i].input.extend(&buf[..n]);
+        self.handle_frames(i)
+    }
+
+    /// Handles the client's complete frames, up to one carrying stdin the container has no
+    /// room for (the client is parked then); `false` when the client sent garbage.
+    fn handle_frames(&mut self, i: usize) -> bool {
         loop {
+            match self.clients[i].input.peek_kind() {
+                Ok(Some(Kind::Stdin))
+                    if self.stdin.is_some() && self.stdin_pending.len() >= STDIN_HIGH_WATER =>
+                {
+                    self.clients[i].parked = true;
+                    return true;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
             let frame = match self.clients[i].input.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return true,
@@ -607,16 +760,17 @@ impl Session {
                         self.resize(hello.rows, hello.cols);
                     }
                     self.clients[i].hello = Some(hello);
-                    let offset = self.log.len().to_be_bytes();
-                    if self.clients[i]
-                        .stream
-                        .write_all(&attach::encode(Kind::Attached, &offset))
-                        .is_err()
-                    {
-                        return false;
+                    if hello.stdin {
+                        self.stdin_clients = self.count_stdin_clients();
                     }
+                    let offset = self.log.len().to_be_bytes();
+                    self.clients[i].send_control(&attach::encode(Kind::Attached, &offset));
                 }
                 (Kind::Stdin, data) => {
+                    if !self.clients[i].sends_stdin {
+                        self.clients[i].sends_stdin = true;
+                        self.stdin_clients = self.count_stdin_clients();
+                    }
                     if data.is_empty() {
                         self.stdin_close = true;
                     } else if self.stdin.is_some() {
@@ -632,13 +786,27 @@ impl Session {
                 }
                 (Kind::Signal, data) if data.len() >= 4 => {
                     let signo = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
-                    if self.exit.is_none() {
+                    let errno = if self.exit.is_none() {
                         tracing::debug!(id = %self.id, signo, "forwarding signal");
                         // SAFETY: our own unreaped child; its pid cannot be reused yet.
-                        unsafe { libc::kill(self.init, signo) };
-                    }
+                        if unsafe { libc::kill(self.init, signo) } == 0 {
+                            0
+                        } else {
+                            io::Error::last_os_error()
+                                .raw_os_error()
+                                .unwrap_or(libc::EIO)
+                        }
+                    } else {
+                        libc::ESRCH
+                    };
+                    // Acknowledged once sent, so `kill` returns after the signal is pending.
+                    self.clients[i]
+                        .send_control(&attach::encode(Kind::Signaled, &errno.to_be_bytes()));
                 }
                 _ => {}
+            }
+            if self.clients[i].dead {
+                return true;
             }
         }
     }
@@ -667,59 +835,103 @@ impl Session {
         // they share nothing, and each part takes a few hundred microseconds.
         let cgroup = self.cgroup.clone();
         let id = self.id.clone();
-        let remove_cgroup = move || {
-            if let Err(e) = cgroup.remove() {
+        let remove_cgroup = move || match cgroup.remove() {
+            Ok(()) => None,
+            Err(e) => {
                 tracing::warn!(%id, error = %e, "removing the cgroup failed");
+                Some(format!("removing the cgroup: {e}"))
             }
         };
-        let cgroup_removal = match std::thread::Builder::new()
+        let (cgroup_removal, mut cgroup_problem) = match std::thread::Builder::new()
             .name("cgroup".into())
             .spawn(remove_cgroup.clone())
         {
-            Ok(handle) => Some(handle),
-            Err(_) => {
-                remove_cgroup();
-                None
-            }
+            Ok(handle) => (Some(handle), None),
+            Err(_) => (None, remove_cgroup()),
         };
-        let wait_for_cgroup = |removal: Option<std::thread::JoinHandle<()>>| {
-            if let Some(handle) = removal {
-                let _ = handle.join();
-            }
+        let wait_for_cgroup = |removal: Option<std::thread::JoinHandle<Option<String>>>| {
+            removal.and_then(|handle| handle.join().ok().flatten())
         };
+        // What went wrong on the way out is kept in State.Error, where `inspect` shows it.
+        let mut problems: Vec<String> = self.log_error.take().into_iter().collect();
         if let Some(net) = &self.network {
             // Every process of the container is gone, so its network namespace is too: the
             // kernel deletes the veth pair with it, and we release the rest.
             tracing::debug!(id = %self.id, "releasing the network");
             if let Err(e) = net.release(&self.id) {
                 tracing::warn!(id = %self.id, error = %e, "releasing the network failed");
+                problems.push(format!("releasing the network: {e}"));
             }
         }
         let paths = self.rt.paths(&self.id);
         if let Err(e) = overlay::detach(&paths.rootfs()) {
             tracing::warn!(id = %self.id, error = %e, "unmounting the rootfs failed");
+            problems.push(format!("unmounting the rootfs: {e}"));
         }
         // State first, then the socket: a client that cannot connect reads the exit. A kept
         // container's exit is recorded once its cgroup is gone, so that a start right after
         // finds the name free; a --rm container leaves the store and its files go meanwhile
         // (no start can come back to it).
         if self.auto_remove {
-            if let Some(dir) = record_exit(&self.rt, &self.id, code, oom) {
+            if let Some(dir) = record_exit(&self.rt, &self.id, code, oom, &problems) {
                 crate::delete_removed(&dir);
             }
             wait_for_cgroup(cgroup_removal);
         } else {
-            wait_for_cgroup(cgroup_removal);
-            record_exit(&self.rt, &self.id, code, oom);
+            if let Some(problem) = wait_for_cgroup(cgroup_removal).or(cgroup_problem.take()) {
+                problems.push(problem);
+            }
+            record_exit(&self.rt, &self.id, code, oom, &problems);
         }
         let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
         for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
-            let _ = conn.stream.write_all(&frame);
+            conn.send_control(&frame);
         }
+        flush_before_exit(&mut self.clients);
         // The connections close when this process is gone, not before: a client that sees
         // the end of its connection knows the monitor no longer exists.
         std::mem::forget(std::mem::take(&mut self.clients));
+    }
+}
+
+/// Gives clients that still read a moment to take their last output and the exit frame;
+/// ends when all did, when none took anything for a while, or at [`EXIT_FLUSH_LIMIT`].
+fn flush_before_exit(clients: &mut [Conn]) {
+    let deadline = std::time::Instant::now() + EXIT_FLUSH_LIMIT;
+    loop {
+        let mut fds: Vec<libc::pollfd> = clients
+            .iter()
+            .filter(|conn| !conn.dead && !conn.output.is_empty())
+            .map(|conn| libc::pollfd {
+                fd: conn.stream.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() || std::time::Instant::now() >= deadline {
+            return;
+        }
+        // SAFETY: poll over a live array of pollfd.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                EXIT_FLUSH_STALL_MS,
+            )
+        };
+        if n == 0 {
+            return;
+        }
+        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+        for conn in clients
+            .iter_mut()
+            .filter(|c| !c.dead && !c.output.is_empty())
+        {
+            conn.flush();
+        }
     }
 }
 
@@ -749,8 +961,27 @@ struct Stdio {
 
 /// Records the end of a run (or a failed start) in config.json; `--rm` takes the container out
 /// of the store and returns its directory, for the caller to delete.
-fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> {
+fn record_exit(
+    rt: &Runtime,
+    id: &str,
+    code: i32,
+    oom: bool,
+    problems: &[String],
+) -> Option<PathBuf> {
     let paths = rt.paths(id);
+    let finished_at = Utc::now();
+    let error = problems.join("; ");
+    let mut record = ExitRecord {
+        monitor: own_process(),
+        exit_code: Some(code),
+        oom_killed: oom,
+        finished_at: Some(finished_at),
+        error: error.clone(),
+    };
+    // First, and in place: this works on a full disk, where config.json cannot be replaced.
+    if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
+        tracing::warn!(%id, error = %e, "writing the exit record failed");
+    }
     let result = (|| -> crate::Result<Option<PathBuf>> {
         let _lock = Lock::acquire(&paths.lock())?;
         let mut c: Container = container::load(&paths.config())?;
@@ -762,7 +993,8 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> 
         c.state.pid = 0;
         c.state.exit_code = code;
         c.state.oom_killed = oom;
-        c.state.finished_at = Utc::now();
+        c.state.finished_at = finished_at;
+        c.state.error = error.clone();
         c.monitor = None;
         c.init = None;
         c.network_settings = NetworkSettings::default();
@@ -770,8 +1002,27 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> 
     })();
     result.unwrap_or_else(|e| {
         tracing::warn!(%id, error = %e, "recording the exit failed");
+        // The next command that reads the container finds the exit here, and why.
+        let failed = format!("recording the exit failed: {e}");
+        record.error = if error.is_empty() {
+            failed
+        } else {
+            format!("{error}; {failed}")
+        };
+        if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
+            tracing::warn!(%id, error = %e, "writing the exit record failed");
+        }
         None
     })
+}
+
+/// This process as the container's config names its monitor.
+fn own_process() -> ProcessRef {
+    let pid = std::process::id() as i32;
+    ProcessRef {
+        pid,
+        start_time: procs::start_time(pid).unwrap_or_default(),
+    }
 }
 
 /// Drops from our page tables the clean code and read-only data pages that starting up
