@@ -186,10 +186,11 @@ fn always_restarts_in_its_monitor_until_stopped() {
 #[test]
 fn pids_limit_stops_a_fork_bomb() {
     let root = DockRoot::with_busybox();
-    // A bounded fork bomb: a hundred sleepers; counting /proc needs no fork (a glob).
+    // A bounded fork bomb: a subshell forks a hundred sleepers, and dies at the first fork
+    // the limit refuses; counting /proc then needs no fork (a glob).
     let out = root.busybox_sh(
         &["--pids-limit", "20"],
-        "n=0; while [ $n -lt 100 ]; do sleep 1000 & n=$((n+1)); done; \
+        "(n=0; while [ $n -lt 100 ]; do sleep 1000 & n=$((n+1)); done); \
          set -- /proc/[0-9]*; echo procs $#",
     );
     let text = stdout(&out);
