@@ -584,6 +584,48 @@ mod tests {
     }
 
     #[test]
+    fn restart_policies_parse_check_and_decide_as_dockers() {
+        let p = RestartPolicy::parse("on-failure:2").unwrap();
+        assert_eq!((p.name.as_str(), p.maximum_retry_count), ("on-failure", 2));
+        assert!(RestartPolicy::parse("").unwrap().is_none());
+        assert!(RestartPolicy::parse("no").unwrap().is_none());
+        for (text, message) in [
+            ("bogus", "unknown policy 'bogus'"),
+            ("on-failure:x", "maximum retry count must be an integer"),
+            ("always:1", "can only be used with 'on-failure'"),
+            ("on-failure:-1", "cannot be negative"),
+        ] {
+            let err = RestartPolicy::parse(text).unwrap_err().to_string();
+            assert!(err.starts_with("invalid restart policy: "), "{err}");
+            assert!(err.contains(message), "{text}: {err}");
+        }
+        // on-failure: only failures, at most N times (0: no maximum).
+        assert!(p.should_restart(3, 0, false));
+        assert!(p.should_restart(3, 1, false));
+        assert!(!p.should_restart(3, 2, false));
+        assert!(!p.should_restart(0, 0, false));
+        let unbounded = RestartPolicy::parse("on-failure").unwrap();
+        assert!(unbounded.should_restart(1, 1000, false));
+        let always = RestartPolicy::parse("always").unwrap();
+        assert!(always.should_restart(0, 1000, false));
+        assert!(!always.should_restart(0, 0, true));
+        assert!(!RestartPolicy::default().should_restart(1, 0, false));
+
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        assert_eq!(restart_delay(None, ms(5)), ms(100));
+        assert_eq!(restart_delay(Some(ms(100)), ms(5)), ms(200));
+        assert_eq!(
+            restart_delay(Some(ms(51_200)), ms(5)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            restart_delay(Some(ms(800)), Duration::from_secs(10)),
+            ms(100)
+        );
+    }
+
+    #[test]
     fn save_replaces_the_file_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");

@@ -1461,6 +1461,96 @@ mod tests {
     }
 
     #[test]
+    fn the_daemon_starts_what_restart_policies_bring_back() {
+        let mut c: Container = serde_json::from_str(
+            r#"{"Id":"x","Created":"2024-01-01T00:00:00Z","Path":"true","Args":[],"Config":{},
+                "State":{"Running":false,"Pid":0,"ExitCode":137,"StartedAt":"2024-01-01T00:00:00Z"},
+                "Image":"y","NetworkSettings":{},"Name":"n"}"#,
+        )
+        .unwrap();
+        let policy = |c: &mut Container, text: &str| {
+            c.host_config.restart_policy = RestartPolicy::parse(text).unwrap()
+        };
+        // Stopped the ordinary way: only the daemon's start brings `always` back.
+        policy(&mut c, "always");
+        assert!(!wants_policy_start(&c, false));
+        assert!(wants_policy_start(&c, true));
+        c.has_been_manually_stopped = true;
+        assert!(wants_policy_start(&c, true));
+        policy(&mut c, "unless-stopped");
+        assert!(!wants_policy_start(&c, true));
+        // Its monitor vanished: brought back, unless the user stopped it.
+        c.has_been_manually_stopped = false;
+        c.monitor_lost = true;
+        assert!(wants_policy_start(&c, false));
+        policy(&mut c, "on-failure:2");
+        c.restart_count = 1;
+        assert!(wants_policy_start(&c, false));
+        c.restart_count = 2;
+        assert!(!wants_policy_start(&c, false));
+        policy(&mut c, "no");
+        assert!(!wants_policy_start(&c, false) && !wants_policy_start(&c, true));
+        // Never started, or running: left alone.
+        policy(&mut c, "always");
+        c.state.running = true;
+        assert!(!wants_policy_start(&c, true));
+        c.state = State::default();
+        assert!(!wants_policy_start(&c, true));
+    }
+
+    #[test]
+    fn run_flags_are_checked_and_adjusted_as_docker_does() {
+        let mut opts = CreateOptions {
+            host_config: HostConfig {
+                cpu_shares: -5,
+                pids_limit: Some(-1),
+                ..HostConfig::default()
+            },
+            ..CreateOptions::default()
+        };
+        check_run_flags(&mut opts, NetworkMode::Bridge).unwrap();
+        assert_eq!(opts.host_config.cpu_shares, cgroup::MIN_CPU_SHARES);
+        assert_eq!(opts.host_config.pids_limit, None);
+        assert_eq!(opts.host_config.restart_policy.name, "no");
+        opts.host_config.cpu_shares = 1 << 30;
+        opts.port_specs = vec!["8080:80".into()];
+        check_run_flags(&mut opts, NetworkMode::Host).unwrap();
+        assert_eq!(opts.host_config.cpu_shares, cgroup::MAX_CPU_SHARES);
+        assert!(opts.port_specs.is_empty());
+        assert_eq!(opts.host_config.network_mode, "host");
+        assert_eq!(opts.hostname, host_name());
+        for (change, message) in [
+            (
+                (|o: &mut CreateOptions| o.host_config.nano_cpus = 1_000) as fn(&mut CreateOptions),
+                "Range of CPUs is from 0.01 to",
+            ),
+            (
+                |o: &mut CreateOptions| o.memory_swap = 1 << 30,
+                "You should always set the Memory limit",
+            ),
+            (
+                |o: &mut CreateOptions| {
+                    o.memory = 1 << 30;
+                    o.memory_swap = 1 << 20;
+                },
+                "Minimum memoryswap limit should be larger than memory limit",
+            ),
+            (
+                |o: &mut CreateOptions| {
+                    o.auto_remove = true;
+                    o.host_config.restart_policy = RestartPolicy::parse("always").unwrap();
+                },
+                "Conflicting options: --restart and --rm",
+            ),
+        ] {
+            let mut opts = CreateOptions::default();
+            change(&mut opts);
+            let err = check_run_flags(&mut opts, NetworkMode::Bridge).unwrap_err();
+            assert!(err.to_string().contains(message), "{err}");
+        }
+    }
+
+    #[test]
     fn memory_sizes() {
         assert_eq!(parse_memory("1024"), Some(1024));
         assert_eq!(parse_memory("512m"), Some(512 << 20));
