@@ -353,7 +353,7 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
         let mut cgroup: Option<Cgroup> = None;
         let mut network: Option<netmgr::Network> = None;
         let result = (|| -> Result<Run, LaunchError> {
-            let lowers = rt.lowers(&c).map_err(runtime_err)?;
+            let lowers = rt.lowers(c).map_err(runtime_err)?;
             let rootfs = paths.rootfs();
             if overlay::is_mounted(&rootfs) {
                 overlay::unmount(&rootfs).map_err(runtime_err)?;
@@ -522,7 +522,7 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                     pid,
                     start_time: procs::start_time(pid).unwrap_or_default(),
                 });
-                container::save(&paths.config(), &c).map_err(runtime_err)?;
+                container::save(&paths.config(), c).map_err(runtime_err)?;
             }
             Ok(Run {
                 init: pid,
