@@ -88,15 +88,22 @@ async fn run(listen: Listen, tls: Option<TlsAcceptor>, state: Arc<State>) -> Res
     let mut policy_sweep = tokio::time::interval(POLICY_SWEEP);
     policy_sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first_sweep = true;
+    let sweeping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = policy_sweep.tick() => {
-                let at_start = std::mem::take(&mut first_sweep);
-                let state = state.clone();
-                // One sweep at a time: the next tick waits for this one.
-                let _ = tokio::task::spawn_blocking(move || sweep_restart_policies(&state, at_start)).await;
+                // One sweep at a time, off the accept loop; a tick during one is skipped
+                // (the first, at the start, is never skipped: nothing runs before it).
+                if !sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    let at_start = std::mem::take(&mut first_sweep);
+                    let (state, sweeping) = (state.clone(), sweeping.clone());
+                    tokio::task::spawn_blocking(move || {
+                        sweep_restart_policies(&state, at_start);
+                        sweeping.store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
             }
             // Monitors started here are our children until they exit.
             _ = child_exited.recv() => {
