@@ -244,11 +244,41 @@ pub struct RunArgs {
     /// Pull the image before creating the container: missing, always or never
     #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["missing", "always", "never"])]
     pull: String,
-    /// The image to run
+    /// The image to run, then the command and its arguments
+    ///
+    /// One positional list, so that option parsing stops at the image as Docker's does:
+    /// `run IMG sh -c ...`, `run IMG ls -la` pass `-c`, `-l` and `-a` to the command.
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    image_and_command: Vec<String>,
+    /// The image (the first of `image_and_command`, see [`RunArgs::split`]).
+    #[arg(skip)]
     image: String,
-    /// The command and its arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(skip)]
     command: Vec<String>,
+}
+
+impl RunArgs {
+    /// Fills `image` and `command` from the positional list; an option clap did not know
+    /// (so taken as the image) is an error, as Docker's "unknown flag".
+    fn split(&mut self) -> anyhow::Result<()> {
+        let mut rest = std::mem::take(&mut self.image_and_command).into_iter();
+        self.image = rest.next().unwrap_or_default();
+        if self.image.starts_with('-') {
+            return Err(Failure {
+                code: 125,
+                message: format!("unknown flag: {}", self.image),
+            }
+            .into());
+        }
+        self.command = rest.collect();
+        Ok(())
+    }
 }
 
 fn parse_memory(s: &str) -> Result<i64, String> {
@@ -433,10 +463,12 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
     let rt = runtime(ctx)?;
     match cmd {
         ContainerCommand::Run(mut args) => {
+            args.split()?;
             args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;
             run_container(&rt, args)
         }
         ContainerCommand::Create(mut args) => {
+            args.split()?;
             args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;
             let c = create_container(&rt, &args)?;
             println!("{}", c.id);
@@ -1199,6 +1231,33 @@ mod tests {
             ]
         );
         assert!(parse_filters(&["nope=1".into()]).is_err());
+    }
+
+    #[test]
+    fn options_stop_at_the_image() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: ContainerCommand,
+        }
+        let parse = |line: &[&str]| {
+            let cli = <Cli as clap::Parser>::try_parse_from(line).unwrap();
+            let ContainerCommand::Run(mut args) = cli.command else {
+                panic!("not run")
+            };
+            args.split().unwrap();
+            args
+        };
+        let args = parse(&[
+            "dock", "run", "-l", "a=b", "-a", "stdout", "bb", "ls", "-la", "-c",
+        ]);
+        assert_eq!(args.image, "bb");
+        assert_eq!(args.command, ["ls", "-la", "-c"]);
+        assert_eq!(args.label, ["a=b"]);
+        assert_eq!(args.attach, [Stream::Stdout]);
+        let args = parse(&["dock", "run", "-c", "512", "bb", "sh", "-c", "echo hi"]);
+        assert_eq!(args.cpu_shares, Some(512));
+        assert_eq!(args.command, ["sh", "-c", "echo hi"]);
     }
 
     #[test]
