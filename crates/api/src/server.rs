@@ -84,10 +84,27 @@ async fn run(listen: Listen, tls: Option<TlsAcceptor>, state: Arc<State>) -> Res
     let listener = Listener::bind(&listen, tls)?;
     let connections = Arc::new(Semaphore::new(limits::max_connections()));
     tracing::info!(%listen, "API listening");
+    // Restart policies: at the start (after a reboot, say) and then each sweep.
+    let mut policy_sweep = tokio::time::interval(POLICY_SWEEP);
+    policy_sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first_sweep = true;
+    let sweeping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
+            _ = policy_sweep.tick() => {
+                // One sweep at a time, off the accept loop; a tick during one is skipped
+                // (the first, at the start, is never skipped: nothing runs before it).
+                if !sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    let at_start = std::mem::take(&mut first_sweep);
+                    let (state, sweeping) = (state.clone(), sweeping.clone());
+                    tokio::task::spawn_blocking(move || {
+                        sweep_restart_policies(&state, at_start);
+                        sweeping.store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
+            }
             // Monitors started here are our children until they exit.
             _ = child_exited.recv() => {
                 let reaped = runtime::reap_monitors();
@@ -104,6 +121,20 @@ async fn run(listen: Listen, tls: Option<TlsAcceptor>, state: Arc<State>) -> Res
     }
     tracing::info!(%listen, "API stopping");
     Ok(())
+}
+
+/// How often the daemon looks for containers their restart policy brings back (a monitor
+/// killed, the machine rebooted): what Docker's daemon does for its containers.
+const POLICY_SWEEP: Duration = Duration::from_secs(1);
+
+/// Starts what [`runtime::wants_policy_start`] names; `at_start` at the daemon's start.
+fn sweep_restart_policies(state: &State, at_start: bool) {
+    for (id, result) in state.runtime.start_by_policies(at_start) {
+        match result {
+            Ok(()) => tracing::info!(%id, "restarted by its restart policy"),
+            Err(e) => tracing::warn!(%id, error = %e, "restart policy: starting failed"),
+        }
+    }
 }
 
 /// A bound socket; a unix socket file is removed again when this is dropped.

@@ -124,7 +124,13 @@ pub fn main(root: &Path, id: &str) -> i32 {
             // container's stdin closes right away.
             session.stdin_clients = usize::from(hello.stdin);
             session.drop_dead_clients();
-            session.serve();
+            // Each run, and the runs its restart policy adds.
+            loop {
+                session.serve();
+                if !session.restart() {
+                    break;
+                }
+            }
             session.finish();
             std::process::exit(0)
         }
@@ -211,6 +217,22 @@ struct Session {
     auto_remove: bool,
     /// The bridge network the container is connected to; None with `--network none`.
     network: Option<netmgr::Network>,
+    // -- restart policy --
+    policy: crate::RestartPolicy,
+    /// `StopSignal`, when the container has one.
+    stop_signal: Option<i32>,
+    /// A client's kill or stop ended (or ends) this run: no restart (Docker's ExitOnNext).
+    exit_on_next: bool,
+    run_started: std::time::Instant,
+    /// The last restart's backoff.
+    delay: Option<std::time::Duration>,
+    /// Terminal size for the next runs.
+    hello: Hello,
+    /// The last run's cgroup, network and rootfs are released already.
+    released: bool,
+    /// What went wrong releasing or relaunching, for the exit record.
+    problems: Vec<String>,
+    last_oom: bool,
 }
 
 type LaunchError = (u8, String);
@@ -249,6 +271,8 @@ impl Session {
             c.state.error = String::new();
             c.monitor = Some(me);
             c.init = None;
+            c.state.restarting = false;
+            c.monitor_lost = false;
             if let Err(e) = container::save(&paths.config(), &c) {
                 let _ = fs::remove_file(&socket);
                 return Err(runtime_err(e));
@@ -257,11 +281,79 @@ impl Session {
         };
         tracing::debug!(%id, "monitor claimed the container");
 
+        let hello_for_runs = Hello {
+            stdin: false,
+            ..hello
+        };
+        match start_run(&rt, id, &mut c, hello) {
+            Ok(run) => Ok(Session {
+                id: id.to_string(),
+                init: run.init,
+                pidfd: run.pidfd,
+                out: run.out,
+                err: run.err,
+                tty: run.tty,
+                stdin: run.stdin,
+                stdin_pending: Vec::new(),
+                stdin_close: false,
+                listener,
+                clients: Vec::new(),
+                stdin_clients: 0,
+                log: run.log,
+                log_error: None,
+                exit: None,
+                cgroup: run.cgroup,
+                auto_remove: c.auto_remove,
+                network: run.network,
+                policy: c.host_config.restart_policy.clone(),
+                stop_signal: (!c.config.stop_signal.is_empty())
+                    .then(|| procs::signal_number(&c.config.stop_signal))
+                    .flatten(),
+                exit_on_next: false,
+                run_started: std::time::Instant::now(),
+                delay: None,
+                hello: hello_for_runs,
+                released: false,
+                problems: Vec::new(),
+                last_oom: false,
+                rt,
+            }),
+            Err((code, message)) => {
+                tracing::debug!(%id, code, %message, "container failed to start");
+                if let Some(dir) = record_exit(&rt, id, code as i32, false, &[], false) {
+                    crate::delete_removed(&dir);
+                }
+                let _ = fs::remove_file(paths.socket());
+                Err((code, message))
+            }
+        }
+    }
+}
+
+/// What one run of the container holds.
+struct Run {
+    init: i32,
+    pidfd: OwnedFd,
+    out: Option<File>,
+    err: Option<File>,
+    tty: Option<OwnedFd>,
+    stdin: Option<File>,
+    log: LogWriter,
+    cgroup: Cgroup,
+    network: Option<netmgr::Network>,
+}
+
+/// Mounts the rootfs, creates the cgroup, spawns the init and connects the network for one run
+/// of claimed container `c`, and records it as started; on failure releases what it took.
+fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<Run, LaunchError> {
+    let runtime_err = |e: Error| (125u8, e.to_string());
+    let paths = rt.paths(id);
+    {
         let cgroup_parent = rt.cgroup_parent();
         let mut cgroup: Option<Cgroup> = None;
         let mut network: Option<netmgr::Network> = None;
-        let result = (|| -> Result<Session, LaunchError> {
-            let lowers = rt.lowers(&c).map_err(runtime_err)?;
+        let result = (|| -> Result<Run, LaunchError> {
+            let lowers = rt.lowers(c).map_err(runtime_err)?;
             let rootfs = paths.rootfs();
             if overlay::is_mounted(&rootfs) {
                 overlay::unmount(&rootfs).map_err(runtime_err)?;
@@ -282,6 +374,9 @@ impl Session {
                 } else {
                     crate::devices::DeviceAccess::Default
                 },
+                pids: c.host_config.pids_limit.filter(|n| *n > 0),
+                nano_cpus: (c.host_config.nano_cpus > 0).then_some(c.host_config.nano_cpus),
+                cpu_shares: (c.host_config.cpu_shares > 0).then_some(c.host_config.cpu_shares),
             };
             tracing::debug!(%id, parent = %cgroup_parent, ?limits, "creating cgroup");
             let cg = Cgroup::create(&cgroup_parent, id, &limits)
@@ -338,6 +433,11 @@ impl Session {
                     .map_err(|e| runtime_err(Error::Cgroup(e.to_string())))?,
                 security: crate::security::for_container(rt.root(), &c.host_config)
                     .map_err(|e| (125u8, e.to_string()))?,
+                run: sysinit::RunFlags {
+                    init: c.host_config.init.unwrap_or(false),
+                    readonly_rootfs: c.host_config.readonly_rootfs,
+                    host_network: c.host_config.network_mode == "host",
+                },
             };
             let port_specs =
                 crate::imageconfig::publish_specs(&c.config, c.host_config.publish_all_ports)
@@ -348,7 +448,12 @@ impl Session {
             let mut endpoint: Option<netmgr::Endpoint> = None;
             let (net_slot, endpoint_slot, rt_ref) = (&mut network, &mut endpoint, &rt);
             let network_disabled = c.config.network_disabled;
+            let host_network = c.host_config.network_mode == "host";
             let spawned = sysinit::spawn(spec, |pid| {
+                if host_network {
+                    tracing::debug!(%id, pid = pid.as_raw(), "network host: nothing to connect");
+                    return Ok(());
+                }
                 if network_disabled {
                     tracing::debug!(%id, pid = pid.as_raw(), "network none: bringing lo up");
                     return loopback_up(pid.as_raw())
@@ -400,9 +505,10 @@ impl Session {
             {
                 let _lock = Lock::acquire(&paths.lock()).map_err(runtime_err)?;
                 if let Ok(current) = container::load(&paths.config()) {
-                    c = current;
+                    *c = current;
                 }
                 c.state.running = true;
+                c.state.restarting = false;
                 c.state.pid = pid;
                 c.state.exit_code = 0;
                 c.state.started_at = Utc::now();
@@ -416,54 +522,38 @@ impl Session {
                     pid,
                     start_time: procs::start_time(pid).unwrap_or_default(),
                 });
-                container::save(&paths.config(), &c).map_err(runtime_err)?;
+                container::save(&paths.config(), c).map_err(runtime_err)?;
             }
-            Ok(Session {
-                rt: Runtime::open(rt.root()).map_err(runtime_err)?,
-                id: id.to_string(),
+            Ok(Run {
                 init: pid,
                 pidfd,
                 out: stdio.out.take(),
                 err: stdio.err.take(),
                 tty: stdio.tty.take(),
                 stdin: stdio.stdin.take(),
-                stdin_pending: Vec::new(),
-                stdin_close: false,
-                listener,
-                clients: Vec::new(),
-                stdin_clients: 0,
                 log,
-                log_error: None,
-                exit: None,
                 cgroup: cgroup
                     .take()
                     .unwrap_or_else(|| Cgroup::open(&cgroup_parent, id)),
-                auto_remove: c.auto_remove,
                 network: network.take(),
             })
         })();
-        match result {
-            Ok(session) => Ok(session),
-            Err((code, message)) => {
-                tracing::debug!(%id, code, %message, "container failed to start");
-                if let Some(cg) = cgroup {
-                    let _ = cg.remove();
-                }
-                if let Some(net) = network {
-                    if let Err(e) = net.disconnect(id) {
-                        tracing::warn!(%id, error = %e, "releasing the network failed");
-                    }
-                }
-                let _ = overlay::unmount(&paths.rootfs());
-                if let Some(dir) = record_exit(&rt, id, code as i32, false, &[]) {
-                    crate::delete_removed(&dir);
-                }
-                let _ = fs::remove_file(paths.socket());
-                Err((code, message))
+        if result.is_err() {
+            if let Some(cg) = cgroup {
+                let _ = cg.remove();
             }
+            if let Some(net) = network {
+                if let Err(e) = net.disconnect(id) {
+                    tracing::warn!(%id, error = %e, "releasing the network failed");
+                }
+            }
+            let _ = overlay::unmount(&paths.rootfs());
         }
+        result
     }
+}
 
+impl Session {
     fn serve(&mut self) {
         let mut buf = vec![0u8; CHUNK];
         // Startup pages are released once the container has been quiet for a moment, so a
@@ -786,6 +876,14 @@ impl Session {
                 }
                 (Kind::Signal, data) if data.len() >= 4 => {
                     let signo = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                    // As Docker's kill: SIGKILL, or the stop signal (any signal when the
+                    // container has none), ends the restarts.
+                    if signo == libc::SIGKILL
+                        || self.stop_signal.is_none()
+                        || self.stop_signal == Some(signo)
+                    {
+                        self.exit_on_next = true;
+                    }
                     let errno = if self.exit.is_none() {
                         tracing::debug!(id = %self.id, signo, "forwarding signal");
                         // SAFETY: our own unreaped child; its pid cannot be reused yet.
@@ -830,6 +928,24 @@ impl Session {
     /// `--rm` container's directory is out of the store by then, and deleted right after.
     fn finish(mut self) {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
+        let manually_stopped = self.exit_on_next;
+        if self.released {
+            // A restart that was called off or could not start: released already.
+            let mut problems = std::mem::take(&mut self.problems);
+            problems.extend(self.log_error.take());
+            if let Some(dir) = record_exit(
+                &self.rt,
+                &self.id,
+                code,
+                self.last_oom,
+                &problems,
+                manually_stopped,
+            ) {
+                crate::delete_removed(&dir);
+            }
+            self.announce_exit(code);
+            return;
+        }
         let oom = self.cgroup.oom_killed();
         // The cgroup's directories go in a thread of their own while the rest is released:
         // they share nothing, and each part takes a few hundred microseconds.
@@ -873,7 +989,9 @@ impl Session {
         // finds the name free; a --rm container leaves the store and its files go meanwhile
         // (no start can come back to it).
         if self.auto_remove {
-            if let Some(dir) = record_exit(&self.rt, &self.id, code, oom, &problems) {
+            if let Some(dir) =
+                record_exit(&self.rt, &self.id, code, oom, &problems, manually_stopped)
+            {
                 crate::delete_removed(&dir);
             }
             wait_for_cgroup(cgroup_removal);
@@ -881,8 +999,14 @@ impl Session {
             if let Some(problem) = wait_for_cgroup(cgroup_removal).or(cgroup_problem.take()) {
                 problems.push(problem);
             }
-            record_exit(&self.rt, &self.id, code, oom, &problems);
+            record_exit(&self.rt, &self.id, code, oom, &problems, manually_stopped);
         }
+        self.announce_exit(code);
+    }
+
+    /// The last steps of the monitor: the socket goes, every client gets the exit frame.
+    fn announce_exit(&mut self, code: i32) {
+        let paths = self.rt.paths(&self.id);
         let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
         for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
@@ -893,6 +1017,170 @@ impl Session {
         // the end of its connection knows the monitor no longer exists.
         std::mem::forget(std::mem::take(&mut self.clients));
     }
+}
+
+/// The restart policy between runs.
+impl Session {
+    /// After a run ended: when the policy says so, releases the run, records the container
+    /// as restarting, ends the clients of that run (each gets its exit), waits Docker's
+    /// backoff while serving new clients (a kill or stop calls the restart off), and starts
+    /// the next run. `false`: no next run, [`Session::finish`] comes.
+    fn restart(&mut self) -> bool {
+        let code = self.exit.unwrap_or(GONE_EXIT_CODE);
+        if self.policy.is_none() || self.exit_on_next {
+            return false;
+        }
+        let paths = self.rt.paths(&self.id);
+        let restarts = match container::load(&paths.config()) {
+            Ok(c) => c.restart_count,
+            Err(_) => return false,
+        };
+        if !self.policy.should_restart(code, restarts, false) {
+            return false;
+        }
+        let delay = crate::container::restart_delay(self.delay, self.run_started.elapsed());
+        self.delay = Some(delay);
+        tracing::debug!(id = %self.id, code, ?delay, restarts, "restart policy restarts the container");
+        self.last_oom = self.cgroup.oom_killed();
+        let mut problems: Vec<String> = self.log_error.take().into_iter().collect();
+        problems.extend(self.release_run());
+        self.released = true;
+        if let Err(e) = record_restarting(&self.rt, &self.id, code, self.last_oom, &problems) {
+            tracing::warn!(id = %self.id, error = %e, "recording the restart failed");
+            self.problems = problems;
+            return false;
+        }
+        let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
+        for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
+            conn.send_control(&frame);
+        }
+        flush_before_exit(&mut self.clients);
+        self.clients.clear();
+        self.stdin_clients = 0;
+        if !self.wait_restart(delay) {
+            return false;
+        }
+        let mut c = match container::load(&paths.config()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.problems.push(format!("restarting: {e}"));
+                return false;
+            }
+        };
+        match start_run(&self.rt, &self.id, &mut c, self.hello) {
+            Ok(run) => {
+                self.init = run.init;
+                self.pidfd = run.pidfd;
+                self.out = run.out;
+                self.err = run.err;
+                self.tty = run.tty;
+                self.stdin = run.stdin;
+                self.log = run.log;
+                self.cgroup = run.cgroup;
+                self.network = run.network;
+                self.stdin_pending.clear();
+                self.stdin_close = false;
+                self.exit = None;
+                self.released = false;
+                self.run_started = std::time::Instant::now();
+                true
+            }
+            Err((code, message)) => {
+                tracing::debug!(id = %self.id, code, %message, "restart failed");
+                self.exit = Some(i32::from(code));
+                self.problems.push(format!("restarting: {message}"));
+                false
+            }
+        }
+    }
+
+    /// Releases what the ended run held: cgroup, network, rootfs; what went wrong.
+    fn release_run(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.cgroup.remove() {
+            problems.push(format!("removing the cgroup: {e}"));
+        }
+        if let Some(net) = self.network.take() {
+            if let Err(e) = net.release(&self.id) {
+                problems.push(format!("releasing the network: {e}"));
+            }
+        }
+        if let Err(e) = overlay::detach(&self.rt.paths(&self.id).rootfs()) {
+            problems.push(format!("unmounting the rootfs: {e}"));
+        }
+        problems
+    }
+
+    /// Serves clients for `delay`; `false` when one of them called the restart off.
+    fn wait_restart(&mut self, delay: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + delay;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            if self.exit_on_next {
+                return false;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            let timeout = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+            let mut fds = vec![libc::pollfd {
+                fd: self.listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            for conn in &self.clients {
+                let mut events = libc::POLLIN;
+                if !conn.output.is_empty() {
+                    events |= libc::POLLOUT;
+                }
+                fds.push(libc::pollfd {
+                    fd: conn.stream.as_raw_fd(),
+                    events,
+                    revents: 0,
+                });
+            }
+            // SAFETY: poll over a live array of pollfd.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n <= 0 {
+                continue;
+            }
+            if fds[0].revents != 0 {
+                self.accept();
+            }
+            for (i, pfd) in fds.iter().enumerate().skip(1) {
+                if pfd.revents != 0 && i - 1 < self.clients.len() {
+                    self.serve_client(i - 1, pfd.revents, &mut buf);
+                }
+            }
+            self.drop_dead_clients();
+        }
+    }
+}
+
+/// Records a run's end that its restart policy follows with another: still running (as
+/// Docker has it), restarting, the exit code, one more restart.
+fn record_restarting(
+    rt: &Runtime,
+    id: &str,
+    code: i32,
+    oom: bool,
+    problems: &[String],
+) -> crate::Result<()> {
+    let paths = rt.paths(id);
+    let _lock = Lock::acquire(&paths.lock())?;
+    let mut c: Container = container::load(&paths.config())?;
+    c.state.running = true;
+    c.state.restarting = true;
+    c.state.pid = 0;
+    c.state.exit_code = code;
+    c.state.oom_killed = oom;
+    c.state.finished_at = Utc::now();
+    c.state.error = problems.join("; ");
+    c.restart_count += 1;
+    c.init = None;
+    c.network_settings = NetworkSettings::default();
+    container::save(&paths.config(), &c)
 }
 
 /// Gives clients that still read a moment to take their last output and the exit frame;
@@ -967,6 +1255,7 @@ fn record_exit(
     code: i32,
     oom: bool,
     problems: &[String],
+    manually_stopped: bool,
 ) -> Option<PathBuf> {
     let paths = rt.paths(id);
     let finished_at = Utc::now();
@@ -990,6 +1279,8 @@ fn record_exit(
             return rt.take_out(id).map(Some);
         }
         c.state.running = false;
+        c.state.restarting = false;
+        c.has_been_manually_stopped = manually_stopped;
         c.state.pid = 0;
         c.state.exit_code = code;
         c.state.oom_killed = oom;
