@@ -81,7 +81,9 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         | E::InvalidSignal(_)
         | E::InvalidPort(_)
         | E::Network(_)
-        | E::Security(_)) => ApiError::bad_request(err.to_string()),
+        | E::Security(_)
+        | E::InvalidOption(_)) => ApiError::bad_request(err.to_string()),
+        E::Volume(e) => crate::volumes::volume_error(e),
         E::Start { code, message } => ApiError::bad_request(start_message(code, message)),
         other => ApiError::internal(other.to_string()),
     }
@@ -237,7 +239,7 @@ fn list_json(c: &Container) -> Value {
         "Status": c.status(human_duration),
         "HostConfig": { "NetworkMode": "default" },
         "NetworkSettings": { "Networks": {} },
-        "Mounts": [],
+        "Mounts": c.mounts.iter().map(|m| m.inspect()).collect::<Vec<_>>(),
     })
 }
 
@@ -283,6 +285,7 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
             port_specs: config.port_specs(),
             auto_remove: config.host_config.auto_remove,
             host_config: config.runtime_host_config(),
+            volumes: config.volumes(),
         };
         let c = state
             .runtime
@@ -406,6 +409,12 @@ fn inspect_json(c: &Container) -> Value {
             "CapDrop": non_empty(&c.host_config.cap_drop),
             "SecurityOpt": non_empty(&c.host_config.security_opt),
             "PublishAllPorts": c.host_config.publish_all_ports,
+            "Binds": non_empty(&c.host_config.binds),
+            "Mounts": c.host_config.mounts,
+            "Tmpfs": c.host_config.tmpfs,
+            "Dns": c.host_config.dns,
+            "DnsSearch": c.host_config.dns_search,
+            "ExtraHosts": non_empty(&c.host_config.extra_hosts),
         },
         "Config": {
             "Hostname": c.config.hostname,
@@ -424,6 +433,9 @@ fn inspect_json(c: &Container) -> Value {
             "Labels": c.config.labels,
             "ExposedPorts": exposed,
             "StopSignal": (!c.config.stop_signal.is_empty()).then_some(&c.config.stop_signal),
+            "Volumes": (!c.config.volumes.is_empty()).then(|| {
+                c.config.volumes.iter().map(|v| (v.clone(), json!({}))).collect::<BTreeMap<_, _>>()
+            }),
         },
         "NetworkSettings": {
             "Ports": published,
@@ -433,7 +445,7 @@ fn inspect_json(c: &Container) -> Value {
             "Bridge": c.network_settings.bridge,
             "Networks": {},
         },
-        "Mounts": [],
+        "Mounts": c.mounts.iter().map(|m| m.inspect()).collect::<Vec<_>>(),
         "GraphDriver": { "Name": "overlay", "Data": {} },
     })
 }
@@ -551,12 +563,13 @@ pub fn parse_signal(text: &str) -> ApiResult<i32> {
 /// `DELETE /containers/{id}?force=`.
 pub async fn remove(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
     let force = query.flag("force");
+    let volumes = query.flag("v");
     blocking(move || {
         let c = find(&state, &name)?;
         tracing::debug!(id = %c.id, force, "removing container");
         state
             .runtime
-            .remove(&c.id, force)
+            .remove_with(&c.id, force, volumes)
             .map_err(|e| runtime_error(e, &name))?;
         state.runs.forget(&c.id);
         Ok(())

@@ -55,6 +55,9 @@ pub struct Config {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub stop_signal: String,
     pub labels: BTreeMap<String, String>,
+    /// Anonymous volumes asked for (`-v /path`): `{"/path": {}}`.
+    #[serde(with = "port_set")]
+    pub volumes: BTreeSet<String>,
 }
 
 impl Config {
@@ -100,6 +103,18 @@ pub struct HostConfig {
     pub security_opt: Vec<String>,
     /// `-P`: every exposed port without a `-p` binding is published on a random host port.
     pub publish_all_ports: bool,
+    /// `-v HOST:CTR[:MODE]` and `-v NAME:CTR[:MODE]`, as given.
+    pub binds: Vec<String>,
+    /// `--mount`, in the API's shape.
+    pub mounts: Vec<crate::volumes::Mount>,
+    /// `--tmpfs CTR[:OPTIONS]`: destination -> options.
+    pub tmpfs: BTreeMap<String, String>,
+    /// `--dns`: the container's nameservers instead of the host's.
+    pub dns: Vec<String>,
+    /// `--dns-search`: its search domains instead of the host's.
+    pub dns_search: Vec<String>,
+    /// `--add-host HOST:IP`, as given.
+    pub extra_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -237,6 +252,9 @@ pub struct Container {
     /// defaults).
     #[serde(default)]
     pub host_config: HostConfig,
+    /// The volumes, binds and tmpfs mounts, made real at create (Docker's `Mounts`).
+    #[serde(default)]
+    pub mounts: Vec<crate::volumes::MountPoint>,
 }
 
 impl Container {
@@ -306,6 +324,11 @@ impl Paths {
     }
     pub fn log(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}-json.log"))
+    }
+    /// Where the container's /etc/hostname, /etc/hosts and /etc/resolv.conf are kept
+    /// (see [`crate::etcfiles`]): the container directory itself, as in Docker.
+    pub fn etc_dir(&self) -> PathBuf {
+        self.dir.clone()
     }
 }
 
@@ -390,7 +413,9 @@ mod tests {
                 cap_drop: vec![],
                 security_opt: vec!["no-new-privileges".into()],
                 publish_all_ports: true,
+                ..HostConfig::default()
             },
+            mounts: vec![],
         };
         let json = serde_json::to_value(&c).unwrap();
         for key in [

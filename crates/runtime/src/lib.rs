@@ -13,6 +13,7 @@ pub mod attach;
 pub mod cgroup;
 pub mod container;
 pub mod devices;
+pub mod etcfiles;
 pub mod humanize;
 pub mod imageconfig;
 pub mod initlayer;
@@ -21,6 +22,7 @@ pub mod monitor;
 pub mod overlay;
 pub mod procs;
 pub mod security;
+pub mod volumes;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -140,6 +142,12 @@ pub enum Error {
     /// A bad `--privileged`/`--cap-add`/`--cap-drop`/`--security-opt` combination or profile.
     #[error(transparent)]
     Security(#[from] security::Error),
+    /// A bad `--dns`, `--dns-search` or `--add-host`.
+    #[error("{0}")]
+    InvalidOption(String),
+    /// Volumes and mounts: bad specs, unknown or busy volumes, their files.
+    #[error(transparent)]
+    Volume(#[from] volumes::Error),
 }
 
 impl Error {
@@ -180,6 +188,8 @@ pub struct CreateOptions {
     /// `--stop-signal`; empty: the image's, else SIGTERM.
     pub stop_signal: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Anonymous volumes (`-v /path`, the API's `Config.Volumes`).
+    pub volumes: Vec<String>,
 }
 
 /// What `commit` records.
@@ -443,6 +453,20 @@ impl Runtime {
             ));
         }
         security::validate(&self.root, &opts.host_config)?;
+        for ip in &opts.host_config.dns {
+            etcfiles::check_dns(ip)?;
+        }
+        for spec in &opts.host_config.extra_hosts {
+            etcfiles::parse_extra_host(spec)?;
+        }
+        let anonymous: std::collections::BTreeSet<String> = opts.volumes.iter().cloned().collect();
+        // Every mount is checked before anything exists; made real below, under the lock.
+        let mount_requests = volumes::requests(
+            &opts.host_config.binds,
+            &opts.host_config.mounts,
+            &opts.host_config.tmpfs,
+            &anonymous,
+        )?;
         let graph = self.graph()?;
         let tags = self.tags()?;
         let image = tags
@@ -490,6 +514,7 @@ impl Runtime {
             exposed_ports: merged.exposed_ports,
             stop_signal: merged.stop_signal,
             labels: merged.labels,
+            volumes: anonymous,
         };
 
         // Names are checked and the directory created under one lock, so two creates with
@@ -508,6 +533,11 @@ impl Runtime {
             }
             None => generate_name(&id, |n| existing.iter().any(|c| c.name == n)),
         };
+        // Under the volume store's lock until the container is saved: a volume `rm` that
+        // checks who uses it sees this container or finds no volume to take.
+        let store = self.volumes()?;
+        let _volumes_lock = store.lock()?;
+        let mounts = volumes::materialize(&store, &mount_requests)?;
         let c = Container {
             id: id.clone(),
             created: Utc::now(),
@@ -522,6 +552,7 @@ impl Runtime {
             monitor: None,
             init: None,
             host_config: opts.host_config.clone(),
+            mounts,
         };
         let paths = self.paths(&id);
         tracing::debug!(%id, dir = %paths.dir.display(), "creating container");
@@ -544,6 +575,9 @@ impl Runtime {
         })();
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&paths.dir);
+            for m in c.mounts.iter().filter(|m| m.anonymous) {
+                let _ = store.delete(&m.name);
+            }
             return Err(e);
         }
         Ok(c)
@@ -713,6 +747,12 @@ impl Runtime {
 
     /// Removes a stopped container; `force` kills a running one first.
     pub fn remove(&self, id: &str, force: bool) -> Result<()> {
+        self.remove_with(id, force, false)
+    }
+
+    /// `remove`, and with `volumes` (`rm -v`) its anonymous volumes that no other container
+    /// uses.
+    pub fn remove_with(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.load(id)?;
         if c.state.running {
             if !force {
@@ -743,7 +783,118 @@ impl Runtime {
         overlay::unmount(&paths.rootfs())?;
         tracing::debug!(%id, dir = %paths.dir.display(), "removing container");
         let removed = self.take_out(id)?;
-        fs::remove_dir_all(&removed).map_err(|e| Error::io(&removed, e))
+        fs::remove_dir_all(&removed).map_err(|e| Error::io(&removed, e))?;
+        if volumes {
+            self.release_anonymous_volumes(&c.mounts);
+        }
+        Ok(())
+    }
+
+    /// The volumes of this root.
+    pub fn volumes(&self) -> Result<volumes::VolumeStore> {
+        Ok(volumes::VolumeStore::open(&self.root)?)
+    }
+
+    /// Every container's config as stored, without the ghost check (which may itself remove
+    /// volumes, and so must not run under the volume store's lock).
+    fn stored(&self) -> Result<Vec<Container>> {
+        let mut all = Vec::new();
+        for id in self.ids()? {
+            match container::load(&self.paths(&id).config()) {
+                Ok(c) => all.push(c),
+                Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Ids of the containers (running or not) that mount volume `name`.
+    pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self
+            .stored()?
+            .into_iter()
+            .filter(|c| {
+                c.mounts
+                    .iter()
+                    .any(|m| m.kind == volumes::MountType::Volume && m.name == name)
+            })
+            .map(|c| c.id)
+            .collect())
+    }
+
+    /// Creates volume `name` (a random name when `None`); an existing one is returned as is.
+    pub fn create_volume(
+        &self,
+        name: Option<&str>,
+        driver: &str,
+        labels: std::collections::BTreeMap<String, String>,
+        options: std::collections::BTreeMap<String, String>,
+    ) -> Result<volumes::Volume> {
+        let store = self.volumes()?;
+        let _lock = store.lock()?;
+        Ok(store.create(name, driver, labels, options)?)
+    }
+
+    /// Removes volume `name`; refused while any container uses it. `force`: a missing volume
+    /// is no error (as `docker volume rm -f`).
+    pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+        let store = self.volumes()?;
+        let _lock = store.lock()?;
+        if let Err(volumes::Error::NoSuchVolume(_)) = store.get(name) {
+            if force {
+                return Ok(());
+            }
+        }
+        store.get(name)?;
+        let users = self.volume_users(name)?;
+        if !users.is_empty() {
+            return Err(volumes::Error::InUse {
+                name: name.to_string(),
+                containers: users,
+            }
+            .into());
+        }
+        Ok(store.delete(name)?)
+    }
+
+    /// Removes the volumes no container uses: the anonymous ones, or with `all` every one;
+    /// the names removed and the bytes their files held.
+    pub fn prune_volumes(&self, all: bool) -> Result<(Vec<String>, u64)> {
+        let store = self.volumes()?;
+        let _lock = store.lock()?;
+        let containers = self.stored()?;
+        let mut removed = Vec::new();
+        let mut reclaimed = 0;
+        for v in store.list()? {
+            let used = containers.iter().any(|c| {
+                c.mounts
+                    .iter()
+                    .any(|m| m.kind == volumes::MountType::Volume && m.name == v.name)
+            });
+            if used || !(all || v.is_anonymous()) {
+                continue;
+            }
+            let size = store.size(&v.name);
+            store.delete(&v.name)?;
+            reclaimed += size;
+            removed.push(v.name);
+        }
+        Ok((removed, reclaimed))
+    }
+
+    /// Removes the anonymous volumes among `mounts` that no container uses any more (after
+    /// `rm -v`, or when a `--rm` container went); failures are only logged.
+    pub fn release_anonymous_volumes(&self, mounts: &[volumes::MountPoint]) {
+        for m in mounts.iter().filter(|m| m.anonymous) {
+            match self.remove_volume(&m.name, true) {
+                Ok(()) => {}
+                Err(Error::Volume(volumes::Error::InUse { .. })) => {}
+                Err(e) => {
+                    tracing::warn!(volume = %m.name, error = %e, "removing an anonymous volume failed")
+                }
+            }
+        }
     }
 
     /// The lower layers of the container's rootfs, top first: its init layer (containers
@@ -952,6 +1103,7 @@ impl Runtime {
         c.network_settings = NetworkSettings::default();
         if c.auto_remove {
             fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
+            self.release_anonymous_volumes(&c.mounts);
             return Err(Error::NoSuchContainer(id.to_string()));
         }
         container::save(&paths.config(), &c)?;
