@@ -63,6 +63,7 @@ impl Rootfs {
     }
 }
 
+#[derive(Debug)]
 struct Outcome {
     stdout: String,
     stderr: String,
@@ -609,9 +610,9 @@ fn workdir_is_created_and_mounts_are_bound_read_only_or_not() {
 fn a_symlinked_mount_point_stays_inside_the_rootfs() {
     let rootfs = Rootfs::new();
     let outside = tempfile::tempdir().unwrap();
-    // An image's absolute symlink (and a relative one climbing out) point into the rootfs
-    // once resolved as the container sees them, never to the host's directory.
-    symlink(outside.path(), rootfs.path().join("abs")).unwrap();
+    // An image's absolute symlink (and a relative one climbing out) resolve as the container
+    // sees them: into the rootfs, never to the host's directory.
+    symlink("/tmp", rootfs.path().join("abs")).unwrap();
     symlink("../../../../../../..", rootfs.path().join("up")).unwrap();
     let source = tempfile::tempdir().unwrap();
     fs::write(source.path().join("marker"), "m").unwrap();
@@ -622,20 +623,23 @@ fn a_symlinked_mount_point_stays_inside_the_rootfs() {
         },
         readonly: true,
     };
-    let script = "cat /abs/marker; echo; cat /up/x/marker; echo";
+    let script =
+        "cat /tmp/marker; echo; cat /x/marker; echo; grep -c ' /tmp ' /proc/self/mountinfo";
     let out = run_with(&rootfs.path(), script, |s| {
         s.mounts = vec![bind("/abs"), bind("/up/x")];
     });
-    assert_eq!(out.stdout, "m\nm\n", "stderr {}", out.stderr);
-    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
-    let inside = rootfs
-        .path()
-        .join(outside.path().strip_prefix("/").unwrap());
-    assert!(
-        inside.is_dir(),
-        "the symlink's target was made inside the rootfs"
-    );
+    assert_eq!(out.stdout, "m\nm\n1\n", "stderr {}", out.stderr);
     assert!(rootfs.path().join("x").is_dir());
+
+    // A dangling symlink to the host's temp dir is refused; nothing is made there.
+    let target = outside.path().join("made");
+    symlink(&target, rootfs.path().join("dangling")).unwrap();
+    let err = try_run(&rootfs.path(), &["true"], |s| {
+        s.mounts = vec![bind("/dangling")];
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("mount point of"), "{err}");
+    assert!(!target.exists());
 
     // A source that does not exist is refused before the clone.
     let err = try_run(&rootfs.path(), &["true"], |s| {
