@@ -263,7 +263,7 @@ fn an_anonymous_volume_goes_with_rm_v_and_with_run_rm() {
         .contains_key("com.docker.volume.anonymous"));
     // Not in use by anyone else: `prune` would take it only once the container is gone.
     root.ok(&["volume", "prune", "-f"]);
-    assert_eq!(volume_dirs(&root), [name.clone()]);
+    assert_eq!(volume_dirs(&root), std::slice::from_ref(&name));
     root.ok(&["rm", "-v", "anon"]);
     assert!(volume_dirs(&root).is_empty());
 
