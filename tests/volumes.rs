@@ -602,6 +602,22 @@ fn the_docker_cli_runs_with_volumes_and_manages_them() {
     assert_eq!(daemon.ok(&["volume", "ls", "-q"]), "");
     assert!(volume_dirs(&daemon.root).is_empty());
 
+    // docker rm -v takes the container's anonymous volume along.
+    daemon.ok(&[
+        "run",
+        "--name",
+        "anon",
+        "--network",
+        "none",
+        "-v",
+        "/a",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(volume_dirs(&daemon.root).len(), 1);
+    daemon.ok(&["rm", "-v", "anon"]);
+    assert!(volume_dirs(&daemon.root).is_empty());
+
     // Binds of a missing path: created for -v, refused for --mount type=bind.
     let missing = host.join("new");
     daemon.ok(&[
