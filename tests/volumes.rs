@@ -284,6 +284,35 @@ fn an_anonymous_volume_goes_with_rm_v_and_with_run_rm() {
     root.ok(&["volume", "prune", "-f"]);
     assert!(volume_dirs(&root).is_empty());
 
+    // An image's `Volumes` become anonymous volumes, seeded from the image (its /etc here).
+    common::register_config_image(
+        root.path(),
+        "busybox",
+        "withvol",
+        serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Volumes": {"/etc": {}}, "Cmd": ["sh"]},
+        }),
+    );
+    let out = root.run(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "iv",
+        "withvol",
+        "sh",
+        "-c",
+        "grep -c ^root: /etc/passwd; grep ' /etc ' /proc/self/mountinfo | grep -c volumes/",
+    ]);
+    assert_eq!(ok_out(&out, "image volume"), "1\n1\n");
+    let c = root.inspect("iv");
+    assert_eq!(c["Mounts"][0]["Destination"], "/etc", "{c}");
+    assert_eq!(volume_dirs(&root).len(), 1);
+    root.ok(&["rm", "-v", "iv"]);
+    assert!(volume_dirs(&root).is_empty());
+
     // `run --rm` takes its anonymous volumes along, never the named ones.
     root.ok(&[
         "run",
@@ -601,6 +630,15 @@ fn the_docker_cli_runs_with_volumes_and_manages_them() {
     daemon.ok(&["volume", "rm", "made", "dvol"]);
     assert_eq!(daemon.ok(&["volume", "ls", "-q"]), "");
     assert!(volume_dirs(&daemon.root).is_empty());
+
+    // The container's /etc files through the API's Dns, DnsSearch and ExtraHosts.
+    let out = daemon.ok(&[
+        "run", "--rm", "--network", "none", "--dns", "10.0.0.53", "--dns-search", "x.test",
+        "--add-host", "a:1.2.3.4", "-h", "dbox", "busybox", "sh", "-c",
+        "grep -c '^nameserver 10.0.0.53$' /etc/resolv.conf; grep -c '^search x.test$' /etc/resolv.conf; \
+         grep -c '^1.2.3.4	a$' /etc/hosts; cat /etc/hostname",
+    ]);
+    assert_eq!(out, "1\n1\n1\ndbox\n");
 
     // docker rm -v takes the container's anonymous volume along.
     daemon.ok(&[

@@ -459,20 +459,25 @@ impl Runtime {
         for spec in &opts.host_config.extra_hosts {
             etcfiles::parse_extra_host(spec)?;
         }
-        let anonymous: std::collections::BTreeSet<String> = opts.volumes.iter().cloned().collect();
-        // Every mount is checked before anything exists; made real below, under the lock.
-        let mount_requests = volumes::requests(
-            &opts.host_config.binds,
-            &opts.host_config.mounts,
-            &opts.host_config.tmpfs,
-            &anonymous,
-        )?;
         let graph = self.graph()?;
         let tags = self.tags()?;
         let image = tags
             .lookup(&graph, &opts.image)
             .map_err(|_| Error::NoSuchImage(opts.image.clone()))?;
         let defaults = self.image_defaults(&graph, &image)?;
+        // Anonymous volumes: the user's (`-v /path`) and the image's `Volumes`, as Docker
+        // merges them. Every mount is checked before anything exists; made real below.
+        let mut anonymous: std::collections::BTreeSet<String> =
+            opts.volumes.iter().cloned().collect();
+        if let Some(image_volumes) = defaults.as_ref().and_then(|d| d.volumes().clone()) {
+            anonymous.extend(image_volumes);
+        }
+        let mount_requests = volumes::requests(
+            &opts.host_config.binds,
+            &opts.host_config.mounts,
+            &opts.host_config.tmpfs,
+            &anonymous,
+        )?;
         let mut exposed_ports = opts.exposed_ports.clone();
         exposed_ports.extend(imageconfig::spec_ports(&opts.port_specs));
         let merged = imageconfig::merge(
@@ -534,10 +539,18 @@ impl Runtime {
             None => generate_name(&id, |n| existing.iter().any(|c| c.name == n)),
         };
         // Under the volume store's lock until the container is saved: a volume `rm` that
-        // checks who uses it sees this container or finds no volume to take.
-        let store = self.volumes()?;
-        let _volumes_lock = store.lock()?;
-        let mounts = volumes::materialize(&store, &mount_requests)?;
+        // checks who uses it sees this container or finds no volume to take. A container
+        // without mounts leaves the store alone.
+        let store = if mount_requests.is_empty() {
+            None
+        } else {
+            Some(self.volumes()?)
+        };
+        let _volumes_lock = store.as_ref().map(|s| s.lock()).transpose()?;
+        let mounts = match &store {
+            Some(store) => volumes::materialize(store, &mount_requests)?,
+            None => Vec::new(),
+        };
         let c = Container {
             id: id.clone(),
             created: Utc::now(),
@@ -575,8 +588,10 @@ impl Runtime {
         })();
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&paths.dir);
-            for m in c.mounts.iter().filter(|m| m.anonymous) {
-                let _ = store.delete(&m.name);
+            if let Some(store) = &store {
+                for m in c.mounts.iter().filter(|m| m.anonymous) {
+                    let _ = store.delete(&m.name);
+                }
             }
             return Err(e);
         }
