@@ -82,7 +82,9 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         | E::Network(_)
         | E::Security(_)
         | E::RestartPolicy(_)
-        | E::InvalidResources(_)) => ApiError::bad_request(err.to_string()),
+        | E::InvalidResources(_)
+        | E::InvalidOption(_)) => ApiError::bad_request(err.to_string()),
+        E::Volume(e) => crate::volumes::volume_error(e),
         E::Start { code, message } => ApiError::bad_request(start_message(code, message)),
         other => ApiError::internal(other.to_string()),
     }
@@ -247,7 +249,7 @@ fn list_json(c: &Container) -> Value {
         "Status": c.status(human_duration),
         "HostConfig": { "NetworkMode": network_mode(c) },
         "NetworkSettings": { "Networks": {} },
-        "Mounts": [],
+        "Mounts": c.mounts.iter().map(|m| m.inspect()).collect::<Vec<_>>(),
     })
 }
 
@@ -295,6 +297,7 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
             auto_remove: config.host_config.auto_remove,
             host_config: config.runtime_host_config(),
             stop_timeout: config.stop_timeout,
+            volumes: config.volumes(),
         };
         let c = state
             .runtime
@@ -450,6 +453,12 @@ fn inspect_json(c: &Container) -> Value {
             "CapDrop": non_empty(&c.host_config.cap_drop),
             "SecurityOpt": non_empty(&c.host_config.security_opt),
             "PublishAllPorts": c.host_config.publish_all_ports,
+            "Binds": non_empty(&c.host_config.binds),
+            "Mounts": c.host_config.mounts,
+            "Tmpfs": c.host_config.tmpfs,
+            "Dns": c.host_config.dns,
+            "DnsSearch": c.host_config.dns_search,
+            "ExtraHosts": non_empty(&c.host_config.extra_hosts),
         },
         "Config": {
             "Hostname": c.config.hostname,
@@ -469,6 +478,9 @@ fn inspect_json(c: &Container) -> Value {
             "ExposedPorts": exposed,
             "StopSignal": (!c.config.stop_signal.is_empty()).then_some(&c.config.stop_signal),
             "StopTimeout": c.config.stop_timeout,
+            "Volumes": (!c.config.volumes.is_empty()).then(|| {
+                c.config.volumes.iter().map(|v| (v.clone(), json!({}))).collect::<BTreeMap<_, _>>()
+            }),
         },
         "NetworkSettings": {
             "Ports": published,
@@ -478,7 +490,7 @@ fn inspect_json(c: &Container) -> Value {
             "Bridge": c.network_settings.bridge,
             "Networks": {},
         },
-        "Mounts": [],
+        "Mounts": c.mounts.iter().map(|m| m.inspect()).collect::<Vec<_>>(),
         "GraphDriver": { "Name": "overlay", "Data": {} },
     })
 }
@@ -600,12 +612,13 @@ pub fn parse_signal(text: &str) -> ApiResult<i32> {
 /// `DELETE /containers/{id}?force=`.
 pub async fn remove(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
     let force = query.flag("force");
+    let volumes = query.flag("v");
     blocking(move || {
         let c = find(&state, &name)?;
         tracing::debug!(id = %c.id, force, "removing container");
         state
             .runtime
-            .remove(&c.id, force)
+            .remove_with(&c.id, force, volumes)
             .map_err(|e| runtime_error(e, &name))?;
         state.runs.forget(&c.id);
         Ok(())

@@ -62,6 +62,11 @@ pub struct HostConfig {
     pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
     pub publish_all_ports: bool,
     pub binds: Option<Vec<String>>,
+    pub mounts: Option<Vec<runtime::volumes::Mount>>,
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub extra_hosts: Option<Vec<String>>,
     pub privileged: bool,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,
@@ -102,17 +107,6 @@ impl CreateBody {
                 "no image given in the container config",
             ));
         }
-        if body
-            .host_config
-            .binds
-            .as_ref()
-            .is_some_and(|b| !b.is_empty())
-            || body.volumes.as_ref().is_some_and(|v| !v.is_empty())
-        {
-            return Err(ApiError::bad_request(
-                "volumes (-v) are not supported by dock",
-            ));
-        }
         Ok(body)
     }
 
@@ -140,7 +134,22 @@ impl CreateBody {
             cpu_shares: hc.cpu_shares,
             init: hc.init,
             network_mode: String::new(),
+            binds: hc.binds.clone().unwrap_or_default(),
+            mounts: hc.mounts.clone().unwrap_or_default(),
+            tmpfs: hc.tmpfs.clone().unwrap_or_default(),
+            dns: hc.dns.clone().unwrap_or_default(),
+            dns_search: hc.dns_search.clone().unwrap_or_default(),
+            extra_hosts: hc.extra_hosts.clone().unwrap_or_default(),
         }
+    }
+
+    /// `Volumes` keys: anonymous volumes (`docker run -v /path`).
+    pub fn volumes(&self) -> Vec<String> {
+        self.volumes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// `Entrypoint`: null keeps the image's, `[]` removes it, `[""]` removes it and the
@@ -216,10 +225,27 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_dock_cannot_do() {
-        let err =
-            CreateBody::parse(br#"{"Image":"x","HostConfig":{"Binds":["/a:/b"]}}"#).unwrap_err();
-        assert!(err.message.contains("volumes"));
+    fn reads_volumes_mounts_dns_and_refuses_bad_bodies() {
+        let body = CreateBody::parse(
+            br#"{"Image":"x","Volumes":{"/anon":{}},"HostConfig":{"Binds":["/a:/b:ro","v:/c"],
+            "Mounts":[{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":1048576}}],
+            "Tmpfs":{"/run":"size=1m"},"Dns":["10.0.0.53"],"DnsSearch":["example"],
+            "ExtraHosts":["a:1.2.3.4"]}}"#,
+        )
+        .unwrap();
+        let hc = body.runtime_host_config();
+        assert_eq!(hc.binds, ["/a:/b:ro", "v:/c"]);
+        assert_eq!(hc.mounts[0].kind, "tmpfs");
+        assert_eq!(
+            hc.mounts[0].tmpfs_options.as_ref().unwrap().size_bytes,
+            1 << 20
+        );
+        assert_eq!(hc.tmpfs["/run"], "size=1m");
+        assert_eq!(
+            (hc.dns.len(), hc.dns_search.len(), hc.extra_hosts.len()),
+            (1, 1, 1)
+        );
+        assert_eq!(body.volumes(), ["/anon"]);
         assert!(CreateBody::parse(br#"{"Cmd":["x"]}"#).is_err());
         assert!(CreateBody::parse(b"{nope").is_err());
         let body = CreateBody::parse(br#"{"Image":"x","Cmd":"echo hi"}"#).unwrap();

@@ -24,6 +24,7 @@ mod state;
 mod stream;
 mod system;
 mod tls;
+mod volumes;
 
 pub use error::{Error, Result};
 pub use listen::Listen;

@@ -11,7 +11,9 @@ use crate::body::{self, Response};
 use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
-use crate::{auth, containers, images, push, system, API_VERSION, MIN_API_VERSION, VERSION};
+use crate::{
+    auth, containers, images, push, system, volumes, API_VERSION, MIN_API_VERSION, VERSION,
+};
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
 /// headers the real daemon adds to all of them.
@@ -57,7 +59,20 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::POST, "/containers/create") => {
             return containers::create(state, query, req.into_body()).await
         }
+        (&Method::GET, "/volumes") => return volumes::list(state, query).await,
+        (&Method::POST, "/volumes/create") => return volumes::create(state, req.into_body()).await,
+        (&Method::POST, "/volumes/prune") => return volumes::prune(state, query).await,
         _ => {}
+    }
+    if let Some(name) = path.strip_prefix("/volumes/") {
+        if !name.is_empty() && !name.contains('/') {
+            let name = name.to_string();
+            match method {
+                Method::GET => return volumes::inspect(state, name).await,
+                Method::DELETE => return volumes::remove(state, name, query).await,
+                _ => {}
+            }
+        }
     }
     if let Some(rest) = path.strip_prefix("/containers/") {
         let (name, action) = rest.split_once('/').unwrap_or((rest, ""));

@@ -66,6 +66,9 @@ pub enum ContainerCommand {
         /// Kill a running container first
         #[arg(short = 'f', long)]
         force: bool,
+        /// Remove the anonymous volumes of the container
+        #[arg(short = 'v', long)]
+        volumes: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -186,6 +189,24 @@ pub struct RunArgs {
     /// Publish a container's port to the host ([IP:][HOST:]PORT[/PROTO])
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
+    /// Bind mount a volume: HOST-DIR:CTR[:ro], NAME:CTR[:ro], or CTR for an anonymous volume
+    #[arg(short = 'v', long = "volume")]
+    volume: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=,target=[,readonly]
+    #[arg(long)]
+    mount: Vec<String>,
+    /// Mount a tmpfs directory: CTR[:OPTIONS]
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// Add a custom host-to-IP mapping (HOST:IP)
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
     /// Network mode: bridge (default) or none (only lo)
     #[arg(long = "network", visible_alias = "net", default_value = "bridge")]
     network: String,
@@ -510,9 +531,13 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
                 Ok(())
             })
         }
-        ContainerCommand::Rm { force, containers } => each(&containers, |name| {
+        ContainerCommand::Rm {
+            force,
+            volumes,
+            containers,
+        } => each(&containers, |name| {
             let c = rt.get(name)?;
-            rt.remove(&c.id, force)?;
+            rt.remove_with(&c.id, force, volumes)?;
             println!("{name}");
             Ok(())
         }),
@@ -684,6 +709,22 @@ fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
     // As Docker's CLI does: a profile file is read now and stored as its JSON.
     let security_opt = runtime::security::inline_profile_files(&args.security_opt)
         .map_err(|e| bad_input(e.into()))?;
+    // As Docker's CLI sends them: `-v /path` is an anonymous volume (Config.Volumes), the
+    // rest are binds; --mount and --tmpfs are parsed here, checked by create.
+    let (volumes, binds): (Vec<String>, Vec<String>) =
+        args.volume.iter().cloned().partition(|v| !v.contains(':'));
+    let mounts = args
+        .mount
+        .iter()
+        .map(|m| runtime::volumes::parse_mount_flag(m))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad_input(e.into()))?;
+    let tmpfs = args
+        .tmpfs
+        .iter()
+        .map(|t| runtime::volumes::parse_tmpfs_flag(t))
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad_input(e.into()))?;
     let opts = CreateOptions {
         image: args.image.clone(),
         cmd: args.command.clone(),
@@ -712,6 +753,12 @@ fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
             cpu_shares: args.cpu_shares.unwrap_or(0),
             init: args.init.then_some(true),
             network_mode: String::new(),
+            binds,
+            mounts,
+            tmpfs,
+            dns: args.dns.clone(),
+            dns_search: args.dns_search.clone(),
+            extra_hosts: args.add_host.clone(),
         },
         // `--entrypoint ""` is `[""]`, as Docker's CLI sends it: no entrypoint, no image Cmd.
         entrypoint: args.entrypoint.clone().map(|e| vec![e]),
@@ -720,6 +767,7 @@ fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
         stop_signal: args.stop_signal.clone().unwrap_or_default(),
         labels,
         stop_timeout: args.stop_timeout,
+        volumes,
     };
     // Port specs, capabilities and security options are checked by create, before anything
     // exists.

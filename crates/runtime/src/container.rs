@@ -60,6 +60,9 @@ pub struct Config {
     /// `None`: 10.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// Anonymous volumes asked for (`-v /path`): `{"/path": {}}`.
+    #[serde(with = "port_set")]
+    pub volumes: BTreeSet<String>,
 }
 
 impl Config {
@@ -105,6 +108,18 @@ pub struct HostConfig {
     pub security_opt: Vec<String>,
     /// `-P`: every exposed port without a `-p` binding is published on a random host port.
     pub publish_all_ports: bool,
+    /// `-v HOST:CTR[:MODE]` and `-v NAME:CTR[:MODE]`, as given.
+    pub binds: Vec<String>,
+    /// `--mount`, in the API's shape.
+    pub mounts: Vec<crate::volumes::Mount>,
+    /// `--tmpfs CTR[:OPTIONS]`: destination -> options.
+    pub tmpfs: BTreeMap<String, String>,
+    /// `--dns`: the container's nameservers instead of the host's.
+    pub dns: Vec<String>,
+    /// `--dns-search`: its search domains instead of the host's.
+    pub dns_search: Vec<String>,
+    /// `--add-host HOST:IP`, as given.
+    pub extra_hosts: Vec<String>,
     // -- run flags: restart policy, resources, rootfs, init, host network --
     /// `--restart`; Docker's `{"Name": "no", "MaximumRetryCount": 0}` by default.
     pub restart_policy: RestartPolicy,
@@ -377,6 +392,9 @@ pub struct Container {
     /// restart policy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub monitor_lost: bool,
+    /// The volumes, binds and tmpfs mounts, made real at create (Docker's `Mounts`).
+    #[serde(default)]
+    pub mounts: Vec<crate::volumes::MountPoint>,
 }
 
 impl Container {
@@ -457,6 +475,11 @@ impl Paths {
     }
     pub fn log(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}-json.log"))
+    }
+    /// Where the container's /etc/hostname, /etc/hosts and /etc/resolv.conf are kept
+    /// (see [`crate::etcfiles`]): the container directory itself, as in Docker.
+    pub fn etc_dir(&self) -> PathBuf {
+        self.dir.clone()
     }
 }
 
@@ -546,6 +569,7 @@ mod tests {
             restart_count: 0,
             has_been_manually_stopped: false,
             monitor_lost: false,
+            mounts: vec![],
         };
         let json = serde_json::to_value(&c).unwrap();
         for key in [

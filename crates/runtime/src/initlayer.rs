@@ -1,6 +1,8 @@
 //! The init layer: a per-container read-only layer between the image and the container's upper
 //! dir that holds exactly the mount points sysinit needs and the image lacks (`/proc`, `/sys`,
-//! `/dev`, `/etc` and an empty `/etc/resolv.conf`), as Docker's `<id>-init` layer does.
+//! `/dev`, `/etc` and empty `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`, where the
+//! container's own files are bound: see [`crate::etcfiles`]), as Docker's `<id>-init` layer
+//! does.
 //!
 //! Without it sysinit would create them in the upper dir, where `dock diff` shows them and
 //! `dock commit` captures them. With it they are part of the container's lower layers: `diff`
@@ -18,9 +20,9 @@ use crate::{Error, Result};
 
 /// Directories sysinit mounts on at the top of the container's tree.
 const MOUNT_DIRS: [&str; 3] = ["proc", "sys", "dev"];
-/// The file sysinit binds the host's resolv.conf onto, and its directory.
+/// The files sysinit binds the container's own onto, and their directory.
 const ETC: &str = "etc";
-const RESOLV_CONF: &str = "etc/resolv.conf";
+const ETC_FILES: [&str; 3] = ["etc/hostname", "etc/hosts", "etc/resolv.conf"];
 
 /// What the union of the image's layers has at a path.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,14 +49,24 @@ pub fn prepare(dir: &Path, lowers: &[PathBuf]) -> Result<()> {
             mkdir(name)?;
         }
     }
-    // A symlinked /etc (or resolv.conf) is followed by sysinit in the merged tree; shadowing it
+    // A symlinked /etc (or file) is followed by sysinit in the merged tree; shadowing it
     // with a directory here would change what the image means.
     let etc = lookup(lowers, ETC)?;
-    if etc != Entry::Other && lookup(lowers, RESOLV_CONF)? == Entry::Missing {
-        // Holds the file; where the image has /etc, overlayfs merges the two directories.
-        mkdir(ETC)?;
-        let path = dir.join(RESOLV_CONF);
-        tracing::debug!(path = %path.display(), "init layer: resolv.conf mount point");
+    if etc == Entry::Other {
+        return Ok(());
+    }
+    let mut made_etc = false;
+    for rel in ETC_FILES {
+        if lookup(lowers, rel)? != Entry::Missing {
+            continue;
+        }
+        if !made_etc {
+            // Holds the files; where the image has /etc, overlayfs merges the two directories.
+            mkdir(ETC)?;
+            made_etc = true;
+        }
+        let path = dir.join(rel);
+        tracing::debug!(path = %path.display(), "init layer: /etc file mount point");
         fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -173,7 +185,15 @@ mod tests {
         prepare(&init, &[layer]).unwrap();
         assert_eq!(
             names(&init),
-            ["dev", "etc", "etc/resolv.conf", "proc", "sys"]
+            [
+                "dev",
+                "etc",
+                "etc/hostname",
+                "etc/hosts",
+                "etc/resolv.conf",
+                "proc",
+                "sys"
+            ]
         );
         let resolv = fs::metadata(init.join("etc/resolv.conf")).unwrap();
         assert!(resolv.is_file() && resolv.len() == 0);
@@ -197,11 +217,16 @@ mod tests {
         let init = tmp.path().join("init");
         fs::create_dir(&init).unwrap();
         prepare(&init, &[top.clone(), base.clone()]).unwrap();
-        // /etc exists below, so only the file is added and the directory merges with it.
-        assert_eq!(names(&init), ["etc", "etc/resolv.conf", "sys"]);
+        // /etc exists below, so only the files are added and the directory merges with it.
+        assert_eq!(
+            names(&init),
+            ["etc", "etc/hostname", "etc/hosts", "etc/resolv.conf", "sys"]
+        );
 
         // An image with everything gets an empty init layer.
         fs::write(base.join("etc/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+        fs::write(base.join("etc/hosts"), "").unwrap();
+        fs::write(base.join("etc/hostname"), "").unwrap();
         let full = tmp.path().join("full");
         fs::create_dir(&full).unwrap();
         prepare(&full, &[base]).unwrap();

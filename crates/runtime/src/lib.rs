@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod container;
 pub mod devices;
 pub mod exitrec;
+pub mod etcfiles;
 pub mod humanize;
 pub mod imageconfig;
 pub mod initlayer;
@@ -23,6 +24,7 @@ pub mod overlay;
 pub mod procs;
 pub mod queue;
 pub mod security;
+pub mod volumes;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -157,6 +159,12 @@ pub enum Error {
     /// this machine cannot enforce.
     #[error("{0}")]
     InvalidResources(String),
+    /// A bad `--dns`, `--dns-search` or `--add-host`.
+    #[error("{0}")]
+    InvalidOption(String),
+    /// Volumes and mounts: bad specs, unknown or busy volumes, their files.
+    #[error(transparent)]
+    Volume(#[from] volumes::Error),
 }
 
 impl Error {
@@ -200,6 +208,8 @@ pub struct CreateOptions {
     // -- run flags --
     /// `--stop-timeout` (seconds, -1: forever); `None`: 10.
     pub stop_timeout: Option<i64>,
+    /// Anonymous volumes (`-v /path`, the API's `Config.Volumes`).
+    pub volumes: Vec<String>,
 }
 
 /// What `commit` records.
@@ -469,12 +479,31 @@ impl Runtime {
         security::validate(&self.root, &opts.host_config)?;
         let mut opts = opts;
         check_run_flags(&mut opts, network)?;
+        for ip in &opts.host_config.dns {
+            etcfiles::check_dns(ip)?;
+        }
+        for spec in &opts.host_config.extra_hosts {
+            etcfiles::parse_extra_host(spec)?;
+        }
         let graph = self.graph()?;
         let tags = self.tags()?;
         let image = tags
             .lookup(&graph, &opts.image)
             .map_err(|_| Error::NoSuchImage(opts.image.clone()))?;
         let defaults = self.image_defaults(&graph, &image)?;
+        // Anonymous volumes: the user's (`-v /path`) and the image's `Volumes`, as Docker
+        // merges them. Every mount is checked before anything exists; made real below.
+        let mut anonymous: std::collections::BTreeSet<String> =
+            opts.volumes.iter().cloned().collect();
+        if let Some(image_volumes) = defaults.as_ref().and_then(|d| d.volumes().clone()) {
+            anonymous.extend(image_volumes);
+        }
+        let mount_requests = volumes::requests(
+            &opts.host_config.binds,
+            &opts.host_config.mounts,
+            &opts.host_config.tmpfs,
+            &anonymous,
+        )?;
         let mut exposed_ports = opts.exposed_ports.clone();
         exposed_ports.extend(imageconfig::spec_ports(&opts.port_specs));
         let merged = imageconfig::merge(
@@ -517,6 +546,7 @@ impl Runtime {
             stop_signal: merged.stop_signal,
             labels: merged.labels,
             stop_timeout: opts.stop_timeout,
+            volumes: anonymous,
         };
 
         // Names are checked and the directory created under one lock, so two creates with
@@ -535,6 +565,19 @@ impl Runtime {
             }
             None => generate_name(&id, |n| existing.iter().any(|c| c.name == n)),
         };
+        // Under the volume store's lock until the container is saved: a volume `rm` that
+        // checks who uses it sees this container or finds no volume to take. A container
+        // without mounts leaves the store alone.
+        let store = if mount_requests.is_empty() {
+            None
+        } else {
+            Some(self.volumes()?)
+        };
+        let _volumes_lock = store.as_ref().map(|s| s.lock()).transpose()?;
+        let mounts = match &store {
+            Some(store) => volumes::materialize(store, &mount_requests)?,
+            None => Vec::new(),
+        };
         let c = Container {
             id: id.clone(),
             created: Utc::now(),
@@ -552,6 +595,7 @@ impl Runtime {
             restart_count: 0,
             has_been_manually_stopped: false,
             monitor_lost: false,
+            mounts,
         };
         let paths = self.paths(&id);
         tracing::debug!(%id, dir = %paths.dir.display(), "creating container");
@@ -574,6 +618,11 @@ impl Runtime {
         })();
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&paths.dir);
+            if let Some(store) = &store {
+                for m in c.mounts.iter().filter(|m| m.anonymous) {
+                    let _ = store.delete(&m.name);
+                }
+            }
             return Err(e);
         }
         Ok(c)
@@ -795,6 +844,12 @@ impl Runtime {
 
     /// Removes a stopped container; `force` kills a running one first.
     pub fn remove(&self, id: &str, force: bool) -> Result<()> {
+        self.remove_with(id, force, false)
+    }
+
+    /// `remove`, and with `volumes` (`rm -v`) its anonymous volumes that no other container
+    /// uses.
+    pub fn remove_with(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.load(id)?;
         if c.state.running {
             if !force {
@@ -825,7 +880,118 @@ impl Runtime {
         overlay::unmount(&paths.rootfs())?;
         tracing::debug!(%id, dir = %paths.dir.display(), "removing container");
         let removed = self.take_out(id)?;
-        fs::remove_dir_all(&removed).map_err(|e| Error::io(&removed, e))
+        fs::remove_dir_all(&removed).map_err(|e| Error::io(&removed, e))?;
+        if volumes {
+            self.release_anonymous_volumes(&c.mounts);
+        }
+        Ok(())
+    }
+
+    /// The volumes of this root.
+    pub fn volumes(&self) -> Result<volumes::VolumeStore> {
+        Ok(volumes::VolumeStore::open(&self.root)?)
+    }
+
+    /// Every container's config as stored, without the ghost check (which may itself remove
+    /// volumes, and so must not run under the volume store's lock).
+    fn stored(&self) -> Result<Vec<Container>> {
+        let mut all = Vec::new();
+        for id in self.ids()? {
+            match container::load(&self.paths(&id).config()) {
+                Ok(c) => all.push(c),
+                Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Ids of the containers (running or not) that mount volume `name`.
+    pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self
+            .stored()?
+            .into_iter()
+            .filter(|c| {
+                c.mounts
+                    .iter()
+                    .any(|m| m.kind == volumes::MountType::Volume && m.name == name)
+            })
+            .map(|c| c.id)
+            .collect())
+    }
+
+    /// Creates volume `name` (a random name when `None`); an existing one is returned as is.
+    pub fn create_volume(
+        &self,
+        name: Option<&str>,
+        driver: &str,
+        labels: std::collections::BTreeMap<String, String>,
+        options: std::collections::BTreeMap<String, String>,
+    ) -> Result<volumes::Volume> {
+        let store = self.volumes()?;
+        let _lock = store.lock()?;
+        Ok(store.create(name, driver, labels, options)?)
+    }
+
+    /// Removes volume `name`; refused while any container uses it. `force`: a missing volume
+    /// is no error (as `docker volume rm -f`).
+    pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+        let store = self.volumes()?;
+        let _lock = store.lock()?;
+        if let Err(volumes::Error::NoSuchVolume(_)) = store.get(name) {
+            if force {
+                return Ok(());
+            }
+        }
+        store.get(name)?;
+        let users = self.volume_users(name)?;
+        if !users.is_empty() {
+            return Err(volumes::Error::InUse {
+                name: name.to_string(),
+                containers: users,
+            }
+            .into());
+        }
+        Ok(store.delete(name)?)
+    }
+
+    /// Removes the volumes no container uses: the anonymous ones, or with `all` every one;
+    /// the names removed and the bytes their files held.
+    pub fn prune_volumes(&self, all: bool) -> Result<(Vec<String>, u64)> {
+        let store = self.volumes()?;
+        let _lock = store.lock()?;
+        let containers = self.stored()?;
+        let mut removed = Vec::new();
+        let mut reclaimed = 0;
+        for v in store.list()? {
+            let used = containers.iter().any(|c| {
+                c.mounts
+                    .iter()
+                    .any(|m| m.kind == volumes::MountType::Volume && m.name == v.name)
+            });
+            if used || !(all || v.is_anonymous()) {
+                continue;
+            }
+            let size = store.size(&v.name);
+            store.delete(&v.name)?;
+            reclaimed += size;
+            removed.push(v.name);
+        }
+        Ok((removed, reclaimed))
+    }
+
+    /// Removes the anonymous volumes among `mounts` that no container uses any more (after
+    /// `rm -v`, or when a `--rm` container went); failures are only logged.
+    pub fn release_anonymous_volumes(&self, mounts: &[volumes::MountPoint]) {
+        for m in mounts.iter().filter(|m| m.anonymous) {
+            match self.remove_volume(&m.name, true) {
+                Ok(()) => {}
+                Err(Error::Volume(volumes::Error::InUse { .. })) => {}
+                Err(e) => {
+                    tracing::warn!(volume = %m.name, error = %e, "removing an anonymous volume failed")
+                }
+            }
+        }
     }
 
     /// The lower layers of the container's rootfs, top first: its init layer (containers
@@ -1051,6 +1217,7 @@ impl Runtime {
         c.network_settings = NetworkSettings::default();
         if c.auto_remove {
             fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
+            self.release_anonymous_volumes(&c.mounts);
             return Err(Error::NoSuchContainer(id.to_string()));
         }
         if let Err(e) = container::save(&paths.config(), &c) {

@@ -415,7 +415,12 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                 }
             };
 
-            let resolv = Path::new("/etc/resolv.conf");
+            // The container's /etc files and its volumes, binds and tmpfs (empty volumes
+            // seeded from the image now that the rootfs is mounted).
+            let etc_dir = paths.etc_dir();
+            crate::etcfiles::write_all(&etc_dir, &c.config, &c.host_config).map_err(runtime_err)?;
+            let mounts = crate::volumes::sysinit_mounts(&c.mounts, &etc_dir, &rootfs)
+                .map_err(|e| runtime_err(e.into()))?;
             let spec = sysinit::InitSpec {
                 rootfs: rootfs.clone(),
                 args: std::iter::once(c.path.clone())
@@ -426,7 +431,7 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                 hostname: c.config.hostname.clone(),
                 workdir: c.config.working_dir.clone(),
                 stdio: child_stdio,
-                resolv_conf: resolv.exists().then(|| resolv.to_path_buf()),
+                mounts,
                 // The init joins its cgroup itself (see Cgroup::joining).
                 cgroups: cg
                     .joining()
@@ -449,6 +454,7 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
             let (net_slot, endpoint_slot, rt_ref) = (&mut network, &mut endpoint, &rt);
             let network_disabled = c.config.network_disabled;
             let host_network = c.host_config.network_mode == "host";
+            let (hostname, extra_hosts) = (&c.config.hostname, &c.host_config.extra_hosts);
             let spawned = sysinit::spawn(spec, |pid| {
                 if host_network {
                     tracing::debug!(%id, pid = pid.as_raw(), "network host: nothing to connect");
@@ -464,6 +470,9 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                 let ep = net
                     .connect(id, pid.as_raw(), &port_specs)
                     .map_err(|e| format!("connect container {id} to the network: {e}"))?;
+                let (ip, gateway) = (Some(ep.ip.into()), Some(ep.gateway.into()));
+                crate::etcfiles::write_hosts(&etc_dir, hostname, extra_hosts, ip, gateway)
+                    .map_err(|e| e.to_string())?;
                 *endpoint_slot = Some(ep);
                 Ok(())
             });
@@ -1276,7 +1285,9 @@ fn record_exit(
         let mut c: Container = container::load(&paths.config())?;
         if c.auto_remove {
             tracing::debug!(%id, "removing container (--rm)");
-            return rt.take_out(id).map(Some);
+            let dir = rt.take_out(id)?;
+            rt.release_anonymous_volumes(&c.mounts);
+            return Ok(Some(dir));
         }
         c.state.running = false;
         c.state.restarting = false;

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             stdout: dup(std::io::stdout().as_fd()),
             stderr: dup(std::io::stderr().as_fd()),
         },
-        resolv_conf: None,
+        mounts: Vec::new(),
         cgroups: sysinit::Cgroups::default(),
         // Docker's default confinement, its seccomp profile included.
         security: sysinit::Security {

@@ -19,7 +19,8 @@ pub(crate) struct PlanInput {
     pub hostname: CString,
     pub workdir: CString,
     pub workdir_parents: Vec<CString>,
-    pub resolv_conf: Option<CString>,
+    /// The mounts over the rootfs, in order.
+    pub mounts: Vec<MountPlan>,
     /// With a terminal: its window size (rows, columns; 0 leaves it unset).
     pub terminal: Option<(u16, u16)>,
     /// The child's end of the socket the terminal's master is sent back on.
@@ -146,22 +147,25 @@ impl Plan {
                     lossy(target)
                 ))
             }
-            Step::ResolvConf => {
-                let host = self
-                    .input
-                    .resolv_conf
-                    .as_deref()
-                    .map(lossy)
-                    .unwrap_or_default();
+            Step::Volume => {
+                let (mount, sub) = (index >> 4, index & 0xf);
                 let what = [
-                    "clone mount of",
-                    "create /etc/resolv.conf for",
-                    "bind mount",
-                    "remount read-only",
+                    "open the source of",
+                    "make read-only",
+                    "create the tmpfs of",
+                    "create the mount point of",
+                    "open the mount point of",
+                    "mount",
                 ];
+                let (destination, source) = self
+                    .input
+                    .mounts
+                    .get(mount)
+                    .map(|m| (lossy(&m.destination), m.source_text()))
+                    .unwrap_or_default();
                 setup(format!(
-                    "{} host resolv.conf {host}",
-                    what.get(index).unwrap_or(&"bind mount")
+                    "{} {source} at {destination} in {rootfs}",
+                    what.get(sub).unwrap_or(&"mount")
                 ))
             }
             Step::Hostname => setup(format!("set hostname {}", lossy(&self.input.hostname))),
@@ -280,7 +284,7 @@ pub(crate) enum Step {
     Mount,
     Device,
     Symlink,
-    ResolvConf,
+    Volume,
     Hostname,
     Mask,
     ReadOnly,
@@ -309,7 +313,7 @@ impl Step {
         Step::Mount,
         Step::Device,
         Step::Symlink,
-        Step::ResolvConf,
+        Step::Volume,
         Step::Hostname,
         Step::Mask,
         Step::ReadOnly,
@@ -500,7 +504,150 @@ struct CapData {
 }
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// struct mount_attr of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// What the child mounts for one [`crate::Mount`], prepared in the parent.
+pub(crate) struct MountPlan {
+    destination: CString,
+    /// The destination's leading parts relative to the rootfs: `a`, `a/b`, `a/b/c`.
+    prefixes: Vec<CString>,
+    /// The last name of each prefix: `a`, `b`, `c`.
+    names: Vec<CString>,
+    /// The mount point is a directory (else an empty file is created when missing).
+    is_dir: bool,
+    readonly: bool,
+    source: MountSource,
+}
+
+enum MountSource {
+    Bind(CString),
+    Tmpfs {
+        /// fsconfig keys with their value, or flags without one.
+        options: Vec<(CString, Option<CString>)>,
+        attrs: u64,
+    },
+}
+
+impl MountPlan {
+    pub(crate) fn new(m: &crate::Mount) -> Result<MountPlan, SpawnError> {
+        let bad =
+            |what: &str| SpawnError::Setup(format!("mount destination {:?} {what}", m.destination));
+        if !m.destination.starts_with('/') {
+            return Err(bad("is not an absolute path"));
+        }
+        let mut parts: Vec<&str> = Vec::new();
+        for part in m.destination.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                other => parts.push(other),
+            }
+        }
+        if parts.is_empty() {
+            return Err(bad("is the container's root"));
+        }
+        let c = |s: &str| CString::new(s).map_err(|_| bad("contains a nul byte"));
+        let mut prefixes = Vec::new();
+        let mut names = Vec::new();
+        for i in 0..parts.len() {
+            prefixes.push(c(&parts[..=i].join("/"))?);
+            names.push(c(parts[i])?);
+        }
+        let (source, is_dir, readonly) = match &m.kind {
+            crate::MountKind::Bind { source } => {
+                let meta = std::fs::metadata(source).map_err(|e| {
+                    SpawnError::Setup(format!(
+                        "bind source path {}: {}",
+                        source.display(),
+                        crate::os_error_text(&e)
+                    ))
+                })?;
+                let text = CString::new(source.as_os_str().as_encoded_bytes())
+                    .map_err(|_| bad("has a source with a nul byte"))?;
+                (MountSource::Bind(text), meta.is_dir(), m.readonly)
+            }
+            crate::MountKind::Tmpfs { options } => {
+                let mut attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+                let mut readonly = m.readonly;
+                let mut fs_options = Vec::new();
+                for option in options.split(',').filter(|o| !o.is_empty()) {
+                    let (set, clear) = match option {
+                        "ro" => {
+                            readonly = true;
+                            (0, 0)
+                        }
+                        "rw" => {
+                            readonly = false;
+                            (0, 0)
+                        }
+                        "nosuid" => (MOUNT_ATTR_NOSUID, 0),
+                        "suid" => (0, MOUNT_ATTR_NOSUID),
+                        "nodev" => (MOUNT_ATTR_NODEV, 0),
+                        "dev" => (0, MOUNT_ATTR_NODEV),
+                        "noexec" => (MOUNT_ATTR_NOEXEC, 0),
+                        "exec" => (0, MOUNT_ATTR_NOEXEC),
+                        other => {
+                            fs_options.push(match other.split_once('=') {
+                                Some((key, value)) => (c(key)?, Some(c(value)?)),
+                                None => (c(other)?, None),
+                            });
+                            (0, 0)
+                        }
+                    };
+                    attrs = (attrs | set) & !clear;
+                }
+                if readonly {
+                    attrs |= MOUNT_ATTR_RDONLY;
+                }
+                (
+                    MountSource::Tmpfs {
+                        options: fs_options,
+                        attrs,
+                    },
+                    true,
+                    readonly,
+                )
+            }
+        };
+        Ok(MountPlan {
+            destination: c(&format!("/{}", parts.join("/")))?,
+            prefixes,
+            names,
+            is_dir,
+            readonly,
+            source,
+        })
+    }
+
+    fn source_text(&self) -> String {
+        match &self.source {
+            MountSource::Bind(path) => path.to_string_lossy().into_owned(),
+            MountSource::Tmpfs { .. } => "tmpfs".into(),
+        }
+    }
+}
 
 fn errno() -> i32 {
     // SAFETY: errno is thread-local and always readable.
@@ -634,21 +781,20 @@ pub(crate) unsafe fn run(
         )
     );
 
-    // A detached copy of the host's resolv.conf, taken while the host tree is still reachable.
-    let resolv_tree = match &input.resolv_conf {
-        Some(path) => check!(
+    // The volumes, binds, tmpfs and /etc files, while the host's paths are still reachable;
+    // their mount points are resolved inside the rootfs.
+    if !input.mounts.is_empty() {
+        let root = check!(
             err,
-            Step::ResolvConf,
+            Step::BindRootfs,
             0,
-            libc::syscall(
-                libc::SYS_open_tree,
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint
-            )
-        ) as c_int,
-        None => -1,
-    };
+            libc::open(rootfs, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        );
+        for (index, m) in input.mounts.iter().enumerate() {
+            mount_one(err, root, index, m);
+        }
+        libc::close(root);
+    }
 
     // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the rootfs
     // (runc's trick, no put_old directory needed).
@@ -710,9 +856,6 @@ pub(crate) unsafe fn run(
         }
     }
 
-    if resolv_tree >= 0 {
-        bind_resolv_conf(err, resolv_tree);
-    }
     if !input.hostname.is_empty() {
         check!(
             err,
@@ -975,46 +1118,6 @@ unsafe fn populate_dev(err: c_int) {
     }
 }
 
-unsafe fn bind_resolv_conf(err: c_int, tree: c_int) {
-    let target = c"/etc/resolv.conf";
-    // O_RDONLY so an existing file in a lower layer is not copied up.
-    let fd = libc::open(
-        target.as_ptr(),
-        libc::O_RDONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY,
-        0o644,
-    );
-    if fd < 0 {
-        // No /etc in the image, or a read-only rootfs without the file: nothing to bind onto.
-        if matches!(errno(), libc::ENOENT | libc::EROFS) {
-            libc::close(tree);
-            return;
-        }
-        fail(err, Step::ResolvConf, 1, errno(), 0);
-    }
-    libc::close(fd);
-    check!(
-        err,
-        Step::ResolvConf,
-        2,
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree,
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH
-        )
-    );
-    libc::close(tree);
-    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | NOSUID_NODEV_NOEXEC;
-    check!(
-        err,
-        Step::ResolvConf,
-        3,
-        mount(ptr::null(), target.as_ptr(), ptr::null(), flags, None)
-    );
-}
-
 unsafe fn mask_file(path: &CStr) -> c_int {
     mount(
         c"/dev/null".as_ptr(),
@@ -1231,4 +1334,181 @@ unsafe fn exec(err: c_int, plan: &Plan) -> ! {
         Some((index, errno)) => fail(err, Step::Exec, index, errno, 0),
         None => fail(err, Step::Exec, 0, libc::ENOENT, 0),
     }
+}
+
+/// `openat2(dirfd, path, how)` as a raw system call.
+unsafe fn openat2(dirfd: c_int, path: &CStr, flags: c_int, resolve: u64) -> c_int {
+    let how = crate::OpenHow {
+        flags: flags as u64,
+        mode: 0,
+        resolve,
+    };
+    libc::syscall(
+        libc::SYS_openat2,
+        dirfd,
+        path.as_ptr(),
+        &how as *const crate::OpenHow,
+        size_of::<crate::OpenHow>(),
+    ) as c_int
+}
+
+/// Mounts `m` (number `index`) in the rootfs open at `root`: the source as a detached mount
+/// (a recursive bind clone, read-only if asked, or a new tmpfs), then moved onto its mount
+/// point, resolved and created inside the rootfs.
+unsafe fn mount_one(err: c_int, root: c_int, index: usize, m: &MountPlan) {
+    let code = |sub: usize| (index << 4) | sub;
+    let tree = match &m.source {
+        MountSource::Bind(source) => {
+            let tree = check!(
+                err,
+                Step::Volume,
+                code(0),
+                libc::syscall(
+                    libc::SYS_open_tree,
+                    libc::AT_FDCWD,
+                    source.as_ptr(),
+                    OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint
+                )
+            ) as c_int;
+            if m.readonly {
+                let attr = MountAttr {
+                    attr_set: MOUNT_ATTR_RDONLY,
+                    attr_clr: 0,
+                    propagation: 0,
+                    userns_fd: 0,
+                };
+                check!(
+                    err,
+                    Step::Volume,
+                    code(1),
+                    libc::syscall(
+                        libc::SYS_mount_setattr,
+                        tree,
+                        c"".as_ptr(),
+                        libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+                        &attr as *const MountAttr,
+                        size_of::<MountAttr>()
+                    )
+                );
+            }
+            tree
+        }
+        MountSource::Tmpfs { options, attrs } => {
+            let fs = check!(
+                err,
+                Step::Volume,
+                code(2),
+                libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC)
+            ) as c_int;
+            for (key, value) in options {
+                let (cmd, value) = match value {
+                    Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+                    None => (FSCONFIG_SET_FLAG, ptr::null()),
+                };
+                check!(
+                    err,
+                    Step::Volume,
+                    code(2),
+                    libc::syscall(libc::SYS_fsconfig, fs, cmd, key.as_ptr(), value, 0)
+                );
+            }
+            check!(
+                err,
+                Step::Volume,
+                code(2),
+                libc::syscall(
+                    libc::SYS_fsconfig,
+                    fs,
+                    FSCONFIG_CMD_CREATE,
+                    ptr::null::<c_char>(),
+                    ptr::null::<c_char>(),
+                    0
+                )
+            );
+            let tree = check!(
+                err,
+                Step::Volume,
+                code(2),
+                libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, *attrs)
+            ) as c_int;
+            libc::close(fs);
+            tree
+        }
+    };
+    let target = mount_point(err, root, m, code(3), code(4));
+    check!(
+        err,
+        Step::Volume,
+        code(5),
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            target,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+        )
+    );
+    libc::close(tree);
+    libc::close(target);
+}
+
+/// An `O_PATH` descriptor of `m`'s mount point in the rootfs open at `root`, created (with
+/// its missing parents) when it does not exist. Every lookup is `RESOLVE_IN_ROOT`: a symlink
+/// in the image resolves as it would inside the container, never to the host.
+unsafe fn mount_point(err: c_int, root: c_int, m: &MountPlan, create: usize, open: usize) -> c_int {
+    const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    let path_flags = libc::O_PATH | libc::O_CLOEXEC;
+    let dir_flags = path_flags | libc::O_DIRECTORY;
+    let last = m.prefixes.len() - 1;
+    let fd = openat2(root, &m.prefixes[last], path_flags, IN_ROOT);
+    if fd >= 0 {
+        return fd;
+    }
+    if errno() != libc::ENOENT {
+        fail(err, Step::Volume, open, errno(), 0);
+    }
+    let mut parent = root;
+    for i in 0..last {
+        let mut fd = openat2(root, &m.prefixes[i], dir_flags, IN_ROOT);
+        if fd < 0 && errno() == libc::ENOENT {
+            if libc::mkdirat(parent, m.names[i].as_ptr(), 0o755) < 0 && errno() != libc::EEXIST {
+                fail(err, Step::Volume, create, errno(), 0);
+            }
+            fd = openat2(root, &m.prefixes[i], dir_flags, IN_ROOT);
+        }
+        if fd < 0 {
+            fail(err, Step::Volume, create, errno(), 0);
+        }
+        if parent != root {
+            libc::close(parent);
+        }
+        parent = fd;
+    }
+    let name = m.names[last].as_ptr();
+    let made = if m.is_dir {
+        libc::mkdirat(parent, name, 0o755)
+    } else {
+        let file = libc::openat(
+            parent,
+            name,
+            libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o644,
+        );
+        if file >= 0 {
+            libc::close(file);
+        }
+        file
+    };
+    if made < 0 && errno() != libc::EEXIST {
+        fail(err, Step::Volume, create, errno(), 0);
+    }
+    if parent != root {
+        libc::close(parent);
+    }
+    let fd = openat2(root, &m.prefixes[last], path_flags, IN_ROOT);
+    if fd < 0 {
+        fail(err, Step::Volume, open, errno(), 0);
+    }
+    fd
 }

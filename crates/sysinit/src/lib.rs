@@ -4,8 +4,9 @@
 //! cgroup, [`Cgroups`]). The child waits until the caller's `before_start(pid)` hook ran in the
 //! parent (the runtime wires the network there), then joins its v1 cgroups itself, unshares its
 //! cgroup namespace, builds the container's mount table
-//! (rootfs bind, pivot_root, /proc, /sys, a fresh /dev, /dev/pts, /dev/shm, /dev/mqueue, the
-//! host's resolv.conf, the masked and read-only paths), sets the hostname, the working directory
+//! (rootfs bind, the [`Mount`]s over it: volumes, binds, tmpfs and the container's /etc files,
+//! pivot_root, /proc, /sys, a fresh /dev, /dev/pts, /dev/shm, /dev/mqueue, the masked and
+//! read-only paths), sets the hostname, the working directory
 //! and the controlling terminal, installs the seccomp filter, switches to the user with the
 //! container's capability set, and execs the command, which becomes PID 1 of the container.
 //! [`Security`] says how it is confined: Docker's default by default ([`caps`], [`seccomp`]).
@@ -58,8 +59,9 @@ pub struct InitSpec {
     /// Working directory inside the container, created when missing; `""` means `/`.
     pub workdir: String,
     pub stdio: Stdio,
-    /// Host file bound read-only at /etc/resolv.conf (skipped when the image has no /etc).
-    pub resolv_conf: Option<PathBuf>,
+    /// Mounts over the rootfs (volumes, binds, tmpfs, the container's /etc files), set up in
+    /// this order before pivot_root; a parent must come before what is mounted below it.
+    pub mounts: Vec<Mount>,
     /// The cgroups the child joins before anything else.
     pub cgroups: Cgroups,
     /// Capabilities, seccomp, no_new_privs, masked and read-only paths.
@@ -162,6 +164,28 @@ pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
 /// of a default Docker 28 container.
 pub fn default_masked_paths() -> Vec<String> {
     DEFAULT_MASKED_PATHS.iter().map(|p| p.to_string()).collect()
+}
+
+/// One mount over the container's rootfs. The destination is resolved inside the rootfs
+/// (`openat2` with `RESOLVE_IN_ROOT`: no symlink leads out of it) and created when missing,
+/// as a directory, or as an empty file when the source is not a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute path in the container.
+    pub destination: String,
+    pub kind: MountKind,
+    /// Read-only (recursively, for a bind).
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A recursive bind (`MS_BIND|MS_REC`, as a detached `open_tree` clone) of a host path.
+    Bind { source: PathBuf },
+    /// A fresh tmpfs; `options` are tmpfs's own (`size=64m,mode=1777`) and the flags
+    /// `ro`, `rw`, `nosuid`, `suid`, `nodev`, `dev`, `noexec`, `exec`. Docker's default flags
+    /// (`nosuid,nodev,noexec`) apply unless overridden.
+    Tmpfs { options: String },
 }
 
 /// Where the container's first process joins its cgroups. Moving another process into a
@@ -511,7 +535,11 @@ fn prepare(spec: &InitSpec, console: Option<OwnedFd>) -> Result<Plan, SpawnError
         hostname: cstring(&spec.hostname, "hostname")?,
         workdir: cstring(&workdir, "working directory")?,
         workdir_parents,
-        resolv_conf: spec.resolv_conf.as_deref().map(cstring_path).transpose()?,
+        mounts: spec
+            .mounts
+            .iter()
+            .map(child::MountPlan::new)
+            .collect::<Result<_, _>>()?,
         terminal,
         console,
         user,
@@ -639,10 +667,10 @@ fn open_dir(path: &Path) -> Result<OwnedFd, SpawnError> {
 }
 
 #[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
+pub(crate) struct OpenHow {
+    pub(crate) flags: u64,
+    pub(crate) mode: u64,
+    pub(crate) resolve: u64,
 }
 
 /// Reads `rel` inside the rootfs with symlinks resolved as if the rootfs were `/` (an image's

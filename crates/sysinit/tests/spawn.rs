@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use nix::sys::signal::kill;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe, Pid};
-use sysinit::{seccomp, spawn, InitSpec, Security, SpawnError, Stdio};
+use sysinit::{seccomp, spawn, InitSpec, Mount, MountKind, Security, SpawnError, Stdio};
 use tempfile::TempDir;
 
 const APPLETS: &[&str] = &[
@@ -63,6 +63,7 @@ impl Rootfs {
     }
 }
 
+#[derive(Debug)]
 struct Outcome {
     stdout: String,
     stderr: String,
@@ -94,7 +95,7 @@ fn spec(root: &Path, args: &[&str], stdin: OwnedFd, stdout: OwnedFd, stderr: Own
             stdout,
             stderr,
         },
-        resolv_conf: None,
+        mounts: Vec::new(),
         cgroups: sysinit::Cgroups::default(),
         // Docker's default, seccomp included: everything here must work under it.
         security: default_security(),
@@ -550,36 +551,109 @@ fn hook_sees_the_returned_pid_before_the_command_runs() {
 }
 
 #[test]
-fn workdir_is_created_and_resolv_conf_is_bound_read_only() {
+fn workdir_is_created_and_mounts_are_bound_read_only_or_not() {
     let rootfs = Rootfs::new();
-    let host_resolv = rootfs.dir.path().join("host-resolv.conf");
-    fs::write(&host_resolv, "nameserver 192.0.2.53\n").unwrap();
-    let resolv = host_resolv.clone();
+    let host = tempfile::tempdir().unwrap();
+    let resolv = host.path().join("resolv.conf");
+    fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
+    let data = host.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let ro = host.path().join("ro");
+    fs::create_dir(&ro).unwrap();
+    let bind = |source: &Path, destination: &str, readonly: bool| Mount {
+        destination: destination.into(),
+        kind: MountKind::Bind {
+            source: source.to_path_buf(),
+        },
+        readonly,
+    };
+    let mounts = vec![
+        bind(&resolv, "/etc/resolv.conf", true),
+        bind(&data, "/srv/data", false),
+        bind(&ro, "/ro", true),
+        Mount {
+            destination: "/srv/data/t".into(),
+            kind: MountKind::Tmpfs {
+                options: "size=1m,mode=1777".into(),
+            },
+            readonly: false,
+        },
+    ];
     let out = run_with(
         &rootfs.path(),
-        "pwd; cat /etc/resolv.conf; echo x >> /etc/resolv.conf 2>/dev/null && echo writable; true",
+        "pwd; cat /etc/resolv.conf; echo x >> /etc/resolv.conf 2>/dev/null && echo writable; \
+         echo hi > /srv/data/f; touch /ro/f 2>/dev/null && echo ro-writable; \
+         echo t > /srv/data/t/f && grep ' /srv/data/t ' /proc/self/mountinfo | grep -c 'nosuid,nodev,noexec'; \
+         true",
         |s| {
             s.workdir = "/work/dir".into();
-            s.resolv_conf = Some(resolv);
+            s.mounts = mounts;
         },
     );
     assert_eq!(
-        out.stdout, "/work/dir\nnameserver 192.0.2.53\n",
+        out.stdout, "/work/dir\nnameserver 192.0.2.53\n1\n",
         "stderr {}",
         out.stderr
     );
     assert_eq!(
-        fs::read_to_string(&host_resolv).unwrap(),
+        fs::read_to_string(&resolv).unwrap(),
         "nameserver 192.0.2.53\n"
     );
-    // An image without /etc simply gets no resolv.conf.
-    let bare = Rootfs::new();
-    fs::remove_dir_all(bare.dir.path().join("etc")).unwrap();
-    let resolv = host_resolv.clone();
-    let out = run_with(&bare.path(), "test -e /etc/resolv.conf || echo none", |s| {
-        s.resolv_conf = Some(resolv)
+    assert_eq!(fs::read_to_string(data.join("f")).unwrap(), "hi\n");
+    // The tmpfs was the container's alone; its mount point is in the volume.
+    assert!(data.join("t").is_dir() && !data.join("t/f").exists());
+    // Missing mount points were made in the rootfs, a file for a file.
+    assert!(rootfs.path().join("srv/data").is_dir());
+    assert!(rootfs.path().join("etc/resolv.conf").is_file());
+}
+
+#[test]
+fn a_symlinked_mount_point_stays_inside_the_rootfs() {
+    let rootfs = Rootfs::new();
+    let outside = tempfile::tempdir().unwrap();
+    // An image's absolute symlink (and a relative one climbing out) resolve as the container
+    // sees them: into the rootfs, never to the host's directory.
+    symlink("/tmp", rootfs.path().join("abs")).unwrap();
+    symlink("../../../../../../..", rootfs.path().join("up")).unwrap();
+    let source = tempfile::tempdir().unwrap();
+    fs::write(source.path().join("marker"), "m").unwrap();
+    let bind = |destination: &str| Mount {
+        destination: destination.into(),
+        kind: MountKind::Bind {
+            source: source.path().to_path_buf(),
+        },
+        readonly: true,
+    };
+    let script =
+        "cat /tmp/marker; echo; cat /x/marker; echo; grep -c ' /tmp ' /proc/self/mountinfo";
+    let out = run_with(&rootfs.path(), script, |s| {
+        s.mounts = vec![bind("/abs"), bind("/up/x")];
     });
-    assert_eq!(out.stdout, "none\n");
+    assert_eq!(out.stdout, "m\nm\n1\n", "stderr {}", out.stderr);
+    assert!(rootfs.path().join("x").is_dir());
+
+    // A dangling symlink to the host's temp dir is refused; nothing is made there.
+    let target = outside.path().join("made");
+    symlink(&target, rootfs.path().join("dangling")).unwrap();
+    let err = try_run(&rootfs.path(), &["true"], |s| {
+        s.mounts = vec![bind("/dangling")];
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("mount point of"), "{err}");
+    assert!(!target.exists());
+
+    // A source that does not exist is refused before the clone.
+    let err = try_run(&rootfs.path(), &["true"], |s| {
+        s.mounts = vec![Mount {
+            destination: "/x".into(),
+            kind: MountKind::Bind {
+                source: "/nonexistent/dock-src".into(),
+            },
+            readonly: false,
+        }];
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/dock-src"), "{err}");
 }
 
 #[test]
