@@ -11,7 +11,7 @@ use crate::body::{self, Response};
 use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
-use crate::{auth, containers, images, push, system, API_VERSION, MIN_API_VERSION, VERSION};
+use crate::{auth, containers, exec, images, push, system, API_VERSION, MIN_API_VERSION, VERSION};
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
 /// headers the real daemon adds to all of them.
@@ -77,6 +77,18 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                 (&Method::GET, "export") => return containers::export(state, name).await,
                 (&Method::GET, "changes") => return containers::changes(state, name).await,
                 (&Method::POST, "resize") => return containers::resize(state, name, query).await,
+                (&Method::POST, "exec") => return exec::create(state, name, req.into_body()).await,
+                _ => {}
+            }
+        }
+    }
+    if let Some(rest) = path.strip_prefix("/exec/") {
+        if let Some((id, action)) = rest.split_once('/') {
+            let id = id.to_string();
+            match (&method, action) {
+                (&Method::POST, "start") => return exec::start(state, id, req).await,
+                (&Method::POST, "resize") => return exec::resize(state, id, query).await,
+                (&Method::GET, "json") => return exec::inspect(state, id).await,
                 _ => {}
             }
         }

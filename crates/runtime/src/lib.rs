@@ -13,6 +13,7 @@ pub mod attach;
 pub mod cgroup;
 pub mod container;
 pub mod devices;
+pub mod exec;
 pub mod humanize;
 pub mod imageconfig;
 pub mod initlayer;
