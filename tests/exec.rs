@@ -60,7 +60,7 @@ fn exec_joins_the_containers_namespaces_root_and_cgroups() {
     // Its pid namespace: PID 1 is the container's command, and nothing of the host shows.
     let ps = stdout(&exec(&root, &[&id, "ps", "-o", "pid,args"]));
     let rows: Vec<&str> = ps.lines().skip(1).map(str::trim).collect();
-    assert!(rows.iter().any(|r| *r == "1 sleep 1000"), "{ps}");
+    assert!(rows.contains(&"1 sleep 1000"), "{ps}");
     assert_eq!(
         rows.len(),
         2,
@@ -475,4 +475,146 @@ fn docker_exec_against_dock_daemon() {
         "{}",
         stderr(&out)
     );
+}
+
+/// One HTTP/1.1 request to the daemon's socket (the connection closed after it): the status
+/// and the body.
+fn http(daemon: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let (head, rest) = answer.split_once("\r\n\r\n").unwrap();
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+        // One chunk is all these answers need.
+        rest.split_once("\r\n")
+            .map_or("", |(_, b)| b)
+            .rsplit_once("\r\n0\r\n")
+            .map_or("", |(b, _)| b)
+    } else {
+        rest
+    };
+    (status, body.trim_end_matches("\r\n").to_string())
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn exec_endpoints_track_running_exit_code_and_pid() {
+    let root = DockRoot::with_busybox();
+    let id = sleeper(&root, &[]);
+    let daemon = Daemon::start(root.path());
+    let (status, body) = http(
+        &daemon,
+        "POST",
+        &format!("/containers/{id}/exec"),
+        r#"{"Cmd":["sh","-c","read x < /proc/self/fd/0; exit 7"],"Tty":true}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let exec_id = json(&body)["Id"].as_str().unwrap().to_string();
+    let inspect = |daemon: &Daemon| {
+        let (status, body) = http(daemon, "GET", &format!("/exec/{exec_id}/json"), "");
+        assert_eq!(status, 200, "{body}");
+        json(&body)
+    };
+    let before = inspect(&daemon);
+    assert_eq!(before["Running"], false);
+    assert_eq!(before["ExitCode"], serde_json::Value::Null);
+    assert_eq!(before["Pid"], 0);
+    assert_eq!(before["ContainerID"], id.as_str());
+    assert_eq!(before["ProcessConfig"]["entrypoint"], "sh");
+    assert_eq!(before["ProcessConfig"]["tty"], true);
+
+    // Detached with a terminal: it waits for a line on its terminal, which nobody sends.
+    let (status, body) = http(
+        &daemon,
+        "POST",
+        &format!("/exec/{exec_id}/start"),
+        r#"{"Detach":true}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let running = inspect(&daemon);
+    assert_eq!(running["Running"], true);
+    let pid = running["Pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    let (status, _) = http(
+        &daemon,
+        "POST",
+        &format!("/exec/{exec_id}/resize?h=30&w=100"),
+        "",
+    );
+    assert_eq!(status, 200);
+    let (status, body) = http(
+        &daemon,
+        "POST",
+        &format!("/exec/{exec_id}/start"),
+        r#"{"Detach":true}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    // Its terminal is the daemon's to hold; killing it ends the instance with 128 + 9.
+    common::kill9(pid as i32);
+    let mut ended = serde_json::Value::Null;
+    for _ in 0..500 {
+        ended = inspect(&daemon);
+        if ended["Running"] == false {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(ended["Running"], false);
+    assert_eq!(ended["ExitCode"], 137);
+
+    let (status, body) = http(&daemon, "GET", "/exec/nosuch/json", "");
+    assert_eq!(
+        (status, json(&body)["message"].clone()),
+        (404, "No such exec instance: nosuch".into())
+    );
+    let (status, body) = http(
+        &daemon,
+        "POST",
+        &format!("/containers/{id}/exec"),
+        r#"{"Cmd":[]}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    root.ok(&["stop", "-t", "1", &id]);
+    let (status, body) = http(
+        &daemon,
+        "POST",
+        &format!("/containers/{id}/exec"),
+        r#"{"Cmd":["true"]}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        json(&body)["message"],
+        format!("container {id} is not running")
+    );
+}
+
+#[test]
+fn exec_terminals_get_the_clients_size() {
+    let root = DockRoot::with_busybox();
+    let id = sleeper(&root, &[]);
+    let dock = format!("{} --root {}", dock_bin(), root.path().display());
+    let out = under_script(
+        &format!("stty rows 31 cols 101; {dock} exec -t {id} stty size"),
+        b"",
+    );
+    assert_eq!(stdout(&out).trim(), "31 101", "{}", stderr(&out));
+    let daemon = Daemon::start(root.path());
+    let command = format!(
+        "stty rows 32 cols 102; DOCKER_HOST={} DOCKER_CONFIG={} docker exec -t {id} stty size",
+        daemon.host(),
+        daemon.config.path().display()
+    );
+    let out = under_script(&command, b"");
+    assert_eq!(stdout(&out).trim(), "32 102", "{}", stderr(&out));
 }
