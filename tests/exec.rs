@@ -416,6 +416,39 @@ fn docker_exec_against_dock_daemon() {
     assert_eq!(code(&out), 0, "{}\n{}", stderr(&out), log());
     assert_eq!(stdout(&out), "out-1\n");
     assert_eq!(stderr(&out), "err\n");
+    let mut piped = Command::new("timeout")
+        .args([
+            "-k",
+            "5",
+            "60",
+            "docker",
+            "exec",
+            "-i",
+            &id,
+            "sh",
+            "-c",
+            "tr a-z A-Z; exit 5",
+        ])
+        .env("DOCKER_HOST", daemon.host())
+        .env("DOCKER_CONFIG", daemon.config.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    piped
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let out = piped.wait_with_output().unwrap();
+    assert_eq!(
+        (code(&out), stdout(&out)),
+        (5, "PIPED IN\n".to_string()),
+        "{}",
+        stderr(&out)
+    );
     let out = daemon.docker(&["exec", &id, "sh", "-c", "exit 3"]);
     assert_eq!(code(&out), 3, "{}", log());
     let out = daemon.docker(&["exec", &id, "nope"]);
