@@ -618,7 +618,26 @@ fn exec_endpoints_track_running_exit_code_and_pid() {
         r#"{"Cmd":[]}"#,
     );
     assert_eq!(status, 400, "{body}");
+    let (status, body) = http(
+        &daemon,
+        "POST",
+        &format!("/containers/{id}/exec"),
+        r#"{"Cmd":["true"]}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let late = json(&body)["Id"].as_str().unwrap().to_string();
     root.ok(&["stop", "-t", "1", &id]);
+    let (status, body) = http(
+        &daemon,
+        "POST",
+        &format!("/exec/{late}/start"),
+        r#"{"Detach":true}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        json(&body)["message"],
+        format!("container {id} is not running")
+    );
     let (status, body) = http(
         &daemon,
         "POST",

@@ -217,6 +217,17 @@ pub async fn start(
         serde_json::from_slice(&data)
             .map_err(|e| ApiError::bad_request(format!("invalid exec start config: {e}")))?
     };
+    let container = {
+        let state = state.clone();
+        let id = instance.container_id.clone();
+        blocking(move || find(&state, &id)).await?
+    };
+    if !container.state.running {
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            container.id
+        )));
+    }
     {
         let mut status = instance.status();
         if status.started {
