@@ -8,7 +8,7 @@ packages=(
     iproute2         # tests look at links with `ip`
     util-linux       # unshare, nsenter, script
     tar xz-utils zstd bzip2 gzip  # archives of every compression for the tests
-    e2fsprogs        # mkfs.ext4 for the benchmark filesystem
+    e2fsprogs        # mkfs.ext4 for the benchmark filesystem and the full-disk test
     gcc libc6-dev    # static helpers the confinement tests run inside containers
     openssl curl     # the API's TLS tests make a CA and certificates and knock without one
     docker-registry  # registry tests run their own `docker-registry serve` on 127.0.0.1

@@ -613,3 +613,100 @@ fn docker_run_honours_the_image_config_and_its_overrides() {
     );
     assert_eq!(image("{{len .RootFS.Layers}}"), "1");
 }
+
+#[test]
+fn docker_run_flags_reach_the_runtime() {
+    let daemon = daemon_with_image();
+    // A restart policy, through HostConfig.RestartPolicy: exactly two restarts.
+    let id = daemon.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:2",
+        "bb",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let id = id.trim();
+    let mut state = String::new();
+    for _ in 0..600 {
+        state = daemon.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.RestartCount}} {{.State.ExitCode}}",
+            id,
+        ]);
+        if state.starts_with("false") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(state.trim(), "false 2 3");
+
+    let id = daemon.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--restart",
+        "unless-stopped",
+        "--read-only",
+        "--pids-limit",
+        "20",
+        "--cpus",
+        "1.5",
+        "--cpu-shares",
+        "512",
+        "--init",
+        "-l",
+        "tier=web",
+        "--stop-timeout",
+        "3",
+        "bb",
+        "true",
+    ]);
+    let shown = daemon.ok(&[
+        "inspect", "-f",
+        "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.Init}} {{.Config.StopTimeout}} {{index .Config.Labels \"tier\"}}",
+        id.trim(),
+    ]);
+    assert_eq!(
+        shown.trim(),
+        "unless-stopped true 20 1500000000 512 true 3 web"
+    );
+    assert_eq!(
+        daemon
+            .ok(&["ps", "-aq", "--no-trunc", "--filter", "label=tier=web"])
+            .trim(),
+        id.trim()
+    );
+
+    let out = daemon.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--read-only",
+        "--init",
+        "bb",
+        "sh",
+        "-c",
+        "cat /proc/1/comm; touch /x",
+    ]);
+    assert_eq!(stdout(&out).lines().next(), Some("dock-init"));
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ne!(out.status.code(), Some(0));
+
+    let out = daemon.docker(&["create", "--restart", "bogus", "bb", "true"]);
+    assert!(
+        stderr(&out).contains("invalid restart policy"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -670,3 +670,21 @@ fn exec_terminals_get_the_clients_size() {
     let out = under_script(&command, b"");
     assert_eq!(stdout(&out).trim(), "32 102", "{}", stderr(&out));
 }
+
+#[test]
+fn exec_into_a_read_only_container_with_an_init() {
+    let root = DockRoot::with_busybox();
+    let id = sleeper(&root, &["--init", "--read-only"]);
+    let out = exec(&root, &[&id, "sh", "-c", "touch /x"]);
+    assert_eq!(code(&out), 1, "the root stays read-only: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    let ps = stdout(&exec(&root, &[&id, "ps", "-o", "pid,args"]));
+    let rows: Vec<&str> = ps.lines().skip(1).map(str::trim).collect();
+    assert!(rows[0].starts_with("1 "), "{ps}");
+    assert!(rows.iter().any(|r| r.ends_with("sleep 1000")), "{ps}");
+    assert_eq!(code(&exec(&root, &[&id, "sh", "-c", "exit 9"])), 9);
+}

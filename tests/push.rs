@@ -464,10 +464,23 @@ fn docker_push_and_login_through_dock_daemon() {
     .stdout;
     let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+    // A pull goes with the CLI's login too (X-Registry-Auth on /images/create).
+    daemon.ok(&["rmi", &name], None);
+    let out = daemon.ok(&["pull", &name], None);
+    assert!(out.contains("Status: "), "{out}");
+    daemon.ok(&["image", "inspect", &name], None);
     let out = daemon.ok(&["logout", &host], None);
     assert!(
         out.contains(&format!("Removing login credentials for {host}")),
         "{out}"
+    );
+    daemon.ok(&["rmi", &name], None);
+    let out = daemon.docker(&["pull", &name], None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("dock login {host}")),
+        "{}",
+        stderr(&out)
     );
 }
 

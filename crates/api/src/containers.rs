@@ -29,8 +29,6 @@ use crate::stream::{Framing, StreamKind};
 
 /// The largest create body accepted; the CLI sends a few kB.
 const MAX_CREATE_BODY: usize = 1 << 20;
-/// Docker's default grace period of `stop` and `restart`.
-const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a `condition=removed` wait looks whether the container is gone.
 const REMOVAL_POLL: Duration = Duration::from_millis(100);
 
@@ -77,11 +75,14 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         err @ (E::Ambiguous(_)
         | E::InvalidName(_)
         | E::NoCommand
+        | E::MemoryTooLow(_)
         | E::InvalidWorkingDir(_)
         | E::InvalidSignal(_)
         | E::InvalidPort(_)
         | E::Network(_)
-        | E::Security(_)) => ApiError::bad_request(err.to_string()),
+        | E::Security(_)
+        | E::RestartPolicy(_)
+        | E::InvalidResources(_)) => ApiError::bad_request(err.to_string()),
         E::Start { code, message } => ApiError::bad_request(start_message(code, message)),
         other => ApiError::internal(other.to_string()),
     }
@@ -117,6 +118,7 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
     let names = query.filter("name")?;
     let statuses = query.filter("status")?;
     let ids = query.filter("id")?;
+    let labels = query.filter("label")?;
     let containers = blocking(move || {
         let mut containers = state.runtime.list().map_err(|e| runtime_error(e, ""))?;
         // As Docker: the image name given, while it still names the container's image; else
@@ -144,6 +146,12 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
         })
         .filter(|c| statuses.is_empty() || statuses.iter().any(|s| s == status_word(c)))
         .filter(|c| ids.is_empty() || ids.iter().any(|i| c.id.starts_with(i.as_str())))
+        .filter(|c| {
+            labels.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => c.config.labels.get(k).is_some_and(|have| have == v),
+                None => c.config.labels.contains_key(l.as_str()),
+            })
+        })
         .take(limit.map_or(usize::MAX, |l| l as usize))
         .map(list_json)
         .collect();
@@ -152,7 +160,9 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
 
 /// `created`, `running` or `exited`.
 fn status_word(c: &Container) -> &'static str {
-    if c.state.running {
+    if c.state.restarting {
+        "restarting"
+    } else if c.state.running {
         "running"
     } else if c.state.never_started() {
         "created"
@@ -232,10 +242,10 @@ fn list_json(c: &Container) -> Value {
         "Command": c.command_line(),
         "Created": c.created.timestamp(),
         "Ports": ports,
-        "Labels": {},
+        "Labels": c.config.labels,
         "State": status_word(c),
         "Status": c.status(human_duration),
-        "HostConfig": { "NetworkMode": "default" },
+        "HostConfig": { "NetworkMode": network_mode(c) },
         "NetworkSettings": { "Networks": {} },
         "Mounts": [],
     })
@@ -254,6 +264,7 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
             .parse::<runtime::NetworkMode>()
             .map_err(|e| ApiError::bad_request(e.to_string()))?,
     };
+    let discards_ports = !config.port_specs().is_empty() || config.host_config.publish_all_ports;
     let id = blocking(move || {
         // Resolve the name as the API does (sha256: ids, docker.io/library/ names) first.
         let image = crate::images::find_image(&state, &config.image)?;
@@ -283,6 +294,7 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
             port_specs: config.port_specs(),
             auto_remove: config.host_config.auto_remove,
             host_config: config.runtime_host_config(),
+            stop_timeout: config.stop_timeout,
         };
         let c = state
             .runtime
@@ -299,17 +311,30 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
         Ok(c.id)
     })
     .await?;
+    // As dockerd: published ports of a host-network container are dropped, with a warning.
+    let mut warnings: Vec<&str> = Vec::new();
+    if network == runtime::NetworkMode::Host && discards_ports {
+        warnings.push("Published ports are discarded when using host network mode");
+    }
     Ok(body::json(
         StatusCode::CREATED,
-        &json!({ "Id": id, "Warnings": [] }),
+        &json!({ "Id": id, "Warnings": warnings }),
     ))
 }
 
 pub(crate) async fn read_body(request: Incoming, limit: usize) -> ApiResult<Bytes> {
-    let data = http_body_util::Limited::new(request, limit)
-        .collect()
-        .await
-        .map_err(|err| ApiError::bad_request(format!("read the request body: {err}")))?;
+    let timeout = crate::limits::read_timeout();
+    let data = tokio::time::timeout(
+        timeout,
+        http_body_util::Limited::new(request, limit).collect(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::bad_request(format!(
+            "read the request body: not complete after {timeout:?}"
+        ))
+    })?
+    .map_err(|err| ApiError::bad_request(format!("read the request body: {err}")))?;
     Ok(data.to_bytes())
 }
 
@@ -317,6 +342,17 @@ pub(crate) async fn read_body(request: Incoming, limit: usize) -> ApiResult<Byte
 pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
     let c = blocking(move || find(&state, &name)).await?;
     Ok(body::json(StatusCode::OK, &inspect_json(&c)))
+}
+
+/// `HostConfig.NetworkMode` as Docker shows it.
+fn network_mode(c: &Container) -> &'static str {
+    if c.host_config.network_mode == "host" {
+        "host"
+    } else if c.config.network_disabled {
+        "none"
+    } else {
+        "default"
+    }
 }
 
 fn non_empty(list: &[String]) -> Value {
@@ -379,18 +415,18 @@ fn inspect_json(c: &Container) -> Value {
             "Status": status_word(c),
             "Running": c.state.running,
             "Paused": false,
-            "Restarting": false,
+            "Restarting": c.state.restarting,
             "OOMKilled": c.state.oom_killed,
             "Dead": false,
             "Pid": c.state.pid,
             "ExitCode": c.state.exit_code,
-            "Error": "",
+            "Error": c.state.error,
             "StartedAt": rfc3339(c.state.started_at),
             "FinishedAt": rfc3339(c.state.finished_at),
         },
         "Image": api_id(&c.image),
         "Name": format!("/{}", c.name),
-        "RestartCount": 0,
+        "RestartCount": c.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
         "HostConfig": {
@@ -398,8 +434,16 @@ fn inspect_json(c: &Container) -> Value {
             "PortBindings": bindings,
             "Memory": c.config.memory,
             "MemorySwap": c.config.memory_swap,
-            "NetworkMode": if c.config.network_disabled { "none" } else { "default" },
-            "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
+            "NetworkMode": network_mode(c),
+            "RestartPolicy": {
+                "Name": c.host_config.restart_policy.name,
+                "MaximumRetryCount": c.host_config.restart_policy.maximum_retry_count,
+            },
+            "ReadonlyRootfs": c.host_config.readonly_rootfs,
+            "PidsLimit": c.host_config.pids_limit,
+            "NanoCpus": c.host_config.nano_cpus,
+            "CpuShares": c.host_config.cpu_shares,
+            "Init": c.host_config.init,
             "Privileged": c.host_config.privileged,
             // Docker shows an empty list as null.
             "CapAdd": non_empty(&c.host_config.cap_add),
@@ -424,6 +468,7 @@ fn inspect_json(c: &Container) -> Value {
             "Labels": c.config.labels,
             "ExposedPorts": exposed,
             "StopSignal": (!c.config.stop_signal.is_empty()).then_some(&c.config.stop_signal),
+            "StopTimeout": c.config.stop_timeout,
         },
         "NetworkSettings": {
             "Ports": published,
@@ -476,6 +521,7 @@ pub async fn stop(state: Arc<State>, name: String, query: Query) -> ApiResult<Re
         if !c.state.running {
             return Err(ApiError::not_modified());
         }
+        let timeout = timeout.unwrap_or_else(|| runtime::Runtime::stop_timeout(&c));
         tracing::debug!(id = %c.id, ?timeout, "stopping container");
         state
             .runtime
@@ -493,6 +539,7 @@ pub async fn restart(state: Arc<State>, name: String, query: Query) -> ApiResult
     blocking(move || {
         let c = find(&state, &name)?;
         if c.state.running {
+            let timeout = timeout.unwrap_or_else(|| runtime::Runtime::stop_timeout(&c));
             state
                 .runtime
                 .stop_with(&c.id, signal, timeout)
@@ -505,11 +552,13 @@ pub async fn restart(state: Arc<State>, name: String, query: Query) -> ApiResult
 }
 
 /// `signal` (`stop -s`, API 1.42+; default: the container's stop signal) and `t`.
-fn stop_options(query: &Query) -> ApiResult<(Option<i32>, Duration)> {
+/// Without `t`: the container's `StopTimeout`, else 10 s.
+fn stop_options(query: &Query) -> ApiResult<(Option<i32>, Option<Duration>)> {
     let signal = query.non_empty("signal").map(parse_signal).transpose()?;
     let timeout = match query.int("t")? {
-        Some(t) if t >= 0 => Duration::from_secs(t as u64),
-        _ => DEFAULT_STOP_TIMEOUT,
+        Some(t) if t >= 0 => Some(Duration::from_secs(t as u64)),
+        Some(_) => Some(Duration::from_secs(u32::MAX as u64)),
+        None => None,
     };
     Ok((signal, timeout))
 }

@@ -49,6 +49,8 @@ pub struct CreateBody {
     pub labels: Option<BTreeMap<String, String>>,
     pub stop_signal: String,
     pub host_config: HostConfig,
+    // -- run flags --
+    pub stop_timeout: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +69,21 @@ pub struct HostConfig {
     pub security_opt: Option<Vec<String>>,
     pub console_size: Option<[u32; 2]>,
     pub network_mode: String,
+    // -- run flags --
+    pub restart_policy: Option<RestartPolicy>,
+    pub readonly_rootfs: bool,
+    pub pids_limit: Option<i64>,
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub init: Option<bool>,
+}
+
+/// `HostConfig.RestartPolicy`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    pub name: String,
+    pub maximum_retry_count: i64,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -108,6 +125,21 @@ impl CreateBody {
             cap_drop: hc.cap_drop.clone().unwrap_or_default(),
             security_opt: hc.security_opt.clone().unwrap_or_default(),
             publish_all_ports: hc.publish_all_ports,
+            // -- run flags (checked by the runtime's create) --
+            restart_policy: hc
+                .restart_policy
+                .as_ref()
+                .map(|p| runtime::RestartPolicy {
+                    name: if p.name.is_empty() { "no" } else { &p.name }.to_string(),
+                    maximum_retry_count: p.maximum_retry_count,
+                })
+                .unwrap_or_default(),
+            readonly_rootfs: hc.readonly_rootfs,
+            pids_limit: hc.pids_limit,
+            nano_cpus: hc.nano_cpus,
+            cpu_shares: hc.cpu_shares,
+            init: hc.init,
+            network_mode: String::new(),
         }
     }
 
@@ -201,6 +233,31 @@ mod tests {
         assert_eq!(body.entrypoint(), Some(vec![]));
         assert_eq!(body.stop_signal, "SIGQUIT");
         assert!(body.host_config.publish_all_ports);
+    }
+
+    #[test]
+    fn reads_the_run_flags() {
+        let body = CreateBody::parse(
+            br#"{"Image":"x","StopTimeout":3,"Labels":{"a":"b"},"HostConfig":{
+            "RestartPolicy":{"Name":"on-failure","MaximumRetryCount":2},"ReadonlyRootfs":true,
+            "PidsLimit":20,"NanoCpus":1500000000,"CpuShares":512,"Init":true,"NetworkMode":"host"}}"#,
+        )
+        .unwrap();
+        let hc = body.runtime_host_config();
+        assert_eq!(hc.restart_policy.name, "on-failure");
+        assert_eq!(hc.restart_policy.maximum_retry_count, 2);
+        assert!(hc.readonly_rootfs);
+        assert_eq!(hc.pids_limit, Some(20));
+        assert_eq!(hc.nano_cpus, 1_500_000_000);
+        assert_eq!(hc.cpu_shares, 512);
+        assert_eq!(hc.init, Some(true));
+        assert_eq!(body.stop_timeout, Some(3));
+        assert_eq!(body.host_config.network_mode, "host");
+        let none =
+            CreateBody::parse(br#"{"Image":"x","HostConfig":{"RestartPolicy":{"Name":""}}}"#)
+                .unwrap()
+                .runtime_host_config();
+        assert_eq!(none.restart_policy.name, "no");
     }
 
     #[test]

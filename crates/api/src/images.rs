@@ -236,10 +236,11 @@ fn glob(pattern: &str, text: &str) -> bool {
 pub async fn create(
     state: Arc<State>,
     query: Query,
+    auth: Option<crate::auth::AuthConfig>,
     request_body: Incoming,
 ) -> ApiResult<Response> {
     if let Some(image) = query.non_empty("fromImage") {
-        return pull(state, image, &query);
+        return pull(state, image, &query, auth);
     }
     let source = query.non_empty("fromSrc").ok_or_else(|| {
         ApiError::bad_request("either fromSrc or fromImage must be given".to_string())
@@ -296,7 +297,14 @@ pub async fn create(
 /// `fromImage=NAME&tag=TAG|DIGEST&platform=OS/ARCH`: the pull streams Docker's JSON
 /// progress messages; without a tag (and none in the name) every tag is pulled, as dockerd
 /// does. A name or platform that cannot be used is refused before anything is contacted.
-fn pull(state: Arc<State>, image: &str, query: &Query) -> ApiResult<Response> {
+/// The registry login is the request's `X-Registry-Auth`, as dockerd takes it: the daemon
+/// keeps no credentials of its own.
+fn pull(
+    state: Arc<State>,
+    image: &str,
+    query: &Query,
+    auth: Option<crate::auth::AuthConfig>,
+) -> ApiResult<Response> {
     let image = familiar(image);
     let name = match query.non_empty("tag") {
         Some(tag) if tag.starts_with("sha256:") => format!("{image}@{tag}"),
@@ -318,9 +326,8 @@ fn pull(state: Arc<State>, image: &str, query: &Query) -> ApiResult<Response> {
         all_tags: reference.tag.is_none() && reference.digest.is_none(),
     };
     let (out, response_body) = body::channel();
+    let client = crate::auth::client(&state, auth.as_ref(), &reference.registry)?;
     tokio::task::spawn_blocking(move || {
-        let credentials = registry::Credentials::default_path().map(registry::Credentials::at);
-        let client = registry::Client::new(config, credentials);
         let result = registry::store::pull(
             &client,
             &state.graph,
@@ -392,8 +399,19 @@ fn import(
 
 /// Moves the request body's chunks to the blocking reader; ends on the body's end or error.
 async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io::Result<Bytes>>) {
+    let timeout = crate::limits::read_timeout();
     loop {
-        let item = match incoming.frame().await {
+        // A client that stops sending mid-body is given up on after the read timeout.
+        let Ok(next) = tokio::time::timeout(timeout, incoming.frame()).await else {
+            let _ = chunks
+                .send(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("read the request body: nothing for {timeout:?}"),
+                )))
+                .await;
+            return;
+        };
+        let item = match next {
             None => return,
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => Ok(data),

@@ -13,6 +13,7 @@ mod create;
 mod error;
 mod exec;
 mod images;
+mod limits;
 mod listen;
 mod monitor;
 mod push;

@@ -48,7 +48,8 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::GET, "/info") => return system::info(state).await,
         (&Method::GET, "/images/json") => return images::list(state, query).await,
         (&Method::POST, "/images/create") => {
-            return images::create(state, query, req.into_body()).await
+            let auth = auth::registry_auth(req.headers())?;
+            return images::create(state, query, auth, req.into_body()).await;
         }
         (&Method::POST, "/auth") => return auth::login(state, req.into_body()).await,
         (&Method::POST, "/commit") => return containers::commit(state, query).await,

@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::listen::Listen;
 use crate::router;
 use crate::state::State;
@@ -27,6 +29,8 @@ const SOCKET_MODE: u32 = 0o660;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How long a client may take over its TLS handshake before the connection is dropped.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(30);
+/// Pause after a failed accept, so a persistent failure does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serve the Docker Engine API for the state under `root` on `host` until SIGINT or SIGTERM,
 /// with `tls` on a `tcp://` host (a unix socket is guarded by its mode and takes no TLS).
@@ -78,22 +82,59 @@ async fn run(listen: Listen, tls: Option<TlsAcceptor>, state: Arc<State>) -> Res
     let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
     let mut child_exited = signal(SignalKind::child()).map_err(Error::Signal)?;
     let listener = Listener::bind(&listen, tls)?;
+    let connections = Arc::new(Semaphore::new(limits::max_connections()));
     tracing::info!(%listen, "API listening");
+    // Restart policies: at the start (after a reboot, say) and then each sweep.
+    let mut policy_sweep = tokio::time::interval(POLICY_SWEEP);
+    policy_sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first_sweep = true;
+    let sweeping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
+            _ = policy_sweep.tick() => {
+                // One sweep at a time, off the accept loop; a tick during one is skipped
+                // (the first, at the start, is never skipped: nothing runs before it).
+                if !sweeping.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    let at_start = std::mem::take(&mut first_sweep);
+                    let (state, sweeping) = (state.clone(), sweeping.clone());
+                    tokio::task::spawn_blocking(move || {
+                        sweep_restart_policies(&state, at_start);
+                        sweeping.store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
+            }
             // Monitors started here are our children until they exit.
-            _ = child_exited.recv() => reap_monitors(),
-            accepted = listener.accept(&state) => {
+            _ = child_exited.recv() => {
+                let reaped = runtime::reap_monitors();
+                tracing::debug!(reaped, "reaped monitors");
+            }
+            accepted = listener.accept(&state, &connections) => {
                 if let Err(err) = accepted {
                     tracing::warn!(%listen, "accept failed: {err}");
+                    // Out of descriptors, say: give the open connections time to end.
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             }
         }
     }
     tracing::info!(%listen, "API stopping");
     Ok(())
+}
+
+/// How often the daemon looks for containers their restart policy brings back (a monitor
+/// killed, the machine rebooted): what Docker's daemon does for its containers.
+const POLICY_SWEEP: Duration = Duration::from_secs(1);
+
+/// Starts what [`runtime::wants_policy_start`] names; `at_start` at the daemon's start.
+fn sweep_restart_policies(state: &State, at_start: bool) {
+    for (id, result) in state.runtime.start_by_policies(at_start) {
+        match result {
+            Ok(()) => tracing::info!(%id, "restarted by its restart policy"),
+            Err(e) => tracing::warn!(%id, error = %e, "restart policy: starting failed"),
+        }
+    }
 }
 
 /// A bound socket; a unix socket file is removed again when this is dropped.
@@ -145,19 +186,26 @@ impl Listener {
         }
     }
 
-    /// Accept one connection and serve it on its own task.
-    async fn accept(&self, state: &Arc<State>) -> std::io::Result<()> {
+    /// Accept one connection and serve it on its own task, once fewer than the limit are open.
+    async fn accept(
+        &self,
+        state: &Arc<State>,
+        connections: &Arc<Semaphore>,
+    ) -> std::io::Result<()> {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return Ok(());
+        };
         match self {
             Listener::Unix { listener, .. } => {
                 let (stream, _) = listener.accept().await?;
-                tokio::spawn(serve_connection(stream, state.clone()));
+                tokio::spawn(serve_connection(stream, state.clone(), permit));
             }
             Listener::Tcp { listener, tls } => {
                 let (stream, peer) = listener.accept().await?;
                 tracing::debug!(%peer, "tcp connection");
                 match tls {
                     None => {
-                        tokio::spawn(serve_connection(stream, state.clone()));
+                        tokio::spawn(serve_connection(stream, state.clone(), permit));
                     }
                     // The handshake runs on the connection's task, so a slow or refused
                     // client never holds up the next accept.
@@ -167,6 +215,7 @@ impl Listener {
                             stream,
                             peer,
                             state.clone(),
+                            permit,
                         ));
                     }
                 }
@@ -176,8 +225,11 @@ impl Listener {
     }
 }
 
-/// HTTP/1.1 with keep-alive and upgrades (the attach hijack) on one connection.
-async fn serve_connection<S>(stream: S, state: Arc<State>)
+/// HTTP/1.1 with keep-alive and upgrades (the attach hijack) on one connection. A client
+/// gets [`limits::read_timeout`] for each request's headers, counted from when the server is
+/// ready for them (so an idle keep-alive connection is closed after it too); `permit` holds
+/// its place among the open connections.
+async fn serve_connection<S>(stream: S, state: Arc<State>, permit: OwnedSemaphorePermit)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -186,9 +238,12 @@ where
         async move { Ok::<_, Infallible>(router::handle(state, req).await) }
     });
     let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits::read_timeout())
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
+    drop(permit);
     if let Err(err) = served {
         // A client that drops a pending `/wait` (a detached run) ends up here: not a fault.
         tracing::debug!("connection ended: {err}");
@@ -202,9 +257,10 @@ async fn serve_tls_connection(
     stream: TcpStream,
     peer: SocketAddr,
     state: Arc<State>,
+    permit: OwnedSemaphorePermit,
 ) {
     match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => serve_connection(stream, state).await,
+        Ok(Ok(stream)) => serve_connection(stream, state, permit).await,
         // A port probe that connects and closes is no refused client.
         Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
             tracing::debug!(%peer, "connection closed before the TLS handshake: {err}")
@@ -247,39 +303,4 @@ fn remove_stale_socket(path: &Path) -> Result<()> {
         address: format!("unix://{}", path.display()),
         source,
     })
-}
-
-/// Reap our children that are exited monitors. Monitors are this executable re-run, so their
-/// name is ours or `exe` (from /proc/self/exe); other children (whose status someone waits
-/// for) are left alone.
-fn reap_monitors() {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    let own_name = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
-    let own_name = own_name.trim();
-    for task in tasks.flatten() {
-        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
-            continue;
-        };
-        for pid in children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-        {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-                continue;
-            };
-            let name = &stat[open + 1..close];
-            let zombie = stat[close + 1..].trim_start().starts_with('Z');
-            if zombie && (name == own_name || name == "exe") {
-                let mut status = 0;
-                // SAFETY: waitpid on an exited child of ours; WNOHANG never blocks.
-                unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-                tracing::debug!(pid, "reaped monitor");
-            }
-        }
-    }
 }

@@ -39,17 +39,17 @@ pub enum ContainerCommand {
         /// Signal to send instead of the container's stop signal
         #[arg(short = 's', long)]
         signal: Option<String>,
-        /// Seconds to wait before killing the container
-        #[arg(short = 't', long = "time", default_value_t = 10)]
-        time: u64,
+        /// Seconds to wait before killing the container [default: its --stop-timeout, else 10]
+        #[arg(short = 't', long = "time")]
+        time: Option<u64>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Restart one or more containers
     Restart {
-        /// Seconds to wait before killing the container
-        #[arg(short = 't', long = "time", default_value_t = 10)]
-        time: u64,
+        /// Seconds to wait before killing the container [default: its --stop-timeout, else 10]
+        #[arg(short = 't', long = "time")]
+        time: Option<u64>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -79,6 +79,9 @@ pub enum ContainerCommand {
         /// Do not attach stdin
         #[arg(long)]
         no_stdin: bool,
+        /// Override the key sequence for detaching a container
+        #[arg(long = "detach-keys")]
+        detach_keys: Option<String>,
         container: String,
     },
     /// Fetch the logs of a container
@@ -105,6 +108,9 @@ pub enum ContainerCommand {
         /// Don't truncate output
         #[arg(long)]
         no_trunc: bool,
+        /// Filter output based on conditions provided (label=KEY[=VALUE])
+        #[arg(short = 'f', long = "filter")]
+        filter: Vec<String>,
     },
     /// Inspect changes to files or directories on a container's filesystem
     Diff { container: String },
@@ -195,18 +201,258 @@ pub struct RunArgs {
     /// Security options: seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]
     #[arg(long = "security-opt")]
     security_opt: Vec<String>,
+    // -- run flags: env files, labels, restart policy, resources, init, attach --
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    env_file: Vec<std::path::PathBuf>,
+    /// Set meta data on a container (KEY=VALUE)
+    #[arg(short = 'l', long = "label")]
+    label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file")]
+    label_file: Vec<std::path::PathBuf>,
+    /// Restart policy to apply when a container exits: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, default_value = "no")]
+    restart: String,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    read_only: bool,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Number of CPUs
+    #[arg(long, value_parser = parse_cpus)]
+    cpus: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true)]
+    cpu_shares: Option<i64>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", value_parser = parse_memory_swap, allow_hyphen_values = true)]
+    memory_swap: Option<i64>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    init: bool,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout", allow_hyphen_values = true)]
+    stop_timeout: Option<i64>,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach", value_parser = parse_stream)]
+    attach: Vec<Stream>,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    detach_keys: Option<String>,
     /// Pull the image before creating the container: missing, always or never
     #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["missing", "always", "never"])]
     pull: String,
-    /// The image to run
+    /// The image to run, then the command and its arguments
+    ///
+    /// One positional list, so that option parsing stops at the image as Docker's does:
+    /// `run IMG sh -c ...`, `run IMG ls -la` pass `-c`, `-l` and `-a` to the command.
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    image_and_command: Vec<String>,
+    /// The image (the first of `image_and_command`, see [`RunArgs::split`]).
+    #[arg(skip)]
     image: String,
-    /// The command and its arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(skip)]
     command: Vec<String>,
+}
+
+impl RunArgs {
+    /// Fills `image` and `command` from the positional list; an option clap did not know
+    /// (so taken as the image) is an error, as Docker's "unknown flag".
+    fn split(&mut self) -> anyhow::Result<()> {
+        let mut rest = std::mem::take(&mut self.image_and_command).into_iter();
+        self.image = rest.next().unwrap_or_default();
+        if self.image.starts_with('-') {
+            return Err(Failure {
+                code: 125,
+                message: format!("unknown flag: {}", self.image),
+            }
+            .into());
+        }
+        self.command = rest.collect();
+        Ok(())
+    }
 }
 
 fn parse_memory(s: &str) -> Result<i64, String> {
     runtime::parse_memory(s).ok_or_else(|| format!("invalid memory size {s:?} (use e.g. 512m, 1g)"))
+}
+
+// -- run flags: parsers --
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+fn parse_memory_swap(s: &str) -> Result<i64, String> {
+    if s.trim() == "-1" {
+        return Ok(-1);
+    }
+    parse_memory(s)
+}
+
+/// `--cpus 1.5` in billionths of a CPU, as Docker's NanoCPUs.
+fn parse_cpus(s: &str) -> Result<i64, String> {
+    let bad = || format!("failed to parse {s} as a rational number");
+    let (whole, fraction) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+    if (whole.is_empty() && fraction.is_empty())
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !fraction.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let mut digits: String = fraction.chars().take(9).collect();
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    let fraction: i64 = digits.parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(fraction))
+        .ok_or_else(bad)
+}
+
+/// A stream `-a` attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+fn parse_stream(s: &str) -> Result<Stream, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "stdin" => Ok(Stream::Stdin),
+        "stdout" => Ok(Stream::Stdout),
+        "stderr" => Ok(Stream::Stderr),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".into()),
+    }
+}
+
+/// Docker's detach keys: a comma-separated list of single characters and `ctrl-X`
+/// (X one of a-z @ [ \\ ] ^ _); default Ctrl-p Ctrl-q.
+fn detach_keys(spec: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let Some(spec) = spec.filter(|s| !s.is_empty()) else {
+        return Ok(vec![CTRL_P, CTRL_Q]);
+    };
+    let mut codes = Vec::new();
+    for key in spec.split(',') {
+        if key.len() == 1 {
+            codes.push(key.as_bytes()[0]);
+            continue;
+        }
+        let ctrl = key.strip_prefix("ctrl-").and_then(|k| match k.as_bytes() {
+            [c @ b'a'..=b'z'] => Some(c - b'a' + 1),
+            [b'@'] => Some(0),
+            [b'['] => Some(27),
+            [b'\\'] => Some(28),
+            [b']'] => Some(29),
+            [b'^'] => Some(30),
+            [b'_'] => Some(31),
+            _ => None,
+        });
+        match ctrl {
+            Some(code) => codes.push(code),
+            None if key.starts_with("ctrl-") => anyhow::bail!("Unknown character: '{key}'"),
+            None => anyhow::bail!("Unknown sequence: '{key}'"),
+        }
+    }
+    Ok(codes)
+}
+
+/// Docker's env and label files: `KEY=VALUE` lines (the value as written), `KEY` alone
+/// (`with_env`: its value here, skipped when unset; otherwise kept as `KEY`), blank lines
+/// and `#` comments skipped, a leading BOM dropped.
+fn read_kv_file(path: &std::path::Path, with_env: bool) -> anyhow::Result<Vec<String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("open {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let raw = if n == 0 {
+            raw.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(raw)
+        } else {
+            raw
+        };
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let Ok(line) = std::str::from_utf8(raw) else {
+            anyhow::bail!(
+                "env file {} contains invalid utf8 bytes at line {}",
+                path.display(),
+                n + 1
+            );
+        };
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line, None),
+        };
+        if key.contains(char::is_whitespace) {
+            anyhow::bail!("poorly formatted environment: variable '{key}' contains whitespaces");
+        }
+        if key.is_empty() {
+            anyhow::bail!("poorly formatted environment: no variable name on line '{line}'");
+        }
+        match value {
+            Some(v) => out.push(format!("{key}={v}")),
+            None if with_env => {
+                let key = key.trim();
+                if let Ok(v) = std::env::var(key) {
+                    out.push(format!("{key}={v}"));
+                }
+            }
+            None => out.push(key.trim().to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// `-l`/`--label-file` entries as a map (`KEY` alone: an empty value).
+fn labels(args: &RunArgs) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut all = Vec::new();
+    for file in &args.label_file {
+        all.extend(read_kv_file(file, false)?);
+    }
+    all.extend(args.label.iter().cloned());
+    Ok(all
+        .into_iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv, String::new()),
+        })
+        .collect())
+}
+
+/// `ps --filter label=KEY[=VALUE]`: whether `c` matches every filter.
+fn matches_filters(c: &Container, filters: &[(String, Option<String>)]) -> bool {
+    filters.iter().all(|(key, value)| match value {
+        Some(v) => c.config.labels.get(key) == Some(v),
+        None => c.config.labels.contains_key(key),
+    })
+}
+
+fn parse_filters(specs: &[String]) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    specs
+        .iter()
+        .map(|spec| match spec.split_once('=') {
+            Some(("label", kv)) => Ok(match kv.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (kv.to_string(), None),
+            }),
+            Some((name, _)) => anyhow::bail!("invalid filter '{name}'"),
+            None => anyhow::bail!("bad format of filter (expected name=value)"),
+        })
+        .collect()
 }
 
 pub fn runtime(ctx: &Context) -> anyhow::Result<Runtime> {
@@ -217,10 +463,12 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
     let rt = runtime(ctx)?;
     match cmd {
         ContainerCommand::Run(mut args) => {
+            args.split()?;
             args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;
             run_container(&rt, args)
         }
         ContainerCommand::Create(mut args) => {
+            args.split()?;
             args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;
             let c = create_container(&rt, &args)?;
             println!("{}", c.id);
@@ -239,14 +487,16 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
             let signo = signal.as_deref().map(parse_signal).transpose()?;
             each(&containers, |name| {
                 let c = rt.get(name)?;
-                rt.stop_with(&c.id, signo, Duration::from_secs(time))?;
+                let timeout = time.map_or_else(|| Runtime::stop_timeout(&c), Duration::from_secs);
+                rt.stop_with(&c.id, signo, timeout)?;
                 println!("{name}");
                 Ok(())
             })
         }
         ContainerCommand::Restart { time, containers } => each(&containers, |name| {
             let c = rt.get(name)?;
-            rt.stop(&c.id, Duration::from_secs(time))?;
+            let timeout = time.map_or_else(|| Runtime::stop_timeout(&c), Duration::from_secs);
+            rt.stop(&c.id, timeout)?;
             rt.start(&c.id, Hello::default()).map_err(start_failure)?;
             println!("{name}");
             Ok(())
@@ -273,13 +523,15 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
         }),
         ContainerCommand::Attach {
             no_stdin,
+            detach_keys: keys,
             container,
         } => {
+            let keys = detach_keys(keys.as_deref())?;
             let c = rt.get(&container)?;
             let stdin = !no_stdin && c.config.open_stdin;
             let hello = hello_for(c.config.tty, stdin);
             let client = rt.attach(&c.id, hello)?;
-            pump(&rt, &c, client, stdin)
+            pump(&rt, &c, client, stdin, &keys)
         }
         ContainerCommand::Logs {
             follow,
@@ -291,7 +543,8 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
             all,
             quiet,
             no_trunc,
-        } => ps(ctx, &rt, all, quiet, no_trunc),
+            filter,
+        } => ps(ctx, &rt, all, quiet, no_trunc, &parse_filters(&filter)?),
         ContainerCommand::Diff { container } => {
             let c = rt.get(&container)?;
             let mut out = io::stdout().lock();
@@ -367,36 +620,63 @@ fn start_failure(e: runtime::Error) -> anyhow::Error {
 }
 
 fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
+    let bad_input = |message: String| Failure { code: 125, message };
+    if args.detach && !args.attach.is_empty() {
+        return Err(bad_input("Conflicting options: -a and -d".into()).into());
+    }
+    let keys = detach_keys(args.detach_keys.as_deref()).map_err(|e| bad_input(e.to_string()))?;
     let c = create_container(rt, &args)?;
     if args.detach {
         drop(rt.start(&c.id, Hello::default()).map_err(start_failure)?);
         println!("{}", c.id);
         return Ok(0);
     }
-    let hello = hello_for(args.tty, args.interactive);
+    // `-a`: only the streams named (stdin also with -i); none named: stdout and stderr.
+    let stdin = args.interactive || args.attach.contains(&Stream::Stdin);
+    let mut hello = hello_for(args.tty, stdin);
+    if !args.attach.is_empty() {
+        hello.stdout = args.attach.contains(&Stream::Stdout);
+        hello.stderr = args.attach.contains(&Stream::Stderr);
+    }
     let client = rt.start(&c.id, hello).map_err(start_failure)?;
-    pump(rt, &c, client, args.interactive)
+    pump(rt, &c, client, stdin, &keys)
 }
 
 /// `create`, and the first half of `run`: every option error is exit status 125.
 fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
-    let env = args
-        .env
-        .iter()
-        .filter_map(|kv| {
+    let bad_input = |e: runtime::Error| Failure {
+        code: 125,
+        message: e.to_string(),
+    };
+    let bad_flag = |e: anyhow::Error| Failure {
+        code: 125,
+        message: crate::error_chain(&e),
+    };
+    // -- run flags: env files first, then -e (a later value of a key wins) --
+    let mut env_files = Vec::new();
+    for file in &args.env_file {
+        env_files.extend(read_kv_file(file, true).map_err(bad_flag)?);
+    }
+    let labels = labels(args).map_err(bad_flag)?;
+    let restart_policy = runtime::RestartPolicy::parse(&args.restart).map_err(bad_input)?;
+    let stdin_attached = args.interactive || args.attach.contains(&Stream::Stdin);
+    let network_mode: runtime::NetworkMode = args.network.parse().map_err(bad_input)?;
+    if network_mode == runtime::NetworkMode::Host && (!args.publish.is_empty() || args.publish_all)
+    {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
+    let env: Vec<String> = env_files
+        .into_iter()
+        .chain(args.env.iter().filter_map(|kv| {
             if kv.contains('=') {
                 Some(kv.clone())
             } else {
                 // `-e KEY` passes the value of KEY from our environment, if set.
                 std::env::var(kv).ok().map(|v| format!("{kv}={v}"))
             }
-        })
+        }))
         .collect();
-    let bad_input = |e: runtime::Error| Failure {
-        code: 125,
-        message: e.to_string(),
-    };
-    let network: runtime::NetworkMode = args.network.parse().map_err(bad_input)?;
+    let network = network_mode;
     let mut exposed_ports = Vec::new();
     for spec in &args.expose {
         exposed_ports.extend(runtime::imageconfig::parse_expose(spec).map_err(bad_input)?);
@@ -412,9 +692,9 @@ fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
         user: args.user.clone().unwrap_or_default(),
         env,
         memory: args.memory.unwrap_or(0),
-        memory_swap: 0,
+        memory_swap: args.memory_swap.unwrap_or(0),
         tty: args.tty,
-        open_stdin: args.interactive,
+        open_stdin: stdin_attached,
         detach: args.detach,
         port_specs: args.publish.clone(),
         auto_remove: args.rm,
@@ -424,13 +704,22 @@ fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
             cap_drop: args.cap_drop.clone(),
             security_opt,
             publish_all_ports: args.publish_all,
+            // -- run flags --
+            restart_policy,
+            readonly_rootfs: args.read_only,
+            pids_limit: args.pids_limit,
+            nano_cpus: args.cpus.unwrap_or(0),
+            cpu_shares: args.cpu_shares.unwrap_or(0),
+            init: args.init.then_some(true),
+            network_mode: String::new(),
         },
         // `--entrypoint ""` is `[""]`, as Docker's CLI sends it: no entrypoint, no image Cmd.
         entrypoint: args.entrypoint.clone().map(|e| vec![e]),
         working_dir: args.workdir.clone().unwrap_or_default(),
         exposed_ports,
         stop_signal: args.stop_signal.clone().unwrap_or_default(),
-        labels: Default::default(),
+        labels,
+        stop_timeout: args.stop_timeout,
     };
     // Port specs, capabilities and security options are checked by create, before anything
     // exists.
@@ -447,7 +736,7 @@ fn start(rt: &Runtime, attach: bool, interactive: bool, names: &[String]) -> any
         let client = rt
             .start(&c.id, hello_for(c.config.tty, stdin))
             .map_err(start_failure)?;
-        return pump(rt, &c, client, stdin);
+        return pump(rt, &c, client, stdin, &[CTRL_P, CTRL_Q]);
     }
     each(names, |name| {
         let c = rt.get(name)?;
@@ -542,6 +831,7 @@ fn pump(
     c: &Container,
     client: runtime::Client,
     send_stdin: bool,
+    detach_keys: &[u8],
 ) -> anyhow::Result<u8> {
     let tty = c.config.tty;
     let _raw = (tty && send_stdin && io::stdin().is_terminal())
@@ -553,7 +843,8 @@ fn pump(
     let mut input = FrameBuffer::default();
     let mut outq: Vec<u8> = Vec::new();
     let mut stdin_open = send_stdin;
-    let mut held_ctrl_p = false;
+    // How much of the detach sequence the last bytes typed were.
+    let mut matched = 0usize;
     let mut buf = vec![0u8; 32 * 1024];
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr();
@@ -642,8 +933,10 @@ fn pump(
                         data.extend_from_slice(&cols.to_be_bytes());
                         outq.extend(attach::encode(Kind::Resize, &data));
                     }
-                } else {
-                    outq.extend(attach::encode(Kind::Signal, &signo.to_be_bytes()));
+                } else if let Err(e) = rt.kill(&c.id, signo) {
+                    // On a connection of its own: never queued behind stdin the container
+                    // has not read.
+                    tracing::debug!(id = %c.id, signo, error = %e, "forwarding a signal failed");
                 }
             }
         }
@@ -651,29 +944,30 @@ fn pump(
             let n = read_fd(0, &mut buf);
             if n == 0 {
                 stdin_open = false;
-                if held_ctrl_p {
-                    outq.extend(attach::encode(Kind::Stdin, &[CTRL_P]));
+                if matched > 0 {
+                    outq.extend(attach::encode(Kind::Stdin, &detach_keys[..matched]));
                 }
                 outq.extend(attach::encode(Kind::Stdin, &[]));
                 continue;
             }
             let mut data = Vec::with_capacity(n + 1);
             for &b in &buf[..n] {
-                if !tty {
+                if !tty || detach_keys.is_empty() {
                     data.push(b);
-                } else if held_ctrl_p && b == CTRL_Q {
-                    drop(_raw);
-                    return Ok(0);
-                } else if b == CTRL_P {
-                    if held_ctrl_p {
-                        data.push(CTRL_P);
+                    continue;
+                }
+                if b != detach_keys[matched] && matched > 0 {
+                    // Not the sequence after all: what was held back goes through.
+                    data.extend_from_slice(&detach_keys[..matched]);
+                    matched = 0;
+                }
+                if b == detach_keys[matched] {
+                    matched += 1;
+                    if matched == detach_keys.len() {
+                        drop(_raw);
+                        return Ok(0);
                     }
-                    held_ctrl_p = true;
                 } else {
-                    if held_ctrl_p {
-                        data.push(CTRL_P);
-                        held_ctrl_p = false;
-                    }
                     data.push(b);
                 }
             }
@@ -791,11 +1085,19 @@ fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
-fn ps(ctx: &Context, rt: &Runtime, all: bool, quiet: bool, no_trunc: bool) -> anyhow::Result<u8> {
+fn ps(
+    ctx: &Context,
+    rt: &Runtime,
+    all: bool,
+    quiet: bool,
+    no_trunc: bool,
+    filters: &[(String, Option<String>)],
+) -> anyhow::Result<u8> {
     let containers: Vec<Container> = rt
         .list()?
         .into_iter()
         .filter(|c| all || c.state.running)
+        .filter(|c| matches_filters(c, filters))
         .collect();
     let id = |c: &Container| {
         if no_trunc {
@@ -900,6 +1202,85 @@ mod tests {
         assert_eq!(parse_signal("10").unwrap(), 10);
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn run_flag_values_parse_as_docker_parses_them() {
+        assert_eq!(parse_cpus("1.5").unwrap(), 1_500_000_000);
+        assert_eq!(parse_cpus("0.01").unwrap(), 10_000_000);
+        assert_eq!(parse_cpus("2").unwrap(), 2_000_000_000);
+        assert_eq!(
+            parse_cpus("x").unwrap_err(),
+            "failed to parse x as a rational number"
+        );
+        assert_eq!(parse_memory_swap("-1").unwrap(), -1);
+        assert_eq!(parse_memory_swap("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_stream("STDOUT").unwrap(), Stream::Stdout);
+        assert!(parse_stream("tty").is_err());
+        assert_eq!(detach_keys(None).unwrap(), [CTRL_P, CTRL_Q]);
+        assert_eq!(detach_keys(Some("ctrl-a,x")).unwrap(), [1, b'x']);
+        assert_eq!(
+            detach_keys(Some("ctrl-1")).unwrap_err().to_string(),
+            "Unknown character: 'ctrl-1'"
+        );
+        assert_eq!(
+            parse_filters(&["label=a=b".into(), "label=c".into()]).unwrap(),
+            [
+                ("a".to_string(), Some("b".to_string())),
+                ("c".to_string(), None)
+            ]
+        );
+        assert!(parse_filters(&["nope=1".into()]).is_err());
+    }
+
+    #[test]
+    fn options_stop_at_the_image() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: ContainerCommand,
+        }
+        let parse = |line: &[&str]| {
+            let cli = <Cli as clap::Parser>::try_parse_from(line).unwrap();
+            let ContainerCommand::Run(mut args) = cli.command else {
+                panic!("not run")
+            };
+            args.split().unwrap();
+            args
+        };
+        let args = parse(&[
+            "dock", "run", "-l", "a=b", "-a", "stdout", "bb", "ls", "-la", "-c",
+        ]);
+        assert_eq!(args.image, "bb");
+        assert_eq!(args.command, ["ls", "-la", "-c"]);
+        assert_eq!(args.label, ["a=b"]);
+        assert_eq!(args.attach, [Stream::Stdout]);
+        let args = parse(&["dock", "run", "-c", "512", "bb", "sh", "-c", "echo hi"]);
+        assert_eq!(args.cpu_shares, Some(512));
+        assert_eq!(args.command, ["sh", "-c", "echo hi"]);
+    }
+
+    #[test]
+    fn env_files_read_as_docker_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env");
+        std::fs::write(
+            &file,
+            "\u{feff}# comment\n\nA=1\n  B= two words \nDOCK_TEST_UNSET_VARIABLE\nC=x=y\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_kv_file(&file, true).unwrap(),
+            ["A=1", "B= two words ", "C=x=y"]
+        );
+        assert_eq!(
+            read_kv_file(&file, false).unwrap(),
+            ["A=1", "B= two words ", "DOCK_TEST_UNSET_VARIABLE", "C=x=y"]
+        );
+        std::fs::write(&file, "BAD KEY=1\n").unwrap();
+        let err = read_kv_file(&file, true).unwrap_err().to_string();
+        assert!(err.contains("'BAD KEY' contains whitespaces"), "{err}");
+        assert!(read_kv_file(&dir.path().join("missing"), true).is_err());
     }
 
     #[test]

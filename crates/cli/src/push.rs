@@ -88,11 +88,9 @@ impl Printer {
                 if self.terminal {
                     let _ = write!(
                         out,
-                        "\r\x1b[K{}: Pushing {}{}/{}",
+                        "\r\x1b[K{}: Pushing {}",
                         e.id,
-                        bar(*current, *total),
-                        human(*current),
-                        human(*total)
+                        registry::store::progress_bar(*current, *total, 50)
                     );
                     let _ = out.flush();
                     self.open = true;
@@ -115,56 +113,5 @@ impl Printer {
             println!();
             self.open = false;
         }
-    }
-}
-
-fn bar(current: u64, total: u64) -> String {
-    const WIDTH: u64 = 50;
-    let filled = (current.min(total) * WIDTH)
-        .checked_div(total)
-        .unwrap_or(WIDTH);
-    let mut s = String::from("[");
-    for i in 0..WIDTH {
-        s.push(match i.cmp(&filled) {
-            std::cmp::Ordering::Less => '=',
-            std::cmp::Ordering::Equal => '>',
-            std::cmp::Ordering::Greater => ' ',
-        });
-    }
-    s.push_str("] ");
-    s
-}
-
-/// Docker's decimal sizes: 1.2MB, 512kB, 10B.
-fn human(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < units.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        return format!("{n}B");
-    }
-    let digits = format!("{v:.2}");
-    format!(
-        "{}{}",
-        digits.trim_end_matches('0').trim_end_matches('.'),
-        units[unit]
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_and_bars() {
-        assert_eq!(human(10), "10B");
-        assert_eq!(human(1_500_000), "1.5MB");
-        assert_eq!(human(512_000), "512kB");
-        assert_eq!(bar(0, 0).len(), 53);
-        assert!(bar(25, 50).starts_with("[=========================>"));
     }
 }

@@ -2,12 +2,10 @@
 //!
 //! Each layer goes by the cheapest way there is:
 //! 1. a blob recorded for it on the same registry is in the repository already (HEAD), or is
-//!    mounted from the repository it was recorded in (a 202 answer to the mount is an ordinary
-//!    upload, fed from that repository);
-//! 2. a layer dock made itself (imported, committed: no diff ID from a registry) is tarred
-//!    again, gzip'ed into a temporary file while both digests are taken; the tar must have the
-//!    diff ID the store records, then the blob is uploaded unless the repository has it;
-//! 3. a pulled layer whose blob is only on other registries is copied from one of them.
+//!    mounted from the repository it was recorded in;
+//! 2. otherwise its tar, exactly the bytes it was registered from (`Graph::layer_tar`, checked
+//!    against its diff ID), is gzip'ed into a temporary file and uploaded unless the repository
+//!    has that blob. Pulled, imported and committed layers alike: no other registry is needed.
 //!
 //! Every blob pushed is recorded as a source of its layer, so the next push finds it. The
 //! config is the image's raw config, byte for byte; an image without one (imported, legacy)
@@ -39,38 +37,11 @@ pub enum PushError {
     #[error("image store: {0}")]
     Graph(#[from] graph::Error),
 
-    #[error("tar of layer {id}: {source}")]
-    Tar {
-        id: String,
-        #[source]
-        source: archive::Error,
-    },
-
     #[error("{context}: {source}")]
     Io {
         context: String,
         #[source]
         source: io::Error,
-    },
-
-    #[error(
-        "layer {id}: its files tar to {actual}, but the store records diff id {expected}: \
-         the layer changed on disk and cannot be pushed"
-    )]
-    DiffIdMismatch {
-        id: String,
-        expected: String,
-        actual: String,
-    },
-
-    #[error(
-        "layer {diff_id} was pulled and dock cannot rebuild its blob: it is not on {target} \
-         and could not be copied from {sources}"
-    )]
-    NoSource {
-        diff_id: String,
-        target: String,
-        sources: String,
     },
 
     #[error("cannot push {reference}: name a tag, not a digest")]
@@ -164,7 +135,7 @@ pub fn push_image(
                 status,
             })
         };
-        let (blob, status) = push_layer(client, graph, layer, diff_id, &target, &mut report)?;
+        let (blob, status) = push_layer(client, graph, layer, &target, &mut report)?;
         record_source(graph, &layer.id, &target, &blob)?;
         report(status);
         blobs.push(blob);
@@ -209,13 +180,14 @@ fn push_layer(
     client: &Client,
     graph: &Graph,
     layer: &Image,
-    diff_id: &str,
     target: &Reference,
     report: &mut dyn FnMut(LayerStatus),
 ) -> PushResult<(LayerBlob, LayerStatus)> {
     let sources = graph.meta(&layer.id)?.sources;
-    let (here, elsewhere): (Vec<&BlobSource>, Vec<&BlobSource>) =
-        sources.iter().partition(|s| s.registry == target.registry);
+    let here: Vec<&BlobSource> = sources
+        .iter()
+        .filter(|s| s.registry == target.registry)
+        .collect();
     let blob_of = |s: &BlobSource| LayerBlob {
         digest: s.digest.clone(),
         media_type: s.media_type.clone(),
@@ -232,19 +204,9 @@ fn push_layer(
             }
         }
     }
-    let mut tried = Vec::new();
     for s in here.iter().filter(|s| s.repository != target.repository) {
-        let mount = match client.mount_blob(target, &s.digest, &s.repository) {
-            Ok(m) => m,
-            // A registry that does not mount (or not from there): other ways may still work.
-            Err(e) => {
-                tracing::debug!(from = %s.repository, error = %e, "mount failed");
-                tried.push(format!("mount from {}/{} ({e})", s.registry, s.repository));
-                continue;
-            }
-        };
-        match mount {
-            crate::push::Mount::Mounted => {
+        match client.mount_blob(target, &s.digest, &s.repository) {
+            Ok(crate::push::Mount::Mounted) => {
                 return Ok((
                     blob_of(s),
                     LayerStatus::Mounted {
@@ -252,85 +214,24 @@ fn push_layer(
                     },
                 ))
             }
-            crate::push::Mount::Upload(location) => {
-                // The registry would not mount it: copy it within the registry instead.
-                let from = Reference {
-                    repository: s.repository.clone(),
-                    tag: None,
-                    digest: None,
-                    ..target.clone()
-                };
-                let copied = client
-                    .open_blob(&from, &s.digest, Some(s.size))
-                    .and_then(|blob| {
-                        let blob = Progress::new(blob, s.size, &mut *report);
-                        client.finish_upload(target, &location, &s.digest, s.size, blob)
-                    });
-                match copied {
-                    Ok(()) => return Ok((blob_of(s), LayerStatus::Pushed)),
-                    Err(e) => {
-                        tracing::debug!(from = %from, error = %e, "copy within the registry failed");
-                        tried.push(format!("{}@{} ({e})", from.name(), s.digest));
-                    }
-                }
-            }
-        }
-    }
-
-    // 2. A layer dock made: its files are its content.
-    if layer.diff_id.is_none() {
-        return push_local_layer(client, graph, layer, diff_id, target, report);
-    }
-
-    // 3. A pulled layer: copy its blob from another registry.
-    for s in &elsewhere {
-        let from = Reference {
-            registry: s.registry.clone(),
-            repository: s.repository.clone(),
-            tag: None,
-            digest: None,
-        };
-        let result = client.push_blob(target, &s.digest, s.size, None, || {
-            let blob = client
-                .open_blob(&from, &s.digest, Some(s.size))
-                .map_err(io::Error::other)?;
-            Ok(Progress::new(blob, s.size, &mut *report))
-        });
-        match result {
-            Ok(PushedBlob::Exists) => return Ok((blob_of(s), LayerStatus::Exists)),
-            Ok(_) => return Ok((blob_of(s), LayerStatus::Pushed)),
-            // The target refused: no other source helps.
+            // The registry would not mount it (or not from there): it is uploaded below. An
+            // upload session it opened instead is left to the registry's own cleanup.
+            Ok(crate::push::Mount::Upload(_)) => {}
             Err(e @ Error::Unauthorized { .. }) => return Err(e.into()),
-            Err(e) => {
-                tracing::debug!(from = %from, error = %e, "copy from another registry failed");
-                tried.push(format!("{}@{} ({e})", from.name(), s.digest));
-            }
+            Err(e) => tracing::debug!(from = %s.repository, error = %e, "mount failed"),
         }
     }
-    let mut sources: Vec<String> = here
-        .iter()
-        .map(|s| format!("{}/{}@{}", s.registry, s.repository, s.digest))
-        .collect();
-    sources.extend(tried);
-    sources.dedup();
-    Err(PushError::NoSource {
-        diff_id: diff_id.to_string(),
-        target: target.name(),
-        sources: if sources.is_empty() {
-            "no registry (no source of it is recorded)".to_string()
-        } else {
-            sources.join(", ")
-        },
-    })
+
+    // 2. Anywhere else: the layer's own tar, exactly as it was registered, compressed anew.
+    push_local_layer(client, graph, layer, target, report)
 }
 
-/// Tar + gzip of the layer's files into an unnamed temporary file in the store, checked
-/// against the recorded diff ID, then uploaded unless the repository has the blob.
+/// The layer's tar (`Graph::layer_tar`: the bytes its diff ID is the digest of), gzip'ed into
+/// an unnamed temporary file in the store, then uploaded unless the repository has the blob.
 fn push_local_layer(
     client: &Client,
     graph: &Graph,
     layer: &Image,
-    diff_id: &str,
     target: &Reference,
     report: &mut dyn FnMut(LayerStatus),
 ) -> PushResult<(LayerBlob, LayerStatus)> {
@@ -342,23 +243,8 @@ fn push_local_layer(
     let compressed = HashingWriter::new(BufWriter::new(file));
     let gzip = flate2::write::GzEncoder::new(compressed, flate2::Compression::default());
     let mut tar = HashingWriter::new(gzip);
-    archive::tar_dir(
-        &graph.layer_path(&layer.id),
-        &mut tar,
-        archive::Compression::None,
-    )
-    .map_err(|source| PushError::Tar {
-        id: layer.id.clone(),
-        source,
-    })?;
-    let actual = tar.digest();
-    if actual != diff_id {
-        return Err(PushError::DiffIdMismatch {
-            id: layer.id.clone(),
-            expected: diff_id.to_string(),
-            actual,
-        });
-    }
+    // Checked against the layer's diff ID by the graph: a layer changed on disk is an error.
+    graph.layer_tar(&layer.id, &mut tar)?;
     let compressed = tar
         .into_inner()
         .finish()

@@ -9,7 +9,8 @@
 //!
 //! Monitor to client: [`Kind::Attached`] (`[log offset u64]`: the log's length when the client was
 //! registered, so `logs -f` can read the file up to there and continue with frames), then
-//! [`Kind::Stdout`] / [`Kind::Stderr`] data, and at last [`Kind::Exit`] (`[code i32]`) once the
+//! [`Kind::Stdout`] / [`Kind::Stderr`] data, [`Kind::Signaled`] (`[errno i32]`) for each signal
+//! frame once the signal was sent (0) or could not be, and at last [`Kind::Exit`] (`[code i32]`) once the
 //! container exited and everything it held was released. A starting `dock` first receives
 //! [`Kind::Started`] (`[pid i32]`) or [`Kind::Error`] (`[exit code u8][message]`).
 
@@ -18,6 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::time::Duration;
 
 use crate::{Error, Result};
 
@@ -32,6 +34,8 @@ pub enum Kind {
     Started = 4,
     Error = 5,
     Attached = 6,
+    /// The answer to a [`Kind::Signal`]: `[errno i32]`, 0 once the signal was sent.
+    Signaled = 7,
     Hello = 16,
     Resize = 17,
     Signal = 18,
@@ -47,6 +51,7 @@ impl Kind {
             4 => Kind::Started,
             5 => Kind::Error,
             6 => Kind::Attached,
+            7 => Kind::Signaled,
             16 => Kind::Hello,
             17 => Kind::Resize,
             18 => Kind::Signal,
@@ -154,11 +159,20 @@ pub fn read_frame(mut reader: impl Read) -> io::Result<Option<(Kind, Vec<u8>)>> 
 /// What a client receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Attached { log_offset: u64 },
-    Started { pid: i32 },
-    StartError { code: u8, message: String },
+    Attached {
+        log_offset: u64,
+    },
+    Started {
+        pid: i32,
+    },
+    StartError {
+        code: u8,
+        message: String,
+    },
     Stdout(Vec<u8>),
     Stderr(Vec<u8>),
+    /// A signal frame was handled: 0, or the errno of kill(2).
+    Signaled(i32),
     Exit(i32),
 }
 
@@ -175,6 +189,7 @@ impl Event {
             Kind::Stdout => Event::Stdout(data),
             Kind::Stderr => Event::Stderr(data),
             Kind::Exit => Event::Exit(int(&data)?),
+            Kind::Signaled => Event::Signaled(int(&data)?),
             Kind::Started => Event::Started { pid: int(&data)? },
             Kind::Error => Event::StartError {
                 code: data.first().copied().unwrap_or(125),
@@ -248,6 +263,34 @@ impl Client {
 
     pub fn signal(&mut self, signo: i32) -> io::Result<()> {
         self.send(Kind::Signal, &signo.to_be_bytes())
+    }
+
+    /// Sends `signo` and waits until the monitor says it sent it: `Ok(Some(errno))` (0 when
+    /// delivered), `Ok(None)` when the container exited first (the exit frame, or the monitor
+    /// closing the connection). A monitor too old to acknowledge is waited for `patience`.
+    pub fn signal_acked(&mut self, signo: i32, patience: Duration) -> io::Result<Option<i32>> {
+        self.signal(signo)?;
+        self.stream.set_read_timeout(Some(patience))?;
+        let acked = loop {
+            match self.next_event() {
+                Ok(Some(Event::Signaled(errno))) => break Ok(Some(errno)),
+                Ok(Some(Event::Exit(_))) | Ok(None) => break Ok(None),
+                Ok(Some(_)) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break Ok(None),
+                // No answer: a monitor that predates acknowledgements sent it.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break Ok(Some(0))
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.stream.set_read_timeout(None)?;
+        acked
     }
 
     /// Reads and drops whatever comes until the monitor closes the connection.
@@ -335,6 +378,20 @@ pub struct FrameBuffer {
 impl FrameBuffer {
     pub fn extend(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
+    }
+
+    /// The kind of the next complete frame, if there is one, without taking it.
+    pub fn peek_kind(&self) -> io::Result<Option<Kind>> {
+        Ok(parse(&self.buf)?.map(|(kind, _, _)| kind))
+    }
+
+    /// Bytes received and not taken as frames yet.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
     }
 
     /// Takes the next complete frame, if there is one.

@@ -68,7 +68,13 @@ const KNOWN_V1_CONTROLLERS: &[&str] = &[
 ];
 
 /// Controllers enabled for children on v2.
-const V2_CONTROLLERS: &[&str] = &["memory", "pids"];
+const V2_CONTROLLERS: &[&str] = &["cpu", "memory", "pids"];
+
+/// `cpu.shares` bounds (moby's linuxMinCPUShares / linuxMaxCPUShares).
+pub const MIN_CPU_SHARES: i64 = 2;
+pub const MAX_CPU_SHARES: i64 = 262_144;
+/// The CFS period `--cpus` is expressed over (Docker's 100 ms).
+pub const CPU_PERIOD_US: i64 = 100_000;
 
 /// How many times `remove` kills and re-reads a cgroup before giving up (10 ms apart).
 const KILL_ROUNDS: u32 = 500;
@@ -131,6 +137,13 @@ pub struct Limits {
     pub memory_swap: Option<i64>,
     /// Which devices the container may create and open.
     pub devices: DeviceAccess,
+    // -- run flags --
+    /// `pids.max`.
+    pub pids: Option<i64>,
+    /// `--cpus` in billionths of a CPU: a CFS quota over [`CPU_PERIOD_US`].
+    pub nano_cpus: Option<i64>,
+    /// `cpu.shares` (v2: the equivalent `cpu.weight`).
+    pub cpu_shares: Option<i64>,
 }
 
 /// What to write for memory plus swap.
@@ -142,6 +155,16 @@ enum SwapLimit {
 }
 
 impl Limits {
+    fn has_cpu(&self) -> bool {
+        self.nano_cpus.is_some() || self.cpu_shares.is_some()
+    }
+
+    /// The CFS quota of `--cpus`, in microseconds per [`CPU_PERIOD_US`].
+    pub fn cpu_quota_us(&self) -> Option<i64> {
+        self.nano_cpus
+            .map(|n| (n.saturating_mul(CPU_PERIOD_US) / 1_000_000_000).max(1_000))
+    }
+
     /// Checks the values and resolves the memory+swap total. `Ok(None)` = no memory limit.
     fn resolve(&self) -> Result<Option<(i64, SwapLimit)>> {
         let memory = match self.memory {
@@ -558,6 +581,20 @@ impl Cgroup {
         {
             return Err(CgroupError::MissingController("memory"));
         }
+        // Where the cpu and pids limits go: those controllers' mounts (v1), the one dir (v2).
+        let mut limit_roots: Vec<PathBuf> = Vec::new();
+        for (wanted, controller) in [(limits.has_cpu(), "cpu"), (limits.pids.is_some(), "pids")] {
+            if !wanted {
+                continue;
+            }
+            match hierarchy {
+                Hierarchy::V1 { .. } => match hierarchy.controller(controller) {
+                    Some(root) => limit_roots.push(root.to_path_buf()),
+                    None => return Err(CgroupError::MissingController(controller)),
+                },
+                Hierarchy::V2 { root } => limit_roots.push(root.clone()),
+            }
+        }
         let mut cgroup = Self::open_in(hierarchy, parent, id);
         cgroup.exact = true;
         if cgroup.members.is_empty() {
@@ -572,9 +609,18 @@ impl Cgroup {
                 }
             }
         }
+        // So do the cpu and pids limits.
+        for member in &mut cgroup.members {
+            if limit_roots.contains(&member.root) {
+                member.procs = member.dir.join(PROCESS_LEAF);
+            }
+        }
         let mut round = 1;
         loop {
-            match cgroup.set_up(hierarchy, parent, memory, limits.devices) {
+            match cgroup
+                .set_up(hierarchy, parent, memory, limits.devices)
+                .and_then(|()| cgroup.set_cpu_and_pids(hierarchy, limits))
+            {
                 Ok(()) => return Ok(cgroup),
                 // Another container's cleanup removed the (then empty) parent between our mkdir
                 // of it and of our directory: create both again.
@@ -639,6 +685,46 @@ impl Cgroup {
                 path: dir.clone(),
                 source,
             })?;
+        }
+        Ok(())
+    }
+
+    /// `--cpus`, `--cpu-shares` and `--pids-limit`, in v1's or v2's files.
+    fn set_cpu_and_pids(&self, hierarchy: &Hierarchy, limits: &Limits) -> Result<()> {
+        let dir_of = |controller: &str| -> Option<PathBuf> {
+            match hierarchy {
+                Hierarchy::V2 { .. } => self.members.first().map(|m| m.dir.clone()),
+                Hierarchy::V1 { .. } => hierarchy
+                    .controller(controller)
+                    .and_then(|root| self.dir_under(root))
+                    .map(Path::to_path_buf),
+            }
+        };
+        if limits.has_cpu() {
+            let dir = dir_of("cpu").ok_or(CgroupError::MissingController("cpu"))?;
+            match self.version {
+                Version::V1 => {
+                    if let Some(shares) = limits.cpu_shares {
+                        write_file(&dir.join("cpu.shares"), &shares.to_string())?;
+                    }
+                    if let Some(quota) = limits.cpu_quota_us() {
+                        write_file(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                        write_file(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                    }
+                }
+                Version::V2 => {
+                    if let Some(shares) = limits.cpu_shares {
+                        write_file(&dir.join("cpu.weight"), &cpu_weight(shares).to_string())?;
+                    }
+                    if let Some(quota) = limits.cpu_quota_us() {
+                        write_file(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+                    }
+                }
+            }
+        }
+        if let Some(pids) = limits.pids {
+            let dir = dir_of("pids").ok_or(CgroupError::MissingController("pids"))?;
+            write_file(&dir.join("pids.max"), &pids.to_string())?;
         }
         Ok(())
     }
@@ -928,6 +1014,45 @@ fn enable_v2_controllers(root: &Path, parent: &str) {
     }
 }
 
+/// runc's conversion of v1 `cpu.shares` (2..262144) to v2 `cpu.weight` (1..10000).
+pub fn cpu_weight(shares: i64) -> i64 {
+    let shares = shares.clamp(MIN_CPU_SHARES, MAX_CPU_SHARES);
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+/// Whether this machine accounts swap in its memory cgroups, so a memory+swap limit can be
+/// enforced: v1's `memory.memsw.limit_in_bytes`, v2's `memory.swap.max` (looked for in the
+/// cgroup of this process, or one below the root).
+pub fn swap_limit_supported() -> bool {
+    match Hierarchy::detect() {
+        Ok(Hierarchy::V1 { controllers, .. }) => controllers
+            .get("memory")
+            .is_some_and(|root| root.join("memory.memsw.limit_in_bytes").exists()),
+        Ok(Hierarchy::V2 { root }) => {
+            let own = fs::read_to_string("/proc/self/cgroup")
+                .ok()
+                .and_then(|text| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("0::/").map(str::to_string))
+                })
+                .filter(|p| !p.is_empty());
+            let mut candidates: Vec<PathBuf> = own.into_iter().map(|p| root.join(p)).collect();
+            candidates.extend(
+                fs::read_dir(&root)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir()),
+            );
+            candidates
+                .iter()
+                .any(|dir| dir.join("memory.swap.max").exists())
+        }
+        Err(_) => false,
+    }
+}
+
 fn read_i64(path: &Path) -> Result<i64> {
     let text = read_file(path)?;
     text.trim().parse().map_err(|e| CgroupError::Read {
@@ -1140,6 +1265,79 @@ mod tests {
                 "{parent} {id}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn cpu_and_pids_limits_land_in_v1_and_v2_files() {
+        let limits = Limits {
+            pids: Some(20),
+            nano_cpus: Some(1_500_000_000),
+            cpu_shares: Some(512),
+            ..Limits::default()
+        };
+        assert_eq!(limits.cpu_quota_us(), Some(150_000));
+        assert_eq!(cpu_weight(2), 1);
+        assert_eq!(cpu_weight(1024), 39);
+        assert_eq!(cpu_weight(262_144), 10_000);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let v2 = Hierarchy::V2 {
+            root: tmp.path().join("v2"),
+        };
+        let cg = Cgroup::create_in(&v2, "dock", "c1", &limits).unwrap();
+        let dir = tmp.path().join("v2/dock/c1");
+        assert_eq!(
+            fs::read_to_string(dir.join("cpu.max")).unwrap(),
+            "150000 100000"
+        );
+        assert_eq!(fs::read_to_string(dir.join("cpu.weight")).unwrap(), "20");
+        assert_eq!(fs::read_to_string(dir.join("pids.max")).unwrap(), "20");
+        // The processes live below the files holding the limits.
+        assert_eq!(cg.process_paths(), [dir.join(PROCESS_LEAF)]);
+
+        let root = |name: &str| tmp.path().join("v1").join(name);
+        let v1 = Hierarchy::V1 {
+            controllers: [
+                ("cpu", "cpu"),
+                ("cpuacct", "cpu"),
+                ("pids", "pids"),
+                ("memory", "memory"),
+            ]
+            .into_iter()
+            .map(|(c, dir)| (c.to_string(), root(dir)))
+            .collect(),
+            unified: None,
+        };
+        let cg = Cgroup::create_in(&v1, "dock", "c2", &limits).unwrap();
+        let cpu = root("cpu").join("dock/c2");
+        assert_eq!(fs::read_to_string(cpu.join("cpu.shares")).unwrap(), "512");
+        assert_eq!(
+            fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap(),
+            "150000"
+        );
+        assert_eq!(
+            fs::read_to_string(cpu.join("cpu.cfs_period_us")).unwrap(),
+            "100000"
+        );
+        let pids = root("pids").join("dock/c2");
+        assert_eq!(fs::read_to_string(pids.join("pids.max")).unwrap(), "20");
+        let procs = cg.process_paths();
+        assert!(procs.contains(&cpu.join(PROCESS_LEAF)), "{procs:?}");
+        assert!(procs.contains(&pids.join(PROCESS_LEAF)), "{procs:?}");
+        // No memory limit: the memory cgroup holds the processes itself.
+        assert!(procs.contains(&root("memory").join("dock/c2")), "{procs:?}");
+
+        let no_pids = Hierarchy::V1 {
+            controllers: [("memory".to_string(), root("memory"))]
+                .into_iter()
+                .collect(),
+            unified: None,
+        };
+        let err = Cgroup::create_in(&no_pids, "dock", "c3", &limits).unwrap_err();
+        assert!(
+            matches!(err, CgroupError::MissingController("cpu")),
+            "{err}"
+        );
     }
 
     #[test]

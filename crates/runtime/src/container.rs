@@ -55,6 +55,11 @@ pub struct Config {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub stop_signal: String,
     pub labels: BTreeMap<String, String>,
+    // -- run flags (restart, limits, init...) --
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not told (-1: forever);
+    /// `None`: 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
 }
 
 impl Config {
@@ -100,6 +105,122 @@ pub struct HostConfig {
     pub security_opt: Vec<String>,
     /// `-P`: every exposed port without a `-p` binding is published on a random host port.
     pub publish_all_ports: bool,
+    // -- run flags: restart policy, resources, rootfs, init, host network --
+    /// `--restart`; Docker's `{"Name": "no", "MaximumRetryCount": 0}` by default.
+    pub restart_policy: RestartPolicy,
+    /// `--read-only`: the rootfs is mounted read-only (/dev, /dev/shm, /proc stay as they are).
+    pub readonly_rootfs: bool,
+    /// `--pids-limit`: `pids.max`; `None` (or 0, -1 as given): unlimited.
+    pub pids_limit: Option<i64>,
+    /// `--cpus` in billionths of a CPU: `cpu.cfs_quota_us` over a 100 ms period (`cpu.max`).
+    #[serde(rename = "NanoCpus")]
+    pub nano_cpus: i64,
+    /// `--cpu-shares`: `cpu.shares` (v2: `cpu.weight`, converted as runc does); 0: default.
+    pub cpu_shares: i64,
+    /// `--init`: a reaper runs as PID 1 and the command as its child.
+    pub init: Option<bool>,
+    /// `host` for `--network host` (the host's network namespace); empty otherwise
+    /// (`Config.NetworkDisabled` marks `none`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub network_mode: String,
+}
+
+/// Docker's restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> RestartPolicy {
+        RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// `--restart` as Docker's CLI parses it: `NAME[:COUNT]`, then [`Self::validate`].
+    pub fn parse(text: &str) -> Result<RestartPolicy> {
+        let (name, count) = match text.split_once(':') {
+            Some((name, count)) => {
+                let count: i64 = count.parse().map_err(|_| {
+                    Error::RestartPolicy("maximum retry count must be an integer".into())
+                })?;
+                (name, count)
+            }
+            None => (text, 0),
+        };
+        let policy = RestartPolicy {
+            name: if name.is_empty() { "no" } else { name }.to_string(),
+            maximum_retry_count: count,
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// The daemon's check, with its words.
+    pub fn validate(&self) -> Result<()> {
+        match self.name.as_str() {
+            "" | "no" | "always" | "unless-stopped" => {
+                if self.maximum_retry_count != 0 {
+                    return Err(Error::RestartPolicy(
+                        "maximum retry count can only be used with 'on-failure'".into(),
+                    ));
+                }
+            }
+            "on-failure" => {
+                if self.maximum_retry_count < 0 {
+                    return Err(Error::RestartPolicy(
+                        "maximum retry count cannot be negative".into(),
+                    ));
+                }
+            }
+            other => {
+                return Err(Error::RestartPolicy(format!(
+                    "unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_none(&self) -> bool {
+        matches!(self.name.as_str(), "" | "no")
+    }
+
+    /// Whether a run that ended with `code` starts again (moby's restart manager), given
+    /// the restarts so far and whether the user stopped it.
+    pub fn should_restart(&self, code: i32, restarts: i64, manually_stopped: bool) -> bool {
+        if manually_stopped {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                code != 0 && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Docker's restart backoff: 100 ms, doubled for each restart, at most a minute; back to
+/// 100 ms after a run of 10 s or more.
+pub fn restart_delay(
+    previous: Option<std::time::Duration>,
+    ran: std::time::Duration,
+) -> std::time::Duration {
+    use std::time::Duration;
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(60);
+    match previous {
+        Some(d) if ran < Duration::from_secs(10) => (d * 2).min(MAX),
+        _ => FIRST,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -113,6 +234,12 @@ pub struct State {
     pub finished_at: DateTime<Utc>,
     #[serde(rename = "OOMKilled", default)]
     pub oom_killed: bool,
+    /// Why the last run's bookkeeping failed (Docker's `State.Error`), empty when it did not.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// Between two runs of a restart policy: `running` stays true (as Docker has it).
+    #[serde(default)]
+    pub restarting: bool,
 }
 
 impl Default for State {
@@ -124,6 +251,8 @@ impl Default for State {
             started_at: zero_time(),
             finished_at: zero_time(),
             oom_killed: false,
+            error: String::new(),
+            restarting: false,
         }
     }
 }
@@ -237,12 +366,30 @@ pub struct Container {
     /// defaults).
     #[serde(default)]
     pub host_config: HostConfig,
+    // -- restart policy bookkeeping --
+    /// Restarts by the restart policy since the user last started it.
+    #[serde(default)]
+    pub restart_count: i64,
+    /// The user stopped or killed it (Docker's flag): its policy does not start it again.
+    #[serde(default)]
+    pub has_been_manually_stopped: bool,
+    /// Its last run ended because its monitor vanished: what `dock daemon` restarts under a
+    /// restart policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitor_lost: bool,
 }
 
 impl Container {
     /// `Up 3 minutes`, `Exited (0) 2 minutes ago` or `Created`, given a duration formatter.
     pub fn status(&self, human: impl Fn(chrono::Duration) -> String) -> String {
         let now = Utc::now();
+        if self.state.restarting {
+            return format!(
+                "Restarting ({}) {} ago",
+                self.state.exit_code,
+                human(now - self.state.finished_at)
+            );
+        }
         if self.state.running {
             return format!("Up {}", human(now - self.state.started_at));
         }
@@ -300,6 +447,10 @@ impl Paths {
     /// The init layer: the mount points the image lacks (see [`crate::initlayer`]).
     pub fn init(&self) -> PathBuf {
         self.dir.join("init")
+    }
+    /// The exit record ([`crate::exitrec`]).
+    pub fn exit_record(&self) -> PathBuf {
+        self.dir.join("exit")
     }
     pub fn socket(&self) -> PathBuf {
         self.dir.join("attach.sock")
@@ -390,7 +541,11 @@ mod tests {
                 cap_drop: vec![],
                 security_opt: vec!["no-new-privileges".into()],
                 publish_all_ports: true,
+                ..HostConfig::default()
             },
+            restart_count: 0,
+            has_been_manually_stopped: false,
+            monitor_lost: false,
         };
         let json = serde_json::to_value(&c).unwrap();
         for key in [
@@ -426,6 +581,48 @@ mod tests {
         assert_eq!(back, c);
         assert_eq!(c.status(|_| String::new()), "Created");
         assert_eq!(c.command_line(), "echo hi");
+    }
+
+    #[test]
+    fn restart_policies_parse_check_and_decide_as_dockers() {
+        let p = RestartPolicy::parse("on-failure:2").unwrap();
+        assert_eq!((p.name.as_str(), p.maximum_retry_count), ("on-failure", 2));
+        assert!(RestartPolicy::parse("").unwrap().is_none());
+        assert!(RestartPolicy::parse("no").unwrap().is_none());
+        for (text, message) in [
+            ("bogus", "unknown policy 'bogus'"),
+            ("on-failure:x", "maximum retry count must be an integer"),
+            ("always:1", "can only be used with 'on-failure'"),
+            ("on-failure:-1", "cannot be negative"),
+        ] {
+            let err = RestartPolicy::parse(text).unwrap_err().to_string();
+            assert!(err.starts_with("invalid restart policy: "), "{err}");
+            assert!(err.contains(message), "{text}: {err}");
+        }
+        // on-failure: only failures, at most N times (0: no maximum).
+        assert!(p.should_restart(3, 0, false));
+        assert!(p.should_restart(3, 1, false));
+        assert!(!p.should_restart(3, 2, false));
+        assert!(!p.should_restart(0, 0, false));
+        let unbounded = RestartPolicy::parse("on-failure").unwrap();
+        assert!(unbounded.should_restart(1, 1000, false));
+        let always = RestartPolicy::parse("always").unwrap();
+        assert!(always.should_restart(0, 1000, false));
+        assert!(!always.should_restart(0, 0, true));
+        assert!(!RestartPolicy::default().should_restart(1, 0, false));
+
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        assert_eq!(restart_delay(None, ms(5)), ms(100));
+        assert_eq!(restart_delay(Some(ms(100)), ms(5)), ms(200));
+        assert_eq!(
+            restart_delay(Some(ms(51_200)), ms(5)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            restart_delay(Some(ms(800)), Duration::from_secs(10)),
+            ms(100)
+        );
     }
 
     #[test]

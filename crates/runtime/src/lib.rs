@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod container;
 pub mod devices;
 pub mod exec;
+pub mod exitrec;
 pub mod humanize;
 pub mod imageconfig;
 pub mod initlayer;
@@ -21,6 +22,7 @@ pub mod logs;
 pub mod monitor;
 pub mod overlay;
 pub mod procs;
+pub mod queue;
 pub mod security;
 
 use std::fs;
@@ -35,7 +37,9 @@ use graph::Graph;
 use tagstore::TagStore;
 
 pub use attach::{Client, Event, Hello};
-pub use container::{Config, Container, HostConfig, NetworkSettings, PortBinding, State};
+pub use container::{
+    Config, Container, HostConfig, NetworkSettings, PortBinding, RestartPolicy, State,
+};
 
 /// The hidden subcommand that runs a monitor: `dock --root ROOT __monitor ID`, with the
 /// starter's socket as fd 3.
@@ -64,6 +68,8 @@ pub enum NetworkMode {
     Bridge,
     /// Only `lo`, in the container's own network namespace.
     None,
+    /// The host's network namespace: no veth, no address, no published ports.
+    Host,
 }
 
 impl std::str::FromStr for NetworkMode {
@@ -73,8 +79,9 @@ impl std::str::FromStr for NetworkMode {
         match s {
             "bridge" | "default" => Ok(NetworkMode::Bridge),
             "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
             other => Err(Error::Network(format!(
-                "unsupported network mode {other:?}: use bridge or none"
+                "unsupported network mode {other:?}: use bridge, host or none"
             ))),
         }
     }
@@ -110,6 +117,9 @@ pub enum Error {
     AlreadyRunning(String),
     #[error("no command specified")]
     NoCommand,
+    /// A memory limit below [`MIN_MEMORY`]; Docker's words, which tools match.
+    #[error("Minimum memory limit allowed is 6MB")]
+    MemoryTooLow(i64),
     #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
     InvalidWorkingDir(String),
     #[error("invalid signal: {0}")]
@@ -141,6 +151,13 @@ pub enum Error {
     /// A bad `--privileged`/`--cap-add`/`--cap-drop`/`--security-opt` combination or profile.
     #[error(transparent)]
     Security(#[from] security::Error),
+    /// A bad `--restart`, in Docker's words.
+    #[error("invalid restart policy: {0}")]
+    RestartPolicy(String),
+    /// A resource limit (`--cpus`, `--memory-swap`, ...) Docker refuses, in its words, or one
+    /// this machine cannot enforce.
+    #[error("{0}")]
+    InvalidResources(String),
 }
 
 impl Error {
@@ -181,6 +198,9 @@ pub struct CreateOptions {
     /// `--stop-signal`; empty: the image's, else SIGTERM.
     pub stop_signal: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    // -- run flags --
+    /// `--stop-timeout` (seconds, -1: forever); `None`: 10.
+    pub stop_timeout: Option<i64>,
 }
 
 /// What `commit` records.
@@ -432,6 +452,10 @@ impl Runtime {
         opts: CreateOptions,
         network: NetworkMode,
     ) -> Result<Container> {
+        // Below this the container's own start (sysinit, before exec) would be OOM-killed.
+        if opts.memory != 0 && opts.memory < MIN_MEMORY {
+            return Err(Error::MemoryTooLow(opts.memory));
+        }
         for spec in &opts.port_specs {
             spec.parse::<netmgr::PortSpec>()
                 .map_err(|e| Error::Network(e.to_string()))?;
@@ -444,6 +468,8 @@ impl Runtime {
             ));
         }
         security::validate(&self.root, &opts.host_config)?;
+        let mut opts = opts;
+        check_run_flags(&mut opts, network)?;
         let graph = self.graph()?;
         let tags = self.tags()?;
         let image = tags
@@ -491,6 +517,7 @@ impl Runtime {
             exposed_ports: merged.exposed_ports,
             stop_signal: merged.stop_signal,
             labels: merged.labels,
+            stop_timeout: opts.stop_timeout,
         };
 
         // Names are checked and the directory created under one lock, so two creates with
@@ -523,6 +550,9 @@ impl Runtime {
             monitor: None,
             init: None,
             host_config: opts.host_config.clone(),
+            restart_count: 0,
+            has_been_manually_stopped: false,
+            monitor_lost: false,
         };
         let paths = self.paths(&id);
         tracing::debug!(%id, dir = %paths.dir.display(), "creating container");
@@ -553,9 +583,31 @@ impl Runtime {
     /// Starts the container's monitor and waits until the command runs. The returned client
     /// is registered with the monitor before the command started, so it misses no output.
     pub fn start(&self, id: &str, hello: Hello) -> Result<Client> {
+        self.start_as(id, hello, false)
+    }
+
+    /// Starts a container its restart policy brings back (`dock daemon`): counted in its
+    /// `RestartCount`, where a user's start resets that count.
+    pub fn start_by_policy(&self, id: &str) -> Result<Client> {
+        self.start_as(id, Hello::default(), true)
+    }
+
+    fn start_as(&self, id: &str, hello: Hello, by_policy: bool) -> Result<Client> {
         let c = self.load(id)?;
         if c.state.running {
             return Err(Error::AlreadyRunning(c.name));
+        }
+        if by_policy || c.restart_count != 0 || c.has_been_manually_stopped {
+            let paths = self.paths(id);
+            let _lock = container::Lock::acquire(&paths.lock())?;
+            let mut c = container::load(&paths.config())?;
+            if by_policy {
+                c.restart_count += 1;
+            } else {
+                c.restart_count = 0;
+                c.has_been_manually_stopped = false;
+            }
+            container::save(&paths.config(), &c)?;
         }
         let monitor_err = |message: String| Error::Monitor {
             id: id.to_string(),
@@ -633,7 +685,17 @@ impl Runtime {
             }
         };
         tracing::debug!(%id, signo, "signalling container");
-        client.signal(signo).map_err(|e| Error::io(&socket, e))?;
+        // Returns once the monitor sent the signal (or the container is gone), so signals
+        // sent one after another reach the container in that order.
+        match client
+            .signal_acked(signo, SIGNAL_ACK_PATIENCE)
+            .map_err(|e| Error::io(&socket, e))?
+        {
+            Some(0) | None => {}
+            Some(errno) => {
+                tracing::debug!(%id, signo, errno, "the monitor could not send the signal")
+            }
+        }
         if signo == libc::SIGKILL {
             client.wait_exit().map_err(|e| Error::io(&socket, e))?;
         }
@@ -665,7 +727,15 @@ impl Runtime {
         };
         let io_err = |e| Error::io(&socket, e);
         tracing::debug!(%id, signal, "sending the stop signal");
-        client.signal(signal).map_err(io_err)?;
+        if client
+            .signal_acked(signal, SIGNAL_ACK_PATIENCE)
+            .map_err(io_err)?
+            .is_none()
+        {
+            // Exited already: what is left is the monitor closing the connection.
+            client.drain();
+            return Ok(());
+        }
         if !timeout.is_zero() {
             client
                 .stream()
@@ -700,8 +770,20 @@ impl Runtime {
                 return Ok(code);
             }
         }
-        // The monitor went away without telling us: the state (or a ghost check) knows.
-        match self.load(id) {
+        // The monitor went away without telling us: the state (or a ghost check) knows. One
+        // that could not save the exit (a full disk) may still be on its way out: once it is
+        // gone, the ghost check reads the exit from its record.
+        let now = self.load(id);
+        let now = match &now {
+            Ok(c) if c.state.running => match c.monitor {
+                Some(m) if procs::wait_gone(m.pid, m.start_time, MONITOR_EXIT_PATIENCE) => {
+                    self.load(id)
+                }
+                _ => now,
+            },
+            _ => now,
+        };
+        match now {
             Ok(c) if !c.state.running => Ok(c.state.exit_code),
             Ok(_) => Err(Error::Monitor {
                 id: id.to_string(),
@@ -936,7 +1018,7 @@ impl Runtime {
         let cg = cgroup::Cgroup::open(&self.cgroup_parent(), id);
         c.state.oom_killed = c.state.oom_killed || cg.oom_killed();
         cg.remove().map_err(|e| Error::Cgroup(e.to_string()))?;
-        if !c.config.network_disabled {
+        if uses_bridge(&c) {
             // Its veth, port rules, address and ports; disconnect is idempotent.
             tracing::debug!(%id, "releasing the network of a vanished monitor");
             self.network()
@@ -944,10 +1026,27 @@ impl Runtime {
         }
         overlay::unmount(&paths.rootfs())?;
         let _ = fs::remove_file(paths.socket());
+        // The monitor may have recorded the exit where it needs no new space, and then
+        // failed to replace config.json (a full disk).
+        let recorded = exitrec::read(&paths.exit_record())
+            .filter(|r| Some(r.monitor) == c.monitor && r.exit_code.is_some());
         c.state.running = false;
+        c.state.restarting = false;
         c.state.pid = 0;
-        c.state.exit_code = GHOST_EXIT_CODE;
-        c.state.finished_at = Utc::now();
+        c.monitor_lost = true;
+        match recorded {
+            Some(record) => {
+                tracing::debug!(%id, code = ?record.exit_code, "the monitor recorded the exit");
+                c.state.exit_code = record.exit_code.unwrap_or(GHOST_EXIT_CODE);
+                c.state.oom_killed |= record.oom_killed;
+                c.state.finished_at = record.finished_at.unwrap_or_else(Utc::now);
+                c.state.error = record.error;
+            }
+            None => {
+                c.state.exit_code = GHOST_EXIT_CODE;
+                c.state.finished_at = Utc::now();
+            }
+        }
         c.monitor = None;
         c.init = None;
         c.network_settings = NetworkSettings::default();
@@ -955,7 +1054,11 @@ impl Runtime {
             fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
             return Err(Error::NoSuchContainer(id.to_string()));
         }
-        container::save(&paths.config(), &c)?;
+        if let Err(e) = container::save(&paths.config(), &c) {
+            // Shown as it is, with the reason, rather than hidden; the next reader tries again.
+            tracing::warn!(%id, error = %e, "recording the exit of a vanished monitor failed");
+            c.state.error = format!("recording the exit failed: {e}");
+        }
         Ok(c)
     }
 }
@@ -994,6 +1097,10 @@ fn spawn_monitor(
     starter: &impl std::os::fd::AsRawFd,
     stderr: Option<&fs::File>,
 ) -> io::Result<()> {
+    // Held across the spawn: a reaper woken by this monitor's exit finds it listed.
+    let mut spawned = SPAWNED_MONITORS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     use std::ffi::CString;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
@@ -1069,9 +1176,174 @@ fn spawn_monitor(
         if ret != 0 {
             return Err(io::Error::from_raw_os_error(ret));
         }
+        spawned.push(pid);
     }
     Ok(())
 }
+
+/// Monitors this process started and has not reaped yet.
+static SPAWNED_MONITORS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Reaps the monitors this process started that have exited, whatever they call themselves
+/// (a long-lived caller such as the API server calls this on SIGCHLD); the number reaped.
+/// Other children are left to whoever waits for them.
+pub fn reap_monitors() -> usize {
+    let mut spawned = SPAWNED_MONITORS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let before = spawned.len();
+    spawned.retain(|&pid| {
+        let mut status = 0;
+        // SAFETY: waitpid on a child we started; WNOHANG never blocks.
+        let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        // 0: still running; -1: not ours to wait for any more (ECHILD).
+        ret == 0
+    });
+    before - spawned.len()
+}
+
+/// Whether the container is connected to the root's bridge (not `none`, not `host`).
+pub fn uses_bridge(c: &Container) -> bool {
+    !c.config.network_disabled && c.host_config.network_mode != "host"
+}
+
+/// Docker's checks and adjustments of the run flags (restart policy, CPU, pids, swap, host
+/// network), in its words; `create` runs them before anything exists.
+fn check_run_flags(opts: &mut CreateOptions, network: NetworkMode) -> Result<()> {
+    let hc = &mut opts.host_config;
+    hc.restart_policy.validate()?;
+    if hc.restart_policy.name.is_empty() {
+        hc.restart_policy.name = "no".into();
+    }
+    if opts.auto_remove && !hc.restart_policy.is_none() {
+        return Err(Error::InvalidResources(
+            "Conflicting options: --restart and --rm".into(),
+        ));
+    }
+    if hc.nano_cpus != 0 {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+        if hc.nano_cpus < 10_000_000 || hc.nano_cpus > cpus * 1_000_000_000 {
+            return Err(Error::InvalidResources(format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            )));
+        }
+    }
+    // moby's adaptContainerSettings: shares clamped to what the kernel takes.
+    if hc.cpu_shares < 0 {
+        hc.cpu_shares = cgroup::MIN_CPU_SHARES;
+    } else if hc.cpu_shares > cgroup::MAX_CPU_SHARES {
+        hc.cpu_shares = cgroup::MAX_CPU_SHARES;
+    }
+    // 0 and -1 (and any negative) are "unlimited", as Docker stores them.
+    if hc.pids_limit.is_some_and(|n| n <= 0) {
+        hc.pids_limit = None;
+    }
+    if opts.memory_swap > 0 {
+        if opts.memory == 0 {
+            return Err(Error::InvalidResources(
+                "You should always set the Memory limit when using Memoryswap limit, see usage"
+                    .into(),
+            ));
+        }
+        if opts.memory_swap < opts.memory {
+            return Err(Error::InvalidResources(
+                "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+            ));
+        }
+        if !cgroup::swap_limit_supported() {
+            return Err(Error::InvalidResources(
+                "your kernel does not support swap limit capabilities or the cgroup is not \
+                 mounted: --memory-swap cannot be enforced"
+                    .into(),
+            ));
+        }
+    }
+    if network == NetworkMode::Host {
+        hc.network_mode = "host".into();
+        if !opts.port_specs.is_empty() || hc.publish_all_ports {
+            // Docker's behaviour: discarded (its CLI prints the warning).
+            tracing::warn!("Published ports are discarded when using host network mode");
+            opts.port_specs.clear();
+            hc.publish_all_ports = false;
+        }
+        if opts.hostname.is_none() {
+            opts.hostname = host_name();
+        }
+    }
+    Ok(())
+}
+
+/// The host's name (`--network host` containers have it, as in Docker).
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec()).ok()
+}
+
+/// What `dock daemon` starts when it sweeps the root: a container not running that its
+/// restart policy brings back. At the daemon's start (`at_start`, a reboot perhaps) that is,
+/// as in Docker, every `always` container that ran before and every `unless-stopped` one the
+/// user did not stop; later, one whose monitor vanished (killed) under `always`,
+/// `unless-stopped`, or `on-failure` with retries left.
+pub fn wants_policy_start(c: &Container, at_start: bool) -> bool {
+    let policy = &c.host_config.restart_policy;
+    if c.state.running || c.state.never_started() || c.auto_remove {
+        return false;
+    }
+    if at_start {
+        match policy.name.as_str() {
+            "always" => return true,
+            "unless-stopped" => return !c.has_been_manually_stopped,
+            _ => {}
+        }
+    }
+    c.monitor_lost
+        && policy.should_restart(
+            c.state.exit_code,
+            c.restart_count,
+            c.has_been_manually_stopped,
+        )
+}
+
+impl Runtime {
+    /// Starts every container [`wants_policy_start`] names; the ids started, and the errors.
+    pub fn start_by_policies(&self, at_start: bool) -> Vec<(String, Result<()>)> {
+        let Ok(all) = self.list() else {
+            return Vec::new();
+        };
+        all.iter()
+            .filter(|c| wants_policy_start(c, at_start))
+            .map(|c| {
+                tracing::debug!(id = %c.id, policy = %c.host_config.restart_policy.name, "restart policy starts the container");
+                (c.id.clone(), self.start_by_policy(&c.id).map(drop))
+            })
+            .collect()
+    }
+
+    /// `stop`'s timeout when none is given: the container's `--stop-timeout`, else 10 s.
+    pub fn stop_timeout(c: &Container) -> Duration {
+        match c.config.stop_timeout {
+            Some(t) if t < 0 => Duration::from_secs(u32::MAX as u64),
+            Some(t) => Duration::from_secs(t as u64),
+            None => Duration::from_secs(10),
+        }
+    }
+}
+
+/// Docker's smallest memory limit (`linuxMinMemory`): 6 MiB.
+pub const MIN_MEMORY: i64 = 6 << 20;
+
+/// How long `kill` and `stop` wait for a monitor to acknowledge a signal: only one too old to
+/// acknowledge takes this long.
+const SIGNAL_ACK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long `wait` gives a monitor that closed its socket to exit (it takes a few seconds at
+/// most: the last flush to its clients).
+const MONITOR_EXIT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The name a removed container's directory has between [`Runtime::take_out`] and
 /// [`delete_removed`]; never a container id.
@@ -1187,6 +1459,96 @@ mod tests {
         fs::write(&path, r#"{"subnets": "10.99.0.0/24"}"#).unwrap();
         let err = rt.net_config().unwrap_err().to_string();
         assert!(err.contains("unknown key \"subnets\""), "{err}");
+    }
+
+    #[test]
+    fn the_daemon_starts_what_restart_policies_bring_back() {
+        let mut c: Container = serde_json::from_str(
+            r#"{"Id":"x","Created":"2024-01-01T00:00:00Z","Path":"true","Args":[],"Config":{},
+                "State":{"Running":false,"Pid":0,"ExitCode":137,"StartedAt":"2024-01-01T00:00:00Z"},
+                "Image":"y","NetworkSettings":{},"Name":"n"}"#,
+        )
+        .unwrap();
+        let policy = |c: &mut Container, text: &str| {
+            c.host_config.restart_policy = RestartPolicy::parse(text).unwrap()
+        };
+        // Stopped the ordinary way: only the daemon's start brings `always` back.
+        policy(&mut c, "always");
+        assert!(!wants_policy_start(&c, false));
+        assert!(wants_policy_start(&c, true));
+        c.has_been_manually_stopped = true;
+        assert!(wants_policy_start(&c, true));
+        policy(&mut c, "unless-stopped");
+        assert!(!wants_policy_start(&c, true));
+        // Its monitor vanished: brought back, unless the user stopped it.
+        c.has_been_manually_stopped = false;
+        c.monitor_lost = true;
+        assert!(wants_policy_start(&c, false));
+        policy(&mut c, "on-failure:2");
+        c.restart_count = 1;
+        assert!(wants_policy_start(&c, false));
+        c.restart_count = 2;
+        assert!(!wants_policy_start(&c, false));
+        policy(&mut c, "no");
+        assert!(!wants_policy_start(&c, false) && !wants_policy_start(&c, true));
+        // Never started, or running: left alone.
+        policy(&mut c, "always");
+        c.state.running = true;
+        assert!(!wants_policy_start(&c, true));
+        c.state = State::default();
+        assert!(!wants_policy_start(&c, true));
+    }
+
+    #[test]
+    fn run_flags_are_checked_and_adjusted_as_docker_does() {
+        let mut opts = CreateOptions {
+            host_config: HostConfig {
+                cpu_shares: -5,
+                pids_limit: Some(-1),
+                ..HostConfig::default()
+            },
+            ..CreateOptions::default()
+        };
+        check_run_flags(&mut opts, NetworkMode::Bridge).unwrap();
+        assert_eq!(opts.host_config.cpu_shares, cgroup::MIN_CPU_SHARES);
+        assert_eq!(opts.host_config.pids_limit, None);
+        assert_eq!(opts.host_config.restart_policy.name, "no");
+        opts.host_config.cpu_shares = 1 << 30;
+        opts.port_specs = vec!["8080:80".into()];
+        check_run_flags(&mut opts, NetworkMode::Host).unwrap();
+        assert_eq!(opts.host_config.cpu_shares, cgroup::MAX_CPU_SHARES);
+        assert!(opts.port_specs.is_empty());
+        assert_eq!(opts.host_config.network_mode, "host");
+        assert_eq!(opts.hostname, host_name());
+        for (change, message) in [
+            (
+                (|o: &mut CreateOptions| o.host_config.nano_cpus = 1_000) as fn(&mut CreateOptions),
+                "Range of CPUs is from 0.01 to",
+            ),
+            (
+                |o: &mut CreateOptions| o.memory_swap = 1 << 30,
+                "You should always set the Memory limit",
+            ),
+            (
+                |o: &mut CreateOptions| {
+                    o.memory = 1 << 30;
+                    o.memory_swap = 1 << 20;
+                },
+                "Minimum memoryswap limit should be larger than memory limit",
+            ),
+            (
+                |o: &mut CreateOptions| {
+                    o.auto_remove = true;
+                    o.host_config.restart_policy = RestartPolicy::parse("always").unwrap();
+                },
+                "Conflicting options: --restart and --rm",
+            ),
+        ] {
+            let mut opts = CreateOptions::default();
+            change(&mut opts);
+            let err = check_run_flags(&mut opts, NetworkMode::Bridge).unwrap_err();
+            assert!(err.to_string().contains(message), "{err}");
+        }
     }
 
     #[test]

@@ -23,13 +23,22 @@ use chrono::Utc;
 use crate::attach::{self, FrameBuffer, Hello, Kind};
 use crate::cgroup::{Cgroup, Limits};
 use crate::container::{self, Container, Lock, NetworkSettings, ProcessRef};
+use crate::exitrec::{self, ExitRecord};
 use crate::logs::LogWriter;
+use crate::queue::OutQueue;
 use crate::{overlay, procs, Error, Runtime, STARTER_FD};
 
 /// Read size for container output; the monitor's steady state stays small.
 const CHUNK: usize = 16 * 1024;
-/// Stop reading client input while this much stdin waits for the container.
+/// Stop taking stdin from clients while this much waits for the container; their other
+/// frames (signals, resizes) are still read from every other client.
 const STDIN_HIGH_WATER: usize = 64 * 1024;
+/// Output a client may have waiting before it counts as fallen behind and is dropped.
+pub const CLIENT_QUEUE_LIMIT: usize = 1 << 20;
+/// How long the exit frame may take to reach clients that are still reading.
+const EXIT_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// A round of the exit flush in which no client took anything ends it.
+const EXIT_FLUSH_STALL_MS: libc::c_int = 300;
 
 /// The monitor's command line (after the program name): `--root ROOT [--debug] __monitor ID`.
 /// [`Runtime::start`] writes it and the `dock` binary reads it back with [`Args::parse`]
@@ -104,16 +113,24 @@ pub fn main(root: &Path, id: &str) -> i32 {
             if starter
                 .write_all(&attach::encode(Kind::Started, &pid))
                 .is_ok()
+                && starter.set_nonblocking(true).is_ok()
             {
-                clients.push(Conn {
-                    stream: starter,
-                    hello: Some(hello),
-                    input: FrameBuffer::default(),
-                    dead: false,
-                });
+                let mut conn = Conn::new(starter);
+                conn.hello = Some(hello);
+                clients.push(conn);
             }
             session.clients = clients;
-            session.serve();
+            // A starter that sends stdin counts even when it is gone already: then the
+            // container's stdin closes right away.
+            session.stdin_clients = usize::from(hello.stdin);
+            session.drop_dead_clients();
+            // Each run, and the runs its restart policy adds.
+            loop {
+                session.serve();
+                if !session.restart() {
+                    break;
+                }
+            }
             session.finish();
             std::process::exit(0)
         }
@@ -131,11 +148,48 @@ fn report_error(starter: &mut UnixStream, code: u8, message: &str) {
 }
 
 struct Conn {
+    /// Non-blocking: the monitor never waits for a client.
     stream: UnixStream,
     hello: Option<Hello>,
     input: FrameBuffer,
+    /// Frames the client has not taken yet, bounded (see [`CLIENT_QUEUE_LIMIT`]).
+    output: OutQueue,
+    /// Its next frame is stdin the container has no room for: not read until there is.
+    parked: bool,
+    /// Sent stdin (said so in its hello, or sent a stdin frame).
+    sends_stdin: bool,
     /// Failed or closed; removed after the current poll round, so indices stay valid.
     dead: bool,
+}
+
+impl Conn {
+    fn new(stream: UnixStream) -> Conn {
+        Conn {
+            stream,
+            hello: None,
+            input: FrameBuffer::default(),
+            output: OutQueue::new(CLIENT_QUEUE_LIMIT),
+            parked: false,
+            sends_stdin: false,
+            dead: false,
+        }
+    }
+
+    /// Queues a control frame and writes what the client takes now.
+    fn send_control(&mut self, frame: &[u8]) {
+        self.output.push_control(frame);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if !self.dead && self.output.flush(&self.stream).is_err() {
+            self.dead = true;
+        }
+    }
+
+    fn is_stdin_client(&self) -> bool {
+        !self.dead && (self.sends_stdin || self.hello.is_some_and(|h| h.stdin))
+    }
 }
 
 struct Session {
@@ -152,13 +206,33 @@ struct Session {
     stdin_close: bool,
     listener: UnixListener,
     clients: Vec<Conn>,
+    /// Clients that send stdin; when the last of them goes, the container's stdin closes.
+    stdin_clients: usize,
     log: LogWriter,
+    /// The first failure to write the log, for `inspect` (State.Error) once the run ends.
+    log_error: Option<String>,
     exit: Option<i32>,
     cgroup: Cgroup,
     /// `--rm`: the container leaves the store when it exits.
     auto_remove: bool,
     /// The bridge network the container is connected to; None with `--network none`.
     network: Option<netmgr::Network>,
+    // -- restart policy --
+    policy: crate::RestartPolicy,
+    /// `StopSignal`, when the container has one.
+    stop_signal: Option<i32>,
+    /// A client's kill or stop ended (or ends) this run: no restart (Docker's ExitOnNext).
+    exit_on_next: bool,
+    run_started: std::time::Instant,
+    /// The last restart's backoff.
+    delay: Option<std::time::Duration>,
+    /// Terminal size for the next runs.
+    hello: Hello,
+    /// The last run's cgroup, network and rootfs are released already.
+    released: bool,
+    /// What went wrong releasing or relaunching, for the exit record.
+    problems: Vec<String>,
+    last_oom: bool,
 }
 
 type LaunchError = (u8, String);
@@ -183,15 +257,22 @@ impl Session {
             listener
                 .set_nonblocking(true)
                 .map_err(|e| runtime_err(Error::io(&socket, e)))?;
-            let me = std::process::id() as i32;
+            let me = own_process();
+            // Where the exit will be recorded, allocated now: a full disk fails this start,
+            // never the record of its end.
+            let record = paths.exit_record();
+            if let Err(e) = exitrec::prepare(&record, me) {
+                let _ = fs::remove_file(&socket);
+                return Err(runtime_err(Error::io(&record, e)));
+            }
             c.state.running = true;
             c.state.pid = 0;
             c.state.oom_killed = false;
-            c.monitor = Some(ProcessRef {
-                pid: me,
-                start_time: procs::start_time(me).unwrap_or_default(),
-            });
+            c.state.error = String::new();
+            c.monitor = Some(me);
             c.init = None;
+            c.state.restarting = false;
+            c.monitor_lost = false;
             if let Err(e) = container::save(&paths.config(), &c) {
                 let _ = fs::remove_file(&socket);
                 return Err(runtime_err(e));
@@ -200,11 +281,79 @@ impl Session {
         };
         tracing::debug!(%id, "monitor claimed the container");
 
+        let hello_for_runs = Hello {
+            stdin: false,
+            ..hello
+        };
+        match start_run(&rt, id, &mut c, hello) {
+            Ok(run) => Ok(Session {
+                id: id.to_string(),
+                init: run.init,
+                pidfd: run.pidfd,
+                out: run.out,
+                err: run.err,
+                tty: run.tty,
+                stdin: run.stdin,
+                stdin_pending: Vec::new(),
+                stdin_close: false,
+                listener,
+                clients: Vec::new(),
+                stdin_clients: 0,
+                log: run.log,
+                log_error: None,
+                exit: None,
+                cgroup: run.cgroup,
+                auto_remove: c.auto_remove,
+                network: run.network,
+                policy: c.host_config.restart_policy.clone(),
+                stop_signal: (!c.config.stop_signal.is_empty())
+                    .then(|| procs::signal_number(&c.config.stop_signal))
+                    .flatten(),
+                exit_on_next: false,
+                run_started: std::time::Instant::now(),
+                delay: None,
+                hello: hello_for_runs,
+                released: false,
+                problems: Vec::new(),
+                last_oom: false,
+                rt,
+            }),
+            Err((code, message)) => {
+                tracing::debug!(%id, code, %message, "container failed to start");
+                if let Some(dir) = record_exit(&rt, id, code as i32, false, &[], false) {
+                    crate::delete_removed(&dir);
+                }
+                let _ = fs::remove_file(paths.socket());
+                Err((code, message))
+            }
+        }
+    }
+}
+
+/// What one run of the container holds.
+struct Run {
+    init: i32,
+    pidfd: OwnedFd,
+    out: Option<File>,
+    err: Option<File>,
+    tty: Option<OwnedFd>,
+    stdin: Option<File>,
+    log: LogWriter,
+    cgroup: Cgroup,
+    network: Option<netmgr::Network>,
+}
+
+/// Mounts the rootfs, creates the cgroup, spawns the init and connects the network for one run
+/// of claimed container `c`, and records it as started; on failure releases what it took.
+fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<Run, LaunchError> {
+    let runtime_err = |e: Error| (125u8, e.to_string());
+    let paths = rt.paths(id);
+    {
         let cgroup_parent = rt.cgroup_parent();
         let mut cgroup: Option<Cgroup> = None;
         let mut network: Option<netmgr::Network> = None;
-        let result = (|| -> Result<Session, LaunchError> {
-            let lowers = rt.lowers(&c).map_err(runtime_err)?;
+        let result = (|| -> Result<Run, LaunchError> {
+            let lowers = rt.lowers(c).map_err(runtime_err)?;
             let rootfs = paths.rootfs();
             if overlay::is_mounted(&rootfs) {
                 overlay::unmount(&rootfs).map_err(runtime_err)?;
@@ -225,6 +374,9 @@ impl Session {
                 } else {
                     crate::devices::DeviceAccess::Default
                 },
+                pids: c.host_config.pids_limit.filter(|n| *n > 0),
+                nano_cpus: (c.host_config.nano_cpus > 0).then_some(c.host_config.nano_cpus),
+                cpu_shares: (c.host_config.cpu_shares > 0).then_some(c.host_config.cpu_shares),
             };
             tracing::debug!(%id, parent = %cgroup_parent, ?limits, "creating cgroup");
             let cg = Cgroup::create(&cgroup_parent, id, &limits)
@@ -281,6 +433,11 @@ impl Session {
                     .map_err(|e| runtime_err(Error::Cgroup(e.to_string())))?,
                 security: crate::security::for_container(rt.root(), &c.host_config)
                     .map_err(|e| (125u8, e.to_string()))?,
+                run: sysinit::RunFlags {
+                    init: c.host_config.init.unwrap_or(false),
+                    readonly_rootfs: c.host_config.readonly_rootfs,
+                    host_network: c.host_config.network_mode == "host",
+                },
             };
             let port_specs =
                 crate::imageconfig::publish_specs(&c.config, c.host_config.publish_all_ports)
@@ -291,7 +448,12 @@ impl Session {
             let mut endpoint: Option<netmgr::Endpoint> = None;
             let (net_slot, endpoint_slot, rt_ref) = (&mut network, &mut endpoint, &rt);
             let network_disabled = c.config.network_disabled;
+            let host_network = c.host_config.network_mode == "host";
             let spawned = sysinit::spawn(spec, |pid| {
+                if host_network {
+                    tracing::debug!(%id, pid = pid.as_raw(), "network host: nothing to connect");
+                    return Ok(());
+                }
                 if network_disabled {
                     tracing::debug!(%id, pid = pid.as_raw(), "network none: bringing lo up");
                     return loopback_up(pid.as_raw())
@@ -343,9 +505,10 @@ impl Session {
             {
                 let _lock = Lock::acquire(&paths.lock()).map_err(runtime_err)?;
                 if let Ok(current) = container::load(&paths.config()) {
-                    c = current;
+                    *c = current;
                 }
                 c.state.running = true;
+                c.state.restarting = false;
                 c.state.pid = pid;
                 c.state.exit_code = 0;
                 c.state.started_at = Utc::now();
@@ -359,52 +522,38 @@ impl Session {
                     pid,
                     start_time: procs::start_time(pid).unwrap_or_default(),
                 });
-                container::save(&paths.config(), &c).map_err(runtime_err)?;
+                container::save(&paths.config(), c).map_err(runtime_err)?;
             }
-            Ok(Session {
-                rt: Runtime::open(rt.root()).map_err(runtime_err)?,
-                id: id.to_string(),
+            Ok(Run {
                 init: pid,
                 pidfd,
                 out: stdio.out.take(),
                 err: stdio.err.take(),
                 tty: stdio.tty.take(),
                 stdin: stdio.stdin.take(),
-                stdin_pending: Vec::new(),
-                stdin_close: false,
-                listener,
-                clients: Vec::new(),
                 log,
-                exit: None,
                 cgroup: cgroup
                     .take()
                     .unwrap_or_else(|| Cgroup::open(&cgroup_parent, id)),
-                auto_remove: c.auto_remove,
                 network: network.take(),
             })
         })();
-        match result {
-            Ok(session) => Ok(session),
-            Err((code, message)) => {
-                tracing::debug!(%id, code, %message, "container failed to start");
-                if let Some(cg) = cgroup {
-                    let _ = cg.remove();
-                }
-                if let Some(net) = network {
-                    if let Err(e) = net.disconnect(id) {
-                        tracing::warn!(%id, error = %e, "releasing the network failed");
-                    }
-                }
-                let _ = overlay::unmount(&paths.rootfs());
-                if let Some(dir) = record_exit(&rt, id, code as i32, false) {
-                    crate::delete_removed(&dir);
-                }
-                let _ = fs::remove_file(paths.socket());
-                Err((code, message))
+        if result.is_err() {
+            if let Some(cg) = cgroup {
+                let _ = cg.remove();
             }
+            if let Some(net) = network {
+                if let Err(e) = net.disconnect(id) {
+                    tracing::warn!(%id, error = %e, "releasing the network failed");
+                }
+            }
+            let _ = overlay::unmount(&paths.rootfs());
         }
+        result
     }
+}
 
+impl Session {
     fn serve(&mut self) {
         let mut buf = vec![0u8; CHUNK];
         // Startup pages are released once the container has been quiet for a moment, so a
@@ -439,10 +588,14 @@ impl Session {
                     add(stdin.as_raw_fd(), libc::POLLOUT, Slot::Stdin);
                 }
             }
-            if self.stdin_pending.len() < STDIN_HIGH_WATER {
-                for (i, conn) in self.clients.iter().enumerate() {
-                    add(conn.stream.as_raw_fd(), libc::POLLIN, Slot::Client(i));
+            // Every client is watched: a parked one only for hang-ups (poll reports those
+            // unasked), the others for frames, and those with output waiting for room.
+            for (i, conn) in self.clients.iter().enumerate() {
+                let mut events = if conn.parked { 0 } else { libc::POLLIN };
+                if !conn.output.is_empty() {
+                    events |= libc::POLLOUT;
                 }
+                add(conn.stream.as_raw_fd(), events, Slot::Client(i));
             }
             let timeout = if startup_pages {
                 IDLE_BEFORE_RELEASE_MS
@@ -473,15 +626,48 @@ impl Session {
                     Slot::Out => self.pump_output(true, &mut buf),
                     Slot::Err => self.pump_output(false, &mut buf),
                     Slot::Stdin => self.flush_stdin(),
-                    Slot::Client(i) => {
-                        if !self.clients[i].dead && !self.read_client(i, &mut buf) {
-                            self.clients[i].dead = true;
-                        }
-                    }
+                    Slot::Client(i) => self.serve_client(i, pfd.revents, &mut buf),
                 }
             }
-            self.clients.retain(|conn| !conn.dead);
+            self.drop_dead_clients();
         }
+    }
+
+    fn serve_client(&mut self, i: usize, revents: libc::c_short, buf: &mut [u8]) {
+        if self.clients[i].dead {
+            return;
+        }
+        if revents & libc::POLLOUT != 0 {
+            self.clients[i].flush();
+        }
+        if self.clients[i].parked {
+            if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                self.clients[i].dead = true;
+            }
+            return;
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            && !self.read_client(i, buf)
+        {
+            self.clients[i].dead = true;
+        }
+    }
+
+    fn count_stdin_clients(&self) -> usize {
+        self.clients.iter().filter(|c| c.is_stdin_client()).count()
+    }
+
+    /// Forgets closed and dropped clients; when the last one that sent stdin is gone, the
+    /// container's stdin closes (once what they sent reached it).
+    fn drop_dead_clients(&mut self) {
+        self.clients.retain(|conn| !conn.dead);
+        let now = self.count_stdin_clients();
+        if now == 0 && self.stdin_clients > 0 && self.stdin.is_some() {
+            tracing::debug!(id = %self.id, "the last stdin client left");
+            self.stdin_close = true;
+            self.flush_stdin();
+        }
+        self.stdin_clients = now;
     }
 
     fn reap(&mut self) {
@@ -499,6 +685,8 @@ impl Session {
             tracing::debug!(id = %self.id, code, "container exited");
             self.exit = Some(code);
             self.stdin = None;
+            self.stdin_pending.clear();
+            self.unpark_clients();
         } else if ret < 0 {
             self.exit = Some(GONE_EXIT_CODE);
         }
@@ -508,13 +696,9 @@ impl Session {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    let _ = stream.set_nonblocking(false);
-                    self.clients.push(Conn {
-                        stream,
-                        hello: None,
-                        input: FrameBuffer::default(),
-                        dead: false,
-                    });
+                    if stream.set_nonblocking(true).is_ok() {
+                        self.clients.push(Conn::new(stream));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return,
@@ -538,6 +722,8 @@ impl Session {
         }
     }
 
+    /// Output goes to the log, then into each client's queue: never waits for a client, and
+    /// drops one whose queue is full.
     fn broadcast(&mut self, stdout: bool, n: usize, buf: &[u8]) {
         let data = &buf[..n];
         let (stream_name, kind) = if stdout {
@@ -547,13 +733,22 @@ impl Session {
         };
         if let Err(e) = self.log.write(stream_name, data) {
             tracing::debug!(error = %e, "writing the container log failed");
+            if self.log_error.is_none() {
+                self.log_error = Some(format!("writing the log: {e}"));
+            }
         }
         let frame = attach::encode(kind, data);
         for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
             let wants = conn
                 .hello
                 .is_some_and(|h| if stdout { h.stdout } else { h.stderr });
-            if wants && conn.stream.write_all(&frame).is_err() {
+            if !wants {
+                continue;
+            }
+            if conn.output.push_data(&frame) {
+                conn.flush();
+            } else {
+                tracing::debug!(id = %self.id, "dropping a client that fell behind");
                 conn.dead = true;
             }
         }
@@ -562,6 +757,7 @@ impl Session {
     fn flush_stdin(&mut self) {
         let Some(stdin) = &mut self.stdin else {
             self.stdin_pending.clear();
+            self.unpark_clients();
             return;
         };
         while !self.stdin_pending.is_empty() {
@@ -570,18 +766,41 @@ impl Session {
                     self.stdin_pending.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
                     // The container closed its stdin.
                     self.stdin = None;
                     self.stdin_pending.clear();
-                    return;
+                    break;
                 }
             }
         }
-        if self.stdin_close && self.tty.is_none() {
+        if self.stdin.is_some()
+            && self.stdin_pending.is_empty()
+            && self.stdin_close
+            && self.tty.is_none()
+        {
             tracing::debug!(id = %self.id, "closing container stdin");
             self.stdin = None;
+        }
+        self.unpark_clients();
+    }
+
+    /// Once the stdin backlog has room again, parked clients' frames are taken up again.
+    fn unpark_clients(&mut self) {
+        if self.stdin.is_some() && self.stdin_pending.len() >= STDIN_HIGH_WATER {
+            return;
+        }
+        for i in 0..self.clients.len() {
+            if self.clients[i].parked && !self.clients[i].dead {
+                self.clients[i].parked = false;
+                if !self.handle_frames(i) {
+                    self.clients[i].dead = true;
+                }
+                if self.stdin.is_some() && self.stdin_pending.len() >= STDIN_HIGH_WATER {
+                    return;
+                }
+            }
         }
     }
 
@@ -590,11 +809,35 @@ impl Session {
         let n = match self.clients[i].stream.read(buf) {
             Ok(0) => return false,
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                return true
+            }
             Err(_) => return false,
         };
         self.clients[i].input.extend(&buf[..n]);
+        self.handle_frames(i)
+    }
+
+    /// Handles the client's complete frames, up to one carrying stdin the container has no
+    /// room for (the client is parked then); `false` when the client sent garbage.
+    fn handle_frames(&mut self, i: usize) -> bool {
         loop {
+            match self.clients[i].input.peek_kind() {
+                Ok(Some(Kind::Stdin))
+                    if self.stdin.is_some() && self.stdin_pending.len() >= STDIN_HIGH_WATER =>
+                {
+                    self.clients[i].parked = true;
+                    return true;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
             let frame = match self.clients[i].input.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return true,
@@ -607,16 +850,17 @@ impl Session {
                         self.resize(hello.rows, hello.cols);
                     }
                     self.clients[i].hello = Some(hello);
-                    let offset = self.log.len().to_be_bytes();
-                    if self.clients[i]
-                        .stream
-                        .write_all(&attach::encode(Kind::Attached, &offset))
-                        .is_err()
-                    {
-                        return false;
+                    if hello.stdin {
+                        self.stdin_clients = self.count_stdin_clients();
                     }
+                    let offset = self.log.len().to_be_bytes();
+                    self.clients[i].send_control(&attach::encode(Kind::Attached, &offset));
                 }
                 (Kind::Stdin, data) => {
+                    if !self.clients[i].sends_stdin {
+                        self.clients[i].sends_stdin = true;
+                        self.stdin_clients = self.count_stdin_clients();
+                    }
                     if data.is_empty() {
                         self.stdin_close = true;
                     } else if self.stdin.is_some() {
@@ -632,13 +876,35 @@ impl Session {
                 }
                 (Kind::Signal, data) if data.len() >= 4 => {
                     let signo = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
-                    if self.exit.is_none() {
+                    // As Docker's kill: SIGKILL, or the stop signal (any signal when the
+                    // container has none), ends the restarts.
+                    if signo == libc::SIGKILL
+                        || self.stop_signal.is_none()
+                        || self.stop_signal == Some(signo)
+                    {
+                        self.exit_on_next = true;
+                    }
+                    let errno = if self.exit.is_none() {
                         tracing::debug!(id = %self.id, signo, "forwarding signal");
                         // SAFETY: our own unreaped child; its pid cannot be reused yet.
-                        unsafe { libc::kill(self.init, signo) };
-                    }
+                        if unsafe { libc::kill(self.init, signo) } == 0 {
+                            0
+                        } else {
+                            io::Error::last_os_error()
+                                .raw_os_error()
+                                .unwrap_or(libc::EIO)
+                        }
+                    } else {
+                        libc::ESRCH
+                    };
+                    // Acknowledged once sent, so `kill` returns after the signal is pending.
+                    self.clients[i]
+                        .send_control(&attach::encode(Kind::Signaled, &errno.to_be_bytes()));
                 }
                 _ => {}
+            }
+            if self.clients[i].dead {
+                return true;
             }
         }
     }
@@ -662,64 +928,298 @@ impl Session {
     /// `--rm` container's directory is out of the store by then, and deleted right after.
     fn finish(mut self) {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
+        let manually_stopped = self.exit_on_next;
+        if self.released {
+            // A restart that was called off or could not start: released already.
+            let mut problems = std::mem::take(&mut self.problems);
+            problems.extend(self.log_error.take());
+            if let Some(dir) = record_exit(
+                &self.rt,
+                &self.id,
+                code,
+                self.last_oom,
+                &problems,
+                manually_stopped,
+            ) {
+                crate::delete_removed(&dir);
+            }
+            self.announce_exit(code);
+            return;
+        }
         let oom = self.cgroup.oom_killed();
         // The cgroup's directories go in a thread of their own while the rest is released:
         // they share nothing, and each part takes a few hundred microseconds.
         let cgroup = self.cgroup.clone();
         let id = self.id.clone();
-        let remove_cgroup = move || {
-            if let Err(e) = cgroup.remove() {
+        let remove_cgroup = move || match cgroup.remove() {
+            Ok(()) => None,
+            Err(e) => {
                 tracing::warn!(%id, error = %e, "removing the cgroup failed");
+                Some(format!("removing the cgroup: {e}"))
             }
         };
-        let cgroup_removal = match std::thread::Builder::new()
+        let (cgroup_removal, mut cgroup_problem) = match std::thread::Builder::new()
             .name("cgroup".into())
             .spawn(remove_cgroup.clone())
         {
-            Ok(handle) => Some(handle),
-            Err(_) => {
-                remove_cgroup();
-                None
-            }
+            Ok(handle) => (Some(handle), None),
+            Err(_) => (None, remove_cgroup()),
         };
-        let wait_for_cgroup = |removal: Option<std::thread::JoinHandle<()>>| {
-            if let Some(handle) = removal {
-                let _ = handle.join();
-            }
+        let wait_for_cgroup = |removal: Option<std::thread::JoinHandle<Option<String>>>| {
+            removal.and_then(|handle| handle.join().ok().flatten())
         };
+        // What went wrong on the way out is kept in State.Error, where `inspect` shows it.
+        let mut problems: Vec<String> = self.log_error.take().into_iter().collect();
         if let Some(net) = &self.network {
             // Every process of the container is gone, so its network namespace is too: the
             // kernel deletes the veth pair with it, and we release the rest.
             tracing::debug!(id = %self.id, "releasing the network");
             if let Err(e) = net.release(&self.id) {
                 tracing::warn!(id = %self.id, error = %e, "releasing the network failed");
+                problems.push(format!("releasing the network: {e}"));
             }
         }
         let paths = self.rt.paths(&self.id);
         if let Err(e) = overlay::detach(&paths.rootfs()) {
             tracing::warn!(id = %self.id, error = %e, "unmounting the rootfs failed");
+            problems.push(format!("unmounting the rootfs: {e}"));
         }
         // State first, then the socket: a client that cannot connect reads the exit. A kept
         // container's exit is recorded once its cgroup is gone, so that a start right after
         // finds the name free; a --rm container leaves the store and its files go meanwhile
         // (no start can come back to it).
         if self.auto_remove {
-            if let Some(dir) = record_exit(&self.rt, &self.id, code, oom) {
+            if let Some(dir) =
+                record_exit(&self.rt, &self.id, code, oom, &problems, manually_stopped)
+            {
                 crate::delete_removed(&dir);
             }
             wait_for_cgroup(cgroup_removal);
         } else {
-            wait_for_cgroup(cgroup_removal);
-            record_exit(&self.rt, &self.id, code, oom);
+            if let Some(problem) = wait_for_cgroup(cgroup_removal).or(cgroup_problem.take()) {
+                problems.push(problem);
+            }
+            record_exit(&self.rt, &self.id, code, oom, &problems, manually_stopped);
         }
+        self.announce_exit(code);
+    }
+
+    /// The last steps of the monitor: the socket goes, every client gets the exit frame.
+    fn announce_exit(&mut self, code: i32) {
+        let paths = self.rt.paths(&self.id);
         let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
         for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
-            let _ = conn.stream.write_all(&frame);
+            conn.send_control(&frame);
         }
+        flush_before_exit(&mut self.clients);
         // The connections close when this process is gone, not before: a client that sees
         // the end of its connection knows the monitor no longer exists.
         std::mem::forget(std::mem::take(&mut self.clients));
+    }
+}
+
+/// The restart policy between runs.
+impl Session {
+    /// After a run ended: when the policy says so, releases the run, records the container
+    /// as restarting, ends the clients of that run (each gets its exit), waits Docker's
+    /// backoff while serving new clients (a kill or stop calls the restart off), and starts
+    /// the next run. `false`: no next run, [`Session::finish`] comes.
+    fn restart(&mut self) -> bool {
+        let code = self.exit.unwrap_or(GONE_EXIT_CODE);
+        if self.policy.is_none() || self.exit_on_next {
+            return false;
+        }
+        let paths = self.rt.paths(&self.id);
+        let restarts = match container::load(&paths.config()) {
+            Ok(c) => c.restart_count,
+            Err(_) => return false,
+        };
+        if !self.policy.should_restart(code, restarts, false) {
+            return false;
+        }
+        let delay = crate::container::restart_delay(self.delay, self.run_started.elapsed());
+        self.delay = Some(delay);
+        tracing::debug!(id = %self.id, code, ?delay, restarts, "restart policy restarts the container");
+        self.last_oom = self.cgroup.oom_killed();
+        let mut problems: Vec<String> = self.log_error.take().into_iter().collect();
+        problems.extend(self.release_run());
+        self.released = true;
+        if let Err(e) = record_restarting(&self.rt, &self.id, code, self.last_oom, &problems) {
+            tracing::warn!(id = %self.id, error = %e, "recording the restart failed");
+            self.problems = problems;
+            return false;
+        }
+        let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
+        for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
+            conn.send_control(&frame);
+        }
+        flush_before_exit(&mut self.clients);
+        self.clients.clear();
+        self.stdin_clients = 0;
+        if !self.wait_restart(delay) {
+            return false;
+        }
+        let mut c = match container::load(&paths.config()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.problems.push(format!("restarting: {e}"));
+                return false;
+            }
+        };
+        match start_run(&self.rt, &self.id, &mut c, self.hello) {
+            Ok(run) => {
+                self.init = run.init;
+                self.pidfd = run.pidfd;
+                self.out = run.out;
+                self.err = run.err;
+                self.tty = run.tty;
+                self.stdin = run.stdin;
+                self.log = run.log;
+                self.cgroup = run.cgroup;
+                self.network = run.network;
+                self.stdin_pending.clear();
+                self.stdin_close = false;
+                self.exit = None;
+                self.released = false;
+                self.run_started = std::time::Instant::now();
+                true
+            }
+            Err((code, message)) => {
+                tracing::debug!(id = %self.id, code, %message, "restart failed");
+                self.exit = Some(i32::from(code));
+                self.problems.push(format!("restarting: {message}"));
+                false
+            }
+        }
+    }
+
+    /// Releases what the ended run held: cgroup, network, rootfs; what went wrong.
+    fn release_run(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.cgroup.remove() {
+            problems.push(format!("removing the cgroup: {e}"));
+        }
+        if let Some(net) = self.network.take() {
+            if let Err(e) = net.release(&self.id) {
+                problems.push(format!("releasing the network: {e}"));
+            }
+        }
+        if let Err(e) = overlay::detach(&self.rt.paths(&self.id).rootfs()) {
+            problems.push(format!("unmounting the rootfs: {e}"));
+        }
+        problems
+    }
+
+    /// Serves clients for `delay`; `false` when one of them called the restart off.
+    fn wait_restart(&mut self, delay: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + delay;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            if self.exit_on_next {
+                return false;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            let timeout = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+            let mut fds = vec![libc::pollfd {
+                fd: self.listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            for conn in &self.clients {
+                let mut events = libc::POLLIN;
+                if !conn.output.is_empty() {
+                    events |= libc::POLLOUT;
+                }
+                fds.push(libc::pollfd {
+                    fd: conn.stream.as_raw_fd(),
+                    events,
+                    revents: 0,
+                });
+            }
+            // SAFETY: poll over a live array of pollfd.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n <= 0 {
+                continue;
+            }
+            if fds[0].revents != 0 {
+                self.accept();
+            }
+            for (i, pfd) in fds.iter().enumerate().skip(1) {
+                if pfd.revents != 0 && i - 1 < self.clients.len() {
+                    self.serve_client(i - 1, pfd.revents, &mut buf);
+                }
+            }
+            self.drop_dead_clients();
+        }
+    }
+}
+
+/// Records a run's end that its restart policy follows with another: still running (as
+/// Docker has it), restarting, the exit code, one more restart.
+fn record_restarting(
+    rt: &Runtime,
+    id: &str,
+    code: i32,
+    oom: bool,
+    problems: &[String],
+) -> crate::Result<()> {
+    let paths = rt.paths(id);
+    let _lock = Lock::acquire(&paths.lock())?;
+    let mut c: Container = container::load(&paths.config())?;
+    c.state.running = true;
+    c.state.restarting = true;
+    c.state.pid = 0;
+    c.state.exit_code = code;
+    c.state.oom_killed = oom;
+    c.state.finished_at = Utc::now();
+    c.state.error = problems.join("; ");
+    c.restart_count += 1;
+    c.init = None;
+    c.network_settings = NetworkSettings::default();
+    container::save(&paths.config(), &c)
+}
+
+/// Gives clients that still read a moment to take their last output and the exit frame;
+/// ends when all did, when none took anything for a while, or at [`EXIT_FLUSH_LIMIT`].
+fn flush_before_exit(clients: &mut [Conn]) {
+    let deadline = std::time::Instant::now() + EXIT_FLUSH_LIMIT;
+    loop {
+        let mut fds: Vec<libc::pollfd> = clients
+            .iter()
+            .filter(|conn| !conn.dead && !conn.output.is_empty())
+            .map(|conn| libc::pollfd {
+                fd: conn.stream.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() || std::time::Instant::now() >= deadline {
+            return;
+        }
+        // SAFETY: poll over a live array of pollfd.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                EXIT_FLUSH_STALL_MS,
+            )
+        };
+        if n == 0 {
+            return;
+        }
+        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+        for conn in clients
+            .iter_mut()
+            .filter(|c| !c.dead && !c.output.is_empty())
+        {
+            conn.flush();
+        }
     }
 }
 
@@ -749,8 +1249,28 @@ struct Stdio {
 
 /// Records the end of a run (or a failed start) in config.json; `--rm` takes the container out
 /// of the store and returns its directory, for the caller to delete.
-fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> {
+fn record_exit(
+    rt: &Runtime,
+    id: &str,
+    code: i32,
+    oom: bool,
+    problems: &[String],
+    manually_stopped: bool,
+) -> Option<PathBuf> {
     let paths = rt.paths(id);
+    let finished_at = Utc::now();
+    let error = problems.join("; ");
+    let mut record = ExitRecord {
+        monitor: own_process(),
+        exit_code: Some(code),
+        oom_killed: oom,
+        finished_at: Some(finished_at),
+        error: error.clone(),
+    };
+    // First, and in place: this works on a full disk, where config.json cannot be replaced.
+    if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
+        tracing::warn!(%id, error = %e, "writing the exit record failed");
+    }
     let result = (|| -> crate::Result<Option<PathBuf>> {
         let _lock = Lock::acquire(&paths.lock())?;
         let mut c: Container = container::load(&paths.config())?;
@@ -759,10 +1279,13 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> 
             return rt.take_out(id).map(Some);
         }
         c.state.running = false;
+        c.state.restarting = false;
+        c.has_been_manually_stopped = manually_stopped;
         c.state.pid = 0;
         c.state.exit_code = code;
         c.state.oom_killed = oom;
-        c.state.finished_at = Utc::now();
+        c.state.finished_at = finished_at;
+        c.state.error = error.clone();
         c.monitor = None;
         c.init = None;
         c.network_settings = NetworkSettings::default();
@@ -770,8 +1293,27 @@ fn record_exit(rt: &Runtime, id: &str, code: i32, oom: bool) -> Option<PathBuf> 
     })();
     result.unwrap_or_else(|e| {
         tracing::warn!(%id, error = %e, "recording the exit failed");
+        // The next command that reads the container finds the exit here, and why.
+        let failed = format!("recording the exit failed: {e}");
+        record.error = if error.is_empty() {
+            failed
+        } else {
+            format!("{error}; {failed}")
+        };
+        if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
+            tracing::warn!(%id, error = %e, "writing the exit record failed");
+        }
         None
     })
+}
+
+/// This process as the container's config names its monitor.
+fn own_process() -> ProcessRef {
+    let pid = std::process::id() as i32;
+    ProcessRef {
+        pid,
+        start_time: procs::start_time(pid).unwrap_or_default(),
+    }
 }
 
 /// Drops from our page tables the clean code and read-only data pages that starting up

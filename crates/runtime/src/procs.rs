@@ -22,6 +22,42 @@ pub fn is_same(pid: i32, start: u64) -> bool {
     start_time(pid) == Some(start)
 }
 
+/// Blocks until the process that started at `start` as `pid` has exited, or `limit` passed;
+/// `true` when it is gone.
+pub fn wait_gone(pid: i32, start: u64, limit: std::time::Duration) -> bool {
+    if !is_same(pid, start) {
+        return true;
+    }
+    // SAFETY: pidfd_open with a plain pid; the descriptor is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return !is_same(pid, start);
+    }
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // The pid may have been reused between the check and the open.
+    if !is_same(pid, start) {
+        return true;
+    }
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one live pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return !is_same(pid, start);
+        }
+    }
+}
+
 /// The number of a signal given as `KILL`, `SIGKILL`, `kill` or `9`; `None` when it names none.
 pub fn signal_number(text: &str) -> Option<i32> {
     if let Ok(number) = text.parse::<i32>() {

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             .expect("the default seccomp profile compiles"),
             ..sysinit::Security::default()
         },
+        run: sysinit::RunFlags::default(),
     };
     match sysinit::spawn(spec, |_| Ok(())) {
         Ok(started) => match waitpid(started.pid, None) {

@@ -35,6 +35,12 @@ pub(crate) struct PlanInput {
     /// `security.masked_paths` and `security.readonly_paths` as C strings.
     pub masked: Vec<CString>,
     pub readonly: Vec<CString>,
+    // -- run flags --
+    pub run: crate::RunFlags,
+    /// The reaper's command line (`--init`), NUL-separated.
+    pub init_title: Vec<u8>,
+    /// Where our argument strings are, for the reaper to write its title over.
+    pub arg_area: Option<(usize, usize)>,
 }
 
 /// Everything the child reads, prepared before the clone.
@@ -246,6 +252,8 @@ impl Plan {
                     _ => SpawnError::Setup(format!("exec {candidate}: {errno}")),
                 }
             }
+            Step::ReadOnlyRoot => setup(format!("remount the rootfs {rootfs} read-only")),
+            Step::Init => setup("start the command under the init process".into()),
             Step::Unknown => SpawnError::Setup(format!("container init failed: {errno}")),
         }
     }
@@ -292,11 +300,13 @@ pub(crate) enum Step {
     NoNewPrivs,
     JoinCgroup,
     Join,
+    ReadOnlyRoot,
+    Init,
     Unknown,
 }
 
 impl Step {
-    const ALL: [Step; 23] = [
+    const ALL: [Step; 25] = [
         Step::Stdio,
         Step::CgroupNamespace,
         Step::RootPropagation,
@@ -320,6 +330,8 @@ impl Step {
         Step::NoNewPrivs,
         Step::JoinCgroup,
         Step::Join,
+        Step::ReadOnlyRoot,
+        Step::Init,
     ];
 }
 
@@ -733,6 +745,22 @@ unsafe fn enter_command(err: c_int, plan: &Plan) -> ! {
         }
         check!(err, Step::Workdir, 0, libc::chdir(input.workdir.as_ptr()));
     }
+    // `--read-only`: last, once every mount point and the working directory exist. Only the
+    // root's own mount changes; what is mounted on it keeps its flags.
+    if input.run.readonly_rootfs {
+        check!(
+            err,
+            Step::ReadOnlyRoot,
+            0,
+            mount(
+                ptr::null(),
+                c"/".as_ptr(),
+                ptr::null(),
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                None
+            )
+        );
+    }
 
     check!(err, Step::Session, 0, libc::setsid());
     if let Some((rows, cols)) = input.terminal {
@@ -746,7 +774,111 @@ unsafe fn enter_command(err: c_int, plan: &Plan) -> ! {
         install_seccomp(err, plan);
     }
     switch_user(err, plan);
+    if input.run.init {
+        // Returns in the command's process only.
+        become_reaper(err, plan);
+    }
     exec(err, plan)
+}
+
+/// `--init`: forks the command (which returns from here to exec) and stays as PID 1, the
+/// reaper: every signal it gets goes to the command, every child that exits is reaped, and
+/// when the command exits it exits with its status (128+N when signal N killed it).
+unsafe fn become_reaper(err: c_int, plan: &Plan) {
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::sigprocmask(libc::SIG_BLOCK, &all, ptr::null_mut());
+    let pid = check!(
+        err,
+        Step::Init,
+        0,
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize
+        )
+    ) as libc::pid_t;
+    if pid == 0 {
+        // The command: a process group of its own, in the terminal's foreground (with the
+        // signals still blocked, so tcsetpgrp raises no SIGTTOU); exec unblocks them.
+        libc::setpgid(0, 0);
+        if plan.input.terminal.is_some() {
+            libc::tcsetpgrp(0, libc::getpid());
+        }
+        return;
+    }
+    if plan.input.security.no_new_privileges {
+        // The command installs the filter right before its exec; the reaper runs under it too.
+        if libc::prctl(
+            libc::PR_SET_NO_NEW_PRIVS,
+            1 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        ) < 0
+        {
+            libc::kill(pid, libc::SIGKILL);
+            fail(err, Step::NoNewPrivs, 0, errno(), 0);
+        }
+        install_seccomp(err, plan);
+    }
+    // The error pipe too: the runtime hears of the command's exec from the command's copy.
+    libc::close_range(3, libc::c_uint::MAX, 0);
+    libc::prctl(
+        libc::PR_SET_NAME,
+        c"dock-init".as_ptr() as c_ulong,
+        0 as c_ulong,
+        0 as c_ulong,
+        0 as c_ulong,
+    );
+    if let Some((start, end)) = plan.input.arg_area {
+        let area = std::slice::from_raw_parts_mut(start as *mut u8, end - start);
+        let title = &plan.input.init_title;
+        let n = title.len().min(area.len());
+        area[..n].copy_from_slice(&title[..n]);
+        area[n..].fill(0);
+    }
+    let mut info: libc::siginfo_t = std::mem::zeroed();
+    loop {
+        let sig = libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &all as *const libc::sigset_t,
+            &mut info as *mut libc::siginfo_t,
+            ptr::null::<libc::timespec>(),
+            8usize,
+        ) as c_int;
+        if sig < 0 {
+            continue;
+        }
+        if sig != libc::SIGCHLD {
+            libc::kill(pid, sig);
+            continue;
+        }
+        loop {
+            let mut status: c_int = 0;
+            let reaped = libc::syscall(
+                libc::SYS_wait4,
+                -1 as libc::pid_t,
+                &mut status as *mut c_int,
+                libc::WNOHANG,
+                ptr::null_mut::<libc::rusage>(),
+            ) as libc::pid_t;
+            if reaped <= 0 {
+                break;
+            }
+            if reaped == pid {
+                if libc::WIFEXITED(status) {
+                    libc::_exit(libc::WEXITSTATUS(status));
+                }
+                if libc::WIFSIGNALED(status) {
+                    libc::_exit(128 + libc::WTERMSIG(status));
+                }
+            }
+        }
+    }
 }
 
 /// Opens a terminal in the container's own devpts (mounted above), sends its master to the

@@ -64,6 +64,21 @@ pub struct InitSpec {
     pub cgroups: Cgroups,
     /// Capabilities, seccomp, no_new_privs, masked and read-only paths.
     pub security: Security,
+    /// `--init`, `--read-only`, `--network host`.
+    pub run: RunFlags,
+}
+
+/// What `run` flags change in how the container starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunFlags {
+    /// A reaper is PID 1 (`dock-init`): it forks the command, forwards it every signal,
+    /// reaps every orphan, and exits with the command's status (128+N for signal N).
+    pub init: bool,
+    /// `/` is remounted read-only once everything is mounted (/dev, /dev/shm, /proc and
+    /// whatever else is mounted stay as they are).
+    pub readonly_rootfs: bool,
+    /// Stay in the host's network namespace (no CLONE_NEWNET).
+    pub host_network: bool,
 }
 
 /// How the command is confined. [`Security::default`] is Docker's default container without
@@ -251,12 +266,15 @@ pub fn spawn(
         writable_sys = spec.security.writable_sys, "container confinement");
     tracing::debug!(rootfs = %spec.rootfs.display(), args = ?spec.args, hostname = %spec.hostname,
         "cloning container init into new pid, mount, uts, ipc and net namespaces");
-    let flags = libc::CLONE_NEWPID
+    let mut flags = libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWNET
         | libc::SIGCHLD;
+    if spec.run.host_network {
+        flags &= !libc::CLONE_NEWNET;
+    }
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child gets a copy of the address
     // space and runs only `child::run`, which never returns and makes only raw system calls.
     let ret = unsafe { clone_init(flags as u64, spec.cgroups.unified.as_ref()) };
@@ -398,6 +416,8 @@ pub fn exec(spec: ExecSpec) -> Result<Started, SpawnError> {
         stdio: spec.stdio,
         resolv_conf: None,
         cgroups: spec.cgroups,
+        // No reaper and no remount: the container has its own, and its root already is.
+        run: RunFlags::default(),
         security: Security {
             masked_paths: Vec::new(),
             readonly_paths: Vec::new(),
@@ -702,7 +722,32 @@ fn prepare(
             .iter()
             .map(|p| cstring(p, "read-only path"))
             .collect::<Result<_, _>>()?,
+        run: spec.run,
+        init_title: init_title(&spec.args),
+        arg_area: if spec.run.init { arg_area() } else { None },
     })
+}
+
+/// What `ps` shows for the reaper: `dock-init -- CMD ARGS`, as Docker's `docker-init -- ...`.
+fn init_title(args: &[String]) -> Vec<u8> {
+    let mut title = b"dock-init\0--\0".to_vec();
+    for arg in args {
+        title.extend_from_slice(arg.as_bytes());
+        title.push(0);
+    }
+    title
+}
+
+/// The bounds of this process's argument strings (`arg_start`, `arg_end` of
+/// /proc/self/stat): the reaper, a copy of us, writes its title there.
+fn arg_area() -> Option<(usize, usize)> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Field 3 (state) is fields[0]: arg_start is field 48, arg_end field 49.
+    let start = fields.get(45)?.parse().ok()?;
+    let end = fields.get(46)?.parse().ok()?;
+    (end > start).then_some((start, end))
 }
 
 fn setup_err(what: &str, err: io::Error) -> SpawnError {

@@ -98,6 +98,7 @@ fn spec(root: &Path, args: &[&str], stdin: OwnedFd, stdout: OwnedFd, stderr: Own
         cgroups: sysinit::Cgroups::default(),
         // Docker's default, seccomp included: everything here must work under it.
         security: default_security(),
+        run: sysinit::RunFlags::default(),
     }
 }
 
