@@ -108,7 +108,7 @@ fn start_message(code: u8, message: String) -> String {
 }
 
 /// The container `name` names (id, prefix or name, with or without the leading `/`), or 404.
-fn find(state: &State, name: &str) -> ApiResult<Container> {
+pub(crate) fn find(state: &State, name: &str) -> ApiResult<Container> {
     let bare = name.trim_start_matches('/');
     state.runtime.get(bare).map_err(|e| runtime_error(e, bare))
 }
@@ -1130,7 +1130,7 @@ pub async fn attach(
 }
 
 /// Pump one hijacked connection until the run's output ends.
-async fn session<T>(
+pub(crate) async fn session<T>(
     io: T,
     framing: Framing,
     mut output: mpsc::Receiver<Chunk>,

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
 use crate::{
-    auth, containers, images, push, system, volumes, API_VERSION, MIN_API_VERSION, VERSION,
+    auth, containers, exec, images, push, system, volumes, API_VERSION, MIN_API_VERSION, VERSION,
 };
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
@@ -93,6 +93,18 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                 (&Method::GET, "export") => return containers::export(state, name).await,
                 (&Method::GET, "changes") => return containers::changes(state, name).await,
                 (&Method::POST, "resize") => return containers::resize(state, name, query).await,
+                (&Method::POST, "exec") => return exec::create(state, name, req.into_body()).await,
+                _ => {}
+            }
+        }
+    }
+    if let Some(rest) = path.strip_prefix("/exec/") {
+        if let Some((id, action)) = rest.split_once('/') {
+            let id = id.to_string();
+            match (&method, action) {
+                (&Method::POST, "start") => return exec::start(state, id, req).await,
+                (&Method::POST, "resize") => return exec::resize(state, id, query).await,
+                (&Method::GET, "json") => return exec::inspect(state, id).await,
                 _ => {}
             }
         }

@@ -17,6 +17,7 @@ pub struct State {
     pub tags: TagStore,
     pub runtime: Runtime,
     pub runs: Arc<Runs>,
+    pub execs: crate::exec::Execs,
 }
 
 impl State {
@@ -39,6 +40,7 @@ impl State {
             tags,
             runtime,
             runs: Arc::new(Runs::default()),
+            execs: Default::default(),
         })
     }
 }

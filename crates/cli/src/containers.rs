@@ -809,7 +809,7 @@ fn hello_for(tty: bool, stdin: bool) -> Hello {
     }
 }
 
-fn terminal_size() -> Option<(u16, u16)> {
+pub(crate) fn terminal_size() -> Option<(u16, u16)> {
     for fd in [1, 0, 2] {
         let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
         // SAFETY: TIOCGWINSZ fills a winsize.
@@ -821,12 +821,12 @@ fn terminal_size() -> Option<(u16, u16)> {
 }
 
 /// Our terminal in raw mode until dropped.
-struct RawMode {
+pub(crate) struct RawMode {
     saved: libc::termios,
 }
 
 impl RawMode {
-    fn enable() -> Option<RawMode> {
+    pub(crate) fn enable() -> Option<RawMode> {
         // SAFETY: termios calls on our stdin with valid structs.
         unsafe {
             let mut saved: libc::termios = std::mem::zeroed();

@@ -2,6 +2,7 @@
 
 mod auth;
 mod containers;
+mod exec;
 mod format;
 mod images;
 mod pull;
@@ -57,6 +58,8 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
     /// The per-container monitor (internal; started by run and start)
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
+        Command::Exec(args) => exec::run(&ctx, args),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),

@@ -849,6 +849,20 @@ impl Cgroup {
         Ok(cgroups)
     }
 
+    /// As [`Self::joining`], for a process that joins a running container (`exec`): in each
+    /// hierarchy where the container's processes live in its [`PROCESS_LEAF`] (a limit is
+    /// written in its cgroup), there.
+    pub fn joining_running(&self) -> Result<sysinit::Cgroups> {
+        let mut running = self.clone();
+        for member in &mut running.members {
+            let leaf = member.dir.join(PROCESS_LEAF);
+            if leaf.is_dir() {
+                member.procs = leaf;
+            }
+        }
+        running.joining()
+    }
+
     fn kill_all(&self) -> Result<()> {
         // Every process of the container was born in its cgroup2 cgroup and cannot leave the
         // subtree, so that one says whether anything is left and kills it all at once.

@@ -195,6 +195,11 @@ impl Plan {
                     .unwrap_or_default()
             )),
             Step::NoNewPrivs => setup("set no_new_privs".into()),
+            Step::Join => setup(if index == 0 {
+                "join the container's namespaces".into()
+            } else {
+                "fork into the container's pid namespace".into()
+            }),
             Step::Workdir => setup(format!(
                 "change to working directory {}",
                 lossy(&self.input.workdir)
@@ -298,13 +303,14 @@ pub(crate) enum Step {
     Seccomp,
     NoNewPrivs,
     JoinCgroup,
+    Join,
     ReadOnlyRoot,
     Init,
     Unknown,
 }
 
 impl Step {
-    const ALL: [Step; 24] = [
+    const ALL: [Step; 25] = [
         Step::Stdio,
         Step::CgroupNamespace,
         Step::RootPropagation,
@@ -327,6 +333,7 @@ impl Step {
         Step::Seccomp,
         Step::NoNewPrivs,
         Step::JoinCgroup,
+        Step::Join,
         Step::ReadOnlyRoot,
         Step::Init,
     ];
@@ -865,7 +872,13 @@ pub(crate) unsafe fn run(
         );
     }
     mask_paths(err, plan);
+    enter_command(err, plan)
+}
 
+/// The part of the init's life an exec'd process shares: working directory, session and
+/// terminal, seccomp, user and capabilities, exec.
+unsafe fn enter_command(err: c_int, plan: &Plan) -> ! {
+    let input = &plan.input;
     if libc::chdir(input.workdir.as_ptr()) < 0 {
         if errno() != libc::ENOENT {
             fail(err, Step::Workdir, 0, errno(), 0);
@@ -1511,4 +1524,61 @@ unsafe fn mount_point(err: c_int, root: c_int, m: &MountPlan, create: usize, ope
         fail(err, Step::Volume, open, errno(), 0);
     }
     fd
+}
+
+/// The namespaces an exec'd process joins: all of the container init's.
+const EXEC_NAMESPACES: c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWCGROUP;
+
+/// An exec'd process, first as the intermediate child of the caller (born in the container's
+/// cgroup2 cgroup): joins the container's v1 cgroups (before its cgroup namespace, which would
+/// hide the source cgroup), then every namespace of the init through its pidfd (which also
+/// makes the mount namespace's root, the container's `/`, our root and working directory),
+/// then forks the command's process into the pid namespace as our sibling (`CLONE_PARENT`),
+/// so the caller waits for it. The intermediate reports that pid on `pid_write` and exits.
+///
+/// # Safety
+/// Must be called only in the freshly cloned child, with the descriptors from `exec`.
+pub(crate) unsafe fn run_exec(plan: &Plan, init: c_int, pid_write: c_int, error_write: c_int) -> ! {
+    let err = error_write;
+    let input = &plan.input;
+    for (index, (_, fd)) in input.cgroup_tasks.iter().enumerate() {
+        check!(
+            err,
+            Step::JoinCgroup,
+            index,
+            libc::write(fd.as_raw_fd(), c"0".as_ptr().cast(), 1)
+        );
+    }
+    check!(err, Step::Join, 0, libc::setns(init, EXEC_NAMESPACES));
+    let ret = libc::syscall(
+        libc::SYS_clone,
+        (libc::CLONE_PARENT | libc::SIGCHLD) as c_ulong,
+        0usize,
+        0usize,
+        0usize,
+        0usize,
+    );
+    if ret < 0 {
+        fail(err, Step::Join, 1, errno(), 0);
+    }
+    if ret == 0 {
+        libc::close(pid_write);
+        for (target, fd) in input.stdio.iter().enumerate() {
+            check!(
+                err,
+                Step::Stdio,
+                target,
+                libc::dup2(fd.as_raw_fd(), target as c_int)
+            );
+        }
+        enter_command(err, plan)
+    }
+    let pid = (ret as i32).to_ne_bytes();
+    libc::write(pid_write, pid.as_ptr().cast(), pid.len());
+    libc::_exit(0)
 }

@@ -282,7 +282,7 @@ pub fn spawn(
         Stdio::Fds { .. } => None,
     };
     let (console_ours, console_theirs) = console.unzip();
-    let mut plan = prepare(&spec, console_theirs)?;
+    let mut plan = prepare(&spec, console_theirs, true)?;
 
     tracing::debug!(capabilities = %format!("{:#018x}", spec.security.capabilities),
         seccomp_instructions = spec.security.seccomp.as_ref().map_or(0, |p| p.instructions().len()),
@@ -381,6 +381,165 @@ pub fn spawn(
     Err(plan.describe(Record::decode(&record)))
 }
 
+/// A process to start in a running container (`dock exec`).
+#[derive(Debug)]
+pub struct ExecSpec {
+    /// A pidfd of the container's init: the process joins every namespace it has.
+    pub init: OwnedFd,
+    /// The init's root as seen from here (`/proc/PID/root`), where the user is looked up.
+    pub root: PathBuf,
+    /// argv; `args[0]` is looked up in the container's PATH unless it contains a `/`.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    /// `""` = root; otherwise `name|uid[:group|gid]`, from the container's /etc files.
+    pub user: String,
+    /// Working directory in the container (not created); `""` means `/`.
+    pub workdir: String,
+    /// With [`Stdio::Terminal`] the pty comes from the container's own devpts.
+    pub stdio: Stdio,
+    /// The container's cgroups (its process leaf in each hierarchy).
+    pub cgroups: Cgroups,
+    /// Capabilities, seccomp and no_new_privs; the paths are the container's already.
+    pub security: Security,
+}
+
+/// Starts a process in the namespaces, cgroups and root of a running container, as its user
+/// with its confinement, and returns its pid (in the caller's pid namespace; the caller
+/// reaps it) once the command was exec'd, or the reason it could not be.
+///
+/// The caller clones an intermediate child into the container's cgroup2 cgroup; it joins
+/// the v1 cgroups and the init's namespaces (`setns` on its pidfd), and forks the command's
+/// process into the pid namespace as the caller's own child (`CLONE_PARENT`). From there on
+/// it is the init's path: stdio, working directory, session and terminal (opened in the
+/// container's devpts), seccomp, user, capabilities, exec with 126/127 reporting. Safe in a
+/// multi-threaded caller (see the crate docs).
+pub fn exec(spec: ExecSpec) -> Result<Started, SpawnError> {
+    let (pid_read, pid_write) = pipe().map_err(|e| setup_err("create pid pipe", e))?;
+    let (error_read, error_write) = pipe().map_err(|e| setup_err("create error pipe", e))?;
+    let console = match spec.stdio {
+        Stdio::Terminal { .. } => Some(
+            socket::socketpair(
+                socket::AddressFamily::Unix,
+                socket::SockType::SeqPacket,
+                None,
+                socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| setup_err("create terminal socket", e.into()))?,
+        ),
+        Stdio::Fds { .. } => None,
+    };
+    let (console_ours, console_theirs) = console.unzip();
+    let init = spec.init;
+    let spec = InitSpec {
+        rootfs: spec.root,
+        args: spec.args,
+        env: spec.env,
+        user: spec.user,
+        hostname: String::new(),
+        workdir: spec.workdir,
+        stdio: spec.stdio,
+        mounts: Vec::new(),
+        cgroups: spec.cgroups,
+        // No reaper and no remount: the container has its own, and its root already is.
+        run: RunFlags::default(),
+        security: Security {
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            ..spec.security
+        },
+    };
+    let mut plan = prepare(&spec, console_theirs, false)?;
+    tracing::debug!(args = ?spec.args, user = %spec.user, workdir = %spec.workdir,
+        capabilities = %format!("{:#018x}", spec.security.capabilities),
+        seccomp = spec.security.seccomp.is_some(), "exec into a running container");
+    // SAFETY: a fork-like clone, as in `spawn`; the child runs only `child::run_exec`.
+    let ret = unsafe { clone_init(libc::SIGCHLD as u64, spec.cgroups.unified.as_ref()) };
+    if ret < 0 {
+        return Err(setup_err("clone exec process", io::Error::last_os_error()));
+    }
+    if ret == 0 {
+        // SAFETY: we are the freshly cloned child; the descriptors are ours.
+        unsafe {
+            child::run_exec(
+                &plan,
+                init.as_raw_fd(),
+                pid_write.as_raw_fd(),
+                error_write.as_raw_fd(),
+            )
+        }
+    }
+    let intermediate = Pid::from_raw(ret as i32);
+    drop(pid_write);
+    drop(error_write);
+    plan.close_stdio();
+    drop(spec);
+
+    let mut pid_bytes = [0u8; 4];
+    let got = read_full(&mut fs::File::from(pid_read), &mut pid_bytes);
+    reap(intermediate);
+    let pid = match got {
+        Ok(4) => Some(Pid::from_raw(i32::from_ne_bytes(pid_bytes))),
+        Ok(_) => None,
+        Err(e) => return Err(setup_err("read the exec process id", e)),
+    };
+    let mut record = [0u8; Record::LEN];
+    let filled = read_full(&mut fs::File::from(error_read), &mut record);
+    let filled = match filled {
+        Ok(n) => n,
+        Err(e) => {
+            if let Some(pid) = pid {
+                // SAFETY: plain kill of our own, not yet reaped child.
+                unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
+                reap(pid);
+            }
+            return Err(setup_err("read exec process status", e));
+        }
+    };
+    match (pid, filled) {
+        (Some(pid), 0) => {
+            tracing::debug!(%pid, "exec'd in the container");
+            let terminal = match console_ours {
+                Some(console) => match receive_fd(&console) {
+                    Ok(master) => Some(master),
+                    Err(e) => {
+                        // SAFETY: plain kill of our own, not yet reaped child.
+                        unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
+                        reap(pid);
+                        return Err(setup_err("receive the exec process's terminal", e));
+                    }
+                },
+                None => None,
+            };
+            Ok(Started { pid, terminal })
+        }
+        (pid, filled) => {
+            if let Some(pid) = pid {
+                reap(pid);
+            }
+            if filled < Record::LEN {
+                return Err(SpawnError::Setup(
+                    "exec process ended without a report".into(),
+                ));
+            }
+            Err(plan.describe(Record::decode(&record)))
+        }
+    }
+}
+
+/// Reads until `buf` is full or end of file; the number of bytes read.
+fn read_full(file: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// struct clone_args, as far as clone3 is used here.
 #[repr(C)]
 #[derive(Default)]
@@ -460,7 +619,13 @@ fn receive_fd(console: &OwnedFd) -> io::Result<OwnedFd> {
 }
 
 /// Builds everything the child needs, so that it does not allocate after the clone.
-fn prepare(spec: &InitSpec, console: Option<OwnedFd>) -> Result<Plan, SpawnError> {
+/// `create_workdir`: make the working directory when it is missing (the init; an exec'd
+/// process fails instead, as Docker's).
+fn prepare(
+    spec: &InitSpec,
+    console: Option<OwnedFd>,
+    create_workdir: bool,
+) -> Result<Plan, SpawnError> {
     let command = spec
         .args
         .first()
@@ -503,7 +668,10 @@ fn prepare(spec: &InitSpec, console: Option<OwnedFd>) -> Result<Plan, SpawnError
     }
     let mut workdir_parents = Vec::new();
     let mut prefix = String::new();
-    for part in workdir.split('/').filter(|p| !p.is_empty()) {
+    for part in workdir
+        .split('/')
+        .filter(|p| create_workdir && !p.is_empty())
+    {
         prefix.push('/');
         prefix.push_str(part);
         workdir_parents.push(cstring(&prefix, "working directory")?);

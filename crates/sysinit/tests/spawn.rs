@@ -1108,3 +1108,112 @@ fn dockers_masked_paths_are_empty_and_read_only_paths_refuse_writes() {
         );
     }
 }
+
+/// `sysinit::exec` into a running init: runs `args` with `adjust` applied; the outcome.
+fn try_exec(
+    init: Pid,
+    args: &[&str],
+    adjust: impl FnOnce(&mut sysinit::ExecSpec),
+) -> Result<Outcome, SpawnError> {
+    use std::os::fd::FromRawFd;
+    let (stdout_read, stdout_write) = pipe().unwrap();
+    let (stderr_read, stderr_write) = pipe().unwrap();
+    // SAFETY: pidfd_open of our own live child; the descriptor is ours.
+    let pidfd = unsafe {
+        OwnedFd::from_raw_fd(libc::syscall(libc::SYS_pidfd_open, init.as_raw(), 0) as i32)
+    };
+    let mut spec = sysinit::ExecSpec {
+        init: pidfd,
+        root: format!("/proc/{init}/root").into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: vec!["PATH=/bin".into(), "FROM=exec".into()],
+        user: String::new(),
+        workdir: String::new(),
+        stdio: Stdio::Fds {
+            stdin: fs::File::open("/dev/null").unwrap().into(),
+            stdout: stdout_write,
+            stderr: stderr_write,
+        },
+        cgroups: sysinit::Cgroups::default(),
+        security: default_security(),
+    };
+    adjust(&mut spec);
+    let pid = sysinit::exec(spec)?.pid;
+    let mut guard = ChildGuard(Some(pid));
+    let mut stdout = String::new();
+    fs::File::from(stdout_read)
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut stderr = String::new();
+    fs::File::from(stderr_read)
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let code = wait_code(guard.0.take().unwrap());
+    Ok(Outcome {
+        stdout,
+        stderr,
+        code,
+    })
+}
+
+#[test]
+fn exec_joins_a_running_init_and_reports_like_it() {
+    let rootfs = Rootfs::new();
+    let (stdout_read, stdout_write) = pipe().unwrap();
+    drop(stdout_read);
+    let null = || -> OwnedFd { fs::File::open("/dev/null").unwrap().into() };
+    let spec = spec(
+        &rootfs.path(),
+        &["sleep", "1000"],
+        null(),
+        stdout_write,
+        null(),
+    );
+    let init = spawn(spec, |_| Ok(())).unwrap().pid;
+    let _guard = ChildGuard(Some(init));
+
+    let out = try_exec(
+        init,
+        &[
+            "sh",
+            "-c",
+            "echo $$ $FROM; hostname; cat /proc/1/cmdline; echo; pwd; id -u",
+        ],
+        |spec| {
+            spec.user = "app".into();
+            spec.workdir = "/tmp".into();
+        },
+    )
+    .unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let (pid, from) = lines[0].split_once(' ').unwrap();
+    assert!(pid.parse::<i32>().unwrap() > 1, "{}", out.stdout);
+    assert_eq!(from, "exec");
+    assert_eq!(
+        &lines[1..],
+        ["testbox", "sleep\u{0}1000\u{0}", "/tmp", "1000"]
+    );
+
+    assert_eq!(
+        try_exec(init, &["sh", "-c", "exit 3"], |_| {})
+            .unwrap()
+            .code,
+        3
+    );
+    let err = try_exec(init, &["nope"], |_| {}).err().expect("refused");
+    assert_eq!(err.exit_code(), 127, "{err}");
+    let err = try_exec(init, &["/etc/notexec"], |_| {})
+        .err()
+        .expect("refused");
+    assert_eq!(err.exit_code(), 126, "{err}");
+    let err = try_exec(init, &["true"], |spec| spec.workdir = "/nowhere".into())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, SpawnError::Setup(_)), "{err}");
+    assert!(err.to_string().contains("/nowhere"), "{err}");
+    assert!(
+        !rootfs.path().join("nowhere").exists(),
+        "an exec never creates its workdir"
+    );
+}
