@@ -391,7 +391,7 @@ fn import(
 }
 
 /// Moves the request body's chunks to the blocking reader; ends on the body's end or error.
-async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io::Result<Bytes>>) {
+pub(crate) async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io::Result<Bytes>>) {
     loop {
         let item = match incoming.frame().await {
             None => return,

@@ -18,6 +18,7 @@ mod push;
 mod query;
 mod router;
 mod runs;
+mod saveload;
 mod server;
 mod state;
 mod stream;

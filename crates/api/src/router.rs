@@ -11,7 +11,9 @@ use crate::body::{self, Response};
 use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
-use crate::{auth, containers, images, push, system, API_VERSION, MIN_API_VERSION, VERSION};
+use crate::{
+    auth, containers, images, push, saveload, system, API_VERSION, MIN_API_VERSION, VERSION,
+};
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
 /// headers the real daemon adds to all of them.
@@ -49,6 +51,13 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::GET, "/images/json") => return images::list(state, query).await,
         (&Method::POST, "/images/create") => {
             return images::create(state, query, req.into_body()).await
+        }
+        (&Method::GET, "/images/get") => {
+            let names = query.all("names").into_iter().map(str::to_string);
+            return saveload::save(state, names.collect()).await;
+        }
+        (&Method::POST, "/images/load") => {
+            return saveload::load(state, query, req.into_body()).await
         }
         (&Method::POST, "/auth") => return auth::login(state, req.into_body()).await,
         (&Method::POST, "/commit") => return containers::commit(state, query).await,
@@ -91,6 +100,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                 match (&method, action) {
                     (&Method::GET, "json") => return images::inspect(state, name).await,
                     (&Method::GET, "history") => return images::history(state, name).await,
+                    (&Method::GET, "get") => return saveload::save(state, vec![name]).await,
                     (&Method::POST, "tag") => return images::tag(state, name, query).await,
                     (&Method::POST, "push") => {
                         return push::push(state, name, query, req.headers()).await

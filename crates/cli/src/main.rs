@@ -6,6 +6,7 @@ mod format;
 mod images;
 mod pull;
 mod push;
+mod saveload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,8 @@ enum Command {
     Push(push::PushCommand),
     #[command(flatten)]
     Pull(pull::PullCommand),
+    #[command(flatten)]
+    SaveLoad(saveload::SaveLoadCommand),
     /// The per-container monitor (internal; started by run and start)
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Auth(cmd) => auth::run(&ctx, cmd),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
+        Command::SaveLoad(cmd) => saveload::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
         Command::Inspect { names } => images::inspect(&ctx, &names),
         Command::Info => images::info(&ctx),
