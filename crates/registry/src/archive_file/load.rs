@@ -161,6 +161,21 @@ fn clean_path(raw: &[u8]) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// `a/b/../c` -> `a/c`, lexically; `None` when `..` climbs above the archive's root.
+fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 impl Loader<'_> {
     fn run(&mut self, tags: &TagStore, input: impl Read) -> Result<Vec<Loaded>> {
         let stream = archive::decompressed(input)
@@ -325,6 +340,7 @@ impl Loader<'_> {
         let layer = short(diff_id);
         let progress = &mut *self.progress;
         let mut hashing = HashingReader::new(Progress {
+            path,
             inner: reader,
             done: 0,
             reported: 0,
@@ -425,8 +441,7 @@ impl Loader<'_> {
             } else {
                 target.clone()
             };
-            path = clean_path(joined.as_bytes())
-                .map_err(|_| link_err("it leads outside the archive"))?;
+            path = normalize(&joined).ok_or_else(|| link_err("it leads outside the archive"))?;
         }
         Err(ArchiveError::Link {
             path: path.clone(),
@@ -893,6 +908,7 @@ fn add_image(
 
 /// A layer's blob on its way into the graph, reporting how far it got.
 struct Progress<'a, R> {
+    path: &'a str,
     inner: R,
     done: u64,
     reported: u64,
@@ -904,6 +920,16 @@ struct Progress<'a, R> {
 impl<R: Read> Read for Progress<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.done < self.total {
+            // The layer's reader should not see a plain end: the archive was cut short.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the image archive is truncated: {} ends after {} of its {} bytes",
+                    self.path, self.done, self.total
+                ),
+            ));
+        }
         self.done += n as u64;
         if self.done - self.reported >= PROGRESS_STEP || (n > 0 && self.done == self.total) {
             self.reported = self.done;
@@ -920,4 +946,9 @@ impl<R: Read> Read for Progress<'_, R> {
 #[cfg(test)]
 pub(super) fn clean_path_for_tests(raw: &[u8]) -> Result<String> {
     clean_path(raw)
+}
+
+#[cfg(test)]
+pub(super) fn normalize_for_tests(path: &str) -> Option<String> {
+    normalize(path)
 }

@@ -285,6 +285,13 @@ fn paths_are_cleaned_and_refused_outside_the_archive() {
     assert!(load_clean(b"/etc/passwd").is_err());
 }
 
+#[test]
+fn links_resolve_lexically_inside_the_archive() {
+    let n = super::load::normalize_for_tests;
+    assert_eq!(n("b/../a/layer.tar"), Some("a/layer.tar".into()));
+    assert_eq!(n("b/../../etc/passwd"), None);
+}
+
 fn load_clean(p: &[u8]) -> Result<String, String> {
     super::load::clean_path_for_tests(p).map_err(|e| e.to_string())
 }
