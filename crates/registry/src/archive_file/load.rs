@@ -7,6 +7,7 @@ use std::io::{self, Cursor, Read, Seek};
 use chrono::{DateTime, Utc};
 use graph::{Graph, Image};
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use tagstore::TagStore;
 
 use super::{
@@ -304,12 +305,14 @@ impl Loader<'_> {
                 })
             }
             [layer] if layer.parent.as_deref().is_none_or(|p| self.is_stored(p)) => {
-                let (chain, parent, diff_id) = (
+                let (chain, parent, diff_id, blob) = (
                     layer.chain.clone(),
                     layer.parent.clone(),
                     layer.diff_id.clone(),
+                    layer.blob_digest.clone(),
                 );
-                let (digest, n) = self.register(path, entry, size, &chain, parent, &diff_id)?;
+                let (digest, n) =
+                    self.register(path, entry, size, &chain, parent, &diff_id, blob.as_deref())?;
                 Ok(Content::Consumed { digest, size: n })
             }
             _ => self.keep_large(path, entry, size),
@@ -327,7 +330,10 @@ impl Loader<'_> {
     }
 
     /// Registers graph entry `chain` from the blob `reader` (any compression); the blob's
-    /// digest and size. The graph checks the diff ID before it commits.
+    /// digest and size. The graph checks the diff ID before it commits; when the blob is
+    /// named by that same digest (an uncompressed layer, as Docker and dock save them), that
+    /// check is the blob's and the bytes are not hashed a second time.
+    #[allow(clippy::too_many_arguments)]
     fn register(
         &mut self,
         path: &str,
@@ -336,18 +342,24 @@ impl Loader<'_> {
         chain: &str,
         parent: Option<String>,
         diff_id: &str,
+        blob_digest: Option<&str>,
     ) -> Result<(String, u64)> {
         let layer = short(diff_id);
         let progress = &mut *self.progress;
-        let mut hashing = HashingReader::new(Progress {
-            path,
-            inner: reader,
-            done: 0,
-            reported: 0,
-            total: size,
-            layer,
-            progress,
-        });
+        let checked_by_graph = blob_digest == Some(diff_id);
+        let mut blob = Blob {
+            inner: Progress {
+                path,
+                inner: reader,
+                done: 0,
+                reported: 0,
+                total: size,
+                layer,
+                progress,
+            },
+            hasher: (!checked_by_graph).then(Sha256::new),
+            count: 0,
+        };
         let image = Image {
             id: chain.to_string(),
             parent,
@@ -355,10 +367,17 @@ impl Loader<'_> {
             diff_id: Some(diff_id.to_string()),
             ..Image::default()
         };
-        match self.graph.register(&mut hashing, image) {
+        let mut verified = checked_by_graph;
+        match self.graph.register(&mut blob, image) {
             Ok(_) => self.created.push(chain.to_string()),
             // Registered meanwhile by another load or pull: the same content by its chain ID.
-            Err(graph::Error::AlreadyExists(_)) => {}
+            // Refused before a byte was read, the blob is hashed as it is drained below.
+            Err(graph::Error::AlreadyExists(_)) => {
+                if blob.count == 0 && blob.hasher.is_none() {
+                    blob.hasher = Some(Sha256::new());
+                    verified = false;
+                }
+            }
             Err(graph::Error::DiffIdMismatch {
                 expected, actual, ..
             }) => {
@@ -371,10 +390,16 @@ impl Loader<'_> {
             Err(e) => return Err(e.into()),
         }
         // Whatever the tar reader left (padding after the end blocks) is part of the blob.
-        io::copy(&mut hashing, &mut io::sink()).map_err(|source| ArchiveError::Read { source })?;
-        let n = hashing.count();
+        io::copy(&mut blob, &mut io::sink()).map_err(|source| ArchiveError::Read { source })?;
+        let n = blob.count;
         check_length(path, size, n)?;
-        Ok((hashing.digest(), n))
+        let digest = match blob.hasher {
+            Some(hasher) if !verified => {
+                format!("sha256:{}", crate::digest::hex(&hasher.finalize()))
+            }
+            _ => diff_id.to_string(),
+        };
+        Ok((digest, n))
     }
 
     /// The bytes of a small document (a manifest, config or index) at `path`, following
@@ -699,6 +724,7 @@ impl Loader<'_> {
                     &layer.chain,
                     layer.parent.clone(),
                     &layer.diff_id,
+                    layer.blob_digest.as_deref(),
                 )?;
                 check_blob(&path, layer, &digest, n)?;
             }
@@ -904,6 +930,25 @@ fn add_image(
         layers,
     });
     Ok(())
+}
+
+/// A blob on its way into the graph: counted, and hashed unless the graph's diff ID check
+/// covers it.
+struct Blob<R> {
+    inner: R,
+    hasher: Option<Sha256>,
+    count: u64,
+}
+
+impl<R: Read> Read for Blob<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        self.count += n as u64;
+        Ok(n)
+    }
 }
 
 /// A layer's blob on its way into the graph, reporting how far it got.
