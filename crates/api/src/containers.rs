@@ -830,8 +830,8 @@ pub async fn export(state: Arc<State>, name: String) -> ApiResult<Response> {
 }
 
 /// A blocking `Write` into a channel body.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
+pub(crate) struct ChannelWriter {
+    pub(crate) tx: mpsc::Sender<Bytes>,
 }
 
 impl Write for ChannelWriter {

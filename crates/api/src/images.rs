@@ -398,7 +398,7 @@ fn import(
 }
 
 /// Moves the request body's chunks to the blocking reader; ends on the body's end or error.
-async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io::Result<Bytes>>) {
+pub(crate) async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io::Result<Bytes>>) {
     let timeout = crate::limits::read_timeout();
     loop {
         // A client that stops sending mid-body is given up on after the read timeout.

@@ -20,6 +20,7 @@ mod push;
 mod query;
 mod router;
 mod runs;
+mod saveload;
 mod server;
 mod state;
 mod stream;

@@ -12,7 +12,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
 use crate::{
-    auth, containers, exec, images, push, system, volumes, API_VERSION, MIN_API_VERSION, VERSION,
+    auth, containers, exec, images, push, saveload, system, volumes, API_VERSION, MIN_API_VERSION,
+    VERSION,
 };
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
@@ -52,6 +53,13 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::POST, "/images/create") => {
             let auth = auth::registry_auth(req.headers())?;
             return images::create(state, query, auth, req.into_body()).await;
+        }
+        (&Method::GET, "/images/get") => {
+            let names = query.all("names").into_iter().map(str::to_string);
+            return saveload::save(state, names.collect()).await;
+        }
+        (&Method::POST, "/images/load") => {
+            return saveload::load(state, query, req.into_body()).await
         }
         (&Method::POST, "/auth") => return auth::login(state, req.into_body()).await,
         (&Method::POST, "/commit") => return containers::commit(state, query).await,
@@ -119,6 +127,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                 match (&method, action) {
                     (&Method::GET, "json") => return images::inspect(state, name).await,
                     (&Method::GET, "history") => return images::history(state, name).await,
+                    (&Method::GET, "get") => return saveload::save(state, vec![name]).await,
                     (&Method::POST, "tag") => return images::tag(state, name, query).await,
                     (&Method::POST, "push") => {
                         return push::push(state, name, query, req.headers()).await

@@ -37,10 +37,10 @@ pub fn detect(first_bytes: &[u8]) -> Compression {
 /// Capacity of the buffer the tar parser reads through: large reads, few syscalls.
 const READ_BUFFER: usize = 1 << 20;
 
-/// The decompressed tar stream of `reader`, or `None` when the input is empty (an empty layer).
-pub(crate) fn decompressed<'a>(
-    mut reader: impl Read + 'a,
-) -> io::Result<Option<Box<dyn BufRead + 'a>>> {
+/// The decompressed stream of `reader` (any supported compression, detected from its first
+/// bytes; multi-member gzip, bzip2 and xz, multi-frame zstd), or `None` when the input is
+/// empty (an empty layer).
+pub fn decompressed<'a>(mut reader: impl Read + 'a) -> io::Result<Option<Box<dyn BufRead + 'a>>> {
     // Read until enough bytes for detection arrived or the input ended: a pipe may deliver
     // the magic in pieces.
     let mut head = [0u8; MAGIC_LEN];

@@ -24,10 +24,10 @@ mod sys;
 pub mod whiteout;
 
 pub use changes::{changes, Change, ChangeKind};
-pub use compression::{detect, Compression};
+pub use compression::{decompressed, detect, Compression};
 pub use create::tar_dir;
 pub use extract::{extract, extract_recorded, Recorded};
-pub use skeleton::rebuild;
+pub use skeleton::{rebuild, rebuilt_size};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

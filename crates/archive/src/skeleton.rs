@@ -193,6 +193,47 @@ pub fn rebuild(skeleton: impl Read, layer: &Path, mut out: impl Write) -> Result
     Ok(written)
 }
 
+/// The size of the tar [`rebuild`] writes from `skeleton`, read from the skeleton alone (no
+/// file of the layer is touched).
+pub fn rebuilt_size(skeleton: impl Read) -> Result<u64> {
+    let mut skeleton = io::BufReader::with_capacity(RAW_CHUNK, skeleton);
+    let broken = |reason: String| Error::Read {
+        after: None,
+        source: io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("layer skeleton: {reason}"),
+        ),
+    };
+    let mut total = 0u64;
+    loop {
+        let mut tag = [0u8; 1];
+        match skeleton.read(&mut tag) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(err) => return Err(broken(err.to_string())),
+        }
+        let size = read_u64(&mut skeleton).map_err(|e| broken(e.to_string()))?;
+        let skip = match tag[0] {
+            RAW => size,
+            FILE => {
+                let mut len = [0u8; 4];
+                skeleton
+                    .read_exact(&mut len)
+                    .map_err(|e| broken(e.to_string()))?;
+                u64::from(u32::from_le_bytes(len))
+            }
+            other => return Err(broken(format!("unknown record {other:#04x}"))),
+        };
+        let skipped = io::copy(&mut (&mut skeleton).take(skip), &mut io::sink())
+            .map_err(|e| broken(e.to_string()))?;
+        if skipped != skip {
+            return Err(broken("ends inside a record".into()));
+        }
+        total += size;
+    }
+    Ok(total)
+}
+
 fn read_u64(r: &mut impl Read) -> io::Result<u64> {
     let mut bytes = [0u8; 8];
     r.read_exact(&mut bytes)?;

@@ -7,6 +7,7 @@ mod format;
 mod images;
 mod pull;
 mod push;
+mod saveload;
 mod volumes;
 
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ enum Command {
     Volume(volumes::VolumeCommand),
     /// Run a command in a running container
     Exec(exec::ExecArgs),
+    #[command(flatten)]
+    SaveLoad(saveload::SaveLoadCommand),
     /// The per-container monitor (internal; started by run and start)
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),
+        Command::SaveLoad(cmd) => saveload::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
         Command::Inspect { names } => images::inspect(&ctx, &names),
         Command::Info => images::info(&ctx),

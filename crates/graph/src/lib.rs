@@ -212,6 +212,20 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
+/// A writer that only counts.
+struct CountingSink(u64);
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A new random image id: 32 random bytes as 64 lowercase hex characters.
 pub fn generate_id() -> String {
     let mut bytes = [0u8; 32];
@@ -683,6 +697,34 @@ impl Graph {
                 self.update_meta(id, |meta| meta.diff_id = Some(digest.clone()))?;
                 Ok(digest)
             }
+        }
+    }
+
+    /// The size in bytes of the tar [`Graph::layer_tar`] writes, from the layer's skeleton
+    /// alone (no file of the layer is read), so a container format that needs the size
+    /// before the bytes (a tar of tars, `docker save`) can stream the layer. A layer stored
+    /// without a skeleton is tarred once to count.
+    pub fn layer_tar_size(&self, id: &str) -> Result<u64> {
+        let image = self.get(id)?;
+        if image.layerless {
+            return Err(Error::NoLayer(id.to_string()));
+        }
+        let skeleton_path = self.image_dir(id).join(SKELETON_FILE);
+        match File::open(&skeleton_path) {
+            Ok(file) => {
+                let skeleton = zstd::Decoder::new(file)
+                    .map_err(io_err(format!("read {}", skeleton_path.display())))?;
+                archive::rebuilt_size(skeleton).map_err(|source| Error::Tar {
+                    id: id.to_string(),
+                    source,
+                })
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                let mut count = CountingSink(0);
+                self.layer_tar(id, &mut count)?;
+                Ok(count.0)
+            }
+            Err(err) => Err(io_err(format!("open {}", skeleton_path.display()))(err)),
         }
     }
 

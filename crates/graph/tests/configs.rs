@@ -109,6 +109,8 @@ fn a_layer_gives_back_exactly_the_tar_it_was_made_from() {
     let mut out = Vec::new();
     assert_eq!(graph.layer_tar(&image.id, &mut out).unwrap(), diff_id);
     assert!(out == tar);
+    // Its size is known from the skeleton alone, before any byte is written.
+    assert_eq!(graph.layer_tar_size(&image.id).unwrap(), tar.len() as u64);
     // Changed on disk, the layer no longer gives its tar: an error, not other bytes.
     std::fs::write(graph.layer_path(&image.id).join("bin/sh"), [8u8; 3000]).unwrap();
     let err = graph.layer_tar(&image.id, std::io::sink()).unwrap_err();
@@ -164,6 +166,7 @@ fn an_older_layer_without_a_skeleton_gets_the_diff_id_of_a_new_tar() {
     let mut out = Vec::new();
     assert_eq!(graph.layer_tar(&image.id, &mut out).unwrap(), diff_id);
     assert!(out == tar);
+    assert_eq!(graph.layer_tar_size(&image.id).unwrap(), tar.len() as u64);
     let config = config_entry(&graph, b"{}", &image.id).unwrap();
     assert!(matches!(graph.diff_id(&config.id), Err(Error::NoLayer(_))));
 }

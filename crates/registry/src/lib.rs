@@ -5,6 +5,7 @@
 //! Digests are always over the exact bytes received: every manifest and config is kept as raw
 //! bytes next to its parsed form.
 
+pub mod archive_file;
 mod client;
 pub mod config;
 pub mod credentials;

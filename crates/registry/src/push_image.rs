@@ -331,10 +331,12 @@ impl<R: Read> Read for Progress<'_, R> {
     }
 }
 
-/// The config to push: the image's own raw bytes when their `rootfs.diff_ids` are the
-/// image's layers; otherwise (no config, or one inherited from a base below newer layers)
-/// one synthesized over what there is.
-fn image_config(
+/// The config an image goes out as (pushed, or saved by `dock save`): the image's own raw
+/// bytes when their `rootfs.diff_ids` are the image's layers; otherwise (no config, or one
+/// inherited from a base below newer layers) one synthesized over what there is, the same
+/// bytes every time. `history` is [`Graph::history`] base first, `diff_ids` those of its
+/// layers (the entries that are not layerless), base first.
+pub fn image_config(
     graph: &Graph,
     image_id: &str,
     history: &[Image],
