@@ -119,7 +119,10 @@ fn v2_fixture_create_limits_join_oom_remove() {
     assert_eq!(read(&dir.join("memory.max")), "536870912");
     // v2 counts swap alone: 768 MiB total minus 512 MiB memory.
     assert_eq!(read(&dir.join("memory.swap.max")), (256 * MIB).to_string());
-    assert_eq!(read(&root.join("cgroup.subtree_control")), "+cpu +memory +pids");
+    assert_eq!(
+        read(&root.join("cgroup.subtree_control")),
+        "+cpu +memory +pids"
+    );
     assert_eq!(
         read(&root.join("dock").join("cgroup.subtree_control")),
         "+cpu +memory +pids"

@@ -1201,15 +1201,17 @@ fn exec_joins_a_running_init_and_reports_like_it() {
             .code,
         3
     );
-    let err = try_exec(init, &["nope"], |_| {}).err().expect("refused");
+    let Err(err) = try_exec(init, &["nope"], |_| {}) else {
+        panic!("a missing command ran")
+    };
     assert_eq!(err.exit_code(), 127, "{err}");
-    let err = try_exec(init, &["/etc/notexec"], |_| {})
-        .err()
-        .expect("refused");
+    let Err(err) = try_exec(init, &["/etc/notexec"], |_| {}) else {
+        panic!("a file that is not executable ran")
+    };
     assert_eq!(err.exit_code(), 126, "{err}");
-    let err = try_exec(init, &["true"], |spec| spec.workdir = "/nowhere".into())
-        .err()
-        .expect("refused");
+    let Err(err) = try_exec(init, &["true"], |spec| spec.workdir = "/nowhere".into()) else {
+        panic!("an exec into a missing working directory ran")
+    };
     assert!(matches!(err, SpawnError::Setup(_)), "{err}");
     assert!(err.to_string().contains("/nowhere"), "{err}");
     assert!(
