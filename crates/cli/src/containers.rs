@@ -807,9 +807,8 @@ struct ImageNames {
 impl ImageNames {
     fn new(ctx: &Context) -> ImageNames {
         let repositories = ctx
-            .tags()
-            .ok()
-            .and_then(|t| t.repositories().ok())
+            .tags_read()
+            .map(|(_, repositories)| repositories)
             .unwrap_or_default();
         let mut first: std::collections::HashMap<String, String> = Default::default();
         for (repo, tags) in &repositories {
