@@ -588,7 +588,7 @@ fn the_listing_index_follows_every_change() {
     let index = graph.root().join("_index").join("images");
     let a = graph.create(fake_tar(), new_image("a", None)).unwrap();
     // Not settled yet: listed from the json files, no index under a time still moving.
-    assert_eq!(ids(&graph.all().unwrap()), [a.id.clone()]);
+    assert_eq!(ids(&graph.all().unwrap()), std::slice::from_ref(&a.id));
     assert!(!index.exists());
     settle(&graph);
     assert_eq!(graph.all().unwrap(), vec![a.clone()]);

@@ -11,7 +11,12 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(30);
     let state = std::env::temp_dir().join(format!("netmgr-connect-time-{}", std::process::id()));
-    let cfg = netmgr::NetConfig::new("dkbench0", "10.251.77.0/24".parse().unwrap(), "dkbench", &state);
+    let cfg = netmgr::NetConfig::new(
+        "dkbench0",
+        "10.251.77.0/24".parse().unwrap(),
+        "dkbench",
+        &state,
+    );
     let net = netmgr::Network::open(cfg).expect("open network (needs root)");
     let mut child = Command::new("unshare")
         .args(["--net", "sleep", "600"])
