@@ -2,7 +2,12 @@
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$bench_dir")
 
+# DOCK=/path/to/dock uses that binary instead (to measure another build, e.g. a before).
 build_dock() {
+    if [ -n "${DOCK:-}" ]; then
+        dock=$DOCK
+        return
+    fi
     (cd "$repo_dir" && cargo build --release -q -p cli)
     dock="${CARGO_TARGET_DIR:-$repo_dir/target}/release/dock"
 }

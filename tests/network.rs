@@ -58,7 +58,8 @@ impl NetEnv {
             .unwrap()
     }
 
-    /// Chains and DNAT rules of containers in the root's nftables table.
+    /// The published ports in the root's nftables table: the elements of its port maps
+    /// (`dnat_any`, `dnat_addr`), and any chain or rule of a container (as older docks made).
     fn container_rules(&self) -> Vec<String> {
         let out = Command::new("nft")
             .args(["-j", "list", "table", "ip", &self.net.table])
@@ -68,15 +69,15 @@ impl NetEnv {
         let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let mut found = Vec::new();
         for item in listing["nftables"].as_array().unwrap() {
+            if let Some(map) = item.get("map") {
+                for elem in map["elem"].as_array().into_iter().flatten() {
+                    found.push(format!("element of {}: {elem}", map["name"]));
+                }
+            }
             if let Some(chain) = item.get("chain") {
                 let name = chain["name"].as_str().unwrap_or("");
                 if name.starts_with("ctr-") {
                     found.push(format!("chain {name}"));
-                }
-            }
-            if let Some(rule) = item.get("rule") {
-                if rule["expr"].to_string().contains("\"dnat\":") {
-                    found.push(format!("rule in {}: {}", rule["chain"], rule["expr"]));
                 }
             }
         }
@@ -349,6 +350,45 @@ fn exit_kill_and_a_killed_monitor_all_release_the_network() {
     env.assert_network_free(&[orphan]);
 }
 
+/// A container whose monitor is SIGKILLed keeps its published port recorded; the next run
+/// asking for the same host port (no `ps` in between) releases it and gets the port, and
+/// once that one is gone no element is left.
+#[test]
+fn a_killed_monitors_port_is_taken_over_by_the_next_run() {
+    let env = NetEnv::new();
+    let port = free_host_port();
+    let spec = format!("{port}:80");
+    let first = env.httpd("first", &[&spec, "81"]);
+    let monitor = env.inspect(&first)["Monitor"]["Pid"].as_i64().unwrap() as i32;
+    assert_eq!(
+        env.container_rules().len(),
+        2,
+        "{:?}",
+        env.container_rules()
+    );
+    kill9(monitor);
+    wait_for_exit(monitor);
+
+    let second = env.httpd("second", &[&spec]);
+    assert_eq!(
+        fetch((Ipv4Addr::LOCALHOST, port).into()),
+        "hello from second\n"
+    );
+    let second_ip = env.ip_of("second").to_string();
+    let rules = env.container_rules();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert!(rules[0].contains(&format!("\"{second_ip}\"")), "{rules:?}");
+    let net = env.network();
+    let owners: BTreeSet<String> = net.allocated_ports().unwrap().into_values().collect();
+    assert_eq!(owners, BTreeSet::from([second.clone()]));
+
+    env.ok(&["rm", "-f", "second"]);
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    env.ok(&["rm", "-f", "first"]);
+    env.assert_network_free(&[first, second]);
+}
+
 #[test]
 fn a_taken_host_port_or_a_bad_spec_fails_the_run_and_leaves_nothing() {
     let env = NetEnv::new();
@@ -376,7 +416,7 @@ fn a_taken_host_port_or_a_bad_spec_fails_the_run_and_leaves_nothing() {
     assert_eq!(ports.get(&(port, netmgr::Proto::Tcp)), Some(&holder));
     assert_eq!(
         env.container_rules().len(),
-        2,
+        1,
         "{:?}",
         env.container_rules()
     );

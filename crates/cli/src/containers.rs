@@ -1133,6 +1133,84 @@ fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
+/// Image names for a listing, from one read of the repositories file (and of the graph's ids,
+/// only when a name is no tag): `TagStore::lookup` and `TagStore::names` without a read per
+/// row.
+struct ImageNames {
+    repositories: tagstore::Repositories,
+    /// Each tagged image's first `repo:tag` (sorted, as `TagStore::names`).
+    first: std::collections::HashMap<String, String>,
+    graph: Option<graph::Graph>,
+    ids: std::cell::OnceCell<Vec<String>>,
+}
+
+impl ImageNames {
+    fn new(ctx: &Context) -> ImageNames {
+        let repositories = ctx
+            .tags_read()
+            .map(|(_, repositories)| repositories)
+            .unwrap_or_default();
+        let mut first: std::collections::HashMap<String, String> = Default::default();
+        for (repo, tags) in &repositories {
+            for (tag, id) in tags {
+                let name = format!("{repo}:{tag}");
+                match first.get_mut(id) {
+                    Some(current) if *current <= name => {}
+                    Some(current) => *current = name,
+                    None => {
+                        first.insert(id.clone(), name);
+                    }
+                }
+            }
+        }
+        ImageNames {
+            repositories,
+            first,
+            graph: ctx.graph().ok(),
+            ids: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The id `name` names as `TagStore::lookup` resolves it: a tag first, else a full id or
+    /// unique id prefix of an image that exists.
+    fn resolve(&self, name: &str) -> Option<String> {
+        let (repo, tag) = tagstore::parse_reference(name);
+        let tag = tag
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "latest".to_string());
+        if let Some(id) = self.repositories.get(&repo).and_then(|tags| tags.get(&tag)) {
+            return Some(id.clone());
+        }
+        let is_hex =
+            !name.is_empty() && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !is_hex {
+            return None;
+        }
+        let ids = self.ids.get_or_init(|| {
+            let mut ids: Vec<String> = self
+                .graph
+                .as_ref()
+                .and_then(|g| g.all().ok())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|image| image.id)
+                .collect();
+            ids.sort();
+            ids
+        });
+        let from = ids.partition_point(|id| id.as_str() < name);
+        let mut matches = ids[from..].iter().take_while(|id| id.starts_with(name));
+        match (matches.next(), matches.next()) {
+            (Some(id), None) => Some(id.clone()),
+            _ => None,
+        }
+    }
+
+    fn first_name(&self, id: &str) -> Option<String> {
+        self.first.get(id).cloned()
+    }
+}
+
 fn ps(
     ctx: &Context,
     rt: &Runtime,
@@ -1161,26 +1239,19 @@ fn ps(
         }
         return Ok(0);
     }
-    let tags = ctx.tags().ok();
-    let graph = ctx.graph().ok();
+    let names = ImageNames::new(ctx);
     let mut table = Table::new(&[
         "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES",
     ]);
     for c in &containers {
         // The name the user gave while it still names the container's image (Docker's
         // choice), otherwise another of its names, otherwise its short id.
-        let given_still_names_it = match (&tags, &graph) {
-            (Some(tags), Some(graph)) => tags
-                .lookup(graph, &c.config.image)
-                .is_ok_and(|image| image.id == c.image),
-            _ => false,
-        };
+        let given_still_names_it = names.resolve(&c.config.image).as_deref() == Some(&c.image);
         let image = if given_still_names_it && !graph::is_full_id(&c.config.image) {
             c.config.image.clone()
         } else {
-            tags.as_ref()
-                .and_then(|t| t.names(&c.image).ok())
-                .and_then(|names| names.into_iter().next())
+            names
+                .first_name(&c.image)
                 .unwrap_or_else(|| short_id(&c.image).to_string())
         };
         let command = c.command_line();

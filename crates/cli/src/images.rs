@@ -267,7 +267,7 @@ fn images(
     name: Option<&str>,
 ) -> anyhow::Result<u8> {
     let graph = ctx.graph()?;
-    let tags = ctx.tags()?;
+    let (_tags, repositories) = ctx.tags_read()?;
     let id = |id: &str| {
         if no_trunc {
             id.to_string()
@@ -281,7 +281,6 @@ fn images(
         .into_iter()
         .map(|image| (image.id.clone(), image))
         .collect();
-    let repositories = tags.repositories()?;
     let mut names: HashMap<&str, String> = HashMap::new();
     for (repo, repo_tags) in &repositories {
         for (tag, image_id) in repo_tags {

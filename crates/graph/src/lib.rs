@@ -7,7 +7,14 @@
 //! process that was importing into it is gone. Deleted images are renamed into `_tmp/` (without a
 //! lock file) and removed from there.
 //!
-//! Listing reads `<id>/json` files only; no layer directory is touched.
+//! Listing reads `<id>/json` files only; no layer directory is touched. What it read is kept
+//! in `<dir>/_index/images` (every image's json, one a line, under a stamp of the graph
+//! directory: its inode and modification time), so a listing of an unchanged graph reads one
+//! file. Every change of the graph (an image renamed in or out) changes the directory's
+//! modification time, and an image's json never changes once in place, so an index whose
+//! stamp differs is stale and rebuilt by the next listing; a crash leaves at most a stale one.
+//! An index is written only when the directory's time is old enough (see `INDEX_SETTLE`)
+//! that a later change cannot land on the same timestamp.
 //!
 //! The graph directory and each `<id>` directory are private to their owner ([`perms`]):
 //! layers keep images' setuid files and device nodes, which no other host user may reach.
@@ -35,6 +42,19 @@ const CONFIG_FILE: &str = "config";
 const SKELETON_FILE: &str = "layer.skeleton.zst";
 /// What was learned about an entry after registration ([`Meta`]).
 const META_FILE: &str = "meta.json";
+/// The listing index's directory inside the graph root, and its file.
+const INDEX_DIR: &str = "_index";
+const INDEX_FILE: &str = "images";
+const INDEX_MAGIC: &str = "dock-graph-index 1";
+/// How old the graph directory's modification time must be for an index to be written under
+/// it: file systems with coarse timestamps give changes within one clock tick the same time.
+const INDEX_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The first line of a listing index: what the graph directory was when it was written.
+struct Stamp {
+    line: String,
+    modified: std::time::SystemTime,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -357,6 +377,15 @@ impl Graph {
         perms::ensure_private(&staging_root)
             .map_err(io_err(format!("create {}", staging_root.display())))?;
         graph.clean_staging()?;
+        // Made here rather than by the first index written, which would then be stale at once.
+        let index_dir = graph.root.join(INDEX_DIR);
+        // Best effort: without it, listings read every json.
+        match fs::DirBuilder::new().mode(0o700).create(&index_dir) {
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
+                tracing::debug!(%err, dir = %index_dir.display(), "no listing index");
+            }
+            _ => {}
+        }
         Ok(graph)
     }
 
@@ -808,7 +837,13 @@ impl Graph {
     }
 
     /// Every image, sorted by id. Reads each `<id>/json` once and nothing else.
+    /// Every image, sorted by id: from the listing index when the graph has not changed
+    /// since it was written, else from every `<id>/json` (and the index is written again).
     pub fn all(&self) -> Result<Vec<Image>> {
+        let stamp = self.stamp()?;
+        if let Some(images) = self.read_index(&stamp) {
+            return Ok(images);
+        }
         let mut images = Vec::new();
         for id in self.ids()? {
             // An image deleted between the listing and the read is simply not there any more.
@@ -816,7 +851,83 @@ impl Graph {
                 images.push(image);
             }
         }
+        let settled = std::time::SystemTime::now()
+            .duration_since(stamp.modified)
+            .is_ok_and(|age| age >= INDEX_SETTLE);
+        if settled {
+            if let Err(err) = self.write_index(&stamp, &images) {
+                tracing::debug!(%err, "listing index not written");
+            }
+        }
         Ok(images)
+    }
+
+    /// The graph directory's identity and modification time, read before its listing.
+    fn stamp(&self) -> Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta =
+            fs::metadata(&self.root).map_err(io_err(format!("stat {}", self.root.display())))?;
+        let modified = meta
+            .modified()
+            .map_err(io_err(format!("stat {}", self.root.display())))?;
+        Ok(Stamp {
+            line: format!(
+                "{INDEX_MAGIC} {} {} {} {}",
+                meta.dev(),
+                meta.ino(),
+                meta.mtime(),
+                meta.mtime_nsec()
+            ),
+            modified,
+        })
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join(INDEX_DIR).join(INDEX_FILE)
+    }
+
+    /// The images of an index written under `stamp`; None when there is none, it is stale
+    /// or it cannot be read (it is then rebuilt).
+    fn read_index(&self, stamp: &Stamp) -> Option<Vec<Image>> {
+        let text = fs::read_to_string(self.index_path()).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != stamp.line {
+            return None;
+        }
+        let mut images = Vec::new();
+        for line in lines {
+            match serde_json::from_str::<Image>(line) {
+                Ok(image) => images.push(image),
+                Err(err) => {
+                    tracing::debug!(%err, "listing index unreadable, rebuilding it");
+                    return None;
+                }
+            }
+        }
+        Some(images)
+    }
+
+    /// Replaces the index atomically. Not synced: a crash loses at most an index, which the
+    /// next listing rebuilds. Writing inside `_index/` leaves the graph directory's time.
+    fn write_index(&self, stamp: &Stamp, images: &[Image]) -> io::Result<()> {
+        let dir = self.root.join(INDEX_DIR);
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        let mut text = String::with_capacity(64 + images.len() * 256);
+        text.push_str(&stamp.line);
+        text.push('\n');
+        for image in images {
+            text.push_str(&serde_json::to_string(image).expect("image json serializes"));
+            text.push('\n');
+        }
+        let tmp = dir.join(format!("{INDEX_FILE}.{}.tmp", std::process::id()));
+        fs::write(&tmp, text)?;
+        fs::rename(&tmp, dir.join(INDEX_FILE)).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
     }
 
     /// Images that are no image's parent.

@@ -347,8 +347,13 @@ fn failed_create_leaves_nothing() {
         "{:?}",
         staging_entries(&graph)
     );
-    let entries: Vec<_> = fs::read_dir(graph.root()).unwrap().collect();
-    assert_eq!(entries.len(), 1, "only _tmp remains");
+    let mut entries: Vec<String> = fs::read_dir(graph.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    // Staging and the (empty) listing index's directory.
+    assert_eq!(entries, ["_index", "_tmp"]);
 }
 
 #[test]
@@ -563,4 +568,72 @@ fn an_open_graph_of_an_older_version_is_closed_when_opened() {
         graph::perms::DirMode::Private
     );
     assert_eq!(mode(&image_dir), 0o755);
+}
+
+/// Sets the graph directory's modification time an hour back, as if it had settled.
+fn settle(graph: &Graph) {
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    File::open(graph.root())
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+}
+
+/// A settled graph's listing is kept in `_index/images` and used while nothing changes; an
+/// image added or deleted (even one whose directory is made by hand) makes it stale, and a
+/// damaged index is read past and rewritten.
+#[test]
+fn the_listing_index_follows_every_change() {
+    let (_dir, graph) = temp_graph();
+    let index = graph.root().join("_index").join("images");
+    let a = graph.create(fake_tar(), new_image("a", None)).unwrap();
+    // Not settled yet: listed from the json files, no index under a time still moving.
+    assert_eq!(ids(&graph.all().unwrap()), std::slice::from_ref(&a.id));
+    assert!(!index.exists());
+    settle(&graph);
+    assert_eq!(graph.all().unwrap(), vec![a.clone()]);
+    assert!(index.exists());
+    // The index is what the next listing reads: make it say something only it can say.
+    let mut text = fs::read_to_string(&index).unwrap();
+    text = text.replace("\"comment\":\"a\"", "\"comment\":\"from the index\"");
+    fs::write(&index, &text).unwrap();
+    assert_eq!(graph.all().unwrap()[0].comment, "from the index");
+
+    let b = graph
+        .create(fake_tar(), new_image("b", Some(&a.id)))
+        .unwrap();
+    let listed = graph.all().unwrap();
+    assert_eq!(ids(&listed), ids(&[a.clone(), b.clone()]));
+    assert!(listed.iter().all(|i| i.comment != "from the index"));
+    settle(&graph);
+    assert_eq!(graph.all().unwrap().len(), 2);
+    assert_eq!(graph.heads().unwrap(), vec![b.clone()]);
+
+    graph.delete(&b.id).unwrap();
+    assert_eq!(graph.all().unwrap(), vec![a.clone()]);
+    settle(&graph);
+    assert_eq!(graph.all().unwrap(), vec![a.clone()]);
+
+    // An entry made by hand (as the benchmarks do) is a change of the directory too.
+    let c = Image {
+        id: generate_id(),
+        ..Image::default()
+    };
+    fs::create_dir(graph.root().join(&c.id)).unwrap();
+    fs::write(
+        graph.root().join(&c.id).join("json"),
+        serde_json::to_vec(&c).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ids(&graph.all().unwrap()), ids(&[a.clone(), c.clone()]));
+
+    settle(&graph);
+    graph.all().unwrap();
+    let current = fs::read_to_string(&index).unwrap();
+    let stamp = current.lines().next().unwrap();
+    fs::write(&index, format!("{stamp}\nnot json\n")).unwrap();
+    assert_eq!(ids(&graph.all().unwrap()), ids(&[a, c]));
+    // Rewritten: every line parses again.
+    let rewritten = fs::read_to_string(&index).unwrap();
+    assert!(!rewritten.contains("not json"));
 }

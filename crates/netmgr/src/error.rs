@@ -78,6 +78,13 @@ pub enum Error {
     #[error("nft failed ({context}): {stderr}")]
     Nft { context: String, stderr: String },
 
+    #[error("nftables ({context}) in table ip {table}: {source}")]
+    PortElements {
+        context: String,
+        table: String,
+        source: io::Error,
+    },
+
     #[error("{}", join_errors(.0))]
     Teardown(Vec<Error>),
 }

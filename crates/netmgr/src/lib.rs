@@ -14,6 +14,7 @@ pub mod ipalloc;
 mod loopback;
 mod netlink;
 mod nft;
+mod portmap;
 pub mod ports;
 
 use std::cell::RefCell;
@@ -39,6 +40,7 @@ pub use ports::{
 
 use netlink::Netlink;
 use nft::Nft;
+use portmap::{ElementOp, ElementSink, NetlinkSink};
 
 /// The root `dock` uses when none is given.
 pub const DEFAULT_ROOT: &str = "/var/lib/dock";
@@ -157,11 +159,105 @@ struct State {
     ips: IpPool,
     ports: PortPool,
     endpoints: BTreeMap<String, Endpoint>,
+    /// The process that connected each endpoint (the container's monitor) and holds its
+    /// host ports: when it is gone, so is the container, and the next `connect` releases
+    /// what it left.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    holders: BTreeMap<String, Holder>,
+    /// Published ports whose map elements could not be removed: the next `connect` removes
+    /// them in its batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    stale: Vec<PortMapping>,
+}
+
+/// A process, told apart from a later one with the same pid by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Holder {
+    pid: i32,
+    start_time: u64,
+}
+
+impl Holder {
+    /// This process.
+    fn me() -> Holder {
+        static ME: OnceLock<Holder> = OnceLock::new();
+        *ME.get_or_init(|| Holder {
+            pid: std::process::id() as i32,
+            start_time: start_time_of(std::process::id() as i32).unwrap_or(0),
+        })
+    }
+
+    /// Whether the process is certainly gone: its pid is free, or (`thorough`, which reads
+    /// its /proc entry) taken by a process started at another time.
+    fn is_gone(&self, thorough: bool) -> bool {
+        if *self == Holder::me() {
+            return false;
+        }
+        // SAFETY: signal 0 only checks that the pid exists.
+        if unsafe { libc::kill(self.pid, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+        {
+            return true;
+        }
+        thorough && start_time_of(self.pid).is_some_and(|t| t != self.start_time)
+    }
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+fn start_time_of(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl State {
+    /// Forgets what `owner` holds: endpoint, ports, address.
+    fn release_owner(&mut self, owner: &str) {
+        self.endpoints.remove(owner);
+        self.holders.remove(owner);
+        self.ports.release_owner(owner);
+        self.ips.release_owner(owner);
+    }
+
+    /// Releases the endpoints whose holder is gone (checked thoroughly for those holding one
+    /// of the `wanted` host ports): the element removals for the batch, and the owners with
+    /// their host veths to delete once the lock is released.
+    fn release_vanished(
+        &mut self,
+        wanted: &[PortSpec],
+        is_gone: impl Fn(&Holder, bool) -> bool,
+    ) -> (Vec<ElementOp>, Vec<(String, String)>) {
+        let wants = |owner: &str| {
+            wanted.iter().any(|spec| {
+                spec.host_port
+                    .is_some_and(|port| self.ports.owner(port, spec.proto) == Some(owner))
+            })
+        };
+        let vanished: Vec<String> = self
+            .holders
+            .iter()
+            .filter(|(owner, holder)| is_gone(holder, wants(owner)))
+            .map(|(owner, _)| owner.clone())
+            .collect();
+        let mut ops = Vec::new();
+        let mut veths = Vec::new();
+        for owner in vanished {
+            tracing::debug!(container_id = %owner, "its monitor is gone: releasing its network");
+            if let Some(endpoint) = self.endpoints.get(&owner) {
+                ops.extend(portmap::remove_ops(&endpoint.ports));
+                veths.push((owner.clone(), endpoint.host_veth.clone()));
+            }
+            self.release_owner(&owner);
+        }
+        (ops, veths)
+    }
 }
 
 pub struct Network {
     cfg: NetConfig,
     nft: Nft,
+    /// Where the published ports' map elements go (the kernel, or a recorder in tests).
+    elements: Box<dyn ElementSink>,
     /// The host ports each container connected through this value publishes, kept bound
     /// until it is released (see [`reserve_host_port`]): the monitor holds its `Network` for
     /// the container's life.
@@ -258,6 +354,7 @@ impl Network {
         let network = Network {
             cfg,
             nft: Nft::system(),
+            elements: Box::new(NetlinkSink::new()),
             held_ports: Mutex::new(BTreeMap::new()),
         };
         let bridge_index = network.ensure_bridge()?;
@@ -444,7 +541,17 @@ impl Network {
         let host_veth = host_veth_name(container_id);
         let subnet = self.cfg.subnet;
         let held = RefCell::new(Vec::with_capacity(ports.len()));
+        let mut vanished_veths = Vec::new();
         let endpoint = self.with_state(|state| {
+            // What containers whose monitor is gone left (their ports may be the ones asked
+            // for now) goes in the same batch as this container's elements.
+            let (mut ops, vanished) = state.release_vanished(ports, Holder::is_gone);
+            for (owner, _) in &vanished {
+                // Sockets this value held for it (its holder was another process, whose
+                // sockets the kernel closed with it, unless the state was tampered with).
+                self.held_ports().remove(owner);
+            }
+            vanished_veths = vanished.into_iter().map(|(_, veth)| veth).collect();
             let ip = state.ips.acquire(subnet, container_id)?;
             let mut mappings = Vec::with_capacity(ports.len());
             for spec in ports {
@@ -473,13 +580,26 @@ impl Network {
             state
                 .endpoints
                 .insert(container_id.to_string(), endpoint.clone());
+            state.holders.insert(container_id.to_string(), Holder::me());
+            // The elements go in while the state says whose they are: a crash leaves them
+            // recorded, and a failed batch leaves nothing (the state is then not saved).
+            ops.extend(portmap::connect_ops(
+                endpoint.ip,
+                &endpoint.ports,
+                &state.stale,
+            ));
+            self.apply_elements(&ops, &format!("publish ports of container {container_id}"))?;
+            state.stale.clear();
             Ok(endpoint)
         })?;
         tracing::debug!(container_id, ip = %endpoint.ip, ports = ?endpoint.ports, "allocated");
+        for veth in vanished_veths {
+            if let Err(e) = Netlink::new().and_then(|mut nl| nl.delete_link(&veth)) {
+                tracing::debug!(%veth, error = %e, "veth of a vanished container");
+            }
+        }
 
-        let setup = self
-            .setup_links(pid, &netns, &endpoint)
-            .and_then(|()| self.apply_port_rules(container_id, &endpoint));
+        let setup = self.setup_links(pid, &netns, &endpoint);
         if let Err(err) = setup {
             if let Err(cleanup) = self.disconnect(container_id) {
                 tracing::warn!(container_id, error = %cleanup, "cleanup after failed connect");
@@ -584,42 +704,32 @@ impl Network {
         Ok(())
     }
 
-    /// Installs the container's DNAT rules in one transaction, replacing leftovers.
-    fn apply_port_rules(&self, container_id: &str, endpoint: &Endpoint) -> Result<()> {
-        if endpoint.ports.is_empty() {
+    /// Applies one batch of element changes; when the table or a map is missing (removed
+    /// behind our back: the mark in `open` said it was there), sets the table up again and
+    /// retries once.
+    fn apply_elements(&self, ops: &[ElementOp], context: &str) -> Result<()> {
+        if ops.is_empty() {
             return Ok(());
         }
         let table = &self.cfg.table;
-        let existing = match self.nft.list_table(table)? {
-            Some(listing) => nft::find_container_rules(&listing, table, container_id),
-            None => nft::ContainerRules::default(),
+        let error = |source| Error::PortElements {
+            context: context.to_string(),
+            table: table.clone(),
+            source,
         };
-        let script =
-            nft::connect_script(table, container_id, &existing, endpoint.ip, &endpoint.ports);
-        let context = format!("publish ports of container {container_id}");
-        if self.nft.apply(&script, &context).is_ok() {
-            return Ok(());
+        match self.elements.apply(table, ops) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if ops.iter().all(|op| matches!(op, ElementOp::Remove { .. })) {
+                    // No table, no elements to remove.
+                    return Ok(());
+                }
+                tracing::debug!(%table, error = %e, "table missing: setting it up again");
+                self.apply_base_ruleset()?;
+                self.elements.apply(table, ops).map_err(error)
+            }
+            Err(e) => Err(error(e)),
         }
-        // The table may have been removed behind our back (the mark in `open` said it was
-        // there): set it up again and retry once.
-        self.apply_base_ruleset()?;
-        self.nft.apply(&script, &context)
-    }
-
-    fn purge_port_rules(&self, container_id: &str) -> Result<()> {
-        let table = &self.cfg.table;
-        let Some(listing) = self.nft.list_table(table)? else {
-            return Ok(());
-        };
-        let existing = nft::find_container_rules(&listing, table, container_id);
-        if existing.is_empty() {
-            return Ok(());
-        }
-        let script = nft::purge_script(table, container_id, &existing);
-        self.nft.apply(
-            &script,
-            &format!("remove port rules of container {container_id}"),
-        )
     }
 
     /// Releases everything `container_id` holds: port rules first, then the host veth (which
@@ -644,15 +754,30 @@ impl Network {
     fn teardown(&self, container_id: &str, delete_veth: bool) -> Result<()> {
         validate_container_id(container_id)?;
         let mut errors = Vec::new();
-        // The rules go below; the host ports are free for others again after that.
+        // The elements go below; the host ports are free for others again after that.
         let reserved_ports = self.held_ports().remove(container_id);
-        // Port rules exist only for a recorded endpoint with ports (the endpoint is recorded
-        // before its rules are added and forgotten after they are removed), so the `nft`
-        // round trips are skipped for everything else.
-        let held = self.lock().and_then(|_lock| {
-            let state = self.read_state()?;
-            let endpoint = state.endpoints.get(container_id);
-            let owns_any = endpoint.is_some()
+        // One pass under the lock: the elements of the recorded endpoint go in one batch (a
+        // failure is remembered in `stale` for the next connect) and, unless the veth must
+        // go first, the ports and the address too. State is written only when it changed.
+        let first = self.lock().and_then(|_lock| {
+            let mut state = self.read_state()?;
+            let mut changed = false;
+            let mut failed = None;
+            if let Some(endpoint) = state.endpoints.get(container_id) {
+                if !endpoint.ports.is_empty() {
+                    tracing::debug!(container_id, "remove port elements");
+                    let ops = portmap::remove_ops(&endpoint.ports);
+                    let context = format!("remove published ports of container {container_id}");
+                    if let Err(e) = self.apply_elements(&ops, &context) {
+                        let ports = endpoint.ports.clone();
+                        state.stale.extend(ports);
+                        changed = true;
+                        failed = Some(e);
+                    }
+                }
+            }
+            let owns_any = state.endpoints.contains_key(container_id)
+                || state.holders.contains_key(container_id)
                 || state
                     .ips
                     .allocated()
@@ -661,21 +786,25 @@ impl Network {
                     .ports
                     .allocated()
                     .any(|(_, _, owner)| owner == container_id);
-            Ok((owns_any, endpoint.is_some_and(|ep| !ep.ports.is_empty())))
+            if owns_any && !delete_veth {
+                state.release_owner(container_id);
+                changed = true;
+            }
+            if changed {
+                self.write_state(&state)?;
+            }
+            Ok((owns_any && delete_veth, failed))
         });
-        let (owns_any, may_have_rules) = match held {
-            Ok(held) => held,
+        let release_after_veth = match first {
+            Ok((release, failed)) => {
+                errors.extend(failed);
+                release
+            }
             Err(e) => {
                 errors.push(e);
-                (true, true)
+                delete_veth
             }
         };
-        if may_have_rules {
-            tracing::debug!(container_id, "remove port rules");
-            if let Err(e) = self.purge_port_rules(container_id) {
-                errors.push(e);
-            }
-        }
         if delete_veth {
             let host_veth = host_veth_name(container_id);
             tracing::debug!(container_id, %host_veth, "delete veth");
@@ -686,11 +815,9 @@ impl Network {
                 errors.push(e);
             }
         }
-        if owns_any {
+        if release_after_veth {
             let released = self.with_state(|state| {
-                state.endpoints.remove(container_id);
-                state.ports.release_owner(container_id);
-                state.ips.release_owner(container_id);
+                state.release_owner(container_id);
                 Ok(())
             });
             if let Err(e) = released {
@@ -773,6 +900,168 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portmap::Recorder;
+    use std::sync::Arc;
+
+    fn mapping(host_port: u16, proto: Proto) -> PortMapping {
+        PortMapping {
+            host_ip: None,
+            host_port,
+            container_port: 80,
+            proto,
+        }
+    }
+
+    /// A state where `owner` holds `ip` and the given host ports, connected by `holder`.
+    fn hold(state: &mut State, owner: &str, ports: &[PortMapping], holder: Holder) {
+        let subnet: Ipv4Net = "10.9.0.0/24".parse().unwrap();
+        let ip = state.ips.acquire(subnet, owner).unwrap();
+        for m in ports {
+            state
+                .ports
+                .acquire(Some(m.host_port), m.proto, owner, |_| Ok(()))
+                .unwrap();
+        }
+        state.endpoints.insert(
+            owner.to_string(),
+            Endpoint {
+                ip,
+                prefix_len: 24,
+                gateway: gateway_of(subnet),
+                ports: ports.to_vec(),
+                host_veth: host_veth_name(owner),
+            },
+        );
+        state.holders.insert(owner.to_string(), holder);
+    }
+
+    /// A network over a temporary state directory whose elements go to a recorder: what
+    /// `release` does needs no root.
+    fn recorded_network(dir: &Path) -> (Network, Arc<Recorder>) {
+        let recorder = Arc::new(Recorder::default());
+        let cfg = NetConfig::new("dkt0", "10.9.0.0/24".parse().unwrap(), "dock-t", dir);
+        let network = Network {
+            cfg,
+            nft: Nft::new("/nonexistent/nft"),
+            elements: Box::new(recorder.clone()),
+            held_ports: Mutex::new(BTreeMap::new()),
+        };
+        (network, recorder)
+    }
+
+    #[test]
+    fn release_removes_the_elements_in_one_batch_and_forgets_the_endpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (net, recorder) = recorded_network(dir.path());
+        let mut state = State::default();
+        let ports = [mapping(49153, Proto::Tcp), mapping(5353, Proto::Udp)];
+        hold(&mut state, "c1", &ports, Holder::me());
+        hold(
+            &mut state,
+            "c2",
+            &[mapping(49154, Proto::Tcp)],
+            Holder::me(),
+        );
+        net.write_state(&state).unwrap();
+
+        net.release("c1").unwrap();
+        let batches = recorder.batches.lock().unwrap().clone();
+        assert_eq!(
+            batches,
+            vec![("dock-t".to_string(), portmap::remove_ops(&ports))]
+        );
+        let state = net.read_state().unwrap();
+        assert_eq!(state.endpoints.keys().collect::<Vec<_>>(), ["c2"]);
+        assert_eq!(state.holders.keys().collect::<Vec<_>>(), ["c2"]);
+        assert_eq!(state.ports.allocated().count(), 1);
+        assert_eq!(state.ips.allocated().count(), 1);
+        assert!(state.stale.is_empty());
+        // Nothing to remove for a container without ports or unknown: no batch at all.
+        net.release("c1").unwrap();
+        net.release("nobody").unwrap();
+        assert_eq!(recorder.batches.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn elements_that_could_not_be_removed_are_remembered_for_the_next_connect() {
+        let dir = tempfile::tempdir().unwrap();
+        let (net, recorder) = recorded_network(dir.path());
+        let mut state = State::default();
+        let ports = [mapping(49153, Proto::Tcp)];
+        hold(&mut state, "c1", &ports, Holder::me());
+        net.write_state(&state).unwrap();
+
+        *recorder.fail_with.lock().unwrap() = Some(libc::EIO);
+        let err = net.release("c1").unwrap_err();
+        assert!(err.to_string().contains("dock-t"), "{err}");
+        let state = net.read_state().unwrap();
+        // The container's allocations are free; its elements are on the list.
+        assert!(state.endpoints.is_empty());
+        assert_eq!(state.ports.allocated().count(), 0);
+        assert_eq!(state.stale, ports);
+        // The next connect's batch removes them first.
+        let ops = portmap::connect_ops("10.9.0.3".parse().unwrap(), &[], &state.stale);
+        assert_eq!(ops, portmap::remove_ops(&ports));
+    }
+
+    #[test]
+    fn endpoints_of_vanished_monitors_are_released_with_their_elements() {
+        let mut state = State::default();
+        let dead = Holder {
+            pid: 1_000_001,
+            start_time: 5,
+        };
+        let reused = Holder {
+            pid: 1_000_002,
+            start_time: 6,
+        };
+        hold(&mut state, "dead", &[mapping(49153, Proto::Tcp)], dead);
+        hold(&mut state, "reused", &[mapping(8080, Proto::Tcp)], reused);
+        hold(
+            &mut state,
+            "alive",
+            &[mapping(49155, Proto::Tcp)],
+            Holder::me(),
+        );
+        // Written by an older dock: no holder, never taken for vanished.
+        hold(&mut state, "old", &[mapping(49156, Proto::Tcp)], dead);
+        state.holders.remove("old");
+
+        // The pid of `reused` is alive, but another process has it: found only when its
+        // port is the one asked for (the thorough check).
+        let is_gone = |h: &Holder, thorough: bool| *h == dead || (thorough && *h == reused);
+        let (ops, veths) = state.release_vanished(&[PortSpec::tcp(80)], is_gone);
+        assert_eq!(ops, portmap::remove_ops(&[mapping(49153, Proto::Tcp)]));
+        assert_eq!(veths, [("dead".to_string(), host_veth_name("dead"))]);
+        assert!(!state.endpoints.contains_key("dead"));
+        assert_eq!(state.ports.owner(49153, Proto::Tcp), None);
+
+        let wanted: PortSpec = "8080:80".parse().unwrap();
+        let (ops, _) = state.release_vanished(&[wanted], is_gone);
+        assert_eq!(ops, portmap::remove_ops(&[mapping(8080, Proto::Tcp)]));
+        assert_eq!(state.ports.owner(8080, Proto::Tcp), None);
+        let left: Vec<&String> = state.endpoints.keys().collect();
+        assert_eq!(left, ["alive", "old"]);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_free_pid_is_gone() {
+        let me = Holder::me();
+        assert!(me.start_time > 0);
+        assert!(!me.is_gone(true));
+        // pid_max is at most 2^22.
+        let free = Holder {
+            pid: (1 << 22) + 1,
+            start_time: 1,
+        };
+        assert!(free.is_gone(false));
+        let init_elsewhere = Holder {
+            pid: 1,
+            start_time: u64::MAX,
+        };
+        assert!(!init_elsewhere.is_gone(false));
+        assert!(init_elsewhere.is_gone(true));
+    }
 
     #[test]
     fn veth_names_fit_and_differ() {

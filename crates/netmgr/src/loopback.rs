@@ -326,8 +326,30 @@ fn load(program: &[Insn], program_type: u32, attach_type: u32, name: &str) -> io
     })
 }
 
-/// The cgroup2 hierarchy's root as this process sees it.
+/// `statfs` type of a cgroup2 file system.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+fn is_cgroup2(path: &str) -> bool {
+    let Ok(path) = CString::new(path) else {
+        return false;
+    };
+    // SAFETY: statfs into a zeroed struct of the right type, with a nul-terminated path.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    let ret = unsafe { libc::statfs(path.as_ptr(), &mut fs) };
+    ret == 0 && fs.f_type as i64 == CGROUP2_SUPER_MAGIC
+}
+
+/// The cgroup2 hierarchy's root as this process sees it: where systems mount it (unified or
+/// hybrid), else as /proc/self/mountinfo says. That file is read only as the fallback: it
+/// grows with every mount, and each running container has some, so reading it first would
+/// make every start slower as more containers run.
 fn cgroup2_root() -> io::Result<PathBuf> {
+    if let Some(path) = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .find(|path| is_cgroup2(path))
+    {
+        return Ok(PathBuf::from(path));
+    }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
     mountinfo
         .lines()
@@ -520,6 +542,14 @@ mod tests {
         drop(links);
         // Detached with its links: the port is an ordinary one again.
         assert!(TcpStream::connect(("127.0.0.1", asked_port)).is_err());
+    }
+
+    /// Needs a cgroup2 hierarchy (unified or hybrid), as the redirect does.
+    #[test]
+    fn the_cgroup2_root_is_a_cgroup2_mount() {
+        let root = cgroup2_root().unwrap();
+        assert!(is_cgroup2(root.to_str().unwrap()), "{}", root.display());
+        assert!(!is_cgroup2("/proc"));
     }
 
     #[test]

@@ -1,23 +1,19 @@
-//! nftables through the `nft` binary: every change is one script fed to `nft -f -`, which the
-//! kernel applies as one transaction. Reading uses `nft -j list table`.
+//! nftables through the `nft` binary, for what happens once per bridge and boot (the table,
+//! its maps and chains) and for deleting the table: each change is one script fed to
+//! `nft -f -`, which the kernel applies as one transaction. The per-container elements of the
+//! maps go through `portmap`, without a process.
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use ipnet::Ipv4Net;
 
 use crate::error::{Error, Result};
-use crate::ports::PortMapping;
+use crate::portmap::{MAP_ADDR, MAP_ANY};
 
-/// The chain every per-container chain is jumped to from; reached only for local destinations.
+/// The chain looking up published ports; reached only for local destinations.
 pub(crate) const PORTS_CHAIN: &str = "ports";
-
-pub(crate) fn container_chain(container_id: &str) -> String {
-    format!("ctr-{container_id}")
-}
 
 pub(crate) struct Nft {
     binary: PathBuf,
@@ -85,26 +81,6 @@ impl Nft {
         self.run(&["-f", "-"], Some(script), context).map(drop)
     }
 
-    /// The table as nft's JSON, None when it does not exist.
-    pub(crate) fn list_table(&self, table: &str) -> Result<Option<serde_json::Value>> {
-        match self.run(
-            &["-j", "list", "table", "ip", table],
-            None,
-            &format!("list table ip {table}"),
-        ) {
-            Ok(out) => serde_json::from_str(&out)
-                .map(Some)
-                .map_err(|e| Error::Nft {
-                    context: format!("list table ip {table}"),
-                    stderr: format!("unparsable json: {e}"),
-                }),
-            Err(Error::Nft { stderr, .. }) if stderr.contains("No such file or directory") => {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     pub(crate) fn delete_table(&self, table: &str) -> Result<()> {
         match self.apply(
             &format!("delete table ip {table}\n"),
@@ -118,11 +94,14 @@ impl Nft {
     }
 }
 
-/// Table, base chains and their fixed rules; flushing and refilling the base chains in the
-/// same transaction makes this idempotent without touching per-container chains.
+/// Table, maps, base chains and their fixed rules; flushing and refilling the chains in the
+/// same transaction makes this idempotent, and the maps' elements (the published ports of
+/// running containers) stay as they are.
 pub(crate) fn base_ruleset(table: &str, bridge: &str, subnet: Ipv4Net) -> String {
     format!(
         "table ip {table} {{
+  map {MAP_ANY} {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
+  map {MAP_ADDR} {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
   chain prerouting {{ type nat hook prerouting priority -100; policy accept; }}
   chain output {{ type nat hook output priority -100; policy accept; }}
   chain postrouting {{ type nat hook postrouting priority 100; policy accept; }}
@@ -133,8 +112,11 @@ flush chain ip {table} prerouting
 flush chain ip {table} output
 flush chain ip {table} postrouting
 flush chain ip {table} forward
+flush chain ip {table} {PORTS_CHAIN}
 add rule ip {table} prerouting fib daddr type local jump {PORTS_CHAIN}
 add rule ip {table} output fib daddr type local jump {PORTS_CHAIN}
+add rule ip {table} {PORTS_CHAIN} dnat to ip daddr . meta l4proto . th dport map @{MAP_ADDR}
+add rule ip {table} {PORTS_CHAIN} dnat to meta l4proto . th dport map @{MAP_ANY}
 add rule ip {table} postrouting ip saddr {subnet} oifname != \"{bridge}\" masquerade
 add rule ip {table} postrouting ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade
 add rule ip {table} postrouting ip saddr {subnet} oifname \"{bridge}\" ct status dnat masquerade
@@ -144,174 +126,25 @@ add rule ip {table} forward oifname \"{bridge}\" accept
     )
 }
 
-/// What a table holds for one container: its chain (if any) and the handles of the rules
-/// in the ports chain that jump to it.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct ContainerRules {
-    pub chain_exists: bool,
-    pub jump_handles: Vec<u64>,
-}
-
-impl ContainerRules {
-    pub(crate) fn is_empty(&self) -> bool {
-        !self.chain_exists && self.jump_handles.is_empty()
-    }
-}
-
-pub(crate) fn find_container_rules(
-    listing: &serde_json::Value,
-    table: &str,
-    container_id: &str,
-) -> ContainerRules {
-    let chain = container_chain(container_id);
-    let mut found = ContainerRules::default();
-    let items = listing
-        .get("nftables")
-        .and_then(|v| v.as_array())
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    for item in items {
-        if let Some(c) = item.get("chain") {
-            if c["table"] == table && c["name"] == chain.as_str() {
-                found.chain_exists = true;
-            }
-        }
-        if let Some(rule) = item.get("rule") {
-            if rule["table"] != table || rule["chain"] != PORTS_CHAIN {
-                continue;
-            }
-            let jumps_to_ours = rule["expr"]
-                .as_array()
-                .is_some_and(|exprs| exprs.iter().any(|e| e["jump"]["target"] == chain.as_str()));
-            if jumps_to_ours {
-                if let Some(handle) = rule["handle"].as_u64() {
-                    found.jump_handles.push(handle);
-                }
-            }
-        }
-    }
-    found
-}
-
-/// Commands removing what `existing` found for a container.
-pub(crate) fn purge_script(table: &str, container_id: &str, existing: &ContainerRules) -> String {
-    let mut script = String::new();
-    for handle in &existing.jump_handles {
-        let _ = writeln!(
-            script,
-            "delete rule ip {table} {PORTS_CHAIN} handle {handle}"
-        );
-    }
-    if existing.chain_exists {
-        let chain = container_chain(container_id);
-        let _ = writeln!(script, "flush chain ip {table} {chain}");
-        let _ = writeln!(script, "delete chain ip {table} {chain}");
-    }
-    script
-}
-
-/// One transaction: drop what a previous run left for this container, then install its
-/// chain with one DNAT rule per mapping and the jump to it.
-pub(crate) fn connect_script(
-    table: &str,
-    container_id: &str,
-    existing: &ContainerRules,
-    container_ip: Ipv4Addr,
-    mappings: &[PortMapping],
-) -> String {
-    let chain = container_chain(container_id);
-    let mut script = String::new();
-    for handle in &existing.jump_handles {
-        let _ = writeln!(
-            script,
-            "delete rule ip {table} {PORTS_CHAIN} handle {handle}"
-        );
-    }
-    let _ = writeln!(script, "add chain ip {table} {chain}");
-    let _ = writeln!(script, "flush chain ip {table} {chain}");
-    for m in mappings {
-        let daddr = m
-            .host_ip
-            .filter(|ip| !ip.is_unspecified())
-            .map(|ip| format!("ip daddr {ip} "))
-            .unwrap_or_default();
-        let _ = writeln!(
-            script,
-            "add rule ip {table} {chain} {daddr}{proto} dport {hp} dnat to {container_ip}:{cp} comment \"{container_id}\"",
-            proto = m.proto,
-            hp = m.host_port,
-            cp = m.container_port,
-        );
-    }
-    let _ = writeln!(
-        script,
-        "add rule ip {table} {PORTS_CHAIN} jump {chain} comment \"{container_id}\""
-    );
-    script
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::Proto;
 
     #[test]
-    fn finds_chain_and_jumps_of_one_container_only() {
-        let listing = serde_json::json!({"nftables": [
-            {"metainfo": {"version": "1.0.6"}},
-            {"table": {"family": "ip", "name": "t", "handle": 1}},
-            {"chain": {"family": "ip", "table": "t", "name": "ports", "handle": 2}},
-            {"chain": {"family": "ip", "table": "t", "name": "ctr-a", "handle": 3}},
-            {"chain": {"family": "ip", "table": "t", "name": "ctr-ab", "handle": 4}},
-            {"rule": {"family": "ip", "table": "t", "chain": "ports", "handle": 7,
-                      "expr": [{"jump": {"target": "ctr-a"}}]}},
-            {"rule": {"family": "ip", "table": "t", "chain": "ports", "handle": 8,
-                      "expr": [{"jump": {"target": "ctr-ab"}}]}},
-            {"rule": {"family": "ip", "table": "t", "chain": "ports", "handle": 9,
-                      "expr": [{"jump": {"target": "ctr-a"}}]}}
-        ]});
-        let found = find_container_rules(&listing, "t", "a");
-        assert_eq!(
-            found,
-            ContainerRules {
-                chain_exists: true,
-                jump_handles: vec![7, 9]
-            }
+    fn the_base_ruleset_looks_ports_up_in_both_maps() {
+        let base = base_ruleset("t", "br0", "10.1.2.0/24".parse().unwrap());
+        assert!(base.contains(
+            "map dnat_any { type inet_proto . inet_service : ipv4_addr . inet_service; }"
+        ));
+        assert!(base.contains(
+            "add rule ip t ports dnat to ip daddr . meta l4proto . th dport map @dnat_addr\n"
+        ));
+        assert!(
+            base.contains("add rule ip t ports dnat to meta l4proto . th dport map @dnat_any\n")
         );
-        assert!(find_container_rules(&listing, "t", "zz").is_empty());
-        let purge = purge_script("t", "a", &found);
-        assert!(purge.contains("delete rule ip t ports handle 7\n"));
-        assert!(purge.contains("delete chain ip t ctr-a\n"));
-        assert!(!purge.contains("handle 8"));
-    }
-
-    #[test]
-    fn connect_script_has_one_rule_per_mapping() {
-        let mappings = [
-            PortMapping {
-                host_ip: None,
-                host_port: 49153,
-                container_port: 80,
-                proto: Proto::Tcp,
-            },
-            PortMapping {
-                host_ip: Some("127.0.0.1".parse().unwrap()),
-                host_port: 5353,
-                container_port: 53,
-                proto: Proto::Udp,
-            },
-        ];
-        let script = connect_script(
-            "t",
-            "c1",
-            &ContainerRules::default(),
-            "10.0.0.2".parse().unwrap(),
-            &mappings,
-        );
-        assert!(script
-            .contains("add rule ip t ctr-c1 tcp dport 49153 dnat to 10.0.0.2:80 comment \"c1\"\n"));
-        assert!(script.contains("add rule ip t ctr-c1 ip daddr 127.0.0.1 udp dport 5353 dnat to 10.0.0.2:53 comment \"c1\"\n"));
-        assert!(script.ends_with("add rule ip t ports jump ctr-c1 comment \"c1\"\n"));
+        assert!(base.contains("flush chain ip t ports\n"));
+        // The maps are declared, never flushed: their elements outlive a re-application.
+        assert!(!base.contains("flush map"));
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn disconnect_leaves_nothing_and_frees_address_and_ports() {
             ],
         )
         .unwrap();
-    assert!(!t.rules_of(&id).is_empty());
+    assert_eq!(t.elements_to(ep.ip).len(), 2, "{:?}", t.elements());
     assert_eq!(
         t.net().allocated_addresses().unwrap().get(&ep.ip),
         Some(&id)
@@ -151,15 +151,7 @@ fn disconnect_leaves_nothing_and_frees_address_and_ports() {
     t.net().disconnect(&id).unwrap();
 
     assert!(!fs::exists(format!("/sys/class/net/{}", ep.host_veth)).unwrap());
-    assert_eq!(t.rules_of(&id), Vec::<String>::new());
-    let ports_chain: Vec<_> = t.listing()["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["rule"]["chain"] == "ports")
-        .cloned()
-        .collect();
-    assert!(ports_chain.is_empty(), "{ports_chain:?}");
+    assert_eq!(t.elements(), Vec::<String>::new());
     assert!(t.net().allocated_addresses().unwrap().is_empty());
     assert!(t.net().allocated_ports().unwrap().is_empty());
     assert_eq!(t.net().endpoint(&id).unwrap(), None);
@@ -198,8 +190,9 @@ fn release_frees_rules_ports_and_address_and_leaves_the_veth_to_the_namespace() 
         .connect(&id, c.pid(), &[spec(&format!("{port}:80"))])
         .unwrap();
 
+    assert_eq!(t.elements_to(ep.ip).len(), 1);
     t.net().release(&id).unwrap();
-    assert_eq!(t.rules_of(&id), Vec::<String>::new());
+    assert_eq!(t.elements(), Vec::<String>::new());
     assert!(t.net().allocated_addresses().unwrap().is_empty());
     assert!(t.net().allocated_ports().unwrap().is_empty());
     assert_eq!(t.net().endpoint(&id).unwrap(), None);
@@ -238,7 +231,7 @@ fn connect_after_a_crash_purges_leftovers_and_reapplies() {
             .unwrap();
         // The monitor dies here: no disconnect. State and rules stay, the netns goes.
     }
-    assert!(!t.rules_of(&id).is_empty());
+    assert_eq!(t.elements().len(), 1);
     assert!(t.net().endpoint(&id).unwrap().is_some());
 
     let second = Container::spawn();
@@ -246,13 +239,8 @@ fn connect_after_a_crash_purges_leftovers_and_reapplies() {
         .net()
         .connect(&id, second.pid(), &[spec(&format!("{port}:80"))])
         .unwrap();
-    let rules = t.rules_of(&id);
-    let jumps = rules
-        .iter()
-        .filter(|r| r.starts_with("rule in \"ports\""))
-        .count();
-    let dnats = rules.iter().filter(|r| r.contains("dnat")).count();
-    assert_eq!((jumps, dnats), (1, 1), "{rules:#?}");
+    assert_eq!(t.elements_to(ep.ip).len(), 1, "{:?}", t.elements());
+    assert_eq!(t.elements().len(), 1, "{:?}", t.elements());
     assert_eq!(t.net().allocated_addresses().unwrap().len(), 1);
 
     let server = second.serve(80, "second\n", 1);
@@ -263,6 +251,58 @@ fn connect_after_a_crash_purges_leftovers_and_reapplies() {
     server.join().unwrap();
     assert_eq!(ep.ports[0].host_port, port);
     t.net().disconnect(&id).unwrap();
+}
+
+/// A monitor killed with SIGKILL: its endpoint, ports and map elements stay recorded under
+/// its pid. The next connect sees that process gone and releases them in its own batch, so
+/// another container gets the same host port and no element of the dead one remains.
+#[test]
+fn a_vanished_monitors_port_goes_to_the_next_connect_with_no_element_left() {
+    let t = TestNet::new();
+    let port = random_free_port();
+    let first = Container::spawn();
+    let dead_id = t.id();
+    let dead = t
+        .net()
+        .connect(
+            &dead_id,
+            first.pid(),
+            &[spec(&format!("{port}:80")), spec("81")],
+        )
+        .unwrap();
+    assert_eq!(t.elements_to(dead.ip).len(), 2);
+    // Make the endpoint's holder a process that has exited (as a killed monitor).
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let state_file = t.cfg.state_dir.join("net.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&state_file).unwrap()).unwrap();
+    state["holders"][&dead_id]["pid"] = gone_pid.into();
+    fs::write(&state_file, state.to_string()).unwrap();
+    drop(first);
+
+    let second = Container::spawn();
+    let id = t.id();
+    let ep = t
+        .net()
+        .connect(&id, second.pid(), &[spec(&format!("{port}:80"))])
+        .unwrap();
+    assert_eq!(ep.ports[0].host_port, port);
+    assert_eq!(t.elements_to(dead.ip), Vec::<String>::new());
+    assert_eq!(t.elements(), t.elements_to(ep.ip));
+    assert_eq!(t.elements().len(), 1);
+    assert_eq!(t.net().endpoint(&dead_id).unwrap(), None);
+    let owners: HashSet<String> = t.net().allocated_ports().unwrap().into_values().collect();
+    assert_eq!(owners, HashSet::from([id.clone()]));
+    let server = second.serve(80, "second\n", 1);
+    assert_eq!(
+        fetch(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).unwrap(),
+        "second\n"
+    );
+    server.join().unwrap();
+    t.net().release(&id).unwrap();
+    assert_eq!(t.elements(), Vec::<String>::new());
 }
 
 #[test]

@@ -330,15 +330,40 @@ impl Runtime {
     }
 
     /// Every container, newest first.
+    /// Read on as many threads as there are CPUs (up to 8) when there are many: each is a
+    /// file open and read, and those wait on the kernel.
     pub fn list(&self) -> Result<Vec<Container>> {
-        let mut all = Vec::new();
-        for id in self.ids()? {
-            match self.load(&id) {
-                Ok(c) => all.push(c),
-                Err(Error::NoSuchContainer(_)) => {}
-                Err(e) => tracing::debug!(%id, error = %e, "skipping unreadable container"),
+        let ids = self.ids()?;
+        let load_all = |ids: &[String]| {
+            let mut loaded = Vec::with_capacity(ids.len());
+            for id in ids {
+                match self.load(id) {
+                    Ok(c) => loaded.push(c),
+                    Err(Error::NoSuchContainer(_)) => {}
+                    Err(e) => tracing::debug!(%id, error = %e, "skipping unreadable container"),
+                }
             }
-        }
+            loaded
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8)
+            .min(ids.len() / 128 + 1);
+        let mut all = if threads <= 1 {
+            load_all(&ids)
+        } else {
+            let chunk = ids.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = ids
+                    .chunks(chunk)
+                    .map(|part| scope.spawn(move || load_all(part)))
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
         all.sort_by_key(|c| std::cmp::Reverse(c.created));
         Ok(all)
     }

@@ -189,6 +189,12 @@ pub struct TagStore {
 impl TagStore {
     /// Open the store at `path` (the file need not exist yet; its directory is created).
     pub fn open(path: impl Into<PathBuf>) -> Result<TagStore> {
+        TagStore::open_read(path).map(|(store, _)| store)
+    }
+
+    /// [`TagStore::open`], and the repositories it read doing so: a listing needs no second
+    /// read of the file.
+    pub fn open_read(path: impl Into<PathBuf>) -> Result<(TagStore, Repositories)> {
         let path = path.into();
         let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
         lock_name.push(".lock");
@@ -200,8 +206,8 @@ impl TagStore {
             fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
         }
         // Surface a damaged file now rather than at the first lookup.
-        store.read()?;
-        Ok(store)
+        let repositories = store.read()?;
+        Ok((store, repositories))
     }
 
     /// The `repositories` file this store reads and writes.

@@ -150,24 +150,27 @@ impl TestNet {
         serde_json::from_slice(&out.stdout).expect("nft json")
     }
 
-    /// Names of chains and (chain, jump target or comment) of rules that mention `id`.
-    pub fn rules_of(&self, id: &str) -> Vec<String> {
+    /// Every element of the table's port maps (`dnat_any`, `dnat_addr`), as nft's JSON.
+    pub fn elements(&self) -> Vec<String> {
         let listing = self.listing();
         let mut found = Vec::new();
         for item in listing["nftables"].as_array().unwrap() {
-            if let Some(chain) = item.get("chain") {
-                if chain["name"].as_str().unwrap().contains(id) {
-                    found.push(format!("chain {}", chain["name"]));
-                }
-            }
-            if let Some(rule) = item.get("rule") {
-                let text = rule.to_string();
-                if text.contains(id) {
-                    found.push(format!("rule in {}: {text}", rule["chain"]));
+            if let Some(map) = item.get("map") {
+                for elem in map["elem"].as_array().into_iter().flatten() {
+                    found.push(format!("{}: {elem}", map["name"]));
                 }
             }
         }
         found
+    }
+
+    /// The elements sending a host port to `ip`.
+    pub fn elements_to(&self, ip: Ipv4Addr) -> Vec<String> {
+        let quoted = format!("\"{ip}\"");
+        self.elements()
+            .into_iter()
+            .filter(|e| e.contains(&quoted))
+            .collect()
     }
 }
 
