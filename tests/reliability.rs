@@ -651,3 +651,64 @@ fn an_exit_on_a_full_disk_is_kept_and_shown() {
     assert_eq!(config["State"]["Running"], false, "{config}");
     root.ok(&["rm", "filler"]);
 }
+
+/// Removed containers' directories are swept by every listing of the store, so parallel `rm -f`
+/// processes delete the same trees at once: each of them must still succeed, and nothing is
+/// left behind.
+#[test]
+fn parallel_rm_f_all_succeed_and_leave_nothing() {
+    let root = DockRoot::with_busybox();
+    for round in 0..5 {
+        let names: Vec<String> = (0..8).map(|i| format!("par-{round}-{i}")).collect();
+        for (i, name) in names.iter().enumerate() {
+            // Half of them running, so `rm -f` kills too.
+            let mut args = vec!["create", "--network", "none", "--name", name];
+            if i % 2 == 0 {
+                args[0] = "run";
+                args.insert(1, "-d");
+            }
+            args.extend_from_slice(&["busybox", "sleep", "1000"]);
+            root.ok(&args);
+        }
+        // By name: each rm lists the store, and so sweeps what the others took out.
+        // And listings beside them sweep too.
+        let (outs, listings): (Vec<Output>, Vec<Output>) = std::thread::scope(|scope| {
+            let root = &root;
+            let workers: Vec<_> = names
+                .iter()
+                .map(|name| scope.spawn(move || guarded(root, &["rm", "-f", name])))
+                .collect();
+            let listers: Vec<_> = (0..4)
+                .map(|_| scope.spawn(move || guarded(root, &["ps", "-a"])))
+                .collect();
+            let join = |w: std::thread::ScopedJoinHandle<'_, Output>| w.join().unwrap();
+            (
+                workers.into_iter().map(join).collect(),
+                listers.into_iter().map(join).collect(),
+            )
+        });
+        for out in &listings {
+            assert!(
+                out.status.success(),
+                "round {round}: ps -a: {}",
+                stderr(out)
+            );
+        }
+        for (name, out) in names.iter().zip(&outs) {
+            assert!(
+                out.status.success(),
+                "round {round}: rm -f {name}: {}",
+                stderr(out)
+            );
+        }
+        assert_eq!(root.ok(&["ps", "-aq"]), "", "round {round}");
+        let left: Vec<String> = std::fs::read_dir(root.path().join("containers"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".removed-") || n.len() == 64)
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "round {round}");
+    }
+    assert_eq!(root.container_cgroups(), Vec::<PathBuf>::new());
+}

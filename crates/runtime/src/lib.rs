@@ -906,7 +906,8 @@ impl Runtime {
         overlay::unmount(&paths.rootfs())?;
         tracing::debug!(%id, dir = %paths.dir.display(), "removing container");
         let removed = self.take_out(id)?;
-        fs::remove_dir_all(&removed).map_err(|e| Error::io(&removed, e))?;
+        // Another process's listing may be sweeping it too: see `remove_tree`.
+        remove_tree(&removed).map_err(|e| Error::io(&removed, e))?;
         if volumes {
             self.release_anonymous_volumes(&c.mounts);
         }
@@ -1544,11 +1545,45 @@ const REMOVED_PREFIX: &str = ".removed-";
 /// Deletes a directory [`Runtime::take_out`] took out of the store; errors are only logged
 /// (the next listing of the store tries again).
 pub fn delete_removed(dir: &Path) {
-    if let Err(e) = fs::remove_dir_all(dir) {
-        if e.kind() != io::ErrorKind::NotFound {
-            tracing::warn!(dir = %dir.display(), error = %e, "deleting a removed container failed");
+    if let Err(e) = remove_tree(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "deleting a removed container failed");
+    }
+}
+
+/// Deletes `dir` and everything below it. Other processes may be deleting the same tree at the
+/// same time (every listing of the store sweeps what `take_out` left): whatever vanishes
+/// meanwhile, `dir` itself included, counts as deleted, so each of them succeeds.
+fn remove_tree(dir: &Path) -> io::Result<()> {
+    fn gone(r: io::Result<()>) -> io::Result<()> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
         }
     }
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        // A file (or symlink) where a directory was expected: unlink it.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return gone(fs::remove_file(dir)),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            // The directory went while being read: whatever is left, remove_dir says.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+            Err(e) => return Err(e),
+        };
+        let path = entry.path();
+        // The entry's own type (d_type): a symlink is unlinked, never followed.
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => remove_tree(&path)?,
+            Ok(_) => gone(fs::remove_file(&path))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    gone(fs::remove_dir(dir))
 }
 
 pub fn cgroup_parent_for(root: &Path) -> String {
@@ -1635,6 +1670,43 @@ pub fn parse_memory(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removing_a_tree_tolerates_others_removing_it_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("keep"), "x").unwrap();
+        for round in 0..5 {
+            let tree = dir.path().join(format!("{REMOVED_PREFIX}{round}"));
+            for d in 0..20 {
+                let sub = tree.join(format!("d{d}")).join("deeper");
+                fs::create_dir_all(&sub).unwrap();
+                for f in 0..30 {
+                    fs::write(sub.join(format!("f{f}")), "x").unwrap();
+                    fs::write(tree.join(format!("d{d}")).join(format!("f{f}")), "x").unwrap();
+                }
+            }
+            std::os::unix::fs::symlink(&outside, tree.join("link")).unwrap();
+            let results: Vec<io::Result<()>> = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..8).map(|_| scope.spawn(|| remove_tree(&tree))).collect();
+                workers.into_iter().map(|w| w.join().unwrap()).collect()
+            });
+            for r in results {
+                r.unwrap();
+            }
+            assert!(!tree.exists(), "round {round}: {} is left", tree.display());
+            assert!(outside.join("keep").exists(), "a symlink was followed");
+        }
+        // Already gone when called, as when a listing in another process swept the whole tree
+        // between `take_out` and `remove`'s own removal (std's remove_dir_all fails then).
+        remove_tree(&dir.path().join("missing")).unwrap();
+        // A plain file in its place.
+        let file = dir.path().join("file");
+        fs::write(&file, "x").unwrap();
+        remove_tree(&file).unwrap();
+        assert!(!file.exists());
+    }
 
     #[test]
     fn root_config_takes_registry_keys_and_refuses_typos() {
