@@ -215,7 +215,8 @@ pub enum Hierarchy {
 
 impl Hierarchy {
     /// v2 when /sys/fs/cgroup is a cgroup2 filesystem, otherwise the v1 mounts (and a cgroup2
-    /// mount beside them) found in /proc/self/mountinfo.
+    /// mount beside them): those of /proc/self/cgroup when each is at its conventional place
+    /// under /sys/fs/cgroup (checked by statfs), else those found in /proc/self/mountinfo.
     /// `DOCK_CGROUP2_ROOT`, when set, names the cgroup2 mount to use alone.
     pub fn detect() -> Result<Hierarchy> {
         if let Some(root) = std::env::var_os(CGROUP2_ROOT_ENV).filter(|r| !r.is_empty()) {
@@ -230,11 +231,79 @@ impl Hierarchy {
                 root: PathBuf::from(DEFAULT_ROOT),
             });
         }
+        // /proc/self/mountinfo grows with every running container's mounts, so it is read
+        // only when the hierarchies are not where convention mounts them.
+        if let Some(hierarchy) = fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|text| Self::from_proc_cgroup(&text, Path::new(DEFAULT_ROOT), mount_kind))
+        {
+            debug!(?hierarchy, "cgroup hierarchy from /proc/self/cgroup");
+            return Ok(hierarchy);
+        }
         let mountinfo = fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| CgroupError::Detect(format!("read /proc/self/mountinfo: {e}")))?;
         let hierarchy = Self::from_mountinfo(&mountinfo)?;
         debug!(?hierarchy, "cgroup hierarchy from mountinfo");
         Ok(hierarchy)
+    }
+
+    /// The v1 hierarchies this process is in (/proc/self/cgroup `text`), each at its
+    /// conventional mount point under `root` (`cpu,cpuacct`, `systemd` for `name=systemd`),
+    /// and the cgroup2 one at `root/unified`; `kind` tells which cgroup version a directory is
+    /// the mount of (statfs). `None` when one is not where convention puts it, or there is no
+    /// v1 hierarchy: then mountinfo says.
+    fn from_proc_cgroup(
+        text: &str,
+        root: &Path,
+        kind: impl Fn(&Path) -> Option<Version>,
+    ) -> Option<Hierarchy> {
+        let mut controllers = BTreeMap::new();
+        let mut unified = None;
+        for line in text.lines() {
+            let mut fields = line.splitn(3, ':');
+            let (Some(number), Some(names), Some(_path)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                return None;
+            };
+            if number == "0" {
+                let dir = root.join("unified");
+                if kind(&dir) != Some(Version::V2) {
+                    return None;
+                }
+                unified = Some(dir);
+                continue;
+            }
+            let known: Vec<&str> = names
+                .split(',')
+                .filter(|n| KNOWN_V1_CONTROLLERS.contains(n) || n.starts_with("name="))
+                .collect();
+            if known.is_empty() {
+                continue;
+            }
+            let dir_name: Vec<&str> = names
+                .split(',')
+                .map(|n| n.strip_prefix("name=").unwrap_or(n))
+                .collect();
+            let dir_name = dir_name.join(",");
+            if dir_name.is_empty() || dir_name.contains('/') || dir_name.starts_with('.') {
+                return None;
+            }
+            let dir = root.join(dir_name);
+            if kind(&dir) != Some(Version::V1) {
+                return None;
+            }
+            for name in known {
+                controllers.entry(name.to_string()).or_insert(dir.clone());
+            }
+        }
+        if controllers.is_empty() {
+            return None;
+        }
+        Some(Hierarchy::V1 {
+            controllers,
+            unified,
+        })
     }
 
     /// Parses /proc/self/mountinfo text. v1 controller mounts win over a cgroup2 mount, which
@@ -1133,6 +1202,18 @@ fn remove_dir_when_idle(dir: &Path) -> Result<()> {
     })
 }
 
+/// Which cgroup version's filesystem `dir` is (statfs), if any.
+fn mount_kind(dir: &Path) -> Option<Version> {
+    let fs_type = nix::sys::statfs::statfs(dir).ok()?.filesystem_type();
+    if fs_type == nix::sys::statfs::CGROUP_SUPER_MAGIC {
+        Some(Version::V1)
+    } else if fs_type == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
+        Some(Version::V2)
+    } else {
+        None
+    }
+}
+
 fn is_cgroupfs(dir: &Path) -> bool {
     match nix::sys::statfs::statfs(dir) {
         Ok(stat) => {
@@ -1232,6 +1313,55 @@ mod tests {
             ]
             .map(PathBuf::from)
         );
+    }
+
+    #[test]
+    fn proc_cgroup_at_conventional_mounts_gives_what_mountinfo_does() {
+        let text = "\
+12:cpu,cpuacct:/user.slice
+11:memory:/a:b
+10:name=systemd:/init.scope
+9:debug:/
+0::/init.scope
+";
+        let root = Path::new("/sys/fs/cgroup");
+        let mounts = |dir: &Path| match dir.file_name()?.to_str()? {
+            "cpu,cpuacct" | "memory" | "systemd" => Some(Version::V1),
+            "unified" => Some(Version::V2),
+            _ => None,
+        };
+        let hierarchy = Hierarchy::from_proc_cgroup(text, root, mounts).unwrap();
+        let mountinfo = "\
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        assert_eq!(hierarchy, Hierarchy::from_mountinfo(mountinfo).unwrap());
+        // Not a cgroup mount where convention puts it, or the wrong version: mountinfo says.
+        let no_unified = |dir: &Path| mounts(dir).filter(|v| *v == Version::V1);
+        assert_eq!(Hierarchy::from_proc_cgroup(text, root, no_unified), None);
+        let memory_elsewhere = |dir: &Path| mounts(dir).filter(|_| !dir.ends_with("memory"));
+        assert_eq!(
+            Hierarchy::from_proc_cgroup(text, root, memory_elsewhere),
+            None
+        );
+        assert_eq!(Hierarchy::from_proc_cgroup("0::/\n", root, mounts), None);
+        assert_eq!(Hierarchy::from_proc_cgroup("garbage\n", root, mounts), None);
+    }
+
+    /// On this machine, when it is not pure v2, the cheap detection finds what mountinfo does.
+    #[test]
+    fn proc_cgroup_detection_agrees_with_mountinfo_here() {
+        if mount_kind(Path::new(DEFAULT_ROOT)) == Some(Version::V2) {
+            return;
+        }
+        let text = fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        if let Some(fast) = Hierarchy::from_proc_cgroup(&text, Path::new(DEFAULT_ROOT), mount_kind)
+        {
+            assert_eq!(fast, Hierarchy::from_mountinfo(&mountinfo).unwrap());
+        }
     }
 
     #[test]
