@@ -981,6 +981,13 @@ fn docker_cli_pulls_and_runs_through_the_daemon() {
         "{}",
         stderr(&images)
     );
+    // Its size is its layers' (the image entry itself holds none), in both views.
+    let size = daemon.docker(&["image", "inspect", "--format", "{{.Size}}", &name]);
+    let size: u64 = stdout(&size).trim().parse().expect("a size");
+    assert!(size > 0);
+    let listed = daemon.docker(&["images", "--format", "{{.Size}}", &name]);
+    assert_ne!(stdout(&listed).trim(), "0B");
+    assert!(!stdout(&listed).trim().is_empty(), "{}", stderr(&listed));
     // The second pull is up to date.
     let again = daemon.docker(&["pull", &name]);
     assert!(

@@ -134,12 +134,19 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
     let dangling = dangling.first().map(|v| v == "true" || v == "1");
     let entries = blocking(move || {
         let names = names_by_image(&state)?;
-        let mut images = if all {
-            state.graph.all()
-        } else {
-            state.graph.heads()
-        }
-        .map_err(|e| store_error(&e))?;
+        let everything = state.graph.all().map_err(|e| store_error(&e))?;
+        let sizes = graph::image_sizes(&everything);
+        let by_id: std::collections::HashMap<&str, &Image> =
+            everything.iter().map(|i| (i.id.as_str(), i)).collect();
+        let parents: BTreeSet<&str> = everything
+            .iter()
+            .filter_map(|i| i.parent.as_deref())
+            .collect();
+        let mut images: Vec<Image> = everything
+            .iter()
+            .filter(|i| all || !parents.contains(i.id.as_str()))
+            .cloned()
+            .collect();
         // A pulled layer is part of an image, not one of its own.
         if !all {
             images.retain(|i| !registry::store::is_layer_entry(i));
@@ -148,8 +155,8 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
         // A tagged image stays listed even when it has children.
         for id in names.keys() {
             if !listed.contains(id) {
-                if let Ok(image) = state.graph.get(id) {
-                    images.push(image);
+                if let Some(image) = by_id.get(id.as_str()) {
+                    images.push((*image).clone());
                 }
             }
         }
@@ -180,9 +187,9 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
                 "RepoTags": tags,
                 "RepoDigests": repo_digests(&state, &image),
                 "Created": image.created.timestamp(),
-                "Size": image.size,
+                "Size": sizes.get(&image.id).copied().unwrap_or(image.size),
                 "SharedSize": -1,
-                "VirtualSize": image.size,
+                "VirtualSize": sizes.get(&image.id).copied().unwrap_or(image.size),
                 "Labels": null,
                 "Containers": -1,
             }));
@@ -466,6 +473,12 @@ pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
         let tags = state.tags.names(&image.id).map_err(|e| store_error(&e))?;
         let digests = repo_digests(&state, &image);
         let mut value = inspect_json(&image, tags, digests);
+        let size = state
+            .graph
+            .image_size(&image.id)
+            .map_err(|e| store_error(&e))?;
+        value["Size"] = json!(size);
+        value["VirtualSize"] = json!(size);
         let config = state
             .graph
             .image_config(&image.id)

@@ -246,6 +246,42 @@ impl Write for CountingSink {
     }
 }
 
+/// [`Graph::image_size`] of every image in `images` (a whole listing, as [`Graph::all`]
+/// gives it), without reading anything more: each chain is summed once.
+pub fn image_sizes(images: &[Image]) -> std::collections::HashMap<String, u64> {
+    let by_id: std::collections::HashMap<&str, &Image> = images
+        .iter()
+        .map(|image| (image.id.as_str(), image))
+        .collect();
+    let mut sizes: std::collections::HashMap<String, u64> = Default::default();
+    for image in images {
+        // Walk up to the first image whose size is known (or the base), then fill in down.
+        let mut chain = Vec::new();
+        let mut seen = HashSet::new();
+        let mut next = Some(image);
+        let mut base = 0;
+        while let Some(current) = next {
+            if let Some(&known) = sizes.get(&current.id) {
+                base = known;
+                break;
+            }
+            if !seen.insert(current.id.as_str()) {
+                break; // a parent cycle: what is summed so far stands
+            }
+            chain.push(current);
+            next = current
+                .parent
+                .as_deref()
+                .and_then(|p| by_id.get(p).copied());
+        }
+        for current in chain.into_iter().rev() {
+            base += current.size;
+            sizes.insert(current.id.clone(), base);
+        }
+    }
+    sizes
+}
+
 /// A new random image id: 32 random bytes as 64 lowercase hex characters.
 pub fn generate_id() -> String {
     let mut bytes = [0u8; 32];
@@ -940,6 +976,11 @@ impl Graph {
             .cloned()
             .collect();
         Ok(heads)
+    }
+
+    /// The image's size as Docker shows it: its own layer and every parent's.
+    pub fn image_size(&self, id: &str) -> Result<u64> {
+        Ok(self.history(id)?.iter().map(|image| image.size).sum())
     }
 
     /// The images whose parent is `id`.

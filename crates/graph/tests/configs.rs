@@ -214,3 +214,17 @@ fn concurrent_meta_updates_all_land() {
         Err(Error::NoSuchImage(_))
     ));
 }
+
+#[test]
+fn an_image_is_as_big_as_its_chain() {
+    let (_dir, graph) = temp_graph();
+    let base = layer(&graph, &[("a", &[1u8; 100])], None);
+    let top = layer(&graph, &[("b", &[2u8; 20])], Some(&base.id));
+    let config = config_entry(&graph, b"{}", &top.id).unwrap();
+    assert_eq!(graph.image_size(&config.id).unwrap(), 120);
+    assert_eq!(graph.image_size(&base.id).unwrap(), 100);
+    let sizes = graph::image_sizes(&graph.all().unwrap());
+    assert_eq!(sizes[&config.id], 120);
+    assert_eq!(sizes[&top.id], 120);
+    assert_eq!(sizes[&base.id], 100);
+}
