@@ -34,20 +34,10 @@ pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// `docker.io/library/busybox` -> `busybox`, `docker.io/me/x` -> `me/x`; others unchanged.
+/// `docker.io/library/busybox` -> `busybox`, `docker.io/me/x` -> `me/x`, and an image ID
+/// without its `sha256:`; others unchanged.
 pub fn familiar(name: &str) -> &str {
-    let name = name.strip_prefix("sha256:").unwrap_or(name);
-    for prefix in [
-        "docker.io/library/",
-        "index.docker.io/library/",
-        "docker.io/",
-        "index.docker.io/",
-    ] {
-        if let Some(rest) = name.strip_prefix(prefix) {
-            return rest;
-        }
-    }
-    name
+    registry::reference::familiar(name.strip_prefix("sha256:").unwrap_or(name))
 }
 
 /// `name` with `:latest` added when it has no tag, as Docker's messages show it.
@@ -285,13 +275,7 @@ pub async fn create(
     tokio::spawn(forward_body(request_body, chunks_tx));
     let (out, response_body) = body::channel();
     tokio::task::spawn_blocking(move || {
-        let reader = BodyReader {
-            chunks: chunks_rx,
-            current: Bytes::new(),
-            done: 0,
-            reported: 0,
-            progress: out.clone(),
-        };
+        let reader = BodyReader::new(chunks_rx, Some(out.clone()));
         let line = match import(&state, reader, comment, target) {
             Ok(id) => body::json_message(&json!({ "status": api_id(&id) })),
             Err(message) => body::json_message_error(&message),
@@ -433,13 +417,29 @@ pub(crate) async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io
     }
 }
 
-/// The request body as a blocking `Read`, reporting progress on the response stream.
-struct BodyReader {
+/// The request body (as `forward_body` sends it) as a blocking `Read`; with `progress`, an
+/// import's `Importing` messages go on the response stream.
+pub(crate) struct BodyReader {
     chunks: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
     done: u64,
     reported: u64,
-    progress: mpsc::Sender<Bytes>,
+    progress: Option<mpsc::Sender<Bytes>>,
+}
+
+impl BodyReader {
+    pub(crate) fn new(
+        chunks: mpsc::Receiver<io::Result<Bytes>>,
+        progress: Option<mpsc::Sender<Bytes>>,
+    ) -> BodyReader {
+        BodyReader {
+            chunks,
+            current: Bytes::new(),
+            done: 0,
+            reported: 0,
+            progress,
+        }
+    }
 }
 
 impl Read for BodyReader {
@@ -453,10 +453,13 @@ impl Read for BodyReader {
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));
         self.done += n as u64;
+        let Some(progress) = &self.progress else {
+            return Ok(n);
+        };
         if self.done - self.reported >= PROGRESS_STEP {
             self.reported = self.done;
             // Progress only shows on a terminal; a client that left is noticed at the end.
-            let _ = self.progress.blocking_send(body::json_message(&json!({
+            let _ = progress.blocking_send(body::json_message(&json!({
                 "status": "Importing",
                 "progressDetail": { "current": self.done },
                 "id": "",

@@ -1,7 +1,7 @@
 //! `GET /images/{name}/get`, `GET /images/get?names=…` and `POST /images/load?quiet=`:
 //! images as tar files through registry::archive_file, as `docker save` / `docker load` use them.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -61,10 +61,7 @@ pub async fn load(state: Arc<State>, query: Query, request_body: Incoming) -> Ap
     tokio::spawn(crate::images::forward_body(request_body, chunks_tx));
     let (out, response_body) = body::channel();
     tokio::task::spawn_blocking(move || {
-        let reader = BodyReader {
-            chunks: chunks_rx,
-            current: Bytes::new(),
-        };
+        let reader = crate::images::BodyReader::new(chunks_rx, None);
         let result = archive_file::load(&state.graph, &state.tags, reader, &mut |event| {
             if quiet {
                 return;
@@ -97,24 +94,4 @@ pub async fn load(state: Arc<State>, query: Query, request_body: Incoming) -> Ap
         }
     });
     Ok(body::with_type(StatusCode::OK, body::JSON, response_body))
-}
-
-/// The request body as a blocking `Read`.
-struct BodyReader {
-    chunks: mpsc::Receiver<io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.chunks.blocking_recv() {
-                None => return Ok(0),
-                Some(chunk) => self.current = chunk?,
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
 }

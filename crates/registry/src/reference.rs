@@ -348,6 +348,22 @@ pub fn validate_host(host: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// `docker.io/library/busybox:1` -> `busybox:1`, `docker.io/me/x` -> `me/x`, as Docker shows
+/// names; others unchanged.
+pub fn familiar(name: &str) -> &str {
+    for prefix in [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return rest;
+        }
+    }
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

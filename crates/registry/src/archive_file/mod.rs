@@ -187,21 +187,7 @@ fn is_sha256_digest(digest: &str) -> bool {
         .is_some_and(graph::is_full_id)
 }
 
-/// `docker.io/library/busybox:1` -> `busybox:1`, `docker.io/me/x` -> `me/x`, as Docker shows
-/// names; others unchanged.
-fn familiar(name: &str) -> &str {
-    for prefix in [
-        "docker.io/library/",
-        "index.docker.io/library/",
-        "docker.io/",
-        "index.docker.io/",
-    ] {
-        if let Some(rest) = name.strip_prefix(prefix) {
-            return rest;
-        }
-    }
-    name
-}
+pub(crate) use crate::reference::familiar;
 
 #[cfg(test)]
 mod tests;
