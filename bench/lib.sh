@@ -40,3 +40,36 @@ remove_cgroup_parent() {
     done
     return 0
 }
+
+# bench_root NAME: a scratch dock root for start-path benchmarks. Containers create and delete
+# files on every run and this machine's root filesystem discards online (each delete waits for
+# the device), so it lives on a fresh ext4 made with nodiscard on a loop device. Sets work,
+# mnt, loop, root and tag (the root's bridge and nftables table: NetConfig::for_root), mounts
+# it, imports a busybox image `bench` (its rootfs stays at $mnt/rootfs) and installs an EXIT
+# trap that removes all of it again, whatever the root's containers left (needs root).
+bench_root() {
+    work=$(mktemp -d "/var/tmp/dock-bench-$1.XXXXXX")
+    mnt="$work/mnt"
+    loop=""
+    root="$mnt/root"
+    tag=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:6])' "$root")
+    trap remove_bench_root EXIT
+    truncate -s 1G "$work/fs.img"
+    mkfs.ext4 -q -F -E nodiscard "$work/fs.img"
+    loop=$(losetup --find --show "$work/fs.img")
+    mkdir "$mnt"
+    mount "$loop" "$mnt"
+    make_busybox_rootfs "$mnt/rootfs"
+    tar -C "$mnt/rootfs" -c . | "$dock" --root "$root" import - bench >/dev/null
+}
+
+remove_bench_root() {
+    set +e
+    "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1
+    remove_cgroup_parent "$root"
+    nft delete table ip "dock-$tag" 2>/dev/null
+    ip link delete "dock$tag" 2>/dev/null
+    if mountpoint -q "$mnt"; then umount "$mnt"; fi
+    if [ -n "$loop" ]; then losetup -d "$loop"; fi
+    rm -rf "$work"
+}

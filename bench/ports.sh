@@ -10,31 +10,7 @@ source "$(dirname "$0")/lib.sh"
 runs=${RUNS:-30}
 busy=${BUSY:-100}
 build_dock
-work=$(mktemp -d /var/tmp/dock-bench-ports.XXXXXX)
-mnt="$work/mnt"
-loop=""
-root="$mnt/root"
-# The root's bridge and nftables table: named after a hash of the root (NetConfig::for_root).
-tag=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:6])' "$root")
-cleanup() {
-    set +e
-    "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1
-    remove_cgroup_parent "$root"
-    nft delete table ip "dock-$tag" 2>/dev/null
-    ip link delete "dock$tag" 2>/dev/null
-    if mountpoint -q "$mnt"; then umount "$mnt"; fi
-    if [ -n "$loop" ]; then losetup -d "$loop"; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-truncate -s 1G "$work/fs.img"
-mkfs.ext4 -q -F -E nodiscard "$work/fs.img"
-loop=$(losetup --find --show "$work/fs.img")
-mkdir "$mnt"
-mount "$loop" "$mnt"
-
-make_busybox_rootfs "$mnt/rootfs"
-tar -C "$mnt/rootfs" -c . | "$dock" --root "$root" import - bench >/dev/null
+bench_root ports
 ms() { python3 -c "print(f'{($1) * 1000:.2f}')"; }
 
 measure() {

@@ -9,27 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 runs=${RUNS:-30}
 build_dock
-work=$(mktemp -d /var/tmp/dock-bench-volume.XXXXXX)
-mnt="$work/mnt"
-loop=""
-root="$mnt/root"
-cleanup() {
-    set +e
-    "$dock" --root "$root" ps -aq 2>/dev/null | xargs -r "$dock" --root "$root" rm -f >/dev/null 2>&1
-    remove_cgroup_parent "$root"
-    if mountpoint -q "$mnt"; then umount "$mnt"; fi
-    if [ -n "$loop" ]; then losetup -d "$loop"; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-truncate -s 1G "$work/fs.img"
-mkfs.ext4 -q -F -E nodiscard "$work/fs.img"
-loop=$(losetup --find --show "$work/fs.img")
-mkdir "$mnt"
-mount "$loop" "$mnt"
-
-make_busybox_rootfs "$mnt/rootfs"
-tar -C "$mnt/rootfs" -c . | "$dock" --root "$root" import - bench >/dev/null
+bench_root volume
 mkdir "$mnt/host"
 "$dock" --root "$root" run --rm --network none -v benchvol:/d bench true
 

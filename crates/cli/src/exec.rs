@@ -158,7 +158,7 @@ fn with_terminal(rt: &runtime::Runtime, args: &ExecArgs, opts: &ExecOptions) -> 
     // SAFETY: a fresh descriptor we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
     let sigfd = winch_fd()?;
-    set_nonblocking(master.as_raw_fd())?;
+    runtime::monitor::set_nonblocking(master.as_raw_fd())?;
     let mut term = File::from(master);
     let mut stdout = io::stdout().lock();
     let mut buf = vec![0u8; 32 * 1024];
@@ -274,15 +274,4 @@ fn winch_fd() -> io::Result<OwnedFd> {
         }
         Ok(OwnedFd::from_raw_fd(fd))
     }
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }

@@ -1420,7 +1420,8 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+/// Put `fd` in non-blocking mode (the monitor's pipes and pty, `dock exec`'s pty master).
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);

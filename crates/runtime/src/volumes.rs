@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -831,12 +831,6 @@ pub fn seed(rootfs: &Path, destination: &str, data: &Path) -> Result<()> {
 /// An `O_PATH` descriptor of `destination` in `rootfs`, resolved with `RESOLVE_IN_ROOT`;
 /// `None` when it does not exist.
 fn open_in_root(rootfs: &Path, destination: &str) -> Result<Option<OwnedFd>> {
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
     let root = fs::File::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
     let rel = destination.trim_start_matches('/');
     let c_rel = CString::new(rel).map_err(|_| {
@@ -848,30 +842,16 @@ fn open_in_root(rootfs: &Path, destination: &str) -> Result<Option<OwnedFd>> {
             ),
         )
     })?;
-    let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: openat2 with a valid dirfd, a nul-terminated path and an open_how of its size.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c_rel.as_ptr(),
-            &how as *const OpenHow,
-            size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) {
-            return Ok(None);
-        }
-        return Err(Error::io(&rootfs.join(rel), e));
+    match sysinit::openat2(
+        root.as_fd(),
+        &c_rel,
+        libc::O_PATH | libc::O_CLOEXEC,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
+        Err(e) => Err(Error::io(&rootfs.join(rel), e)),
     }
-    // SAFETY: a fresh descriptor we own.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }
 
 fn copy_owner_and_mode(meta: &fs::Metadata, to: &Path) -> Result<()> {

@@ -253,6 +253,24 @@ impl SpawnError {
     }
 }
 
+/// With a terminal, the pair the child sends its pty master back over before it execs (ours,
+/// theirs); none without one.
+fn console_pair(stdio: &Stdio) -> Result<(Option<OwnedFd>, Option<OwnedFd>), SpawnError> {
+    match stdio {
+        Stdio::Terminal { .. } => {
+            let (ours, theirs) = socket::socketpair(
+                socket::AddressFamily::Unix,
+                socket::SockType::SeqPacket,
+                None,
+                socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| setup_err("create terminal socket", e.into()))?;
+            Ok((Some(ours), Some(theirs)))
+        }
+        Stdio::Fds { .. } => Ok((None, None)),
+    }
+}
+
 /// Starts the container's first process and returns its pid (in the caller's pid namespace),
 /// and its terminal if it has one, once the command was exec'd, or the reason it could not be.
 ///
@@ -268,20 +286,7 @@ pub fn spawn(
 ) -> Result<Started, SpawnError> {
     let (sync_read, sync_write) = pipe().map_err(|e| setup_err("create sync pipe", e))?;
     let (error_read, error_write) = pipe().map_err(|e| setup_err("create error pipe", e))?;
-    // With a terminal, the child sends its master back over this pair before it execs.
-    let console = match spec.stdio {
-        Stdio::Terminal { .. } => Some(
-            socket::socketpair(
-                socket::AddressFamily::Unix,
-                socket::SockType::SeqPacket,
-                None,
-                socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(|e| setup_err("create terminal socket", e.into()))?,
-        ),
-        Stdio::Fds { .. } => None,
-    };
-    let (console_ours, console_theirs) = console.unzip();
+    let (console_ours, console_theirs) = console_pair(&spec.stdio)?;
     let mut plan = prepare(&spec, console_theirs, true)?;
 
     tracing::debug!(capabilities = %format!("{:#018x}", spec.security.capabilities),
@@ -416,19 +421,7 @@ pub struct ExecSpec {
 pub fn exec(spec: ExecSpec) -> Result<Started, SpawnError> {
     let (pid_read, pid_write) = pipe().map_err(|e| setup_err("create pid pipe", e))?;
     let (error_read, error_write) = pipe().map_err(|e| setup_err("create error pipe", e))?;
-    let console = match spec.stdio {
-        Stdio::Terminal { .. } => Some(
-            socket::socketpair(
-                socket::AddressFamily::Unix,
-                socket::SockType::SeqPacket,
-                None,
-                socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(|e| setup_err("create terminal socket", e.into()))?,
-        ),
-        Stdio::Fds { .. } => None,
-    };
-    let (console_ours, console_theirs) = console.unzip();
+    let (console_ours, console_theirs) = console_pair(&spec.stdio)?;
     let init = spec.init;
     let spec = InitSpec {
         rootfs: spec.root,
@@ -841,39 +834,59 @@ pub(crate) struct OpenHow {
     pub(crate) resolve: u64,
 }
 
-/// Reads `rel` inside the rootfs with symlinks resolved as if the rootfs were `/` (an image's
-/// absolute symlink must not make us read the host's file). `None` when it does not exist.
-fn read_in_root(root: &OwnedFd, root_path: &Path, rel: &str) -> Result<Option<String>, SpawnError> {
-    let c_rel = cstring(rel, "path")?;
+/// `openat2(dir, path, {flags, resolve})`: e.g. `RESOLVE_IN_ROOT` to look `path` up inside a
+/// container's rootfs as if it were `/`, so no symlink of the image reaches the host.
+pub fn openat2(
+    dir: std::os::fd::BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+        flags: flags as u64,
         mode: 0,
-        resolve: libc::RESOLVE_IN_ROOT,
+        resolve,
     };
-    // SAFETY: openat2 with a valid dirfd, path and open_how of the size we pass.
+    // SAFETY: openat2 with a valid dirfd, a nul-terminated path and an open_how of its size.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            root.as_raw_fd(),
-            c_rel.as_ptr(),
+            dir.as_raw_fd(),
+            path.as_ptr(),
             &how as *const OpenHow,
             size_of::<OpenHow>(),
         )
     };
-    let path = root_path.join(rel);
     if fd < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::NotFound {
-            return Ok(None);
-        }
-        return Err(SpawnError::Setup(format!(
-            "open {}: {}",
-            path.display(),
-            os_error_text(&err)
-        )));
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` is a new descriptor nobody else owns.
-    let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Reads `rel` inside the rootfs with symlinks resolved as if the rootfs were `/` (an image's
+/// absolute symlink must not make us read the host's file). `None` when it does not exist.
+fn read_in_root(root: &OwnedFd, root_path: &Path, rel: &str) -> Result<Option<String>, SpawnError> {
+    let c_rel = cstring(rel, "path")?;
+    let path = root_path.join(rel);
+    let opened = openat2(
+        std::os::fd::AsFd::as_fd(root),
+        &c_rel,
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        libc::RESOLVE_IN_ROOT,
+    );
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(SpawnError::Setup(format!(
+                "open {}: {}",
+                path.display(),
+                os_error_text(&err)
+            )))
+        }
+    };
+    let mut file = fs::File::from(fd);
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(|e| {
         SpawnError::Setup(format!("read {}: {}", path.display(), os_error_text(&e)))
