@@ -331,7 +331,7 @@ fn parse_pax_time(value: &[u8]) -> Option<(i64, u32)> {
     };
     // A negative time with a fraction counts the fraction towards the past as well.
     if text.starts_with('-') && nsec > 0 {
-        return Some((secs - 1, 1_000_000_000 - nsec));
+        return Some((secs.checked_sub(1)?, 1_000_000_000 - nsec));
     }
     Some((secs, nsec))
 }
@@ -508,6 +508,10 @@ impl<'r, 'w> Extractor<'r, 'w> {
                 sys::fsetxattr(dir, whiteout::OPAQUE_XATTR, b"y").map_err(entry_err)?;
                 self.stats.entries += 1;
                 return Ok(());
+            }
+            TarName::Deleted(b"." | b"..") => {
+                // `.wh..` and `.wh...` would delete the directory itself or its parent.
+                return Err(refused("whiteout of `.` or `..`"));
             }
             TarName::Deleted(deleted) => {
                 // Owner and time from the header (so tar_dir gives them back unchanged); the
@@ -934,5 +938,8 @@ mod tests {
         assert_eq!(parse_pax_time(b"12"), Some((12, 0)));
         assert_eq!(parse_pax_time(b"-1.25"), Some((-2, 750_000_000)));
         assert_eq!(parse_pax_time(b"x"), None);
+        // Found by tests/prop.rs: one second before i64::MIN overflowed.
+        assert_eq!(parse_pax_time(b"-9223372036854775808.5"), None);
+        assert_eq!(parse_pax_time(b"-9223372036854775808"), Some((i64::MIN, 0)));
     }
 }
