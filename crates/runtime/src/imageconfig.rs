@@ -166,12 +166,16 @@ fn clean_working_dir(dir: &str) -> Result<String> {
 pub fn normalize_port(port: &str) -> Result<String> {
     let (number, proto) = port.split_once('/').unwrap_or((port, "tcp"));
     let proto = proto.to_ascii_lowercase();
-    let valid = number.parse::<u16>().is_ok_and(|n| n > 0)
-        && matches!(proto.as_str(), "tcp" | "udp" | "sctp");
-    if !valid {
-        return Err(Error::InvalidPort(port.to_string()));
+    // Digits only (no sign), and written back as the number, as Docker's nat.NewPort:
+    // `080` and `80` are one port.
+    let number = number
+        .parse::<u16>()
+        .ok()
+        .filter(|&n| n > 0 && number.bytes().all(|b| b.is_ascii_digit()));
+    match number {
+        Some(n) if matches!(proto.as_str(), "tcp" | "udp" | "sctp") => Ok(format!("{n}/{proto}")),
+        _ => Err(Error::InvalidPort(port.to_string())),
     }
-    Ok(format!("{number}/{proto}"))
 }
 
 /// `--expose 80`, `--expose 8000-8002/udp`: the ports it names, normalized.
@@ -181,8 +185,13 @@ pub fn parse_expose(spec: &str) -> Result<Vec<String>> {
         return Ok(vec![normalize_port(spec)?]);
     };
     let bad = || Error::InvalidPort(spec.to_string());
-    let first: u16 = first.parse().map_err(|_| bad())?;
-    let last: u16 = last.parse().map_err(|_| bad())?;
+    let number = |text: &str| {
+        text.parse::<u16>()
+            .ok()
+            .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(bad)
+    };
+    let (first, last) = (number(first)?, number(last)?);
     if first == 0 || last < first {
         return Err(bad());
     }

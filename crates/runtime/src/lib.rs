@@ -1649,22 +1649,51 @@ pub fn stop_signal(config: &Config) -> i32 {
     procs::signal_number(&config.stop_signal).unwrap_or(libc::SIGTERM)
 }
 
-/// `512`, `512b`, `64k`, `512m`, `1g` (binary units) in bytes.
+/// A memory size as Docker's `RAMInBytes` (go-units) reads it: `512`, `512b`, `64k`,
+/// `512m`, `1.5g`, `1 GiB`, `2t`, `1p` (binary units, any case, an optional space before the
+/// unit, `i` and `b` optional after it) in bytes; a fraction is cut to whole bytes.
 pub fn parse_memory(s: &str) -> Option<i64> {
     let s = s.trim();
-    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => s.split_at(i),
-        None => (s, ""),
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, rest) = s.split_at(end);
+    // `\d+(\.\d+)?`: digits on both sides of one dot.
+    let valid_number = match number.split_once('.') {
+        Some((whole, fraction)) => {
+            !whole.is_empty()
+                && !fraction.is_empty()
+                && whole
+                    .bytes()
+                    .chain(fraction.bytes())
+                    .all(|b| b.is_ascii_digit())
+        }
+        None => !number.is_empty(),
     };
-    let n: i64 = digits.parse().ok()?;
-    let mult: i64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        _ => return None,
+    if !valid_number {
+        return None;
+    }
+    let rest = rest.strip_prefix(' ').unwrap_or(rest).to_ascii_lowercase();
+    let (shift, tail) = match rest.as_bytes().first() {
+        Some(b'k') => (10, &rest[1..]),
+        Some(b'm') => (20, &rest[1..]),
+        Some(b'g') => (30, &rest[1..]),
+        Some(b't') => (40, &rest[1..]),
+        Some(b'p') => (50, &rest[1..]),
+        _ => (0, rest.as_str()),
     };
-    n.checked_mul(mult)
+    let tail = tail.strip_prefix('i').unwrap_or(tail);
+    if !tail.strip_prefix('b').unwrap_or(tail).is_empty() {
+        return None;
+    }
+    let mult: i64 = 1 << shift;
+    if number.contains('.') {
+        let bytes = number.parse::<f64>().ok()? * mult as f64;
+        // i64::MAX as f64 rounds up to 2^63, which no i64 holds.
+        (bytes.is_finite() && bytes < i64::MAX as f64).then_some(bytes as i64)
+    } else {
+        number.parse::<i64>().ok()?.checked_mul(mult)
+    }
 }
 
 #[cfg(test)]

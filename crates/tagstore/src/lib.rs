@@ -116,23 +116,40 @@ fn is_path_component(component: &str) -> bool {
     }
 }
 
-/// `host(.host)*` labels of `[a-z0-9]` with inner `-`, then an optional `:port`.
+/// Docker's domain: `host(.host)*` labels of `[A-Za-z0-9]` with inner `-`, or an IPv6
+/// address in brackets, then an optional `:port`.
 fn is_host(host: &str) -> bool {
-    let (name, port) = match host.split_once(':') {
-        Some((name, port)) => (name, Some(port)),
-        None => (host, None),
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((address, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if address.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => (None, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (None, Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(host), None),
+        }
     };
     let label_ok = |label: &str| {
         let b = label.as_bytes();
         !b.is_empty()
-            && b.iter()
-                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+            && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
             && b[0] != b'-'
             && b[b.len() - 1] != b'-'
     };
-    let port_ok =
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit()));
-    name.split('.').all(label_ok) && port_ok
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok()
+    });
+    name.is_none_or(|name| name.split('.').all(label_ok)) && port_ok
 }
 
 /// Check a repository name by Docker's rules; the error names the bad name.
@@ -143,8 +160,11 @@ pub fn validate_repository(name: &str) -> Result<()> {
     }
     let mut components: Vec<&str> = name.split('/').collect();
     let first = components[0];
-    if components.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost")
-    {
+    // Docker's rule: a first component with a `.` or `:`, `localhost`, or capitals is a host.
+    let is_domain = first.contains(['.', ':'])
+        || first == "localhost"
+        || first.bytes().any(|b| b.is_ascii_uppercase());
+    if components.len() > 1 && is_domain {
         if !is_host(first) {
             return bad();
         }

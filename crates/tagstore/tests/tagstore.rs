@@ -229,6 +229,9 @@ fn repository_names_follow_docker_rules() {
         "registry.example.com/app",
         "registry.example.com:443/a/b",
         "my-registry:5000/x",
+        // Docker's domains may have capitals (found by crates/registry/tests/names_prop.rs).
+        "Registry.example.com/app",
+        "[::1]:5000/app",
     ] {
         validate_repository(good).unwrap_or_else(|e| panic!("{good}: {e}"));
     }
@@ -236,7 +239,7 @@ fn repository_names_follow_docker_rules() {
         "",
         "Base",
         "team/App",
-        "Registry.example.com/app",
+        "registry.example.com/App",
         "app:tag",
         "localhost:5000",
         "a//b",
