@@ -151,4 +151,98 @@ mod tests {
         assert_eq!(decode("a%zz", false), "a%zz");
         assert_eq!(decode("a%2Fb+c", false), "a/b+c");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::RngSeed;
+
+        fn config(cases: u32) -> ProptestConfig {
+            let env = ProptestConfig::default();
+            ProptestConfig {
+                cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+                    env.cases
+                } else {
+                    cases
+                },
+                rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+                    env.rng_seed
+                } else {
+                    RngSeed::Fixed(0x646f_636b)
+                },
+                failure_persistence: None,
+                ..env
+            }
+        }
+
+        /// Go's `url.QueryEscape`.
+        fn escape(text: &str) -> String {
+            let mut out = String::new();
+            for b in text.bytes() {
+                match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        out.push(b as char)
+                    }
+                    b' ' => out.push('+'),
+                    _ => out.push_str(&format!("%{b:02X}")),
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(config(256))]
+
+            /// What Go's client writes, the server reads back: keys, values, order, repeats.
+            #[test]
+            fn encoded_pairs_read_back(pairs in proptest::collection::vec(("\\PC{1,8}", "\\PC{0,12}"), 0..6)) {
+                let raw: Vec<String> = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+                    .collect();
+                let query = Query::parse(Some(&raw.join("&")));
+                let read: Vec<(String, String)> = query.pairs.clone();
+                prop_assert_eq!(read, pairs.clone());
+                for (key, value) in &pairs {
+                    let first = pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+                    prop_assert_eq!(query.get(key), first);
+                    prop_assert!(query.all(key).contains(&value.as_str()));
+                }
+            }
+
+            /// Any raw query string (stray `%`, `+`, `=`, `&`, bytes that are not UTF-8 once
+            /// decoded): parsed without a panic, and every accessor answers.
+            #[test]
+            fn any_query_string_is_read(raw in "[a-z=&%+0-9A-Fa-f\\PC]{0,40}") {
+                let query = Query::parse(Some(&raw));
+                for key in ["a", "all", "filters", "t"] {
+                    let _ = query.flag(key);
+                    let _ = query.int(key);
+                    let _ = query.filter(key);
+                }
+                prop_assert_eq!(decode(&escape(&raw), true), raw);
+            }
+
+            /// Both forms Docker's clients send give the same values; any other JSON is a 400
+            /// or no values, never a panic.
+            #[test]
+            fn filters_in_both_forms(values in proptest::collection::btree_set("\\PC{1,10}", 0..4), junk in "\\PC{0,30}") {
+                let values: Vec<String> = values.into_iter().collect();
+                let map: serde_json::Map<String, serde_json::Value> = values
+                    .iter()
+                    .map(|v| (v.clone(), serde_json::Value::Bool(true)))
+                    .collect();
+                let map_form = serde_json::json!({ "label": map }).to_string();
+                let list_form = serde_json::json!({ "label": values }).to_string();
+                for form in [map_form, list_form] {
+                    let query = Query::parse(Some(&format!("filters={}", escape(&form))));
+                    let mut got = query.filter("label").unwrap();
+                    got.sort();
+                    prop_assert_eq!(&got, &values);
+                }
+                let query = Query::parse(Some(&format!("filters={}", escape(&junk))));
+                let _ = query.filter("label");
+            }
+        }
+    }
 }
