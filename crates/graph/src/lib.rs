@@ -137,6 +137,34 @@ pub struct NewImage {
     pub author: String,
 }
 
+/// What [`Graph::listing`] finds.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub images: Vec<Image>,
+    pub broken: Vec<BrokenImage>,
+}
+
+/// An image whose `<id>/json` cannot be read: `images` lists it as broken, `rmi -f` removes it.
+#[derive(Debug)]
+pub struct BrokenImage {
+    pub id: String,
+    /// Its json file.
+    pub path: PathBuf,
+    /// [`Error::Json`], [`Error::WrongId`] or [`Error::Io`].
+    pub error: Error,
+}
+
+impl BrokenImage {
+    /// `json: <what is wrong>`: the file by its name and the parse error.
+    pub fn reason(&self) -> String {
+        match &self.error {
+            Error::Json { source, .. } => format!("json: {source}"),
+            Error::WrongId { found, .. } => format!("json: holds id {found}"),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// An image's metadata, stored as `<id>/json` with Docker 0.1.0's field names.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Image {
@@ -810,11 +838,16 @@ impl Graph {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(io_err(format!("read {}", path.display()))(err)),
         };
-        let image: Image = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-            path: path.clone(),
-            source,
+        let image: Image = serde_json::from_slice(&bytes).map_err(|source| {
+            // Damaged in place: a listing index may still show it whole.
+            self.drop_index();
+            Error::Json {
+                path: path.clone(),
+                source,
+            }
         })?;
         if image.id != id {
+            self.drop_index();
             return Err(Error::WrongId {
                 path,
                 expected: id.to_string(),
@@ -867,35 +900,96 @@ impl Graph {
         }
     }
 
+    /// The full id a full id or unique id prefix names, from directory names alone: it
+    /// resolves an image whose json is broken too (for `rmi -f`).
+    pub fn resolve_id(&self, id_or_prefix: &str) -> Result<String> {
+        if is_full_id(id_or_prefix) {
+            return match self.image_dir(id_or_prefix).join("json").exists() {
+                true => Ok(id_or_prefix.to_string()),
+                false => Err(Error::NoSuchImage(id_or_prefix.to_string())),
+            };
+        }
+        let is_hex = id_or_prefix
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if id_or_prefix.is_empty() || !is_hex {
+            return Err(Error::NoSuchImage(id_or_prefix.to_string()));
+        }
+        let matches: Vec<String> = self
+            .ids()?
+            .into_iter()
+            .filter(|id| id.starts_with(id_or_prefix))
+            .collect();
+        match matches.as_slice() {
+            [] => Err(Error::NoSuchImage(id_or_prefix.to_string())),
+            [id] => Ok(id.clone()),
+            _ => Err(Error::Ambiguous {
+                prefix: id_or_prefix.to_string(),
+                count: matches.len(),
+            }),
+        }
+    }
+
     /// Whether an image with this full id exists.
     pub fn exists(&self, id: &str) -> bool {
         is_full_id(id) && self.json_path(id).is_file()
     }
 
-    /// Every image, sorted by id. Reads each `<id>/json` once and nothing else.
-    /// Every image, sorted by id: from the listing index when the graph has not changed
-    /// since it was written, else from every `<id>/json` (and the index is written again).
+    /// Every image that can be read, sorted by id; broken ones are left out (see
+    /// [`Graph::listing`]).
     pub fn all(&self) -> Result<Vec<Image>> {
+        Ok(self.listing()?.images)
+    }
+
+    /// Every image, sorted by id, and every image whose json cannot be read (damaged, or
+    /// naming another id): from the listing index when the graph has not changed since it
+    /// was written, else from every `<id>/json` (and the index is written again, unless an
+    /// image is broken: the next listing reads them all again and still reports it). The
+    /// index trusts that an image's json never changes in place; one damaged in place is
+    /// noticed by the first read of that image, which drops the index.
+    pub fn listing(&self) -> Result<Listing> {
         let stamp = self.stamp()?;
         if let Some(images) = self.read_index(&stamp) {
-            return Ok(images);
+            return Ok(Listing {
+                images,
+                broken: Vec::new(),
+            });
         }
-        let mut images = Vec::new();
+        let mut listing = Listing::default();
         for id in self.ids()? {
             // An image deleted between the listing and the read is simply not there any more.
-            if let Some(image) = self.read_json(&id)? {
-                images.push(image);
+            match self.read_json(&id) {
+                Ok(Some(image)) => listing.images.push(image),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(%id, %error, "broken image");
+                    listing.broken.push(BrokenImage {
+                        path: self.json_path(&id),
+                        id,
+                        error,
+                    });
+                }
             }
         }
         let settled = std::time::SystemTime::now()
             .duration_since(stamp.modified)
             .is_ok_and(|age| age >= INDEX_SETTLE);
-        if settled {
-            if let Err(err) = self.write_index(&stamp, &images) {
+        if settled && listing.broken.is_empty() {
+            if let Err(err) = self.write_index(&stamp, &listing.images) {
                 tracing::debug!(%err, "listing index not written");
             }
         }
-        Ok(images)
+        Ok(listing)
+    }
+
+    /// Drops the listing index, so the next listing reads every json again.
+    fn drop_index(&self) {
+        match fs::remove_file(self.index_path()) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                tracing::debug!(%err, "listing index not removed");
+            }
+            _ => {}
+        }
     }
 
     /// The graph directory's identity and modification time, read before its listing.

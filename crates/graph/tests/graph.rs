@@ -637,3 +637,46 @@ fn the_listing_index_follows_every_change() {
     let rewritten = fs::read_to_string(&index).unwrap();
     assert!(!rewritten.contains("not json"));
 }
+
+/// A damaged image json (truncated, not JSON, wrong types, another id) leaves the others
+/// listed, is reported with its file, even when a listing index was written before the
+/// damage, and the image can still be deleted.
+#[test]
+fn a_damaged_image_json_is_listed_as_broken_and_can_be_deleted() {
+    let (dir, graph) = temp_graph();
+    let good = graph.create(fake_tar(), new_image("good", None)).unwrap();
+    let bad = graph.create(fake_tar(), new_image("bad", None)).unwrap();
+    // An index written while both were whole (the graph dir's time must settle first).
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(graph.all().unwrap().len(), 2);
+    let json = dir.path().join("graph").join(&bad.id).join("json");
+    for damage in [
+        &b"{\"id\": \"trunc"[..],
+        b"not json",
+        br#"{"id": 5, "created": []}"#,
+        format!(r#"{{"id":"{}","created":"2024-01-01T00:00:00Z"}}"#, good.id).as_bytes(),
+    ] {
+        fs::write(&json, damage).unwrap();
+        // The first read of the image notices, and drops the index.
+        let err = graph.get(&bad.id).unwrap_err();
+        assert!(
+            err.to_string().contains(&json.display().to_string()),
+            "{err}"
+        );
+        let listing = graph.listing().unwrap();
+        assert_eq!(ids(&listing.images), vec![good.id.clone()]);
+        assert_eq!(listing.broken.len(), 1);
+        assert_eq!(listing.broken[0].id, bad.id);
+        assert_eq!(listing.broken[0].path, json);
+        assert!(listing.broken[0].reason().starts_with("json: "));
+        assert_eq!(ids(&graph.all().unwrap()), vec![good.id.clone()]);
+        assert_eq!(graph.resolve_id(&bad.id[..8]).unwrap(), bad.id);
+        // The other image is untouched by it.
+        assert_eq!(graph.get(&good.id).unwrap(), good);
+        assert_eq!(graph.history(&good.id).unwrap().len(), 1);
+    }
+    graph.delete(&bad.id).unwrap();
+    let listing = graph.listing().unwrap();
+    assert!(listing.broken.is_empty());
+    assert_eq!(ids(&listing.images), vec![good.id]);
+}

@@ -10,6 +10,7 @@
 //! ("killed", as Docker reports a SIGKILLed container).
 
 pub mod attach;
+pub mod broken;
 pub mod cgroup;
 pub mod container;
 pub mod devices;
@@ -39,6 +40,7 @@ use graph::Graph;
 use tagstore::TagStore;
 
 pub use attach::{Client, Event, Hello};
+pub use broken::BrokenContainer;
 pub use container::{
     Config, Container, HostConfig, NetworkSettings, PortBinding, RestartPolicy, State,
 };
@@ -103,6 +105,13 @@ pub enum Error {
     Mount { path: PathBuf, message: String },
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// The container is there but cannot be read (see [`BrokenContainer`]): `rm -f` removes it.
+    #[error("container {id} is broken: {source}")]
+    Broken {
+        id: String,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("container name or id prefix {0} is ambiguous")]
     Ambiguous(String),
     #[error("no such image: {0}")]
@@ -329,61 +338,42 @@ impl Runtime {
         self.reap_ghost(id)
     }
 
-    /// Every container, newest first.
-    /// Read on as many threads as there are CPUs (up to 8) when there are many: each is a
-    /// file open and read, and those wait on the kernel.
+    /// Every container, newest first; broken ones are left out (see
+    /// [`Runtime::list_with_broken`]).
     pub fn list(&self) -> Result<Vec<Container>> {
-        let ids = self.ids()?;
-        let load_all = |ids: &[String]| {
-            let mut loaded = Vec::with_capacity(ids.len());
-            for id in ids {
-                match self.load(id) {
-                    Ok(c) => loaded.push(c),
-                    Err(Error::NoSuchContainer(_)) => {}
-                    Err(e) => tracing::debug!(%id, error = %e, "skipping unreadable container"),
-                }
-            }
-            loaded
-        };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 8)
-            .min(ids.len() / 128 + 1);
-        let mut all = if threads <= 1 {
-            load_all(&ids)
-        } else {
-            let chunk = ids.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = ids
-                    .chunks(chunk)
-                    .map(|part| scope.spawn(move || load_all(part)))
-                    .collect();
-                workers
-                    .into_iter()
-                    .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        };
-        all.sort_by_key(|c| std::cmp::Reverse(c.created));
-        Ok(all)
+        Ok(self.list_with_broken()?.0)
     }
 
     /// By full id, name, or unique id prefix.
+    /// A broken container (full id or unique prefix) is [`Error::Broken`].
     pub fn get(&self, name: &str) -> Result<Container> {
+        let broken = |id: &str, e: Error| Error::Broken {
+            id: id.to_string(),
+            source: Box::new(e),
+        };
         if graph::is_full_id(name) {
-            return self.load(name);
+            return self.load(name).map_err(|e| match e {
+                e if broken::is_broken(&e) => broken(name, e),
+                e => e,
+            });
         }
-        let all = self.list()?;
+        let (all, mut unreadable) = self.list_with_broken()?;
         if let Some(c) = all.iter().find(|c| c.name == name) {
             return Ok(c.clone());
         }
-        let mut matches = all
-            .iter()
-            .filter(|c| !name.is_empty() && c.id.starts_with(name));
-        match (matches.next(), matches.next()) {
-            (Some(c), None) => Ok(c.clone()),
-            (Some(_), Some(_)) => Err(Error::Ambiguous(name.to_string())),
-            _ => Err(Error::NoSuchContainer(name.to_string())),
+        let matches = |id: &str| !name.is_empty() && id.starts_with(name);
+        let found: Vec<&Container> = all.iter().filter(|c| matches(&c.id)).collect();
+        let found_broken: Vec<usize> = (0..unreadable.len())
+            .filter(|&i| matches(&unreadable[i].id))
+            .collect();
+        match (found.as_slice(), found_broken.as_slice()) {
+            ([c], []) => Ok((*c).clone()),
+            ([], [i]) => {
+                let b = unreadable.swap_remove(*i);
+                Err(broken(&b.id, b.error))
+            }
+            ([], []) => Err(Error::NoSuchContainer(name.to_string())),
+            _ => Err(Error::Ambiguous(name.to_string())),
         }
     }
 
@@ -876,7 +866,11 @@ impl Runtime {
     /// `remove`, and with `volumes` (`rm -v`) its anonymous volumes that no other container
     /// uses.
     pub fn remove_with(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
-        let c = self.load(id)?;
+        let c = match self.load(id) {
+            Ok(c) => c,
+            Err(e) if broken::is_broken(&e) => return self.remove_broken(id, force),
+            Err(e) => return Err(e),
+        };
         if c.state.running {
             if !force {
                 return Err(Error::Running(c.name));

@@ -28,8 +28,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("parse {path}: {source}")]
-    Json {
+    /// The `repositories` file does not parse. It is never overwritten: tags cannot change
+    /// until it is repaired (or moved aside, which starts an empty store); lookups by id
+    /// still work.
+    #[error(
+        "the tag store {} is damaged ({source}): tags cannot be read or changed until it is \
+         repaired or moved aside",
+        path.display()
+    )]
+    Damaged {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
@@ -207,14 +214,9 @@ pub struct TagStore {
 }
 
 impl TagStore {
-    /// Open the store at `path` (the file need not exist yet; its directory is created).
+    /// Open the store at `path` (the file need not exist yet; its directory is created). A
+    /// damaged file opens: what needs the tags fails with [`Error::Damaged`], the rest works.
     pub fn open(path: impl Into<PathBuf>) -> Result<TagStore> {
-        TagStore::open_read(path).map(|(store, _)| store)
-    }
-
-    /// [`TagStore::open`], and the repositories it read doing so: a listing needs no second
-    /// read of the file.
-    pub fn open_read(path: impl Into<PathBuf>) -> Result<(TagStore, Repositories)> {
         let path = path.into();
         let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
         lock_name.push(".lock");
@@ -225,7 +227,13 @@ impl TagStore {
         if let Some(dir) = store.dir() {
             fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
         }
-        // Surface a damaged file now rather than at the first lookup.
+        Ok(store)
+    }
+
+    /// [`TagStore::open`], and the repositories it read doing so: a listing needs no second
+    /// read of the file. A damaged file is [`Error::Damaged`].
+    pub fn open_read(path: impl Into<PathBuf>) -> Result<(TagStore, Repositories)> {
+        let store = TagStore::open(path)?;
         let repositories = store.read()?;
         Ok((store, repositories))
     }
@@ -246,7 +254,7 @@ impl TagStore {
             Err(err) => return Err(io_err(format!("read {}", self.path.display()))(err)),
         };
         let file: RepositoriesFile =
-            serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            serde_json::from_slice(&bytes).map_err(|source| Error::Damaged {
                 path: self.path.clone(),
                 source,
             })?;
@@ -303,10 +311,21 @@ impl TagStore {
 
     /// The image `name` means: `repo[:tag]` (tag `latest` by default) if such a tag exists,
     /// otherwise a full id or unique id prefix. Like Docker, a tag wins over an id prefix.
+    /// With a damaged file, an id or id prefix still resolves.
     pub fn lookup(&self, graph: &Graph, name: &str) -> Result<Image> {
         let (repo, tag) = parse_reference(name);
         let tag = tag_or_default(tag.as_deref().unwrap_or(""));
-        if let Some(id) = self.read()?.get(&repo).and_then(|tags| tags.get(tag)) {
+        let repositories = match self.read() {
+            Ok(repositories) => repositories,
+            Err(damaged @ Error::Damaged { .. }) => {
+                return graph.resolve(name).map_err(|err| match err {
+                    graph::Error::NoSuchImage(_) => damaged,
+                    err => err.into(),
+                })
+            }
+            Err(err) => return Err(err),
+        };
+        if let Some(id) = repositories.get(&repo).and_then(|tags| tags.get(tag)) {
             return match graph.get(id) {
                 Ok(image) => Ok(image),
                 Err(graph::Error::NoSuchImage(_) | graph::Error::InvalidId(_)) => {

@@ -47,16 +47,32 @@ fn missing_file_is_empty() {
     assert!(dir.path().join("sub").is_dir());
 }
 
+/// A damaged file is reported (naming it) by what needs the tags, never overwritten: tag
+/// changes are refused and the file stays byte for byte; lookups by id still work.
 #[test]
-fn damaged_file_is_an_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("repositories");
+fn damaged_file_is_reported_kept_and_ids_still_resolve() {
+    let s = store();
+    let img = image(&s.graph);
+    let path = s.dir.path().join("repositories");
     fs::write(&path, "{not json").unwrap();
-    let err = TagStore::open(&path).unwrap_err();
-    assert!(
-        err.to_string().contains(&path.display().to_string()),
-        "{err}"
-    );
+    let tags = TagStore::open(&path).unwrap();
+    let named = |err: Error| {
+        assert!(matches!(err, Error::Damaged { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+    };
+    named(TagStore::open_read(&path).unwrap_err());
+    named(tags.repositories().unwrap_err());
+    named(tags.names(&img.id).unwrap_err());
+    named(tags.lookup(&s.graph, "base").unwrap_err());
+    named(tags.set(&s.graph, "base", "", &img.id, false).unwrap_err());
+    named(tags.untag("base", "").unwrap_err());
+    named(tags.remove_image(&img.id).unwrap_err());
+    assert_eq!(tags.lookup(&s.graph, &img.id).unwrap().id, img.id);
+    assert_eq!(tags.lookup(&s.graph, &img.id[..10]).unwrap().id, img.id);
+    assert_eq!(fs::read(&path).unwrap(), b"{not json", "kept as it was");
 }
 
 #[test]

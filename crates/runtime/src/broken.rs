@@ -1,0 +1,254 @@
+//! Containers whose `config.json` cannot be read (truncated, not JSON, wrong types) or whose
+//! reconciliation failed: listed as broken with the reason, never hidden, and removable with
+//! everything they hold. What a broken container holds is found from what is recorded
+//! outside its config: the monitor in the exit record (`exit`) or behind the attach socket,
+//! the processes in its cgroup, its endpoint in the network state, its rootfs mount.
+
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::container::{self, Container, ProcessRef};
+use crate::{cgroup, exitrec, overlay, procs, Client, Error, Hello, Result, Runtime};
+
+/// How long a broken container's monitor may take to end its run once told to.
+const MONITOR_STOP_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A container that is there (its directory) but cannot be read.
+#[derive(Debug)]
+pub struct BrokenContainer {
+    pub id: String,
+    /// Why: [`Error::Corrupt`] names `config.json` and the parse error.
+    pub error: Error,
+    /// When its directory was made (or last changed, where the filesystem has no birth time).
+    pub created: DateTime<Utc>,
+    /// Its monitor is alive: it still runs.
+    pub running: bool,
+}
+
+impl BrokenContainer {
+    /// `config.json: expected value at line 1 column 1`: the file by its name and what is
+    /// wrong with it; other errors as they are.
+    pub fn reason(&self) -> String {
+        match &self.error {
+            Error::Corrupt { path, message } => format!(
+                "{}: {message}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            Error::Io { path, source } => format!(
+                "{}: {source}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Whether a load error means the container is there but unreadable (not simply gone).
+pub(crate) fn is_broken(err: &Error) -> bool {
+    !matches!(err, Error::NoSuchContainer(_))
+}
+
+impl Runtime {
+    /// Every container (newest first) and every broken one (by id). Configs are read on as
+    /// many threads as there are CPUs (up to 8) when there are many: each is a file open and
+    /// read, and those wait on the kernel.
+    pub fn list_with_broken(&self) -> Result<(Vec<Container>, Vec<BrokenContainer>)> {
+        let ids = self.ids()?;
+        let load_all = |ids: &[String]| {
+            let mut loaded = Vec::with_capacity(ids.len());
+            for id in ids {
+                match self.load(id) {
+                    Ok(c) => loaded.push(Ok(c)),
+                    Err(Error::NoSuchContainer(_)) => {}
+                    Err(e) => {
+                        tracing::debug!(%id, error = %e, "broken container");
+                        loaded.push(Err(self.broken(id, e)));
+                    }
+                }
+            }
+            loaded
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8)
+            .min(ids.len() / 128 + 1);
+        let results: Vec<Result<Container, BrokenContainer>> = if threads <= 1 {
+            load_all(&ids)
+        } else {
+            let chunk = ids.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = ids
+                    .chunks(chunk)
+                    .map(|part| scope.spawn(move || load_all(part)))
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let (mut all, mut broken) = (Vec::new(), Vec::new());
+        for result in results {
+            match result {
+                Ok(c) => all.push(c),
+                Err(b) => broken.push(b),
+            }
+        }
+        all.sort_by_key(|c| std::cmp::Reverse(c.created));
+        broken.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((all, broken))
+    }
+
+    fn broken(&self, id: &str, error: Error) -> BrokenContainer {
+        let dir = self.paths(id).dir;
+        let created = fs::metadata(&dir)
+            .and_then(|m| m.created().or_else(|_| m.modified()))
+            .map(DateTime::<Utc>::from)
+            .unwrap_or_else(|_| Utc::now());
+        BrokenContainer {
+            id: id.to_string(),
+            error,
+            created,
+            running: self.live_monitor(id).is_some(),
+        }
+    }
+
+    /// The monitor of container `id` while one runs it, found without its config: the exit
+    /// record names the monitor of the current run; else whoever listens on its socket.
+    pub(crate) fn live_monitor(&self, id: &str) -> Option<ProcessRef> {
+        let paths = self.paths(id);
+        if let Some(record) = exitrec::read(&paths.exit_record()) {
+            let m = record.monitor;
+            if record.exit_code.is_none() && procs::is_same(m.pid, m.start_time) {
+                return Some(m);
+            }
+        }
+        let stream = UnixStream::connect(paths.socket()).ok()?;
+        let pid = peer_pid(&stream)?;
+        let start_time = procs::start_time(pid)?;
+        Some(ProcessRef { pid, start_time })
+    }
+
+    /// Removes container `id` without reading its config: its monitor is told to kill it (and
+    /// releases what the run holds, as after any run), or killed when it does not answer;
+    /// then what is left is released as for a vanished monitor (the processes in its cgroup,
+    /// its network endpoint, its rootfs mount) and its directory goes. A running one needs
+    /// `force`. Its volumes are kept (the list of them was in the config).
+    pub fn remove_broken(&self, id: &str, force: bool) -> Result<()> {
+        let paths = self.paths(id);
+        if !paths.dir.is_dir() {
+            return Err(Error::NoSuchContainer(id.to_string()));
+        }
+        if let Some(monitor) = self.live_monitor(id) {
+            if !force {
+                return Err(Error::Running(id.to_string()));
+            }
+            tracing::debug!(%id, pid = monitor.pid, "killing a broken container through its monitor");
+            if let Ok(mut client) = Client::connect(&paths.socket(), Hello::default()) {
+                let _ = client
+                    .stream()
+                    .set_read_timeout(Some(MONITOR_STOP_PATIENCE));
+                if client.signal(libc::SIGKILL).is_ok() {
+                    let _ = client.wait_exit();
+                }
+            }
+            if !procs::wait_gone(monitor.pid, monitor.start_time, MONITOR_STOP_PATIENCE) {
+                tracing::debug!(%id, pid = monitor.pid, "killing the monitor");
+                if procs::is_same(monitor.pid, monitor.start_time) {
+                    // SAFETY: kill of a pid verified by its start time just now.
+                    unsafe { libc::kill(monitor.pid, libc::SIGKILL) };
+                }
+                if !procs::wait_gone(monitor.pid, monitor.start_time, MONITOR_STOP_PATIENCE) {
+                    return Err(Error::Monitor {
+                        id: id.to_string(),
+                        message: format!("monitor {} does not exit", monitor.pid),
+                    });
+                }
+            }
+        }
+        // What a monitor that is gone left behind; each step is idempotent.
+        let cg = cgroup::Cgroup::open(&self.cgroup_parent(), id);
+        cg.remove().map_err(|e| Error::Cgroup(e.to_string()))?;
+        let cfg = self.net_config()?;
+        if cfg.state_dir.exists() {
+            tracing::debug!(%id, "releasing the network of a broken container");
+            self.network()
+                .and_then(|net| net.reclaim(id).map_err(|e| Error::Network(e.to_string())))?;
+        }
+        overlay::unmount(&paths.rootfs())?;
+        let _lock = match container::Lock::acquire(&paths.lock()) {
+            Ok(lock) => lock,
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        };
+        tracing::debug!(%id, dir = %paths.dir.display(), "removing broken container");
+        let removed: PathBuf = self.take_out(id)?;
+        crate::remove_tree(&removed).map_err(|e| Error::io(&removed, e))
+    }
+}
+
+/// The pid of the process on the other end of a unix socket (SO_PEERCRED).
+fn peer_pid(stream: &UnixStream) -> Option<i32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which outlives the call.
+    let ret = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (ret == 0 && cred.pid > 0).then_some(cred.pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> (tempfile::TempDir, Runtime) {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime::open(dir.path().join("root")).unwrap();
+        fs::create_dir_all(dir.path().join("root/containers")).unwrap();
+        (dir, rt)
+    }
+
+    #[test]
+    fn a_damaged_config_is_listed_as_broken_naming_the_file() {
+        let (_dir, rt) = runtime();
+        let id = "ab".repeat(32);
+        let paths = rt.paths(&id);
+        fs::create_dir_all(&paths.dir).unwrap();
+        fs::write(paths.config(), b"{\"Id\": \"trunc").unwrap();
+        let (good, broken) = rt.list_with_broken().unwrap();
+        assert!(good.is_empty());
+        assert_eq!(broken.len(), 1);
+        assert_eq!(broken[0].id, id);
+        assert!(!broken[0].running);
+        let reason = broken[0].reason();
+        assert!(reason.starts_with("config.json: "), "{reason}");
+        // Found by prefix, as broken, and not by list().
+        assert!(rt.list().unwrap().is_empty());
+        match rt.get(&id[..6]) {
+            Err(Error::Broken { id: found, .. }) => assert_eq!(found, id),
+            other => panic!("{other:?}"),
+        }
+        // Wrong types are as broken as bad JSON.
+        fs::write(paths.config(), br#"{"Id": 5, "State": []}"#).unwrap();
+        assert!(matches!(rt.get(&id), Err(Error::Broken { .. })));
+    }
+}
