@@ -536,8 +536,13 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
             volumes,
             containers,
         } => each(&containers, |name| {
-            let c = rt.get(name)?;
-            rt.remove_with(&c.id, force, volumes)?;
+            let id = match rt.get(name) {
+                Ok(c) => c.id,
+                // Removed without its config: what it holds is found elsewhere.
+                Err(runtime::Error::Broken { id, .. }) => id,
+                Err(e) => return Err(e.into()),
+            };
+            rt.remove_with(&id, force, volumes)?;
             println!("{name}");
             Ok(())
         }),
@@ -1219,11 +1224,17 @@ fn ps(
     no_trunc: bool,
     filters: &[(String, Option<String>)],
 ) -> anyhow::Result<u8> {
-    let containers: Vec<Container> = rt
-        .list()?
+    let (containers, broken) = rt.list_with_broken()?;
+    let containers: Vec<Container> = containers
         .into_iter()
         .filter(|c| all || c.state.running)
         .filter(|c| matches_filters(c, filters))
+        .collect();
+    // Listed (so `rm -f` can find them) while their monitor runs, or with -a; no filter can
+    // say what they are.
+    let broken: Vec<&runtime::BrokenContainer> = broken
+        .iter()
+        .filter(|b| (all || b.running) && filters.is_empty())
         .collect();
     let id = |c: &Container| {
         if no_trunc {
@@ -1232,10 +1243,20 @@ fn ps(
             short_id(&c.id).to_string()
         }
     };
+    let broken_id = |b: &runtime::BrokenContainer| {
+        if no_trunc {
+            b.id.clone()
+        } else {
+            short_id(&b.id).to_string()
+        }
+    };
     if quiet {
         let mut out = io::stdout().lock();
         for c in &containers {
             writeln!(out, "{}", id(c))?;
+        }
+        for b in &broken {
+            writeln!(out, "{}", broken_id(b))?;
         }
         return Ok(0);
     }
@@ -1269,6 +1290,17 @@ fn ps(
             c.status(human_duration),
             ports,
             c.name.clone(),
+        ]);
+    }
+    for b in &broken {
+        table.row(vec![
+            broken_id(b),
+            String::new(),
+            String::new(),
+            ago(b.created),
+            format!("Broken: {}", b.reason()),
+            String::new(),
+            String::new(),
         ]);
     }
     print!("{}", table.render());

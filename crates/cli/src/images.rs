@@ -58,6 +58,9 @@ pub enum ImageCommand {
     },
     /// Remove one or more images
     Rmi {
+        /// Remove an image whose metadata is damaged too
+        #[arg(short, long)]
+        force: bool,
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -90,7 +93,7 @@ pub fn run(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<u8> {
                 .set(&graph, &repo, tag.as_deref().unwrap_or(""), &image, force)?;
             Ok(0)
         }
-        ImageCommand::Rmi { images } => rmi(ctx, &images),
+        ImageCommand::Rmi { force, images } => rmi(ctx, &images, force),
     }
 }
 
@@ -228,7 +231,13 @@ impl<R: Read> Read for Progress<R> {
 
 /// The name Docker shows for an image: its first tag, else its short id.
 fn display_name(tags: &tagstore::TagStore, id: &str, no_trunc: bool) -> anyhow::Result<String> {
-    Ok(match tags.names(id)?.into_iter().next() {
+    let names = match tags.names(id) {
+        Ok(names) => names,
+        // A damaged tag store: shown by id.
+        Err(tagstore::Error::Damaged { .. }) => Vec::new(),
+        Err(err) => return Err(err.into()),
+    };
+    Ok(match names.into_iter().next() {
         Some(name) => name,
         None if no_trunc => id.to_string(),
         None => short_id(id).to_string(),
@@ -267,7 +276,18 @@ fn images(
     name: Option<&str>,
 ) -> anyhow::Result<u8> {
     let graph = ctx.graph()?;
-    let (_tags, repositories) = ctx.tags_read()?;
+    let repositories = match ctx.tags()?.repositories() {
+        Ok(repositories) => repositories,
+        Err(err @ tagstore::Error::Damaged { .. }) => {
+            eprintln!("Warning: {err}; images are listed without their names");
+            tagstore::Repositories::new()
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let listing = graph.listing()?;
+    for broken in &listing.broken {
+        eprintln!("Warning: image {} is broken: {}", broken.id, broken.error);
+    }
     let id = |id: &str| {
         if no_trunc {
             id.to_string()
@@ -276,8 +296,8 @@ fn images(
         }
     };
     // Each store is read once: every image's json, and the repositories file.
-    let images: HashMap<String, Image> = graph
-        .all()?
+    let images: HashMap<String, Image> = listing
+        .images
         .into_iter()
         .map(|image| (image.id.clone(), image))
         .collect();
@@ -331,12 +351,32 @@ fn images(
             )
         }));
     }
+    // Broken images: under their names (or none), their reason where the time would be.
+    let mut broken_rows: Vec<(String, String, &graph::BrokenImage)> = Vec::new();
+    for broken in &listing.broken {
+        let mut named = false;
+        for (repo, repo_tags) in &repositories {
+            for (tag, image_id) in repo_tags {
+                if *image_id == broken.id && name.is_none_or(|n| n == repo) {
+                    broken_rows.push((repo.clone(), tag.clone(), broken));
+                    named = true;
+                }
+            }
+        }
+        if !named && name.is_none() {
+            broken_rows.push(("<none>".into(), "<none>".into(), broken));
+        }
+    }
     let mut out = String::new();
     if quiet {
         let mut seen = BTreeSet::new();
-        for (_, _, image) in &rows {
-            if seen.insert(image.id.clone()) {
-                out.push_str(&id(&image.id));
+        let ids = rows
+            .iter()
+            .map(|(_, _, image)| &image.id)
+            .chain(broken_rows.iter().map(|(_, _, broken)| &broken.id));
+        for image_id in ids {
+            if seen.insert(image_id.clone()) {
+                out.push_str(&id(image_id));
                 out.push('\n');
             }
         }
@@ -369,6 +409,18 @@ fn images(
             row.extend([id(&image.id), ago(image.created), parent]);
             table.row(row);
         }
+        for (repo, tag, broken) in &broken_rows {
+            let mut row = vec![repo.clone(), tag.clone()];
+            if digests {
+                row.push("<none>".to_string());
+            }
+            row.extend([
+                id(&broken.id),
+                format!("Broken: {}", broken.reason()),
+                String::new(),
+            ]);
+            table.row(row);
+        }
         out = table.render();
     }
     io::stdout().write_all(out.as_bytes())?;
@@ -392,12 +444,12 @@ fn history(ctx: &Context, name: &str, no_trunc: bool) -> anyhow::Result<u8> {
 }
 
 /// Remove every named image; report each failure and go on, as Docker does.
-fn rmi(ctx: &Context, names: &[String]) -> anyhow::Result<u8> {
+fn rmi(ctx: &Context, names: &[String], force: bool) -> anyhow::Result<u8> {
     let graph = ctx.graph()?;
     let tags = ctx.tags()?;
     let mut failed = false;
     for name in names {
-        if let Err(err) = remove_image(ctx, &graph, &tags, name) {
+        if let Err(err) = remove_image(ctx, &graph, &tags, name, force) {
             eprintln!("Error: {}", crate::error_chain(&err));
             failed = true;
         }
@@ -410,6 +462,7 @@ fn remove_image(
     graph: &graph::Graph,
     tags: &tagstore::TagStore,
     name: &str,
+    force: bool,
 ) -> anyhow::Result<()> {
     let (repo, tag) = tagstore::parse_reference(name);
     let tag = tag.unwrap_or_else(|| "latest".to_string());
@@ -418,11 +471,22 @@ fn remove_image(
         .get(&repo)
         .and_then(|t| t.get(&tag))
         .cloned();
-    let image = match &tagged {
-        Some(id) => graph.get(id)?,
+    let found = match &tagged {
+        Some(id) => graph.get(id),
         // Pulled by digest: found by its repo digest.
-        None if name.contains('@') => crate::pull::lookup(ctx, graph, tags, name)?,
-        None => graph.resolve(name)?,
+        None if name.contains('@') => Ok(crate::pull::lookup(ctx, graph, tags, name)?),
+        None => graph.resolve(name),
+    };
+    let image = match found {
+        Ok(image) => image,
+        Err(err @ (graph::Error::Json { .. } | graph::Error::WrongId { .. })) => {
+            let id = match tagged {
+                Some(id) => id,
+                None => graph.resolve_id(name)?,
+            };
+            return remove_broken_image(ctx, graph, tags, &id, force, err);
+        }
+        Err(err) => return Err(err.into()),
     };
     let children = graph.children(&image.id)?;
     let users = crate::images_in_use(ctx, &image.id)?;
@@ -469,16 +533,65 @@ fn remove_image(
     Ok(())
 }
 
+/// `rmi -f` of an image whose json is damaged: its tags and its directory go (its parent is
+/// not known, so nothing below it is pruned). Refused while a container or an image names it.
+fn remove_broken_image(
+    ctx: &Context,
+    graph: &graph::Graph,
+    tags: &tagstore::TagStore,
+    id: &str,
+    force: bool,
+    err: graph::Error,
+) -> anyhow::Result<()> {
+    if !force {
+        bail!(
+            "image {} is broken ({err}): use rmi -f to remove it",
+            short_id(id)
+        );
+    }
+    if let Some(container) = crate::images_in_use(ctx, id)?.first() {
+        bail!(
+            "conflict: unable to delete {} - image is being used by container {}",
+            short_id(id),
+            short_id(container)
+        );
+    }
+    let children = graph.children(id)?;
+    if !children.is_empty() {
+        let names: Vec<&str> = children.iter().map(|c| short_id(&c.id)).collect();
+        bail!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images: {}",
+            short_id(id),
+            names.join(", ")
+        );
+    }
+    for removed in tags.remove_image(id)? {
+        println!("Untagged: {removed}");
+    }
+    graph.delete(id)?;
+    println!("Deleted: {id}");
+    Ok(())
+}
+
 /// `inspect` of images; containers are tried first where the runtime knows them.
 pub fn inspect(ctx: &Context, names: &[String]) -> anyhow::Result<u8> {
     let graph = ctx.graph()?;
     let tags = ctx.tags()?;
     let mut found = Vec::new();
     let mut missing = Vec::new();
+    let mut broken = Vec::new();
     for name in names {
-        if let Some(container) = crate::inspect_container(ctx, name)? {
-            found.push(container);
-            continue;
+        match crate::inspect_container(ctx, name) {
+            Ok(Some(container)) => {
+                found.push(container);
+                continue;
+            }
+            Ok(None) => {}
+            // A broken container is reported; the other names are still inspected.
+            Err(err) => {
+                broken.push(crate::error_chain(&err));
+                continue;
+            }
         }
         match crate::pull::lookup(ctx, &graph, &tags, name) {
             Ok(image) => {
@@ -499,7 +612,10 @@ pub fn inspect(ctx: &Context, names: &[String]) -> anyhow::Result<u8> {
     for name in &missing {
         eprintln!("Error: no such object: {name}");
     }
-    Ok(u8::from(!missing.is_empty()))
+    for error in &broken {
+        eprintln!("Error: {error}");
+    }
+    Ok(u8::from(!missing.is_empty() || !broken.is_empty()))
 }
 
 pub fn info(ctx: &Context) -> anyhow::Result<u8> {

@@ -116,6 +116,13 @@ pub enum Error {
     Ambiguous(String),
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    /// The image is there but cannot be read: a damaged tag store or image json.
+    #[error("image {name}: {source}")]
+    Image {
+        name: String,
+        #[source]
+        source: tagstore::Error,
+    },
     #[error("conflict: the container name {name} is already in use by container {holder}")]
     NameInUse { name: String, holder: String },
     #[error("invalid container name {0}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
@@ -503,9 +510,18 @@ impl Runtime {
         }
         let graph = self.graph()?;
         let tags = self.tags()?;
-        let image = tags
-            .lookup(&graph, &opts.image)
-            .map_err(|_| Error::NoSuchImage(opts.image.clone()))?;
+        let image = tags.lookup(&graph, &opts.image).map_err(|e| match e {
+            tagstore::Error::NoSuchImage(_)
+            | tagstore::Error::DanglingTag { .. }
+            | tagstore::Error::Graph(graph::Error::NoSuchImage(_) | graph::Error::InvalidId(_)) => {
+                Error::NoSuchImage(opts.image.clone())
+            }
+            // A damaged tag store or image json: said as it is, naming the file.
+            e => Error::Image {
+                name: opts.image.clone(),
+                source: e,
+            },
+        })?;
         let defaults = self.image_defaults(&graph, &image)?;
         // Anonymous volumes: the user's (`-v /path`) and the image's `Volumes`, as Docker
         // merges them. Every mount is checked before anything exists; made real below.
