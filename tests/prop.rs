@@ -279,3 +279,134 @@ fn a_damaged_repositories_file_is_kept_and_the_rest_works() {
     root.ok(&["tag", &id[..12], "busybox"]);
     root.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
 }
+
+/// `dock daemon` on a private socket of `root`, killed (and reaped) on drop.
+struct Daemon {
+    socket: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl Daemon {
+    fn start(root: &DockRoot) -> Daemon {
+        let socket = root.path().join("api.sock");
+        let log = fs::File::create(root.path().join("daemon.log")).unwrap();
+        let child = root
+            .cmd()
+            .arg("daemon")
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let daemon = Daemon { socket, child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon never listened"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    /// One request on a fresh connection; (status, body).
+    fn request(&self, method: &str, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: dock\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{method} {path}: {answer:?}"));
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_string())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Through the Engine API: the lists answer (a broken container shows as `dead` with its
+/// reason, a broken image is left out and logged) and force-removal takes both.
+#[test]
+fn the_api_lists_around_broken_objects_and_removes_them() {
+    let root = DockRoot::with_busybox();
+    let image = root.import_busybox("victim");
+    let container = root
+        .ok(&["create", "--network", "none", "busybox", "true"])
+        .trim()
+        .to_string();
+    root.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "fine",
+        "busybox",
+        "true",
+    ]);
+    truncate(
+        &root
+            .path()
+            .join("containers")
+            .join(&container)
+            .join("config.json"),
+    );
+    damage(&root.path().join("graph").join(&image).join("json"), b"[");
+    let daemon = Daemon::start(&root);
+
+    let (status, body) = daemon.request("GET", "/containers/json?all=1");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"/fine\""), "{body}");
+    assert!(
+        body.contains("\"dead\"") && body.contains("Broken: config.json: "),
+        "{body}"
+    );
+    let (status, body) = daemon.request("GET", "/containers/json");
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(&container), "{body}");
+    let (status, body) = daemon.request("GET", "/images/json");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.contains(&image) && body.contains("busybox:latest"),
+        "{body}"
+    );
+    let (status, _) = daemon.request("GET", "/info");
+    assert_eq!(status, 200);
+    let (status, body) = daemon.request("GET", "/containers/fine/json");
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = daemon.request("DELETE", &format!("/images/{}", &image[..12]));
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = daemon.request("DELETE", &format!("/images/{}?force=1", &image[..12]));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("victim:latest") && body.contains(&image),
+        "{body}"
+    );
+    let (status, body) = daemon.request(
+        "DELETE",
+        &format!("/containers/{}?force=1", &container[..12]),
+    );
+    assert_eq!(status, 204, "{body}");
+    assert!(!root.container_dirs().contains(&container));
+    assert!(!root.path().join("graph").join(&image).exists());
+    let log = fs::read_to_string(root.path().join("daemon.log")).unwrap();
+    assert!(log.contains("broken"), "{log}");
+}

@@ -121,8 +121,16 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
     let statuses = query.filter("status")?;
     let ids = query.filter("id")?;
     let labels = query.filter("label")?;
-    let containers = blocking(move || {
-        let mut containers = state.runtime.list().map_err(|e| runtime_error(e, ""))?;
+    let unfiltered = names.is_empty() && labels.is_empty() && ids.is_empty();
+    let want_broken = all && unfiltered && statuses.iter().all(|s| s == "dead");
+    let (containers, broken) = blocking(move || {
+        let (mut containers, broken) = state
+            .runtime
+            .list_with_broken()
+            .map_err(|e| runtime_error(e, ""))?;
+        for b in &broken {
+            tracing::warn!(id = %b.id, error = %b.error, "listing a broken container");
+        }
         // As Docker: the image name given, while it still names the container's image; else
         // the image id.
         for c in &mut containers {
@@ -134,10 +142,10 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
                 c.config.image = api_id(&c.image);
             }
         }
-        Ok(containers)
+        Ok((containers, broken))
     })
     .await?;
-    let entries: Vec<Value> = containers
+    let mut entries: Vec<Value> = containers
         .iter()
         .filter(|c| all || !statuses.is_empty() || c.state.running)
         .filter(|c| {
@@ -157,7 +165,30 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
         .take(limit.map_or(usize::MAX, |l| l as usize))
         .map(list_json)
         .collect();
+    // Broken ones (config.json unreadable) in Docker's shape for a container whose removal
+    // failed, "dead", so clients can show and remove them.
+    if want_broken && limit.is_none() {
+        entries.extend(broken.iter().map(broken_json));
+    }
     Ok(body::json(StatusCode::OK, &entries))
+}
+
+fn broken_json(b: &runtime::BrokenContainer) -> Value {
+    json!({
+        "Id": b.id,
+        "Names": [],
+        "Image": "",
+        "ImageID": "",
+        "Command": "",
+        "Created": b.created.timestamp(),
+        "Ports": [],
+        "Labels": {},
+        "State": "dead",
+        "Status": format!("Broken: {}", b.reason()),
+        "HostConfig": { "NetworkMode": "default" },
+        "NetworkSettings": { "Networks": {} },
+        "Mounts": [],
+    })
 }
 
 /// `created`, `running` or `exited`.
@@ -614,13 +645,19 @@ pub async fn remove(state: Arc<State>, name: String, query: Query) -> ApiResult<
     let force = query.flag("force");
     let volumes = query.flag("v");
     blocking(move || {
-        let c = find(&state, &name)?;
-        tracing::debug!(id = %c.id, force, "removing container");
+        let bare = name.trim_start_matches('/');
+        let id = match state.runtime.get(bare) {
+            Ok(c) => c.id,
+            // Removed without its config (Runtime::remove_broken).
+            Err(runtime::Error::Broken { id, .. }) => id,
+            Err(e) => return Err(runtime_error(e, bare)),
+        };
+        tracing::debug!(%id, force, "removing container");
         state
             .runtime
-            .remove_with(&c.id, force, volumes)
+            .remove_with(&id, force, volumes)
             .map_err(|e| runtime_error(e, &name))?;
-        state.runs.forget(&c.id);
+        state.runs.forget(&id);
         Ok(())
     })
     .await?;

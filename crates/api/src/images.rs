@@ -107,7 +107,16 @@ fn missing_name(name: &str) -> String {
 /// Every image id with its names, from one read of the repositories file.
 fn names_by_image(state: &State) -> ApiResult<BTreeMap<String, Vec<String>>> {
     let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (repo, tags) in state.tags.repositories().map_err(|e| store_error(&e))? {
+    let repositories = match state.tags.repositories() {
+        Ok(repositories) => repositories,
+        // Listed without names rather than not at all; the log says why.
+        Err(err @ tagstore::Error::Damaged { .. }) => {
+            tracing::warn!(%err, "listing images without their names");
+            return Ok(names);
+        }
+        Err(err) => return Err(store_error(&err)),
+    };
+    for (repo, tags) in repositories {
         for (tag, id) in tags {
             names.entry(id).or_default().push(format!("{repo}:{tag}"));
         }
@@ -124,7 +133,11 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
     let dangling = dangling.first().map(|v| v == "true" || v == "1");
     let entries = blocking(move || {
         let names = names_by_image(&state)?;
-        let everything = state.graph.all().map_err(|e| store_error(&e))?;
+        let listing = state.graph.listing().map_err(|e| store_error(&e))?;
+        for broken in &listing.broken {
+            tracing::warn!(id = %broken.id, error = %broken.error, "leaving a broken image out of the listing");
+        }
+        let everything = listing.images;
         let sizes = graph::image_sizes(&everything);
         let by_id: std::collections::HashMap<&str, &Image> =
             everything.iter().map(|i| (i.id.as_str(), i)).collect();
@@ -637,6 +650,12 @@ fn remove_image(state: &State, name: &str, force: bool, prune: bool) -> ApiResul
         }
         None => {
             let by_id = name.starts_with("sha256:") || is_hex(familiar_name);
+            if by_id {
+                let id = familiar_name.trim_start_matches("sha256:");
+                if let Some(report) = remove_broken(state, id, force)? {
+                    return Ok(report);
+                }
+            }
             let image = match by_id {
                 true => state.graph.resolve(familiar_name).ok(),
                 // Pulled by digest: found by its repo digest.
@@ -681,6 +700,50 @@ fn remove_image(state: &State, name: &str, force: bool, prune: bool) -> ApiResul
     };
     delete_with_parents(state, image, prune, &mut report)?;
     Ok(report)
+}
+
+/// `id` (full or prefix) when it names an image whose json is broken: with `force`, its
+/// tags and directory go (its parent is not known: nothing below it is pruned); without, a
+/// 409 naming the file. `None`: not a broken image.
+fn remove_broken(state: &State, id: &str, force: bool) -> ApiResult<Option<Vec<Value>>> {
+    let Ok(id) = state.graph.resolve_id(id) else {
+        return Ok(None);
+    };
+    let err = match state.graph.get(&id) {
+        Err(err @ (graph::Error::Json { .. } | graph::Error::WrongId { .. })) => err,
+        _ => return Ok(None),
+    };
+    if !force {
+        return Err(ApiError::conflict(format!(
+            "conflict: unable to delete {} (must be forced) - image is broken: {err}",
+            short(&id)
+        )));
+    }
+    if let Some(user) = containers_using(state, &id)?.first() {
+        return Err(ApiError::conflict(format!(
+            "conflict: unable to delete {} (cannot be forced) - image is being used by container {}",
+            short(&id),
+            short(user)
+        )));
+    }
+    if !state
+        .graph
+        .children(&id)
+        .map_err(|e| store_error(&e))?
+        .is_empty()
+    {
+        return Err(ApiError::conflict(format!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+            short(&id)
+        )));
+    }
+    let mut report = Vec::new();
+    for removed in state.tags.remove_image(&id).map_err(|e| store_error(&e))? {
+        report.push(json!({ "Untagged": removed }));
+    }
+    state.graph.delete(&id).map_err(|e| store_error(&e))?;
+    report.push(json!({ "Deleted": api_id(&id) }));
+    Ok(Some(report))
 }
 
 /// Delete `image`, then (with `prune`) each parent that is left untagged, childless and unused.
