@@ -410,3 +410,40 @@ fn the_api_lists_around_broken_objects_and_removes_them() {
     let log = fs::read_to_string(root.path().join("daemon.log")).unwrap();
     assert!(log.contains("broken"), "{log}");
 }
+
+/// A broken container whose monitor is gone too (kill -9): `rm -f` finds its processes by
+/// its cgroup, and releases its mount and cgroups.
+#[test]
+fn a_broken_container_without_its_monitor_is_removed_with_its_processes() {
+    let root = DockRoot::with_busybox();
+    let id = root
+        .ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
+    let init = root.inspect(&id)["State"]["Pid"].as_i64().unwrap() as i32;
+    assert!(alive(init));
+    for pid in root.monitors() {
+        kill9(pid);
+        wait_for_exit(pid);
+    }
+    damage(
+        &root.path().join("containers").join(&id).join("config.json"),
+        b"not json",
+    );
+    let ps = root.ok(&["ps", "-a"]);
+    assert!(
+        row(&ps, &id[..12])
+            .unwrap_or_else(|| panic!("{ps}"))
+            .contains("Broken: config.json: "),
+        "{ps}"
+    );
+    let out = root.run(&["rm", "-f", &id[..12]]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!alive(init), "the container's process still runs");
+    assert!(root.mounts().iter().all(|m| !m.contains(&id)));
+    assert!(root
+        .container_cgroups()
+        .iter()
+        .all(|c| !c.to_string_lossy().contains(&id)));
+    assert!(root.container_dirs().is_empty());
+}
