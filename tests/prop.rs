@@ -447,3 +447,32 @@ fn a_broken_container_without_its_monitor_is_removed_with_its_processes() {
         .all(|c| !c.to_string_lossy().contains(&id)));
     assert!(root.container_dirs().is_empty());
 }
+
+/// `rmi -f` of a sound image's last name while a container uses it: the name goes (Docker's
+/// -f), the image stays for the container.
+#[test]
+fn rmi_f_untags_an_image_a_container_uses_and_keeps_it() {
+    let root = DockRoot::with_busybox();
+    let id = root.import_busybox("used");
+    root.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "user",
+        "used",
+        "true",
+    ]);
+    let out = root.run(&["rmi", "used"]);
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("conflict"), "{}", stderr(&out));
+    assert!(root
+        .ok(&["rmi", "-f", "used"])
+        .contains("Untagged: used:latest"));
+    assert!(lines(&root.ok(&["images", "-a", "-q", "--no-trunc"])).contains(&id));
+    assert_eq!(root.inspect("user")["Image"], id.as_str());
+    root.ok(&["rm", "user"]);
+    assert!(root
+        .ok(&["rmi", &id[..12]])
+        .contains(&format!("Deleted: {id}")));
+}

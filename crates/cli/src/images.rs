@@ -58,7 +58,7 @@ pub enum ImageCommand {
     },
     /// Remove one or more images
     Rmi {
-        /// Remove an image whose metadata is damaged too
+        /// Untag an image even when a container uses it (the image stays); remove a broken image
         #[arg(short, long)]
         force: bool,
         #[arg(required = true)]
@@ -491,16 +491,16 @@ fn remove_image(
     let children = graph.children(&image.id)?;
     let users = crate::images_in_use(ctx, &image.id)?;
     let last_name = tags.names(&image.id)?.len() <= 1;
-    if let (true, Some(container)) = (last_name, users.first()) {
-        // Untagging would strand an image a container runs from; Docker refuses too.
+    if let (true, Some(container), false) = (last_name, users.first(), force) {
+        // Docker refuses to take the last name of an image a container runs from, unless forced.
         bail!(
             "conflict: unable to remove repository reference \"{name}\" - container {} is using its referenced image {}",
             short_id(container),
             short_id(&image.id)
         );
     }
-    if tagged.is_some() && (!last_name || !children.is_empty()) {
-        // Other names or children keep the image: only the name goes.
+    if tagged.is_some() && (!last_name || !children.is_empty() || !users.is_empty()) {
+        // Other names, children or containers keep the image: only the name goes.
         tags.untag(&repo, &tag)?;
         println!("Untagged: {repo}:{tag}");
         return Ok(());
