@@ -314,6 +314,38 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config(128))]
+
+    /// Junk behind each compression's magic (and bare junk): a typed error or an empty
+    /// layer, never a panic, nothing outside.
+    #[test]
+    fn compressed_junk_is_refused(
+        magic in prop::sample::select(vec![
+            &b""[..], b"\x1f\x8b\x08", b"BZh9", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd",
+        ]),
+        junk in vec(any::<u8>(), 0..600),
+    ) {
+        let mut archive = magic.to_vec();
+        archive.extend_from_slice(&junk);
+        check(&archive)?;
+    }
+
+    /// A real archive compressed, then cut: never a panic, and an error leaves nothing.
+    #[test]
+    fn compressed_archives_cut_short_never_leave_a_partial_layer(
+        entries in vec(entry(), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&build(&entries)).unwrap();
+        let compressed = gz.finish().unwrap();
+        let end = cut.index(compressed.len());
+        check(&compressed[..end])?;
+    }
+}
+
 /// Regression: `.wh...` is a whiteout of `..`; replacing "what is there" removed the
 /// destination's parent, sentinel and all.
 #[test]
