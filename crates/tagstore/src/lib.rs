@@ -318,6 +318,9 @@ impl TagStore {
         validate_repository(repo)?;
         let tag = tag_or_default(tag);
         validate_tag(tag)?;
+        // Resolved and recorded under the store lock, so an `rmi` runs wholly before (the
+        // name is gone) or after (it sees the tag).
+        let _store = graph.lock_store()?;
         let id = self.lookup(graph, image_name)?.id;
         tracing::debug!(repo, tag, id = %id, "setting tag");
         self.modify(|repositories| {
