@@ -364,6 +364,31 @@ fn remove_file_if_present(path: &Path) -> Result<()> {
     }
 }
 
+/// The pid in an index temp file's name (`images.<pid>.tmp`).
+pub fn index_temp_pid(name: &str) -> Option<u32> {
+    name.strip_prefix(INDEX_FILE)?
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?
+        .parse()
+        .ok()
+}
+
+/// Removes index temp files whose writer is gone (killed between write and rename).
+fn clean_index_temps(index_dir: &Path) {
+    let Ok(entries) = fs::read_dir(index_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(index_temp_pid) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A staging directory owned by this process; removed on drop unless committed.
 struct Staging {
     dir: PathBuf,
@@ -431,6 +456,7 @@ impl Graph {
         graph.clean_staging()?;
         // Made here rather than by the first index written, which would then be stale at once.
         let index_dir = graph.root.join(INDEX_DIR);
+        clean_index_temps(&index_dir);
         // Best effort: without it, listings read every json.
         match fs::DirBuilder::new().mode(0o700).create(&index_dir) {
             Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {

@@ -248,12 +248,8 @@ fn check_graph(
         }
         if name == graph::INDEX_DIR {
             for entry in names(&path)? {
-                if let Some(pid) = entry
-                    .strip_suffix(".tmp")
-                    .and_then(|rest| rest.rsplit_once('.'))
-                    .map(|(_, pid)| pid)
-                {
-                    if !pid_alive(pid) {
+                if let Some(pid) = graph::index_temp_pid(&entry) {
+                    if !pid_alive(&pid.to_string()) {
                         problems.push(Problem::Temp {
                             path: path.join(&entry),
                         });

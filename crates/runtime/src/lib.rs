@@ -108,7 +108,10 @@ pub enum Error {
     Ambiguous(String),
     #[error("no such image: {0}")]
     NoSuchImage(String),
-    #[error("conflict: the container name {name} is already in use by container {holder}")]
+    #[error(
+        "conflict: the container name \"/{name}\" is already in use by container \"{holder}\"; \
+         you have to remove (or rename) that container to be able to reuse that name"
+    )]
     NameInUse { name: String, holder: String },
     #[error("invalid container name {0}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     InvalidName(String),
