@@ -143,7 +143,10 @@ fn assert_consistent(root: &DockRoot, after: &str) {
     let staging: Vec<_> = std::fs::read_dir(root.path().join("graph/_tmp"))
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    assert!(staging.is_empty(), "after {after}: staging left: {staging:?}");
+    assert!(
+        staging.is_empty(),
+        "after {after}: staging left: {staging:?}"
+    );
 }
 
 /// Every container starts (a running one counts), and every tag resolves.
@@ -182,7 +185,15 @@ fn assert_usable(root: &DockRoot) {
 #[test]
 fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
     let root = DockRoot::with_busybox();
-    root.ok(&["create", "--network", "none", "--name", "seed", "busybox", "true"]);
+    root.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "seed",
+        "busybox",
+        "true",
+    ]);
 
     // `run -d` against `rmi`: the run fails with no such image, or rmi refuses (in use).
     for i in 0..10 {
@@ -191,7 +202,15 @@ fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
         let run = spawn(
             &root,
             &[
-                "run", "-d", "--pull", "never", "--network", "none", &image, "sleep", "1000",
+                "run",
+                "-d",
+                "--pull",
+                "never",
+                "--network",
+                "none",
+                &image,
+                "sleep",
+                "1000",
             ],
         );
         let rmi = spawn(&root, &["rmi", &image]);
@@ -225,7 +244,15 @@ fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
         let (base, name, out) = (format!("base{i}"), format!("k{i}"), format!("out{i}"));
         root.ok(&["commit", "seed", &base]);
         root.ok(&[
-            "create", "--pull", "never", "--network", "none", "--name", &name, &base, "true",
+            "create",
+            "--pull",
+            "never",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            &base,
+            "true",
         ]);
         let commit = spawn(&root, &["commit", &name, &out]);
         let remover = {
@@ -258,7 +285,14 @@ fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
                 spawn(
                     &root,
                     &[
-                        "run", "-d", "--network", "none", "--name", &name, "busybox", "sleep",
+                        "run",
+                        "-d",
+                        "--network",
+                        "none",
+                        "--name",
+                        &name,
+                        "busybox",
+                        "sleep",
                         "1000",
                     ],
                 )
@@ -313,7 +347,15 @@ const OPS: [&str; 7] = ["run", "create", "rm", "commit", "import", "tag", "rmi"]
 #[test]
 fn sigkill_at_random_points_leaves_a_consistent_store() {
     let root = DockRoot::with_busybox();
-    root.ok(&["create", "--network", "none", "--name", "seed", "busybox", "true"]);
+    root.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "seed",
+        "busybox",
+        "true",
+    ]);
     let mut rng = Rng::new();
     // How long each command takes, roughly: kills land anywhere from its start to its end.
     let mut took: Vec<Duration> = Vec::new();
@@ -346,7 +388,15 @@ fn sigkill_at_random_points_leaves_a_consistent_store() {
 #[test]
 fn sigkill_at_chosen_syscalls_leaves_a_consistent_store() {
     let root = DockRoot::with_busybox();
-    root.ok(&["create", "--network", "none", "--name", "seed", "busybox", "true"]);
+    root.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "seed",
+        "busybox",
+        "true",
+    ]);
     // (command, syscalls to kill at, how many of them to try in turn)
     let plan: [(&str, &str, usize); 9] = [
         ("create", "rename,renameat,renameat2", 2),
@@ -386,7 +436,15 @@ fn sigkill_at_chosen_syscalls_leaves_a_consistent_store() {
 #[test]
 fn system_check_reports_and_repairs_a_damaged_store() {
     let root = DockRoot::with_busybox();
-    root.ok(&["create", "--network", "none", "--name", "keep", "busybox", "true"]);
+    root.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "keep",
+        "busybox",
+        "true",
+    ]);
     let clean = root.run(&["system", "check"]);
     assert!(clean.status.success() && clean.stdout.is_empty());
 

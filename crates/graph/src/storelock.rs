@@ -149,7 +149,10 @@ mod tests {
         assert!(held_here(&path).unwrap());
         let p = path.clone();
         let other = std::thread::spawn(move || StoreLock::try_acquire(&p).unwrap().is_some());
-        assert!(!other.join().unwrap(), "the outer hold went with the inner one");
+        assert!(
+            !other.join().unwrap(),
+            "the outer hold went with the inner one"
+        );
         drop(outer);
         assert!(!held_here(&path).unwrap());
         let p = path.clone();

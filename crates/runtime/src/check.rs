@@ -26,9 +26,13 @@ use crate::{overlay, remove_tree, CREATING_PREFIX, NAMES_LOCK, REMOVED_PREFIX};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// In `graph/_tmp/`, owned by no live process.
-    Staging { path: PathBuf },
+    Staging {
+        path: PathBuf,
+    },
     /// An entry no command lists or removes.
-    Orphan { path: PathBuf },
+    Orphan {
+        path: PathBuf,
+    },
     /// `graph/<id>/json` missing, unparsable or naming another id.
     ImageJson {
         id: String,
@@ -36,20 +40,42 @@ pub enum Problem {
         message: String,
     },
     /// An image's layer directory (or, for a configuration entry, its config) is missing.
-    MissingLayer { id: String, path: PathBuf },
-    MissingParent { id: String, parent: String },
-    ParentCycle { id: String },
+    MissingLayer {
+        id: String,
+        path: PathBuf,
+    },
+    MissingParent {
+        id: String,
+        parent: String,
+    },
+    ParentCycle {
+        id: String,
+    },
     /// The listing index is current by its stamp but lists other images.
-    Index { path: PathBuf },
+    Index {
+        path: PathBuf,
+    },
     /// A temp file left by a process that is gone.
-    Temp { path: PathBuf },
+    Temp {
+        path: PathBuf,
+    },
     /// `repositories` does not parse.
-    TagFile { path: PathBuf, message: String },
-    DanglingTag { reference: String, id: String },
+    TagFile {
+        path: PathBuf,
+        message: String,
+    },
+    DanglingTag {
+        reference: String,
+        id: String,
+    },
     /// `containers/.removed-<id>`: a removal that did not finish.
-    Removed { path: PathBuf },
+    Removed {
+        path: PathBuf,
+    },
     /// `containers/.creating-<id>`: a create that did not finish.
-    Creating { path: PathBuf },
+    Creating {
+        path: PathBuf,
+    },
     /// `containers/<id>/config.json` missing, unparsable or naming another id.
     ContainerConfig {
         id: String,
@@ -57,7 +83,10 @@ pub enum Problem {
         message: String,
     },
     /// The container's image is not in the graph.
-    ContainerImage { id: String, image: String },
+    ContainerImage {
+        id: String,
+        image: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -181,7 +210,9 @@ pub fn check_store(root: &Path, repair: bool) -> Result<Vec<Finding>, CheckError
     let graph_dir = root.join("graph");
     // No graph: an empty store (nothing can be half-made without one).
     let _store = if graph_dir.is_dir() {
-        Some(graph::StoreLock::acquire(&graph::store_lock_path(&graph_dir))?)
+        Some(graph::StoreLock::acquire(&graph::store_lock_path(
+            &graph_dir,
+        ))?)
     } else {
         None
     };
@@ -388,9 +419,9 @@ fn check_tags(
     for (repo, tags) in &file.repositories {
         for (tag, id) in tags {
             // A broken image (unparsable json) is reported as itself; its tags stand.
-            if !images.contains_key(id)
-                && !(graph::is_full_id(id) && graph_dir.join(id).is_dir())
-            {
+            let there =
+                images.contains_key(id) || (graph::is_full_id(id) && graph_dir.join(id).is_dir());
+            if !there {
                 problems.push(Problem::DanglingTag {
                     reference: format!("{repo}:{tag}"),
                     id: id.clone(),
@@ -529,7 +560,9 @@ fn remove_image(root: &Path, id: &str) -> Result<Repair, CheckError> {
         return Ok(Repair::Kept(format!("kept: container {user} uses it")));
     }
     if let Some(child) = children_of(&graph_dir, id)?.first() {
-        return Ok(Repair::Kept(format!("kept: image {child} names it as parent")));
+        return Ok(Repair::Kept(format!(
+            "kept: image {child} names it as parent"
+        )));
     }
     // Renamed out first, as `Graph::delete` does: no reader sees half an image.
     let staging = graph_dir.join(graph::STAGING_DIR);
@@ -555,7 +588,9 @@ fn remove_container(root: &Path, id: &str) -> Result<Repair, CheckError> {
             "kept: its rootfs is mounted (running?); stop it and use rm -f".into(),
         ));
     }
-    let removed = root.join("containers").join(format!("{REMOVED_PREFIX}{id}"));
+    let removed = root
+        .join("containers")
+        .join(format!("{REMOVED_PREFIX}{id}"));
     fs::rename(&dir, &removed).map_err(io_err(format!("rename {}", dir.display())))?;
     remove_tree(&removed).map_err(io_err(format!("remove {}", removed.display())))?;
     Ok(Repair::Fixed(format!("removed container {id}")))
@@ -592,7 +627,8 @@ fn repair_one(root: &Path, problem: &Problem) -> Result<Repair, CheckError> {
         }
         Problem::DanglingTag { reference, .. } => {
             let (repo, tag) = tagstore::parse_reference(reference);
-            TagStore::open(root.join("repositories"))?.untag(&repo, tag.as_deref().unwrap_or(""))?;
+            TagStore::open(root.join("repositories"))?
+                .untag(&repo, tag.as_deref().unwrap_or(""))?;
             Ok(Repair::Fixed(format!("untagged {reference}")))
         }
         Problem::ContainerConfig { id, path, .. } => {
@@ -705,7 +741,10 @@ mod tests {
         fs::write(root.join("graph/_tmp/def-99.lock"), "").unwrap();
         fs::create_dir_all(root.join("graph/_tmp/def-99/layer")).unwrap();
         // Tags: one naming a missing image; a temp file of a dead writer.
-        tags(root, &[("base", &id(1)), ("app", &id(2)), ("gone", &id(0xdd))]);
+        tags(
+            root,
+            &[("base", &id(1)), ("app", &id(2)), ("gone", &id(0xdd))],
+        );
         fs::write(root.join("repositories.tmp"), "{}").unwrap();
         // Containers: image missing, no config, bad config, half-made, half-removed, foreign.
         container(root, &id(0xc2), &id(0xdd));
@@ -735,14 +774,25 @@ mod tests {
             )
         };
         has(&format!("image {}: ", id(3)));
-        has(&format!("image {}: parent image {} is missing", id(4), id(0xee)));
+        has(&format!(
+            "image {}: parent image {} is missing",
+            id(4),
+            id(0xee)
+        ));
         has(&format!("image {}: ", id(5)));
         has("graph/stray: not part of the store");
         has("abc-1234.deleted: staging left");
         has("def-99: staging left");
-        has(&format!("tag gone:latest: image {} does not exist", id(0xdd)));
+        has(&format!(
+            "tag gone:latest: image {} does not exist",
+            id(0xdd)
+        ));
         has("repositories.tmp: temp file");
-        has(&format!("container {}: image {} does not exist", id(0xc2), id(0xdd)));
+        has(&format!(
+            "container {}: image {} does not exist",
+            id(0xc2),
+            id(0xdd)
+        ));
         has(&format!("container {}: ", id(0xc3)));
         has(&format!("container {}: ", id(0xc4)));
         has(".creating-xyz: creation of a container not finished");
@@ -766,7 +816,11 @@ mod tests {
         for valid in [id(1), id(2)] {
             assert!(root.join("graph").join(&valid).join("layer").is_dir());
         }
-        assert!(root.join("containers").join(id(0xc1)).join("config.json").is_file());
+        assert!(root
+            .join("containers")
+            .join(id(0xc1))
+            .join("config.json")
+            .is_file());
         let repos = fs::read_to_string(root.join("repositories")).unwrap();
         assert!(repos.contains("base") && repos.contains("app") && !repos.contains("gone"));
         for gone in [id(3), id(4), id(5)] {

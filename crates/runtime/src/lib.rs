@@ -10,8 +10,8 @@
 //! ("killed", as Docker reports a SIGKILLed container).
 
 pub mod attach;
-pub mod check;
 pub mod cgroup;
+pub mod check;
 pub mod container;
 pub mod devices;
 pub mod etcfiles;
@@ -602,7 +602,9 @@ impl Runtime {
 
         // Under the store lock until the container is in place: an `rmi` of its image runs
         // wholly before (the image is gone, checked here) or after (it sees this container).
-        let _store = graph.lock_store().map_err(|e| Error::Graph(e.to_string()))?;
+        let _store = graph
+            .lock_store()
+            .map_err(|e| Error::Graph(e.to_string()))?;
         if !graph.exists(&image.id) {
             return Err(Error::NoSuchImage(opts.image.clone()));
         }
