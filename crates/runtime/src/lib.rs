@@ -1718,6 +1718,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_listing_removes_a_crashed_create_only_when_the_store_lock_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime::open(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join("graph")).unwrap();
+        let staging = dir
+            .path()
+            .join("containers")
+            .join(format!("{CREATING_PREFIX}{}", "a".repeat(64)));
+        fs::create_dir_all(staging.join("upper")).unwrap();
+        // A create in progress (another thread holds the lock): left alone.
+        let lock = rt.store_lock_path();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _held = graph::StoreLock::acquire(&lock).unwrap();
+            held_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        held_rx.recv().unwrap();
+        assert!(rt.list().unwrap().is_empty());
+        assert!(staging.is_dir(), "a live create's staging was removed");
+        done_tx.send(()).unwrap();
+        holder.join().unwrap();
+        // Its creator gone: the next listing removes it.
+        assert!(rt.list().unwrap().is_empty());
+        assert!(!staging.exists(), "a crashed create's staging stayed");
+    }
+
+    #[test]
     fn removing_a_tree_tolerates_others_removing_it_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let outside = dir.path().join("outside");
