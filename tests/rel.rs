@@ -398,7 +398,8 @@ fn sigkill_at_chosen_syscalls_leaves_a_consistent_store() {
         "true",
     ]);
     // (command, syscalls to kill at, how many of them to try in turn)
-    let plan: [(&str, &str, usize); 9] = [
+    let plan: [(&str, &str, usize); 10] = [
+        ("run", "rename,renameat,renameat2", 4),
         ("create", "rename,renameat,renameat2", 2),
         ("create", "mkdir,mkdirat", 6),
         ("rm", "rename,renameat,renameat2", 1),
