@@ -1,6 +1,7 @@
 //! `dock`: parse the command line, call the libraries, render their answers.
 
 mod auth;
+mod check;
 mod containers;
 mod exec;
 mod format;
@@ -8,6 +9,7 @@ mod images;
 mod pull;
 mod push;
 mod saveload;
+mod system;
 mod volumes;
 
 use std::path::PathBuf;
@@ -61,6 +63,9 @@ enum Command {
     Volume(volumes::VolumeCommand),
     /// Run a command in a running container
     Exec(exec::ExecArgs),
+    /// Manage the store as a whole
+    #[command(subcommand)]
+    System(system::SystemCommand),
     #[command(flatten)]
     SaveLoad(saveload::SaveLoadCommand),
     /// The per-container monitor (internal; started by run and start)
@@ -151,6 +156,7 @@ fn main() -> ExitCode {
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
+        Command::System(cmd) => system::run(&ctx, cmd),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),
