@@ -274,8 +274,15 @@ fn a_damaged_repositories_file_is_kept_and_the_rest_works() {
     }
     assert_eq!(fs::read(&file).unwrap(), damaged);
 
-    // Moved aside (the repair the error suggests), tags work again from an empty store.
-    fs::rename(&file, root.path().join("repositories.damaged")).unwrap();
+    // `system check` names it; its repair moves it aside (kept, not emptied in place), and
+    // tags work again from an empty store.
+    let out = root.run(&["system", "check"]);
+    assert!(stdout(&out).contains("repositories"), "{}", stdout(&out));
+    root.ok(&["system", "check", "--repair"]);
+    assert_eq!(
+        fs::read(root.path().join("repositories.broken")).unwrap(),
+        damaged
+    );
     root.ok(&["tag", &id[..12], "busybox"]);
     root.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
 }
