@@ -399,6 +399,30 @@ fn the_api_lists_around_broken_objects_and_removes_them() {
     let (status, body) = daemon.request("GET", "/containers/fine/json");
     assert_eq!(status, 200, "{body}");
 
+    // The docker CLI lists around them too.
+    let docker_config = tempfile::tempdir().unwrap();
+    let docker = |args: &[&str]| {
+        std::process::Command::new("timeout")
+            .args(["-k", "5", "60", "docker"])
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", daemon.socket.display()))
+            .env("DOCKER_CONFIG", docker_config.path())
+            .output()
+            .unwrap()
+    };
+    let out = docker(&["ps", "-a", "--no-trunc"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        row(&table, &container)
+            .unwrap_or_else(|| panic!("{table}"))
+            .contains("Broken: config.json"),
+        "{table}"
+    );
+    let out = docker(&["images"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("busybox"), "{}", stdout(&out));
+
     let (status, body) = daemon.request("DELETE", &format!("/images/{}", &image[..12]));
     assert_eq!(status, 409, "{body}");
     let (status, body) = daemon.request("DELETE", &format!("/images/{}?force=1", &image[..12]));
@@ -407,11 +431,8 @@ fn the_api_lists_around_broken_objects_and_removes_them() {
         body.contains("victim:latest") && body.contains(&image),
         "{body}"
     );
-    let (status, body) = daemon.request(
-        "DELETE",
-        &format!("/containers/{}?force=1", &container[..12]),
-    );
-    assert_eq!(status, 204, "{body}");
+    let out = docker(&["rm", "-f", &container[..12]]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!root.container_dirs().contains(&container));
     assert!(!root.path().join("graph").join(&image).exists());
     let log = fs::read_to_string(root.path().join("daemon.log")).unwrap();
