@@ -305,4 +305,81 @@ mod tests {
             ]
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::RngSeed;
+
+        fn config(cases: u32) -> ProptestConfig {
+            let env = ProptestConfig::default();
+            ProptestConfig {
+                cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+                    env.cases
+                } else {
+                    cases
+                },
+                rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+                    env.rng_seed
+                } else {
+                    RngSeed::Fixed(0x646f_636b)
+                },
+                failure_persistence: None,
+                ..env
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config(128))]
+
+            /// `HostConfig.PortBindings` as Docker's clients send them become `-p` specs that
+            /// read back as the same bindings.
+            #[test]
+            fn port_bindings_become_specs_of_the_same_ports(
+                private in 1u16..,
+                udp in any::<bool>(),
+                bindings in proptest::collection::vec(
+                    (proptest::option::of(any::<[u8; 4]>()), proptest::option::of(1u16..)),
+                    0..3,
+                ),
+            ) {
+                let proto = if udp { "udp" } else { "tcp" };
+                let list: Vec<serde_json::Value> = bindings
+                    .iter()
+                    .map(|(ip, port)| serde_json::json!({
+                        "HostIp": ip.map(|a| std::net::Ipv4Addr::from(a).to_string()).unwrap_or_default(),
+                        "HostPort": port.map(|p| p.to_string()).unwrap_or_default(),
+                    }))
+                    .collect();
+                let body = serde_json::json!({
+                    "Image": "busybox",
+                    "HostConfig": { "PortBindings": { format!("{private}/{proto}"): list } },
+                });
+                let body = CreateBody::parse(body.to_string().as_bytes()).unwrap();
+                let specs: Vec<netmgr::PortSpec> = body
+                    .port_specs()
+                    .iter()
+                    .map(|s| s.parse().map_err(|e| TestCaseError::fail(format!("{s}: {e}"))))
+                    .collect::<Result<_, _>>()?;
+                prop_assert_eq!(specs.len(), bindings.len().max(1));
+                for (i, spec) in specs.iter().enumerate() {
+                    prop_assert_eq!(spec.container_port, private);
+                    prop_assert_eq!(spec.proto.as_str(), proto);
+                    if let Some((ip, port)) = bindings.get(i) {
+                        prop_assert_eq!(spec.host_ip, ip.map(std::net::Ipv4Addr::from));
+                        prop_assert_eq!(spec.host_port, *port);
+                    }
+                }
+            }
+
+            /// Any bytes as a create body: a 400 or a body, never a panic.
+            #[test]
+            fn any_create_body_is_read_or_refused(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+                if let Ok(body) = CreateBody::parse(&data) {
+                    let _ = body.port_specs();
+                    let _ = body.runtime_host_config();
+                }
+            }
+        }
+    }
 }
