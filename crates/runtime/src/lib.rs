@@ -12,6 +12,7 @@
 pub mod attach;
 pub mod cgroup;
 pub mod container;
+pub mod copy;
 pub mod devices;
 pub mod etcfiles;
 pub mod exec;
@@ -166,6 +167,9 @@ pub enum Error {
     /// Volumes and mounts: bad specs, unknown or busy volumes, their files.
     #[error(transparent)]
     Volume(#[from] volumes::Error),
+    /// `cp`: a path that is missing, refused or unreadable.
+    #[error(transparent)]
+    Copy(#[from] copy::Error),
 }
 
 impl Error {
