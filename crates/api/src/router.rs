@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
 use crate::{
-    auth, containers, exec, images, push, saveload, system, volumes, API_VERSION, MIN_API_VERSION,
+    auth, containers, copy, exec, images, push, saveload, system, volumes, API_VERSION, MIN_API_VERSION,
     VERSION,
 };
 
@@ -99,6 +99,12 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                 }
                 (&Method::GET, "logs") => return containers::logs(state, name, query).await,
                 (&Method::GET, "export") => return containers::export(state, name).await,
+                (&Method::HEAD, "archive") => return copy::stat(state, name, query).await,
+                (&Method::GET, "archive") => return copy::get(state, name, query).await,
+                (&Method::PUT, "archive") => {
+                    return copy::put(state, name, query, req.into_body()).await
+                }
+                (&Method::POST, "rename") => return copy::rename(state, name, query).await,
                 (&Method::GET, "changes") => return containers::changes(state, name).await,
                 (&Method::POST, "resize") => return containers::resize(state, name, query).await,
                 (&Method::POST, "exec") => return exec::create(state, name, req.into_body()).await,

@@ -2,6 +2,7 @@
 
 mod auth;
 mod containers;
+mod cp;
 mod exec;
 mod format;
 mod images;
@@ -61,6 +62,10 @@ enum Command {
     Volume(volumes::VolumeCommand),
     /// Run a command in a running container
     Exec(exec::ExecArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Rename a container
+    Rename(cp::RenameArgs),
     #[command(flatten)]
     SaveLoad(saveload::SaveLoadCommand),
     /// The per-container monitor (internal; started by run and start)
@@ -151,6 +156,8 @@ fn main() -> ExitCode {
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
+        Command::Cp(args) => cp::run(&ctx, args),
+        Command::Rename(args) => cp::rename(&ctx, args),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),
