@@ -395,6 +395,7 @@ impl CopyRoot {
                 .no_overwrite_dir_non_dir
                 .then(|| (dir.as_fd(), resolved.clone())),
             owner: (!opts.copy_uid_gid).then_some((0, 0)),
+            prefix_dot: false,
         };
         extract_into(&dir, input, &how)
     }

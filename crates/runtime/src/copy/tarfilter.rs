@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tar::{EntryType, Header};
 
@@ -59,6 +59,23 @@ pub fn archive_fd(fd: BorrowedFd<'_>, name: &str, mut out: impl Write) -> Result
     };
     let st = fstat(fd).map_err(io_err)?;
     let kind = st.st_mode & libc::S_IFMT;
+    if kind == libc::S_IFDIR && name == "." {
+        // `PATH/.`: entries as `./...`, which the tar crate's setters cannot write.
+        let (reader, mut writer) = io::pipe().map_err(io_err)?;
+        return std::thread::scope(|scope| {
+            let tarring = scope.spawn(move || {
+                let result = archive::tar_dir(&path, &mut writer, archive::Compression::None);
+                drop(writer);
+                result
+            });
+            let prefixed = rewrite(reader, &mut out, &Rewrite {
+                prefix_dot: true,
+                ..Rewrite::default()
+            });
+            tarring.join().map_err(|_| io_err(io::Error::other("archiving panicked")))??;
+            prefixed
+        });
+    }
     if kind == libc::S_IFDIR {
         archive::tar_dir_as(&path, out, archive::Compression::None, name.as_bytes())?;
         return Ok(());
@@ -127,6 +144,16 @@ pub struct Rewrite<'a> {
     pub no_overwrite_dir_non_dir: Option<(BorrowedFd<'a>, String)>,
     /// Owner every entry gets; `None` keeps the archive's.
     pub owner: Option<(u64, u64)>,
+    /// Names (and hard link targets) start with `./`, the archive of `PATH/.`.
+    pub prefix_dot: bool,
+}
+
+fn dot_prefixed(name: &[u8]) -> Vec<u8> {
+    if name.starts_with(b"./") {
+        name.to_vec()
+    } else {
+        [b"./", name].concat()
+    }
 }
 
 fn rebase_bytes(name: &[u8], from: &str, to: &str) -> Vec<u8> {
@@ -180,6 +207,12 @@ pub fn rewrite(input: impl Read, output: impl Write, how: &Rewrite<'_>) -> Resul
                 link = link.map(|l| rebase_bytes(&l, from, to));
             }
         }
+        if how.prefix_dot {
+            name = dot_prefixed(&name);
+            if kind == EntryType::Link {
+                link = link.map(|l| dot_prefixed(&l));
+            }
+        }
         let mut header = entry.header().clone();
         if let Some((dir, shown)) = &how.no_overwrite_dir_non_dir {
             check_overwrite(*dir, shown, &relative(&name), kind == EntryType::Directory)?;
@@ -193,19 +226,60 @@ pub fn rewrite(input: impl Read, output: impl Write, how: &Rewrite<'_>) -> Resul
                 .append_pax_extensions(xattrs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
                 .map_err(Error::Tar)?;
         }
-        let path = Path::new(std::ffi::OsStr::from_bytes(&name));
-        match (kind, &link) {
-            (EntryType::Link | EntryType::Symlink, Some(target)) => builder
-                .append_link(&mut header, path, std::ffi::OsStr::from_bytes(target))
-                .map_err(Error::Tar)?,
-            _ => builder
-                .append_data(&mut header, path, &mut entry)
-                .map_err(Error::Tar)?,
-        }
+        let link = match kind {
+            EntryType::Link | EntryType::Symlink => link,
+            _ => None,
+        };
+        append_raw(&mut builder, &header, &name, link.as_deref(), &mut entry).map_err(Error::Tar)?;
     }
     builder.finish().map_err(Error::Tar)?;
     let mut output = builder.into_inner().map_err(Error::Tar)?;
     output.flush().map_err(Error::Tar)
+}
+
+/// Appends an entry named exactly `name` (the tar crate's own path setters drop a leading
+/// `./`, which docker's rebasing of `PATH/.` archives relies on): a fresh GNU header with
+/// `like`'s metadata, GNU long-name entries for names over 100 bytes.
+fn append_raw<W: Write>(
+    builder: &mut tar::Builder<W>,
+    like: &Header,
+    name: &[u8],
+    link: Option<&[u8]>,
+    data: impl Read,
+) -> io::Result<()> {
+    let mut header = Header::new_gnu();
+    header.set_entry_type(like.entry_type());
+    header.set_mode(like.mode()?);
+    header.set_uid(like.uid()?);
+    header.set_gid(like.gid()?);
+    header.set_mtime(like.mtime()?);
+    header.set_size(like.entry_size()?);
+    if let (Ok(Some(major)), Ok(Some(minor))) = (like.device_major(), like.device_minor()) {
+        header.set_device_major(major)?;
+        header.set_device_minor(minor)?;
+    }
+    for (bytes, kind) in [(Some(name), EntryType::GNULongName), (link, EntryType::GNULongLink)] {
+        let Some(bytes) = bytes else { continue };
+        let field: &mut [u8; 100] = if kind == EntryType::GNULongName {
+            &mut header.as_old_mut().name
+        } else {
+            &mut header.as_old_mut().linkname
+        };
+        field.fill(0);
+        let n = bytes.len().min(100);
+        field[..n].copy_from_slice(&bytes[..n]);
+        if bytes.len() > 100 {
+            let mut long = Header::new_gnu();
+            long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+            long.set_entry_type(kind);
+            long.set_mode(0o644);
+            long.set_size(bytes.len() as u64 + 1);
+            long.set_cksum();
+            builder.append(&long, [bytes, b"\0"].concat().as_slice())?;
+        }
+    }
+    header.set_cksum();
+    builder.append(&header, data)
 }
 
 /// moby's `NoOverwriteDirNonDir` for the entry `rel` of the destination open as `dir`.
