@@ -92,27 +92,51 @@ fn dock_cp_copies_files_and_directories_both_ways_on_stopped_containers() {
     let root = DockRoot::with_busybox();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    root.ok(&["create", "--name", "never", "--network", "none", "busybox", "true"]);
+    root.ok(&[
+        "create",
+        "--name",
+        "never",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     write(&w.join("f.txt"), "hello\n");
     std::fs::create_dir_all(w.join("dir/sub")).unwrap();
     write(&w.join("dir/sub/a"), "A");
 
     // A file into an existing directory, a file to a new name, a directory to a new name.
     root.ok(&["cp", w.join("f.txt").to_str().unwrap(), "never:/tmp"]);
-    root.ok(&["cp", w.join("f.txt").to_str().unwrap(), "never:/tmp/renamed"]);
+    root.ok(&[
+        "cp",
+        w.join("f.txt").to_str().unwrap(),
+        "never:/tmp/renamed",
+    ]);
     root.ok(&["cp", w.join("dir").to_str().unwrap(), "never:/tmp/newdir"]);
     assert!(root.mounts().is_empty(), "mounts left: {:?}", root.mounts());
 
     // Back out.
-    root.ok(&["cp", "never:/tmp/f.txt", w.join("out.txt").to_str().unwrap()]);
+    root.ok(&[
+        "cp",
+        "never:/tmp/f.txt",
+        w.join("out.txt").to_str().unwrap(),
+    ]);
     assert_eq!(read(&w.join("out.txt")), "hello\n");
-    root.ok(&["cp", "never:/tmp/renamed", w.join("renamed").to_str().unwrap()]);
+    root.ok(&[
+        "cp",
+        "never:/tmp/renamed",
+        w.join("renamed").to_str().unwrap(),
+    ]);
     assert_eq!(read(&w.join("renamed")), "hello\n");
     std::fs::create_dir(w.join("into")).unwrap();
     root.ok(&["cp", "never:/tmp/newdir", w.join("into").to_str().unwrap()]);
     assert_eq!(read(&w.join("into/newdir/sub/a")), "A");
     // `/.`: the directory's contents, not the directory.
-    root.ok(&["cp", "never:/tmp/newdir/.", w.join("contents").to_str().unwrap()]);
+    root.ok(&[
+        "cp",
+        "never:/tmp/newdir/.",
+        w.join("contents").to_str().unwrap(),
+    ]);
     assert_eq!(read(&w.join("contents/sub/a")), "A");
     // A directory to a new local name.
     root.ok(&["cp", "never:/etc", w.join("etccopy").to_str().unwrap()]);
@@ -120,7 +144,17 @@ fn dock_cp_copies_files_and_directories_both_ways_on_stopped_containers() {
     assert!(root.mounts().is_empty(), "mounts left: {:?}", root.mounts());
 
     // An exited container too; what it wrote is there.
-    root.ok(&["run", "--name", "exited", "--network", "none", "busybox", "sh", "-c", "echo ran > /ran"]);
+    root.ok(&[
+        "run",
+        "--name",
+        "exited",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ran > /ran",
+    ]);
     root.ok(&["cp", "exited:/ran", w.join("ran").to_str().unwrap()]);
     assert_eq!(read(&w.join("ran")), "ran\n");
     root.ok(&["cp", w.join("f.txt").to_str().unwrap(), "exited:/"]);
@@ -136,40 +170,76 @@ fn dock_cp_follows_docker_path_rules_and_errors() {
     let root = DockRoot::with_busybox();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    root.ok(&["create", "--name", "c1", "--network", "none", "busybox", "true"]);
+    root.ok(&[
+        "create",
+        "--name",
+        "c1",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     write(&w.join("f"), "x");
     let f = w.join("f");
     let f = f.to_str().unwrap();
 
     let out = root.run(&["cp", "c1:/nope", w.to_str().unwrap()]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("Could not find the file /nope in container c1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Could not find the file /nope in container c1"),
+        "{}",
+        stderr(&out)
+    );
     let out = root.run(&["cp", f, "c1:/nodir/x"]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("Could not find the file /nodir in container c1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Could not find the file /nodir in container c1"),
+        "{}",
+        stderr(&out)
+    );
     let out = root.run(&["cp", f, "c1:/newdir/"]);
-    assert!(stderr(&out).contains("no such directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no such directory"),
+        "{}",
+        stderr(&out)
+    );
     let out = root.run(&["cp", w.to_str().unwrap(), "c1:/etc/passwd"]);
-    assert!(stderr(&out).contains("cannot copy directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot copy directory"),
+        "{}",
+        stderr(&out)
+    );
     let out = root.run(&["cp", "a", "b"]);
     assert!(stderr(&out).contains("must specify at least one container source"));
     let out = root.run(&["cp", "c1:/a", "c1:/b"]);
     assert!(stderr(&out).contains("copying between containers is not supported"));
     let out = root.run(&["cp", "nosuch:/etc", w.to_str().unwrap()]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("no such container"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no such container"),
+        "{}",
+        stderr(&out)
+    );
     // A file onto an existing directory of the same name is refused (NoOverwriteDirNonDir).
     std::fs::create_dir(w.join("passwd")).unwrap();
     root.ok(&["cp", w.join("passwd").to_str().unwrap(), "c1:/tmp/"]);
     let out = root.run(&["cp", "c1:/etc/passwd", w.to_str().unwrap()]);
-    assert!(stderr(&out).contains("cannot overwrite directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot overwrite directory"),
+        "{}",
+        stderr(&out)
+    );
 
     // Owners: root's without -a, the archive's with it.
     std::os::unix::fs::chown(f, Some(1234), Some(4321)).unwrap();
     root.ok(&["cp", f, "c1:/tmp/plain"]);
     root.ok(&["cp", "-a", f, "c1:/tmp/kept"]);
     for (name, uid, gid) in [("plain", 0, 0), ("kept", 1234, 4321)] {
-        let tar = root.cmd().args(["cp", &format!("c1:/tmp/{name}"), "-"]).output().unwrap();
+        let tar = root
+            .cmd()
+            .args(["cp", &format!("c1:/tmp/{name}"), "-"])
+            .output()
+            .unwrap();
         assert!(tar.status.success(), "{}", stderr(&tar));
         let mut archive = tar::Archive::new(tar.stdout.as_slice());
         let entry = archive.entries().unwrap().next().unwrap().unwrap();
@@ -179,7 +249,11 @@ fn dock_cp_follows_docker_path_rules_and_errors() {
     }
     // A tar on stdin needs a directory.
     let out = root.run(&["cp", "-", "c1:/etc/passwd"]);
-    assert!(stderr(&out).contains("must be a directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("must be a directory"),
+        "{}",
+        stderr(&out)
+    );
     assert!(root.mounts().is_empty(), "mounts left: {:?}", root.mounts());
 }
 
@@ -197,7 +271,11 @@ fn check_no_escape(root: &DockRoot, ctr: &str, w: &Path) {
     // They landed in the container's own /etc, / and /tmp.
     for inside in ["/etc", "", "/tmp"] {
         let out = w.join(format!("got-{}", inside.replace('/', "_")));
-        root.ok(&["cp", &format!("{ctr}:{inside}/{name}"), out.to_str().unwrap()]);
+        root.ok(&[
+            "cp",
+            &format!("{ctr}:{inside}/{name}"),
+            out.to_str().unwrap(),
+        ]);
         assert_eq!(read(&out), "planted");
     }
     // Out: the container's passwd, never the host's.
@@ -237,7 +315,10 @@ fn check_no_escape(root: &DockRoot, ctr: &str, w: &Path) {
         .unwrap();
     child.stdin.take().unwrap().write_all(&tar).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success(), "a tar through its own symlink must fail");
+    assert!(
+        !out.status.success(),
+        "a tar through its own symlink must fail"
+    );
     assert_absent(&escape_targets(&evil));
 }
 
@@ -246,12 +327,30 @@ fn dock_cp_through_symlinks_never_leaves_the_container() {
     let root = DockRoot::with_busybox();
     let work = tempfile::tempdir().unwrap();
     let host_passwd = read(Path::new("/etc/passwd"));
-    root.ok(&["create", "--name", "stopped", "--network", "none", "busybox", "true"]);
+    root.ok(&[
+        "create",
+        "--name",
+        "stopped",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     plant_links(&root, "stopped");
     check_no_escape(&root, "stopped", work.path());
     assert!(root.mounts().is_empty(), "mounts left: {:?}", root.mounts());
 
-    root.ok(&["run", "-d", "--name", "running", "--network", "none", "busybox", "sleep", "300"]);
+    root.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "running",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
     plant_links(&root, "running");
     check_no_escape(&root, "running", work.path());
     assert_eq!(read(Path::new("/etc/passwd")), host_passwd);
@@ -264,7 +363,19 @@ fn dock_cp_reaches_a_running_containers_volume_and_refuses_a_stopped_ones() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     write(&w.join("v.txt"), "in the volume");
-    root.ok(&["run", "-d", "--name", "vc", "--network", "none", "-v", "cpvol:/data", "busybox", "sleep", "300"]);
+    root.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "vc",
+        "--network",
+        "none",
+        "-v",
+        "cpvol:/data",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
     root.ok(&["cp", w.join("v.txt").to_str().unwrap(), "vc:/data/"]);
     let out = root.ok(&["exec", "vc", "cat", "/data/v.txt"]);
     assert_eq!(out, "in the volume");
@@ -280,7 +391,9 @@ fn dock_cp_reaches_a_running_containers_volume_and_refuses_a_stopped_ones() {
     let out = root.run(&["cp", w.join("v.txt").to_str().unwrap(), "vc:/data/"]);
     assert_eq!(code(&out), 1);
     assert!(
-        stderr(&out).contains("it lies in the mount at /data, which is mounted only while the container runs"),
+        stderr(&out).contains(
+            "it lies in the mount at /data, which is mounted only while the container runs"
+        ),
         "{}",
         stderr(&out)
     );
@@ -292,10 +405,34 @@ fn dock_cp_reaches_a_running_containers_volume_and_refuses_a_stopped_ones() {
 #[test]
 fn dock_rename_works_running_or_stopped_and_refuses_what_docker_refuses() {
     let root = DockRoot::with_busybox();
-    root.ok(&["create", "--name", "old", "--network", "none", "busybox", "true"]);
-    let holder = root.ok(&["run", "-d", "--name", "busy", "--network", "none", "busybox", "sleep", "300"]);
+    root.ok(&[
+        "create",
+        "--name",
+        "old",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let holder = root.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
     root.ok(&["rename", "old", "new1"]);
-    assert_eq!(root.inspect("new1")["Name"].as_str().unwrap().trim_start_matches('/'), "new1");
+    assert_eq!(
+        root.inspect("new1")["Name"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('/'),
+        "new1"
+    );
     root.ok(&["rename", "busy", "busy2"]);
     assert_eq!(root.inspect("busy2")["State"]["Running"], true);
     let out = root.run(&["rename", "new1", "busy2"]);
@@ -309,13 +446,29 @@ fn dock_rename_works_running_or_stopped_and_refuses_what_docker_refuses() {
         stderr(&out)
     );
     let out = root.run(&["rename", "new1", "bad name"]);
-    assert!(stderr(&out).contains("Invalid container name (bad name)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Invalid container name (bad name)"),
+        "{}",
+        stderr(&out)
+    );
     let out = root.run(&["rename", "new1", "new1"]);
     assert!(stderr(&out).contains("Renaming a container with the same name as its current name"));
     let out = root.run(&["rename", "nosuch", "x1"]);
-    assert!(stderr(&out).contains("no such container"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no such container"),
+        "{}",
+        stderr(&out)
+    );
     // The new name reaches the container; the old one is free again.
-    root.ok(&["create", "--name", "old", "--network", "none", "busybox", "true"]);
+    root.ok(&[
+        "create",
+        "--name",
+        "old",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     root.ok(&["rm", "-f", "busy2"]);
 }
 
@@ -441,7 +594,16 @@ fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
     let f = w.join("f.txt");
     let f = f.to_str().unwrap();
 
-    daemon.ok(&["create", "--name", "dc", "--network", "none", "bb", "sleep", "300"]);
+    daemon.ok(&[
+        "create",
+        "--name",
+        "dc",
+        "--network",
+        "none",
+        "bb",
+        "sleep",
+        "300",
+    ]);
     // A stopped (never started) container: a file, a directory, both ways.
     daemon.ok(&["cp", f, "dc:/tmp/"]);
     daemon.ok(&["cp", w.join("dir").to_str().unwrap(), "dc:/tmp/d2"]);
@@ -451,7 +613,11 @@ fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
     assert_eq!(read(&w.join("o2/sub/a")), "A");
     daemon.ok(&["cp", "dc:/tmp/d2/.", w.join("o3").to_str().unwrap()]);
     assert_eq!(read(&w.join("o3/sub/a")), "A");
-    assert!(daemon.root.mounts().is_empty(), "mounts left: {:?}", daemon.root.mounts());
+    assert!(
+        daemon.root.mounts().is_empty(),
+        "mounts left: {:?}",
+        daemon.root.mounts()
+    );
 
     // Symlinks pointing outside, planted with a tar on stdin.
     let mut child = daemon
@@ -460,7 +626,12 @@ fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&escaping_links_tar()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&escaping_links_tar())
+        .unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
     for running in [false, true] {
         if running {
@@ -490,10 +661,18 @@ fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
     // Docker's messages for a missing path, both ways.
     let out = daemon.docker(&["cp", "dc:/nope", w.to_str().unwrap()]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("Could not find the file /nope in container dc"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Could not find the file /nope in container dc"),
+        "{}",
+        stderr(&out)
+    );
     let out = daemon.docker(&["cp", f, "dc:/nodir/x"]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("Could not find the file /nodir in container dc"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Could not find the file /nodir in container dc"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -501,18 +680,33 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
     let daemon = Daemon::start();
     daemon.import_busybox();
     daemon.ok(&["create", "--name", "ac", "--network", "none", "bb", "true"]);
-    daemon.ok(&["create", "--name", "ro", "--read-only", "--network", "none", "bb", "true"]);
+    daemon.ok(&[
+        "create",
+        "--name",
+        "ro",
+        "--read-only",
+        "--network",
+        "none",
+        "bb",
+        "true",
+    ]);
 
-    let (status, head, body) = daemon.http("HEAD", "/v1.44/containers/ac/archive?path=/etc/passwd", b"");
+    let (status, head, body) =
+        daemon.http("HEAD", "/v1.44/containers/ac/archive?path=/etc/passwd", b"");
     assert_eq!(status, 200);
     assert!(body.is_empty());
     let line = head
         .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("x-docker-container-path-stat:"))
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("x-docker-container-path-stat:")
+        })
         .expect("stat header");
     let encoded = line.split_once(':').unwrap().1.trim();
     use base64::Engine as _;
-    let json = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
     let stat: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(stat["name"], "passwd");
     assert_eq!(stat["size"], container_passwd().len());
@@ -521,7 +715,9 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
     assert!(stat["mtime"].is_string());
     // A directory carries Go's ModeDir bit.
     let (_, head, _) = daemon.http("HEAD", "/containers/ac/archive?path=/etc", b"");
-    assert!(head.to_ascii_lowercase().contains("x-docker-container-path-stat"));
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("x-docker-container-path-stat"));
 
     let (status, _, body) = daemon.http("GET", "/containers/ac/archive?path=/etc", b"");
     assert_eq!(status, 200);
@@ -533,20 +729,52 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
         .collect();
     assert!(names.contains(&"etc/passwd".to_string()), "{names:?}");
 
-    assert_eq!(daemon.http("HEAD", "/containers/ac/archive?path=/nope", b"").0, 404);
-    assert_eq!(daemon.http("GET", "/containers/ac/archive?path=/nope", b"").0, 404);
-    assert_eq!(daemon.http("GET", "/containers/nosuch/archive?path=/", b"").0, 404);
+    assert_eq!(
+        daemon
+            .http("HEAD", "/containers/ac/archive?path=/nope", b"")
+            .0,
+        404
+    );
+    assert_eq!(
+        daemon
+            .http("GET", "/containers/ac/archive?path=/nope", b"")
+            .0,
+        404
+    );
+    assert_eq!(
+        daemon
+            .http("GET", "/containers/nosuch/archive?path=/", b"")
+            .0,
+        404
+    );
     assert_eq!(daemon.http("GET", "/containers/ac/archive", b"").0, 400);
 
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(2);
     header.set_mode(0o644);
-    builder.append_data(&mut header, "put.txt", &b"hi"[..]).unwrap();
+    builder
+        .append_data(&mut header, "put.txt", &b"hi"[..])
+        .unwrap();
     let tar = builder.into_inner().unwrap();
-    assert_eq!(daemon.http("PUT", "/containers/ac/archive?path=/tmp", &tar).0, 200);
-    assert_eq!(daemon.http("PUT", "/containers/ac/archive?path=/etc/passwd", &tar).0, 400);
-    assert_eq!(daemon.http("PUT", "/containers/ac/archive?path=/nodir", &tar).0, 404);
+    assert_eq!(
+        daemon
+            .http("PUT", "/containers/ac/archive?path=/tmp", &tar)
+            .0,
+        200
+    );
+    assert_eq!(
+        daemon
+            .http("PUT", "/containers/ac/archive?path=/etc/passwd", &tar)
+            .0,
+        400
+    );
+    assert_eq!(
+        daemon
+            .http("PUT", "/containers/ac/archive?path=/nodir", &tar)
+            .0,
+        404
+    );
     let (status, _, body) = daemon.http("PUT", "/containers/ro/archive?path=/tmp", &tar);
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("container rootfs is marked read-only"));
@@ -557,21 +785,46 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
     header.set_mode(0o644);
     builder.append_data(&mut header, "tmp", &b""[..]).unwrap();
     let file_over_dir = builder.into_inner().unwrap();
-    let (status, _, body) =
-        daemon.http("PUT", "/containers/ac/archive?path=/&noOverwriteDirNonDir=true", &file_over_dir);
+    let (status, _, body) = daemon.http(
+        "PUT",
+        "/containers/ac/archive?path=/&noOverwriteDirNonDir=true",
+        &file_over_dir,
+    );
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("cannot overwrite directory"));
     let out = daemon.ok(&["cp", "ac:/tmp/put.txt", "-"]);
     assert!(out.contains("hi"));
-    assert!(daemon.root.mounts().is_empty(), "mounts left: {:?}", daemon.root.mounts());
+    assert!(
+        daemon.root.mounts().is_empty(),
+        "mounts left: {:?}",
+        daemon.root.mounts()
+    );
 }
 
 #[test]
 fn docker_rename_through_the_daemon() {
     let daemon = Daemon::start();
     daemon.import_busybox();
-    daemon.ok(&["create", "--name", "first", "--network", "none", "bb", "true"]);
-    let running = daemon.ok(&["run", "-d", "--name", "second", "--network", "none", "bb", "sleep", "300"]);
+    daemon.ok(&[
+        "create",
+        "--name",
+        "first",
+        "--network",
+        "none",
+        "bb",
+        "true",
+    ]);
+    let running = daemon.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "second",
+        "--network",
+        "none",
+        "bb",
+        "sleep",
+        "300",
+    ]);
     daemon.ok(&["rename", "first", "renamed"]);
     daemon.ok(&["rename", "second", "second2"]);
     let names = daemon.ok(&["ps", "-a", "--format", "{{.Names}}"]);
@@ -588,8 +841,28 @@ fn docker_rename_through_the_daemon() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(daemon.http("POST", "/containers/renamed/rename?name=second2", b"").0, 409);
-    assert_eq!(daemon.http("POST", "/containers/renamed/rename?name=-bad", b"").0, 400);
-    assert_eq!(daemon.http("POST", "/containers/nosuch/rename?name=okname", b"").0, 404);
-    assert_eq!(daemon.http("POST", "/containers/renamed/rename?name=again", b"").0, 204);
+    assert_eq!(
+        daemon
+            .http("POST", "/containers/renamed/rename?name=second2", b"")
+            .0,
+        409
+    );
+    assert_eq!(
+        daemon
+            .http("POST", "/containers/renamed/rename?name=-bad", b"")
+            .0,
+        400
+    );
+    assert_eq!(
+        daemon
+            .http("POST", "/containers/nosuch/rename?name=okname", b"")
+            .0,
+        404
+    );
+    assert_eq!(
+        daemon
+            .http("POST", "/containers/renamed/rename?name=again", b"")
+            .0,
+        204
+    );
 }

@@ -69,8 +69,7 @@ pub async fn stat(state: Arc<State>, name: String, query: Query) -> ApiResult<Re
             .runtime
             .copy_root(&name)
             .map_err(|e| copy_error(e, &name))?;
-        root.stat(&path)
-            .map_err(|e| copy_error(e.into(), &name))
+        root.stat(&path).map_err(|e| copy_error(e.into(), &name))
     })
     .await?;
     let mut response = body::status(StatusCode::OK);
@@ -88,19 +87,16 @@ pub async fn get(state: Arc<State>, name: String, query: Query) -> ApiResult<Res
     let (tx, response_body) = body::channel();
     tokio::task::spawn_blocking(move || {
         let mut stat_tx = Some(stat_tx);
-        let result = state
-            .runtime
-            .copy_root(&name)
-            .and_then(|root| {
-                root.archive(&path, |stat| {
-                    let sent = stat_tx.take().map(|t| t.send(Ok(stat.clone())));
-                    match sent {
-                        Some(Ok(())) => Ok(ChannelWriter { tx: tx.clone() }),
-                        _ => Err(io::Error::other("the client left")),
-                    }
-                })
-                .map_err(Into::into)
-            });
+        let result = state.runtime.copy_root(&name).and_then(|root| {
+            root.archive(&path, |stat| {
+                let sent = stat_tx.take().map(|t| t.send(Ok(stat.clone())));
+                match sent {
+                    Some(Ok(())) => Ok(ChannelWriter { tx: tx.clone() }),
+                    _ => Err(io::Error::other("the client left")),
+                }
+            })
+            .map_err(Into::into)
+        });
         if let Err(err) = result {
             match stat_tx.take() {
                 Some(stat_tx) => {

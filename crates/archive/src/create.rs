@@ -28,7 +28,12 @@ pub fn tar_dir(src: &Path, out: impl Write, compression: Compression) -> Result<
 /// [`tar_dir`] with every entry under `name/` (the directory itself as `name/`, its contents as
 /// `name/...`), as `docker cp` archives a directory under the name it is copied as. `name` is
 /// one path component (or `.`).
-pub fn tar_dir_as(src: &Path, out: impl Write, compression: Compression, name: &[u8]) -> Result<()> {
+pub fn tar_dir_as(
+    src: &Path,
+    out: impl Write,
+    compression: Compression,
+    name: &[u8],
+) -> Result<()> {
     let mut root = name.to_vec();
     root.push(b'/');
     tar_tree(src, out, compression, &root, &root)

@@ -135,7 +135,11 @@ impl<R: Read> Read for Counting<'_, R> {
 /// An OS error as Go prints it: "no such file or directory", without "(os error 2)".
 fn os_text(err: &io::Error) -> String {
     let text = err.to_string();
-    let text = text.split(" (os error ").next().unwrap_or(&text).to_string();
+    let text = text
+        .split(" (os error ")
+        .next()
+        .unwrap_or(&text)
+        .to_string();
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
@@ -206,8 +210,7 @@ fn destination_info(path: &str) -> anyhow::Result<CopyInfo> {
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let (parent, _) = paths::split_path_dir_entry(&path);
-            let parent_meta =
-                fs::metadata(&parent).with_context(|| format!("stat {parent}"))?;
+            let parent_meta = fs::metadata(&parent).with_context(|| format!("stat {parent}"))?;
             if !parent_meta.is_dir() {
                 bail!("not a directory");
             }

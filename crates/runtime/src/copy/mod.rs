@@ -245,12 +245,19 @@ impl CopyRoot {
     }
 
     fn rootfs(&self) -> BorrowedFd<'_> {
-        self.rootfs.as_ref().expect("open while the CopyRoot lives").as_fd()
+        self.rootfs
+            .as_ref()
+            .expect("open while the CopyRoot lives")
+            .as_fd()
     }
 
     /// The tree symlinks are read in: the container's own view when it runs.
     fn lookup(&self) -> FdLookup<'_> {
-        FdLookup(self.ns_root.as_ref().map_or_else(|| self.rootfs(), |fd| fd.as_fd()))
+        FdLookup(
+            self.ns_root
+                .as_ref()
+                .map_or_else(|| self.rootfs(), |fd| fd.as_fd()),
+        )
     }
 
     fn io_err(&self, path: &str) -> impl Fn(io::Error) -> Error + '_ {
@@ -326,8 +333,8 @@ impl CopyRoot {
         } else {
             String::new()
         };
-        let mtime = DateTime::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32)
-            .unwrap_or_default();
+        let mtime =
+            DateTime::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32).unwrap_or_default();
         PathStat {
             name: paths::base(abs),
             size: st.st_size,
@@ -360,12 +367,7 @@ impl CopyRoot {
 
     /// `PUT .../archive`: extracts the tar `input` into the directory `path` (symlinks, the
     /// last element's too, followed inside the container).
-    pub fn extract(
-        &self,
-        path: &str,
-        input: impl Read,
-        opts: ExtractOptions,
-    ) -> Result<(), Error> {
+    pub fn extract(&self, path: &str, input: impl Read, opts: ExtractOptions) -> Result<(), Error> {
         let abs = paths::container_abs(path);
         let resolved = paths::resolve(&self.lookup(), &abs, true).map_err(self.io_err(path))?;
         let found = self.find(&resolved, path)?;
@@ -473,6 +475,9 @@ mod tests {
             assert!(v.get(key).is_some(), "{key} missing in {v}");
         }
         assert_eq!(v["mode"], 0o644);
-        assert!(v["mtime"].as_str().unwrap().starts_with("1970-01-01T00:00:01"));
+        assert!(v["mtime"]
+            .as_str()
+            .unwrap()
+            .starts_with("1970-01-01T00:00:01"));
     }
 }

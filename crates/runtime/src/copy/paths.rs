@@ -319,7 +319,8 @@ pub fn go_mode_is_symlink(mode: u32) -> bool {
 
 /// Go's `FileMode.IsRegular`: no type bit set.
 pub fn go_mode_is_regular(mode: u32) -> bool {
-    const TYPE: u32 = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19);
+    const TYPE: u32 =
+        (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19);
     mode & TYPE == 0
 }
 
@@ -386,7 +387,10 @@ mod tests {
 
     #[test]
     fn rebase_names_follow_get_rebase_name() {
-        assert_eq!(rebase_name("/a/link", "/b/target"), ("/b/target".into(), Some("link".into())));
+        assert_eq!(
+            rebase_name("/a/link", "/b/target"),
+            ("/b/target".into(), Some("link".into()))
+        );
         assert_eq!(rebase_name("/a/link/.", "/b/t"), ("/b/t/.".into(), None));
         assert_eq!(rebase_name("/a/x", "/b/x"), ("/b/x".into(), None));
         assert_eq!(rebase_entry("dir/a/b", "dir", "new"), "new/a/b");
@@ -411,7 +415,13 @@ mod tests {
     fn prepare_copy_covers_docker_cases() {
         // Into an existing directory: extracted there, unchanged.
         let p = prepare_copy(&info("/s/f", true, false), &info("/d", true, true)).unwrap();
-        assert_eq!(p, Prepared { dest_dir: "/d".into(), rebase: None });
+        assert_eq!(
+            p,
+            Prepared {
+                dest_dir: "/d".into(),
+                rebase: None
+            }
+        );
         // A directory onto an existing file.
         assert_eq!(
             prepare_copy(&info("/s/d", true, true), &info("/f", true, false)),
@@ -441,7 +451,10 @@ mod tests {
     }
 
     /// A tree of paths: directories, symlinks (with targets) and files.
-    struct Fake(HashMap<&'static str, Option<&'static str>>, Vec<&'static str>);
+    struct Fake(
+        HashMap<&'static str, Option<&'static str>>,
+        Vec<&'static str>,
+    );
 
     impl Lookup for Fake {
         fn kind(&self, path: &str) -> io::Result<Kind> {

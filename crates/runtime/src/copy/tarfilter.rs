@@ -68,11 +68,17 @@ pub fn archive_fd(fd: BorrowedFd<'_>, name: &str, mut out: impl Write) -> Result
                 drop(writer);
                 result
             });
-            let prefixed = rewrite(reader, &mut out, &Rewrite {
-                prefix_dot: true,
-                ..Rewrite::default()
-            });
-            tarring.join().map_err(|_| io_err(io::Error::other("archiving panicked")))??;
+            let prefixed = rewrite(
+                reader,
+                &mut out,
+                &Rewrite {
+                    prefix_dot: true,
+                    ..Rewrite::default()
+                },
+            );
+            tarring
+                .join()
+                .map_err(|_| io_err(io::Error::other("archiving panicked")))??;
             prefixed
         });
     }
@@ -230,7 +236,8 @@ pub fn rewrite(input: impl Read, output: impl Write, how: &Rewrite<'_>) -> Resul
             EntryType::Link | EntryType::Symlink => link,
             _ => None,
         };
-        append_raw(&mut builder, &header, &name, link.as_deref(), &mut entry).map_err(Error::Tar)?;
+        append_raw(&mut builder, &header, &name, link.as_deref(), &mut entry)
+            .map_err(Error::Tar)?;
     }
     builder.finish().map_err(Error::Tar)?;
     let mut output = builder.into_inner().map_err(Error::Tar)?;
@@ -258,7 +265,10 @@ fn append_raw<W: Write>(
         header.set_device_major(major)?;
         header.set_device_minor(minor)?;
     }
-    for (bytes, kind) in [(Some(name), EntryType::GNULongName), (link, EntryType::GNULongLink)] {
+    for (bytes, kind) in [
+        (Some(name), EntryType::GNULongName),
+        (link, EntryType::GNULongLink),
+    ] {
         let Some(bytes) = bytes else { continue };
         let field: &mut [u8; 100] = if kind == EntryType::GNULongName {
             &mut header.as_old_mut().name
@@ -340,9 +350,193 @@ pub fn extract_into(dir: &OwnedFd, input: impl Read, how: &Rewrite<'_>) -> Resul
         (rewritten, extracted)
     });
     match (rewritten, extracted) {
-        (Err(e @ (Error::Whiteout { .. } | Error::OverwriteDir { .. } | Error::OverwriteNonDir { .. })), _) => Err(e),
+        (
+            Err(
+                e @ (Error::Whiteout { .. }
+                | Error::OverwriteDir { .. }
+                | Error::OverwriteNonDir { .. }),
+            ),
+            _,
+        ) => Err(e),
         (_, Err(e)) => Err(e.into()),
         (Err(e), Ok(_)) => Err(e),
         (Ok(()), Ok(_)) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_header(kind: EntryType, size: u64) -> Header {
+        let mut header = Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_uid(7);
+        header.set_gid(8);
+        header.set_size(size);
+        header
+    }
+
+    fn names(tar: &[u8]) -> Vec<(String, Option<String>, u64)> {
+        let mut archive = tar::Archive::new(tar);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                let link = e
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned());
+                (name, link, e.header().uid().unwrap())
+            })
+            .collect()
+    }
+
+    fn sample() -> Vec<u8> {
+        let long = format!("dir/{}", "n".repeat(150));
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_data(
+                &mut file_header(EntryType::Directory, 0),
+                "dir/",
+                io::empty(),
+            )
+            .unwrap();
+        builder
+            .append_data(&mut file_header(EntryType::Regular, 2), &long, &b"hi"[..])
+            .unwrap();
+        builder
+            .append_link(&mut file_header(EntryType::Link, 0), "dir/hard", &long)
+            .unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn rewrite_rebases_names_and_hard_links_and_sets_owners() {
+        let mut out = Vec::new();
+        let how = Rewrite {
+            rebase: Some(("dir".into(), "new".into())),
+            owner: Some((0, 0)),
+            ..Rewrite::default()
+        };
+        rewrite(sample().as_slice(), &mut out, &how).unwrap();
+        let long = format!("new/{}", "n".repeat(150));
+        assert_eq!(
+            names(&out),
+            vec![
+                ("new/".into(), None, 0),
+                (long.clone(), None, 0),
+                ("new/hard".into(), Some(long), 0),
+            ]
+        );
+        // The data survives.
+        let mut archive = tar::Archive::new(out.as_slice());
+        let mut entry = archive.entries().unwrap().nth(1).unwrap().unwrap();
+        let mut data = String::new();
+        entry.read_to_string(&mut data).unwrap();
+        assert_eq!(data, "hi");
+    }
+
+    #[test]
+    fn rewrite_keeps_owners_and_can_prefix_dot() {
+        let mut out = Vec::new();
+        let how = Rewrite {
+            prefix_dot: true,
+            ..Rewrite::default()
+        };
+        rewrite(sample().as_slice(), &mut out, &how).unwrap();
+        let got = names(&out);
+        assert_eq!(got[0], ("./dir/".into(), None, 7));
+        assert_eq!(
+            got[2].1.as_deref(),
+            Some(format!("./dir/{}", "n".repeat(150)).as_str())
+        );
+    }
+
+    #[test]
+    fn rewrite_refuses_whiteouts() {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_data(
+                &mut file_header(EntryType::Regular, 0),
+                "a/.wh.b",
+                io::empty(),
+            )
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let err = rewrite(tar.as_slice(), Vec::new(), &Rewrite::default()).unwrap_err();
+        assert!(matches!(err, Error::Whiteout { .. }), "{err}");
+    }
+
+    #[test]
+    fn no_overwrite_dir_non_dir_is_checked_against_the_destination() {
+        let dest = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dest.path().join("dir")).unwrap();
+        std::fs::write(dest.path().join("file"), "x").unwrap();
+        let fd: OwnedFd = File::open(dest.path()).unwrap().into();
+        let how = Rewrite {
+            no_overwrite_dir_non_dir: Some((fd.as_fd(), "/dest".into())),
+            ..Rewrite::default()
+        };
+        let one = |name: &str, kind: EntryType| {
+            let mut builder = tar::Builder::new(Vec::new());
+            builder
+                .append_data(&mut file_header(kind, 0), name, io::empty())
+                .unwrap();
+            builder.into_inner().unwrap()
+        };
+        let err = rewrite(one("dir", EntryType::Regular).as_slice(), Vec::new(), &how);
+        assert!(
+            matches!(&err, Err(Error::OverwriteDir { path, .. }) if path == "/dest/dir"),
+            "{err:?}"
+        );
+        let err = rewrite(
+            one("file/", EntryType::Directory).as_slice(),
+            Vec::new(),
+            &how,
+        );
+        assert!(matches!(err, Err(Error::OverwriteNonDir { .. })), "{err:?}");
+        rewrite(
+            one("dir/", EntryType::Directory).as_slice(),
+            Vec::new(),
+            &how,
+        )
+        .unwrap();
+        rewrite(one("file", EntryType::Regular).as_slice(), Vec::new(), &how).unwrap();
+    }
+
+    #[test]
+    fn archive_fd_names_entries_as_asked() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir(src.path().join("sub")).unwrap();
+        std::fs::write(src.path().join("sub/a"), "A").unwrap();
+        std::os::unix::fs::symlink("/etc", src.path().join("link")).unwrap();
+        let open = |p: &std::path::Path| -> OwnedFd {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+                .open(p)
+                .unwrap()
+                .into()
+        };
+        let dir = open(src.path());
+        let mut out = Vec::new();
+        archive_fd(dir.as_fd(), "copy", &mut out).unwrap();
+        let got: Vec<String> = names(&out).into_iter().map(|n| n.0).collect();
+        assert_eq!(got, ["copy/", "copy/link", "copy/sub/", "copy/sub/a"]);
+        let mut out = Vec::new();
+        archive_fd(dir.as_fd(), ".", &mut out).unwrap();
+        let got: Vec<String> = names(&out).into_iter().map(|n| n.0).collect();
+        assert_eq!(got, ["./", "./link", "./sub/", "./sub/a"]);
+        // A symlink is archived as itself, never followed.
+        let link = open(&src.path().join("link"));
+        let mut out = Vec::new();
+        archive_fd(link.as_fd(), "l", &mut out).unwrap();
+        let owner = std::fs::symlink_metadata(src.path().join("link")).unwrap();
+        let uid = u64::from(std::os::unix::fs::MetadataExt::uid(&owner));
+        assert_eq!(names(&out), vec![("l".into(), Some("/etc".into()), uid)]);
     }
 }
