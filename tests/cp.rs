@@ -209,6 +209,18 @@ fn dock_cp_follows_docker_path_rules_and_errors() {
         "{}",
         stderr(&out)
     );
+    let out = root.run(&["cp", "c1:/etc", f]);
+    assert!(
+        stderr(&out).contains("cannot copy directory"),
+        "{}",
+        stderr(&out)
+    );
+    let out = root.run(&["cp", "c1:/etc/passwd", w.join("nodir/x").to_str().unwrap()]);
+    assert!(
+        stderr(&out).contains("invalid output path: directory"),
+        "{}",
+        stderr(&out)
+    );
     let out = root.run(&["cp", "a", "b"]);
     assert!(stderr(&out).contains("must specify at least one container source"));
     let out = root.run(&["cp", "c1:/a", "c1:/b"]);

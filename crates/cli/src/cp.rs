@@ -251,6 +251,32 @@ fn source_info(path: &str, follow_link: bool) -> anyhow::Result<CopyInfo> {
     })
 }
 
+/// The error of a copy whose two ends both failed: the archiving side's, unless it only
+/// failed because the extracting side stopped reading (a broken pipe).
+fn pick<T>(
+    archived: Result<T, runtime::copy::Error>,
+    extracted: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match (archived, extracted) {
+        (Err(a), Err(x)) if broken_pipe(&a) => Err(x),
+        (Err(a), _) => Err(a.into()),
+        (Ok(_), x) => x,
+    }
+}
+
+fn broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 fn from_container(
     root: &CopyRoot,
     src: &str,
@@ -281,6 +307,9 @@ fn from_container(
         }
     }
     if dst == "-" {
+        if io::stdout().is_terminal() {
+            bail!("refusing to write a tar archive to a terminal: redirect stdout");
+        }
         let stdout = io::stdout().lock();
         root.archive(&src, |_| Ok(io::BufWriter::new(stdout)))?;
         return Ok(());
@@ -316,9 +345,7 @@ fn from_container(
         let archived = archiving
             .join()
             .unwrap_or_else(|_| panic!("archiving {src} panicked"));
-        // A failure to archive explains a broken stream better than the extraction does.
-        archived?;
-        extracted
+        pick(archived, extracted)
     })
 }
 
@@ -436,9 +463,7 @@ fn to_container(
         let archived = archiving
             .join()
             .unwrap_or_else(|_| panic!("archiving {} panicked", src_info.path));
-        extracted?;
-        archived?;
-        Ok(())
+        pick(archived, extracted.map_err(Into::into))
     })
 }
 
