@@ -775,6 +775,24 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
             .0,
         200
     );
+    // A compressed body is taken as docker takes it.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(2);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "gz.txt", &b"gz"[..])
+        .unwrap();
+    gz.write_all(&builder.into_inner().unwrap()).unwrap();
+    let gz = gz.finish().unwrap();
+    assert_eq!(
+        daemon
+            .http("PUT", "/containers/ac/archive?path=/tmp", &gz)
+            .0,
+        200
+    );
+    assert!(daemon.ok(&["cp", "ac:/tmp/gz.txt", "-"]).contains("gz"));
     assert_eq!(
         daemon
             .http("PUT", "/containers/ac/archive?path=/etc/passwd", &tar)

@@ -337,6 +337,10 @@ pub fn extract_into(dir: &OwnedFd, input: impl Read, how: &Rewrite<'_>) -> Resul
         path: dest.display().to_string(),
         source,
     })?;
+    // Any compression, as docker's Untar takes it; an empty stream extracts nothing.
+    let Some(input) = archive::decompressed(input).map_err(Error::Tar)? else {
+        return Ok(());
+    };
     let (rewritten, extracted) = std::thread::scope(|scope| {
         let extracting = scope.spawn(|| archive::extract(reader, &dest));
         let rewritten = rewrite(input, &mut writer, how);
