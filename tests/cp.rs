@@ -398,6 +398,14 @@ fn dock_cp_reaches_a_running_containers_volume_and_refuses_a_stopped_ones() {
     root.ok(&["cp", "vc:/live", w.join("live").to_str().unwrap()]);
     assert_eq!(read(&w.join("live")), "live\n");
 
+    // Its own hosts file (a bind mount in its namespace), as `cat` inside shows it.
+    root.ok(&["cp", "vc:/etc/hosts", w.join("hosts").to_str().unwrap()]);
+    assert_eq!(
+        read(&w.join("hosts")),
+        root.ok(&["exec", "vc", "cat", "/etc/hosts"])
+    );
+    assert!(read(&w.join("hosts")).contains("localhost"));
+
     root.ok(&["stop", "-t", "0", "vc"]);
     let mounts_before = root.mounts();
     let out = root.run(&["cp", w.join("v.txt").to_str().unwrap(), "vc:/data/"]);

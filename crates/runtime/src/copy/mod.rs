@@ -9,7 +9,8 @@
 //! Which tree: a stopped container's overlay is mounted for the copy (under the container's
 //! lock, unmounted when the [`CopyRoot`] drops). A running container's paths are reached
 //! through its mounted rootfs, and paths inside its volumes, binds and tmpfs through
-//! `/proc/PID/root` of its first process (its own mount namespace). A stopped container's
+//! `/proc/PID/root` of its first process (its own mount namespace), as are its `/etc/hosts`,
+//! `/etc/hostname` and `/etc/resolv.conf`. A stopped container's
 //! mounts are not mounted: a path inside one is refused with [`Error::StoppedMount`].
 
 pub mod paths;
@@ -283,7 +284,12 @@ impl CopyRoot {
             .iter()
             .filter(|m| paths::is_within(resolved, &paths::clean(&m.destination)))
             .max_by_key(|m| m.destination.len());
+        // A running container's hostname, hosts and resolv.conf are bind mounts of its own.
+        let etc_file = crate::etcfiles::FILES
+            .iter()
+            .any(|(_, inside)| *inside == resolved);
         match (mount, &self.ns_root) {
+            (None, Some(ns)) if etc_file => Ok((ns.as_fd(), None)),
             (None, _) => Ok((self.rootfs(), None)),
             (Some(m), Some(ns)) => Ok((ns.as_fd(), Some(m))),
             (Some(m), None) => Err(Error::StoppedMount {
