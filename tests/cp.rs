@@ -406,6 +406,13 @@ fn dock_cp_reaches_a_running_containers_volume_and_refuses_a_stopped_ones() {
     );
     assert!(read(&w.join("hosts")).contains("localhost"));
 
+    // A directory copied into / whose entries would land under the volume is refused.
+    std::fs::create_dir_all(w.join("tree/data")).unwrap();
+    write(&w.join("tree/data/hidden"), "x");
+    let out = root.run(&["cp", &format!("{}/.", w.join("tree").display()), "vc:/"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("would land under the mount at /data"), "{}", stderr(&out));
+
     root.ok(&["stop", "-t", "0", "vc"]);
     let mounts_before = root.mounts();
     let out = root.run(&["cp", w.join("v.txt").to_str().unwrap(), "vc:/data/"]);

@@ -33,6 +33,7 @@ fn copy_error(err: runtime::Error, name: &str) -> ApiError {
         | CopyError::OverwriteDir { .. }
         | CopyError::OverwriteNonDir { .. }
         | CopyError::Whiteout { .. }
+        | CopyError::UnderMount { .. }
         | CopyError::Tar(_)
         | CopyError::Archive(archive::Error::Refused { .. } | archive::Error::Read { .. }) => {
             StatusCode::BAD_REQUEST

@@ -369,6 +369,7 @@ fn copy_to(reader: impl Read, src: &CopyInfo, dst: &str) -> anyhow::Result<()> {
         no_overwrite_dir_non_dir: Some((dir.as_fd(), prepared.dest_dir.clone())),
         owner: Some(owner),
         prefix_dot: false,
+        mounts_below: Vec::new(),
     };
     runtime::copy::extract_into(&dir, reader, &how)?;
     Ok(())

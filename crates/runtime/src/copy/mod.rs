@@ -55,6 +55,11 @@ pub enum Error {
     OverwriteDir { path: String, dest: String },
     #[error("cannot overwrite non-directory {path:?} with directory {dest:?}")]
     OverwriteNonDir { path: String, dest: String },
+    #[error(
+        "archive entry {entry} would land under the mount at {destination}, where the \
+         container would not see it: copy into {destination} itself"
+    )]
+    UnderMount { entry: String, destination: String },
     #[error("archive entry {entry}: whiteout names (.wh.*) cannot be copied")]
     Whiteout { entry: String },
     #[error("{path}: {source}")]
@@ -300,6 +305,21 @@ impl CopyRoot {
         }
     }
 
+    /// The container's mounts strictly below the directory `resolved`, as (path relative to
+    /// it, destination): an extraction there would land hidden under the mount.
+    fn mounts_below(&self, resolved: &str) -> Vec<(String, String)> {
+        self.container
+            .mounts
+            .iter()
+            .filter_map(|m| {
+                let destination = paths::clean(&m.destination);
+                let rel = destination.strip_prefix(resolved.trim_end_matches('/'))?;
+                let rel = rel.strip_prefix('/')?;
+                (!rel.is_empty()).then(|| (rel.to_string(), m.destination.clone()))
+            })
+            .collect()
+    }
+
     /// Opens `resolved` (its last element not followed); `asked` names it in errors.
     fn find(&self, resolved: &str, asked: &str) -> Result<Found<'_>, Error> {
         let (root, mount) = self.view(resolved)?;
@@ -404,6 +424,7 @@ impl CopyRoot {
                 .then(|| (dir.as_fd(), resolved.clone())),
             owner: (!opts.copy_uid_gid).then_some((0, 0)),
             prefix_dot: false,
+            mounts_below: self.mounts_below(&resolved),
         };
         extract_into(&dir, input, &how)
     }

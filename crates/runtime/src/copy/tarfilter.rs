@@ -152,6 +152,9 @@ pub struct Rewrite<'a> {
     pub owner: Option<(u64, u64)>,
     /// Names (and hard link targets) start with `./`, the archive of `PATH/.`.
     pub prefix_dot: bool,
+    /// Mounts below the destination, as (relative path, destination): an entry inside one is
+    /// refused (only the mount point's own directory entry passes).
+    pub mounts_below: Vec<(String, String)>,
 }
 
 fn dot_prefixed(name: &[u8]) -> Vec<u8> {
@@ -217,6 +220,16 @@ pub fn rewrite(input: impl Read, output: impl Write, how: &Rewrite<'_>) -> Resul
             name = dot_prefixed(&name);
             if kind == EntryType::Link {
                 link = link.map(|l| dot_prefixed(&l));
+            }
+        }
+        let target = relative(&name);
+        for (rel, destination) in &how.mounts_below {
+            let is_mount_point = target == *rel && kind == EntryType::Directory;
+            if paths::is_within(&format!("/{target}"), &format!("/{rel}")) && !is_mount_point {
+                return Err(Error::UnderMount {
+                    entry: String::from_utf8_lossy(&name).into_owned(),
+                    destination: destination.clone(),
+                });
             }
         }
         let mut header = entry.header().clone();
@@ -357,6 +370,7 @@ pub fn extract_into(dir: &OwnedFd, input: impl Read, how: &Rewrite<'_>) -> Resul
         (
             Err(
                 e @ (Error::Whiteout { .. }
+                | Error::UnderMount { .. }
                 | Error::OverwriteDir { .. }
                 | Error::OverwriteNonDir { .. }),
             ),
@@ -457,6 +471,45 @@ mod tests {
             got[2].1.as_deref(),
             Some(format!("./dir/{}", "n".repeat(150)).as_str())
         );
+    }
+
+    #[test]
+    fn rewrite_refuses_entries_under_a_mount_below_the_destination() {
+        let how = Rewrite {
+            mounts_below: vec![("data".into(), "/data".into())],
+            ..Rewrite::default()
+        };
+        let one = |name: &str, kind: EntryType| {
+            let mut builder = tar::Builder::new(Vec::new());
+            builder
+                .append_data(&mut file_header(kind, 0), name, io::empty())
+                .unwrap();
+            builder.into_inner().unwrap()
+        };
+        rewrite(
+            one("data/", EntryType::Directory).as_slice(),
+            Vec::new(),
+            &how,
+        )
+        .unwrap();
+        rewrite(
+            one("database", EntryType::Regular).as_slice(),
+            Vec::new(),
+            &how,
+        )
+        .unwrap();
+        let err = rewrite(
+            one("data/x", EntryType::Regular).as_slice(),
+            Vec::new(),
+            &how,
+        );
+        assert!(matches!(err, Err(Error::UnderMount { .. })), "{err:?}");
+        let err = rewrite(
+            one("./data", EntryType::Regular).as_slice(),
+            Vec::new(),
+            &how,
+        );
+        assert!(matches!(err, Err(Error::UnderMount { .. })), "{err:?}");
     }
 
     #[test]
