@@ -1,6 +1,7 @@
 //! `dock`: parse the command line, call the libraries, render their answers.
 
 mod auth;
+mod check;
 mod containers;
 mod cp;
 mod exec;
@@ -9,6 +10,7 @@ mod images;
 mod pull;
 mod push;
 mod saveload;
+mod system;
 mod volumes;
 
 use std::path::PathBuf;
@@ -66,6 +68,9 @@ enum Command {
     Cp(cp::CpArgs),
     /// Rename a container
     Rename(cp::RenameArgs),
+    /// Manage the store as a whole
+    #[command(subcommand)]
+    System(system::SystemCommand),
     #[command(flatten)]
     SaveLoad(saveload::SaveLoadCommand),
     /// The per-container monitor (internal; started by run and start)
@@ -158,6 +163,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => exec::run(&ctx, args),
         Command::Cp(args) => cp::run(&ctx, args),
         Command::Rename(args) => cp::rename(&ctx, args),
+        Command::System(cmd) => system::run(&ctx, cmd),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),
