@@ -411,7 +411,11 @@ fn dock_cp_reaches_a_running_containers_volume_and_refuses_a_stopped_ones() {
     write(&w.join("tree/data/hidden"), "x");
     let out = root.run(&["cp", &format!("{}/.", w.join("tree").display()), "vc:/"]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("would land under the mount at /data"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("would land under the mount at /data"),
+        "{}",
+        stderr(&out)
+    );
 
     root.ok(&["stop", "-t", "0", "vc"]);
     let mounts_before = root.mounts();
