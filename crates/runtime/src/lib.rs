@@ -25,6 +25,8 @@ pub mod overlay;
 pub mod procs;
 pub mod queue;
 pub mod security;
+pub mod stats;
+pub mod top;
 pub mod volumes;
 
 use std::fs;
@@ -117,6 +119,15 @@ pub enum Error {
     NotRunning(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    /// `top`: options refused, or `ps` failed or printed what cannot be read.
+    #[error(transparent)]
+    Top(#[from] top::TopError),
+    #[error(transparent)]
+    Stats(#[from] stats::StatsError),
     #[error("no command specified")]
     NoCommand,
     /// A memory limit below [`MIN_MEMORY`]; Docker's words, which tools match.
@@ -746,6 +757,7 @@ impl Runtime {
         if !c.state.running {
             return Err(Error::NotRunning(c.name));
         }
+        self.thaw_if_paused(&c)?;
         let socket = self.paths(id).socket();
         let mut client = match Client::connect(&socket, Hello::default()) {
             Ok(client) => client,
@@ -788,6 +800,7 @@ impl Runtime {
         if !c.state.running {
             return Ok(());
         }
+        self.thaw_if_paused(&c)?;
         let signal = signal.unwrap_or_else(|| stop_signal(&c.config));
         let socket = self.paths(id).socket();
         let mut client = match Client::connect(&socket, Hello::default()) {
@@ -1224,6 +1237,7 @@ impl Runtime {
             .filter(|r| Some(r.monitor) == c.monitor && r.exit_code.is_some());
         c.state.running = false;
         c.state.restarting = false;
+        c.state.paused = false;
         c.state.pid = 0;
         c.monitor_lost = true;
         match recorded {
