@@ -36,7 +36,9 @@ const REMOVAL_POLL: Duration = Duration::from_millis(100);
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
     pub total: usize,
+    /// Running ones, paused ones included.
     pub running: usize,
+    pub paused: usize,
 }
 
 pub fn counts(state: &State) -> ApiResult<Counts> {
@@ -44,6 +46,10 @@ pub fn counts(state: &State) -> ApiResult<Counts> {
     Ok(Counts {
         total: all.len(),
         running: all.iter().filter(|c| c.state.running).count(),
+        paused: all
+            .iter()
+            .filter(|c| c.state.running && c.state.paused)
+            .count(),
     })
 }
 
@@ -72,6 +78,12 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         )),
         E::NotRunning(container) => ApiError::conflict(format!("container {container} is not running")),
         E::AlreadyRunning(_) => ApiError::not_modified(),
+        err @ (E::AlreadyPaused(_) | E::NotPaused(_) | E::Paused(_)) => {
+            ApiError::conflict(err.to_string())
+        }
+        err @ E::Top(runtime::top::TopError::RenamedPid { .. }) => {
+            ApiError::bad_request(err.to_string())
+        }
         err @ (E::Ambiguous(_)
         | E::InvalidName(_)
         | E::NoCommand
@@ -160,10 +172,12 @@ pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
     Ok(body::json(StatusCode::OK, &entries))
 }
 
-/// `created`, `running` or `exited`.
-fn status_word(c: &Container) -> &'static str {
+/// `created`, `running`, `paused`, `restarting` or `exited`.
+pub(crate) fn status_word(c: &Container) -> &'static str {
     if c.state.restarting {
         "restarting"
+    } else if c.state.running && c.state.paused {
+        "paused"
     } else if c.state.running {
         "running"
     } else if c.state.never_started() {
@@ -417,7 +431,7 @@ fn inspect_json(c: &Container) -> Value {
         "State": {
             "Status": status_word(c),
             "Running": c.state.running,
-            "Paused": false,
+            "Paused": c.state.paused,
             "Restarting": c.state.restarting,
             "OOMKilled": c.state.oom_killed,
             "Dead": false,
@@ -942,22 +956,22 @@ pub async fn logs(state: Arc<State>, name: String, query: Query) -> ApiResult<Re
     ))
 }
 
-/// `since`/`until` as the CLI sends them: unix seconds, maybe with a fraction; 0 = unset.
-fn unix_time(query: &Query, key: &str) -> ApiResult<Option<i64>> {
+/// `since`/`until` as the CLI sends them: unix seconds, maybe with a fraction (to the
+/// nanosecond); 0 = unset.
+fn unix_time(query: &Query, key: &str) -> ApiResult<Option<DateTime<Utc>>> {
     let Some(text) = query.non_empty(key) else {
         return Ok(None);
     };
-    let seconds: f64 = text.parse().map_err(|_| {
-        ApiError::bad_request(format!("invalid {key} value {text:?}: want unix seconds"))
-    })?;
-    Ok(Some(seconds.floor() as i64).filter(|s| *s > 0))
+    let time = runtime::logs::parse_unix(text)
+        .map_err(|e| ApiError::bad_request(format!("invalid {key} value: {e}")))?;
+    Ok(Some(time).filter(|t| *t != DateTime::UNIX_EPOCH))
 }
 
 struct LogFilter {
     stdout: bool,
     stderr: bool,
-    since: Option<i64>,
-    until: Option<i64>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
     timestamps: bool,
     framing: Framing,
 }
@@ -968,8 +982,7 @@ impl LogFilter {
             StreamKind::Stdout => self.stdout,
             _ => self.stderr,
         };
-        let secs = time.timestamp();
-        if !wanted || self.since.is_some_and(|s| secs < s) || self.until.is_some_and(|u| secs > u) {
+        if !wanted || !runtime::logs::in_window(time, self.since, self.until) {
             return None;
         }
         let mut payload = Vec::with_capacity(data.len() + 32);
@@ -1041,7 +1054,18 @@ async fn send_logs(
         return Ok(());
     };
     loop {
-        let (kind, data) = match events.next().await {
+        // Following ends at `until`, as dockerd's does.
+        let next = match filter.until {
+            Some(until) => {
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                match tokio::time::timeout(left, events.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Ok(()),
+                }
+            }
+            None => events.next().await,
+        };
+        let (kind, data) = match next {
             Ok(Some(Event::Stdout(data))) => (StreamKind::Stdout, data),
             Ok(Some(Event::Stderr(data))) => (StreamKind::Stderr, data),
             Ok(Some(Event::Exit(_))) | Ok(None) => return Ok(()),

@@ -8,6 +8,7 @@
 
 mod auth;
 mod body;
+mod cmds;
 mod containers;
 mod create;
 mod error;

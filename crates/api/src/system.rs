@@ -76,8 +76,8 @@ pub async fn info(state: Arc<State>) -> ApiResult<Response> {
         &json!({
             "ID": "",
             "Containers": containers.total,
-            "ContainersRunning": containers.running,
-            "ContainersPaused": 0,
+            "ContainersRunning": containers.running - containers.paused,
+            "ContainersPaused": containers.paused,
             "ContainersStopped": containers.total - containers.running,
             "Images": images,
             "Driver": "overlay",

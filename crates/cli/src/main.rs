@@ -1,6 +1,7 @@
 //! `dock`: parse the command line, call the libraries, render their answers.
 
 mod auth;
+mod cmds;
 mod containers;
 mod exec;
 mod format;
@@ -52,6 +53,8 @@ enum Command {
     Container(containers::ContainerCommand),
     #[command(flatten)]
     Auth(auth::AuthCommand),
+    #[command(flatten)]
+    Cmds(cmds::CmdsCommand),
     #[command(flatten)]
     Push(push::PushCommand),
     #[command(flatten)]
@@ -150,6 +153,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
+        Command::Cmds(cmd) => cmds::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),

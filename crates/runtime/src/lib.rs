@@ -123,6 +123,9 @@ pub enum Error {
     AlreadyPaused(String),
     #[error("container {0} is not paused")]
     NotPaused(String),
+    /// `exec` into a paused container (dockerd's words).
+    #[error("Container {0} is paused, unpause the container before exec")]
+    Paused(String),
     /// `top`: options refused, or `ps` failed or printed what cannot be read.
     #[error(transparent)]
     Top(#[from] top::TopError),
