@@ -315,9 +315,13 @@ impl Sources {
         let Some(dir) = self.dir("blkio") else {
             return Ok(BlkioStats::default());
         };
-        // The CFQ files where the scheduler keeps them, else the throttle layer's (runc's order).
+        // The CFQ scheduler's files, else BFQ's, else the throttle layer's (runc's order).
         let pick = |name: &str| -> Result<Option<Vec<BlkioEntry>>> {
-            for file in [format!("blkio.{name}"), format!("blkio.throttle.{name}")] {
+            for file in [
+                format!("blkio.{name}"),
+                format!("blkio.bfq.{name}"),
+                format!("blkio.throttle.{name}"),
+            ] {
                 let path = dir.join(&file);
                 if path.exists() {
                     let entries = blkio_v1_entries(&read(&path)?);
