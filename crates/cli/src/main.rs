@@ -8,6 +8,8 @@ mod images;
 mod pull;
 mod push;
 mod saveload;
+#[allow(dead_code)] // wired into the commands in the next commits
+mod template;
 mod volumes;
 
 use std::path::PathBuf;
