@@ -147,7 +147,8 @@ pub(crate) fn shape_error(err: crate::shapes::ShapeError) -> ApiError {
         E::Tags(tagstore::Error::NoSuchImage(name)) => {
             ApiError::not_found(format!("No such image: {name}"))
         }
-        E::Graph(graph::Error::NoSuchImage(name)) | E::Tags(tagstore::Error::Graph(graph::Error::NoSuchImage(name))) => {
+        E::Graph(graph::Error::NoSuchImage(name))
+        | E::Tags(tagstore::Error::Graph(graph::Error::NoSuchImage(name))) => {
             ApiError::not_found(format!("No such image: {name}"))
         }
         other => ApiError::internal(other.to_string()),

@@ -140,12 +140,10 @@ impl Filters {
 
     /// Whether `labels` carry every `label` filter (`KEY` or `KEY=VALUE`).
     pub fn labels_match(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.get("label")
-            .iter()
-            .all(|l| match l.split_once('=') {
-                Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
-                None => labels.contains_key(l.as_str()),
-            })
+        self.get("label").iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+            None => labels.contains_key(l.as_str()),
+        })
     }
 }
 
@@ -168,7 +166,8 @@ mod tests {
     #[test]
     fn reads_both_json_forms() {
         let new = Filters::from_json(Some(r#"{"status":["exited"]}"#)).unwrap();
-        let old = Filters::from_json(Some(r#"{"status":{"exited":true,"running":false}}"#)).unwrap();
+        let old =
+            Filters::from_json(Some(r#"{"status":{"exited":true,"running":false}}"#)).unwrap();
         assert_eq!(new, old);
         assert!(Filters::from_json(None).unwrap().is_empty());
         assert!(matches!(

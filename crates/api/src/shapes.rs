@@ -447,8 +447,16 @@ pub fn list_containers(
         })?);
     }
     let created_of = |name: &String| rt.get(name.trim_start_matches('/')).map(|c| c.created);
-    let before = filters.get("before").iter().map(created_of).collect::<Result<Vec<_>, _>>()?;
-    let since = filters.get("since").iter().map(created_of).collect::<Result<Vec<_>, _>>()?;
+    let before = filters
+        .get("before")
+        .iter()
+        .map(created_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let since = filters
+        .get("since")
+        .iter()
+        .map(created_of)
+        .collect::<Result<Vec<_>, _>>()?;
     let ancestors: BTreeSet<String> = filters
         .get("ancestor")
         .iter()
@@ -632,8 +640,7 @@ pub fn image_container_config(source: Option<&Value>) -> Value {
                     config[key] = json!(s);
                 }
             }
-            "AttachStdin" | "AttachStdout" | "AttachStderr" | "Tty" | "OpenStdin"
-            | "StdinOnce" => {
+            "AttachStdin" | "AttachStdout" | "AttachStderr" | "Tty" | "OpenStdin" | "StdinOnce" => {
                 if let Some(b) = value.as_bool() {
                     config[key] = json!(b);
                 }
@@ -801,8 +808,16 @@ pub fn list_images(
             Err(_) => Ok(graph.resolve(name)?.created),
         }
     };
-    let before = filters.get("before").iter().map(created_of).collect::<Result<Vec<_>, _>>()?;
-    let since = filters.get("since").iter().map(created_of).collect::<Result<Vec<_>, _>>()?;
+    let before = filters
+        .get("before")
+        .iter()
+        .map(created_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let since = filters
+        .get("since")
+        .iter()
+        .map(created_of)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (repo, repo_tags) in tags.repositories()? {
         for (tag, id) in repo_tags {
@@ -838,8 +853,7 @@ pub fn list_images(
                 continue;
             }
         }
-        if before.iter().any(|t| image.created >= *t) || since.iter().any(|t| image.created <= *t)
-        {
+        if before.iter().any(|t| image.created >= *t) || since.iter().any(|t| image.created <= *t) {
             continue;
         }
         let labels = image_labels(graph, image);

@@ -27,8 +27,6 @@ pub enum TemplateError {
         #[source]
         source: gotmpl::TemplateError,
     },
-    #[error("template data: {0}")]
-    Data(#[source] gotmpl::TemplateError),
 }
 
 /// A parsed `--format`.
@@ -92,7 +90,7 @@ impl Template {
 
     /// One document through the template, no newline added.
     pub fn render(&self, data: &serde_json::Value) -> Result<String, TemplateError> {
-        let value = gotmpl::to_value(data).map_err(TemplateError::Data)?;
+        let value = to_value(data);
         self.body
             .execute_to_string(&value)
             .map_err(|source| TemplateError::Execute {
@@ -110,7 +108,7 @@ impl Template {
     ) -> Result<String, TemplateError> {
         let mut out = String::new();
         if let Some(header) = &self.header {
-            let value = gotmpl::to_value(headers).map_err(TemplateError::Data)?;
+            let value = to_value(headers);
             let line =
                 header
                     .execute_to_string(&value)
@@ -282,6 +280,28 @@ fn plain(v: &Value) -> String {
     v.to_string()
 }
 
+/// A document as template data. JSON `null` is one of Go's nil slices or maps in Docker's
+/// documents; it becomes an empty list, so `{{.Config.Cmd}}` prints `[]` as docker's does
+/// (not `<no value>`), at the price of `{{json .Config.Cmd}}` printing `[]` for `null`.
+pub fn to_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::List(Vec::new().into()),
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::Uint(u),
+            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::String(s.as_str().into()),
+        serde_json::Value::Array(items) => Value::List(items.iter().map(to_value).collect()),
+        serde_json::Value::Object(map) => Value::Map(std::sync::Arc::new(
+            map.iter()
+                .map(|(k, v)| (std::sync::Arc::from(k.as_str()), to_value(v)))
+                .collect(),
+        )),
+    }
+}
+
 /// A template value back as JSON (for `json`).
 fn to_json(v: &Value) -> serde_json::Value {
     match v {
@@ -335,6 +355,9 @@ mod tests {
         assert_eq!(render("{{printf \"%5s|\" .Id}}"), "  abc|");
         assert_eq!(render("{{.Config.Cmd}}"), "[sh -c true]");
         assert_eq!(render("json"), serde_json::to_string(&d).unwrap());
+        let image = json!({"Config": {"Cmd": null}});
+        let t = Template::parse("{{.Config.Cmd}}").unwrap();
+        assert_eq!(t.render(&image).unwrap(), "[]");
         assert_eq!(render("{{truncate .Id 2}}{{pad \"x\" 1 1}}"), "ab x ");
     }
 
