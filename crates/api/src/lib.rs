@@ -9,6 +9,7 @@
 mod auth;
 mod body;
 mod containers;
+mod content;
 mod create;
 mod error;
 mod exec;
