@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn json_bodies_pass_and_others_are_400s_naming_the_type() {
-        let ok = headers(&[("content-type", "application/json; charset=utf-8"), ("content-length", "2")]);
+        let ok = headers(&[
+            ("content-type", "application/json; charset=utf-8"),
+            ("content-length", "2"),
+        ]);
         assert!(check_for_json(&ok).is_ok());
         assert!(check_for_json(&headers(&[])).is_ok());
         let text = headers(&[("content-type", "text/plain"), ("content-length", "2")]);
