@@ -32,7 +32,8 @@ fn image_ids(root: &DockRoot) -> Vec<String> {
     let mut ids: Vec<String> = root
         .ok(&["images", "-a", "-q", "--no-trunc"])
         .lines()
-        .map(str::to_string)
+        // Docker's untruncated ids: sha256:<hex>.
+        .map(|l| l.strip_prefix("sha256:").unwrap_or(l).to_string())
         .collect();
     ids.sort();
     ids
@@ -337,8 +338,9 @@ fn images_lists_untagged_heads_and_all_with_a() {
             },
         )
         .unwrap();
+    // Newest first, as Docker lists them.
     let listing = root.ok(&["images", "-q"]);
-    assert_eq!(listing, format!("{}\n{}\n", &base[..12], &top.id[..12]));
+    assert_eq!(listing, format!("{}\n{}\n", &top.id[..12], &base[..12]));
     let all = root.ok(&["images", "-a", "-q"]);
     assert_eq!(all.lines().count(), 3, "{all}");
     assert!(all.contains(&mid.id[..12]));

@@ -41,7 +41,14 @@ pub fn document(ctx: &Context, name: &str, kind: Option<&str>) -> anyhow::Result
     if kind != Some("container") {
         let graph = ctx.graph()?;
         let tags = ctx.tags()?;
-        if let Ok(image) = crate::pull::lookup(ctx, &graph, &tags, name) {
+        // An id may come as the API shows it, `sha256:<hex>`.
+        let found = crate::pull::lookup(ctx, &graph, &tags, name).or_else(|err| {
+            match name.strip_prefix("sha256:") {
+                Some(hex) => Ok(graph.resolve(hex)?),
+                None => Err(err),
+            }
+        });
+        if let Ok(image) = found {
             return Ok(Some(api::shapes::image_inspect(&graph, &tags, &image)?));
         }
     }
