@@ -640,6 +640,9 @@ fn sorted_lines(text: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Acceptance 5: bad requests are 400s with a message, and the daemon keeps serving
 
+/// Method, path, content type, body, and what the 400's message must say.
+type BadRequest<'a> = (&'a str, String, Option<&'a str>, &'a [u8], &'a str);
+
 #[test]
 fn bad_requests_get_400s_with_a_message_and_the_daemon_keeps_serving() {
     let daemon = Daemon::start();
@@ -658,7 +661,7 @@ fn bad_requests_get_400s_with_a_message_and_the_daemon_keeps_serving() {
     ]);
     let json = Some("application/json");
     let create = br#"{"Image":"busybox","Cmd":["true"]}"#;
-    let cases: Vec<(&str, String, Option<&str>, &[u8], &str)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             "POST",
             "/containers/create".into(),

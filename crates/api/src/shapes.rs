@@ -678,16 +678,10 @@ pub fn image_container_config(source: Option<&Value>) -> Value {
                     config[key] = json!(n);
                 }
             }
-            "ArgsEscaped" | "NetworkDisabled" => {
-                if value.as_bool() == Some(true) {
-                    config[key] = json!(true);
-                }
+            "ArgsEscaped" | "NetworkDisabled" if value.as_bool() == Some(true) => {
+                config[key] = json!(true);
             }
-            "Healthcheck" => {
-                if value.is_object() {
-                    config[key] = value.clone();
-                }
-            }
+            "Healthcheck" if value.is_object() => config[key] = value.clone(),
             _ => {}
         }
     }
