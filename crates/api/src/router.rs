@@ -44,6 +44,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
     let query = Query::parse(req.uri().query());
     let method = req.method().clone();
     tracing::debug!(%method, %path, "request");
+    if crate::content::requires_json(&method, &path) {
+        crate::content::check_for_json(req.headers())?;
+    }
 
     match (&method, path.as_str()) {
         (&Method::GET | &Method::HEAD, "/_ping") => return Ok(system::ping(&method)),

@@ -9,6 +9,8 @@ mod images;
 mod pull;
 mod push;
 mod saveload;
+mod shapes;
+mod template;
 mod volumes;
 
 use std::path::PathBuf;
@@ -70,14 +72,19 @@ enum Command {
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
     /// Return low-level information on a container or image
-    Inspect {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
+    Inspect(shapes::InspectArgs),
     /// Display system-wide information
-    Info,
+    Info {
+        /// Format the output using the given Go template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
     /// Show the dock version information
-    Version,
+    Version {
+        /// Format the output using the given Go template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
     /// Serve the Docker Engine API (`dock -d` is Docker 0.1.0's spelling)
     Daemon {
         /// Where to listen: unix:///PATH or tcp://IP:PORT (TCP beyond loopback needs --tlsverify)
@@ -160,8 +167,11 @@ fn main() -> ExitCode {
         Command::Volume(cmd) => volumes::run(&ctx, cmd),
         Command::SaveLoad(cmd) => saveload::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
-        Command::Inspect { names } => images::inspect(&ctx, &names),
-        Command::Info => images::info(&ctx),
+        Command::Inspect(args) => shapes::inspect(&ctx, &args),
+        Command::Info { format: None } => images::info(&ctx),
+        Command::Info {
+            format: Some(format),
+        } => shapes::info(&ctx, &format),
         Command::Daemon {
             host,
             tls,
@@ -182,11 +192,7 @@ fn main() -> ExitCode {
                 .map(|()| 0)
                 .map_err(Into::into)
         }
-        Command::Version => {
-            println!("Version: {VERSION}");
-            println!("OS/Arch: linux/{}", std::env::consts::ARCH);
-            Ok(0)
-        }
+        Command::Version { format } => shapes::version(format.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -227,15 +233,6 @@ fn init_logging(debug: bool) {
 /// Containers (ids) created from image `image_id`.
 pub fn images_in_use(ctx: &Context, image_id: &str) -> anyhow::Result<Vec<String>> {
     Ok(containers::runtime(ctx)?.images_in_use(image_id)?)
-}
-
-/// The inspect JSON of container `name`, if there is one.
-pub fn inspect_container(ctx: &Context, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
-    match containers::runtime(ctx)?.get(name) {
-        Ok(c) => Ok(Some(serde_json::to_value(c)?)),
-        Err(runtime::Error::NoSuchContainer(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 pub fn container_count(ctx: &Context) -> anyhow::Result<usize> {
