@@ -271,6 +271,40 @@ fn dock_stats_top_and_errors() {
     // The container has its eth0 on the bridge: NET I/O is its counters (maybe still 0B).
     let full = root.ok(&["stats", "--no-stream", "--no-trunc", "web"]);
     assert_eq!(stats_row(&full, "web")[0], id, "{full}");
+    // --format: Docker's fields, `table` with its titles, `json`.
+    let line = root.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Container}}|{{.Name}}|{{.ID}}|{{.PIDs}}",
+        "web",
+    ]);
+    let cells: Vec<&str> = line.trim_end().split('|').collect();
+    assert_eq!(cells[..3], ["web", "web", &id[..12]], "{line}");
+    assert!(cells[3].parse::<u64>().unwrap() >= 1, "{line}");
+    let table = root.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "table {{.Name}}\t{{.CPUPerc}}\t{{.MemPerc}}",
+    ]);
+    assert_eq!(
+        split_columns(table.lines().next().unwrap()),
+        ["NAME", "CPU %", "MEM %"],
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&root.ok(&["stats", "--no-stream", "--format", "json", "web"]))
+            .unwrap();
+    assert_eq!(json["Name"], "web", "{json}");
+    assert!(json["MemUsage"].as_str().unwrap().contains(" / "), "{json}");
+    let out = root.run(&["stats", "--no-stream", "--format", "{{.Nope", "web"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).starts_with("Error: template parsing error"),
+        "{}",
+        stderr(&out)
+    );
 
     // top: ps -ef rows of the container's processes only.
     let top = root.ok(&["top", "web"]);
@@ -630,6 +664,17 @@ fn docker_stats_top_and_logs_through_the_daemon() {
     let row = stats_row(&table, "web");
     assert_eq!(row[0], &id[..12]);
     assert_real_stats(&row, &table);
+    // --format through the docker CLI: the same fields from the API's document.
+    let line = daemon.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.ID}}|{{.PIDs}}",
+        "web",
+    ]);
+    let cells: Vec<&str> = line.trim_end().split('|').collect();
+    assert_eq!(cells[..2], ["web", &id[..12]], "{line}");
+    assert!(cells[2].parse::<u64>().unwrap() >= 1, "{line}");
     let out = daemon.docker(&["stats", "--no-stream", "nosuch"]);
     assert_ne!(code(&out), 0);
     assert!(

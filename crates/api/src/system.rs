@@ -76,7 +76,13 @@ pub async fn info(state: Arc<State>) -> ApiResult<Response> {
     .await?;
     Ok(body::json(
         StatusCode::OK,
-        &info_doc(&root, images, containers.total, containers.running, containers.paused),
+        &info_doc(
+            &root,
+            images,
+            containers.total,
+            containers.running,
+            containers.paused,
+        ),
     ))
 }
 

@@ -8,7 +8,11 @@ use runtime::stats::{Stats, Summary};
 use runtime::{Container, Runtime};
 
 use crate::format::{short_id, Table};
+use crate::template::Template;
 use crate::Context;
+
+/// `docker stats`' default table.
+pub const DEFAULT_STATS_FORMAT: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
 
 #[derive(Subcommand)]
 pub enum CmdsCommand {
@@ -32,6 +36,10 @@ pub enum CmdsCommand {
         /// Do not truncate output
         #[arg(long)]
         no_trunc: bool,
+        /// Format output using a Go template ("table", "table TEMPLATE", "json", "TEMPLATE";
+        /// fields .Container .Name .ID .CPUPerc .MemUsage .MemPerc .NetIO .BlockIO .PIDs)
+        #[arg(long)]
+        format: Option<String>,
         /// Containers (default: every running one)
         containers: Vec<String>,
     },
@@ -71,8 +79,22 @@ pub fn run(ctx: &Context, cmd: CmdsCommand) -> anyhow::Result<u8> {
             all,
             no_stream,
             no_trunc,
+            format,
             containers,
-        } => stats(&rt, all, no_stream, no_trunc, &containers),
+        } => {
+            let template = format
+                .as_deref()
+                .map(|f| Template::parse_or_default(f, DEFAULT_STATS_FORMAT))
+                .transpose()?;
+            stats(
+                &rt,
+                all,
+                no_stream,
+                no_trunc,
+                template.as_ref(),
+                &containers,
+            )
+        }
     }
 }
 
@@ -93,17 +115,15 @@ fn each(names: &[String], act: impl Fn(&str) -> runtime::Result<()>) -> anyhow::
     }
 }
 
-/// The containers `stats` shows: those named, else the running ones (`-a`: all).
-fn chosen(rt: &Runtime, all: bool, names: &[String]) -> anyhow::Result<Vec<Container>> {
+/// The containers `stats` shows, each with what `.Container` shows: those named (as
+/// named), else the running ones (`-a`: all) by full id.
+fn chosen(rt: &Runtime, all: bool, names: &[String]) -> anyhow::Result<Vec<(String, Container)>> {
     if names.is_empty() {
         let mut list = rt.list()?;
         list.retain(|c| all || c.state.running);
-        return Ok(list);
+        return Ok(list.into_iter().map(|c| (c.id.clone(), c)).collect());
     }
-    names
-        .iter()
-        .map(|n| rt.get(n).map_err(Into::into))
-        .collect()
+    names.iter().map(|n| Ok((n.clone(), rt.get(n)?))).collect()
 }
 
 /// A sample, or for a container that does not run (or is gone meanwhile) the empty one.
@@ -129,9 +149,11 @@ fn stats(
     all: bool,
     no_stream: bool,
     no_trunc: bool,
+    template: Option<&Template>,
     names: &[String],
 ) -> anyhow::Result<u8> {
-    let containers = chosen(rt, all, names)?;
+    let chosen = chosen(rt, all, names)?;
+    let (given, containers): (Vec<String>, Vec<Container>) = chosen.into_iter().unzip();
     let mut previous: Vec<Stats> = containers.iter().map(|c| sample(rt, c)).collect();
     let mut out = io::stdout().lock();
     loop {
@@ -146,7 +168,21 @@ fn stats(
                 now
             })
             .collect();
-        let table = stats_table(&current, no_trunc);
+        let table = match template {
+            None => stats_table(&current, no_trunc),
+            Some(template) => {
+                let rows: Vec<serde_json::Value> = current
+                    .iter()
+                    .zip(&given)
+                    .map(|(s, given)| StatsRow::new(s, no_trunc).context(given))
+                    .collect();
+                let mut text = template.render_list(&rows, &stats_headers())?;
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text
+            }
+        };
         if !no_stream {
             // Docker's screen refresh: clear, home.
             write!(out, "\x1b[2J\x1b[H")?;
@@ -202,7 +238,37 @@ pub struct StatsRow {
     pub pids: String,
 }
 
+/// The column titles of `stats --format "table …"`.
+pub fn stats_headers() -> serde_json::Value {
+    serde_json::json!({
+        "Container": "CONTAINER",
+        "Name": "NAME",
+        "ID": "CONTAINER ID",
+        "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT",
+        "MemPerc": "MEM %",
+        "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O",
+        "PIDs": "PIDS",
+    })
+}
+
 impl StatsRow {
+    /// What a `--format` template sees; `.Container` is the container as the user named it.
+    pub fn context(self, container: &str) -> serde_json::Value {
+        serde_json::json!({
+            "Container": container,
+            "Name": self.name,
+            "ID": self.id,
+            "CPUPerc": self.cpu_perc,
+            "MemUsage": self.mem_usage,
+            "MemPerc": self.mem_perc,
+            "NetIO": self.net_io,
+            "BlockIO": self.block_io,
+            "PIDs": self.pids,
+        })
+    }
+
     pub fn new(s: &Stats, no_trunc: bool) -> StatsRow {
         let sum: Summary = s.summary();
         StatsRow {
@@ -211,7 +277,10 @@ impl StatsRow {
             } else {
                 short_id(&s.id).to_string()
             },
-            name: s.name.trim_start_matches('/').to_string(),
+            name: match s.name.strip_prefix('/') {
+                Some(name) if !name.is_empty() => name.to_string(),
+                _ => "--".to_string(),
+            },
             cpu_perc: format!("{:.2}%", sum.cpu_percent),
             mem_usage: format!(
                 "{} / {}",
@@ -283,6 +352,30 @@ pub fn go_g(value: f64, precision: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_see_dockers_fields() {
+        let s = Stats {
+            id: "ab".repeat(32),
+            name: "/web".into(),
+            ..Stats::default()
+        };
+        let row = StatsRow::new(&s, false).context("web");
+        let t = Template::parse("{{.Container}} {{.Name}} {{.ID}} {{.CPUPerc}} {{.PIDs}}").unwrap();
+        assert_eq!(t.render(&row).unwrap(), "web web abababababab 0.00% 0");
+        let t = Template::parse("table {{.Name}}\t{{.MemUsage}}").unwrap();
+        assert_eq!(
+            t.render_list(&[row], &stats_headers()).unwrap(),
+            "NAME      MEM USAGE / LIMIT\nweb       0B / 0B\n"
+        );
+        // Docker's default table and ours agree.
+        let t = Template::parse(DEFAULT_STATS_FORMAT).unwrap();
+        let row = StatsRow::new(&s, false).context("web");
+        assert_eq!(
+            t.render_list(&[row], &stats_headers()).unwrap(),
+            stats_table(&[s], false)
+        );
+    }
 
     #[test]
     fn sizes_as_go_units_prints_them() {
