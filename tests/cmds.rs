@@ -132,6 +132,44 @@ fn dock_pause_freezes_the_counter_and_shows_paused() {
     assert!(root.run(&["inspect", "counter"]).status.code() != Some(0));
 }
 
+/// A paused container whose monitor died (kill -9, a crash) is reaped like any other: the
+/// next command thaws it so the kill lands, and nothing of it is left.
+#[test]
+fn dock_reaps_a_paused_container_whose_monitor_died() {
+    let root = DockRoot::with_busybox();
+    let id = root
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "orphan",
+            "busybox",
+            "sh",
+            "-c",
+            COUNTER,
+        ])
+        .trim()
+        .to_string();
+    root.ok(&["pause", "orphan"]);
+    let pid = root.inspect("orphan")["State"]["Pid"].as_i64().unwrap() as i32;
+    for monitor in root.monitors() {
+        common::kill9(monitor);
+        common::wait_for_exit(monitor);
+    }
+    let state = &root.inspect("orphan")["State"];
+    assert_eq!(state["Running"], false, "{state}");
+    assert_eq!(state["Paused"], false, "{state}");
+    common::wait_for_exit(pid);
+    let left: Vec<PathBuf> = root
+        .container_cgroups()
+        .into_iter()
+        .filter(|dir| dir.ends_with(&id))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// The same on cgroup v2 (`cgroup.freeze`), with the machine's cgroup2 mount as the only
 /// hierarchy.
 #[test]

@@ -919,6 +919,11 @@ impl Cgroup {
     /// Kills what is left in the cgroup and removes its directories (the parent stays). Missing
     /// ones are fine, so this can run more than once.
     pub fn remove(&self) -> Result<()> {
+        // A paused container's processes act on SIGKILL only once thawed (v1's freezer).
+        if let Some(freezer) = self.freezer().filter(Freezer::is_frozen) {
+            debug!(?freezer, "thawing before the kill");
+            freezer.thaw()?;
+        }
         self.kill_all()?;
         for dir in self
             .members
