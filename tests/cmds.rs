@@ -92,6 +92,11 @@ fn dock_pause_freezes_the_counter_and_shows_paused() {
         stderr(&again),
         format!("Error: container {id} is already paused\n")
     );
+    let out = root.run(&["rm", "counter"]);
+    assert_eq!(
+        stderr(&out),
+        "Error: conflict: container counter is paused and must be unpaused first\n"
+    );
     let exec = root.run(&["exec", "counter", "true"]);
     assert_ne!(code(&exec), 0);
     assert!(
@@ -637,6 +642,11 @@ fn docker_pause_unpause_freezes_the_counter() {
     assert_eq!(
         stderr(&out),
         format!("Error response from daemon: container {id} is already paused\n")
+    );
+    let out = daemon.docker(&["rm", "counter"]);
+    assert_eq!(
+        stderr(&out),
+        "Error response from daemon: cannot remove container \"/counter\": container is paused and must be unpaused first\n"
     );
     let out = daemon.docker(&["exec", "counter", "true"]);
     assert!(

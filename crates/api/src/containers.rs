@@ -71,6 +71,9 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         E::NameInUse { name, holder } => ApiError::conflict(format!(
             "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
         )),
+        E::RemovePaused(container) => ApiError::conflict(format!(
+            "cannot remove container \"/{container}\": container is paused and must be unpaused first"
+        )),
         E::Running(container) => ApiError::conflict(format!(
             "cannot remove container \"/{container}\": container is running: stop the container before removing or force remove"
         )),

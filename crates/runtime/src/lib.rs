@@ -123,6 +123,9 @@ pub enum Error {
     AlreadyPaused(String),
     #[error("container {0} is not paused")]
     NotPaused(String),
+    /// `rm` without `-f` of a paused container.
+    #[error("conflict: container {0} is paused and must be unpaused first")]
+    RemovePaused(String),
     /// `exec` into a paused container (dockerd's words).
     #[error("Container {0} is paused, unpause the container before exec")]
     Paused(String),
@@ -894,6 +897,9 @@ impl Runtime {
     pub fn remove_with(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.load(id)?;
         if c.state.running {
+            if !force && c.state.paused {
+                return Err(Error::RemovePaused(c.name));
+            }
             if !force {
                 return Err(Error::Running(c.name));
             }
