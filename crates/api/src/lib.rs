@@ -8,10 +8,14 @@
 
 mod auth;
 mod body;
+mod cmds;
 mod containers;
+mod content;
+mod copy;
 mod create;
 mod error;
 mod exec;
+pub mod filters;
 mod images;
 mod limits;
 mod listen;
@@ -22,6 +26,7 @@ mod router;
 mod runs;
 mod saveload;
 mod server;
+pub mod shapes;
 mod state;
 mod stream;
 mod system;

@@ -2,14 +2,18 @@
 
 mod auth;
 mod check;
+mod cmds;
 mod containers;
+mod cp;
 mod exec;
 mod format;
 mod images;
 mod pull;
 mod push;
 mod saveload;
+mod shapes;
 mod system;
+mod template;
 mod volumes;
 
 use std::path::PathBuf;
@@ -55,6 +59,8 @@ enum Command {
     #[command(flatten)]
     Auth(auth::AuthCommand),
     #[command(flatten)]
+    Cmds(cmds::CmdsCommand),
+    #[command(flatten)]
     Push(push::PushCommand),
     #[command(flatten)]
     Pull(pull::PullCommand),
@@ -63,6 +69,10 @@ enum Command {
     Volume(volumes::VolumeCommand),
     /// Run a command in a running container
     Exec(exec::ExecArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Rename a container
+    Rename(cp::RenameArgs),
     /// Manage the store as a whole
     #[command(subcommand)]
     System(system::SystemCommand),
@@ -72,14 +82,19 @@ enum Command {
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
     /// Return low-level information on a container or image
-    Inspect {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
+    Inspect(shapes::InspectArgs),
     /// Display system-wide information
-    Info,
+    Info {
+        /// Format the output using the given Go template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
     /// Show the dock version information
-    Version,
+    Version {
+        /// Format the output using the given Go template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
     /// Serve the Docker Engine API (`dock -d` is Docker 0.1.0's spelling)
     Daemon {
         /// Where to listen: unix:///PATH or tcp://IP:PORT (TCP beyond loopback needs --tlsverify)
@@ -155,15 +170,21 @@ fn main() -> ExitCode {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
+        Command::Cmds(cmd) => cmds::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
+        Command::Cp(args) => cp::run(&ctx, args),
+        Command::Rename(args) => cp::rename(&ctx, args),
         Command::System(cmd) => system::run(&ctx, cmd),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),
         Command::SaveLoad(cmd) => saveload::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
-        Command::Inspect { names } => images::inspect(&ctx, &names),
-        Command::Info => images::info(&ctx),
+        Command::Inspect(args) => shapes::inspect(&ctx, &args),
+        Command::Info { format: None } => images::info(&ctx),
+        Command::Info {
+            format: Some(format),
+        } => shapes::info(&ctx, &format),
         Command::Daemon {
             host,
             tls,
@@ -184,11 +205,7 @@ fn main() -> ExitCode {
                 .map(|()| 0)
                 .map_err(Into::into)
         }
-        Command::Version => {
-            println!("Version: {VERSION}");
-            println!("OS/Arch: linux/{}", std::env::consts::ARCH);
-            Ok(0)
-        }
+        Command::Version { format } => shapes::version(format.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -229,15 +246,6 @@ fn init_logging(debug: bool) {
 /// Containers (ids) created from image `image_id`.
 pub fn images_in_use(ctx: &Context, image_id: &str) -> anyhow::Result<Vec<String>> {
     Ok(containers::runtime(ctx)?.images_in_use(image_id)?)
-}
-
-/// The inspect JSON of container `name`, if there is one.
-pub fn inspect_container(ctx: &Context, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
-    match containers::runtime(ctx)?.get(name) {
-        Ok(c) => Ok(Some(serde_json::to_value(c)?)),
-        Err(runtime::Error::NoSuchContainer(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 pub fn container_count(ctx: &Context) -> anyhow::Result<usize> {

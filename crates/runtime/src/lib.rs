@@ -14,6 +14,7 @@ pub mod broken;
 pub mod cgroup;
 pub mod check;
 pub mod container;
+pub mod copy;
 pub mod devices;
 pub mod etcfiles;
 pub mod exec;
@@ -27,6 +28,8 @@ pub mod overlay;
 pub mod procs;
 pub mod queue;
 pub mod security;
+pub mod stats;
+pub mod top;
 pub mod volumes;
 
 use std::fs;
@@ -137,6 +140,21 @@ pub enum Error {
     NotRunning(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    /// `rm` without `-f` of a paused container.
+    #[error("conflict: container {0} is paused and must be unpaused first")]
+    RemovePaused(String),
+    /// `exec` into a paused container (dockerd's words).
+    #[error("Container {0} is paused, unpause the container before exec")]
+    Paused(String),
+    /// `top`: options refused, or `ps` failed or printed what cannot be read.
+    #[error(transparent)]
+    Top(#[from] top::TopError),
+    #[error(transparent)]
+    Stats(#[from] stats::StatsError),
     #[error("no command specified")]
     NoCommand,
     /// A memory limit below [`MIN_MEMORY`]; Docker's words, which tools match.
@@ -186,6 +204,9 @@ pub enum Error {
     /// Volumes and mounts: bad specs, unknown or busy volumes, their files.
     #[error(transparent)]
     Volume(#[from] volumes::Error),
+    /// `cp`: a path that is missing, refused or unreadable.
+    #[error(transparent)]
+    Copy(#[from] copy::Error),
 }
 
 impl Error {
@@ -791,6 +812,7 @@ impl Runtime {
         if !c.state.running {
             return Err(Error::NotRunning(c.name));
         }
+        self.thaw_if_paused(&c)?;
         let socket = self.paths(id).socket();
         let mut client = match Client::connect(&socket, Hello::default()) {
             Ok(client) => client,
@@ -833,6 +855,7 @@ impl Runtime {
         if !c.state.running {
             return Ok(());
         }
+        self.thaw_if_paused(&c)?;
         let signal = signal.unwrap_or_else(|| stop_signal(&c.config));
         let socket = self.paths(id).socket();
         let mut client = match Client::connect(&socket, Hello::default()) {
@@ -927,6 +950,9 @@ impl Runtime {
             Err(e) => return Err(e),
         };
         if c.state.running {
+            if !force && c.state.paused {
+                return Err(Error::RemovePaused(c.name));
+            }
             if !force {
                 return Err(Error::Running(c.name));
             }
@@ -1273,6 +1299,7 @@ impl Runtime {
             .filter(|r| Some(r.monitor) == c.monitor && r.exit_code.is_some());
         c.state.running = false;
         c.state.restarting = false;
+        c.state.paused = false;
         c.state.pid = 0;
         c.monitor_lost = true;
         match recorded {
