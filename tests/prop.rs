@@ -219,7 +219,11 @@ fn a_damaged_image_json_is_listed_and_rmi_f_removes_it() {
 #[test]
 fn a_damaged_repositories_file_is_kept_and_the_rest_works() {
     let root = DockRoot::with_busybox();
-    let id = root.ok(&["images", "-q", "--no-trunc"]).trim().to_string();
+    let id = root
+        .ok(&["images", "-q", "--no-trunc"])
+        .trim()
+        .trim_start_matches("sha256:")
+        .to_string();
     root.ok(&["tag", "busybox", "app:1"]);
     root.ok(&[
         "run",
@@ -236,7 +240,7 @@ fn a_damaged_repositories_file_is_kept_and_the_rest_works() {
 
     // Listings and container inspect work; images are listed by id with a warning.
     assert!(root.ok(&["ps", "-a"]).contains("done"));
-    assert_eq!(root.inspect("done")["Name"], "done");
+    assert_eq!(root.inspect("done")["Name"], "/done");
     let out = root.run(&["images"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains(&id[..12]), "{}", stdout(&out));
@@ -497,8 +501,10 @@ fn rmi_f_untags_an_image_a_container_uses_and_keeps_it() {
     assert!(root
         .ok(&["rmi", "-f", "used"])
         .contains("Untagged: used:latest"));
-    assert!(lines(&root.ok(&["images", "-a", "-q", "--no-trunc"])).contains(&id));
-    assert_eq!(root.inspect("user")["Image"], id.as_str());
+    assert!(
+        lines(&root.ok(&["images", "-a", "-q", "--no-trunc"])).contains(&format!("sha256:{id}"))
+    );
+    assert_eq!(root.inspect("user")["Image"], format!("sha256:{id}"));
     root.ok(&["rm", "user"]);
     assert!(root
         .ok(&["rmi", &id[..12]])
