@@ -112,7 +112,10 @@ fn lines(s: &str) -> HashSet<String> {
 /// container or image, or the store's own bookkeeping.
 fn assert_consistent(root: &DockRoot, after: &str) {
     let containers = lines(&root.ok(&["ps", "-aq", "--no-trunc"]));
-    let images = lines(&root.ok(&["images", "-aq", "--no-trunc"]));
+    let images: Vec<String> = lines(&root.ok(&["images", "-aq", "--no-trunc"]))
+        .iter()
+        .map(|id| id.trim_start_matches("sha256:").to_string())
+        .collect();
     let check = root.run(&["system", "check"]);
     assert!(
         check.status.success() && check.stdout.is_empty(),
@@ -272,7 +275,8 @@ fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
         let (_rm, _rmi) = remover.join().unwrap();
         if commit.status.success() {
             let image = root.inspect(&out);
-            let parent = image["parent"].as_str().unwrap_or_default().to_string();
+            let parent = image["Parent"].as_str().unwrap_or_default();
+            let parent = parent.trim_start_matches("sha256:").to_string();
             root.ok(&["inspect", &parent]);
         }
     }
