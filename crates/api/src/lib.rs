@@ -11,6 +11,7 @@ mod body;
 mod containers;
 mod create;
 mod error;
+mod events;
 mod exec;
 mod images;
 mod limits;

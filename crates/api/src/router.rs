@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
 use crate::{
-    auth, containers, exec, images, push, saveload, system, volumes, API_VERSION, MIN_API_VERSION,
+    auth, containers, events, exec, images, push, saveload, system, volumes, API_VERSION, MIN_API_VERSION,
     VERSION,
 };
 
@@ -49,6 +49,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::GET | &Method::HEAD, "/_ping") => return Ok(system::ping(&method)),
         (&Method::GET, "/version") => return Ok(system::version()),
         (&Method::GET, "/info") => return system::info(state).await,
+        (&Method::GET, "/events") => return events::events(state, query).await,
         (&Method::GET, "/images/json") => return images::list(state, query).await,
         (&Method::POST, "/images/create") => {
             let auth = auth::registry_auth(req.headers())?;

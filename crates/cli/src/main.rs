@@ -2,6 +2,7 @@
 
 mod auth;
 mod containers;
+mod events;
 mod exec;
 mod format;
 mod images;
@@ -61,6 +62,8 @@ enum Command {
     Volume(volumes::VolumeCommand),
     /// Run a command in a running container
     Exec(exec::ExecArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     #[command(flatten)]
     SaveLoad(saveload::SaveLoadCommand),
     /// The per-container monitor (internal; started by run and start)
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
+        Command::Events(args) => events::run(&ctx, args),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),

@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod container;
 pub mod devices;
 pub mod etcfiles;
+pub mod events;
 pub mod exec;
 pub mod exitrec;
 pub mod humanize;
@@ -651,6 +652,7 @@ impl Runtime {
             }
             return Err(e);
         }
+        events::container(&self.root, &c, "create");
         Ok(c)
     }
 
@@ -759,6 +761,7 @@ impl Runtime {
             }
         };
         tracing::debug!(%id, signo, "signalling container");
+        events::record(&self.root, &events::Message::container(&c, "kill").with("signal", signo));
         // Returns once the monitor sent the signal (or the container is gone), so signals
         // sent one after another reach the container in that order.
         match client
@@ -801,6 +804,8 @@ impl Runtime {
         };
         let io_err = |e| Error::io(&socket, e);
         tracing::debug!(%id, signal, "sending the stop signal");
+        events::record(&self.root, &events::Message::container(&c, "kill").with("signal", signal));
+        let stopped = || events::container(&self.root, &c, "stop");
         if client
             .signal_acked(signal, SIGNAL_ACK_PATIENCE)
             .map_err(io_err)?
@@ -808,6 +813,7 @@ impl Runtime {
         {
             // Exited already: what is left is the monitor closing the connection.
             client.drain();
+            stopped();
             return Ok(());
         }
         if !timeout.is_zero() {
@@ -816,7 +822,10 @@ impl Runtime {
                 .set_read_timeout(Some(timeout))
                 .map_err(io_err)?;
             match client.wait_exit() {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    stopped();
+                    return Ok(());
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -829,6 +838,7 @@ impl Runtime {
         client.stream().set_read_timeout(None).map_err(io_err)?;
         client.signal(libc::SIGKILL).map_err(io_err)?;
         client.wait_exit().map_err(io_err)?;
+        stopped();
         Ok(())
     }
 
@@ -911,6 +921,7 @@ impl Runtime {
         if volumes {
             self.release_anonymous_volumes(&c.mounts);
         }
+        events::container(&self.root, &c, "destroy");
         Ok(())
     }
 

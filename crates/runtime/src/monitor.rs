@@ -533,6 +533,7 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                 });
                 container::save(&paths.config(), c).map_err(runtime_err)?;
             }
+            crate::events::container(rt.root(), c, "start");
             Ok(Run {
                 init: pid,
                 pidfd,
@@ -1283,10 +1284,13 @@ fn record_exit(
     let result = (|| -> crate::Result<Option<PathBuf>> {
         let _lock = Lock::acquire(&paths.lock())?;
         let mut c: Container = container::load(&paths.config())?;
+        let die = crate::events::Message::container(&c, "die").with("exitCode", code);
+        crate::events::record(rt.root(), &die);
         if c.auto_remove {
             tracing::debug!(%id, "removing container (--rm)");
             let dir = rt.take_out(id)?;
             rt.release_anonymous_volumes(&c.mounts);
+            crate::events::container(rt.root(), &c, "destroy");
             return Ok(Some(dir));
         }
         c.state.running = false;
