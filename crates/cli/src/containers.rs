@@ -788,7 +788,12 @@ fn start(rt: &Runtime, attach: bool, interactive: bool, names: &[String]) -> any
     }
     each(names, |name| {
         let c = rt.get(name)?;
-        drop(rt.start(&c.id, Hello::default()).map_err(start_failure)?);
+        // Docker: starting a running container is not an error.
+        match rt.start(&c.id, Hello::default()) {
+            Ok(client) => drop(client),
+            Err(runtime::Error::AlreadyRunning(_)) => {}
+            Err(e) => return Err(start_failure(e)),
+        }
         println!("{name}");
         Ok(())
     })

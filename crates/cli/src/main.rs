@@ -20,14 +20,26 @@ use tagstore::TagStore;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// `dock --version`: Docker's `Docker version X, build Y` form with dock's name and version
+/// (clap prints the command's name before it).
+pub const VERSION_LINE: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    ", build ",
+    env!("DOCK_BUILD_COMMIT")
+);
+
 #[derive(Parser)]
 #[command(
     name = "dock",
-    version = VERSION,
+    version = VERSION_LINE,
     about = "A self-sufficient runtime for linux containers",
     disable_version_flag = true
 )]
 struct Cli {
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
     /// State directory
     #[arg(
         long,

@@ -1062,6 +1062,13 @@ impl Runtime {
     /// digest. Returns the config entry.
     pub fn commit(&self, id: &str, opts: CommitOptions) -> Result<graph::Image> {
         let c = self.load(id)?;
+        // A name that cannot be recorded is refused before anything is made.
+        if let Some(repo) = &opts.repository {
+            tagstore::validate_repository(repo).map_err(|e| Error::Graph(e.to_string()))?;
+            if let Some(tag) = &opts.tag {
+                tagstore::validate_tag(tag).map_err(|e| Error::Graph(e.to_string()))?;
+            }
+        }
         let graph = self.graph()?;
         let upper = self.paths(id).upper();
         let (reader, mut writer) = io::pipe().map_err(|e| Error::io(&upper, e))?;
@@ -1095,11 +1102,29 @@ impl Runtime {
                 return Err(e);
             }
         };
-        if let Some(repo) = opts.repository {
-            let tag = opts.tag.unwrap_or_else(|| "latest".into());
-            self.tags()?
-                .set(&graph, &repo, &tag, &image.id, true)
-                .map_err(|e| Error::Graph(e.to_string()))?;
+        let name = opts
+            .repository
+            .map(|repo| format!("{repo}:{}", opts.tag.as_deref().unwrap_or("latest")));
+        events::record(
+            &self.root,
+            &events::Message::image(&image.id, "commit", name.as_deref())
+                .with("comment", &opts.comment),
+        );
+        if let Some(name) = &name {
+            let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+            if let Err(e) = self.tags().and_then(|tags| {
+                tags.set(&graph, repo, tag, &image.id, true)
+                    .map_err(|e| Error::Graph(e.to_string()))
+            }) {
+                // The name was checked first; should the store still refuse it, no untagged
+                // image stays behind.
+                let _ = graph.delete(&image.id);
+                if let Some(layer) = &image.parent {
+                    let _ = graph.delete(layer);
+                }
+                return Err(e);
+            }
+            events::image(&self.root, &image.id, "tag", Some(name));
         }
         Ok(image)
     }
