@@ -6,9 +6,11 @@ mod events;
 mod exec;
 mod format;
 mod images;
+mod prune;
 mod pull;
 mod push;
 mod saveload;
+mod system;
 mod volumes;
 
 use std::path::PathBuf;
@@ -76,6 +78,15 @@ enum Command {
     Exec(exec::ExecArgs),
     /// Get real time events from the server
     Events(events::EventsArgs),
+    /// Manage containers
+    #[command(name = "container", subcommand)]
+    ContainerGroup(prune::ContainerGroup),
+    /// Manage images
+    #[command(name = "image", subcommand)]
+    ImageGroup(prune::ImageGroup),
+    /// Manage dock
+    #[command(subcommand)]
+    System(system::SystemCommand),
     #[command(flatten)]
     SaveLoad(saveload::SaveLoadCommand),
     /// The per-container monitor (internal; started by run and start)
@@ -167,6 +178,9 @@ fn main() -> ExitCode {
         Command::Auth(cmd) => auth::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
         Command::Events(args) => events::run(&ctx, args),
+        Command::ContainerGroup(cmd) => prune::run_container(&ctx, cmd),
+        Command::ImageGroup(cmd) => prune::run_image(&ctx, cmd),
+        Command::System(cmd) => system::run(&ctx, cmd),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),

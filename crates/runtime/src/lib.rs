@@ -24,6 +24,7 @@ pub mod logs;
 pub mod monitor;
 pub mod overlay;
 pub mod procs;
+pub mod prune;
 pub mod queue;
 pub mod security;
 pub mod volumes;
@@ -164,6 +165,9 @@ pub enum Error {
     /// A bad `--dns`, `--dns-search` or `--add-host`.
     #[error("{0}")]
     InvalidOption(String),
+    /// A prune filter dock does not know or cannot read.
+    #[error("invalid filter {0:?}: prunes filter by until=TIME and label=KEY[=VALUE] (or label!=)")]
+    InvalidFilter(String),
     /// Volumes and mounts: bad specs, unknown or busy volumes, their files.
     #[error(transparent)]
     Volume(#[from] volumes::Error),

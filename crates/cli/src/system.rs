@@ -1,0 +1,22 @@
+//! `dock system …`: the subcommands; each one's body lives in a module of its own.
+
+use clap::Subcommand;
+
+use crate::prune::{self, DfArgs, SystemPruneArgs};
+use crate::Context;
+
+#[derive(Subcommand)]
+pub enum SystemCommand {
+    /// Show dock disk usage: images, containers, local volumes
+    Df(DfArgs),
+    /// Remove unused data: stopped containers, dangling (with -a: unused) images, and with
+    /// --volumes anonymous volumes no container uses
+    Prune(SystemPruneArgs),
+}
+
+pub fn run(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<u8> {
+    match cmd {
+        SystemCommand::Df(args) => prune::df(ctx, args),
+        SystemCommand::Prune(args) => prune::system_prune(ctx, args),
+    }
+}
