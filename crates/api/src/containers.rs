@@ -221,7 +221,7 @@ fn ports(c: &Container) -> Vec<Port> {
         .collect()
 }
 
-fn list_json(c: &Container) -> Value {
+pub(crate) fn list_json(c: &Container) -> Value {
     let mut ports: Vec<Value> = Vec::new();
     for port in self::ports(c) {
         if port.bindings.is_empty() {

@@ -12,33 +12,40 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::Query;
 use crate::state::State;
 
-/// The `filters` parameter (`{"type":{"container":true}}` or `{"type":["container"]}`);
-/// a key dock does not filter by is a 400.
-pub fn filters(query: &Query) -> ApiResult<Filters> {
-    let mut filters = Filters::default();
+/// Every `key=value` of the `filters` parameter (`{"type":{"container":true}}` or
+/// `{"type":["container"]}`), in order.
+pub fn filter_pairs(query: &Query) -> ApiResult<Vec<(String, String)>> {
     let Some(raw) = query.non_empty("filters") else {
-        return Ok(filters);
+        return Ok(Vec::new());
     };
     let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw)
         .map_err(|err| ApiError::bad_request(format!("invalid filters {raw:?}: {err}")))?;
+    let mut pairs = Vec::new();
     for (key, values) in parsed {
-        let values: Vec<String> = match values {
-            serde_json::Value::Object(map) => map
-                .into_iter()
-                .filter(|(_, on)| on.as_bool().unwrap_or(true))
-                .map(|(k, _)| k)
-                .collect(),
-            serde_json::Value::Array(items) => items
-                .into_iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
+        match values {
+            serde_json::Value::Object(map) => pairs.extend(
+                map.into_iter()
+                    .filter(|(_, on)| on.as_bool().unwrap_or(true))
+                    .map(|(v, _)| (key.clone(), v)),
+            ),
+            serde_json::Value::Array(items) => pairs.extend(
+                items
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(|v| (key.clone(), v.to_string()))),
+            ),
             _ => return Err(ApiError::bad_request(format!("invalid filter {key:?}"))),
-        };
-        for value in values {
-            filters
-                .add(&key, &value)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
         }
+    }
+    Ok(pairs)
+}
+
+/// The events filters; a key dock does not filter by is a 400.
+pub fn filters(query: &Query) -> ApiResult<Filters> {
+    let mut filters = Filters::default();
+    for (key, value) in filter_pairs(query)? {
+        filters
+            .add(&key, &value)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     Ok(filters)
 }

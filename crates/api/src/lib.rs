@@ -17,6 +17,7 @@ mod images;
 mod limits;
 mod listen;
 mod monitor;
+mod prune;
 mod push;
 mod query;
 mod router;

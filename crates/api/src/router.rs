@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
 use crate::{
-    auth, containers, events, exec, images, push, saveload, system, volumes, API_VERSION, MIN_API_VERSION,
+    auth, containers, events, exec, images, prune, push, saveload, system, volumes, API_VERSION, MIN_API_VERSION,
     VERSION,
 };
 
@@ -50,6 +50,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::GET, "/version") => return Ok(system::version()),
         (&Method::GET, "/info") => return system::info(state).await,
         (&Method::GET, "/events") => return events::events(state, query).await,
+        (&Method::POST, "/containers/prune") => return prune::containers(state, query).await,
+        (&Method::POST, "/images/prune") => return prune::images(state, query).await,
+        (&Method::GET, "/system/df") => return prune::df(state).await,
         (&Method::GET, "/images/json") => return images::list(state, query).await,
         (&Method::POST, "/images/create") => {
             let auth = auth::registry_auth(req.headers())?;
