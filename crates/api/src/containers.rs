@@ -257,6 +257,10 @@ pub(crate) fn list_json(c: &Container) -> Value {
 pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiResult<Response> {
     let data = read_body(request, MAX_CREATE_BODY).await?;
     let config = CreateBody::parse(&data)?;
+    // Parsed once more as a document: a set field dock does not honour is refused by name.
+    if let Ok(raw) = serde_json::from_slice::<Value>(&data) {
+        crate::strict::check_create(&raw)?;
+    }
     let name = query
         .non_empty("name")
         .map(|n| n.trim_start_matches('/').to_string());

@@ -25,9 +25,11 @@ mod runs;
 mod saveload;
 mod server;
 mod state;
+mod strict;
 mod stream;
 mod system;
 mod tls;
+mod update;
 mod volumes;
 
 pub use error::{Error, Result};

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
 use crate::{
-    auth, containers, events, exec, images, prune, push, saveload, system, volumes, API_VERSION, MIN_API_VERSION,
+    auth, containers, events, exec, images, prune, push, saveload, system, update, volumes, API_VERSION, MIN_API_VERSION,
     VERSION,
 };
 
@@ -105,6 +105,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                 (&Method::GET, "export") => return containers::export(state, name).await,
                 (&Method::GET, "changes") => return containers::changes(state, name).await,
                 (&Method::POST, "resize") => return containers::resize(state, name, query).await,
+                (&Method::POST, "update") => {
+                    return update::update(state, name, req.into_body()).await
+                }
                 (&Method::POST, "exec") => return exec::create(state, name, req.into_body()).await,
                 _ => {}
             }

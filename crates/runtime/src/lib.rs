@@ -929,6 +929,27 @@ impl Runtime {
         Ok(())
     }
 
+    /// `docker update --restart`: a new restart policy, checked as at create; refused for a
+    /// `--rm` container, as dockerd does. The monitor of a running container reads it when
+    /// the current run ends.
+    pub fn update_restart_policy(&self, id: &str, policy: RestartPolicy) -> Result<Container> {
+        policy.validate()?;
+        let id = self.get(id)?.id;
+        let paths = self.paths(&id);
+        let _lock = container::Lock::acquire(&paths.lock())?;
+        let mut c = container::load(&paths.config())?;
+        if c.auto_remove && !policy.is_none() {
+            return Err(Error::InvalidResources(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                    .into(),
+            ));
+        }
+        c.host_config.restart_policy = policy;
+        container::save(&paths.config(), &c)?;
+        events::container(&self.root, &c, "update");
+        Ok(c)
+    }
+
     /// The volumes of this root.
     pub fn volumes(&self) -> Result<volumes::VolumeStore> {
         Ok(volumes::VolumeStore::open(&self.root)?)

@@ -1037,14 +1037,18 @@ impl Session {
     /// the next run. `false`: no next run, [`Session::finish`] comes.
     fn restart(&mut self) -> bool {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
+        let paths = self.rt.paths(&self.id);
+        // The policy as it is now (`update --restart` may have changed it meanwhile).
+        let restarts = match container::load(&paths.config()) {
+            Ok(c) => {
+                self.policy = c.host_config.restart_policy.clone();
+                c.restart_count
+            }
+            Err(_) => return false,
+        };
         if self.policy.is_none() || self.exit_on_next {
             return false;
         }
-        let paths = self.rt.paths(&self.id);
-        let restarts = match container::load(&paths.config()) {
-            Ok(c) => c.restart_count,
-            Err(_) => return false,
-        };
         if !self.policy.should_restart(code, restarts, false) {
             return false;
         }
