@@ -19,6 +19,7 @@ pub enum ImageCommand {
         source: String,
         /// REPOSITORY[:TAG], or REPOSITORY followed by TAG
         repository: Option<String>,
+        /// TAG, when REPOSITORY has none (0.1.0's form)
         tag: Option<String>,
     },
     /// List images
@@ -40,6 +41,7 @@ pub enum ImageCommand {
     },
     /// Show the history of an image
     History {
+        /// The image: NAME[:TAG], ID or ID prefix
         image: String,
         /// Don't truncate output
         #[arg(long)]
@@ -54,6 +56,7 @@ pub enum ImageCommand {
         image: String,
         /// REPOSITORY[:TAG], or REPOSITORY followed by TAG
         repository: String,
+        /// TAG, when REPOSITORY has none (0.1.0's form)
         tag: Option<String>,
     },
     /// Remove one or more images

@@ -47,11 +47,12 @@ struct Cli {
         long,
         env = "DOCK_ROOT",
         default_value = "/var/lib/dock",
-        global = true
+        global = true,
+        help_heading = "Global Options"
     )]
     root: PathBuf,
     /// Show what dock does, step by step
-    #[arg(short = 'D', long, global = true)]
+    #[arg(short = 'D', long, global = true, help_heading = "Global Options")]
     debug: bool,
     #[command(subcommand)]
     command: Command,
@@ -94,6 +95,7 @@ enum Command {
     Monitor { id: String },
     /// Return low-level information on a container or image
     Inspect {
+        /// Containers or images: name, ID or ID prefix
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -169,7 +171,18 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|arg| arg == "-d") {
         args[1] = "daemon".into();
     }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let _ = err.print();
+            // Docker's CLI exits 125 for a command line it cannot parse; help and version 0.
+            return match err.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(125),
+            };
+        }
+    };
     init_logging(cli.debug);
     let ctx = Context { root: cli.root };
     let result = match cli.command {
@@ -244,6 +257,8 @@ fn init_logging(debug: bool) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: piped or logged, the text stays plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
 }
