@@ -334,6 +334,7 @@ fn pull(
             Ok(pulled) => {
                 for p in pulled {
                     tracing::debug!(name = %p.name, id = %p.id, "pulled image");
+                    runtime::events::image(&state.root, &p.id, "pull", Some(&p.name));
                 }
             }
             Err(err) => {
@@ -385,6 +386,7 @@ fn import(
             return Err(err.to_string());
         }
     }
+    runtime::events::image(&state.root, &image.id, "import", None);
     Ok(image.id)
 }
 
@@ -588,6 +590,7 @@ pub async fn tag(state: Arc<State>, name: String, query: Query) -> ApiResult<Res
             .set(&state.graph, &repo, &tag, &image.id, true)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         tracing::debug!(id = %image.id, %repo, %tag, "tagged image");
+        runtime::events::image(&state.root, &image.id, "tag", Some(&format!("{repo}:{tag}")));
         Ok(())
     })
     .await?;
@@ -598,7 +601,20 @@ pub async fn tag(state: Arc<State>, name: String, query: Query) -> ApiResult<Res
 pub async fn remove(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
     let force = query.flag("force");
     let prune = !query.flag("noprune");
-    let entries = blocking(move || remove_image(&state, &name, force, prune)).await?;
+    let entries = blocking(move || {
+        let id = find_image(&state, &name).ok().map(|i| i.id);
+        let entries = remove_image(&state, &name, force, prune)?;
+        for entry in &entries {
+            if let (Some(untagged), Some(id)) = (entry["Untagged"].as_str(), &id) {
+                runtime::events::image(&state.root, id, "untag", Some(untagged));
+            }
+            if let Some(deleted) = entry["Deleted"].as_str() {
+                runtime::events::image(&state.root, deleted, "delete", None);
+            }
+        }
+        Ok(entries)
+    })
+    .await?;
     Ok(body::json(StatusCode::OK, &entries))
 }
 
