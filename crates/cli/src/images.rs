@@ -452,6 +452,16 @@ fn remove_image(
     let users = crate::images_in_use(ctx, &image.id)?;
     let last_name = tags.names(&image.id)?.len() <= 1;
     if force {
+        if tagged.is_some() {
+            // Docker: a name goes even when the image stays dangling for its containers.
+            tags.untag(&repo, &tag)?;
+            runtime::events::image(&ctx.root, &image.id, "untag", Some(&format!("{repo}:{tag}")));
+            println!("Untagged: {repo}:{tag}");
+            if !tags.names(&image.id)?.is_empty() || !users.is_empty() || !children.is_empty() {
+                return Ok(());
+            }
+            return untag_all_and_delete(ctx, graph, tags, image);
+        }
         return force_remove(ctx, graph, tags, image, &children, &users);
     }
     if let (true, Some(container)) = (last_name, users.first()) {
@@ -510,9 +520,9 @@ fn untag_all_and_delete(
     Ok(())
 }
 
-/// `rmi -f`: Docker's forced removal. Refused only for an image with children or one a
-/// running container uses; stopped containers keep the image's layers (their root file
-/// system), so it is untagged and stays as `<none>` until they are removed.
+/// `rmi -f ID`: Docker's forced removal. Refused only for an image with children or one a
+/// running container uses; every name goes; stopped containers keep the image's layers
+/// (their root file system), so it stays as `<none>` until they are removed.
 fn force_remove(
     ctx: &Context,
     graph: &graph::Graph,

@@ -1281,6 +1281,11 @@ fn record_exit(
         finished_at: Some(finished_at),
         error: error.clone(),
     };
+    // The event before anything that lets a waiter go: whoever saw the exit finds `die` logged.
+    if let Ok(c) = container::load(&paths.config()) {
+        let die = crate::events::Message::container(&c, "die").with("exitCode", code);
+        crate::events::record(rt.root(), &die);
+    }
     // First, and in place: this works on a full disk, where config.json cannot be replaced.
     if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
         tracing::warn!(%id, error = %e, "writing the exit record failed");
@@ -1288,8 +1293,6 @@ fn record_exit(
     let result = (|| -> crate::Result<Option<PathBuf>> {
         let _lock = Lock::acquire(&paths.lock())?;
         let mut c: Container = container::load(&paths.config())?;
-        let die = crate::events::Message::container(&c, "die").with("exitCode", code);
-        crate::events::record(rt.root(), &die);
         if c.auto_remove {
             tracing::debug!(%id, "removing container (--rm)");
             let dir = rt.take_out(id)?;
