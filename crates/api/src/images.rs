@@ -590,7 +590,12 @@ pub async fn tag(state: Arc<State>, name: String, query: Query) -> ApiResult<Res
             .set(&state.graph, &repo, &tag, &image.id, true)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         tracing::debug!(id = %image.id, %repo, %tag, "tagged image");
-        runtime::events::image(&state.root, &image.id, "tag", Some(&format!("{repo}:{tag}")));
+        runtime::events::image(
+            &state.root,
+            &image.id,
+            "tag",
+            Some(&format!("{repo}:{tag}")),
+        );
         Ok(())
     })
     .await?;

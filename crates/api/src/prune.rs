@@ -48,8 +48,13 @@ fn prune_filters(query: &Query, dangling: Option<&mut bool>) -> ApiResult<PruneF
 
 pub async fn containers(state: Arc<State>, query: Query) -> ApiResult<Response> {
     let filters = prune_filters(&query, None)?;
-    let pruned =
-        blocking(move || state.runtime.prune_containers(&filters).map_err(prune_error)).await?;
+    let pruned = blocking(move || {
+        state
+            .runtime
+            .prune_containers(&filters)
+            .map_err(prune_error)
+    })
+    .await?;
     let deleted = if pruned.deleted.is_empty() {
         Value::Null
     } else {

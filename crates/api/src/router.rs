@@ -12,8 +12,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
 use crate::{
-    auth, containers, events, exec, images, prune, push, saveload, system, update, volumes, API_VERSION, MIN_API_VERSION,
-    VERSION,
+    auth, containers, events, exec, images, prune, push, saveload, system, update, volumes,
+    API_VERSION, MIN_API_VERSION, VERSION,
 };
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the

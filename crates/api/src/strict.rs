@@ -140,8 +140,10 @@ fn is_default(section: &str, key: &str, value: &Value) -> bool {
         ("HostConfig", "MemorySwappiness") => value.as_i64() == Some(-1),
         // dock writes json-file logs.
         ("HostConfig", "LogConfig") => {
-            matches!(value.get("Type").and_then(Value::as_str), None | Some("" | "json-file"))
-                && value.get("Config").is_none_or(is_zero)
+            matches!(
+                value.get("Type").and_then(Value::as_str),
+                None | Some("" | "json-file")
+            ) && value.get("Config").is_none_or(is_zero)
         }
         // Each container has its own cgroup and IPC namespace.
         ("HostConfig", "CgroupnsMode") => value.as_str() == Some("private"),
@@ -183,7 +185,12 @@ fn check_section(object: &Value, section: &str, honoured: &[&str], skip: &[&str]
 
 /// A create body: Config, HostConfig, NetworkingConfig.
 pub fn check_create(body: &Value) -> ApiResult<()> {
-    check_section(body, "", CONFIG_HONOURED, &["HostConfig", "NetworkingConfig"])?;
+    check_section(
+        body,
+        "",
+        CONFIG_HONOURED,
+        &["HostConfig", "NetworkingConfig"],
+    )?;
     let host_config = body.get("HostConfig").unwrap_or(&Value::Null);
     check_section(host_config, "HostConfig", HOST_CONFIG_HONOURED, &[])?;
     let mode = host_config
@@ -197,7 +204,8 @@ pub fn check_create(body: &Value) -> ApiResult<()> {
     // The CLI names the network it connects to with empty settings: that one is fine.
     for (network, settings) in endpoints.into_iter().flatten() {
         let own = network == mode
-            || (matches!(mode, "" | "default" | "bridge") && matches!(network.as_str(), "bridge" | "default"));
+            || (matches!(mode, "" | "default" | "bridge")
+                && matches!(network.as_str(), "bridge" | "default"));
         if !own || !is_zero(settings) {
             return Err(ApiError::bad_request(format!(
                 "NetworkingConfig.EndpointsConfig.{network} (--network {network}, --ip, --network-alias) is not supported by dock"
@@ -261,27 +269,49 @@ mod tests {
         check_create(&with(&["HostConfig", "CapDrop"], json!(["ALL"]))).unwrap();
         check_create(&with(&["HostConfig", "MemorySwappiness"], json!(-1))).unwrap();
         check_create(&with(&["HostConfig", "IpcMode"], json!("private"))).unwrap();
-        check_create(&with(&["HostConfig", "LogConfig"], json!({"Type": "json-file"}))).unwrap();
+        check_create(&with(
+            &["HostConfig", "LogConfig"],
+            json!({"Type": "json-file"}),
+        ))
+        .unwrap();
         check_create(&with(&["StdinOnce"], json!(true))).unwrap();
         let mut host = with(&["HostConfig", "NetworkMode"], json!("host"));
-        host["NetworkingConfig"]["EndpointsConfig"] = json!({"host": {"Aliases": null, "IPAddress": ""}});
+        host["NetworkingConfig"]["EndpointsConfig"] =
+            json!({"host": {"Aliases": null, "IPAddress": ""}});
         check_create(&host).unwrap();
     }
 
     #[test]
     fn set_fields_dock_lacks_are_refused_by_name_and_flag() {
         assert_eq!(
-            message(&with(&["HostConfig", "Ulimits"], json!([{"Name": "nofile", "Soft": 10, "Hard": 10}]))),
+            message(&with(
+                &["HostConfig", "Ulimits"],
+                json!([{"Name": "nofile", "Soft": 10, "Hard": 10}])
+            )),
             "HostConfig.Ulimits (--ulimit) is not supported by dock"
         );
         assert!(message(&with(&["HostConfig", "CpusetCpus"], json!("0"))).contains("--cpuset-cpus"));
-        assert!(message(&with(&["HostConfig", "BlkioDeviceReadBps"], json!([{"Path": "/dev/sda", "Rate": 1}])))
-            .contains("--device-read-bps"));
-        assert!(message(&with(&["HostConfig", "MemorySwappiness"], json!(10))).contains("MemorySwappiness"));
-        assert!(message(&with(&["HostConfig", "LogConfig"], json!({"Type": "syslog"}))).contains("LogConfig"));
+        assert!(message(&with(
+            &["HostConfig", "BlkioDeviceReadBps"],
+            json!([{"Path": "/dev/sda", "Rate": 1}])
+        ))
+        .contains("--device-read-bps"));
+        assert!(
+            message(&with(&["HostConfig", "MemorySwappiness"], json!(10)))
+                .contains("MemorySwappiness")
+        );
+        assert!(message(&with(
+            &["HostConfig", "LogConfig"],
+            json!({"Type": "syslog"})
+        ))
+        .contains("LogConfig"));
         assert!(message(&with(&["Domainname"], json!("example.com"))).starts_with("Domainname "));
-        assert!(message(&with(&["Healthcheck"], json!({"Test": ["CMD", "true"]}))).contains("Healthcheck"));
-        assert!(message(&with(&["HostConfig", "SomethingNew"], json!(1))).contains("HostConfig.SomethingNew"));
+        assert!(
+            message(&with(&["Healthcheck"], json!({"Test": ["CMD", "true"]})))
+                .contains("Healthcheck")
+        );
+        assert!(message(&with(&["HostConfig", "SomethingNew"], json!(1)))
+            .contains("HostConfig.SomethingNew"));
         let net = with(
             &["NetworkingConfig", "EndpointsConfig"],
             json!({"bridge": {"Aliases": ["web"]}}),
@@ -291,7 +321,8 @@ mod tests {
 
     #[test]
     fn updates_honour_only_the_restart_policy() {
-        check_update(&json!({"RestartPolicy": {"Name": "always"}, "Memory": 0, "CpusetCpus": ""})).unwrap();
+        check_update(&json!({"RestartPolicy": {"Name": "always"}, "Memory": 0, "CpusetCpus": ""}))
+            .unwrap();
         let err = check_update(&json!({"Memory": 1 << 30})).unwrap_err();
         assert_eq!(err.message, "Memory (--memory) is not supported by dock");
     }

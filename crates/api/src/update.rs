@@ -32,7 +32,11 @@ pub async fn update(state: Arc<State>, name: String, request: Incoming) -> ApiRe
         .map_err(|err| ApiError::bad_request(format!("invalid update config: {err}")))?;
     if let Some(policy) = body.restart_policy {
         let policy = runtime::RestartPolicy {
-            name: if policy.name.is_empty() { "no".into() } else { policy.name },
+            name: if policy.name.is_empty() {
+                "no".into()
+            } else {
+                policy.name
+            },
             maximum_retry_count: policy.maximum_retry_count,
         };
         blocking(move || {

@@ -455,7 +455,12 @@ fn remove_image(
         if tagged.is_some() {
             // Docker: a name goes even when the image stays dangling for its containers.
             tags.untag(&repo, &tag)?;
-            runtime::events::image(&ctx.root, &image.id, "untag", Some(&format!("{repo}:{tag}")));
+            runtime::events::image(
+                &ctx.root,
+                &image.id,
+                "untag",
+                Some(&format!("{repo}:{tag}")),
+            );
             println!("Untagged: {repo}:{tag}");
             if !tags.names(&image.id)?.is_empty() || !users.is_empty() || !children.is_empty() {
                 return Ok(());
@@ -475,7 +480,12 @@ fn remove_image(
     if tagged.is_some() && (!last_name || !children.is_empty()) {
         // Other names or children keep the image: only the name goes.
         tags.untag(&repo, &tag)?;
-        runtime::events::image(&ctx.root, &image.id, "untag", Some(&format!("{repo}:{tag}")));
+        runtime::events::image(
+            &ctx.root,
+            &image.id,
+            "untag",
+            Some(&format!("{repo}:{tag}")),
+        );
         println!("Untagged: {repo}:{tag}");
         return Ok(());
     }

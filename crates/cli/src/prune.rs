@@ -199,10 +199,9 @@ fn finish(outputs: &[String], space: u64) -> anyhow::Result<u8> {
 
 /// `SIZE (N%)` as Docker's df shows reclaimable space.
 fn reclaimable(part: u64, total: u64) -> String {
-    if total > 0 {
-        format!("{} ({}%)", human_size(part), part * 100 / total)
-    } else {
-        human_size(part)
+    match (part * 100).checked_div(total) {
+        Some(percent) => format!("{} ({percent}%)", human_size(part)),
+        None => human_size(part),
     }
 }
 
@@ -222,7 +221,11 @@ fn summary(u: &DiskUsage) -> String {
     table.row(vec![
         "Images".into(),
         u.images.len().to_string(),
-        u.images.iter().filter(|i| i.containers > 0).count().to_string(),
+        u.images
+            .iter()
+            .filter(|i| i.containers > 0)
+            .count()
+            .to_string(),
         human_size(u.layers_size),
         reclaimable(u.images_reclaimable(), u.layers_size),
     ]);
@@ -240,7 +243,11 @@ fn summary(u: &DiskUsage) -> String {
     table.row(vec![
         "Local Volumes".into(),
         u.volumes.len().to_string(),
-        u.volumes.iter().filter(|v| v.ref_count > 0).count().to_string(),
+        u.volumes
+            .iter()
+            .filter(|v| v.ref_count > 0)
+            .count()
+            .to_string(),
         human_size(u.volumes_size()),
         reclaimable(u.volumes_reclaimable(), u.volumes_size()),
     ]);

@@ -69,7 +69,12 @@ fn save(ctx: &Context, output: Option<PathBuf>, names: &[String]) -> anyhow::Res
     line.finish();
     saved?;
     for image in &images {
-        runtime::events::image(&ctx.root, &image.id, "save", image.repo_tags.first().map(String::as_str));
+        runtime::events::image(
+            &ctx.root,
+            &image.id,
+            "save",
+            image.repo_tags.first().map(String::as_str),
+        );
     }
     Ok(0)
 }
@@ -99,7 +104,12 @@ fn load(ctx: &Context, input: Option<PathBuf>, quiet: bool) -> anyhow::Result<u8
     line.finish();
     let loaded = loaded?;
     for image in &loaded {
-        runtime::events::image(&ctx.root, &image.id, "load", image.names.first().map(String::as_str));
+        runtime::events::image(
+            &ctx.root,
+            &image.id,
+            "load",
+            image.names.first().map(String::as_str),
+        );
     }
     for message in archive_file::messages(&loaded) {
         println!("{message}");

@@ -38,7 +38,9 @@ pub enum Error {
     FilterSyntax(String),
     #[error("invalid filter {0:?}: dock filters events by type, event, container and image")]
     FilterKey(String),
-    #[error("invalid time {0:?}: expected a Unix timestamp, an RFC 3339 date or a duration like 10m")]
+    #[error(
+        "invalid time {0:?}: expected a Unix timestamp, an RFC 3339 date or a duration like 10m"
+    )]
     Time(String),
 }
 
@@ -274,8 +276,7 @@ impl Filters {
                         m.actor.id == *n
                             || (n.len() >= 4 && m.actor.id.starts_with(n.as_str()))
                             || m.actor.id.strip_prefix("sha256:").is_some_and(|id| {
-                                id.starts_with(n.trim_start_matches("sha256:"))
-                                    && n.len() >= 4
+                                id.starts_with(n.trim_start_matches("sha256:")) && n.len() >= 4
                             })
                             || attr("name") == Some(n.as_str())
                     }))
@@ -639,8 +640,14 @@ mod tests {
         let base = now.timestamp_nanos_opt().unwrap();
         assert_eq!(parse_time("10m", now).unwrap(), base - 600_000_000_000);
         assert_eq!(parse_time("1h30m", now).unwrap(), base - 5_400_000_000_000);
-        assert_eq!(parse_time("1700000000", now).unwrap(), 1_700_000_000_000_000_000);
-        assert_eq!(parse_time("1700000000.5", now).unwrap(), 1_700_000_000_500_000_000);
+        assert_eq!(
+            parse_time("1700000000", now).unwrap(),
+            1_700_000_000_000_000_000
+        );
+        assert_eq!(
+            parse_time("1700000000.5", now).unwrap(),
+            1_700_000_000_500_000_000
+        );
         assert_eq!(
             parse_time("2026-01-01T00:00:00Z", now).unwrap(),
             base - 600_000_000_000

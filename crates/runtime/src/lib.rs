@@ -166,7 +166,9 @@ pub enum Error {
     #[error("{0}")]
     InvalidOption(String),
     /// A prune filter dock does not know or cannot read.
-    #[error("invalid filter {0:?}: prunes filter by until=TIME and label=KEY[=VALUE] (or label!=)")]
+    #[error(
+        "invalid filter {0:?}: prunes filter by until=TIME and label=KEY[=VALUE] (or label!=)"
+    )]
     InvalidFilter(String),
     /// Volumes and mounts: bad specs, unknown or busy volumes, their files.
     #[error(transparent)]
@@ -765,7 +767,10 @@ impl Runtime {
             }
         };
         tracing::debug!(%id, signo, "signalling container");
-        events::record(&self.root, &events::Message::container(&c, "kill").with("signal", signo));
+        events::record(
+            &self.root,
+            &events::Message::container(&c, "kill").with("signal", signo),
+        );
         // Returns once the monitor sent the signal (or the container is gone), so signals
         // sent one after another reach the container in that order.
         match client
@@ -808,7 +813,10 @@ impl Runtime {
         };
         let io_err = |e| Error::io(&socket, e);
         tracing::debug!(%id, signal, "sending the stop signal");
-        events::record(&self.root, &events::Message::container(&c, "kill").with("signal", signal));
+        events::record(
+            &self.root,
+            &events::Message::container(&c, "kill").with("signal", signal),
+        );
         let stopped = || events::container(&self.root, &c, "stop");
         if client
             .signal_acked(signal, SIGNAL_ACK_PATIENCE)

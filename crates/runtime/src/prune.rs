@@ -240,7 +240,8 @@ impl Runtime {
                 {
                     events::image(&self.root, &id, "delete", None);
                     out.space += sizes.get(&id).copied().unwrap_or(0);
-                    out.removals.push(ImageRemoval::Deleted(format!("sha256:{id}")));
+                    out.removals
+                        .push(ImageRemoval::Deleted(format!("sha256:{id}")));
                 }
                 moved = true;
             }
@@ -270,7 +271,10 @@ impl Runtime {
         let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (repo, repo_tags) in &repositories {
             for (tag, id) in repo_tags {
-                names.entry(id.clone()).or_default().push(format!("{repo}:{tag}"));
+                names
+                    .entry(id.clone())
+                    .or_default()
+                    .push(format!("{repo}:{tag}"));
             }
         }
         let parents: BTreeSet<&str> = everything
@@ -398,8 +402,11 @@ mod tests {
     fn filters_select_by_age_and_labels() {
         let now = at("2026-01-01T01:00:00Z");
         let f = |specs: &[&str]| {
-            PruneFilters::parse(&specs.iter().map(|s| s.to_string()).collect::<Vec<_>>(), now)
-                .unwrap()
+            PruneFilters::parse(
+                &specs.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                now,
+            )
+            .unwrap()
         };
         let labels: BTreeMap<String, String> = [("env".to_string(), "test".to_string())].into();
         let none = BTreeMap::new();
