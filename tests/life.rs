@@ -549,6 +549,18 @@ fn prunes_and_df_through_the_docker_cli() {
     let out = daemon.docker_ok(&["image", "prune", "-a", "-f"]);
     assert!(out.contains("untagged: busybox:latest"), "{out}");
     assert!(daemon.docker_ok(&["images", "-q"]).trim().is_empty());
+    // system prune asks for networks and build cache too: dock has none to free.
+    daemon.root.import_busybox("again");
+    let left = daemon.docker_ok(&["create", "--network", "none", "again", "true"]);
+    let out = daemon.docker_ok(&["system", "prune", "-a", "-f", "--volumes"]);
+    assert!(
+        out.starts_with(&format!("Deleted Containers:\n{}\n", left.trim())),
+        "{out}"
+    );
+    assert!(
+        out.contains("untagged: again:latest") && out.contains("Total reclaimed space: "),
+        "{out}"
+    );
     let out = daemon.docker(&["container", "prune", "-f", "--filter", "colour=red"]);
     assert_ne!(code(&out), 0);
     assert!(stderr(&out).contains("colour=red"), "{}", stderr(&out));

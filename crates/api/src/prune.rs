@@ -145,3 +145,32 @@ pub async fn df(state: Arc<State>) -> ApiResult<Response> {
         }),
     ))
 }
+
+/// `POST /networks/prune`: dock has only its bridge, which is not the user's to prune; the
+/// answer says nothing was deleted (what `docker system prune` asks along the way).
+pub async fn networks(query: Query) -> ApiResult<Response> {
+    prune_filters(&query, None)?;
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({ "NetworksDeleted": null }),
+    ))
+}
+
+/// `POST /build/prune`: dock builds nothing, so there is no build cache to free.
+pub async fn build_cache(query: Query) -> ApiResult<Response> {
+    for (key, value) in filter_pairs(&query)? {
+        match key.as_str() {
+            "until" | "label" | "label!" | "unused-for" | "type" | "id" | "parent" | "private"
+            | "shared" | "inuse" => {}
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter '{key}={value}'"
+                )))
+            }
+        }
+    }
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({ "CachesDeleted": null, "SpaceReclaimed": 0 }),
+    ))
+}

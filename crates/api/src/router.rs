@@ -53,6 +53,8 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::POST, "/containers/prune") => return prune::containers(state, query).await,
         (&Method::POST, "/images/prune") => return prune::images(state, query).await,
         (&Method::GET, "/system/df") => return prune::df(state).await,
+        (&Method::POST, "/networks/prune") => return prune::networks(query).await,
+        (&Method::POST, "/build/prune") => return prune::build_cache(query).await,
         (&Method::GET, "/images/json") => return images::list(state, query).await,
         (&Method::POST, "/images/create") => {
             let auth = auth::registry_auth(req.headers())?;
