@@ -1306,6 +1306,9 @@ impl Runtime {
             None => {
                 c.state.exit_code = GHOST_EXIT_CODE;
                 c.state.finished_at = Utc::now();
+                // The monitor went before it could say so (a recorded exit was logged by it).
+                let die = events::Message::container(&c, "die").with("exitCode", GHOST_EXIT_CODE);
+                events::record(&self.root, &die);
             }
         }
         c.monitor = None;
@@ -1314,6 +1317,7 @@ impl Runtime {
         if c.auto_remove {
             fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
             self.release_anonymous_volumes(&c.mounts);
+            events::container(&self.root, &c, "destroy");
             return Err(Error::NoSuchContainer(id.to_string()));
         }
         if let Err(e) = container::save(&paths.config(), &c) {
