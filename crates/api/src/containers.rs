@@ -264,6 +264,15 @@ pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiRe
     let name = query
         .non_empty("name")
         .map(|n| n.trim_start_matches('/').to_string());
+    // `--platform`: only this machine's, which is what every container here runs as.
+    if let Some(platform) = query.non_empty("platform") {
+        let host = format!("linux/{}", runtime::imageconfig::host_architecture());
+        if platform != host && !platform.starts_with(&format!("{host}/")) {
+            return Err(ApiError::bad_request(format!(
+                "platform {platform} (--platform) is not supported by dock: containers run as {host}"
+            )));
+        }
+    }
     let network = match config.host_config.network_mode.as_str() {
         "" => runtime::NetworkMode::Bridge,
         mode => mode
