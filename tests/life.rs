@@ -806,3 +806,36 @@ fn help_describes_arguments_and_lists_global_options_once() {
         "{system}"
     );
 }
+
+#[test]
+fn docker_rmi_force_untags_and_refuses_for_a_running_container() {
+    let daemon = Daemon::start();
+    daemon.docker_ok(&["tag", "busybox", "second:1"]);
+    let id = daemon
+        .docker_ok(&["inspect", "-f", "{{.Id}}", "busybox"])
+        .trim()
+        .to_string();
+    let runner = daemon.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"]);
+    let out = daemon.docker(&["rmi", "-f", &id]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("running container"),
+        "{}",
+        stderr(&out)
+    );
+    daemon.docker_ok(&["stop", "-t", "0", runner.trim()]);
+    let out = daemon.docker(&["rmi", &id]);
+    assert_ne!(code(&out), 0, "two names and a container: must be forced");
+    let out = daemon.docker_ok(&["rmi", "-f", &id]);
+    assert!(
+        out.contains("Untagged: busybox:latest") && out.contains("Untagged: second:1"),
+        "{out}"
+    );
+    assert!(daemon
+        .docker_ok(&["images", "--format", "{{.Repository}}"])
+        .lines()
+        .all(|r| r == "<none>"));
+    // The stopped container still runs from the image's layers.
+    daemon.docker_ok(&["start", runner.trim()]);
+    daemon.docker_ok(&["rm", "-f", runner.trim()]);
+}

@@ -686,10 +686,31 @@ fn remove_image(state: &State, name: &str, force: bool, prune: bool) -> ApiResul
                     short(&id)
                 )));
             }
-            if let Some(user) = containers_using(state, &id)?.first() {
+            let users = containers_using(state, &id)?;
+            let running = users
+                .iter()
+                .find(|u| state.runtime.get(u).is_ok_and(|c| c.state.running));
+            if let Some(user) = running {
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    short(&id),
+                    short(user)
+                )));
+            }
+            if force {
+                if !users.is_empty() {
+                    // Forced (as `dock rmi -f`): every name goes; the stopped containers'
+                    // root file systems are its layers, so the image stays, untagged.
+                    for removed in state.tags.remove_image(&id).map_err(|e| store_error(&e))? {
+                        report.push(json!({ "Untagged": removed }));
+                    }
+                    return Ok(report);
+                }
+            }
+            if let Some(user) = users.first() {
                 // A container's rootfs is mounted from its image's layers: never delete those.
                 return Err(ApiError::conflict(format!(
-                    "conflict: unable to delete {} (cannot be forced) - image is being used by container {}",
+                    "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
                     short(&id),
                     short(user)
                 )));
