@@ -768,6 +768,14 @@ fn flags_and_fields_dock_lacks_are_refused_by_name() {
         id,
     ]);
     assert_eq!(policy.trim(), "on-failure:3");
+    daemon.docker_ok(&["update", "--memory", "0", id]);
+    assert_eq!(
+        daemon
+            .docker_ok(&["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", id])
+            .trim(),
+        "on-failure",
+        "an update without --restart keeps the policy"
+    );
     let out = daemon.docker(&["update", "--memory", "100m", id]);
     assert_ne!(code(&out), 0);
     assert!(

@@ -697,15 +697,13 @@ fn remove_image(state: &State, name: &str, force: bool, prune: bool) -> ApiResul
                     short(user)
                 )));
             }
-            if force {
-                if !users.is_empty() {
-                    // Forced (as `dock rmi -f`): every name goes; the stopped containers'
-                    // root file systems are its layers, so the image stays, untagged.
-                    for removed in state.tags.remove_image(&id).map_err(|e| store_error(&e))? {
-                        report.push(json!({ "Untagged": removed }));
-                    }
-                    return Ok(report);
+            if force && !users.is_empty() {
+                // Forced (as `dock rmi -f`): every name goes; the stopped containers' root
+                // file systems are its layers, so the image stays, untagged.
+                for removed in state.tags.remove_image(&id).map_err(|e| store_error(&e))? {
+                    report.push(json!({ "Untagged": removed }));
                 }
+                return Ok(report);
             }
             if let Some(user) = users.first() {
                 // A container's rootfs is mounted from its image's layers: never delete those.

@@ -30,13 +30,10 @@ pub async fn update(state: Arc<State>, name: String, request: Incoming) -> ApiRe
     crate::strict::check_update(&raw)?;
     let body: UpdateBody = serde_json::from_value(raw)
         .map_err(|err| ApiError::bad_request(format!("invalid update config: {err}")))?;
-    if let Some(policy) = body.restart_policy {
+    // An empty name is "not given" (the CLI sends one without --restart), as dockerd reads it.
+    if let Some(policy) = body.restart_policy.filter(|p| !p.name.is_empty()) {
         let policy = runtime::RestartPolicy {
-            name: if policy.name.is_empty() {
-                "no".into()
-            } else {
-                policy.name
-            },
+            name: policy.name,
             maximum_retry_count: policy.maximum_retry_count,
         };
         blocking(move || {

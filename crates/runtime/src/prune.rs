@@ -173,6 +173,10 @@ impl Runtime {
                 Err(e) => return Err(e),
             }
         }
+        events::record(
+            &self.root,
+            &events::Message::new("container", "prune", "").with("reclaimed", pruned.space),
+        );
         Ok(pruned)
     }
 
