@@ -847,3 +847,28 @@ fn docker_rmi_force_untags_and_refuses_for_a_running_container() {
     daemon.docker_ok(&["start", runner.trim()]);
     daemon.docker_ok(&["rm", "-f", runner.trim()]);
 }
+
+#[test]
+fn import_progress_on_a_terminal_ends_its_line_before_the_id() {
+    let root = DockRoot::new();
+    // `script` gives the import a terminal, so the progress line is drawn.
+    let line = format!(
+        "{} --root {} import {} prog",
+        dock_bin(),
+        root.path().display(),
+        common::busybox_tar().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out).replace("\r\n", "\n");
+    assert!(text.contains("MiB"), "no progress drawn: {text:?}");
+    let id = text.lines().last().unwrap().to_string();
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{text:?}"
+    );
+}
