@@ -16,7 +16,7 @@ pub struct EventsArgs {
     /// Stream events until this time (same forms as --since)
     #[arg(long)]
     until: Option<String>,
-    /// Keep only matching events: type=container|image, event=ACTION, container=NAME|ID, image=NAME|ID
+    /// Keep only matching events: type=container|image, event=ACTION, container=NAME|ID, image=NAME|ID, label=KEY[=VALUE]
     #[arg(short = 'f', long = "filter")]
     filter: Vec<String>,
     /// Format: "json" (or "{{json .}}") prints each event as Docker's JSON message

@@ -36,7 +36,9 @@ pub enum Error {
     },
     #[error("invalid filter {0:?}: expected KEY=VALUE")]
     FilterSyntax(String),
-    #[error("invalid filter {0:?}: dock filters events by type, event, container and image")]
+    #[error(
+        "invalid filter {0:?}: dock filters events by type, event, container, image and label"
+    )]
     FilterKey(String),
     #[error(
         "invalid time {0:?}: expected a Unix timestamp, an RFC 3339 date or a duration like 10m"
@@ -239,6 +241,8 @@ pub struct Filters {
     pub events: Vec<String>,
     pub containers: Vec<String>,
     pub images: Vec<String>,
+    /// `label=KEY` or `label=KEY=VALUE`: the actor's attributes (a container's labels).
+    pub labels: Vec<String>,
 }
 
 impl Filters {
@@ -261,6 +265,7 @@ impl Filters {
             "event" => &mut self.events,
             "container" => &mut self.containers,
             "image" => &mut self.images,
+            "label" => &mut self.labels,
             _ => return Err(Error::FilterKey(format!("{key}={value}"))),
         };
         list.push(value.to_string());
@@ -292,6 +297,10 @@ impl Filters {
                     .any(|e| *e == m.action || m.action.starts_with(&format!("{e}:"))))
             && actor_is(&self.containers, "container")
             && image_ok
+            && self.labels.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => attr(k) == Some(v),
+                None => attr(l).is_some(),
+            })
     }
 }
 
@@ -609,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn filters_by_type_event_container_and_image() {
+    fn filters_by_type_event_container_image_and_label() {
         let mut start = at(0, "container", "start", "0123456789ab");
         start.actor.attributes.insert("name".into(), "web".into());
         start.actor.attributes.insert("image".into(), "bb".into());
@@ -628,7 +637,12 @@ mod tests {
         assert!(!f(&["container=web"]).matches(&tag));
         assert!(f(&["image=bb"]).matches(&start));
         assert!(f(&["image=bb:latest"]).matches(&tag));
-        assert!(Filters::parse(&["label".into()]).is_err());
+        start.actor.attributes.insert("tier".into(), "web".into());
+        assert!(f(&["label=tier"]).matches(&start));
+        assert!(f(&["label=tier=web"]).matches(&start));
+        assert!(!f(&["label=tier=db"]).matches(&start));
+        assert!(!f(&["label=tier"]).matches(&tag));
+        assert!(Filters::parse(&["nokey".into()]).is_err());
         assert!(Filters::parse(&["volume=x".into()]).is_err());
     }
 
