@@ -88,10 +88,10 @@ fn create_list_get_destroy_and_a_second_destroy_fails() {
     for name in [id.as_str(), &id[..5], "lister"] {
         let c = env.inspect(name);
         assert_eq!(c["Id"], id.as_str());
-        assert_eq!(c["Name"], "lister");
+        assert_eq!(c["Name"], "/lister");
         assert_eq!(c["Path"], "ls");
         assert_eq!(c["Args"], serde_json::json!(["-al"]));
-        assert_eq!(c["Image"], env.image.as_str());
+        assert_eq!(c["Image"], format!("sha256:{}", env.image));
         assert_eq!(c["State"]["Running"], false);
     }
     let table = env.ok(&["ps", "-a"]);
@@ -284,9 +284,9 @@ fn commit_then_run_diff_and_export() {
     assert_eq!(new_id.len(), 64);
     let img = env.inspect(new_id);
     // As Docker: the image is a config on top of the new layer, whose parent is the base.
-    let layer = env.inspect(img["parent"].as_str().unwrap());
-    assert_eq!(layer["parent"], env.image.as_str());
-    assert_eq!(img["comment"], "unit test commited image");
+    let layer = env.inspect(img["Parent"].as_str().unwrap());
+    assert_eq!(layer["Parent"], format!("sha256:{}", env.image));
+    assert_eq!(img["Comment"], "unit test commited image");
     let out = env.run(&["run", "-m", "32m", "committed:v1", "cat", "/world"]);
     assert_eq!(stdout(&out), "hello\n", "{}", stderr(&out));
     let out = env.run(&["run", "committed:v1", "ls", "/"]);
@@ -516,7 +516,7 @@ fn memory_limit_is_set_and_enforced() {
             f.display()
         );
     }
-    assert_eq!(env.inspect(&id)["Config"]["Memory"], 33554432);
+    assert_eq!(env.inspect(&id)["HostConfig"]["Memory"], 33554432);
     env.ok(&["rm", "-f", &id]);
 
     // `tail` of an endless line keeps it all in memory: past the limit it is OOM-killed.

@@ -32,7 +32,8 @@ fn image_ids(root: &DockRoot) -> Vec<String> {
     let mut ids: Vec<String> = root
         .ok(&["images", "-a", "-q", "--no-trunc"])
         .lines()
-        .map(str::to_string)
+        // Docker's untruncated ids: sha256:<hex>.
+        .map(|l| l.strip_prefix("sha256:").unwrap_or(l).to_string())
         .collect();
     ids.sort();
     ids
@@ -56,7 +57,10 @@ fn import_from_file_prints_a_full_id_and_lists_it() {
     let listing = root.ok(&["images"]);
     let mut lines = listing.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["REPOSITORY", "TAG", "ID", "CREATED", "PARENT"]);
+    assert_eq!(
+        header,
+        ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    );
     let row = lines.next().unwrap();
     assert!(row.starts_with("busybox"), "{row}");
     assert!(row.contains("latest") && row.contains(&id[..12]), "{row}");
@@ -83,8 +87,8 @@ fn import_from_stdin_with_repository_and_tag_arguments() {
     assert_eq!(root.ok(&["images", "-q", "team/base"]).trim(), &id[..12]);
     let inspect: serde_json::Value =
         serde_json::from_str(&root.ok(&["inspect", "team/base:v1"])).unwrap();
-    assert_eq!(inspect[0]["id"], id.as_str());
-    assert_eq!(inspect[0]["comment"], "Imported from -");
+    assert_eq!(inspect[0]["Id"], format!("sha256:{id}"));
+    assert_eq!(inspect[0]["Comment"], "Imported from -");
 }
 
 #[test]
@@ -194,7 +198,7 @@ fn tag_forms_force_and_invalid_names() {
     root.ok(&["tag", "-f", "other", "repo:one"]);
     let inspect: serde_json::Value =
         serde_json::from_str(&root.ok(&["inspect", "repo:one"])).unwrap();
-    assert_eq!(inspect[0]["id"], second.as_str());
+    assert_eq!(inspect[0]["Id"], format!("sha256:{second}"));
     let out = root.run(&["tag", "base", "UPPER:case"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("UPPER"), "{}", stderr(&out));
@@ -307,11 +311,11 @@ fn rmi_refuses_an_image_with_children_naming_them() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains(&child.id[..12]), "{}", stderr(&out));
     assert!(image_ids(&root).contains(&parent));
-    // The untagged child lists as <none> with its parent's name.
+    // The untagged child lists as <none>, with its size (the whole chain's).
     let listing = root.ok(&["images"]);
     let row = listing.lines().find(|l| l.starts_with("<none>")).unwrap();
     assert!(
-        row.contains(&child.id[..12]) && row.ends_with("parent:latest"),
+        row.contains(&child.id[..12]) && row.ends_with("MB"),
         "{listing}"
     );
 }
@@ -339,8 +343,9 @@ fn images_lists_untagged_heads_and_all_with_a() {
             },
         )
         .unwrap();
+    // Newest first, as Docker lists them.
     let listing = root.ok(&["images", "-q"]);
-    assert_eq!(listing, format!("{}\n{}\n", &base[..12], &top.id[..12]));
+    assert_eq!(listing, format!("{}\n{}\n", &top.id[..12], &base[..12]));
     let all = root.ok(&["images", "-a", "-q"]);
     assert_eq!(all.lines().count(), 3, "{all}");
     assert!(all.contains(&mid.id[..12]));
@@ -353,13 +358,13 @@ fn inspect_prints_the_image_json_and_fails_on_unknown_names() {
     let out = root.ok(&["inspect", &id[..6]]);
     assert!(out.starts_with("[\n    {\n"), "{out}");
     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(value[0]["id"], id.as_str());
-    assert!(value[0]["created"].as_str().unwrap().contains('T'));
-    assert!(value[0]["size"].as_u64().unwrap() > 0);
+    assert_eq!(value[0]["Id"], format!("sha256:{id}"));
+    assert!(value[0]["Created"].as_str().unwrap().contains('T'));
+    assert!(value[0]["Size"].as_u64().unwrap() > 0);
     let out = root.run(&["inspect", "nosuch"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no such object: nosuch"),
+        stderr(&out).contains("No such object: nosuch"),
         "{}",
         stderr(&out)
     );

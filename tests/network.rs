@@ -46,12 +46,18 @@ impl NetEnv {
         self.ok(&args).trim().to_string()
     }
 
+    /// The pid of the container's monitor, from its state (inspect does not show it).
+    fn monitor_pid(&self, name: &str) -> i32 {
+        let rt = runtime::Runtime::open(self.root.path()).unwrap();
+        rt.get(name).unwrap().monitor.unwrap().pid
+    }
+
     fn network(&self) -> netmgr::Network {
         netmgr::Network::open(self.net.clone()).unwrap()
     }
 
     fn ip_of(&self, name: &str) -> Ipv4Addr {
-        self.inspect(name)["NetworkSettings"]["IpAddress"]
+        self.inspect(name)["NetworkSettings"]["IPAddress"]
             .as_str()
             .unwrap()
             .parse()
@@ -199,7 +205,7 @@ fn published_ports_reach_the_container_from_the_host_the_gateway_and_a_peer() {
         env.net.subnet
     );
     assert_eq!(settings["Gateway"], env.net.gateway().to_string());
-    assert_eq!(settings["IpPrefixLen"], env.net.subnet.prefix_len());
+    assert_eq!(settings["IPPrefixLen"], env.net.subnet.prefix_len());
     assert_eq!(settings["Bridge"], env.net.bridge.as_str());
     let bindings = settings["Ports"]["80/tcp"].as_array().unwrap();
     assert_eq!(bindings.len(), 2, "{settings}");
@@ -253,15 +259,20 @@ fn published_ports_reach_the_container_from_the_host_the_gateway_and_a_peer() {
     let ps = env.ok(&["ps"]);
     assert!(ps.contains(&format!("0.0.0.0:{fixed}->80/tcp")), "{ps}");
     assert!(ps.contains(&format!("0.0.0.0:{auto}->80/tcp")), "{ps}");
-    // Docker 0.1.0's PortMapping holds one host port per private port.
-    let legacy = c["NetworkSettings"]["PortMapping"]["80"].as_str().unwrap();
+    // Docker 0.1.0's PortMapping (kept in the container's state) holds one host port per
+    // private port.
+    let stored = runtime::Runtime::open(env.root.path())
+        .unwrap()
+        .get("web")
+        .unwrap();
+    let legacy = stored.network_settings.port_mapping.unwrap()["80"].clone();
     assert!([auto, fixed]
         .map(|p| p.to_string())
         .contains(&legacy.to_string()));
 
     env.ok(&["stop", "-t", "1", "web"]);
     let stopped = env.inspect("web");
-    assert_eq!(stopped["NetworkSettings"]["IpAddress"], "");
+    assert_eq!(stopped["NetworkSettings"]["IPAddress"], "");
     assert_eq!(env.ok(&["ps"]).lines().count(), 1);
     env.assert_network_free(&[web]);
 }
@@ -291,13 +302,13 @@ fn thirty_containers_started_at_once_get_distinct_addresses_and_ports() {
     for id in &ids {
         let c = env.inspect(id);
         addresses.insert(
-            c["NetworkSettings"]["IpAddress"]
+            c["NetworkSettings"]["IPAddress"]
                 .as_str()
                 .unwrap()
                 .to_string(),
         );
         ports.insert(
-            c["NetworkSettings"]["PortMapping"]["80"]
+            c["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
                 .as_str()
                 .unwrap()
                 .to_string(),
@@ -334,7 +345,7 @@ fn exit_kill_and_a_killed_monitor_all_release_the_network() {
         ])
         .trim()
         .to_string();
-    let monitor = env.inspect(&orphan)["Monitor"]["Pid"].as_i64().unwrap() as i32;
+    let monitor = env.monitor_pid(&orphan);
     assert_eq!(env.veths_left(std::slice::from_ref(&orphan)).len(), 1);
     assert!(!env.container_rules().is_empty());
     kill9(monitor);
@@ -359,7 +370,7 @@ fn a_killed_monitors_port_is_taken_over_by_the_next_run() {
     let port = free_host_port();
     let spec = format!("{port}:80");
     let first = env.httpd("first", &[&spec, "81"]);
-    let monitor = env.inspect(&first)["Monitor"]["Pid"].as_i64().unwrap() as i32;
+    let monitor = env.monitor_pid(&first);
     assert_eq!(
         env.container_rules().len(),
         2,

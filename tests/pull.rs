@@ -340,7 +340,7 @@ fn skopeo_pushed_oci_image_runs_with_whiteouts_and_opaque_dirs() {
     want.insert(img.id());
     assert_eq!(entries(&root), want);
     let inspect = root.inspect(&name);
-    assert_eq!(inspect["id"], img.id());
+    assert_eq!(inspect["Id"], format!("sha256:{}", img.id()));
     assert_eq!(
         inspect["RepoDigests"],
         serde_json::json!([format!("{}/team/app@{}", reg.host(), img.manifest_digest)])
@@ -366,7 +366,10 @@ fn skopeo_pushed_oci_image_runs_with_whiteouts_and_opaque_dirs() {
     let out = pull(&fresh, &by_digest);
     assert_eq!(out.lines().last(), Some(by_digest.as_str()), "{out}");
     assert_eq!(run_in(&fresh, &by_digest, LIST_FILES), EXPECTED_FILES);
-    assert_eq!(fresh.inspect(&by_digest)["id"], img.id());
+    assert_eq!(
+        fresh.inspect(&by_digest)["Id"],
+        format!("sha256:{}", img.id())
+    );
     // Untagged, it lists under its repository; rmi by that name removes it and its layers.
     let listing = fresh.ok(&["images", "--digests"]);
     assert!(
@@ -452,7 +455,10 @@ fn docker_media_types_lists_indexes_and_zstd() {
         run_in(&root, &name, "cat /platform /plain"),
         "amd64\nuncompressed\n"
     );
-    assert_eq!(root.inspect(&name)["id"], amd64_oci.id());
+    assert_eq!(
+        root.inspect(&name)["Id"],
+        format!("sha256:{}", amd64_oci.id())
+    );
 
     let amd64_docker = build(
         "amd64",
@@ -480,7 +486,10 @@ fn docker_media_types_lists_indexes_and_zstd() {
     let other = DockRoot::new();
     let by_digest = format!("{host}/multi@{list_digest}");
     other.ok(&["pull", "--platform", "linux/arm64", &by_digest]);
-    assert_eq!(other.inspect(&by_digest)["id"], arm64_docker.id());
+    assert_eq!(
+        other.inspect(&by_digest)["Id"],
+        format!("sha256:{}", arm64_docker.id())
+    );
     // A platform the list lacks: an error naming what there is, nothing stored.
     let out = other.run(&[
         "pull",
@@ -1067,8 +1076,14 @@ fn pull_all_tags() {
     let out = root.ok(&["pull", "-a", &repo]);
     assert!(out.contains(&format!("{repo}:1")), "{out}");
     assert!(out.contains(&format!("{repo}:2")), "{out}");
-    assert_eq!(root.inspect(&format!("{repo}:1"))["id"], one.id());
-    assert_eq!(root.inspect(&format!("{repo}:2"))["id"], two.id());
+    assert_eq!(
+        root.inspect(&format!("{repo}:1"))["Id"],
+        format!("sha256:{}", one.id())
+    );
+    assert_eq!(
+        root.inspect(&format!("{repo}:2"))["Id"],
+        format!("sha256:{}", two.id())
+    );
     let out = root.run(&["pull", "-a", &format!("{repo}:1")]);
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("all-tags"), "{}", stderr(&out));

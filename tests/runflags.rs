@@ -13,6 +13,14 @@ use common::*;
 
 /// Polls `done` until it holds; gives up (failing the test) after a generous bound. Not a
 /// timing assertion: only a guard against hanging forever.
+/// The container's stored state (what inspect does not show: its monitor, the stop flag).
+fn stored(root: &DockRoot, id: &str) -> runtime::Container {
+    runtime::Runtime::open(root.path())
+        .unwrap()
+        .get(id)
+        .unwrap()
+}
+
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..1200 {
         if done() {
@@ -137,13 +145,13 @@ fn always_comes_back_under_the_daemon_after_its_monitor_is_killed() {
     let id = id.trim();
     let first = root.inspect(id);
     assert_eq!(first["State"]["Running"], true);
-    let monitor = first["Monitor"]["Pid"].as_i64().unwrap() as i32;
+    let monitor = stored(&root, id).monitor.unwrap().pid;
     kill9(monitor);
     wait_for_exit(monitor);
     wait_until("the daemon started it again", || {
         let c = root.inspect(id);
         c["State"]["Running"] == true
-            && c["Monitor"]["Pid"].as_i64() != Some(monitor as i64)
+            && stored(&root, id).monitor.map(|m| m.pid) != Some(monitor)
             && c["RestartCount"] == 1
     });
     let c = root.inspect(id);
@@ -152,7 +160,7 @@ fn always_comes_back_under_the_daemon_after_its_monitor_is_killed() {
     root.ok(&["stop", "-t", "1", id]);
     let c = root.inspect(id);
     assert_eq!(c["State"]["Running"], false);
-    assert_eq!(c["HasBeenManuallyStopped"], true);
+    assert!(stored(&root, id).has_been_manually_stopped);
 }
 
 #[test]

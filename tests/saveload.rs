@@ -34,7 +34,11 @@ fn root_with_config_image(name: &str, cmd: &str) -> (DockRoot, String) {
 }
 
 fn inspect_id(root: &DockRoot, name: &str) -> String {
-    root.inspect(name)["id"].as_str().unwrap().to_string()
+    root.inspect(name)["Id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string()
 }
 
 /// The diff ids of image `name`'s layers, base first, as the store records them.

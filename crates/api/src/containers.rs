@@ -1,6 +1,5 @@
 //! Container endpoints over the `runtime` crate: HTTP, Docker's JSON shapes and stream framing.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,6 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use runtime::attach::{Event, Hello};
-use runtime::humanize::human_duration;
 use runtime::Container;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,7 +34,9 @@ const REMOVAL_POLL: Duration = Duration::from_millis(100);
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
     pub total: usize,
+    /// Running ones, paused ones included.
     pub running: usize,
+    pub paused: usize,
 }
 
 pub fn counts(state: &State) -> ApiResult<Counts> {
@@ -44,6 +44,10 @@ pub fn counts(state: &State) -> ApiResult<Counts> {
     Ok(Counts {
         total: all.len(),
         running: all.iter().filter(|c| c.state.running).count(),
+        paused: all
+            .iter()
+            .filter(|c| c.state.running && c.state.paused)
+            .count(),
     })
 }
 
@@ -67,11 +71,20 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         E::NameInUse { name, holder } => ApiError::conflict(format!(
             "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
         )),
+        E::RemovePaused(container) => ApiError::conflict(format!(
+            "cannot remove container \"/{container}\": container is paused and must be unpaused first"
+        )),
         E::Running(container) => ApiError::conflict(format!(
             "cannot remove container \"/{container}\": container is running: stop the container before removing or force remove"
         )),
         E::NotRunning(container) => ApiError::conflict(format!("container {container} is not running")),
         E::AlreadyRunning(_) => ApiError::not_modified(),
+        err @ (E::AlreadyPaused(_) | E::NotPaused(_) | E::Paused(_)) => {
+            ApiError::conflict(err.to_string())
+        }
+        err @ E::Top(runtime::top::TopError::RenamedPid { .. }) => {
+            ApiError::bad_request(err.to_string())
+        }
         err @ (E::Ambiguous(_)
         | E::InvalidName(_)
         | E::NoCommand
@@ -116,141 +129,45 @@ pub(crate) fn find(state: &State, name: &str) -> ApiResult<Container> {
 /// `GET /containers/json`: newest first; running ones only unless `all=1`.
 pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
     let limit = query.int("limit")?.filter(|l| *l > 0);
-    let all = query.flag("all") || limit.is_some();
-    let names = query.filter("name")?;
-    let statuses = query.filter("status")?;
-    let ids = query.filter("id")?;
-    let labels = query.filter("label")?;
-    let containers = blocking(move || {
-        let mut containers = state.runtime.list().map_err(|e| runtime_error(e, ""))?;
-        // As Docker: the image name given, while it still names the container's image; else
-        // the image id.
-        for c in &mut containers {
-            let same = state
-                .tags
-                .lookup(&state.graph, &c.config.image)
-                .is_ok_and(|image| image.id == c.image);
-            if !same {
-                c.config.image = api_id(&c.image);
-            }
-        }
-        Ok(containers)
+    let listing = crate::shapes::ContainerListing {
+        all: query.flag("all"),
+        limit: limit.map(|l| l as usize),
+    };
+    let filters = crate::filters::Filters::from_json(query.get("filters")).map_err(filter_error)?;
+    let entries = blocking(move || {
+        crate::shapes::container_summaries(
+            &state.runtime,
+            &state.graph,
+            &state.tags,
+            listing,
+            &filters,
+        )
+        .map_err(shape_error)
     })
     .await?;
-    let entries: Vec<Value> = containers
-        .iter()
-        .filter(|c| all || !statuses.is_empty() || c.state.running)
-        .filter(|c| {
-            names.is_empty()
-                || names
-                    .iter()
-                    .any(|n| c.name.contains(n.trim_start_matches('/')))
-        })
-        .filter(|c| statuses.is_empty() || statuses.iter().any(|s| s == status_word(c)))
-        .filter(|c| ids.is_empty() || ids.iter().any(|i| c.id.starts_with(i.as_str())))
-        .filter(|c| {
-            labels.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => c.config.labels.get(k).is_some_and(|have| have == v),
-                None => c.config.labels.contains_key(l.as_str()),
-            })
-        })
-        .take(limit.map_or(usize::MAX, |l| l as usize))
-        .map(list_json)
-        .collect();
     Ok(body::json(StatusCode::OK, &entries))
 }
 
-/// `created`, `running` or `exited`.
-fn status_word(c: &Container) -> &'static str {
-    if c.state.restarting {
-        "restarting"
-    } else if c.state.running {
-        "running"
-    } else if c.state.never_started() {
-        "created"
-    } else {
-        "exited"
-    }
+/// A bad `filters` parameter: 400 with what was wrong.
+pub(crate) fn filter_error(err: crate::filters::FilterError) -> ApiError {
+    ApiError::bad_request(err.to_string())
 }
 
-/// One exposed port and its host bindings (none when not published or not running).
-struct Port {
-    container_port: u16,
-    proto: String,
-    bindings: Vec<runtime::PortBinding>,
-}
-
-/// The container's ports: every exposed port and `-p` spec, with what the network layer
-/// published for it.
-fn ports(c: &Container) -> Vec<Port> {
-    let published = &c.network_settings.ports;
-    let mut keys: Vec<(u16, String)> = Vec::new();
-    for key in &c.config.exposed_ports {
-        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-        if let Ok(port) = port.parse::<u16>() {
-            keys.push((port, proto.to_string()));
+/// A listing's or document's failure as the API answers it.
+pub(crate) fn shape_error(err: crate::shapes::ShapeError) -> ApiError {
+    use crate::shapes::ShapeError as E;
+    match err {
+        E::Filter(e) => filter_error(e),
+        E::Runtime(e) => runtime_error(e, ""),
+        E::Tags(tagstore::Error::NoSuchImage(name)) => {
+            ApiError::not_found(format!("No such image: {name}"))
         }
+        E::Graph(graph::Error::NoSuchImage(name))
+        | E::Tags(tagstore::Error::Graph(graph::Error::NoSuchImage(name))) => {
+            ApiError::not_found(format!("No such image: {name}"))
+        }
+        other => ApiError::internal(other.to_string()),
     }
-    for spec in &c.config.port_specs {
-        let (spec, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
-        if let Some(port) = spec.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
-            keys.push((port, proto.to_string()));
-        }
-    }
-    for key in published.keys() {
-        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-        if let Ok(port) = port.parse::<u16>() {
-            keys.push((port, proto.to_string()));
-        }
-    }
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .map(|(container_port, proto)| Port {
-            bindings: if c.state.running {
-                published
-                    .get(&format!("{container_port}/{proto}"))
-                    .cloned()
-                    .unwrap_or_default()
-            } else {
-                Vec::new()
-            },
-            container_port,
-            proto,
-        })
-        .collect()
-}
-
-pub(crate) fn list_json(c: &Container) -> Value {
-    let mut ports: Vec<Value> = Vec::new();
-    for port in self::ports(c) {
-        if port.bindings.is_empty() {
-            ports.push(json!({ "PrivatePort": port.container_port, "Type": port.proto }));
-        }
-        for binding in &port.bindings {
-            ports.push(json!({
-                "IP": binding.host_ip,
-                "PrivatePort": port.container_port,
-                "PublicPort": binding.host_port.parse::<u16>().unwrap_or(0),
-                "Type": port.proto,
-            }));
-        }
-    }
-    json!({
-        "Id": c.id,
-        "Names": [format!("/{}", c.name)],
-        "Image": c.config.image,
-        "ImageID": api_id(&c.image),
-        "Command": c.command_line(),
-        "Created": c.created.timestamp(),
-        "Ports": ports,
-        "Labels": c.config.labels,
-        "State": status_word(c),
-        "Status": c.status(human_duration),
-        "HostConfig": { "NetworkMode": network_mode(c) },
-        "NetworkSettings": { "Networks": {} },
-        "Mounts": c.mounts.iter().map(|m| m.inspect()).collect::<Vec<_>>(),
-    })
 }
 
 /// `POST /containers/create?name=`.
@@ -356,156 +273,12 @@ pub(crate) async fn read_body(request: Incoming, limit: usize) -> ApiResult<Byte
 
 /// `GET /containers/{id}/json`.
 pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
-    let c = blocking(move || find(&state, &name)).await?;
-    Ok(body::json(StatusCode::OK, &inspect_json(&c)))
-}
-
-/// `HostConfig.NetworkMode` as Docker shows it.
-fn network_mode(c: &Container) -> &'static str {
-    if c.host_config.network_mode == "host" {
-        "host"
-    } else if c.config.network_disabled {
-        "none"
-    } else {
-        "default"
-    }
-}
-
-fn non_empty(list: &[String]) -> Value {
-    if list.is_empty() {
-        Value::Null
-    } else {
-        json!(list)
-    }
-}
-
-/// RFC 3339 with nanoseconds; Go's zero time stays `0001-01-01T00:00:00Z`.
-fn rfc3339(time: DateTime<Utc>) -> String {
-    if time == runtime::container::zero_time() {
-        return "0001-01-01T00:00:00Z".to_string();
-    }
-    time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
-
-fn inspect_json(c: &Container) -> Value {
-    let mut exposed = BTreeMap::new();
-    let mut published: BTreeMap<String, Value> = BTreeMap::new();
-    let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for spec in &c.config.port_specs {
-        // The asked-for binding, as `HostConfig.PortBindings` shows it.
-        let (spec, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (ip, host, private) = match parts.as_slice() {
-            [private] => ("", "", *private),
-            [host, private] => ("", *host, *private),
-            [ip, host, private] => (*ip, *host, *private),
-            _ => continue,
-        };
-        bindings
-            .entry(format!("{private}/{proto}"))
-            .or_default()
-            .push(json!({ "HostIp": ip, "HostPort": host }));
-    }
-    for port in ports(c) {
-        let key = format!("{}/{}", port.container_port, port.proto);
-        exposed.insert(key.clone(), json!({}));
-        let bindings: Vec<Value> = port
-            .bindings
-            .iter()
-            .map(|b| json!({ "HostIp": b.host_ip, "HostPort": b.host_port }))
-            .collect();
-        // Exposed but not published shows as null, as Docker has it.
-        let value = if bindings.is_empty() {
-            Value::Null
-        } else {
-            Value::Array(bindings)
-        };
-        published.insert(key, value);
-    }
-    json!({
-        "Id": c.id,
-        "Created": rfc3339(c.created),
-        "Path": c.path,
-        "Args": c.args,
-        "State": {
-            "Status": status_word(c),
-            "Running": c.state.running,
-            "Paused": false,
-            "Restarting": c.state.restarting,
-            "OOMKilled": c.state.oom_killed,
-            "Dead": false,
-            "Pid": c.state.pid,
-            "ExitCode": c.state.exit_code,
-            "Error": c.state.error,
-            "StartedAt": rfc3339(c.state.started_at),
-            "FinishedAt": rfc3339(c.state.finished_at),
-        },
-        "Image": api_id(&c.image),
-        "Name": format!("/{}", c.name),
-        "RestartCount": c.restart_count,
-        "Driver": "overlay",
-        "Platform": "linux",
-        "HostConfig": {
-            "AutoRemove": c.auto_remove,
-            "PortBindings": bindings,
-            "Memory": c.config.memory,
-            "MemorySwap": c.config.memory_swap,
-            "NetworkMode": network_mode(c),
-            "RestartPolicy": {
-                "Name": c.host_config.restart_policy.name,
-                "MaximumRetryCount": c.host_config.restart_policy.maximum_retry_count,
-            },
-            "ReadonlyRootfs": c.host_config.readonly_rootfs,
-            "PidsLimit": c.host_config.pids_limit,
-            "NanoCpus": c.host_config.nano_cpus,
-            "CpuShares": c.host_config.cpu_shares,
-            "Init": c.host_config.init,
-            "Privileged": c.host_config.privileged,
-            // Docker shows an empty list as null.
-            "CapAdd": non_empty(&c.host_config.cap_add),
-            "CapDrop": non_empty(&c.host_config.cap_drop),
-            "SecurityOpt": non_empty(&c.host_config.security_opt),
-            "PublishAllPorts": c.host_config.publish_all_ports,
-            "Binds": non_empty(&c.host_config.binds),
-            "Mounts": c.host_config.mounts,
-            "Tmpfs": c.host_config.tmpfs,
-            "Dns": c.host_config.dns,
-            "DnsSearch": c.host_config.dns_search,
-            "ExtraHosts": non_empty(&c.host_config.extra_hosts),
-        },
-        "Config": {
-            "Hostname": c.config.hostname,
-            "User": c.config.user,
-            "Tty": c.config.tty,
-            "OpenStdin": c.config.open_stdin,
-            "StdinOnce": c.config.open_stdin,
-            "AttachStdin": false,
-            "AttachStdout": !c.config.detach,
-            "AttachStderr": !c.config.detach,
-            "Env": runtime::container_env(&c.config),
-            "Cmd": non_empty(&c.config.cmd),
-            "Entrypoint": non_empty(&c.config.entrypoint),
-            "Image": c.config.image,
-            "WorkingDir": c.config.working_dir,
-            "Labels": c.config.labels,
-            "ExposedPorts": exposed,
-            "StopSignal": (!c.config.stop_signal.is_empty()).then_some(&c.config.stop_signal),
-            "StopTimeout": c.config.stop_timeout,
-            "Volumes": (!c.config.volumes.is_empty()).then(|| {
-                c.config.volumes.iter().map(|v| (v.clone(), json!({}))).collect::<BTreeMap<_, _>>()
-            }),
-        },
-        "NetworkSettings": {
-            "Ports": published,
-            "IPAddress": c.network_settings.ip_address,
-            "IPPrefixLen": c.network_settings.ip_prefix_len,
-            "Gateway": c.network_settings.gateway,
-            "Bridge": c.network_settings.bridge,
-            "Networks": {},
-        },
-        "Mounts": c.mounts.iter().map(|m| m.inspect()).collect::<Vec<_>>(),
-        "GraphDriver": { "Name": "overlay", "Data": {} },
+    let value = blocking(move || {
+        let c = find(&state, &name)?;
+        Ok(crate::shapes::container_inspect(&state.runtime, &c))
     })
+    .await?;
+    Ok(body::json(StatusCode::OK, &value))
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when it already runs.
@@ -955,22 +728,22 @@ pub async fn logs(state: Arc<State>, name: String, query: Query) -> ApiResult<Re
     ))
 }
 
-/// `since`/`until` as the CLI sends them: unix seconds, maybe with a fraction; 0 = unset.
-fn unix_time(query: &Query, key: &str) -> ApiResult<Option<i64>> {
+/// `since`/`until` as the CLI sends them: unix seconds, maybe with a fraction (to the
+/// nanosecond); 0 = unset.
+fn unix_time(query: &Query, key: &str) -> ApiResult<Option<DateTime<Utc>>> {
     let Some(text) = query.non_empty(key) else {
         return Ok(None);
     };
-    let seconds: f64 = text.parse().map_err(|_| {
-        ApiError::bad_request(format!("invalid {key} value {text:?}: want unix seconds"))
-    })?;
-    Ok(Some(seconds.floor() as i64).filter(|s| *s > 0))
+    let time = runtime::logs::parse_unix(text)
+        .map_err(|e| ApiError::bad_request(format!("invalid {key} value: {e}")))?;
+    Ok(Some(time).filter(|t| *t != DateTime::UNIX_EPOCH))
 }
 
 struct LogFilter {
     stdout: bool,
     stderr: bool,
-    since: Option<i64>,
-    until: Option<i64>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
     timestamps: bool,
     framing: Framing,
 }
@@ -981,8 +754,7 @@ impl LogFilter {
             StreamKind::Stdout => self.stdout,
             _ => self.stderr,
         };
-        let secs = time.timestamp();
-        if !wanted || self.since.is_some_and(|s| secs < s) || self.until.is_some_and(|u| secs > u) {
+        if !wanted || !runtime::logs::in_window(time, self.since, self.until) {
             return None;
         }
         let mut payload = Vec::with_capacity(data.len() + 32);
@@ -1054,7 +826,18 @@ async fn send_logs(
         return Ok(());
     };
     loop {
-        let (kind, data) = match events.next().await {
+        // Following ends at `until`, as dockerd's does.
+        let next = match filter.until {
+            Some(until) => {
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                match tokio::time::timeout(left, events.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Ok(()),
+                }
+            }
+            None => events.next().await,
+        };
+        let (kind, data) = match next {
             Ok(Some(Event::Stdout(data))) => (StreamKind::Stdout, data),
             Ok(Some(Event::Stderr(data))) => (StreamKind::Stderr, data),
             Ok(Some(Event::Exit(_))) | Ok(None) => return Ok(()),

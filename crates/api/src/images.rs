@@ -4,7 +4,7 @@
 //! (`docker.io/library/busybox`); dock keeps bare hex ids and the names as the user gave them.
 //! The conversions live here and nowhere else.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::sync::Arc;
 
@@ -119,91 +119,18 @@ fn names_by_image(state: &State) -> ApiResult<BTreeMap<String, Vec<String>>> {
 /// every image) with empty `RepoTags`.
 pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
     let all = query.flag("all");
-    let references = query.filter("reference")?;
-    let dangling = query.filter("dangling")?;
-    let dangling = dangling.first().map(|v| v == "true" || v == "1");
+    let filters = crate::filters::Filters::from_json(query.get("filters"))
+        .map_err(crate::containers::filter_error)?;
     let entries = blocking(move || {
-        let names = names_by_image(&state)?;
-        let everything = state.graph.all().map_err(|e| store_error(&e))?;
-        let sizes = graph::image_sizes(&everything);
-        let by_id: std::collections::HashMap<&str, &Image> =
-            everything.iter().map(|i| (i.id.as_str(), i)).collect();
-        let parents: BTreeSet<&str> = everything
-            .iter()
-            .filter_map(|i| i.parent.as_deref())
-            .collect();
-        let mut images: Vec<Image> = everything
-            .iter()
-            .filter(|i| all || !parents.contains(i.id.as_str()))
-            .cloned()
-            .collect();
-        // A pulled layer is part of an image, not one of its own.
-        if !all {
-            images.retain(|i| !registry::store::is_layer_entry(i));
-        }
-        let listed: BTreeSet<String> = images.iter().map(|i| i.id.clone()).collect();
-        // A tagged image stays listed even when it has children.
-        for id in names.keys() {
-            if !listed.contains(id) {
-                if let Some(image) = by_id.get(id.as_str()) {
-                    images.push((*image).clone());
-                }
-            }
-        }
-        images.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
-        let mut entries = Vec::new();
-        for image in images {
-            let tags = names.get(&image.id).cloned().unwrap_or_default();
-            if let Some(want_dangling) = dangling {
-                if want_dangling != tags.is_empty() {
-                    continue;
-                }
-            }
-            let tags: Vec<String> = if references.is_empty() {
-                tags
-            } else {
-                let kept: Vec<String> = tags
-                    .into_iter()
-                    .filter(|t| references.iter().any(|r| reference_matches(r, t)))
-                    .collect();
-                if kept.is_empty() {
-                    continue;
-                }
-                kept
-            };
-            entries.push(json!({
-                "Id": api_id(&image.id),
-                "ParentId": image.parent.as_deref().map(api_id).unwrap_or_default(),
-                "RepoTags": tags,
-                "RepoDigests": repo_digests(&state, &image),
-                "Created": image.created.timestamp(),
-                "Size": sizes.get(&image.id).copied().unwrap_or(image.size),
-                "SharedSize": -1,
-                "VirtualSize": sizes.get(&image.id).copied().unwrap_or(image.size),
-                "Labels": null,
-                "Containers": -1,
-            }));
-        }
-        Ok(entries)
+        crate::shapes::image_summaries(&state.graph, &state.tags, all, &filters)
+            .map_err(crate::containers::shape_error)
     })
     .await?;
     Ok(body::json(StatusCode::OK, &entries))
 }
 
-/// `NAME@DIGEST` names the image was pulled by, as recorded in its meta.
-fn repo_digests(state: &State, image: &Image) -> Vec<String> {
-    if !image.layerless {
-        return Vec::new();
-    }
-    state
-        .graph
-        .meta(&image.id)
-        .map(|m| m.repo_digests)
-        .unwrap_or_default()
-}
-
 /// Docker's `reference` filter: the pattern against `repo` or `repo:tag`, `*` as a wildcard.
-fn reference_matches(pattern: &str, repo_tag: &str) -> bool {
+pub(crate) fn reference_matches(pattern: &str, repo_tag: &str) -> bool {
     let pattern = familiar(pattern);
     let (repo, _) = tagstore::parse_reference(repo_tag);
     if pattern.contains(':') || tagstore::parse_reference(pattern).1.is_some() {
@@ -475,72 +402,11 @@ impl Read for BodyReader {
 pub async fn inspect(state: Arc<State>, name: String) -> ApiResult<Response> {
     let value = blocking(move || {
         let image = find_image(&state, &name)?;
-        let tags = state.tags.names(&image.id).map_err(|e| store_error(&e))?;
-        let digests = repo_digests(&state, &image);
-        let mut value = inspect_json(&image, tags, digests);
-        let size = state
-            .graph
-            .image_size(&image.id)
-            .map_err(|e| store_error(&e))?;
-        value["Size"] = json!(size);
-        value["VirtualSize"] = json!(size);
-        let config = state
-            .graph
-            .image_config(&image.id)
-            .map_err(|e| store_error(&e))?;
-        if let Some(config) = config {
-            apply_image_config(&mut value, &config);
-        }
-        Ok(value)
+        crate::shapes::image_inspect(&state.graph, &state.tags, &image)
+            .map_err(crate::containers::shape_error)
     })
     .await?;
     Ok(body::json(StatusCode::OK, &value))
-}
-
-fn inspect_json(image: &Image, tags: Vec<String>, repo_digests: Vec<String>) -> Value {
-    let config = image.container_config.clone().unwrap_or(Value::Null);
-    json!({
-        "Id": api_id(&image.id),
-        "RepoTags": tags,
-        "RepoDigests": repo_digests,
-        "Parent": image.parent.as_deref().map(api_id).unwrap_or_default(),
-        "Comment": image.comment,
-        "Created": image.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        "Container": image.container.clone().unwrap_or_default(),
-        "ContainerConfig": config,
-        "DockerVersion": crate::VERSION,
-        "Author": image.author,
-        "Config": config,
-        "Architecture": crate::system::go_arch(),
-        "Os": "linux",
-        "Size": image.size,
-        "VirtualSize": image.size,
-        "GraphDriver": { "Name": "overlay", "Data": null },
-        "RootFS": { "Type": "layers", "Layers": [] },
-        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
-    })
-}
-
-/// What an image config says, over the graph entry's view: `Config`, `ContainerConfig`,
-/// `Architecture`, `Os`, `Variant` and `RootFS.Layers` (the diff ids), as Docker shows them.
-fn apply_image_config(value: &mut Value, raw: &[u8]) {
-    let Ok(Value::Object(config)) = serde_json::from_slice::<Value>(raw) else {
-        return;
-    };
-    for (from, to) in [
-        ("config", "Config"),
-        ("container_config", "ContainerConfig"),
-        ("architecture", "Architecture"),
-        ("os", "Os"),
-        ("variant", "Variant"),
-    ] {
-        if let Some(v) = config.get(from) {
-            value[to] = v.clone();
-        }
-    }
-    if let Some(diff_ids) = config.get("rootfs").and_then(|r| r.get("diff_ids")) {
-        value["RootFS"]["Layers"] = diff_ids.clone();
-    }
 }
 
 /// `GET /images/{name}/history`: newest first, as `runtime::imageconfig::history` reads it
@@ -624,6 +490,8 @@ pub async fn remove(state: Arc<State>, name: String, query: Query) -> ApiResult<
 }
 
 fn remove_image(state: &State, name: &str, force: bool, prune: bool) -> ApiResult<Vec<Value>> {
+    // Checked and deleted under the store lock, as the CLI's `rmi`.
+    let _store = state.graph.lock_store().map_err(|e| store_error(&e))?;
     let familiar_name = familiar(name);
     let (repo, tag) = tagstore::parse_reference(familiar_name);
     let tag = tag.unwrap_or_else(|| "latest".to_string());

@@ -8,11 +8,15 @@
 
 mod auth;
 mod body;
+mod cmds;
 mod containers;
+mod content;
+mod copy;
 mod create;
 mod error;
 mod events;
 mod exec;
+pub mod filters;
 mod images;
 mod limits;
 mod listen;
@@ -24,6 +28,7 @@ mod router;
 mod runs;
 mod saveload;
 mod server;
+pub mod shapes;
 mod state;
 mod stream;
 mod strict;

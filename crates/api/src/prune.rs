@@ -96,7 +96,17 @@ pub async fn images(state: Arc<State>, query: Query) -> ApiResult<Response> {
 }
 
 pub async fn df(state: Arc<State>) -> ApiResult<Response> {
-    let usage = blocking(move || state.runtime.disk_usage().map_err(prune_error)).await?;
+    let (usage, shown) = blocking(move || {
+        let usage = state.runtime.disk_usage().map_err(prune_error)?;
+        // Each container's Image as listings show it.
+        let shown: Vec<String> = usage
+            .containers
+            .iter()
+            .map(|c| crate::shapes::shown_image(&state.graph, &state.tags, &c.container))
+            .collect();
+        Ok((usage, shown))
+    })
+    .await?;
     let images: Vec<Value> = usage
         .images
         .iter()
@@ -118,8 +128,9 @@ pub async fn df(state: Arc<State>) -> ApiResult<Response> {
     let containers: Vec<Value> = usage
         .containers
         .iter()
-        .map(|c| {
-            let mut v = crate::containers::list_json(&c.container);
+        .zip(&shown)
+        .map(|(c, image)| {
+            let mut v = crate::shapes::container_summary(&c.container, image);
             v["SizeRw"] = json!(c.size_rw);
             v["SizeRootFs"] = json!(c.size_rw);
             v

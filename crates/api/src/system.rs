@@ -1,10 +1,11 @@
 //! `/_ping`, `/version`, `/info`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use hyper::header::{HeaderValue, CACHE_CONTROL, PRAGMA};
 use hyper::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::body::{self, Response};
 use crate::error::ApiResult;
@@ -31,6 +32,11 @@ pub fn ping(method: &Method) -> Response {
 }
 
 pub fn version() -> Response {
+    body::json(StatusCode::OK, &version_doc())
+}
+
+/// `GET /version`'s document (also what `dock version --format` sees as `.Server`).
+pub fn version_doc() -> Value {
     let kernel = kernel_version();
     let details = json!({
         "ApiVersion": API_VERSION,
@@ -42,22 +48,19 @@ pub fn version() -> Response {
         "GoVersion": "rust",
         "Experimental": "false",
     });
-    body::json(
-        StatusCode::OK,
-        &json!({
-            "Platform": { "Name": "dock" },
-            "Components": [{ "Name": "Engine", "Version": VERSION, "Details": details }],
-            "Version": VERSION,
-            "ApiVersion": API_VERSION,
-            "MinAPIVersion": MIN_API_VERSION,
-            "Os": "linux",
-            "Arch": go_arch(),
-            "KernelVersion": kernel,
-            "GitCommit": "",
-            "GoVersion": "rust",
-            "Experimental": false,
-        }),
-    )
+    json!({
+        "Platform": { "Name": "dock" },
+        "Components": [{ "Name": "Engine", "Version": VERSION, "Details": details }],
+        "Version": VERSION,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "Os": "linux",
+        "Arch": go_arch(),
+        "KernelVersion": kernel,
+        "GitCommit": "",
+        "GoVersion": "rust",
+        "Experimental": false,
+    })
 }
 
 pub async fn info(state: Arc<State>) -> ApiResult<Response> {
@@ -73,30 +76,48 @@ pub async fn info(state: Arc<State>) -> ApiResult<Response> {
     .await?;
     Ok(body::json(
         StatusCode::OK,
-        &json!({
-            "ID": "",
-            "Containers": containers.total,
-            "ContainersRunning": containers.running,
-            "ContainersPaused": 0,
-            "ContainersStopped": containers.total - containers.running,
-            "Images": images,
-            "Driver": "overlay",
-            "DriverStatus": [],
-            "ServerVersion": VERSION,
-            "KernelVersion": kernel_version(),
-            "OperatingSystem": operating_system(),
-            "OSType": "linux",
-            "Architecture": std::env::consts::ARCH,
-            "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
-            "MemTotal": mem_total(),
-            "Name": read_trimmed("/proc/sys/kernel/hostname"),
-            "DockerRootDir": root,
-            "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs",
-            "Swarm": { "LocalNodeState": "inactive" },
-            "Warnings": null,
-        }),
+        &info_doc(
+            &root,
+            images,
+            containers.total,
+            containers.running,
+            containers.paused,
+        ),
     ))
+}
+
+/// `GET /info`'s document (also what `dock info --format` sees).
+/// `running` counts the paused ones too; Docker's `ContainersRunning` does not.
+pub fn info_doc(
+    root: &Path,
+    images: usize,
+    containers: usize,
+    running: usize,
+    paused: usize,
+) -> Value {
+    json!({
+        "ID": "",
+        "Containers": containers,
+        "ContainersRunning": running - paused,
+        "ContainersPaused": paused,
+        "ContainersStopped": containers - running,
+        "Images": images,
+        "Driver": "overlay",
+        "DriverStatus": [],
+        "ServerVersion": VERSION,
+        "KernelVersion": kernel_version(),
+        "OperatingSystem": operating_system(),
+        "OSType": "linux",
+        "Architecture": std::env::consts::ARCH,
+        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "MemTotal": mem_total(),
+        "Name": read_trimmed("/proc/sys/kernel/hostname"),
+        "DockerRootDir": root,
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "Swarm": { "LocalNodeState": "inactive" },
+        "Warnings": null,
+    })
 }
 
 /// Go's name for this architecture, which `docker version` shows.

@@ -105,6 +105,12 @@ pub enum ContainerCommand {
         /// Number of lines to show from the end ("all" for everything)
         #[arg(long, default_value = "all")]
         tail: String,
+        /// Show logs since a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+        #[arg(long)]
+        since: Option<String>,
+        /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+        #[arg(long)]
+        until: Option<String>,
         /// The container whose log to show: name, ID or ID prefix
         container: String,
     },
@@ -119,9 +125,13 @@ pub enum ContainerCommand {
         /// Don't truncate output
         #[arg(long)]
         no_trunc: bool,
-        /// Filter output based on conditions provided (label=KEY[=VALUE])
+        /// Filter output based on conditions provided (id, name, label, status, ancestor,
+        /// exited, before, since: KEY=VALUE)
         #[arg(short = 'f', long = "filter")]
         filter: Vec<String>,
+        /// Format output using a Go template ('table', 'table TEMPLATE', 'json', 'TEMPLATE')
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Inspect changes to files or directories on a container's filesystem
     Diff {
@@ -539,27 +549,6 @@ fn labels(args: &RunArgs) -> anyhow::Result<std::collections::BTreeMap<String, S
 }
 
 /// `ps --filter label=KEY[=VALUE]`: whether `c` matches every filter.
-fn matches_filters(c: &Container, filters: &[(String, Option<String>)]) -> bool {
-    filters.iter().all(|(key, value)| match value {
-        Some(v) => c.config.labels.get(key) == Some(v),
-        None => c.config.labels.contains_key(key),
-    })
-}
-
-fn parse_filters(specs: &[String]) -> anyhow::Result<Vec<(String, Option<String>)>> {
-    specs
-        .iter()
-        .map(|spec| match spec.split_once('=') {
-            Some(("label", kv)) => Ok(match kv.split_once('=') {
-                Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                None => (kv.to_string(), None),
-            }),
-            Some((name, _)) => anyhow::bail!("invalid filter '{name}'"),
-            None => anyhow::bail!("bad format of filter (expected name=value)"),
-        })
-        .collect()
-}
-
 pub fn runtime(ctx: &Context) -> anyhow::Result<Runtime> {
     Ok(Runtime::open(&ctx.root)?)
 }
@@ -646,14 +635,27 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
             follow,
             timestamps,
             tail,
+            since,
+            until,
             container,
-        } => logs(&rt, &container, follow, timestamps, &tail),
+        } => {
+            let now = chrono::Utc::now();
+            let window = |flag: &str, value: Option<String>| {
+                value
+                    .map(|v| runtime::logs::parse_time(&v, now))
+                    .transpose()
+                    .with_context(|| format!("invalid value for \"{flag}\""))
+            };
+            let window = (window("since", since)?, window("until", until)?);
+            logs(&rt, &container, follow, timestamps, &tail, window)
+        }
         ContainerCommand::Ps {
             all,
             quiet,
             no_trunc,
             filter,
-        } => ps(ctx, &rt, all, quiet, no_trunc, &parse_filters(&filter)?),
+            format,
+        } => ps(ctx, &rt, all, quiet, no_trunc, &filter, format.as_deref()),
         ContainerCommand::Diff { container } => {
             let c = rt.get(&container)?;
             let mut out = io::stdout().lock();
@@ -1143,7 +1145,12 @@ fn logs(
     follow: bool,
     timestamps: bool,
     tail: &str,
+    (since, until): (
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    ),
 ) -> anyhow::Result<u8> {
+    use runtime::logs::in_window;
     let c = rt.get(name)?;
     let tail: Option<usize> = match tail {
         "all" | "" => None,
@@ -1172,6 +1179,10 @@ fn logs(
         let skip = entries.len().saturating_sub(n);
         entries.drain(..skip);
     }
+    entries.retain(|e| {
+        e.timestamp()
+            .is_none_or(|time| in_window(time, since, until))
+    });
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr().lock();
     for e in &entries {
@@ -1190,7 +1201,31 @@ fn logs(
         return Ok(0);
     };
     let stamp = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    while let Some(event) = client.next_event()? {
+    // Following ends at --until, as Docker's does.
+    if let Some(until) = until {
+        let left = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+        if left.is_zero() {
+            return Ok(0);
+        }
+        client.stream().set_read_timeout(Some(left))?;
+    }
+    loop {
+        let event = match client.next_event() {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if until.is_some_and(|u| chrono::Utc::now() > u) {
+            break;
+        }
         match event {
             Event::Stdout(data) => {
                 if timestamps {
@@ -1306,14 +1341,18 @@ fn ps(
     all: bool,
     quiet: bool,
     no_trunc: bool,
-    filters: &[(String, Option<String>)],
+    filter: &[String],
+    format: Option<&str>,
 ) -> anyhow::Result<u8> {
-    let containers: Vec<Container> = rt
-        .list()?
-        .into_iter()
-        .filter(|c| all || c.state.running)
-        .filter(|c| matches_filters(c, filters))
-        .collect();
+    let filters = api::filters::Filters::from_args(filter).map_err(|e| crate::Failure {
+        code: 1,
+        message: e.to_string(),
+    })?;
+    let graph = ctx.graph()?;
+    let tags = ctx.tags()?;
+    let listing = api::shapes::ContainerListing { all, limit: None };
+    let containers = api::shapes::list_containers(rt, &graph, &tags, listing, &filters)
+        .map_err(crate::shapes::filter_failure)?;
     let id = |c: &Container| {
         if no_trunc {
             c.id.clone()
@@ -1327,6 +1366,18 @@ fn ps(
             writeln!(out, "{}", id(c))?;
         }
         return Ok(0);
+    }
+    if let Some(format) = format {
+        let rows: Vec<serde_json::Value> = containers
+            .iter()
+            .map(|c| {
+                let summary =
+                    api::shapes::container_summary(c, &api::shapes::shown_image(&graph, &tags, c));
+                crate::shapes::ps_row(c, &summary, no_trunc)
+            })
+            .collect();
+        let headers = crate::shapes::ps_headers();
+        return crate::shapes::print_rows(format, crate::shapes::PS_TABLE, &rows, &headers);
     }
     let names = ImageNames::new(ctx);
     let mut table = Table::new(&[
@@ -1431,14 +1482,6 @@ mod tests {
             detach_keys(Some("ctrl-1")).unwrap_err().to_string(),
             "Unknown character: 'ctrl-1'"
         );
-        assert_eq!(
-            parse_filters(&["label=a=b".into(), "label=c".into()]).unwrap(),
-            [
-                ("a".to_string(), Some("b".to_string())),
-                ("c".to_string(), None)
-            ]
-        );
-        assert!(parse_filters(&["nope=1".into()]).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Image commands: import, images, history, tag, rmi, and image inspect.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 
@@ -36,7 +36,14 @@ pub enum ImageCommand {
         /// Show the registry digests images were pulled by
         #[arg(long)]
         digests: bool,
-        /// Only images of this repository
+        /// Filter output based on conditions provided (dangling, reference, label, before,
+        /// since: KEY=VALUE)
+        #[arg(short = 'f', long = "filter")]
+        filter: Vec<String>,
+        /// Format output using a Go template ('table', 'table TEMPLATE', 'json', 'TEMPLATE')
+        #[arg(long)]
+        format: Option<String>,
+        /// Only images of this repository (REPOSITORY[:TAG])
         name: Option<String>,
     },
     /// Show the history of an image
@@ -83,8 +90,21 @@ pub fn run(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<u8> {
             all,
             no_trunc,
             digests,
+            filter,
+            format,
             name,
-        } => images(ctx, quiet, all, no_trunc, digests, name.as_deref()),
+        } => images(
+            ctx,
+            ImagesArgs {
+                quiet,
+                all,
+                no_trunc,
+                digests,
+                name: name.as_deref(),
+                filter: &filter,
+                format: format.as_deref(),
+            },
+        ),
         ImageCommand::History { image, no_trunc } => history(ctx, &image, no_trunc),
         ImageCommand::Tag {
             force: _,
@@ -281,120 +301,112 @@ fn repo_digest(
         .map(|(_, d)| d.to_string())
 }
 
-fn images(
-    ctx: &Context,
-    quiet: bool,
-    all: bool,
-    no_trunc: bool,
-    digests: bool,
-    name: Option<&str>,
-) -> anyhow::Result<u8> {
+/// What `images` was asked for.
+pub struct ImagesArgs<'a> {
+    pub quiet: bool,
+    pub all: bool,
+    pub no_trunc: bool,
+    pub digests: bool,
+    pub name: Option<&'a str>,
+    pub filter: &'a [String],
+    pub format: Option<&'a str>,
+}
+
+/// `docker images`' default table.
+const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+
+fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
+    let mut filter = args.filter.to_vec();
+    // `images NAME[:TAG]`: Docker's reference filter.
+    if let Some(name) = args.name {
+        filter.push(format!("reference={name}"));
+    }
+    let filters = api::filters::Filters::from_args(&filter).map_err(|e| crate::Failure {
+        code: 1,
+        message: e.to_string(),
+    })?;
     let graph = ctx.graph()?;
-    let (_tags, repositories) = ctx.tags_read()?;
+    let (tags, _) = ctx.tags_read()?;
+    let listed = api::shapes::list_images(&graph, &tags, args.all, &filters)
+        .map_err(crate::shapes::filter_failure)?;
     let id = |id: &str| {
-        if no_trunc {
-            id.to_string()
+        if args.no_trunc {
+            format!("sha256:{id}")
         } else {
             short_id(id).to_string()
         }
     };
-    // Each store is read once: every image's json, and the repositories file.
-    let images: HashMap<String, Image> = graph
-        .all()?
-        .into_iter()
-        .map(|image| (image.id.clone(), image))
-        .collect();
-    let mut names: HashMap<&str, String> = HashMap::new();
-    for (repo, repo_tags) in &repositories {
-        for (tag, image_id) in repo_tags {
-            // Repositories and tags iterate sorted, so the first name is Docker's choice.
-            names
-                .entry(image_id.as_str())
-                .or_insert_with(|| format!("{repo}:{tag}"));
-        }
-    }
-    let mut rows: Vec<(String, String, &Image)> = Vec::new();
-    for (repo, repo_tags) in &repositories {
-        if name.is_some_and(|n| n != repo) {
-            continue;
-        }
-        for (tag, image_id) in repo_tags {
-            // A tag whose image is gone is not listed; `rmi` never leaves one.
-            if let Some(image) = images.get(image_id) {
-                rows.push((repo.clone(), tag.clone(), image));
-            }
-        }
-    }
-    if name.is_none() {
-        let parents: HashSet<&str> = images
-            .values()
-            .filter_map(|i| i.parent.as_deref())
-            .collect();
-        let mut untagged: Vec<&Image> = images
-            .values()
-            .filter(|image| !names.contains_key(image.id.as_str()))
-            .filter(|image| all || !parents.contains(image.id.as_str()))
-            .filter(|image| all || !registry::store::is_layer_entry(image))
-            .collect();
-        untagged.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
-        rows.extend(untagged.into_iter().map(|image| {
+    // One row per name (newest image first, its names sorted); an untagged image once.
+    let mut rows: Vec<(String, String, &api::shapes::ListedImage)> = Vec::new();
+    for item in &listed {
+        if item.repo_tags.is_empty() {
             // Pulled by digest: Docker shows the repository with no tag.
-            let repo = match image.layerless {
-                true => graph
-                    .meta(&image.id)
-                    .ok()
-                    .and_then(|m| m.repo_digests.first().cloned())
-                    .and_then(|d| d.rsplit_once('@').map(|(r, _)| r.to_string())),
-                false => None,
-            };
-            (
+            let repo = item
+                .repo_digests
+                .first()
+                .and_then(|d| d.rsplit_once('@').map(|(r, _)| r.to_string()));
+            rows.push((
                 repo.unwrap_or_else(|| "<none>".to_string()),
                 "<none>".to_string(),
-                image,
-            )
-        }));
+                item,
+            ));
+        }
+        let mut names = item.repo_tags.clone();
+        names.sort();
+        for name in names {
+            let (repo, tag) = tagstore::parse_reference(&name);
+            rows.push((repo, tag.unwrap_or_default(), item));
+        }
     }
     let mut out = String::new();
-    if quiet {
+    if args.quiet {
         let mut seen = BTreeSet::new();
-        for (_, _, image) in &rows {
-            if seen.insert(image.id.clone()) {
-                out.push_str(&id(&image.id));
+        for (_, _, item) in &rows {
+            if seen.insert(item.image.id.clone()) {
+                out.push_str(&id(&item.image.id));
                 out.push('\n');
             }
         }
-    } else {
-        let header: &[&str] = if digests {
-            &["REPOSITORY", "TAG", "DIGEST", "ID", "CREATED", "PARENT"]
-        } else {
-            &["REPOSITORY", "TAG", "ID", "CREATED", "PARENT"]
-        };
-        let config = match digests {
-            true => registry::RegistryConfig::load(&ctx.root).ok(),
-            false => None,
-        };
-        let mut table = Table::new(header);
-        for (repo, tag, image) in &rows {
-            let parent = match &image.parent {
-                Some(parent) => names
-                    .get(parent.as_str())
-                    .cloned()
-                    .unwrap_or_else(|| id(parent)),
-                None => String::new(),
-            };
-            let mut row = vec![repo.clone(), tag.clone()];
-            if digests {
-                row.push(
-                    repo_digest(&graph, config.as_ref(), image, repo)
-                        .unwrap_or_else(|| "<none>".to_string()),
-                );
-            }
-            row.extend([id(&image.id), ago(image.created), parent]);
-            table.row(row);
-        }
-        out = table.render();
+        io::stdout().write_all(out.as_bytes())?;
+        return Ok(0);
     }
-    io::stdout().write_all(out.as_bytes())?;
+    let config = match args.digests || args.format.is_some() {
+        true => registry::RegistryConfig::load(&ctx.root).ok(),
+        false => None,
+    };
+    let digest = |item: &api::shapes::ListedImage, repo: &str| {
+        repo_digest(&graph, config.as_ref(), &item.image, repo)
+            .unwrap_or_else(|| "<none>".to_string())
+    };
+    if let Some(format) = args.format {
+        let values: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(repo, tag, item)| {
+                crate::shapes::image_row(item, repo, tag, &digest(item, repo), args.no_trunc)
+            })
+            .collect();
+        let headers = crate::shapes::image_headers();
+        return crate::shapes::print_rows(format, IMAGES_TABLE, &values, &headers);
+    }
+    let header: &[&str] = if args.digests {
+        &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+    } else {
+        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    };
+    let mut table = Table::new(header);
+    for (repo, tag, item) in &rows {
+        let mut row = vec![repo.clone(), tag.clone()];
+        if args.digests {
+            row.push(digest(item, repo));
+        }
+        row.extend([
+            id(&item.image.id),
+            ago(item.image.created),
+            crate::shapes::human_size(item.size),
+        ]);
+        table.row(row);
+    }
+    io::stdout().write_all(table.render().as_bytes())?;
     Ok(0)
 }
 
@@ -435,6 +447,9 @@ fn remove_image(
     name: &str,
     force: bool,
 ) -> anyhow::Result<()> {
+    // Checked and deleted under the store lock: a concurrent create, tag or commit either
+    // finished first (and is seen) or waits and then finds the image gone.
+    let _store = graph.lock_store()?;
     let (repo, tag) = tagstore::parse_reference(name);
     let tag = tag.unwrap_or_else(|| "latest".to_string());
     let tagged = tags
@@ -567,39 +582,6 @@ fn force_remove(
         println!("Untagged: {removed}");
     }
     Ok(())
-}
-
-/// `inspect` of images; containers are tried first where the runtime knows them.
-pub fn inspect(ctx: &Context, names: &[String]) -> anyhow::Result<u8> {
-    let graph = ctx.graph()?;
-    let tags = ctx.tags()?;
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for name in names {
-        if let Some(container) = crate::inspect_container(ctx, name)? {
-            found.push(container);
-            continue;
-        }
-        match crate::pull::lookup(ctx, &graph, &tags, name) {
-            Ok(image) => {
-                let repo_digests = graph.meta(&image.id)?.repo_digests;
-                let mut value = serde_json::to_value(image)?;
-                value["RepoDigests"] = serde_json::json!(repo_digests);
-                found.push(value)
-            }
-            Err(_) => missing.push(name),
-        }
-    }
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(&found, &mut ser)?;
-    out.push(b'\n');
-    io::stdout().write_all(&out)?;
-    for name in &missing {
-        eprintln!("Error: no such object: {name}");
-    }
-    Ok(u8::from(!missing.is_empty()))
 }
 
 pub fn info(ctx: &Context) -> anyhow::Result<u8> {

@@ -1,7 +1,10 @@
 //! `dock`: parse the command line, call the libraries, render their answers.
 
 mod auth;
+mod check;
+mod cmds;
 mod containers;
+mod cp;
 mod events;
 mod exec;
 mod format;
@@ -10,7 +13,9 @@ mod prune;
 mod pull;
 mod push;
 mod saveload;
+mod shapes;
 mod system;
+mod template;
 mod volumes;
 
 use std::path::PathBuf;
@@ -69,6 +74,8 @@ enum Command {
     #[command(flatten)]
     Auth(auth::AuthCommand),
     #[command(flatten)]
+    Cmds(cmds::CmdsCommand),
+    #[command(flatten)]
     Push(push::PushCommand),
     #[command(flatten)]
     Pull(pull::PullCommand),
@@ -85,7 +92,11 @@ enum Command {
     /// Manage images
     #[command(name = "image", subcommand)]
     ImageGroup(prune::ImageGroup),
-    /// Manage dock
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Rename a container
+    Rename(cp::RenameArgs),
+    /// Manage the store as a whole
     #[command(subcommand)]
     System(system::SystemCommand),
     #[command(flatten)]
@@ -94,15 +105,19 @@ enum Command {
     #[command(name = runtime::MONITOR_COMMAND, hide = true)]
     Monitor { id: String },
     /// Return low-level information on a container or image
-    Inspect {
-        /// Containers or images: name, ID or ID prefix
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
+    Inspect(shapes::InspectArgs),
     /// Display system-wide information
-    Info,
+    Info {
+        /// Format the output using the given Go template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
     /// Show the dock version information
-    Version,
+    Version {
+        /// Format the output using the given Go template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
     /// Serve the Docker Engine API (`dock -d` is Docker 0.1.0's spelling)
     Daemon {
         /// Where to listen: unix:///PATH or tcp://IP:PORT (TCP beyond loopback needs --tlsverify)
@@ -189,18 +204,24 @@ fn main() -> ExitCode {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
+        Command::Cmds(cmd) => cmds::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
         Command::Events(args) => events::run(&ctx, args),
         Command::ContainerGroup(cmd) => prune::run_container(&ctx, cmd),
         Command::ImageGroup(cmd) => prune::run_image(&ctx, cmd),
+        Command::Cp(args) => cp::run(&ctx, args),
+        Command::Rename(args) => cp::rename(&ctx, args),
         Command::System(cmd) => system::run(&ctx, cmd),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),
         Command::SaveLoad(cmd) => saveload::run(&ctx, cmd),
         Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
-        Command::Inspect { names } => images::inspect(&ctx, &names),
-        Command::Info => images::info(&ctx),
+        Command::Inspect(args) => shapes::inspect(&ctx, &args),
+        Command::Info { format: None } => images::info(&ctx),
+        Command::Info {
+            format: Some(format),
+        } => shapes::info(&ctx, &format),
         Command::Daemon {
             host,
             tls,
@@ -221,11 +242,7 @@ fn main() -> ExitCode {
                 .map(|()| 0)
                 .map_err(Into::into)
         }
-        Command::Version => {
-            println!("Version: {VERSION}");
-            println!("OS/Arch: linux/{}", std::env::consts::ARCH);
-            Ok(0)
-        }
+        Command::Version { format } => shapes::version(format.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -268,15 +285,6 @@ fn init_logging(debug: bool) {
 /// Containers (ids) created from image `image_id`.
 pub fn images_in_use(ctx: &Context, image_id: &str) -> anyhow::Result<Vec<String>> {
     Ok(containers::runtime(ctx)?.images_in_use(image_id)?)
-}
-
-/// The inspect JSON of container `name`, if there is one.
-pub fn inspect_container(ctx: &Context, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
-    match containers::runtime(ctx)?.get(name) {
-        Ok(c) => Ok(Some(serde_json::to_value(c)?)),
-        Err(runtime::Error::NoSuchContainer(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 pub fn container_count(ctx: &Context) -> anyhow::Result<usize> {

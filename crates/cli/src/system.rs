@@ -1,4 +1,5 @@
-//! `dock system …`: the subcommands; each one's body lives in a module of its own.
+//! `dock system …`: commands about the store as a whole; each one's body lives in a module
+//! of its own (check: check.rs; df, prune: prune.rs).
 
 use clap::Subcommand;
 
@@ -7,6 +8,8 @@ use crate::Context;
 
 #[derive(Subcommand)]
 pub enum SystemCommand {
+    /// Check the store: images, layers, tags, containers and leftovers
+    Check(crate::check::CheckArgs),
     /// Show dock disk usage: images, containers, local volumes
     Df(DfArgs),
     /// Remove unused data: stopped containers, dangling (with -a: unused) images, and with
@@ -16,6 +19,7 @@ pub enum SystemCommand {
 
 pub fn run(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<u8> {
     match cmd {
+        SystemCommand::Check(args) => crate::check::run(ctx, args),
         SystemCommand::Df(args) => prune::df(ctx, args),
         SystemCommand::Prune(args) => prune::system_prune(ctx, args),
     }
