@@ -369,6 +369,31 @@ fn image_events_are_recorded() {
         actions.contains(&("untag".into(), "other:1".into())),
         "{actions:?}"
     );
+    // Others' commands add their line: rename, say.
+    root.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "before",
+        "busybox",
+        "true",
+    ]);
+    root.ok(&["rename", "before", "after"]);
+    let json = root.ok(&[
+        "events",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "--filter",
+        "event=rename",
+        "--format",
+        "json",
+    ]);
+    let e: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(e["Actor"]["Attributes"]["name"], "after");
+    assert_eq!(e["Actor"]["Attributes"]["oldName"], "/before");
 }
 
 #[test]
