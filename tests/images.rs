@@ -95,8 +95,15 @@ fn import_from_stdin_with_repository_and_tag_arguments() {
 fn import_from_a_url_served_on_loopback() {
     let root = DockRoot::new();
     let addr = serve(200, std::fs::read(busybox_tar()).unwrap());
-    // No scheme: http:// is assumed, as in Docker 0.1.0.
+    // A URL needs its scheme (Docker 28): without one the source is a file.
     let out = root.run(&["import", &format!("{addr}/busybox.tar"), "web:1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("open {addr}/busybox.tar")),
+        "{}",
+        stderr(&out)
+    );
+    let out = root.run(&["import", &format!("http://{addr}/busybox.tar"), "web:1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains(&format!("Downloading from http://{addr}/busybox.tar")));
     let id = stdout(&out).trim().to_string();
@@ -186,10 +193,8 @@ fn tag_forms_force_and_invalid_names() {
         listing.contains("one") && listing.contains("two"),
         "{listing}"
     );
-    // Moving a tag to another image needs -f, as 0.1.0 meant.
-    let out = root.run(&["tag", "other", "repo:one"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("repo:one"), "{}", stderr(&out));
+    // An existing tag moves to another image, as in Docker 28; -f is still accepted.
+    root.ok(&["tag", "other", "repo:one"]);
     root.ok(&["tag", "-f", "other", "repo:one"]);
     let inspect: serde_json::Value =
         serde_json::from_str(&root.ok(&["inspect", "repo:one"])).unwrap();

@@ -112,8 +112,9 @@ fn lines(s: &str) -> HashSet<String> {
 /// container or image, or the store's own bookkeeping.
 fn assert_consistent(root: &DockRoot, after: &str) {
     let containers = lines(&root.ok(&["ps", "-aq", "--no-trunc"]));
-    let images: Vec<String> = lines(&root.ok(&["images", "-aq", "--no-trunc"]))
-        .iter()
+    // Full ids print as sha256:HEX (Docker's form); the graph names entries by HEX.
+    let images: HashSet<String> = lines(&root.ok(&["images", "-aq", "--no-trunc"]))
+        .into_iter()
         .map(|id| id.trim_start_matches("sha256:").to_string())
         .collect();
     let check = root.run(&["system", "check"]);
@@ -275,8 +276,12 @@ fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
         let (_rm, _rmi) = remover.join().unwrap();
         if commit.status.success() {
             let image = root.inspect(&out);
-            let parent = image["Parent"].as_str().unwrap_or_default();
-            let parent = parent.trim_start_matches("sha256:").to_string();
+            // Docker's name (Parent, sha256:HEX), or 0.1.0's (parent).
+            let parent = image["Parent"]
+                .as_str()
+                .or(image["parent"].as_str())
+                .unwrap_or_default()
+                .to_string();
             root.ok(&["inspect", &parent]);
         }
     }

@@ -174,9 +174,22 @@ pub(crate) fn shape_error(err: crate::shapes::ShapeError) -> ApiError {
 pub async fn create(state: Arc<State>, query: Query, request: Incoming) -> ApiResult<Response> {
     let data = read_body(request, MAX_CREATE_BODY).await?;
     let config = CreateBody::parse(&data)?;
+    // Parsed once more as a document: a set field dock does not honour is refused by name.
+    if let Ok(raw) = serde_json::from_slice::<Value>(&data) {
+        crate::strict::check_create(&raw)?;
+    }
     let name = query
         .non_empty("name")
         .map(|n| n.trim_start_matches('/').to_string());
+    // `--platform`: only this machine's, which is what every container here runs as.
+    if let Some(platform) = query.non_empty("platform") {
+        let host = format!("linux/{}", runtime::imageconfig::host_architecture());
+        if platform != host && !platform.starts_with(&format!("{host}/")) {
+            return Err(ApiError::bad_request(format!(
+                "platform {platform} (--platform) is not supported by dock: containers run as {host}"
+            )));
+        }
+    }
     let network = match config.host_config.network_mode.as_str() {
         "" => runtime::NetworkMode::Bridge,
         mode => mode

@@ -270,6 +270,7 @@ fn pull(
             Ok(pulled) => {
                 for p in pulled {
                     tracing::debug!(name = %p.name, id = %p.id, "pulled image");
+                    runtime::events::image(&state.root, &p.id, "pull", Some(&p.name));
                 }
             }
             Err(err) => {
@@ -321,6 +322,7 @@ fn import(
             return Err(err.to_string());
         }
     }
+    runtime::events::image(&state.root, &image.id, "import", None);
     Ok(image.id)
 }
 
@@ -463,6 +465,12 @@ pub async fn tag(state: Arc<State>, name: String, query: Query) -> ApiResult<Res
             .set(&state.graph, &repo, &tag, &image.id, true)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         tracing::debug!(id = %image.id, %repo, %tag, "tagged image");
+        runtime::events::image(
+            &state.root,
+            &image.id,
+            "tag",
+            Some(&format!("{repo}:{tag}")),
+        );
         Ok(())
     })
     .await?;
@@ -473,7 +481,20 @@ pub async fn tag(state: Arc<State>, name: String, query: Query) -> ApiResult<Res
 pub async fn remove(state: Arc<State>, name: String, query: Query) -> ApiResult<Response> {
     let force = query.flag("force");
     let prune = !query.flag("noprune");
-    let entries = blocking(move || remove_image(&state, &name, force, prune)).await?;
+    let entries = blocking(move || {
+        let id = find_image(&state, &name).ok().map(|i| i.id);
+        let entries = remove_image(&state, &name, force, prune)?;
+        for entry in &entries {
+            if let (Some(untagged), Some(id)) = (entry["Untagged"].as_str(), &id) {
+                runtime::events::image(&state.root, id, "untag", Some(untagged));
+            }
+            if let Some(deleted) = entry["Deleted"].as_str() {
+                runtime::events::image(&state.root, deleted, "delete", None);
+            }
+        }
+        Ok(entries)
+    })
+    .await?;
     Ok(body::json(StatusCode::OK, &entries))
 }
 
@@ -548,10 +569,29 @@ fn remove_image(state: &State, name: &str, force: bool, prune: bool) -> ApiResul
                     short(&id)
                 )));
             }
-            if let Some(user) = containers_using(state, &id)?.first() {
+            let users = containers_using(state, &id)?;
+            let running = users
+                .iter()
+                .find(|u| state.runtime.get(u).is_ok_and(|c| c.state.running));
+            if let Some(user) = running {
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    short(&id),
+                    short(user)
+                )));
+            }
+            if force && !users.is_empty() {
+                // Forced (as `dock rmi -f`): every name goes; the stopped containers' root
+                // file systems are its layers, so the image stays, untagged.
+                for removed in state.tags.remove_image(&id).map_err(|e| store_error(&e))? {
+                    report.push(json!({ "Untagged": removed }));
+                }
+                return Ok(report);
+            }
+            if let Some(user) = users.first() {
                 // A container's rootfs is mounted from its image's layers: never delete those.
                 return Err(ApiError::conflict(format!(
-                    "conflict: unable to delete {} (cannot be forced) - image is being used by container {}",
+                    "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
                     short(&id),
                     short(user)
                 )));

@@ -76,6 +76,7 @@ pub async fn push(
             });
             match result {
                 Ok(pushed) => {
+                    runtime::events::image(&state.root, &id, "push", Some(&reference.to_string()));
                     send(json!({
                         "status": format!(
                             "{}: digest: {} size: {}",

@@ -12,8 +12,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
 use crate::{
-    auth, cmds, containers, copy, exec, images, push, saveload, system, volumes, API_VERSION,
-    MIN_API_VERSION, VERSION,
+    auth, cmds, containers, copy, events, exec, images, prune, push, saveload, system, update,
+    volumes, API_VERSION, MIN_API_VERSION, VERSION,
 };
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
@@ -52,6 +52,12 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
         (&Method::GET | &Method::HEAD, "/_ping") => return Ok(system::ping(&method)),
         (&Method::GET, "/version") => return Ok(system::version()),
         (&Method::GET, "/info") => return system::info(state).await,
+        (&Method::GET, "/events") => return events::events(state, query).await,
+        (&Method::POST, "/containers/prune") => return prune::containers(state, query).await,
+        (&Method::POST, "/images/prune") => return prune::images(state, query).await,
+        (&Method::GET, "/system/df") => return prune::df(state).await,
+        (&Method::POST, "/networks/prune") => return prune::networks(query).await,
+        (&Method::POST, "/build/prune") => return prune::build_cache(query).await,
         (&Method::GET, "/images/json") => return images::list(state, query).await,
         (&Method::POST, "/images/create") => {
             let auth = auth::registry_auth(req.headers())?;
@@ -114,6 +120,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                 (&Method::POST, "rename") => return copy::rename(state, name, query).await,
                 (&Method::GET, "changes") => return containers::changes(state, name).await,
                 (&Method::POST, "resize") => return containers::resize(state, name, query).await,
+                (&Method::POST, "update") => {
+                    return update::update(state, name, req.into_body()).await
+                }
                 (&Method::POST, "exec") => return exec::create(state, name, req.into_body()).await,
                 _ => {}
             }

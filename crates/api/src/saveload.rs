@@ -41,9 +41,15 @@ pub async fn save(state: Arc<State>, names: Vec<String>) -> ApiResult<Response> 
     let (tx, response_body) = body::channel();
     tokio::task::spawn_blocking(move || {
         let out = io::BufWriter::with_capacity(1 << 20, ChannelWriter { tx });
-        if let Err(err) = archive_file::save(&state.graph, &images, out, &mut |_| {}) {
+        match archive_file::save(&state.graph, &images, out, &mut |_| {}) {
+            Ok(()) => {
+                for image in &images {
+                    let name = image.repo_tags.first().map(String::as_str);
+                    runtime::events::image(&state.root, &image.id, "save", name);
+                }
+            }
             // The headers are out: all that can be done is to cut the stream short.
-            tracing::warn!("save failed: {err}");
+            Err(err) => tracing::warn!("save failed: {err}"),
         }
     });
     Ok(body::with_type(
@@ -81,6 +87,10 @@ pub async fn load(state: Arc<State>, query: Query, request_body: Incoming) -> Ap
         });
         match result {
             Ok(loaded) => {
+                for image in &loaded {
+                    let name = image.names.first().map(String::as_str);
+                    runtime::events::image(&state.root, &image.id, "load", name);
+                }
                 for line in archive_file::messages(&loaded) {
                     let _ = out.blocking_send(body::json_message(&json!({
                         "stream": format!("{line}\n"),

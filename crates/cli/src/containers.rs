@@ -30,6 +30,7 @@ pub enum ContainerCommand {
         /// Attach the container's stdin
         #[arg(short = 'i', long)]
         interactive: bool,
+        /// Containers to start: name, ID or ID prefix
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -42,6 +43,7 @@ pub enum ContainerCommand {
         /// Seconds to wait before killing the container [default: its --stop-timeout, else 10]
         #[arg(short = 't', long = "time")]
         time: Option<u64>,
+        /// Containers to stop: name, ID or ID prefix
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -50,6 +52,7 @@ pub enum ContainerCommand {
         /// Seconds to wait before killing the container [default: its --stop-timeout, else 10]
         #[arg(short = 't', long = "time")]
         time: Option<u64>,
+        /// Containers to restart: name, ID or ID prefix
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -58,6 +61,7 @@ pub enum ContainerCommand {
         /// Signal to send: name (TERM, SIGTERM) or number
         #[arg(short = 's', long, default_value = "KILL")]
         signal: String,
+        /// Containers to signal: name, ID or ID prefix
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -69,11 +73,13 @@ pub enum ContainerCommand {
         /// Remove the anonymous volumes of the container
         #[arg(short = 'v', long)]
         volumes: bool,
+        /// Containers to remove: name, ID or ID prefix
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Block until one or more containers stop, then print their exit codes
     Wait {
+        /// Containers to wait for: name, ID or ID prefix
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -85,6 +91,7 @@ pub enum ContainerCommand {
         /// Override the key sequence for detaching a container
         #[arg(long = "detach-keys")]
         detach_keys: Option<String>,
+        /// The running container to attach to: name, ID or ID prefix
         container: String,
     },
     /// Fetch the logs of a container
@@ -104,6 +111,7 @@ pub enum ContainerCommand {
         /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
         #[arg(long)]
         until: Option<String>,
+        /// The container whose log to show: name, ID or ID prefix
         container: String,
     },
     /// List containers
@@ -126,7 +134,10 @@ pub enum ContainerCommand {
         format: Option<String>,
     },
     /// Inspect changes to files or directories on a container's filesystem
-    Diff { container: String },
+    Diff {
+        /// The container: name, ID or ID prefix
+        container: String,
+    },
     /// Create a new image from a container's changes
     Commit {
         /// Commit message
@@ -135,14 +146,19 @@ pub enum ContainerCommand {
         /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
         #[arg(short = 'a', long)]
         author: Option<String>,
+        /// The container to commit: name, ID or ID prefix
         container: String,
         /// REPOSITORY[:TAG]
         repository: Option<String>,
     },
     /// Export a container's filesystem as a tar archive on stdout
-    Export { container: String },
+    Export {
+        /// The container to export: name, ID or ID prefix
+        container: String,
+    },
     /// List port mappings, or look up the public port of PRIVATE_PORT[/PROTO]
     Port {
+        /// The container: name, ID or ID prefix
         container: String,
         /// PRIVATE_PORT[/PROTO]
         private_port: Option<String>,
@@ -301,16 +317,84 @@ impl RunArgs {
         let mut rest = std::mem::take(&mut self.image_and_command).into_iter();
         self.image = rest.next().unwrap_or_default();
         if self.image.starts_with('-') {
-            return Err(Failure {
-                code: 125,
-                message: format!("unknown flag: {}", self.image),
-            }
-            .into());
+            let flag = self.image.split('=').next().unwrap_or_default();
+            let message = if DOCKER_RUN_FLAGS_NOT_IMPLEMENTED.contains(&flag) {
+                format!("{flag} is not supported by dock")
+            } else {
+                format!("unknown flag: {flag}")
+            };
+            return Err(Failure { code: 125, message }.into());
         }
         self.command = rest.collect();
         Ok(())
     }
 }
+
+/// Docker 28's `run`/`create` flags that dock does not implement: refused by name (125),
+/// never accepted and ignored.
+const DOCKER_RUN_FLAGS_NOT_IMPLEMENTED: &[&str] = &[
+    "--annotation",
+    "--blkio-weight",
+    "--blkio-weight-device",
+    "--cgroup-parent",
+    "--cgroupns",
+    "--cidfile",
+    "--cpu-period",
+    "--cpu-quota",
+    "--cpu-rt-period",
+    "--cpu-rt-runtime",
+    "--cpuset-cpus",
+    "--cpuset-mems",
+    "--device",
+    "--device-cgroup-rule",
+    "--device-read-bps",
+    "--device-read-iops",
+    "--device-write-bps",
+    "--device-write-iops",
+    "--disable-content-trust",
+    "--dns-option",
+    "--dns-opt",
+    "--domainname",
+    "--gpus",
+    "--group-add",
+    "--health-cmd",
+    "--health-interval",
+    "--health-retries",
+    "--health-start-interval",
+    "--health-start-period",
+    "--health-timeout",
+    "--ip",
+    "--ip6",
+    "--ipc",
+    "--isolation",
+    "--kernel-memory",
+    "--link",
+    "--link-local-ip",
+    "--log-driver",
+    "--log-opt",
+    "--mac-address",
+    "--memory-reservation",
+    "--memory-swappiness",
+    "--network-alias",
+    "--no-healthcheck",
+    "--oom-kill-disable",
+    "--oom-score-adj",
+    "--pid",
+    "--platform",
+    "--quiet",
+    "-q",
+    "--runtime",
+    "--shm-size",
+    "--sig-proxy",
+    "--storage-opt",
+    "--sysctl",
+    "--ulimit",
+    "--userns",
+    "--uts",
+    "--volume-driver",
+    "--volumes-from",
+    "--use-api-socket",
+];
 
 fn parse_memory(s: &str) -> Result<i64, String> {
     runtime::parse_memory(s).ok_or_else(|| format!("invalid memory size {s:?} (use e.g. 512m, 1g)"))
@@ -795,7 +879,12 @@ fn start(rt: &Runtime, attach: bool, interactive: bool, names: &[String]) -> any
     }
     each(names, |name| {
         let c = rt.get(name)?;
-        drop(rt.start(&c.id, Hello::default()).map_err(start_failure)?);
+        // Docker: starting a running container is not an error.
+        match rt.start(&c.id, Hello::default()) {
+            Ok(client) => drop(client),
+            Err(runtime::Error::AlreadyRunning(_)) => {}
+            Err(e) => return Err(start_failure(e)),
+        }
         println!("{name}");
         Ok(())
     })

@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
-use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
@@ -20,6 +19,7 @@ pub enum ImageCommand {
         source: String,
         /// REPOSITORY[:TAG], or REPOSITORY followed by TAG
         repository: Option<String>,
+        /// TAG, when REPOSITORY has none (0.1.0's form)
         tag: Option<String>,
     },
     /// List images
@@ -48,6 +48,7 @@ pub enum ImageCommand {
     },
     /// Show the history of an image
     History {
+        /// The image: NAME[:TAG], ID or ID prefix
         image: String,
         /// Don't truncate output
         #[arg(long)]
@@ -55,19 +56,23 @@ pub enum ImageCommand {
     },
     /// Tag an image into a repository
     Tag {
-        /// Move the tag even when it names another image
+        /// Accepted for compatibility: an existing tag is always moved, as Docker does
         #[arg(short, long)]
         force: bool,
+        /// The image to tag: NAME[:TAG], ID or ID prefix
         image: String,
         /// REPOSITORY[:TAG], or REPOSITORY followed by TAG
         repository: String,
+        /// TAG, when REPOSITORY has none (0.1.0's form)
         tag: Option<String>,
     },
     /// Remove one or more images
     Rmi {
-        /// Untag an image even when a container uses it (the image stays); remove a broken image
+        /// Untag and remove the image even when it has other names or stopped containers
+        /// use it (never one a running container uses)
         #[arg(short, long)]
         force: bool,
+        /// Images: NAME[:TAG], NAME@DIGEST, ID or ID prefix
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -102,15 +107,17 @@ pub fn run(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<u8> {
         ),
         ImageCommand::History { image, no_trunc } => history(ctx, &image, no_trunc),
         ImageCommand::Tag {
-            force,
+            force: _,
             image,
             repository,
             tag,
         } => {
             let (repo, tag) = split_repo_tag(&repository, tag.as_deref());
+            let tag = tag.unwrap_or_else(|| "latest".into());
             let graph = ctx.graph()?;
-            ctx.tags()?
-                .set(&graph, &repo, tag.as_deref().unwrap_or(""), &image, force)?;
+            // Docker moves an existing tag; -f is kept for scripts written for 0.1.0.
+            let id = ctx.tags()?.set(&graph, &repo, &tag, &image, true)?;
+            runtime::events::image(&ctx.root, &id, "tag", Some(&format!("{repo}:{tag}")));
             Ok(0)
         }
         ImageCommand::Rmi { force, images } => rmi(ctx, &images, force),
@@ -143,18 +150,14 @@ fn import(
     let tags = ctx.tags()?;
     let (reader, total): (Box<dyn Read>, Option<u64>) = if source == "-" {
         (Box::new(io::stdin().lock()), None)
-    } else if Path::new(source).is_file() {
+    } else if source.contains("://") {
+        eprintln!("Downloading from {source}");
+        download(source)?
+    } else {
+        // Not a URL: a file, as Docker reads it; a missing one is reported as such.
         let file = File::open(source).with_context(|| format!("open {source}"))?;
         let len = file.metadata().ok().map(|m| m.len());
         (Box::new(file), len)
-    } else {
-        let url = if source.contains("://") {
-            source.to_string()
-        } else {
-            format!("http://{source}")
-        };
-        eprintln!("Downloading from {url}");
-        download(&url)?
     };
     let reader: Box<dyn Read> = if io::stderr().is_terminal() {
         Box::new(Progress::new(reader, total))
@@ -175,6 +178,7 @@ fn import(
             return Err(err.into());
         }
     }
+    runtime::events::image(&ctx.root, &image.id, "import", None);
     println!("{}", image.id);
     Ok(0)
 }
@@ -201,6 +205,8 @@ struct Progress<R> {
     done: u64,
     total: Option<u64>,
     shown: u64,
+    /// A line was drawn and not ended yet.
+    open: bool,
 }
 
 impl<R: Read> Progress<R> {
@@ -210,6 +216,7 @@ impl<R: Read> Progress<R> {
             done: 0,
             total,
             shown: 0,
+            open: false,
         }
     }
 
@@ -225,10 +232,21 @@ impl<R: Read> Progress<R> {
         };
         let mut err = io::stderr().lock();
         let _ = err.write_all(line.as_bytes());
+        self.open = !last;
         if last {
             let _ = err.write_all(b"\n");
         }
         self.shown = self.done;
+    }
+}
+
+/// The reader may be dropped before its end (a tar stops at its end marker): the line is
+/// ended all the same, so what is printed next starts on a line of its own.
+impl<R> Drop for Progress<R> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = io::stderr().lock().write_all(b"\n");
+        }
     }
 }
 
@@ -241,7 +259,9 @@ impl<R: Read> Read for Progress<R> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
         if n == 0 {
-            self.draw(true);
+            if self.open || self.done > 0 {
+                self.draw(true);
+            }
         } else if self.done - self.shown >= 1 << 20 {
             self.draw(false);
         }
@@ -502,8 +522,26 @@ fn remove_image(
     let children = graph.children(&image.id)?;
     let users = crate::images_in_use(ctx, &image.id)?;
     let last_name = tags.names(&image.id)?.len() <= 1;
-    if let (true, Some(container), false) = (last_name, users.first(), force) {
-        // Docker refuses to take the last name of an image a container runs from, unless forced.
+    if force {
+        if tagged.is_some() {
+            // Docker: a name goes even when the image stays dangling for its containers.
+            tags.untag(&repo, &tag)?;
+            runtime::events::image(
+                &ctx.root,
+                &image.id,
+                "untag",
+                Some(&format!("{repo}:{tag}")),
+            );
+            println!("Untagged: {repo}:{tag}");
+            if !tags.names(&image.id)?.is_empty() || !users.is_empty() || !children.is_empty() {
+                return Ok(());
+            }
+            return untag_all_and_delete(ctx, graph, tags, image);
+        }
+        return force_remove(ctx, graph, tags, image, &children, &users);
+    }
+    if let (true, Some(container)) = (last_name, users.first()) {
+        // Untagging would strand an image a container runs from; Docker refuses too.
         bail!(
             "conflict: unable to remove repository reference \"{name}\" - container {} is using its referenced image {}",
             short_id(container),
@@ -513,6 +551,12 @@ fn remove_image(
     if tagged.is_some() && (!last_name || !children.is_empty() || !users.is_empty()) {
         // Other names, children or containers keep the image: only the name goes.
         tags.untag(&repo, &tag)?;
+        runtime::events::image(
+            &ctx.root,
+            &image.id,
+            "untag",
+            Some(&format!("{repo}:{tag}")),
+        );
         println!("Untagged: {repo}:{tag}");
         return Ok(());
     }
@@ -531,7 +575,19 @@ fn remove_image(
             short_id(container)
         );
     }
-    for removed in tags.remove_image(&image.id)? {
+    untag_all_and_delete(ctx, graph, tags, image)
+}
+
+/// Every name of `image` goes, then the image and the parents it leaves unused.
+fn untag_all_and_delete(
+    ctx: &Context,
+    graph: &graph::Graph,
+    tags: &tagstore::TagStore,
+    image: Image,
+) -> anyhow::Result<()> {
+    let id = image.id.clone();
+    for removed in tags.remove_image(&id)? {
+        runtime::events::image(&ctx.root, &id, "untag", Some(&removed));
         println!("Untagged: {removed}");
     }
     // Parents left untagged, childless and unused go too (a pulled image's own layers).
@@ -539,6 +595,7 @@ fn remove_image(
         Ok(crate::images_in_use(ctx, id).map_or(true, |users| !users.is_empty()))
     };
     for id in tagstore::delete_with_parents(graph, tags, image, true, &mut in_use)? {
+        runtime::events::image(&ctx.root, &id, "delete", None);
         println!("Deleted: {id}");
     }
     Ok(())
@@ -577,10 +634,51 @@ fn remove_broken_image(
         );
     }
     for removed in tags.remove_image(id)? {
+        runtime::events::image(&ctx.root, id, "untag", Some(&removed));
         println!("Untagged: {removed}");
     }
     graph.delete(id)?;
+    runtime::events::image(&ctx.root, id, "delete", None);
     println!("Deleted: {id}");
+    Ok(())
+}
+
+/// `rmi -f ID`: Docker's forced removal. Refused only for an image with children or one a
+/// running container uses; every name goes; stopped containers keep the image's layers
+/// (their root file system), so it stays as `<none>` until they are removed.
+fn force_remove(
+    ctx: &Context,
+    graph: &graph::Graph,
+    tags: &tagstore::TagStore,
+    image: Image,
+    children: &[Image],
+    users: &[String],
+) -> anyhow::Result<()> {
+    if !children.is_empty() {
+        let names: Vec<&str> = children.iter().map(|c| short_id(&c.id)).collect();
+        bail!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images: {}",
+            short_id(&image.id),
+            names.join(", ")
+        );
+    }
+    let rt = crate::containers::runtime(ctx)?;
+    for user in users {
+        if rt.get(user).is_ok_and(|c| c.state.running) {
+            bail!(
+                "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                short_id(&image.id),
+                short_id(user)
+            );
+        }
+    }
+    if users.is_empty() {
+        return untag_all_and_delete(ctx, graph, tags, image);
+    }
+    for removed in tags.remove_image(&image.id)? {
+        runtime::events::image(&ctx.root, &image.id, "untag", Some(&removed));
+        println!("Untagged: {removed}");
+    }
     Ok(())
 }
 

@@ -5,9 +5,11 @@ mod check;
 mod cmds;
 mod containers;
 mod cp;
+mod events;
 mod exec;
 mod format;
 mod images;
+mod prune;
 mod pull;
 mod push;
 mod saveload;
@@ -25,24 +27,37 @@ use tagstore::TagStore;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// `dock --version`: Docker's `Docker version X, build Y` form with dock's name and version
+/// (clap prints the command's name before it).
+pub const VERSION_LINE: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    ", build ",
+    env!("DOCK_BUILD_COMMIT")
+);
+
 #[derive(Parser)]
 #[command(
     name = "dock",
-    version = VERSION,
+    version = VERSION_LINE,
     about = "A self-sufficient runtime for linux containers",
     disable_version_flag = true
 )]
 struct Cli {
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
     /// State directory
     #[arg(
         long,
         env = "DOCK_ROOT",
         default_value = "/var/lib/dock",
-        global = true
+        global = true,
+        help_heading = "Global Options"
     )]
     root: PathBuf,
     /// Show what dock does, step by step
-    #[arg(short = 'D', long, global = true)]
+    #[arg(short = 'D', long, global = true, help_heading = "Global Options")]
     debug: bool,
     #[command(subcommand)]
     command: Command,
@@ -69,6 +84,14 @@ enum Command {
     Volume(volumes::VolumeCommand),
     /// Run a command in a running container
     Exec(exec::ExecArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
+    /// Manage containers
+    #[command(name = "container", subcommand)]
+    ContainerGroup(prune::ContainerGroup),
+    /// Manage images
+    #[command(name = "image", subcommand)]
+    ImageGroup(prune::ImageGroup),
     /// Copy files/folders between a container and the local filesystem
     Cp(cp::CpArgs),
     /// Rename a container
@@ -163,7 +186,18 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|arg| arg == "-d") {
         args[1] = "daemon".into();
     }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let _ = err.print();
+            // Docker's CLI exits 125 for a command line it cannot parse; help and version 0.
+            return match err.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(125),
+            };
+        }
+    };
     init_logging(cli.debug);
     let ctx = Context { root: cli.root };
     let result = match cli.command {
@@ -172,6 +206,9 @@ fn main() -> ExitCode {
         Command::Auth(cmd) => auth::run(&ctx, cmd),
         Command::Cmds(cmd) => cmds::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
+        Command::Events(args) => events::run(&ctx, args),
+        Command::ContainerGroup(cmd) => prune::run_container(&ctx, cmd),
+        Command::ImageGroup(cmd) => prune::run_image(&ctx, cmd),
         Command::Cp(args) => cp::run(&ctx, args),
         Command::Rename(args) => cp::rename(&ctx, args),
         Command::System(cmd) => system::run(&ctx, cmd),
@@ -237,6 +274,8 @@ fn init_logging(debug: bool) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: piped or logged, the text stays plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
 }

@@ -164,6 +164,9 @@ pub fn pull(
         render.event(&event)
     });
     render.end();
+    for p in result.iter().flatten() {
+        runtime::events::image(&ctx.root, &p.id, "pull", Some(&p.name));
+    }
     Ok(result?)
 }
 

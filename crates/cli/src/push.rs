@@ -56,6 +56,7 @@ pub fn run(ctx: &Context, cmd: PushCommand) -> anyhow::Result<u8> {
             registry::push_image(&client, &graph, &id, &reference, &mut |e| printer.event(e));
         printer.finish();
         let pushed = pushed?;
+        runtime::events::image(&ctx.root, &id, "push", Some(&reference.to_string()));
         println!(
             "{}: digest: {} size: {}",
             pushed.tag, pushed.digest, pushed.size

@@ -68,6 +68,14 @@ fn save(ctx: &Context, output: Option<PathBuf>, names: &[String]) -> anyhow::Res
     };
     line.finish();
     saved?;
+    for image in &images {
+        runtime::events::image(
+            &ctx.root,
+            &image.id,
+            "save",
+            image.repo_tags.first().map(String::as_str),
+        );
+    }
     Ok(0)
 }
 
@@ -94,7 +102,16 @@ fn load(ctx: &Context, input: Option<PathBuf>, quiet: bool) -> anyhow::Result<u8
         } => line.show(&layer, "Loading layer", current, total),
     });
     line.finish();
-    for message in archive_file::messages(&loaded?) {
+    let loaded = loaded?;
+    for image in &loaded {
+        runtime::events::image(
+            &ctx.root,
+            &image.id,
+            "load",
+            image.names.first().map(String::as_str),
+        );
+    }
+    for message in archive_file::messages(&loaded) {
         println!("{message}");
     }
     Ok(0)

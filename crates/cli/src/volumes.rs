@@ -23,6 +23,7 @@ pub enum VolumeCommand {
         /// Driver options (KEY=VALUE), recorded
         #[arg(short = 'o', long = "opt")]
         opts: Vec<String>,
+        /// The volume name (a random one when left out)
         name: Option<String>,
     },
     /// List volumes
@@ -34,6 +35,7 @@ pub enum VolumeCommand {
     },
     /// Display detailed information on one or more volumes
     Inspect {
+        /// Volumes to inspect
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -43,6 +45,7 @@ pub enum VolumeCommand {
         /// Do not fail on a volume that does not exist
         #[arg(short = 'f', long)]
         force: bool,
+        /// Volumes to remove
         #[arg(required = true)]
         names: Vec<String>,
     },

@@ -19,6 +19,14 @@ pub enum Error {
     #[error("invalid port specification: {0}")]
     InvalidPortSpec(String),
 
+    /// A container port that is not a number in 1-65535 (Docker's words).
+    #[error("invalid containerPort: {0}")]
+    InvalidContainerPort(String),
+
+    /// A host port that is not a number in 1-65535 (Docker's words).
+    #[error("invalid hostPort: {0}")]
+    InvalidHostPort(String),
+
     #[error("no more ip addresses available in {0}")]
     NoMoreAddresses(ipnet::Ipv4Net),
 

@@ -61,10 +61,12 @@ impl PortSpec {
     }
 }
 
-fn parse_port(s: &str, whole: &str) -> Result<u16> {
+/// A port number; `bad` names which one (container or host) when it is not one.
+fn parse_port(s: &str, whole: &str, bad: fn(String) -> Error) -> Result<u16> {
     match s.parse::<u16>() {
         Ok(p) if p != 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
-        _ => Err(Error::InvalidPortSpec(whole.to_string())),
+        _ if s.is_empty() => Err(Error::InvalidPortSpec(whole.to_string())),
+        _ => Err(bad(s.to_string())),
     }
 }
 
@@ -91,12 +93,12 @@ impl FromStr for PortSpec {
         };
         let host_port = match host_port {
             None | Some("") => None,
-            Some(p) => Some(parse_port(p, s)?),
+            Some(p) => Some(parse_port(p, s, Error::InvalidHostPort)?),
         };
         Ok(PortSpec {
             host_ip,
             host_port,
-            container_port: parse_port(container_port, s)?,
+            container_port: parse_port(container_port, s, Error::InvalidContainerPort)?,
             proto,
         })
     }

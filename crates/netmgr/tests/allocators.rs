@@ -147,19 +147,19 @@ fn parses_every_form() {
 
 #[test]
 fn rejects_bad_specs_naming_them() {
-    for bad in [
-        "",
-        "0",
-        "65536",
-        "abc",
-        "80/sctp",
-        "1.2.3:80:80",
-        "a:b:c:d",
-        "80:",
-        "+80",
-        "8080:0",
-        "80/",
+    // Docker's words for a port that is not one, naming which.
+    for (bad, message) in [
+        ("0", "invalid containerPort: 0"),
+        ("65536", "invalid containerPort: 65536"),
+        ("abc", "invalid containerPort: abc"),
+        ("+80", "invalid containerPort: +80"),
+        ("8080:0", "invalid containerPort: 0"),
+        ("99999:80", "invalid hostPort: 99999"),
     ] {
+        let err = bad.parse::<PortSpec>().unwrap_err();
+        assert_eq!(err.to_string(), message, "{bad}");
+    }
+    for bad in ["", "80/sctp", "1.2.3:80:80", "a:b:c:d", "80:", "80/"] {
         let err = bad.parse::<PortSpec>().unwrap_err();
         assert_eq!(
             err.to_string(),

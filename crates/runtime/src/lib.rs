@@ -17,6 +17,7 @@ pub mod container;
 pub mod copy;
 pub mod devices;
 pub mod etcfiles;
+pub mod events;
 pub mod exec;
 pub mod exitrec;
 pub mod humanize;
@@ -26,6 +27,7 @@ pub mod logs;
 pub mod monitor;
 pub mod overlay;
 pub mod procs;
+pub mod prune;
 pub mod queue;
 pub mod security;
 pub mod stats;
@@ -201,6 +203,11 @@ pub enum Error {
     /// A bad `--dns`, `--dns-search` or `--add-host`.
     #[error("{0}")]
     InvalidOption(String),
+    /// A prune filter dock does not know or cannot read.
+    #[error(
+        "invalid filter {0:?}: prunes filter by until=TIME and label=KEY[=VALUE] (or label!=)"
+    )]
+    InvalidFilter(String),
     /// Volumes and mounts: bad specs, unknown or busy volumes, their files.
     #[error(transparent)]
     Volume(#[from] volumes::Error),
@@ -717,6 +724,7 @@ impl Runtime {
             }
             return Err(e);
         }
+        events::container(&self.root, &c, "create");
         Ok(c)
     }
 
@@ -826,6 +834,10 @@ impl Runtime {
             }
         };
         tracing::debug!(%id, signo, "signalling container");
+        events::record(
+            &self.root,
+            &events::Message::container(&c, "kill").with("signal", signo),
+        );
         // Returns once the monitor sent the signal (or the container is gone), so signals
         // sent one after another reach the container in that order.
         match client
@@ -869,6 +881,11 @@ impl Runtime {
         };
         let io_err = |e| Error::io(&socket, e);
         tracing::debug!(%id, signal, "sending the stop signal");
+        events::record(
+            &self.root,
+            &events::Message::container(&c, "kill").with("signal", signal),
+        );
+        let stopped = || events::container(&self.root, &c, "stop");
         if client
             .signal_acked(signal, SIGNAL_ACK_PATIENCE)
             .map_err(io_err)?
@@ -876,6 +893,7 @@ impl Runtime {
         {
             // Exited already: what is left is the monitor closing the connection.
             client.drain();
+            stopped();
             return Ok(());
         }
         if !timeout.is_zero() {
@@ -884,7 +902,10 @@ impl Runtime {
                 .set_read_timeout(Some(timeout))
                 .map_err(io_err)?;
             match client.wait_exit() {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    stopped();
+                    return Ok(());
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -897,6 +918,7 @@ impl Runtime {
         client.stream().set_read_timeout(None).map_err(io_err)?;
         client.signal(libc::SIGKILL).map_err(io_err)?;
         client.wait_exit().map_err(io_err)?;
+        stopped();
         Ok(())
     }
 
@@ -986,7 +1008,29 @@ impl Runtime {
         if volumes {
             self.release_anonymous_volumes(&c.mounts);
         }
+        events::container(&self.root, &c, "destroy");
         Ok(())
+    }
+
+    /// `docker update --restart`: a new restart policy, checked as at create; refused for a
+    /// `--rm` container, as dockerd does. The monitor of a running container reads it when
+    /// the current run ends.
+    pub fn update_restart_policy(&self, id: &str, policy: RestartPolicy) -> Result<Container> {
+        policy.validate()?;
+        let id = self.get(id)?.id;
+        let paths = self.paths(&id);
+        let _lock = container::Lock::acquire(&paths.lock())?;
+        let mut c = container::load(&paths.config())?;
+        if c.auto_remove && !policy.is_none() {
+            return Err(Error::InvalidResources(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                    .into(),
+            ));
+        }
+        c.host_config.restart_policy = policy;
+        container::save(&paths.config(), &c)?;
+        events::container(&self.root, &c, "update");
+        Ok(c)
     }
 
     /// The volumes of this root.
@@ -1126,6 +1170,13 @@ impl Runtime {
     /// digest. Returns the config entry.
     pub fn commit(&self, id: &str, opts: CommitOptions) -> Result<graph::Image> {
         let c = self.load(id)?;
+        // A name that cannot be recorded is refused before anything is made.
+        if let Some(repo) = &opts.repository {
+            tagstore::validate_repository(repo).map_err(|e| Error::Graph(e.to_string()))?;
+            if let Some(tag) = &opts.tag {
+                tagstore::validate_tag(tag).map_err(|e| Error::Graph(e.to_string()))?;
+            }
+        }
         let graph = self.graph()?;
         let upper = self.paths(id).upper();
         let (reader, mut writer) = io::pipe().map_err(|e| Error::io(&upper, e))?;
@@ -1159,11 +1210,29 @@ impl Runtime {
                 return Err(e);
             }
         };
-        if let Some(repo) = opts.repository {
-            let tag = opts.tag.unwrap_or_else(|| "latest".into());
-            self.tags()?
-                .set(&graph, &repo, &tag, &image.id, true)
-                .map_err(|e| Error::Graph(e.to_string()))?;
+        let name = opts
+            .repository
+            .map(|repo| format!("{repo}:{}", opts.tag.as_deref().unwrap_or("latest")));
+        events::record(
+            &self.root,
+            &events::Message::image(&image.id, "commit", name.as_deref())
+                .with("comment", &opts.comment),
+        );
+        if let Some(name) = &name {
+            let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+            if let Err(e) = self.tags().and_then(|tags| {
+                tags.set(&graph, repo, tag, &image.id, true)
+                    .map_err(|e| Error::Graph(e.to_string()))
+            }) {
+                // The name was checked first; should the store still refuse it, no untagged
+                // image stays behind.
+                let _ = graph.delete(&image.id);
+                if let Some(layer) = &image.parent {
+                    let _ = graph.delete(layer);
+                }
+                return Err(e);
+            }
+            events::image(&self.root, &image.id, "tag", Some(name));
         }
         Ok(image)
     }
@@ -1313,6 +1382,9 @@ impl Runtime {
             None => {
                 c.state.exit_code = GHOST_EXIT_CODE;
                 c.state.finished_at = Utc::now();
+                // The monitor went before it could say so (a recorded exit was logged by it).
+                let die = events::Message::container(&c, "die").with("exitCode", GHOST_EXIT_CODE);
+                events::record(&self.root, &die);
             }
         }
         c.monitor = None;
@@ -1321,6 +1393,7 @@ impl Runtime {
         if c.auto_remove {
             fs::remove_dir_all(&paths.dir).map_err(|e| Error::io(&paths.dir, e))?;
             self.release_anonymous_volumes(&c.mounts);
+            events::container(&self.root, &c, "destroy");
             return Err(Error::NoSuchContainer(id.to_string()));
         }
         if let Err(e) = container::save(&paths.config(), &c) {

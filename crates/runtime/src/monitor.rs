@@ -534,6 +534,7 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                 });
                 container::save(&paths.config(), c).map_err(runtime_err)?;
             }
+            crate::events::container(rt.root(), c, "start");
             Ok(Run {
                 init: pid,
                 pidfd,
@@ -1037,14 +1038,18 @@ impl Session {
     /// the next run. `false`: no next run, [`Session::finish`] comes.
     fn restart(&mut self) -> bool {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
+        let paths = self.rt.paths(&self.id);
+        // The policy as it is now (`update --restart` may have changed it meanwhile).
+        let restarts = match container::load(&paths.config()) {
+            Ok(c) => {
+                self.policy = c.host_config.restart_policy.clone();
+                c.restart_count
+            }
+            Err(_) => return false,
+        };
         if self.policy.is_none() || self.exit_on_next {
             return false;
         }
-        let paths = self.rt.paths(&self.id);
-        let restarts = match container::load(&paths.config()) {
-            Ok(c) => c.restart_count,
-            Err(_) => return false,
-        };
         if !self.policy.should_restart(code, restarts, false) {
             return false;
         }
@@ -1277,6 +1282,11 @@ fn record_exit(
         finished_at: Some(finished_at),
         error: error.clone(),
     };
+    // The event before anything that lets a waiter go: whoever saw the exit finds `die` logged.
+    if let Ok(c) = container::load(&paths.config()) {
+        let die = crate::events::Message::container(&c, "die").with("exitCode", code);
+        crate::events::record(rt.root(), &die);
+    }
     // First, and in place: this works on a full disk, where config.json cannot be replaced.
     if let Err(e) = exitrec::write(&paths.exit_record(), &record) {
         tracing::warn!(%id, error = %e, "writing the exit record failed");
@@ -1288,6 +1298,7 @@ fn record_exit(
             tracing::debug!(%id, "removing container (--rm)");
             let dir = rt.take_out(id)?;
             rt.release_anonymous_volumes(&c.mounts);
+            crate::events::container(rt.root(), &c, "destroy");
             return Ok(Some(dir));
         }
         c.state.running = false;

@@ -196,6 +196,7 @@ impl Runtime {
             let _ = freezer.thaw();
             return Err(e);
         }
+        crate::events::container(&self.root, &c, "pause");
         Ok(())
     }
 
@@ -229,6 +230,7 @@ impl Runtime {
         if c.state.paused {
             c.state.paused = false;
             container::save(&paths.config(), &c)?;
+            crate::events::container(&self.root, &c, "unpause");
         }
         Ok(())
     }

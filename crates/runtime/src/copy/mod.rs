@@ -461,8 +461,12 @@ impl Runtime {
         let _lock = Lock::acquire(&paths.lock())?;
         let mut c = container::load(&paths.config())?;
         tracing::debug!(id = %c.id, old = %c.name, %new, "renaming container");
-        c.name = new.to_string();
-        container::save(&paths.config(), &c)
+        let old = std::mem::replace(&mut c.name, new.to_string());
+        container::save(&paths.config(), &c)?;
+        let renamed =
+            crate::events::Message::container(&c, "rename").with("oldName", format!("/{old}"));
+        crate::events::record(&self.root, &renamed);
+        Ok(())
     }
 }
 
