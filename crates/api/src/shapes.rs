@@ -914,17 +914,18 @@ mod tests {
     #[test]
     fn image_listings_filter_like_docker() {
         let (_dir, graph, tags, base, child) = store();
-        assert_eq!(ids(&graph, &tags, &[]), [child.id.clone(), base.id.clone()]);
-        assert_eq!(ids(&graph, &tags, &["dangling=true"]), [child.id.clone()]);
-        assert_eq!(ids(&graph, &tags, &["dangling=false"]), [base.id.clone()]);
-        assert_eq!(ids(&graph, &tags, &["reference=base"]), [base.id.clone()]);
-        assert_eq!(ids(&graph, &tags, &["reference=base:1"]), [base.id.clone()]);
+        let (base_id, child_id) = (base.id.as_str(), child.id.as_str());
+        assert_eq!(ids(&graph, &tags, &[]), [child_id, base_id]);
+        assert_eq!(ids(&graph, &tags, &["dangling=true"]), [child_id]);
+        assert_eq!(ids(&graph, &tags, &["dangling=false"]), [base_id]);
+        assert_eq!(ids(&graph, &tags, &["reference=base"]), [base_id]);
+        assert_eq!(ids(&graph, &tags, &["reference=base:1"]), [base_id]);
         assert!(ids(&graph, &tags, &["reference=base:2"]).is_empty());
-        assert_eq!(ids(&graph, &tags, &["label=tier=db"]), [base.id.clone()]);
-        assert_eq!(ids(&graph, &tags, &["since=base:1"]), [child.id.clone()]);
+        assert_eq!(ids(&graph, &tags, &["label=tier=db"]), [base_id]);
+        assert_eq!(ids(&graph, &tags, &["since=base:1"]), [child_id]);
         assert_eq!(
             ids(&graph, &tags, &[&format!("before={}", child.id)]),
-            [base.id.clone()]
+            [base_id]
         );
         let unknown = Filters::from_args(&["bogus=1"]).unwrap();
         let err = list_images(&graph, &tags, false, &unknown).err().unwrap();
