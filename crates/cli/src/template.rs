@@ -166,6 +166,27 @@ fn with_functions(t: gotmpl::Template) -> gotmpl::Template {
             .map_err(|e| gotmpl::TemplateError::Exec(format!("json: {e}")))?;
         Ok(Value::String(text.into()))
     })
+    // Go's `index`, except that a key a map lacks (or any key of a nil map) gives "" (the zero
+    // value of Docker's string maps, such as labels) rather than `<no value>`.
+    .func("index", |args| {
+        let Some((first, keys)) = args.split_first().filter(|(_, keys)| !keys.is_empty()) else {
+            return Err(arg_count("index", 2, args.len()));
+        };
+        let mut value = first.clone();
+        for key in keys {
+            value = match (&value, key) {
+                (Value::Map(map), Value::String(k)) => map
+                    .get(k.as_ref())
+                    .cloned()
+                    .unwrap_or_else(|| Value::String("".into())),
+                (Value::List(items), Value::String(_)) if items.is_empty() => {
+                    Value::String("".into())
+                }
+                _ => value.index(key)?,
+            };
+        }
+        Ok(value)
+    })
     .func("join", |args| {
         let [list, sep] = args else {
             return Err(arg_count("join", 2, args.len()));
@@ -347,6 +368,8 @@ mod tests {
         assert_eq!(render("{{json .Config.Cmd}}"), r#"["sh","-c","true"]"#);
         assert_eq!(render("{{join .Config.Cmd \" \"}}"), "sh -c true");
         assert_eq!(render("{{index .Config.Labels \"b\"}}"), "2");
+        assert_eq!(render("{{index .Config.Labels \"nosuch\"}}|"), "|");
+        assert_eq!(render("{{index .Config.Cmd 1}}"), "-c");
         assert_eq!(
             render("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}"),
             "a=1;b=2;"
