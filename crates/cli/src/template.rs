@@ -35,6 +35,9 @@ pub struct Template {
     body: gotmpl::Template,
     /// The same body run over the column titles (functions pass their argument through).
     header: Option<gotmpl::Template>,
+    /// The format is the whole document as JSON (`json`, `{{json .}}`): written straight from
+    /// the document, so its `null`s stay `null` (see [`to_value`]).
+    whole_json: bool,
 }
 
 const TABLE: &str = "table";
@@ -67,10 +70,12 @@ impl Template {
         } else {
             None
         };
+        let whole_json = body.replace(' ', "") == "{{json.}}";
         Ok(Template {
             source: format.to_string(),
             body: parsed,
             header,
+            whole_json,
         })
     }
 
@@ -90,6 +95,9 @@ impl Template {
 
     /// One document through the template, no newline added.
     pub fn render(&self, data: &serde_json::Value) -> Result<String, TemplateError> {
+        if self.whole_json && !self.is_table() {
+            return Ok(data.to_string());
+        }
         let value = to_value(data);
         self.body
             .execute_to_string(&value)
@@ -378,6 +386,12 @@ mod tests {
         assert_eq!(render("{{printf \"%5s|\" .Id}}"), "  abc|");
         assert_eq!(render("{{.Config.Cmd}}"), "[sh -c true]");
         assert_eq!(render("json"), serde_json::to_string(&d).unwrap());
+        let with_null = json!({"Cmd": null, "Env": ["A=1"]});
+        let t = Template::parse("{{ json . }}").unwrap();
+        assert_eq!(
+            t.render(&with_null).unwrap(),
+            r#"{"Cmd":null,"Env":["A=1"]}"#
+        );
         let image = json!({"Config": {"Cmd": null}});
         let t = Template::parse("{{.Config.Cmd}}").unwrap();
         assert_eq!(t.render(&image).unwrap(), "[]");
