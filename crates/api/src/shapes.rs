@@ -560,11 +560,8 @@ fn resolve_image(graph: &Graph, tags: &TagStore, name: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Images
 
-/// `NAME@DIGEST` names the image was pulled by, as recorded in its meta.
+/// `NAME@DIGEST` names the image was pulled or pushed by, as recorded in its meta.
 pub fn repo_digests(graph: &Graph, image: &Image) -> Vec<String> {
-    if !image.layerless {
-        return Vec::new();
-    }
     graph
         .meta(&image.id)
         .map(|m| m.repo_digests)
