@@ -15,6 +15,7 @@ packages=(
     skopeo           # an independent registry client for the registry tests
     apache2-utils    # htpasswd for the registry's Basic auth
     libseccomp-dev   # the libseccomp crate links it (Docker's seccomp profile)
+    strace           # the crash tests kill dock at chosen syscalls (strace -e inject)
 )
 missing=()
 for p in "${packages[@]}"; do

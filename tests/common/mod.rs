@@ -217,6 +217,12 @@ impl DockRoot {
             }
             dirs.reverse();
             for dir in &dirs {
+                // A paused container's processes die only once thawed (v1 freezer).
+                for (file, thawed) in [("freezer.state", "THAWED"), ("cgroup.freeze", "0")] {
+                    if dir.join(file).exists() {
+                        let _ = std::fs::write(dir.join(file), thawed);
+                    }
+                }
                 for _ in 0..100 {
                     let procs =
                         std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();

@@ -34,7 +34,9 @@ const REMOVAL_POLL: Duration = Duration::from_millis(100);
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
     pub total: usize,
+    /// Running ones, paused ones included.
     pub running: usize,
+    pub paused: usize,
 }
 
 pub fn counts(state: &State) -> ApiResult<Counts> {
@@ -42,6 +44,10 @@ pub fn counts(state: &State) -> ApiResult<Counts> {
     Ok(Counts {
         total: all.len(),
         running: all.iter().filter(|c| c.state.running).count(),
+        paused: all
+            .iter()
+            .filter(|c| c.state.running && c.state.paused)
+            .count(),
     })
 }
 
@@ -65,11 +71,20 @@ pub fn runtime_error(err: runtime::Error, name: &str) -> ApiError {
         E::NameInUse { name, holder } => ApiError::conflict(format!(
             "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
         )),
+        E::RemovePaused(container) => ApiError::conflict(format!(
+            "cannot remove container \"/{container}\": container is paused and must be unpaused first"
+        )),
         E::Running(container) => ApiError::conflict(format!(
             "cannot remove container \"/{container}\": container is running: stop the container before removing or force remove"
         )),
         E::NotRunning(container) => ApiError::conflict(format!("container {container} is not running")),
         E::AlreadyRunning(_) => ApiError::not_modified(),
+        err @ (E::AlreadyPaused(_) | E::NotPaused(_) | E::Paused(_)) => {
+            ApiError::conflict(err.to_string())
+        }
+        err @ E::Top(runtime::top::TopError::RenamedPid { .. }) => {
+            ApiError::bad_request(err.to_string())
+        }
         err @ (E::Ambiguous(_)
         | E::InvalidName(_)
         | E::NoCommand
@@ -703,22 +718,22 @@ pub async fn logs(state: Arc<State>, name: String, query: Query) -> ApiResult<Re
     ))
 }
 
-/// `since`/`until` as the CLI sends them: unix seconds, maybe with a fraction; 0 = unset.
-fn unix_time(query: &Query, key: &str) -> ApiResult<Option<i64>> {
+/// `since`/`until` as the CLI sends them: unix seconds, maybe with a fraction (to the
+/// nanosecond); 0 = unset.
+fn unix_time(query: &Query, key: &str) -> ApiResult<Option<DateTime<Utc>>> {
     let Some(text) = query.non_empty(key) else {
         return Ok(None);
     };
-    let seconds: f64 = text.parse().map_err(|_| {
-        ApiError::bad_request(format!("invalid {key} value {text:?}: want unix seconds"))
-    })?;
-    Ok(Some(seconds.floor() as i64).filter(|s| *s > 0))
+    let time = runtime::logs::parse_unix(text)
+        .map_err(|e| ApiError::bad_request(format!("invalid {key} value: {e}")))?;
+    Ok(Some(time).filter(|t| *t != DateTime::UNIX_EPOCH))
 }
 
 struct LogFilter {
     stdout: bool,
     stderr: bool,
-    since: Option<i64>,
-    until: Option<i64>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
     timestamps: bool,
     framing: Framing,
 }
@@ -729,8 +744,7 @@ impl LogFilter {
             StreamKind::Stdout => self.stdout,
             _ => self.stderr,
         };
-        let secs = time.timestamp();
-        if !wanted || self.since.is_some_and(|s| secs < s) || self.until.is_some_and(|u| secs > u) {
+        if !wanted || !runtime::logs::in_window(time, self.since, self.until) {
             return None;
         }
         let mut payload = Vec::with_capacity(data.len() + 32);
@@ -802,7 +816,18 @@ async fn send_logs(
         return Ok(());
     };
     loop {
-        let (kind, data) = match events.next().await {
+        // Following ends at `until`, as dockerd's does.
+        let next = match filter.until {
+            Some(until) => {
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                match tokio::time::timeout(left, events.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Ok(()),
+                }
+            }
+            None => events.next().await,
+        };
+        let (kind, data) = match next {
             Ok(Some(Event::Stdout(data))) => (StreamKind::Stdout, data),
             Ok(Some(Event::Stderr(data))) => (StreamKind::Stderr, data),
             Ok(Some(Event::Exit(_))) | Ok(None) => return Ok(()),

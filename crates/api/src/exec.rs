@@ -121,6 +121,9 @@ pub async fn create(state: Arc<State>, name: String, request: Incoming) -> ApiRe
             c.id
         )));
     }
+    if c.state.paused {
+        return Err(runtime_error(runtime::Error::Paused(c.id.clone()), &c.id));
+    }
     let id = graph::generate_id();
     let instance = Arc::new(Instance {
         id: id.clone(),

@@ -469,6 +469,8 @@ pub async fn remove(state: Arc<State>, name: String, query: Query) -> ApiResult<
 }
 
 fn remove_image(state: &State, name: &str, force: bool, prune: bool) -> ApiResult<Vec<Value>> {
+    // Checked and deleted under the store lock, as the CLI's `rmi`.
+    let _store = state.graph.lock_store().map_err(|e| store_error(&e))?;
     let familiar_name = familiar(name);
     let (repo, tag) = tagstore::parse_reference(familiar_name);
     let tag = tag.unwrap_or_else(|| "latest".to_string());

@@ -8,8 +8,10 @@
 
 mod auth;
 mod body;
+mod cmds;
 mod containers;
 mod content;
+mod copy;
 mod create;
 mod error;
 mod exec;

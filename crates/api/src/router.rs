@@ -12,8 +12,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::query::{decode, Query};
 use crate::state::State;
 use crate::{
-    auth, containers, exec, images, push, saveload, system, volumes, API_VERSION, MIN_API_VERSION,
-    VERSION,
+    auth, cmds, containers, copy, exec, images, push, saveload, system, volumes, API_VERSION,
+    MIN_API_VERSION, VERSION,
 };
 
 /// Answer one request; every error becomes its JSON answer, and every answer carries the
@@ -106,7 +106,17 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
                     return containers::attach(state, name, query, req).await
                 }
                 (&Method::GET, "logs") => return containers::logs(state, name, query).await,
+                (&Method::GET, "top") => return cmds::top(state, name, query).await,
+                (&Method::GET, "stats") => return cmds::stats(state, name, query).await,
+                (&Method::POST, "pause") => return cmds::pause(state, name).await,
+                (&Method::POST, "unpause") => return cmds::unpause(state, name).await,
                 (&Method::GET, "export") => return containers::export(state, name).await,
+                (&Method::HEAD, "archive") => return copy::stat(state, name, query).await,
+                (&Method::GET, "archive") => return copy::get(state, name, query).await,
+                (&Method::PUT, "archive") => {
+                    return copy::put(state, name, query, req.into_body()).await
+                }
+                (&Method::POST, "rename") => return copy::rename(state, name, query).await,
                 (&Method::GET, "changes") => return containers::changes(state, name).await,
                 (&Method::POST, "resize") => return containers::resize(state, name, query).await,
                 (&Method::POST, "exec") => return exec::create(state, name, req.into_body()).await,

@@ -34,10 +34,13 @@ pub enum ShapeError {
 // ---------------------------------------------------------------------------------------------
 // Containers
 
-/// `created`, `running`, `restarting` or `exited` (`State.Status`, the `status` filter).
+/// `created`, `running`, `paused`, `restarting` or `exited` (`State.Status`, the `status`
+/// filter).
 pub fn status_word(c: &Container) -> &'static str {
     if c.state.restarting {
         "restarting"
+    } else if c.state.running && c.state.paused {
+        "paused"
     } else if c.state.running {
         "running"
     } else if c.state.never_started() {
@@ -317,7 +320,7 @@ pub fn container_inspect(rt: &Runtime, c: &Container) -> Value {
         "State": {
             "Status": status_word(c),
             "Running": c.state.running,
-            "Paused": false,
+            "Paused": c.state.paused,
             "Restarting": c.state.restarting,
             "OOMKilled": c.state.oom_killed,
             "Dead": false,

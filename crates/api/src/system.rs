@@ -76,17 +76,30 @@ pub async fn info(state: Arc<State>) -> ApiResult<Response> {
     .await?;
     Ok(body::json(
         StatusCode::OK,
-        &info_doc(&root, images, containers.total, containers.running),
+        &info_doc(
+            &root,
+            images,
+            containers.total,
+            containers.running,
+            containers.paused,
+        ),
     ))
 }
 
 /// `GET /info`'s document (also what `dock info --format` sees).
-pub fn info_doc(root: &Path, images: usize, containers: usize, running: usize) -> Value {
+/// `running` counts the paused ones too; Docker's `ContainersRunning` does not.
+pub fn info_doc(
+    root: &Path,
+    images: usize,
+    containers: usize,
+    running: usize,
+    paused: usize,
+) -> Value {
     json!({
         "ID": "",
         "Containers": containers,
-        "ContainersRunning": running,
-        "ContainersPaused": 0,
+        "ContainersRunning": running - paused,
+        "ContainersPaused": paused,
         "ContainersStopped": containers - running,
         "Images": images,
         "Driver": "overlay",

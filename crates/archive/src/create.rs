@@ -22,6 +22,32 @@ use crate::{sys, whiteout, Error, Result};
 /// directory gets an extra `.wh..wh..opq` entry, and no `trusted.overlay.*` xattr is written.
 /// Sockets cannot be archived and are skipped.
 pub fn tar_dir(src: &Path, out: impl Write, compression: Compression) -> Result<()> {
+    tar_tree(src, out, compression, b"./", b"")
+}
+
+/// [`tar_dir`] with every entry under `name/` (the directory itself as `name/`, its contents as
+/// `name/...`), as `docker cp` archives a directory under the name it is copied as. `name` is
+/// one path component (or `.`).
+pub fn tar_dir_as(
+    src: &Path,
+    out: impl Write,
+    compression: Compression,
+    name: &[u8],
+) -> Result<()> {
+    let mut root = name.to_vec();
+    root.push(b'/');
+    tar_tree(src, out, compression, &root, &root)
+}
+
+/// The walk of [`tar_dir`]: the root directory's entry is named `root_name`, its contents are
+/// named `prefix` + their relative path.
+fn tar_tree(
+    src: &Path,
+    out: impl Write,
+    compression: Compression,
+    root_name: &[u8],
+    prefix: &[u8],
+) -> Result<()> {
     let io_err = |source| Error::Io {
         path: src.to_path_buf(),
         source,
@@ -35,8 +61,8 @@ pub fn tar_dir(src: &Path, out: impl Write, compression: Compression) -> Result<
         src,
     };
     let st = sys::fstat(root.as_fd()).map_err(io_err)?;
-    writer.directory(root.as_fd(), &st, b"./")?;
-    writer.walk(root.as_fd(), b"")?;
+    writer.directory(root.as_fd(), &st, root_name)?;
+    writer.walk(root.as_fd(), prefix)?;
     let buffered = writer.builder.into_inner().map_err(io_err)?;
     let encoder = buffered
         .into_inner()

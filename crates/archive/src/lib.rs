@@ -25,7 +25,7 @@ pub mod whiteout;
 
 pub use changes::{changes, Change, ChangeKind};
 pub use compression::{decompressed, detect, Compression};
-pub use create::tar_dir;
+pub use create::{tar_dir, tar_dir_as};
 pub use extract::{extract, extract_recorded, Recorded};
 pub use skeleton::{rebuild, rebuilt_size};
 

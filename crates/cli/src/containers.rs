@@ -98,6 +98,12 @@ pub enum ContainerCommand {
         /// Number of lines to show from the end ("all" for everything)
         #[arg(long, default_value = "all")]
         tail: String,
+        /// Show logs since a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+        #[arg(long)]
+        since: Option<String>,
+        /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+        #[arg(long)]
+        until: Option<String>,
         container: String,
     },
     /// List containers
@@ -545,8 +551,20 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
             follow,
             timestamps,
             tail,
+            since,
+            until,
             container,
-        } => logs(&rt, &container, follow, timestamps, &tail),
+        } => {
+            let now = chrono::Utc::now();
+            let window = |flag: &str, value: Option<String>| {
+                value
+                    .map(|v| runtime::logs::parse_time(&v, now))
+                    .transpose()
+                    .with_context(|| format!("invalid value for \"{flag}\""))
+            };
+            let window = (window("since", since)?, window("until", until)?);
+            logs(&rt, &container, follow, timestamps, &tail, window)
+        }
         ContainerCommand::Ps {
             all,
             quiet,
@@ -1038,7 +1056,12 @@ fn logs(
     follow: bool,
     timestamps: bool,
     tail: &str,
+    (since, until): (
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    ),
 ) -> anyhow::Result<u8> {
+    use runtime::logs::in_window;
     let c = rt.get(name)?;
     let tail: Option<usize> = match tail {
         "all" | "" => None,
@@ -1067,6 +1090,10 @@ fn logs(
         let skip = entries.len().saturating_sub(n);
         entries.drain(..skip);
     }
+    entries.retain(|e| {
+        e.timestamp()
+            .is_none_or(|time| in_window(time, since, until))
+    });
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr().lock();
     for e in &entries {
@@ -1085,7 +1112,31 @@ fn logs(
         return Ok(0);
     };
     let stamp = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    while let Some(event) = client.next_event()? {
+    // Following ends at --until, as Docker's does.
+    if let Some(until) = until {
+        let left = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+        if left.is_zero() {
+            return Ok(0);
+        }
+        client.stream().set_read_timeout(Some(left))?;
+    }
+    loop {
+        let event = match client.next_event() {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if until.is_some_and(|u| chrono::Utc::now() > u) {
+            break;
+        }
         match event {
             Event::Stdout(data) => {
                 if timestamps {

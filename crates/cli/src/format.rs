@@ -17,13 +17,22 @@ pub fn short_id(id: &str) -> &str {
 /// Columns aligned like Docker's tabwriter (three spaces between columns).
 pub struct Table {
     rows: Vec<Vec<String>>,
+    /// A column's width, padding included, is at least this (tabwriter's minwidth).
+    min_width: usize,
 }
 
 impl Table {
     pub fn new(header: &[&str]) -> Table {
         Table {
             rows: vec![header.iter().map(|h| h.to_string()).collect()],
+            min_width: 0,
         }
+    }
+
+    /// tabwriter's minwidth: `docker top` uses 20, `docker stats` 10.
+    pub fn min_width(mut self, width: usize) -> Table {
+        self.min_width = width;
+        self
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -44,7 +53,7 @@ impl Table {
             for (i, cell) in row.iter().enumerate() {
                 line.push_str(cell);
                 if i + 1 < row.len() {
-                    let pad = widths[i] - cell.chars().count() + 3;
+                    let pad = (widths[i] + 3).max(self.min_width) - cell.chars().count();
                     line.extend(std::iter::repeat_n(' ', pad));
                 }
             }

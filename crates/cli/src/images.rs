@@ -423,6 +423,9 @@ fn remove_image(
     tags: &tagstore::TagStore,
     name: &str,
 ) -> anyhow::Result<()> {
+    // Checked and deleted under the store lock: a concurrent create, tag or commit either
+    // finished first (and is seen) or waits and then finds the image gone.
+    let _store = graph.lock_store()?;
     let (repo, tag) = tagstore::parse_reference(name);
     let tag = tag.unwrap_or_else(|| "latest".to_string());
     let tagged = tags

@@ -1,7 +1,10 @@
 //! `dock`: parse the command line, call the libraries, render their answers.
 
 mod auth;
+mod check;
+mod cmds;
 mod containers;
+mod cp;
 mod exec;
 mod format;
 mod images;
@@ -9,6 +12,7 @@ mod pull;
 mod push;
 mod saveload;
 mod shapes;
+mod system;
 mod template;
 mod volumes;
 
@@ -55,6 +59,8 @@ enum Command {
     #[command(flatten)]
     Auth(auth::AuthCommand),
     #[command(flatten)]
+    Cmds(cmds::CmdsCommand),
+    #[command(flatten)]
     Push(push::PushCommand),
     #[command(flatten)]
     Pull(pull::PullCommand),
@@ -63,6 +69,13 @@ enum Command {
     Volume(volumes::VolumeCommand),
     /// Run a command in a running container
     Exec(exec::ExecArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Rename a container
+    Rename(cp::RenameArgs),
+    /// Manage the store as a whole
+    #[command(subcommand)]
+    System(system::SystemCommand),
     #[command(flatten)]
     SaveLoad(saveload::SaveLoadCommand),
     /// The per-container monitor (internal; started by run and start)
@@ -157,7 +170,11 @@ fn main() -> ExitCode {
         Command::Image(cmd) => images::run(&ctx, cmd),
         Command::Container(cmd) => containers::run(&ctx, cmd),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
+        Command::Cmds(cmd) => cmds::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
+        Command::Cp(args) => cp::run(&ctx, args),
+        Command::Rename(args) => cp::rename(&ctx, args),
+        Command::System(cmd) => system::run(&ctx, cmd),
         Command::Push(cmd) => push::run(&ctx, cmd),
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),

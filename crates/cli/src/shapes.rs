@@ -300,7 +300,17 @@ pub fn info(ctx: &Context, format: &str) -> anyhow::Result<u8> {
     let graph = ctx.graph()?;
     let containers = crate::containers::runtime(ctx)?.list()?;
     let running = containers.iter().filter(|c| c.state.running).count();
-    let doc = api::shapes::info_doc(&ctx.root, graph.all()?.len(), containers.len(), running);
+    let paused = containers
+        .iter()
+        .filter(|c| c.state.running && c.state.paused)
+        .count();
+    let doc = api::shapes::info_doc(
+        &ctx.root,
+        graph.all()?.len(),
+        containers.len(),
+        running,
+        paused,
+    );
     println!("{}", template.render(&doc)?);
     Ok(0)
 }

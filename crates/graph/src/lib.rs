@@ -21,6 +21,9 @@
 //! A graph an older version left open is closed when opened.
 
 pub mod perms;
+pub mod storelock;
+
+pub use storelock::{store_lock_path, StoreLock};
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -34,7 +37,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// Name of the staging directory inside the graph root.
-const STAGING_DIR: &str = "_tmp";
+pub const STAGING_DIR: &str = "_tmp";
 const LOCK_SUFFIX: &str = ".lock";
 /// An image entry's raw configuration.
 const CONFIG_FILE: &str = "config";
@@ -43,12 +46,25 @@ const SKELETON_FILE: &str = "layer.skeleton.zst";
 /// What was learned about an entry after registration ([`Meta`]).
 const META_FILE: &str = "meta.json";
 /// The listing index's directory inside the graph root, and its file.
-const INDEX_DIR: &str = "_index";
+pub const INDEX_DIR: &str = "_index";
 const INDEX_FILE: &str = "images";
 const INDEX_MAGIC: &str = "dock-graph-index 1";
 /// How old the graph directory's modification time must be for an index to be written under
 /// it: file systems with coarse timestamps give changes within one clock tick the same time.
 const INDEX_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The listing index against the graph directory ([`Graph::index_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexState {
+    /// No index: the next listing reads every json.
+    Absent,
+    /// Written under another stamp of the directory: ignored and rebuilt by the next listing.
+    Stale,
+    /// Current, and it lists exactly the images the directories hold.
+    Agrees,
+    /// Current by its stamp, but it lists other images than the directories hold.
+    Disagrees,
+}
 
 /// The first line of a listing index: what the graph directory was when it was written.
 struct Stamp {
@@ -348,6 +364,31 @@ fn remove_file_if_present(path: &Path) -> Result<()> {
     }
 }
 
+/// The pid in an index temp file's name (`images.<pid>.tmp`).
+pub fn index_temp_pid(name: &str) -> Option<u32> {
+    name.strip_prefix(INDEX_FILE)?
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?
+        .parse()
+        .ok()
+}
+
+/// Removes index temp files whose writer is gone (killed between write and rename).
+fn clean_index_temps(index_dir: &Path) {
+    let Ok(entries) = fs::read_dir(index_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(index_temp_pid) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A staging directory owned by this process; removed on drop unless committed.
 struct Staging {
     dir: PathBuf,
@@ -415,6 +456,7 @@ impl Graph {
         graph.clean_staging()?;
         // Made here rather than by the first index written, which would then be stale at once.
         let index_dir = graph.root.join(INDEX_DIR);
+        clean_index_temps(&index_dir);
         // Best effort: without it, listings read every json.
         match fs::DirBuilder::new().mode(0o700).create(&index_dir) {
             Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
@@ -423,6 +465,47 @@ impl Graph {
             _ => {}
         }
         Ok(graph)
+    }
+
+    /// The graph at `dir` as it is: nothing created, secured or cleaned (for checking a
+    /// store without changing it).
+    pub fn at(dir: impl Into<PathBuf>) -> Graph {
+        Graph { root: dir.into() }
+    }
+
+    /// What is in `_tmp/` that no live process owns: staging of crashed imports and deleted
+    /// images not yet removed. [`Graph::open`] removes these.
+    pub fn staging_leftovers(&self) -> Result<Vec<PathBuf>> {
+        let staging_root = self.staging_root();
+        let entries = match fs::read_dir(&staging_root) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(io_err(format!("read {}", staging_root.display()))(err)),
+        };
+        let mut names = BTreeSet::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err(format!("read {}", staging_root.display())))?;
+            names.insert(entry.file_name().to_string_lossy().into_owned());
+        }
+        let mut left = Vec::new();
+        for name in &names {
+            let path = staging_root.join(name);
+            if let Some(stage) = name.strip_suffix(LOCK_SUFFIX) {
+                let Ok(lock) = File::open(&path) else {
+                    continue;
+                };
+                if lock.try_lock().is_ok() {
+                    left.push(path);
+                    if names.contains(stage) {
+                        left.push(staging_root.join(stage));
+                    }
+                }
+            } else if !names.contains(&format!("{name}{LOCK_SUFFIX}")) {
+                left.push(path);
+            }
+        }
+        left.sort();
+        Ok(left)
     }
 
     /// Make the graph directory `dir` private, creating it if needed; when it was open, also
@@ -435,6 +518,16 @@ impl Graph {
     /// The directory this graph lives in.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Take the store-wide lock ([`storelock`]), waiting for its holder.
+    pub fn lock_store(&self) -> Result<StoreLock> {
+        StoreLock::acquire(&store_lock_path(&self.root))
+    }
+
+    /// The store-wide lock if nobody else holds it.
+    pub fn try_lock_store(&self) -> Result<Option<StoreLock>> {
+        StoreLock::try_acquire(&store_lock_path(&self.root))
     }
 
     fn staging_root(&self) -> PathBuf {
@@ -590,6 +683,17 @@ impl Graph {
         sync_filesystem(&staging.dir)?;
 
         let target = self.image_dir(&image.id);
+        // Under the store lock: an `rmi` of the parent either ran before (and this fails) or
+        // runs after and sees this child.
+        let store = self.lock_store()?;
+        if let Some(parent) = &image.parent {
+            if !self.exists(parent) {
+                return Err(Error::MissingParent {
+                    id: image.id.clone(),
+                    parent: parent.clone(),
+                });
+            }
+        }
         match fs::rename(&staging.dir, &target) {
             Ok(()) => {}
             // A concurrent register of the same id won the race.
@@ -610,6 +714,7 @@ impl Graph {
             }
         }
         fsync_dir(&self.root)?;
+        drop(store);
         fsync_dir(&self.staging_root())?;
         drop(staging);
         tracing::debug!(id = %image.id, size = image.size, "image committed");
@@ -918,8 +1023,44 @@ impl Graph {
         })
     }
 
-    fn index_path(&self) -> PathBuf {
+    /// The listing index file.
+    pub fn index_path(&self) -> PathBuf {
         self.root.join(INDEX_DIR).join(INDEX_FILE)
+    }
+
+    /// Whether the listing index agrees with the image directories (see [`IndexState`]).
+    pub fn index_state(&self) -> Result<IndexState> {
+        let stamp = self.stamp()?;
+        let path = self.index_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(IndexState::Absent),
+            Err(err) => return Err(io_err(format!("read {}", path.display()))(err)),
+        };
+        if text.lines().next() != Some(stamp.line.as_str()) {
+            return Ok(IndexState::Stale);
+        }
+        let Some(indexed) = self.read_index(&stamp) else {
+            return Ok(IndexState::Disagrees);
+        };
+        let mut actual = Vec::new();
+        for id in self.ids()? {
+            match self.read_json(&id) {
+                Ok(Some(image)) => actual.push(image),
+                Ok(None) => {}
+                Err(_) => return Ok(IndexState::Disagrees),
+            }
+        }
+        Ok(if indexed == actual {
+            IndexState::Agrees
+        } else {
+            IndexState::Disagrees
+        })
+    }
+
+    /// Removes the listing index; the next listing writes it again.
+    pub fn drop_index(&self) -> Result<()> {
+        remove_file_if_present(&self.index_path())
     }
 
     /// The images of an index written under `stamp`; None when there is none, it is stale
@@ -1043,6 +1184,9 @@ impl Graph {
     /// first, then removed. Refuses while other images name it as their parent.
     pub fn delete(&self, id: &str) -> Result<()> {
         check_id(id)?;
+        // Under the store lock: a child registered concurrently is either seen here or finds
+        // its parent gone.
+        let store = self.lock_store()?;
         if !self.exists(id) {
             return Err(Error::NoSuchImage(id.to_string()));
         }
@@ -1072,6 +1216,7 @@ impl Graph {
             }
         }
         fsync_dir(&self.root)?;
+        drop(store);
         remove_tree(&trash)
     }
 }

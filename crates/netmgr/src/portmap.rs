@@ -280,22 +280,25 @@ fn parse_errors(data: &[u8]) -> Vec<(u32, i32)> {
     errors
 }
 
-/// Sends element batches to the kernel over one netfilter netlink socket.
-pub(crate) struct NetlinkSink {
-    socket: Mutex<Option<(Socket, u32)>>,
-}
+/// The process's netfilter netlink socket and its last sequence number. Opened by the first
+/// batch and never closed: the kernel's release of a netfilter socket waits for the cleanup
+/// of recent transactions (`nft_rcv_nl_event` flushes nf_tables' destroy work, an RCU grace
+/// period), which right after a batch costs milliseconds. Left open, it is released when the
+/// process exits, where nobody waits for it.
+static SOCKET: Mutex<Option<(Socket, u32)>> = Mutex::new(None);
+
+/// Sends element batches to the kernel over the process's netfilter netlink socket.
+pub(crate) struct NetlinkSink;
 
 impl NetlinkSink {
     pub(crate) fn new() -> NetlinkSink {
-        NetlinkSink {
-            socket: Mutex::new(None),
-        }
+        NetlinkSink
     }
 
     /// Sends one batch; the first error the kernel reports, if any. The kernel processes a
     /// batch while `send` runs, so every answer is queued when it returns.
     fn send(&self, table: &str, ops: &[ElementOp], remove_as: RemoveAs) -> io::Result<()> {
-        let mut slot = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = SOCKET.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             let mut socket = Socket::new(NETLINK_NETFILTER)?;
             socket.bind(&SocketAddr::new(0, 0))?;

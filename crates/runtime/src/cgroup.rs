@@ -117,6 +117,8 @@ pub enum CgroupError {
     StillPopulated { path: PathBuf },
     #[error("failed to attach the device filter to {}: {source}", path.display())]
     DeviceFilter { path: PathBuf, source: io::Error },
+    #[error("cgroup {} did not become {state}", path.display())]
+    Freeze { path: PathBuf, state: &'static str },
     #[error("failed to remove cgroup directory {}: {source}", path.display())]
     RemoveDir { path: PathBuf, source: io::Error },
 }
@@ -572,6 +574,8 @@ pub struct Cgroup {
     memory_dir: Option<PathBuf>,
     /// Made by this value, so `procs` of each member is exactly where processes are.
     exact: bool,
+    /// v1 only: each controller (and `name=...`) with the container's cgroup in its mount.
+    v1_dirs: BTreeMap<String, PathBuf>,
 }
 
 impl Cgroup {
@@ -599,6 +603,7 @@ impl Cgroup {
             members: Vec::new(),
             memory_dir: None,
             exact: false,
+            v1_dirs: BTreeMap::new(),
         }
     }
 
@@ -625,11 +630,19 @@ impl Cgroup {
                 }
             })
             .collect();
+        let v1_dirs = match hierarchy {
+            Hierarchy::V1 { controllers, .. } => controllers
+                .iter()
+                .map(|(name, root)| (name.clone(), root.join(&relative)))
+                .collect(),
+            Hierarchy::V2 { .. } => BTreeMap::new(),
+        };
         Cgroup {
             version: hierarchy.version(),
             members,
             memory_dir,
             exact: false,
+            v1_dirs,
         }
     }
 
@@ -810,6 +823,29 @@ impl Cgroup {
         self.version
     }
 
+    /// The container's cgroup in the v1 hierarchy of `controller` (`cpuacct`, `freezer`, ...).
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.v1_dirs.get(controller).map(PathBuf::as_path)
+    }
+
+    /// The container's cgroup in the cgroup2 hierarchy (the only one on v2, beside the v1
+    /// mounts on a hybrid machine).
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.members
+            .iter()
+            .find(|m| m.is_cgroup2())
+            .map(|m| m.dir.as_path())
+    }
+
+    /// Where the freezer of this container is: v1's freezer controller where the machine
+    /// mounts one, else cgroup2's `cgroup.freeze`.
+    pub fn freezer(&self) -> Option<Freezer> {
+        if let Some(dir) = self.v1_dir("freezer") {
+            return Some(Freezer::V1(dir.to_path_buf()));
+        }
+        self.v2_dir().map(|dir| Freezer::V2(dir.to_path_buf()))
+    }
+
     /// The container's cgroup in each hierarchy (where its limits are), v1 mounts first.
     pub fn paths(&self) -> Vec<PathBuf> {
         self.members.iter().map(|m| m.dir.clone()).collect()
@@ -883,6 +919,11 @@ impl Cgroup {
     /// Kills what is left in the cgroup and removes its directories (the parent stays). Missing
     /// ones are fine, so this can run more than once.
     pub fn remove(&self) -> Result<()> {
+        // A paused container's processes act on SIGKILL only once thawed (v1's freezer).
+        if let Some(freezer) = self.freezer().filter(Freezer::is_frozen) {
+            debug!(?freezer, "thawing before the kill");
+            freezer.thaw()?;
+        }
         self.kill_all()?;
         for dir in self
             .members
@@ -970,6 +1011,89 @@ impl Cgroup {
             thread::sleep(ROUND_PAUSE);
         }
         Err(CgroupError::StillPopulated { path: first })
+    }
+}
+
+/// A container's freezer: `pause` stops every process of its cgroup (subtree included) where
+/// it is, `unpause` lets them go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freezer {
+    /// The v1 freezer controller's cgroup: `freezer.state` FROZEN / THAWED.
+    V1(PathBuf),
+    /// A cgroup2 cgroup: `cgroup.freeze` 1 / 0, `frozen 1` in `cgroup.events` once done.
+    V2(PathBuf),
+}
+
+/// How many times freezing is checked (and asked again) before giving up, 10 ms apart.
+const FREEZE_ROUNDS: u32 = 500;
+
+impl Freezer {
+    /// Freezes the cgroup and returns once every process in it is frozen.
+    pub fn freeze(&self) -> Result<()> {
+        self.set(true)
+    }
+
+    /// Thaws the cgroup.
+    pub fn thaw(&self) -> Result<()> {
+        self.set(false)
+    }
+
+    fn set(&self, frozen: bool) -> Result<()> {
+        match self {
+            Freezer::V1(dir) => {
+                let state = dir.join("freezer.state");
+                let want = if frozen { "FROZEN" } else { "THAWED" };
+                for _ in 0..FREEZE_ROUNDS {
+                    // A new task can join while FREEZING: writing FROZEN again retries it.
+                    write_file(&state, want)?;
+                    if read_file(&state)?.trim() == want {
+                        return Ok(());
+                    }
+                    thread::sleep(ROUND_PAUSE);
+                }
+                Err(CgroupError::Freeze {
+                    path: state,
+                    state: want,
+                })
+            }
+            Freezer::V2(dir) => {
+                let file = dir.join("cgroup.freeze");
+                write_file(&file, if frozen { "1" } else { "0" })?;
+                let events = dir.join("cgroup.events");
+                for _ in 0..FREEZE_ROUNDS {
+                    match fs::read_to_string(&events) {
+                        Ok(text) if keyed_value(&text, "frozen") == Some(u64::from(frozen)) => {
+                            return Ok(())
+                        }
+                        Ok(_) => thread::sleep(ROUND_PAUSE),
+                        // A fixture or an older kernel: the write is all there is.
+                        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                        Err(source) => {
+                            return Err(CgroupError::Read {
+                                path: events,
+                                source,
+                            })
+                        }
+                    }
+                }
+                Err(CgroupError::Freeze {
+                    path: file,
+                    state: if frozen { "frozen" } else { "thawed" },
+                })
+            }
+        }
+    }
+
+    /// Whether the cgroup is frozen (or freezing) now.
+    pub fn is_frozen(&self) -> bool {
+        match self {
+            Freezer::V1(dir) => {
+                fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
+            }
+            Freezer::V2(dir) => {
+                fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            }
+        }
     }
 }
 
@@ -1468,6 +1592,50 @@ mod tests {
             matches!(err, CgroupError::MissingController("cpu")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn freezers_write_v1_and_v2_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v1 = Freezer::V1(tmp.path().to_path_buf());
+        v1.freeze().unwrap();
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("freezer.state")).unwrap(),
+            "FROZEN"
+        );
+        assert!(v1.is_frozen());
+        v1.thaw().unwrap();
+        assert!(!v1.is_frozen());
+        let v2 = Freezer::V2(tmp.path().to_path_buf());
+        v2.freeze().unwrap();
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("cgroup.freeze")).unwrap(),
+            "1"
+        );
+        assert!(v2.is_frozen());
+        fs::write(tmp.path().join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        v2.thaw().unwrap();
+        assert!(!v2.is_frozen());
+
+        // Which one a container uses: v1's freezer where mounted, else its cgroup2 cgroup.
+        let hybrid = Hierarchy::V1 {
+            controllers: [("freezer".to_string(), PathBuf::from("/cg/freezer"))]
+                .into_iter()
+                .collect(),
+            unified: Some(PathBuf::from("/cg/unified")),
+        };
+        let cg = Cgroup::open_in(&hybrid, "dock", "c1");
+        assert_eq!(
+            cg.freezer(),
+            Some(Freezer::V1("/cg/freezer/dock/c1".into()))
+        );
+        assert_eq!(cg.v2_dir(), Some(Path::new("/cg/unified/dock/c1")));
+        let v2 = Hierarchy::V2 {
+            root: PathBuf::from("/cg2"),
+        };
+        let cg = Cgroup::open_in(&v2, "dock", "c1");
+        assert_eq!(cg.freezer(), Some(Freezer::V2("/cg2/dock/c1".into())));
+        assert_eq!(cg.v1_dir("freezer"), None);
     }
 
     #[test]

@@ -255,6 +255,9 @@ pub struct State {
     /// Between two runs of a restart policy: `running` stays true (as Docker has it).
     #[serde(default)]
     pub restarting: bool,
+    /// Frozen by `pause` (`running` stays true, as Docker has it).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl Default for State {
@@ -268,6 +271,7 @@ impl Default for State {
             oom_killed: false,
             error: String::new(),
             restarting: false,
+            paused: false,
         }
     }
 }
@@ -409,7 +413,8 @@ impl Container {
             );
         }
         if self.state.running {
-            return format!("Up {}", human(now - self.state.started_at));
+            let paused = if self.state.paused { " (Paused)" } else { "" };
+            return format!("Up {}{paused}", human(now - self.state.started_at));
         }
         if self.state.never_started() {
             return "Created".into();

@@ -96,6 +96,10 @@ impl Runtime {
         if !procs::is_same(init.pid, init.start_time) {
             return Err(not_running());
         }
+        if c.state.paused {
+            // Born frozen, it would never run.
+            return Err(Error::Paused(c.id.clone()));
+        }
         let mut security = crate::security::for_container(&self.root, &c.host_config)?;
         if opts.privileged {
             security.capabilities = sysinit::caps::available();

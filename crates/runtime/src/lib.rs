@@ -11,7 +11,9 @@
 
 pub mod attach;
 pub mod cgroup;
+pub mod check;
 pub mod container;
+pub mod copy;
 pub mod devices;
 pub mod etcfiles;
 pub mod exec;
@@ -25,6 +27,8 @@ pub mod overlay;
 pub mod procs;
 pub mod queue;
 pub mod security;
+pub mod stats;
+pub mod top;
 pub mod volumes;
 
 use std::fs;
@@ -107,7 +111,10 @@ pub enum Error {
     Ambiguous(String),
     #[error("no such image: {0}")]
     NoSuchImage(String),
-    #[error("conflict: the container name {name} is already in use by container {holder}")]
+    #[error(
+        "conflict: the container name \"/{name}\" is already in use by container \"{holder}\"; \
+         you have to remove (or rename) that container to be able to reuse that name"
+    )]
     NameInUse { name: String, holder: String },
     #[error("invalid container name {0}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     InvalidName(String),
@@ -117,6 +124,21 @@ pub enum Error {
     NotRunning(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    /// `rm` without `-f` of a paused container.
+    #[error("conflict: container {0} is paused and must be unpaused first")]
+    RemovePaused(String),
+    /// `exec` into a paused container (dockerd's words).
+    #[error("Container {0} is paused, unpause the container before exec")]
+    Paused(String),
+    /// `top`: options refused, or `ps` failed or printed what cannot be read.
+    #[error(transparent)]
+    Top(#[from] top::TopError),
+    #[error(transparent)]
+    Stats(#[from] stats::StatsError),
     #[error("no command specified")]
     NoCommand,
     /// A memory limit below [`MIN_MEMORY`]; Docker's words, which tools match.
@@ -166,6 +188,9 @@ pub enum Error {
     /// Volumes and mounts: bad specs, unknown or busy volumes, their files.
     #[error(transparent)]
     Volume(#[from] volumes::Error),
+    /// `cp`: a path that is missing, refused or unreadable.
+    #[error(transparent)]
+    Copy(#[from] copy::Error),
 }
 
 impl Error {
@@ -299,9 +324,30 @@ impl Runtime {
             } else if name.starts_with(REMOVED_PREFIX) {
                 // Left by a process that died while deleting it (or being deleted right now).
                 delete_removed(&entry.path());
+            } else if name.starts_with(CREATING_PREFIX) {
+                self.sweep_creating(&entry.path());
             }
         }
         Ok(ids)
+    }
+
+    /// The store lock ([`graph::storelock`]) of this root.
+    pub fn store_lock_path(&self) -> PathBuf {
+        graph::store_lock_path(&self.root.join("graph"))
+    }
+
+    /// Removes `dir`, a `.creating-<id>` staging dir, when its creator is gone: creators hold
+    /// the store lock for as long as it exists, so it is stale when the lock is free (or held
+    /// by this thread, which is not creating while it lists).
+    fn sweep_creating(&self, dir: &Path) {
+        match graph::StoreLock::try_acquire(&self.store_lock_path()) {
+            Ok(Some(_store)) => {
+                tracing::debug!(dir = %dir.display(), "removing a crashed create's staging");
+                delete_removed(dir);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "store lock unavailable; staging left"),
+        }
     }
 
     /// Takes container `id`'s directory out of the store in one step (a rename, so no command
@@ -575,9 +621,17 @@ impl Runtime {
             volumes: anonymous,
         };
 
+        // Under the store lock until the container is in place: an `rmi` of its image runs
+        // wholly before (the image is gone, checked here) or after (it sees this container).
+        let _store = graph
+            .lock_store()
+            .map_err(|e| Error::Graph(e.to_string()))?;
+        if !graph.exists(&image.id) {
+            return Err(Error::NoSuchImage(opts.image.clone()));
+        }
         // Names are checked and the directory created under one lock, so two creates with
         // the same name cannot both succeed.
-        let _names = container::Lock::acquire(&self.containers.join(".names.lock"))?;
+        let _names = container::Lock::acquire(&self.containers.join(NAMES_LOCK))?;
         let existing = self.list()?;
         let name = match opts.name {
             Some(name) => {
@@ -623,7 +677,12 @@ impl Runtime {
             monitor_lost: false,
             mounts,
         };
-        let paths = self.paths(&id);
+        // Built in `.creating-<id>` and renamed into place whole: a crash leaves no half
+        // container, only a staging dir the next listing removes (see `ids`).
+        let paths = container::Paths {
+            dir: self.containers.join(format!("{CREATING_PREFIX}{id}")),
+        };
+        let target = self.paths(&id).dir;
         tracing::debug!(%id, dir = %paths.dir.display(), "creating container");
         let result = (|| {
             fs::DirBuilder::new()
@@ -640,7 +699,8 @@ impl Runtime {
                 .layers(&image.id)
                 .map_err(|e| Error::Graph(e.to_string()))?;
             initlayer::prepare(&paths.init(), &layers)?;
-            container::save(&paths.config(), &c)
+            container::save(&paths.config(), &c)?;
+            fs::rename(&paths.dir, &target).map_err(|e| Error::io(&target, e))
         })();
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&paths.dir);
@@ -746,6 +806,7 @@ impl Runtime {
         if !c.state.running {
             return Err(Error::NotRunning(c.name));
         }
+        self.thaw_if_paused(&c)?;
         let socket = self.paths(id).socket();
         let mut client = match Client::connect(&socket, Hello::default()) {
             Ok(client) => client,
@@ -788,6 +849,7 @@ impl Runtime {
         if !c.state.running {
             return Ok(());
         }
+        self.thaw_if_paused(&c)?;
         let signal = signal.unwrap_or_else(|| stop_signal(&c.config));
         let socket = self.paths(id).socket();
         let mut client = match Client::connect(&socket, Hello::default()) {
@@ -878,6 +940,9 @@ impl Runtime {
     pub fn remove_with(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.load(id)?;
         if c.state.running {
+            if !force && c.state.paused {
+                return Err(Error::RemovePaused(c.name));
+            }
             if !force {
                 return Err(Error::Running(c.name));
             }
@@ -1224,6 +1289,7 @@ impl Runtime {
             .filter(|r| Some(r.monitor) == c.monitor && r.exit_code.is_some());
         c.state.running = false;
         c.state.restarting = false;
+        c.state.paused = false;
         c.state.pid = 0;
         c.monitor_lost = true;
         match recorded {
@@ -1540,7 +1606,14 @@ const MONITOR_EXIT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The name a removed container's directory has between [`Runtime::take_out`] and
 /// [`delete_removed`]; never a container id.
-const REMOVED_PREFIX: &str = ".removed-";
+pub const REMOVED_PREFIX: &str = ".removed-";
+
+/// The name a container's directory has while `create` builds it, before it is renamed to
+/// its id; never a container id.
+pub const CREATING_PREFIX: &str = ".creating-";
+
+/// The lock file (in `containers/`) that orders name checks against creation and renames.
+pub const NAMES_LOCK: &str = ".names.lock";
 
 /// Deletes a directory [`Runtime::take_out`] took out of the store; errors are only logged
 /// (the next listing of the store tries again).
@@ -1670,6 +1743,35 @@ pub fn parse_memory(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_removes_a_crashed_create_only_when_the_store_lock_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime::open(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join("graph")).unwrap();
+        let staging = dir
+            .path()
+            .join("containers")
+            .join(format!("{CREATING_PREFIX}{}", "a".repeat(64)));
+        fs::create_dir_all(staging.join("upper")).unwrap();
+        // A create in progress (another thread holds the lock): left alone.
+        let lock = rt.store_lock_path();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _held = graph::StoreLock::acquire(&lock).unwrap();
+            held_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        held_rx.recv().unwrap();
+        assert!(rt.list().unwrap().is_empty());
+        assert!(staging.is_dir(), "a live create's staging was removed");
+        done_tx.send(()).unwrap();
+        holder.join().unwrap();
+        // Its creator gone: the next listing removes it.
+        assert!(rt.list().unwrap().is_empty());
+        assert!(!staging.exists(), "a crashed create's staging stayed");
+    }
 
     #[test]
     fn removing_a_tree_tolerates_others_removing_it_at_once() {

@@ -518,6 +518,7 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                 }
                 c.state.running = true;
                 c.state.restarting = false;
+                c.state.paused = false;
                 c.state.pid = pid;
                 c.state.exit_code = 0;
                 c.state.started_at = Utc::now();
@@ -1291,6 +1292,7 @@ fn record_exit(
         }
         c.state.running = false;
         c.state.restarting = false;
+        c.state.paused = false;
         c.has_been_manually_stopped = manually_stopped;
         c.state.pid = 0;
         c.state.exit_code = code;

@@ -205,6 +205,7 @@ impl TagStore {
         if let Some(dir) = store.dir() {
             fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
         }
+        store.clean_temp();
         // Surface a damaged file now rather than at the first lookup.
         let repositories = store.read()?;
         Ok((store, repositories))
@@ -217,6 +218,28 @@ impl TagStore {
 
     fn dir(&self) -> Option<&Path> {
         self.path.parent().filter(|d| !d.as_os_str().is_empty())
+    }
+
+    /// The temp file a write goes through; only the lock holder writes it.
+    fn temp_path(&self) -> PathBuf {
+        self.path.with_extension("tmp")
+    }
+
+    /// Removes the temp file of a writer that was killed before its rename (it would be
+    /// overwritten by the next write, but nothing else removes it). One stat when there is
+    /// none; left alone while a writer holds the lock.
+    fn clean_temp(&self) {
+        let tmp = self.temp_path();
+        if !tmp.exists() {
+            return;
+        }
+        let Ok(lock) = File::open(&self.lock_path) else {
+            return;
+        };
+        if lock.try_lock().is_ok() {
+            tracing::debug!(path = %tmp.display(), "removing a killed writer's temp file");
+            let _ = fs::remove_file(&tmp);
+        }
     }
 
     fn read(&self) -> Result<Repositories> {
@@ -234,7 +257,7 @@ impl TagStore {
     }
 
     fn write(&self, repositories: Repositories) -> Result<()> {
-        let tmp = self.path.with_extension("tmp");
+        let tmp = self.temp_path();
         let json = serde_json::to_vec(&RepositoriesFile { repositories }).expect("map serializes");
         let mut file = OpenOptions::new()
             .write(true)
@@ -318,6 +341,9 @@ impl TagStore {
         validate_repository(repo)?;
         let tag = tag_or_default(tag);
         validate_tag(tag)?;
+        // Resolved and recorded under the store lock, so an `rmi` runs wholly before (the
+        // name is gone) or after (it sees the tag).
+        let _store = graph.lock_store()?;
         let id = self.lookup(graph, image_name)?.id;
         tracing::debug!(repo, tag, id = %id, "setting tag");
         self.modify(|repositories| {
