@@ -272,7 +272,8 @@ fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
         let (_rm, _rmi) = remover.join().unwrap();
         if commit.status.success() {
             let image = root.inspect(&out);
-            let parent = image["parent"].as_str().unwrap_or_default().to_string();
+            // Inspect shows ids as the API does: sha256:<hex>.
+            let parent = image["Parent"].as_str().unwrap_or_default().to_string();
             root.ok(&["inspect", &parent]);
         }
     }
