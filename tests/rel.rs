@@ -112,7 +112,11 @@ fn lines(s: &str) -> HashSet<String> {
 /// container or image, or the store's own bookkeeping.
 fn assert_consistent(root: &DockRoot, after: &str) {
     let containers = lines(&root.ok(&["ps", "-aq", "--no-trunc"]));
-    let images = lines(&root.ok(&["images", "-aq", "--no-trunc"]));
+    // Untruncated ids come as Docker prints them: sha256:<hex>.
+    let images: HashSet<String> = lines(&root.ok(&["images", "-aq", "--no-trunc"]))
+        .into_iter()
+        .map(|id| id.trim_start_matches("sha256:").to_string())
+        .collect();
     let check = root.run(&["system", "check"]);
     assert!(
         check.status.success() && check.stdout.is_empty(),
