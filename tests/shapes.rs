@@ -440,6 +440,8 @@ fn documents_have_docker_1_44_names_and_types_and_dock_inspect_is_the_api_docume
         "an imported image has a Config: {image}"
     );
     let cli: Value = serde_json::from_str(&daemon.dock_ok(&["inspect", "busybox"])).unwrap();
+    let as_json = daemon.dock_ok(&["inspect", "-f", "{{json .}}", "busybox"]);
+    assert_eq!(serde_json::from_str::<Value>(&as_json).unwrap(), image);
     assert_eq!(cli, Value::Array(vec![image]));
 
     let containers = daemon.get_json("/containers/json?all=1");

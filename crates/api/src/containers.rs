@@ -158,6 +158,9 @@ pub(crate) fn shape_error(err: crate::shapes::ShapeError) -> ApiError {
     use crate::shapes::ShapeError as E;
     match err {
         E::Filter(e) => filter_error(e),
+        E::Runtime(runtime::Error::NoSuchContainer(name)) => {
+            ApiError::not_found(format!("No such container: {name}"))
+        }
         E::Runtime(e) => runtime_error(e, ""),
         E::Tags(tagstore::Error::NoSuchImage(name)) => {
             ApiError::not_found(format!("No such image: {name}"))

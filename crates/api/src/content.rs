@@ -6,6 +6,9 @@ use hyper::Method;
 
 use crate::error::{ApiError, ApiResult};
 
+/// How much of a refused body is read (and dropped) before the 400 goes out.
+pub const MAX_REFUSED_BODY: usize = 1 << 20;
+
 /// Whether `method path` (version prefix stripped) reads a JSON body (dockerd checks these).
 pub fn requires_json(method: &Method, path: &str) -> bool {
     if method != Method::POST {

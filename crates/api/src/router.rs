@@ -45,7 +45,12 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult<Response>
     let method = req.method().clone();
     tracing::debug!(%method, %path, "request");
     if crate::content::requires_json(&method, &path) {
-        crate::content::check_for_json(req.headers())?;
+        if let Err(err) = crate::content::check_for_json(req.headers()) {
+            // Read what the client sent first: a connection closed with its body unread is
+            // reset, and the client may never see the answer.
+            let _ = containers::read_body(req.into_body(), crate::content::MAX_REFUSED_BODY).await;
+            return Err(err);
+        }
     }
 
     match (&method, path.as_str()) {

@@ -611,11 +611,8 @@ fn resolve_image(graph: &Graph, tags: &TagStore, name: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Images
 
-/// `NAME@DIGEST` names the image was pulled by, as recorded in its meta.
+/// `NAME@DIGEST` names the image was pulled or pushed by, as recorded in its meta.
 pub fn repo_digests(graph: &Graph, image: &Image) -> Vec<String> {
-    if !image.layerless {
-        return Vec::new();
-    }
     graph
         .meta(&image.id)
         .map(|m| m.repo_digests)
@@ -958,6 +955,70 @@ pub fn image_summaries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A graph with `base` (tagged base:1, labelled through its config) and an untagged child.
+    fn store() -> (tempfile::TempDir, Graph, TagStore, Image, Image) {
+        let dir = tempfile::tempdir().unwrap();
+        let graph = Graph::open(dir.path().join("graph")).unwrap();
+        let tags = TagStore::open(dir.path().join("repositories")).unwrap();
+        let new = |parent: Option<String>, labels| graph::NewImage {
+            parent,
+            container_config: Some(json!({ "Labels": labels })),
+            ..Default::default()
+        };
+        let base = graph
+            .create(std::io::empty(), new(None, json!({"tier": "db"})))
+            .unwrap();
+        let child = graph
+            .create(std::io::empty(), new(Some(base.id.clone()), json!({})))
+            .unwrap();
+        tags.set(&graph, "base", "1", &base.id, false).unwrap();
+        (dir, graph, tags, base, child)
+    }
+
+    fn ids(graph: &Graph, tags: &TagStore, filters: &[&str]) -> Vec<String> {
+        let filters = Filters::from_args(filters).unwrap();
+        list_images(graph, tags, false, &filters)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.image.id)
+            .collect()
+    }
+
+    #[test]
+    fn image_listings_filter_like_docker() {
+        let (_dir, graph, tags, base, child) = store();
+        let (base_id, child_id) = (base.id.as_str(), child.id.as_str());
+        assert_eq!(ids(&graph, &tags, &[]), [child_id, base_id]);
+        assert_eq!(ids(&graph, &tags, &["dangling=true"]), [child_id]);
+        assert_eq!(ids(&graph, &tags, &["dangling=false"]), [base_id]);
+        assert_eq!(ids(&graph, &tags, &["reference=base"]), [base_id]);
+        assert_eq!(ids(&graph, &tags, &["reference=base:1"]), [base_id]);
+        assert!(ids(&graph, &tags, &["reference=base:2"]).is_empty());
+        assert_eq!(ids(&graph, &tags, &["label=tier=db"]), [base_id]);
+        assert_eq!(ids(&graph, &tags, &["since=base:1"]), [child_id]);
+        assert_eq!(
+            ids(&graph, &tags, &[&format!("before={}", child.id)]),
+            [base_id]
+        );
+        let unknown = Filters::from_args(&["bogus=1"]).unwrap();
+        let err = list_images(&graph, &tags, false, &unknown).err().unwrap();
+        assert_eq!(err.to_string(), "invalid filter 'bogus'");
+        let summary = list_images(&graph, &tags, false, &Filters::default()).unwrap()[1].summary();
+        assert_eq!(summary["RepoTags"], json!(["base:1"]));
+        assert_eq!(summary["Labels"], json!({"tier": "db"}));
+    }
+
+    #[test]
+    fn image_inspect_always_has_a_config() {
+        let (_dir, graph, tags, base, _) = store();
+        let doc = image_inspect(&graph, &tags, &base).unwrap();
+        assert_eq!(doc["Id"], format!("sha256:{}", base.id));
+        assert_eq!(doc["RepoTags"], json!(["base:1"]));
+        assert!(doc["Config"]["Cmd"].is_null());
+        assert_eq!(doc["Config"]["Labels"], json!({"tier": "db"}));
+        assert_eq!(doc["RootFS"]["Type"], "layers");
+    }
 
     #[test]
     fn an_image_without_config_still_has_a_config_object() {

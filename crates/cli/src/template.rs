@@ -35,6 +35,9 @@ pub struct Template {
     body: gotmpl::Template,
     /// The same body run over the column titles (functions pass their argument through).
     header: Option<gotmpl::Template>,
+    /// The format is the whole document as JSON (`json`, `{{json .}}`): written straight from
+    /// the document, so its `null`s stay `null` (see [`to_value`]).
+    whole_json: bool,
 }
 
 const TABLE: &str = "table";
@@ -67,10 +70,12 @@ impl Template {
         } else {
             None
         };
+        let whole_json = body.replace(' ', "") == "{{json.}}";
         Ok(Template {
             source: format.to_string(),
             body: parsed,
             header,
+            whole_json,
         })
     }
 
@@ -90,6 +95,9 @@ impl Template {
 
     /// One document through the template, no newline added.
     pub fn render(&self, data: &serde_json::Value) -> Result<String, TemplateError> {
+        if self.whole_json && !self.is_table() {
+            return Ok(data.to_string());
+        }
         let value = to_value(data);
         self.body
             .execute_to_string(&value)
@@ -165,6 +173,27 @@ fn with_functions(t: gotmpl::Template) -> gotmpl::Template {
         let text = serde_json::to_string(&to_json(v))
             .map_err(|e| gotmpl::TemplateError::Exec(format!("json: {e}")))?;
         Ok(Value::String(text.into()))
+    })
+    // Go's `index`, except that a key a map lacks (or any key of a nil map) gives "" (the zero
+    // value of Docker's string maps, such as labels) rather than `<no value>`.
+    .func("index", |args| {
+        let Some((first, keys)) = args.split_first().filter(|(_, keys)| !keys.is_empty()) else {
+            return Err(arg_count("index", 2, args.len()));
+        };
+        let mut value = first.clone();
+        for key in keys {
+            value = match (&value, key) {
+                (Value::Map(map), Value::String(k)) => map
+                    .get(k.as_ref())
+                    .cloned()
+                    .unwrap_or_else(|| Value::String("".into())),
+                (Value::List(items), Value::String(_)) if items.is_empty() => {
+                    Value::String("".into())
+                }
+                _ => value.index(key)?,
+            };
+        }
+        Ok(value)
     })
     .func("join", |args| {
         let [list, sep] = args else {
@@ -347,6 +376,8 @@ mod tests {
         assert_eq!(render("{{json .Config.Cmd}}"), r#"["sh","-c","true"]"#);
         assert_eq!(render("{{join .Config.Cmd \" \"}}"), "sh -c true");
         assert_eq!(render("{{index .Config.Labels \"b\"}}"), "2");
+        assert_eq!(render("{{index .Config.Labels \"nosuch\"}}|"), "|");
+        assert_eq!(render("{{index .Config.Cmd 1}}"), "-c");
         assert_eq!(
             render("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}"),
             "a=1;b=2;"
@@ -355,6 +386,12 @@ mod tests {
         assert_eq!(render("{{printf \"%5s|\" .Id}}"), "  abc|");
         assert_eq!(render("{{.Config.Cmd}}"), "[sh -c true]");
         assert_eq!(render("json"), serde_json::to_string(&d).unwrap());
+        let with_null = json!({"Cmd": null, "Env": ["A=1"]});
+        let t = Template::parse("{{ json . }}").unwrap();
+        assert_eq!(
+            t.render(&with_null).unwrap(),
+            r#"{"Cmd":null,"Env":["A=1"]}"#
+        );
         let image = json!({"Config": {"Cmd": null}});
         let t = Template::parse("{{.Config.Cmd}}").unwrap();
         assert_eq!(t.render(&image).unwrap(), "[]");
