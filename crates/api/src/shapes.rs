@@ -6,7 +6,7 @@
 //! `tests/fixtures/api-1.44/` (derived from the 1.44 swagger) are what the shape test holds
 //! these against. Go's nil slices and maps are `null`, as dockerd sends them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use graph::{Graph, Image};
@@ -791,14 +791,31 @@ pub fn image_inspect(graph: &Graph, tags: &TagStore, image: &Image) -> Result<Va
     Ok(value)
 }
 
-/// The labels of an image (its config's `Labels`).
-fn image_labels(graph: &Graph, image: &Image) -> BTreeMap<String, String> {
-    let doc = image_config_doc(graph, &image.id).ok().flatten();
-    let config = doc
+/// An image's labels from a listing's details, reading no file: those of the first
+/// configuration in its history, else its own json's `container_config`.
+fn listed_labels(
+    by_id: &HashMap<&str, &Image>,
+    details: &HashMap<String, graph::Details>,
+    image: &Image,
+) -> BTreeMap<String, String> {
+    let mut entry = Some(image);
+    // At most one step per image: a parent cycle (a damaged store) cannot loop.
+    for _ in 0..=by_id.len() {
+        let Some(current) = entry else { break };
+        if let Some(labels) = details
+            .get(&current.id)
+            .and_then(|d| d.config_labels.as_ref())
+        {
+            return labels.clone();
+        }
+        entry = current
+            .parent
+            .as_deref()
+            .and_then(|p| by_id.get(p).copied());
+    }
+    image
+        .container_config
         .as_ref()
-        .and_then(|d| d.get("config"))
-        .or(image.container_config.as_ref());
-    config
         .and_then(|c| c.get("Labels").or_else(|| c.get("labels")))
         .and_then(|l| serde_json::from_value(l.clone()).ok())
         .unwrap_or_default()
@@ -875,7 +892,7 @@ pub fn list_images_with_broken(
         .iter()
         .map(created_of)
         .collect::<Result<Vec<_>, _>>()?;
-    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut names: HashMap<String, Vec<String>> = HashMap::new();
     let repositories = match tags.repositories() {
         Ok(repositories) => repositories,
         Err(err @ tagstore::Error::Damaged { .. }) => {
@@ -892,24 +909,25 @@ pub fn list_images_with_broken(
     let graph::Listing {
         images: everything,
         broken,
+        details,
     } = graph.listing()?;
     let sizes = graph::image_sizes(&everything);
-    let parents: BTreeSet<&str> = everything
+    let by_id: HashMap<&str, &Image> = everything.iter().map(|i| (i.id.as_str(), i)).collect();
+    let parents: HashSet<&str> = everything
         .iter()
         .filter_map(|i| i.parent.as_deref())
         .collect();
-    let mut images: Vec<&Image> = everything
-        .iter()
-        .filter(|i| {
-            names.contains_key(&i.id)
-                || all
-                || (!parents.contains(i.id.as_str()) && !registry::store::is_layer_entry(i))
-        })
-        .collect();
-    images.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
-    let mut listed = Vec::new();
-    for image in images {
-        let mut repo_tags = names.get(&image.id).cloned().unwrap_or_default();
+    // What is shown, decided on borrowed images; then the chosen ones are moved out.
+    let mut chosen: Vec<(usize, Vec<String>, BTreeMap<String, String>)> = Vec::new();
+    for (at, image) in everything.iter().enumerate() {
+        let named = names.contains_key(&image.id);
+        if !(named
+            || all
+            || (!parents.contains(image.id.as_str()) && !registry::store::is_layer_entry(image)))
+        {
+            continue;
+        }
+        let mut repo_tags = names.remove(&image.id).unwrap_or_default();
         if let Some(want) = dangling {
             if want != repo_tags.is_empty() {
                 continue;
@@ -924,18 +942,37 @@ pub fn list_images_with_broken(
         if before.iter().any(|t| image.created >= *t) || since.iter().any(|t| image.created <= *t) {
             continue;
         }
-        let labels = image_labels(graph, image);
+        let labels = listed_labels(&by_id, &details, image);
         if !filters.labels_match(&labels) {
             continue;
         }
-        listed.push(ListedImage {
-            repo_tags,
-            repo_digests: repo_digests(graph, image),
-            size: sizes.get(&image.id).copied().unwrap_or(image.size),
-            labels,
-            image: image.clone(),
-        });
+        chosen.push((at, repo_tags, labels));
     }
+    drop(by_id);
+    drop(parents);
+    let mut slots: Vec<Option<Image>> = everything.into_iter().map(Some).collect();
+    let mut listed: Vec<ListedImage> = chosen
+        .into_iter()
+        .filter_map(|(at, repo_tags, labels)| {
+            let image = slots[at].take()?;
+            Some(ListedImage {
+                repo_tags,
+                repo_digests: details
+                    .get(&image.id)
+                    .map(|d| d.repo_digests.clone())
+                    .unwrap_or_default(),
+                size: sizes.get(&image.id).copied().unwrap_or(image.size),
+                labels,
+                image,
+            })
+        })
+        .collect();
+    listed.sort_by(|a, b| {
+        b.image
+            .created
+            .cmp(&a.image.created)
+            .then_with(|| a.image.id.cmp(&b.image.id))
+    });
     Ok((listed, broken))
 }
 

@@ -25,7 +25,7 @@ pub mod storelock;
 
 pub use storelock::{store_lock_path, StoreLock};
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -48,7 +48,7 @@ const META_FILE: &str = "meta.json";
 /// The listing index's directory inside the graph root, and its file.
 pub const INDEX_DIR: &str = "_index";
 const INDEX_FILE: &str = "images";
-const INDEX_MAGIC: &str = "dock-graph-index 1";
+const INDEX_MAGIC: &str = "dock-graph-index 2";
 /// How old the graph directory's modification time must be for an index to be written under
 /// it: file systems with coarse timestamps give changes within one clock tick the same time.
 const INDEX_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -158,6 +158,35 @@ pub struct NewImage {
 pub struct Listing {
     pub images: Vec<Image>,
     pub broken: Vec<BrokenImage>,
+    /// What a listing shows of an image beyond its json, by id; images with nothing more
+    /// (no config of their own, no repo digest) are left out.
+    pub details: HashMap<String, Details>,
+}
+
+/// An image's listing details: read from its `config` and `meta.json` when the index is
+/// built, so a listing reads no file per image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Details {
+    /// The `config.Labels` of the entry's own configuration; None when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_labels: Option<BTreeMap<String, String>>,
+    /// [`Meta::repo_digests`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
+}
+
+impl Details {
+    fn is_empty(&self) -> bool {
+        self.config_labels.is_none() && self.repo_digests.is_empty()
+    }
+}
+
+/// One line of the listing index.
+#[derive(Serialize, Deserialize)]
+struct IndexEntry {
+    image: Image,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    details: Option<Details>,
 }
 
 /// An image whose `<id>/json` cannot be read: `images` lists it as broken, `rmi -f` removes it.
@@ -826,6 +855,9 @@ impl Graph {
                 let _ = fs::remove_file(&temp);
                 return Err(io_err(format!("write {}", path.display()))(err));
             }
+            // The listing index holds every image's repo digests: a new modification time
+            // of the graph directory makes any index written before this change stale.
+            self.touch_root()?;
         }
         Ok(meta)
     }
@@ -1054,17 +1086,20 @@ impl Graph {
     /// noticed by the first read of that image, which drops the index.
     pub fn listing(&self) -> Result<Listing> {
         let stamp = self.stamp()?;
-        if let Some(images) = self.read_index(&stamp) {
-            return Ok(Listing {
-                images,
-                broken: Vec::new(),
-            });
+        if let Some(listing) = self.read_index(&stamp) {
+            return Ok(listing);
         }
         let mut listing = Listing::default();
         for id in self.ids()? {
             // An image deleted between the listing and the read is simply not there any more.
             match self.read_json(&id) {
-                Ok(Some(image)) => listing.images.push(image),
+                Ok(Some(image)) => {
+                    let details = self.read_details(&id);
+                    if !details.is_empty() {
+                        listing.details.insert(id, details);
+                    }
+                    listing.images.push(image)
+                }
                 Ok(None) => {}
                 Err(error) => {
                     tracing::debug!(%id, %error, "broken image");
@@ -1080,7 +1115,7 @@ impl Graph {
             .duration_since(stamp.modified)
             .is_ok_and(|age| age >= INDEX_SETTLE);
         if settled && listing.broken.is_empty() {
-            if let Err(err) = self.write_index(&stamp, &listing.images) {
+            if let Err(err) = self.write_index(&stamp, &listing) {
                 tracing::debug!(%err, "listing index not written");
             }
         }
@@ -1114,6 +1149,28 @@ impl Graph {
         })
     }
 
+    /// Sets the graph directory's modification time to now, which stales the listing index.
+    fn touch_root(&self) -> Result<()> {
+        let touch_err = |e: io::Error| io_err(format!("touch {}", self.root.display()))(e);
+        let path = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes())
+            .map_err(|e| touch_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let times = [
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_OMIT,
+            },
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_NOW,
+            },
+        ];
+        // SAFETY: a valid C string and two timespecs, as utimensat(2) takes them.
+        if unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) } != 0 {
+            return Err(touch_err(io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
     /// The listing index file.
     pub fn index_path(&self) -> PathBuf {
         self.root.join(INDEX_DIR).join(INDEX_FILE)
@@ -1135,14 +1192,21 @@ impl Graph {
             return Ok(IndexState::Disagrees);
         };
         let mut actual = Vec::new();
+        let mut details = HashMap::new();
         for id in self.ids()? {
             match self.read_json(&id) {
-                Ok(Some(image)) => actual.push(image),
+                Ok(Some(image)) => {
+                    let found = self.read_details(&id);
+                    if !found.is_empty() {
+                        details.insert(id, found);
+                    }
+                    actual.push(image)
+                }
                 Ok(None) => {}
                 Err(_) => return Ok(IndexState::Disagrees),
             }
         }
-        Ok(if indexed == actual {
+        Ok(if indexed.images == actual && indexed.details == details {
             IndexState::Agrees
         } else {
             IndexState::Disagrees
@@ -1156,39 +1220,84 @@ impl Graph {
 
     /// The images of an index written under `stamp`; None when there is none, it is stale
     /// or it cannot be read (it is then rebuilt).
-    fn read_index(&self, stamp: &Stamp) -> Option<Vec<Image>> {
+    fn read_index(&self, stamp: &Stamp) -> Option<Listing> {
         let text = fs::read_to_string(self.index_path()).ok()?;
         let mut lines = text.lines();
         if lines.next()? != stamp.line {
             return None;
         }
-        let mut images = Vec::new();
+        let mut listing = Listing::default();
         for line in lines {
-            match serde_json::from_str::<Image>(line) {
-                Ok(image) => images.push(image),
+            match serde_json::from_str::<IndexEntry>(line) {
+                Ok(entry) => {
+                    if let Some(details) = entry.details {
+                        listing.details.insert(entry.image.id.clone(), details);
+                    }
+                    listing.images.push(entry.image);
+                }
                 Err(err) => {
                     tracing::debug!(%err, "listing index unreadable, rebuilding it");
                     return None;
                 }
             }
         }
-        Some(images)
+        Some(listing)
+    }
+
+    /// The details of image `id` for a listing; what cannot be read is left out (a listing
+    /// reports images, not their configs' or metas' damage).
+    fn read_details(&self, id: &str) -> Details {
+        let dir = self.image_dir(id);
+        let config_labels = fs::read(dir.join(CONFIG_FILE)).ok().map(|raw| {
+            #[derive(Deserialize)]
+            struct Doc {
+                #[serde(default)]
+                config: Option<Config>,
+            }
+            #[derive(Deserialize)]
+            struct Config {
+                #[serde(default, rename = "Labels")]
+                labels: Option<BTreeMap<String, String>>,
+            }
+            serde_json::from_slice::<Doc>(&raw)
+                .ok()
+                .and_then(|doc| doc.config?.labels)
+                .unwrap_or_default()
+        });
+        let repo_digests = self
+            .read_meta(&dir.join(META_FILE))
+            .map(|meta| meta.repo_digests)
+            .unwrap_or_default();
+        Details {
+            config_labels,
+            repo_digests,
+        }
     }
 
     /// Replaces the index atomically. Not synced: a crash loses at most an index, which the
     /// next listing rebuilds. Writing inside `_index/` leaves the graph directory's time.
-    fn write_index(&self, stamp: &Stamp, images: &[Image]) -> io::Result<()> {
+    fn write_index(&self, stamp: &Stamp, listing: &Listing) -> io::Result<()> {
         let dir = self.root.join(INDEX_DIR);
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
             Err(err) => return Err(err),
         }
-        let mut text = String::with_capacity(64 + images.len() * 256);
+        let mut text = String::with_capacity(64 + listing.images.len() * 256);
         text.push_str(&stamp.line);
         text.push('\n');
-        for image in images {
-            text.push_str(&serde_json::to_string(image).expect("image json serializes"));
+        for image in &listing.images {
+            #[derive(Serialize)]
+            struct Entry<'a> {
+                image: &'a Image,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                details: Option<&'a Details>,
+            }
+            let entry = Entry {
+                image,
+                details: listing.details.get(&image.id),
+            };
+            text.push_str(&serde_json::to_string(&entry).expect("index entry serializes"));
             text.push('\n');
         }
         let tmp = dir.join(format!("{INDEX_FILE}.{}.tmp", std::process::id()));

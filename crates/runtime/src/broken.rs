@@ -60,10 +60,13 @@ impl Runtime {
     /// read, and those wait on the kernel.
     pub fn list_with_broken(&self) -> Result<(Vec<Container>, Vec<BrokenContainer>)> {
         let ids = self.ids()?;
+        let containers =
+            fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
         let load_all = |ids: &[String]| {
             let mut loaded = Vec::with_capacity(ids.len());
+            let mut buf = Vec::with_capacity(8192);
             for id in ids {
-                match self.load(id) {
+                match self.load_at(&containers, id, &mut buf) {
                     Ok(c) => loaded.push(Ok(c)),
                     Err(Error::NoSuchContainer(_)) => {}
                     Err(e) => {

@@ -453,7 +453,7 @@ impl Paths {
         }
     }
     pub fn config(&self) -> PathBuf {
-        self.dir.join("config.json")
+        self.dir.join(CONFIG_FILE)
     }
     pub fn lock(&self) -> PathBuf {
         self.dir.join("lock")
@@ -488,10 +488,18 @@ impl Paths {
     }
 }
 
+/// A container's state and settings, in its directory.
+pub(crate) const CONFIG_FILE: &str = "config.json";
+
 /// Reads `config.json`.
 pub fn load(path: &Path) -> Result<Container> {
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+    parse(path, &bytes)
+}
+
+/// A `config.json` read from `path`.
+pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Container> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
         message: e.to_string(),
     })

@@ -392,10 +392,49 @@ impl Runtime {
             }
             Err(e) => return Err(e),
         };
+        self.checked(c)
+    }
+
+    /// [`Runtime::load`] for listings: `config.json` opened relative to `containers`, a
+    /// descriptor of the containers directory (no walk of the root's path per container),
+    /// and read into `buf`, which the caller reuses.
+    pub(crate) fn load_at(
+        &self,
+        containers: &fs::File,
+        id: &str,
+        buf: &mut Vec<u8>,
+    ) -> Result<Container> {
+        use nix::fcntl::{openat, OFlag};
+        use std::io::Read;
+        let relative = format!("{id}/{}", container::CONFIG_FILE);
+        let opened = openat(
+            containers,
+            relative.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        );
+        let path = || self.paths(id).config();
+        let mut file = match opened {
+            Ok(fd) => fs::File::from(fd),
+            Err(nix::errno::Errno::ENOENT) => return Err(Error::NoSuchContainer(id.to_string())),
+            Err(errno) => return Err(Error::io(&path(), io::Error::from(errno))),
+        };
+        buf.clear();
+        // Through `take`: a plain read_to_end would first stat the file for its size.
+        Read::by_ref(&mut file)
+            .take(u64::MAX)
+            .read_to_end(buf)
+            .map_err(|e| Error::io(&path(), e))?;
+        let c = container::parse(&path(), buf)?;
+        self.checked(c)
+    }
+
+    /// `c` as read, or marked exited when it says running but its monitor is gone.
+    fn checked(&self, c: Container) -> Result<Container> {
         if !c.state.running || monitor_alive(&c) {
             return Ok(c);
         }
-        self.reap_ghost(id)
+        self.reap_ghost(&c.id)
     }
 
     /// Every container, newest first; broken ones are left out (see
