@@ -1397,7 +1397,13 @@ fn ps(
     }
     let names = ImageNames::new(ctx);
     let mut table = Table::new(&[
-        "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES",
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
     ]);
     for c in &containers {
         // The name the user gave while it still names the container's image (Docker's
