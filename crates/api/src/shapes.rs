@@ -920,11 +920,11 @@ pub fn list_images_with_broken(
     // What is shown, decided on borrowed images; then the chosen ones are moved out.
     let mut chosen: Vec<(usize, Vec<String>, BTreeMap<String, String>)> = Vec::new();
     for (at, image) in everything.iter().enumerate() {
-        let named = names.contains_key(&image.id);
-        if !(named
+        // Shown: named images, and (without `all`) heads that are not a pull's layer entries.
+        let shown = names.contains_key(&image.id)
             || all
-            || (!parents.contains(image.id.as_str()) && !registry::store::is_layer_entry(image)))
-        {
+            || (!parents.contains(image.id.as_str()) && !registry::store::is_layer_entry(image));
+        if !shown {
             continue;
         }
         let mut repo_tags = names.remove(&image.id).unwrap_or_default();
