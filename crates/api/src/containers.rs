@@ -128,6 +128,12 @@ pub(crate) fn find(state: &State, name: &str) -> ApiResult<Container> {
 
 /// `GET /containers/json`: newest first; running ones only unless `all=1`.
 pub async fn list(state: Arc<State>, query: Query) -> ApiResult<Response> {
+    if query.flag("size") {
+        // Refused, not ignored: a client asking for sizes must not get a table of zeros.
+        return Err(ApiError::bad_request(
+            "size=1 (ps --size) is not supported by dock",
+        ));
+    }
     let limit = query.int("limit")?.filter(|l| *l > 0);
     let listing = crate::shapes::ContainerListing {
         all: query.flag("all"),
