@@ -2,6 +2,8 @@
 //! Drop leaves nothing of it on the machine, plus small helpers for processes and output.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
