@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
-use common::{code, stderr, stdout, DockRoot};
+use common::{assert_fails, code, stderr, stdout, DockRoot};
 
 /// The counter the pause tests freeze: it writes ever larger numbers to /tmp/n.
 const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; done";
@@ -441,11 +441,10 @@ fn dock_logs_since_and_until() {
     assert_eq!(logs(&["--until", "10m"]), "");
     assert_eq!(logs(&["--tail", "1", "--since", "1h"]), "two\n");
     let out = root.run(&["logs", "--since", "yesterday", "talk"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("failed to parse value as time or duration: \"yesterday\""),
-        "{}",
-        stderr(&out)
+    assert_fails(
+        &out,
+        1,
+        "failed to parse value as time or duration: \"yesterday\"",
     );
     // -f ends at --until.
     root.ok(&[

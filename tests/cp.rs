@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use common::daemon::{http_exchange, Daemon};
-use common::{code, stderr, DockRoot};
+use common::{assert_fails, code, stderr, DockRoot};
 
 /// The container's `/etc/passwd` (the busybox fixture's), never the host's.
 fn container_passwd() -> String {
@@ -184,19 +184,9 @@ fn dock_cp_follows_docker_path_rules_and_errors() {
     let f = f.to_str().unwrap();
 
     let out = root.run(&["cp", "c1:/nope", w.to_str().unwrap()]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Could not find the file /nope in container c1"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Could not find the file /nope in container c1");
     let out = root.run(&["cp", f, "c1:/nodir/x"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Could not find the file /nodir in container c1"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Could not find the file /nodir in container c1");
     let out = root.run(&["cp", f, "c1:/newdir/"]);
     assert!(
         stderr(&out).contains("no such directory"),
@@ -226,12 +216,7 @@ fn dock_cp_follows_docker_path_rules_and_errors() {
     let out = root.run(&["cp", "c1:/a", "c1:/b"]);
     assert!(stderr(&out).contains("copying between containers is not supported"));
     let out = root.run(&["cp", "nosuch:/etc", w.to_str().unwrap()]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("no such container"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "no such container");
     // A file onto an existing directory of the same name is refused (NoOverwriteDirNonDir).
     std::fs::create_dir(w.join("passwd")).unwrap();
     root.ok(&["cp", w.join("passwd").to_str().unwrap(), "c1:/tmp/"]);
@@ -410,23 +395,15 @@ fn dock_cp_reaches_a_running_containers_volume_and_refuses_a_stopped_ones() {
     std::fs::create_dir_all(w.join("tree/data")).unwrap();
     write(&w.join("tree/data/hidden"), "x");
     let out = root.run(&["cp", &format!("{}/.", w.join("tree").display()), "vc:/"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("would land under the mount at /data"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "would land under the mount at /data");
 
     root.ok(&["stop", "-t", "0", "vc"]);
     let mounts_before = root.mounts();
     let out = root.run(&["cp", w.join("v.txt").to_str().unwrap(), "vc:/data/"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains(
-            "it lies in the mount at /data, which is mounted only while the container runs"
-        ),
-        "{}",
-        stderr(&out)
+    assert_fails(
+        &out,
+        1,
+        "it lies in the mount at /data, which is mounted only while the container runs",
     );
     // The rootfs outside the volume still works.
     root.ok(&["cp", w.join("v.txt").to_str().unwrap(), "vc:/tmp/"]);
@@ -594,19 +571,9 @@ fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
 
     // Docker's messages for a missing path, both ways.
     let out = daemon.docker(&["cp", "dc:/nope", w.to_str().unwrap()]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Could not find the file /nope in container dc"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Could not find the file /nope in container dc");
     let out = daemon.docker(&["cp", f, "dc:/nodir/x"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Could not find the file /nodir in container dc"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Could not find the file /nodir in container dc");
 }
 
 #[test]
@@ -783,15 +750,10 @@ fn docker_rename_through_the_daemon() {
     names.sort();
     assert_eq!(names, ["renamed", "second2"]);
     let out = daemon.docker(&["rename", "renamed", "second2"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains(&format!(
+    assert_fails(&out, 1, &format!(
             "Conflict. The container name \"/second2\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
             running.trim()
-        )),
-        "{}",
-        stderr(&out)
-    );
+        ));
     assert_eq!(
         http(
             &daemon,

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::daemon::Daemon;
-use common::{code, dock_bin, stderr, stdout, DockRoot};
+use common::{assert_fails, code, dock_bin, stderr, stdout, DockRoot};
 
 /// How long a line of an event stream may take before the test counts it as hung (a guard,
 /// not a timing assertion).
@@ -594,12 +594,7 @@ fn everyday_commands_behave_as_docker_28() {
     assert_eq!(code(&root.run(&["start", "-a", &ctr])), 0);
     // Messages.
     let out = root.run(&["run", "-p", "99999", "busybox", "true"]);
-    assert_eq!(code(&out), 125);
-    assert!(
-        stderr(&out).contains("invalid containerPort: 99999"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 125, "invalid containerPort: 99999");
     let out = root.run(&["run", "-p", "99999:80", "busybox", "true"]);
     assert!(
         stderr(&out).contains("invalid hostPort: 99999"),
@@ -607,12 +602,7 @@ fn everyday_commands_behave_as_docker_28() {
         stderr(&out)
     );
     let out = root.run(&["run", "-m", "1k", "busybox", "true"]);
-    assert_eq!(code(&out), 125);
-    assert!(
-        stderr(&out).contains("Minimum memory limit allowed is 6MB"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 125, "Minimum memory limit allowed is 6MB");
     let out = root.run(&["import", "/nonexistent/layer.tar", "x"]);
     assert_ne!(code(&out), 0);
     assert!(
@@ -640,12 +630,7 @@ fn flags_and_fields_dock_lacks_are_refused_by_name() {
         "touch",
         "/x",
     ]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Read-only file system"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Read-only file system");
     let out = daemon.docker(&[
         "run",
         "--rm",

@@ -334,6 +334,12 @@ pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
+/// `out` exited with `expected` and said `needle` on stderr.
+pub fn assert_fails(out: &Output, expected: i32, needle: &str) {
+    assert_eq!(code(out), expected, "{}", stderr(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
+}
+
 pub fn lines(s: &str) -> Vec<String> {
     s.lines().map(str::to_string).collect()
 }
