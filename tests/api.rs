@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::daemon::spawn_daemon;
+use common::daemon::{docker_command, spawn_daemon};
 use common::{busybox_tar, dock_bin, stderr, stdout, DockRoot};
 
 const DOCK_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -109,18 +109,10 @@ impl Daemon {
 
     /// `docker` on this daemon's host without the global options of `docker_args`.
     fn bare_docker_cmd(&self) -> Command {
-        let mut cmd = Command::new("timeout");
-        // -k: an attached CLI forwards SIGTERM to the container instead of exiting.
-        cmd.args(["-k", "5", CALL_LIMIT, "docker"]);
-        cmd.env("DOCKER_HOST", &self.host)
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .env_remove("DOCKER_CERT_PATH")
+        let mut cmd = docker_command(&self.host, self.docker_config.path(), CALL_LIMIT);
+        cmd.env_remove("DOCKER_CERT_PATH")
             .env_remove("DOCKER_TLS_VERIFY")
-            .env_remove("DOCKER_TLS")
-            .stdin(Stdio::null());
+            .env_remove("DOCKER_TLS");
         cmd
     }
 

@@ -60,16 +60,9 @@ impl Daemon {
 
     /// `docker args...` on this daemon, under `timeout` with a private config dir.
     pub fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("timeout");
-        // -k: an attached CLI forwards SIGTERM to the container instead of exiting.
-        cmd.args(["-k", "5", self.call_limit, "docker"])
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null());
+        let host = format!("unix://{}", self.socket.display());
+        let mut cmd = docker_command(&host, self.docker_config.path(), self.call_limit);
+        cmd.args(args);
         cmd
     }
 
@@ -137,6 +130,22 @@ pub fn remove_leftovers(root: &Path) {
     if let Ok(hierarchy) = runtime::cgroup::Hierarchy::detect() {
         let _ = hierarchy.remove_parent(&rt.cgroup_parent());
     }
+}
+
+/// `docker` (its command to come) on the daemon at `host` with the CLI config dir `config`,
+/// ended as hung after `call_limit` seconds, deaf to the caller's DOCKER_API_VERSION and
+/// DOCKER_CONTEXT.
+pub fn docker_command(host: &str, config: &Path, call_limit: &str) -> Command {
+    let mut cmd = Command::new("timeout");
+    // -k: an attached CLI forwards SIGTERM to the container instead of exiting.
+    cmd.args(["-k", "5", call_limit, "docker"])
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", config)
+        .env("DOCKER_CLI_HINTS", "false")
+        .env_remove("DOCKER_API_VERSION")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null());
+    cmd
 }
 
 /// `dock --root root daemon -H host args...`, its debug log in `daemon.log` of the root.
