@@ -10,6 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use common::daemon::{docker_command, spawn_daemon};
 use common::{busybox_tar, dock_bin, stderr, stdout, DockRoot};
 
 const DOCK_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -108,18 +109,10 @@ impl Daemon {
 
     /// `docker` on this daemon's host without the global options of `docker_args`.
     fn bare_docker_cmd(&self) -> Command {
-        let mut cmd = Command::new("timeout");
-        // -k: an attached CLI forwards SIGTERM to the container instead of exiting.
-        cmd.args(["-k", "5", CALL_LIMIT, "docker"]);
-        cmd.env("DOCKER_HOST", &self.host)
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .env_remove("DOCKER_CERT_PATH")
+        let mut cmd = docker_command(&self.host, self.docker_config.path(), CALL_LIMIT);
+        cmd.env_remove("DOCKER_CERT_PATH")
             .env_remove("DOCKER_TLS_VERIFY")
-            .env_remove("DOCKER_TLS")
-            .stdin(Stdio::null());
+            .env_remove("DOCKER_TLS");
         cmd
     }
 
@@ -190,41 +183,8 @@ impl Drop for Daemon {
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
             let _ = child.wait();
         }
-        // Containers outlive the daemon: remove them (monitors, mounts, cgroups) directly.
-        if let Ok(rt) = runtime::Runtime::open(self.root.path()) {
-            for c in rt.list().unwrap_or_default() {
-                let _ = rt.remove(&c.id, true);
-            }
-            // The root's network (bridge, nftables table, state), if it was ever set up.
-            if rt.net_config().is_ok_and(|cfg| cfg.state_dir.exists()) {
-                if let Ok(network) = rt.network() {
-                    let _ = network.destroy();
-                }
-            }
-            // And the per-root cgroup parent the containers lived under.
-            if let Ok(hierarchy) = runtime::cgroup::Hierarchy::detect() {
-                let _ = hierarchy.remove_parent(&rt.cgroup_parent());
-            }
-        }
+        common::daemon::remove_leftovers(self.root.path());
     }
-}
-
-fn spawn_daemon(root: &Path, host: &str, args: &[&str]) -> Child {
-    let log = std::fs::File::create(root.join("daemon.log")).unwrap();
-    Command::new(dock_bin())
-        .arg("--root")
-        .arg(root)
-        .arg("daemon")
-        .arg("-H")
-        .arg(host)
-        .args(args)
-        .env("DOCK_LOG", "debug")
-        .env_remove("DOCKER_CERT_PATH")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
 }
 
 fn is_image_id(text: &str) -> bool {

@@ -6,13 +6,11 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{busybox_tar, code, dock_bin, stderr, stdout, DockRoot};
+use common::daemon::Daemon;
+use common::{assert_fails, code, stderr, stdout, DockRoot};
 
-/// Seconds any one `docker` call may take before it counts as hung.
-const CALL_LIMIT: &str = "60";
 /// The counter the pause tests freeze: it writes ever larger numbers to /tmp/n.
 const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; done";
 
@@ -443,11 +441,10 @@ fn dock_logs_since_and_until() {
     assert_eq!(logs(&["--until", "10m"]), "");
     assert_eq!(logs(&["--tail", "1", "--since", "1h"]), "two\n");
     let out = root.run(&["logs", "--since", "yesterday", "talk"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("failed to parse value as time or duration: \"yesterday\""),
-        "{}",
-        stderr(&out)
+    assert_fails(
+        &out,
+        1,
+        "failed to parse value as time or duration: \"yesterday\"",
     );
     // -f ends at --until.
     root.ok(&[
@@ -469,87 +466,14 @@ fn dock_logs_since_and_until() {
 
 // ---------------------------------------------------------------- docker via dock daemon
 
-/// A running `dock daemon` on a private root and socket, stopped on drop.
-struct Daemon {
-    root: DockRoot,
-    socket: PathBuf,
-    docker_config: tempfile::TempDir,
-    child: Option<Child>,
+/// A daemon with the busybox rootfs imported as `bb`.
+fn daemon_with_bb() -> Daemon {
+    let daemon = Daemon::start();
+    daemon.import_busybox("bb");
+    daemon
 }
 
 impl Daemon {
-    fn start() -> Daemon {
-        let root = DockRoot::new();
-        let socket = root.path().join("api.sock");
-        let log = std::fs::File::create(root.path().join("daemon.log")).unwrap();
-        let child = Command::new(dock_bin())
-            .arg("--root")
-            .arg(root.path())
-            .args(["daemon", "-H"])
-            .arg(format!("unix://{}", socket.display()))
-            .env("DOCK_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let daemon = Daemon {
-            root,
-            socket,
-            docker_config: tempfile::Builder::new()
-                .prefix("dock-docker-config-")
-                .tempdir()
-                .unwrap(),
-            child: Some(child),
-        };
-        eventually("the daemon listens", || {
-            UnixStream::connect(&daemon.socket).is_ok()
-        });
-        let args = ["import", "-", "bb"];
-        let mut cmd = daemon.docker_cmd(&args);
-        cmd.stdin(std::fs::File::open(busybox_tar()).unwrap());
-        let out = cmd.output().unwrap();
-        daemon.check(&args, &out);
-        daemon
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("timeout");
-        cmd.args(["-k", "5", CALL_LIMIT, "docker"]).args(args);
-        cmd.env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        self.check(args, &out);
-        stdout(&out)
-    }
-
-    fn check(&self, args: &[&str], out: &Output) {
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}\nstdout: {}\nstderr: {}\ndaemon log:\n{}",
-            out.status,
-            stdout(out),
-            stderr(out),
-            self.log()
-        );
-    }
-
     /// `GET path` on the socket (HTTP/1.0: the answer ends with the connection); the body
     /// as far as `enough` wants it.
     fn get(&self, path: &str, enough: impl Fn(&str) -> bool) -> (String, String) {
@@ -577,44 +501,20 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on the pid of a child we spawned and have not reaped yet.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let _ = child.wait();
-        }
-        // Containers outlive the daemon: remove them (monitors, mounts, cgroups) directly.
-        if let Ok(rt) = runtime::Runtime::open(self.root.path()) {
-            for c in rt.list().unwrap_or_default() {
-                let _ = rt.remove(&c.id, true);
-            }
-            if rt.net_config().is_ok_and(|cfg| cfg.state_dir.exists()) {
-                if let Ok(network) = rt.network() {
-                    let _ = network.destroy();
-                }
-            }
-            if let Ok(hierarchy) = runtime::cgroup::Hierarchy::detect() {
-                let _ = hierarchy.remove_parent(&rt.cgroup_parent());
-            }
-        }
-    }
-}
-
 #[test]
 fn docker_pause_unpause_freezes_the_counter() {
-    let daemon = Daemon::start();
+    let daemon = daemon_with_bb();
     let id = daemon
-        .ok(&["run", "-d", "--name", "counter", "bb", "sh", "-c", COUNTER])
+        .docker_ok(&["run", "-d", "--name", "counter", "bb", "sh", "-c", COUNTER])
         .trim()
         .to_string();
-    let pause = || assert_eq!(daemon.ok(&["pause", "counter"]), "counter\n");
-    let unpause = || assert_eq!(daemon.ok(&["unpause", "counter"]), "counter\n");
+    let pause = || assert_eq!(daemon.docker_ok(&["pause", "counter"]), "counter\n");
+    let unpause = || assert_eq!(daemon.docker_ok(&["unpause", "counter"]), "counter\n");
     assert_counter_frozen_then_running(daemon.root.path(), &id, pause, unpause);
 
-    daemon.ok(&["pause", "counter"]);
+    daemon.docker_ok(&["pause", "counter"]);
     assert_eq!(
-        daemon.ok(&[
+        daemon.docker_ok(&[
             "inspect",
             "-f",
             "{{.State.Status}} {{.State.Paused}} {{.State.Running}}",
@@ -622,16 +522,16 @@ fn docker_pause_unpause_freezes_the_counter() {
         ]),
         "paused true true\n"
     );
-    let status = daemon.ok(&["ps", "--format", "{{.Status}}"]);
+    let status = daemon.docker_ok(&["ps", "--format", "{{.Status}}"]);
     assert!(
         status.starts_with("Up ") && status.trim_end().ends_with("(Paused)"),
         "{status}"
     );
     assert_eq!(
-        daemon.ok(&["ps", "--filter", "status=paused", "--format", "{{.Names}}"]),
+        daemon.docker_ok(&["ps", "--filter", "status=paused", "--format", "{{.Names}}"]),
         "counter\n"
     );
-    let info = daemon.ok(&[
+    let info = daemon.docker_ok(&[
         "info",
         "--format",
         "{{.ContainersPaused}} {{.ContainersRunning}}",
@@ -655,9 +555,9 @@ fn docker_pause_unpause_freezes_the_counter() {
         stderr(&out)
     );
     // stop thaws it first.
-    daemon.ok(&["stop", "-t", "1", "counter"]);
+    daemon.docker_ok(&["stop", "-t", "1", "counter"]);
     assert_eq!(
-        daemon.ok(&[
+        daemon.docker_ok(&[
             "inspect",
             "-f",
             "{{.State.Status}} {{.State.Paused}}",
@@ -682,19 +582,19 @@ fn docker_pause_unpause_freezes_the_counter() {
         "Error response from daemon: No such container: nosuch\n"
     );
     // kill and rm -f of a paused container.
-    daemon.ok(&["start", "counter"]);
-    daemon.ok(&["pause", "counter"]);
-    daemon.ok(&["kill", "counter"]);
-    daemon.ok(&["start", "counter"]);
-    daemon.ok(&["pause", "counter"]);
-    daemon.ok(&["rm", "-f", "counter"]);
+    daemon.docker_ok(&["start", "counter"]);
+    daemon.docker_ok(&["pause", "counter"]);
+    daemon.docker_ok(&["kill", "counter"]);
+    daemon.docker_ok(&["start", "counter"]);
+    daemon.docker_ok(&["pause", "counter"]);
+    daemon.docker_ok(&["rm", "-f", "counter"]);
 }
 
 #[test]
 fn docker_stats_top_and_logs_through_the_daemon() {
-    let daemon = Daemon::start();
+    let daemon = daemon_with_bb();
     let id = daemon
-        .ok(&[
+        .docker_ok(&[
             "run",
             "-d",
             "--name",
@@ -708,12 +608,12 @@ fn docker_stats_top_and_logs_through_the_daemon() {
         .to_string();
 
     // stats --no-stream: real numbers, not `--`.
-    let table = daemon.ok(&["stats", "--no-stream"]);
+    let table = daemon.docker_ok(&["stats", "--no-stream"]);
     let row = stats_row(&table, "web");
     assert_eq!(row[0], &id[..12]);
     assert_real_stats(&row, &table);
     // --format through the docker CLI: the same fields from the API's document.
-    let line = daemon.ok(&[
+    let line = daemon.docker_ok(&[
         "stats",
         "--no-stream",
         "--format",
@@ -789,14 +689,14 @@ fn docker_stats_top_and_logs_through_the_daemon() {
     assert_eq!(docs[1]["precpu_stats"], docs[0]["cpu_stats"]);
 
     // top
-    let top = daemon.ok(&["top", "web"]);
+    let top = daemon.docker_ok(&["top", "web"]);
     let header = top.lines().next().unwrap();
     assert!(
         header.starts_with("UID") && header.contains("PID") && header.ends_with("CMD"),
         "{top}"
     );
     assert!(top.contains("while :; do sleep 1; done"), "{top}");
-    let top = daemon.ok(&["top", "web", "-o", "pid,comm"]);
+    let top = daemon.docker_ok(&["top", "web", "-o", "pid,comm"]);
     assert_eq!(
         split_columns(top.lines().next().unwrap()),
         ["PID", "COMMAND"],
@@ -823,24 +723,33 @@ fn docker_stats_top_and_logs_through_the_daemon() {
 
     // logs --since/--until
     eventually("both lines are logged", || {
-        daemon.ok(&["logs", "web"]) == "one\ntwo\n"
+        daemon.docker_ok(&["logs", "web"]) == "one\ntwo\n"
     });
-    let stamped = daemon.ok(&["logs", "-t", "web"]);
+    let stamped = daemon.docker_ok(&["logs", "-t", "web"]);
     let times: Vec<&str> = stamped
         .lines()
         .map(|l| l.split(' ').next().unwrap())
         .collect();
-    assert_eq!(daemon.ok(&["logs", "--since", times[1], "web"]), "two\n");
-    assert_eq!(daemon.ok(&["logs", "--until", times[0], "web"]), "one\n");
-    assert_eq!(daemon.ok(&["logs", "--since", "10m", "web"]), "one\ntwo\n");
-    assert_eq!(daemon.ok(&["logs", "--until", "10m", "web"]), "");
+    assert_eq!(
+        daemon.docker_ok(&["logs", "--since", times[1], "web"]),
+        "two\n"
+    );
+    assert_eq!(
+        daemon.docker_ok(&["logs", "--until", times[0], "web"]),
+        "one\n"
+    );
+    assert_eq!(
+        daemon.docker_ok(&["logs", "--since", "10m", "web"]),
+        "one\ntwo\n"
+    );
+    assert_eq!(daemon.docker_ok(&["logs", "--until", "10m", "web"]), "");
     let out = daemon.docker(&["logs", "-f", "--until", "2s", "web"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // Errors: a container that does not run.
-    daemon.ok(&["rm", "-f", "web"]);
-    daemon.ok(&["create", "--name", "idle", "bb", "true"]);
-    let idle = daemon.ok(&["inspect", "-f", "{{.Id}}", "idle"]);
+    daemon.docker_ok(&["rm", "-f", "web"]);
+    daemon.docker_ok(&["create", "--name", "idle", "bb", "true"]);
+    let idle = daemon.docker_ok(&["inspect", "-f", "{{.Id}}", "idle"]);
     let out = daemon.docker(&["top", "idle"]);
     assert_eq!(code(&out), 1);
     assert_eq!(

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 
-use common::{busybox_tar, code, dock_bin, stderr, stdout, DockRoot};
+use common::daemon::{http_exchange, Daemon};
+use common::{assert_fails, code, stderr, DockRoot};
 
 /// The container's `/etc/passwd` (the busybox fixture's), never the host's.
 fn container_passwd() -> String {
@@ -184,19 +184,9 @@ fn dock_cp_follows_docker_path_rules_and_errors() {
     let f = f.to_str().unwrap();
 
     let out = root.run(&["cp", "c1:/nope", w.to_str().unwrap()]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Could not find the file /nope in container c1"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Could not find the file /nope in container c1");
     let out = root.run(&["cp", f, "c1:/nodir/x"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Could not find the file /nodir in container c1"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Could not find the file /nodir in container c1");
     let out = root.run(&["cp", f, "c1:/newdir/"]);
     assert!(
         stderr(&out).contains("no such directory"),
@@ -226,12 +216,7 @@ fn dock_cp_follows_docker_path_rules_and_errors() {
     let out = root.run(&["cp", "c1:/a", "c1:/b"]);
     assert!(stderr(&out).contains("copying between containers is not supported"));
     let out = root.run(&["cp", "nosuch:/etc", w.to_str().unwrap()]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("no such container"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "no such container");
     // A file onto an existing directory of the same name is refused (NoOverwriteDirNonDir).
     std::fs::create_dir(w.join("passwd")).unwrap();
     root.ok(&["cp", w.join("passwd").to_str().unwrap(), "c1:/tmp/"]);
@@ -410,23 +395,15 @@ fn dock_cp_reaches_a_running_containers_volume_and_refuses_a_stopped_ones() {
     std::fs::create_dir_all(w.join("tree/data")).unwrap();
     write(&w.join("tree/data/hidden"), "x");
     let out = root.run(&["cp", &format!("{}/.", w.join("tree").display()), "vc:/"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("would land under the mount at /data"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "would land under the mount at /data");
 
     root.ok(&["stop", "-t", "0", "vc"]);
     let mounts_before = root.mounts();
     let out = root.run(&["cp", w.join("v.txt").to_str().unwrap(), "vc:/data/"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains(
-            "it lies in the mount at /data, which is mounted only while the container runs"
-        ),
-        "{}",
-        stderr(&out)
+    assert_fails(
+        &out,
+        1,
+        "it lies in the mount at /data, which is mounted only while the container runs",
     );
     // The rootfs outside the volume still works.
     root.ok(&["cp", w.join("v.txt").to_str().unwrap(), "vc:/tmp/"]);
@@ -505,117 +482,20 @@ fn dock_rename_works_running_or_stopped_and_refuses_what_docker_refuses() {
 
 // ---- the real docker CLI through `dock daemon` ----
 
-/// A `dock daemon` on a private root and socket; stopped, and its containers removed, on drop.
-struct Daemon {
-    root: DockRoot,
-    socket: PathBuf,
-    config: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let root = DockRoot::new();
-        let socket = root.path().join("api.sock");
-        let log = std::fs::File::create(root.path().join("daemon.log")).unwrap();
-        let child = Command::new(dock_bin())
-            .arg("--root")
-            .arg(root.path())
-            .args(["daemon", "-H", &format!("unix://{}", socket.display())])
-            .env("DOCK_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let daemon = Daemon {
-            root,
-            socket,
-            config: tempfile::tempdir().unwrap(),
-            child: Some(child),
-        };
-        for _ in 0..1000 {
-            if UnixStream::connect(&daemon.socket).is_ok() {
-                return daemon;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        panic!("dock daemon never listened");
-    }
-
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("timeout");
-        cmd.args(["-k", "5", "60", "docker"])
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}\n{}\ndaemon log:\n{}",
-            out.status,
-            stderr(&out),
-            std::fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()
-        );
-        stdout(&out)
-    }
-
-    fn import_busybox(&self) {
-        let mut cmd = self.docker_cmd(&["import", "-", "bb"]);
-        cmd.stdin(std::fs::File::open(busybox_tar()).unwrap());
-        let out = cmd.output().unwrap();
-        assert!(out.status.success(), "import: {}", stderr(&out));
-    }
-
-    /// One raw HTTP/1.0 request (so no chunked answer); (status, response head, body).
-    fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-        let mut stream = UnixStream::connect(&self.socket).unwrap();
-        let head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: dock\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/x-tar\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, head, raw[split + 4..].to_vec())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let _ = child.wait();
-        }
-        if let Ok(rt) = runtime::Runtime::open(self.root.path()) {
-            for c in rt.list().unwrap_or_default() {
-                let _ = rt.remove(&c.id, true);
-            }
-        }
-    }
+/// One raw HTTP/1.0 request (so no chunked answer) to the daemon; (status, response head,
+/// body).
+fn http(daemon: &Daemon, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: dock\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/x-tar\r\n\r\n",
+        body.len()
+    );
+    http_exchange(&daemon.socket, &head, body)
 }
 
 #[test]
 fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
     let daemon = Daemon::start();
-    daemon.import_busybox();
+    daemon.import_busybox("bb");
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let host_passwd = read(Path::new("/etc/passwd"));
@@ -625,7 +505,7 @@ fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
     let f = w.join("f.txt");
     let f = f.to_str().unwrap();
 
-    daemon.ok(&[
+    daemon.docker_ok(&[
         "create",
         "--name",
         "dc",
@@ -636,13 +516,13 @@ fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
         "300",
     ]);
     // A stopped (never started) container: a file, a directory, both ways.
-    daemon.ok(&["cp", f, "dc:/tmp/"]);
-    daemon.ok(&["cp", w.join("dir").to_str().unwrap(), "dc:/tmp/d2"]);
-    daemon.ok(&["cp", "dc:/tmp/f.txt", w.join("o1").to_str().unwrap()]);
+    daemon.docker_ok(&["cp", f, "dc:/tmp/"]);
+    daemon.docker_ok(&["cp", w.join("dir").to_str().unwrap(), "dc:/tmp/d2"]);
+    daemon.docker_ok(&["cp", "dc:/tmp/f.txt", w.join("o1").to_str().unwrap()]);
     assert_eq!(read(&w.join("o1")), "from docker\n");
-    daemon.ok(&["cp", "dc:/tmp/d2", w.join("o2").to_str().unwrap()]);
+    daemon.docker_ok(&["cp", "dc:/tmp/d2", w.join("o2").to_str().unwrap()]);
     assert_eq!(read(&w.join("o2/sub/a")), "A");
-    daemon.ok(&["cp", "dc:/tmp/d2/.", w.join("o3").to_str().unwrap()]);
+    daemon.docker_ok(&["cp", "dc:/tmp/d2/.", w.join("o3").to_str().unwrap()]);
     assert_eq!(read(&w.join("o3/sub/a")), "A");
     assert!(
         daemon.root.mounts().is_empty(),
@@ -666,52 +546,42 @@ fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
     assert!(child.wait_with_output().unwrap().status.success());
     for running in [false, true] {
         if running {
-            daemon.ok(&["start", "dc"]);
+            daemon.docker_ok(&["start", "dc"]);
         }
         let name = unique("docker");
         write(&w.join(&name), "planted");
         let src = w.join(&name);
         for dest in ["dc:/escape/", "dc:/up/", "dc:/up/tmp/"] {
-            daemon.ok(&["cp", src.to_str().unwrap(), dest]);
+            daemon.docker_ok(&["cp", src.to_str().unwrap(), dest]);
         }
         assert_absent(&escape_targets(&name));
         let back = w.join(unique("back"));
-        daemon.ok(&["cp", &format!("dc:/etc/{name}"), back.to_str().unwrap()]);
+        daemon.docker_ok(&["cp", &format!("dc:/etc/{name}"), back.to_str().unwrap()]);
         assert_eq!(read(&back), "planted");
         for src in ["dc:/escape/passwd", "dc:/up/etc/passwd"] {
             let out = w.join(unique("passwd"));
-            daemon.ok(&["cp", src, out.to_str().unwrap()]);
+            daemon.docker_ok(&["cp", src, out.to_str().unwrap()]);
             assert_eq!(read(&out), container_passwd(), "{src} running={running}");
         }
         let out = w.join(unique("follow"));
-        daemon.ok(&["cp", "-L", "dc:/escape", out.to_str().unwrap()]);
+        daemon.docker_ok(&["cp", "-L", "dc:/escape", out.to_str().unwrap()]);
         assert_eq!(read(&out.join("passwd")), container_passwd());
     }
     assert_eq!(read(Path::new("/etc/passwd")), host_passwd);
 
     // Docker's messages for a missing path, both ways.
     let out = daemon.docker(&["cp", "dc:/nope", w.to_str().unwrap()]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Could not find the file /nope in container dc"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Could not find the file /nope in container dc");
     let out = daemon.docker(&["cp", f, "dc:/nodir/x"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Could not find the file /nodir in container dc"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Could not find the file /nodir in container dc");
 }
 
 #[test]
 fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
     let daemon = Daemon::start();
-    daemon.import_busybox();
-    daemon.ok(&["create", "--name", "ac", "--network", "none", "bb", "true"]);
-    daemon.ok(&[
+    daemon.import_busybox("bb");
+    daemon.docker_ok(&["create", "--name", "ac", "--network", "none", "bb", "true"]);
+    daemon.docker_ok(&[
         "create",
         "--name",
         "ro",
@@ -722,8 +592,12 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
         "true",
     ]);
 
-    let (status, head, body) =
-        daemon.http("HEAD", "/v1.44/containers/ac/archive?path=/etc/passwd", b"");
+    let (status, head, body) = http(
+        &daemon,
+        "HEAD",
+        "/v1.44/containers/ac/archive?path=/etc/passwd",
+        b"",
+    );
     assert_eq!(status, 200);
     assert!(body.is_empty());
     let line = head
@@ -745,12 +619,12 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
     assert_eq!(stat["linkTarget"], "");
     assert!(stat["mtime"].is_string());
     // A directory carries Go's ModeDir bit.
-    let (_, head, _) = daemon.http("HEAD", "/containers/ac/archive?path=/etc", b"");
+    let (_, head, _) = http(&daemon, "HEAD", "/containers/ac/archive?path=/etc", b"");
     assert!(head
         .to_ascii_lowercase()
         .contains("x-docker-container-path-stat"));
 
-    let (status, _, body) = daemon.http("GET", "/containers/ac/archive?path=/etc", b"");
+    let (status, _, body) = http(&daemon, "GET", "/containers/ac/archive?path=/etc", b"");
     assert_eq!(status, 200);
     let mut archive = tar::Archive::new(body.as_slice());
     let names: Vec<String> = archive
@@ -761,24 +635,18 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
     assert!(names.contains(&"etc/passwd".to_string()), "{names:?}");
 
     assert_eq!(
-        daemon
-            .http("HEAD", "/containers/ac/archive?path=/nope", b"")
-            .0,
+        http(&daemon, "HEAD", "/containers/ac/archive?path=/nope", b"").0,
         404
     );
     assert_eq!(
-        daemon
-            .http("GET", "/containers/ac/archive?path=/nope", b"")
-            .0,
+        http(&daemon, "GET", "/containers/ac/archive?path=/nope", b"").0,
         404
     );
     assert_eq!(
-        daemon
-            .http("GET", "/containers/nosuch/archive?path=/", b"")
-            .0,
+        http(&daemon, "GET", "/containers/nosuch/archive?path=/", b"").0,
         404
     );
-    assert_eq!(daemon.http("GET", "/containers/ac/archive", b"").0, 400);
+    assert_eq!(http(&daemon, "GET", "/containers/ac/archive", b"").0, 400);
 
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
@@ -789,9 +657,7 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
         .unwrap();
     let tar = builder.into_inner().unwrap();
     assert_eq!(
-        daemon
-            .http("PUT", "/containers/ac/archive?path=/tmp", &tar)
-            .0,
+        http(&daemon, "PUT", "/containers/ac/archive?path=/tmp", &tar).0,
         200
     );
     // A compressed body is taken as docker takes it.
@@ -806,25 +672,27 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
     gz.write_all(&builder.into_inner().unwrap()).unwrap();
     let gz = gz.finish().unwrap();
     assert_eq!(
-        daemon
-            .http("PUT", "/containers/ac/archive?path=/tmp", &gz)
-            .0,
+        http(&daemon, "PUT", "/containers/ac/archive?path=/tmp", &gz).0,
         200
     );
-    assert!(daemon.ok(&["cp", "ac:/tmp/gz.txt", "-"]).contains("gz"));
+    assert!(daemon
+        .docker_ok(&["cp", "ac:/tmp/gz.txt", "-"])
+        .contains("gz"));
     assert_eq!(
-        daemon
-            .http("PUT", "/containers/ac/archive?path=/etc/passwd", &tar)
-            .0,
+        http(
+            &daemon,
+            "PUT",
+            "/containers/ac/archive?path=/etc/passwd",
+            &tar
+        )
+        .0,
         400
     );
     assert_eq!(
-        daemon
-            .http("PUT", "/containers/ac/archive?path=/nodir", &tar)
-            .0,
+        http(&daemon, "PUT", "/containers/ac/archive?path=/nodir", &tar).0,
         404
     );
-    let (status, _, body) = daemon.http("PUT", "/containers/ro/archive?path=/tmp", &tar);
+    let (status, _, body) = http(&daemon, "PUT", "/containers/ro/archive?path=/tmp", &tar);
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("container rootfs is marked read-only"));
     // noOverwriteDirNonDir: a file over the directory /tmp.
@@ -834,14 +702,15 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
     header.set_mode(0o644);
     builder.append_data(&mut header, "tmp", &b""[..]).unwrap();
     let file_over_dir = builder.into_inner().unwrap();
-    let (status, _, body) = daemon.http(
+    let (status, _, body) = http(
+        &daemon,
         "PUT",
         "/containers/ac/archive?path=/&noOverwriteDirNonDir=true",
         &file_over_dir,
     );
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("cannot overwrite directory"));
-    let out = daemon.ok(&["cp", "ac:/tmp/put.txt", "-"]);
+    let out = daemon.docker_ok(&["cp", "ac:/tmp/put.txt", "-"]);
     assert!(out.contains("hi"));
     assert!(
         daemon.root.mounts().is_empty(),
@@ -853,8 +722,8 @@ fn archive_endpoints_answer_with_dockers_statuses_and_stat_header() {
 #[test]
 fn docker_rename_through_the_daemon() {
     let daemon = Daemon::start();
-    daemon.import_busybox();
-    daemon.ok(&[
+    daemon.import_busybox("bb");
+    daemon.docker_ok(&[
         "create",
         "--name",
         "first",
@@ -863,7 +732,7 @@ fn docker_rename_through_the_daemon() {
         "bb",
         "true",
     ]);
-    let running = daemon.ok(&[
+    let running = daemon.docker_ok(&[
         "run",
         "-d",
         "--name",
@@ -874,44 +743,49 @@ fn docker_rename_through_the_daemon() {
         "sleep",
         "300",
     ]);
-    daemon.ok(&["rename", "first", "renamed"]);
-    daemon.ok(&["rename", "second", "second2"]);
-    let names = daemon.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    daemon.docker_ok(&["rename", "first", "renamed"]);
+    daemon.docker_ok(&["rename", "second", "second2"]);
+    let names = daemon.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
     let mut names: Vec<&str> = names.lines().collect();
     names.sort();
     assert_eq!(names, ["renamed", "second2"]);
     let out = daemon.docker(&["rename", "renamed", "second2"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains(&format!(
+    assert_fails(&out, 1, &format!(
             "Conflict. The container name \"/second2\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
             running.trim()
-        )),
-        "{}",
-        stderr(&out)
-    );
+        ));
     assert_eq!(
-        daemon
-            .http("POST", "/containers/renamed/rename?name=second2", b"")
-            .0,
+        http(
+            &daemon,
+            "POST",
+            "/containers/renamed/rename?name=second2",
+            b""
+        )
+        .0,
         409
     );
     assert_eq!(
-        daemon
-            .http("POST", "/containers/renamed/rename?name=-bad", b"")
-            .0,
+        http(&daemon, "POST", "/containers/renamed/rename?name=-bad", b"").0,
         400
     );
     assert_eq!(
-        daemon
-            .http("POST", "/containers/nosuch/rename?name=okname", b"")
-            .0,
+        http(
+            &daemon,
+            "POST",
+            "/containers/nosuch/rename?name=okname",
+            b""
+        )
+        .0,
         404
     );
     assert_eq!(
-        daemon
-            .http("POST", "/containers/renamed/rename?name=again", b"")
-            .0,
+        http(
+            &daemon,
+            "POST",
+            "/containers/renamed/rename?name=again",
+            b""
+        )
+        .0,
         204
     );
 }

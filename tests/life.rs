@@ -5,91 +5,16 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{code, dock_bin, stderr, stdout, DockRoot};
+use common::daemon::Daemon;
+use common::{assert_fails, code, dock_bin, stderr, stdout, DockRoot};
 
 /// How long a line of an event stream may take before the test counts it as hung (a guard,
 /// not a timing assertion).
 const HANG_GUARD: Duration = Duration::from_secs(60);
-
-/// `dock daemon` on the root's own socket; stopped on drop (then the root cleans up).
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    docker_config: tempfile::TempDir,
-    root: DockRoot,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let root = DockRoot::with_busybox();
-        let socket = root.path().join("api.sock");
-        let log = std::fs::File::create(root.path().join("daemon.log")).unwrap();
-        let child = Command::new(dock_bin())
-            .arg("--root")
-            .arg(root.path())
-            .args(["daemon", "-H"])
-            .arg(format!("unix://{}", socket.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let daemon = Daemon {
-            child,
-            socket,
-            docker_config: tempfile::tempdir().unwrap(),
-            root,
-        };
-        for _ in 0..1000 {
-            if std::os::unix::net::UnixStream::connect(&daemon.socket).is_ok() {
-                return daemon;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("dock daemon never listened on {}", daemon.socket.display());
-    }
-
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("timeout");
-        cmd.args(["-k", "5", "60", "docker"])
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().unwrap()
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}\n{}",
-            stderr(&out),
-            stdout(&out)
-        );
-        stdout(&out)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
 
 /// A running `events` command whose lines arrive on a channel; killed on drop.
 struct Watcher {
@@ -234,7 +159,7 @@ fn dock_events_show_a_container_that_starts_and_dies() {
 
 #[test]
 fn docker_events_through_the_daemon_show_what_docker_and_daemonless_dock_did() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::start_on(DockRoot::with_busybox());
     // From now: what happens before the CLI's request arrives is replayed, not lost.
     let now = format!(
         "{:.3}",
@@ -536,7 +461,7 @@ fn image_prune_system_prune_and_df() {
 
 #[test]
 fn prunes_and_df_through_the_docker_cli() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::start_on(DockRoot::with_busybox());
     daemon.docker_ok(&[
         "run",
         "--network",
@@ -669,12 +594,7 @@ fn everyday_commands_behave_as_docker_28() {
     assert_eq!(code(&root.run(&["start", "-a", &ctr])), 0);
     // Messages.
     let out = root.run(&["run", "-p", "99999", "busybox", "true"]);
-    assert_eq!(code(&out), 125);
-    assert!(
-        stderr(&out).contains("invalid containerPort: 99999"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 125, "invalid containerPort: 99999");
     let out = root.run(&["run", "-p", "99999:80", "busybox", "true"]);
     assert!(
         stderr(&out).contains("invalid hostPort: 99999"),
@@ -682,12 +602,7 @@ fn everyday_commands_behave_as_docker_28() {
         stderr(&out)
     );
     let out = root.run(&["run", "-m", "1k", "busybox", "true"]);
-    assert_eq!(code(&out), 125);
-    assert!(
-        stderr(&out).contains("Minimum memory limit allowed is 6MB"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 125, "Minimum memory limit allowed is 6MB");
     let out = root.run(&["import", "/nonexistent/layer.tar", "x"]);
     assert_ne!(code(&out), 0);
     assert!(
@@ -703,7 +618,7 @@ fn everyday_commands_behave_as_docker_28() {
 
 #[test]
 fn flags_and_fields_dock_lacks_are_refused_by_name() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::start_on(DockRoot::with_busybox());
     // Honoured through the API: --read-only makes the rootfs read-only.
     let out = daemon.docker(&[
         "run",
@@ -715,12 +630,7 @@ fn flags_and_fields_dock_lacks_are_refused_by_name() {
         "touch",
         "/x",
     ]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("Read-only file system"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "Read-only file system");
     let out = daemon.docker(&[
         "run",
         "--rm",
@@ -842,7 +752,7 @@ fn help_describes_arguments_and_lists_global_options_once() {
 
 #[test]
 fn docker_rmi_force_untags_and_refuses_for_a_running_container() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::start_on(DockRoot::with_busybox());
     daemon.docker_ok(&["tag", "busybox", "second:1"]);
     let id = daemon
         .docker_ok(&["inspect", "-f", "{{.Id}}", "busybox"])

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::daemon::Daemon;
 use common::{busybox_tar, code, stderr, stdout, DockRoot};
 use registry::{media, Reference};
 use registry_common::{sha256, skopeo, tar_of, Answer, FakeServer, Layout, TestRegistry};
@@ -858,76 +859,11 @@ fn run_pulls_a_missing_image() {
 
 // ---- acceptance 7: the docker CLI through `dock daemon` ----
 
-/// `dock daemon` on a private socket, stopped (and its containers removed) on drop.
-struct Daemon {
-    root: DockRoot,
-    socket: PathBuf,
-    docker_config: tempfile::TempDir,
-    child: std::process::Child,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let root = DockRoot::new();
-        let socket = root.path().join("api.sock");
-        let log = fs::File::create(root.path().join("daemon.log")).unwrap();
-        let child = Command::new(common::dock_bin())
-            .arg("--root")
-            .arg(root.path())
-            .args(["daemon", "-H"])
-            .arg(format!("unix://{}", socket.display()))
-            .env("DOCK_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "dock daemon never listened");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Daemon {
-            root,
-            socket,
-            docker_config: tempfile::tempdir().unwrap(),
-            child,
-        }
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("timeout")
-            .args(["-k", "5", "120", "docker"])
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped yet.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-        if let Ok(rt) = runtime::Runtime::open(self.root.path()) {
-            for c in rt.list().unwrap_or_default() {
-                let _ = rt.remove(&c.id, true);
-            }
-            if let Ok(hierarchy) = runtime::cgroup::Hierarchy::detect() {
-                let _ = hierarchy.remove_parent(&rt.cgroup_parent());
-            }
-        }
-    }
+/// `dock daemon` on a private socket whose `docker` calls may take as long as a pull.
+fn pull_daemon() -> Daemon {
+    let mut daemon = Daemon::start();
+    daemon.call_limit = "120";
+    daemon
 }
 
 /// `docker pull` shows its progress from dock's JSON messages; `docker run` of a missing
@@ -946,7 +882,7 @@ fn docker_cli_pulls_and_runs_through_the_daemon() {
         "docker-run",
     );
     push_built(&reg, "cli/other:2", &other);
-    let daemon = Daemon::start();
+    let daemon = pull_daemon();
 
     let name = format!("{host}/cli/app:1");
     let out = daemon.docker(&["pull", &name]);

@@ -186,8 +186,8 @@ fn assert_usable(root: &DockRoot) {
     }
 }
 
-#[test]
-fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
+/// A root with busybox and a created container `seed` that the operations commit.
+fn seeded_root() -> DockRoot {
     let root = DockRoot::with_busybox();
     root.ok(&[
         "create",
@@ -198,6 +198,12 @@ fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
         "busybox",
         "true",
     ]);
+    root
+}
+
+#[test]
+fn races_of_create_tag_commit_and_rmi_leave_a_consistent_store() {
+    let root = seeded_root();
 
     // `run -d` against `rmi`: the run fails with no such image, or rmi refuses (in use).
     for i in 0..10 {
@@ -355,16 +361,7 @@ const OPS: [&str; 7] = ["run", "create", "rm", "commit", "import", "tag", "rmi"]
 
 #[test]
 fn sigkill_at_random_points_leaves_a_consistent_store() {
-    let root = DockRoot::with_busybox();
-    root.ok(&[
-        "create",
-        "--network",
-        "none",
-        "--name",
-        "seed",
-        "busybox",
-        "true",
-    ]);
+    let root = seeded_root();
     let mut rng = Rng::new();
     // How long each command takes, roughly: kills land anywhere from its start to its end.
     let mut took: Vec<Duration> = Vec::new();
@@ -396,16 +393,7 @@ fn sigkill_at_random_points_leaves_a_consistent_store() {
 
 #[test]
 fn sigkill_at_chosen_syscalls_leaves_a_consistent_store() {
-    let root = DockRoot::with_busybox();
-    root.ok(&[
-        "create",
-        "--network",
-        "none",
-        "--name",
-        "seed",
-        "busybox",
-        "true",
-    ]);
+    let root = seeded_root();
     // (command, syscalls to kill at, how many of them to try in turn)
     let plan: [(&str, &str, usize); 10] = [
         ("run", "rename,renameat,renameat2", 4),

@@ -7,86 +7,17 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 
-use common::{busybox_tar, dock_bin, stderr, stdout, DockRoot};
+use common::daemon::{http_exchange, Daemon};
+use common::{busybox_tar, stderr};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
 // A daemon on a private root, the docker CLI and a raw HTTP client for it
 
-struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
-    docker_config: tempfile::TempDir,
-    /// Dropped last: removes containers, mounts, cgroups and network of the root.
-    root: DockRoot,
-}
-
 impl Daemon {
-    fn start() -> Daemon {
-        let root = DockRoot::new();
-        let socket = root.path().join("api.sock");
-        let log = std::fs::File::create(root.path().join("daemon.log")).unwrap();
-        let child = Command::new(dock_bin())
-            .arg("--root")
-            .arg(root.path())
-            .args(["daemon", "-H"])
-            .arg(format!("unix://{}", socket.display()))
-            .env("DOCK_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let daemon = Daemon {
-            child: Some(child),
-            socket,
-            docker_config: tempfile::tempdir().unwrap(),
-            root,
-        };
-        for _ in 0..1000 {
-            if UnixStream::connect(&daemon.socket).is_ok() {
-                return daemon;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        panic!("dock daemon never listened:\n{}", daemon.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("timeout")
-            .args(["-k", "5", "60", "docker"])
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.docker_config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .env_remove("DOCKER_API_VERSION")
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}\n{}\ndaemon log:\n{}",
-            out.status,
-            stderr(&out),
-            self.log()
-        );
-        stdout(&out)
-    }
-
     /// `dock` on the daemon's root (they share the state directory).
     fn dock_ok(&self, args: &[&str]) -> String {
         self.root.ok(args)
@@ -115,16 +46,6 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on the pid of a child we spawned and have not reaped yet.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let _ = child.wait();
-        }
-    }
-}
-
 fn http(
     socket: &Path,
     method: &str,
@@ -132,7 +53,6 @@ fn http(
     content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, String) {
-    let mut stream = UnixStream::connect(socket).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -141,22 +61,13 @@ fn http(
         head.push_str(&format!("Content-Type: {t}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (status, head, body) = http_exchange(socket, &head, body);
+    let body = String::from_utf8_lossy(&body);
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
     let body = if chunked {
-        dechunk(body)
+        dechunk(&body)
     } else {
         body.to_string()
     };

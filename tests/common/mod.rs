@@ -2,6 +2,8 @@
 //! Drop leaves nothing of it on the machine, plus small helpers for processes and output.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -330,6 +332,12 @@ pub fn wait_for_exit(pid: i32) {
 /// The exit code of `out`, -1 when a signal ended it.
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
+}
+
+/// `out` exited with `expected` and said `needle` on stderr.
+pub fn assert_fails(out: &Output, expected: i32, needle: &str) {
+    assert_eq!(code(out), expected, "{}", stderr(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
 }
 
 pub fn lines(s: &str) -> Vec<String> {

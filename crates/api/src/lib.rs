@@ -33,6 +33,8 @@ mod state;
 mod stream;
 mod strict;
 mod system;
+#[cfg(test)]
+mod test_support;
 mod tls;
 mod update;
 mod volumes;

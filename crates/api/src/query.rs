@@ -154,26 +154,8 @@ mod tests {
 
     mod properties {
         use super::super::*;
+        use crate::test_support::proptest_config as config;
         use proptest::prelude::*;
-        use proptest::test_runner::RngSeed;
-
-        fn config(cases: u32) -> ProptestConfig {
-            let env = ProptestConfig::default();
-            ProptestConfig {
-                cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-                    env.cases
-                } else {
-                    cases
-                },
-                rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
-                    env.rng_seed
-                } else {
-                    RngSeed::Fixed(0x646f_636b)
-                },
-                failure_persistence: None,
-                ..env
-            }
-        }
 
         /// Go's `url.QueryEscape`.
         fn escape(text: &str) -> String {

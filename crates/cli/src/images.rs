@@ -560,14 +560,7 @@ fn remove_image(
         println!("Untagged: {repo}:{tag}");
         return Ok(());
     }
-    if !children.is_empty() {
-        let names: Vec<&str> = children.iter().map(|c| short_id(&c.id)).collect();
-        bail!(
-            "conflict: unable to delete {} (cannot be forced) - image has dependent child images: {}",
-            short_id(&image.id),
-            names.join(", ")
-        );
-    }
+    refuse_children(&image.id, &children)?;
     if let Some(container) = users.first() {
         bail!(
             "conflict: unable to delete {} - image is being used by container {}",
@@ -578,6 +571,28 @@ fn remove_image(
     untag_all_and_delete(ctx, graph, tags, image)
 }
 
+/// Refuses, as Docker does even when forced, to delete image `id` that has `children`.
+fn refuse_children(id: &str, children: &[Image]) -> anyhow::Result<()> {
+    if !children.is_empty() {
+        let names: Vec<&str> = children.iter().map(|c| short_id(&c.id)).collect();
+        bail!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images: {}",
+            short_id(id),
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Every name of image `id` goes, each with its `Untagged:` line and untag event.
+fn untag_all(ctx: &Context, tags: &tagstore::TagStore, id: &str) -> anyhow::Result<()> {
+    for removed in tags.remove_image(id)? {
+        runtime::events::image(&ctx.root, id, "untag", Some(&removed));
+        println!("Untagged: {removed}");
+    }
+    Ok(())
+}
+
 /// Every name of `image` goes, then the image and the parents it leaves unused.
 fn untag_all_and_delete(
     ctx: &Context,
@@ -586,10 +601,7 @@ fn untag_all_and_delete(
     image: Image,
 ) -> anyhow::Result<()> {
     let id = image.id.clone();
-    for removed in tags.remove_image(&id)? {
-        runtime::events::image(&ctx.root, &id, "untag", Some(&removed));
-        println!("Untagged: {removed}");
-    }
+    untag_all(ctx, tags, &id)?;
     // Parents left untagged, childless and unused go too (a pulled image's own layers).
     let mut in_use = |id: &str| -> tagstore::Result<bool> {
         Ok(crate::images_in_use(ctx, id).map_or(true, |users| !users.is_empty()))
@@ -625,18 +637,8 @@ fn remove_broken_image(
         );
     }
     let children = graph.children(id)?;
-    if !children.is_empty() {
-        let names: Vec<&str> = children.iter().map(|c| short_id(&c.id)).collect();
-        bail!(
-            "conflict: unable to delete {} (cannot be forced) - image has dependent child images: {}",
-            short_id(id),
-            names.join(", ")
-        );
-    }
-    for removed in tags.remove_image(id)? {
-        runtime::events::image(&ctx.root, id, "untag", Some(&removed));
-        println!("Untagged: {removed}");
-    }
+    refuse_children(id, &children)?;
+    untag_all(ctx, tags, id)?;
     graph.delete(id)?;
     runtime::events::image(&ctx.root, id, "delete", None);
     println!("Deleted: {id}");
@@ -654,14 +656,7 @@ fn force_remove(
     children: &[Image],
     users: &[String],
 ) -> anyhow::Result<()> {
-    if !children.is_empty() {
-        let names: Vec<&str> = children.iter().map(|c| short_id(&c.id)).collect();
-        bail!(
-            "conflict: unable to delete {} (cannot be forced) - image has dependent child images: {}",
-            short_id(&image.id),
-            names.join(", ")
-        );
-    }
+    refuse_children(&image.id, children)?;
     let rt = crate::containers::runtime(ctx)?;
     for user in users {
         if rt.get(user).is_ok_and(|c| c.state.running) {
@@ -675,10 +670,7 @@ fn force_remove(
     if users.is_empty() {
         return untag_all_and_delete(ctx, graph, tags, image);
     }
-    for removed in tags.remove_image(&image.id)? {
-        runtime::events::image(&ctx.root, &image.id, "untag", Some(&removed));
-        println!("Untagged: {removed}");
-    }
+    untag_all(ctx, tags, &image.id)?;
     Ok(())
 }
 

@@ -1016,25 +1016,7 @@ impl Graph {
         if is_full_id(id_or_prefix) {
             return self.get(id_or_prefix);
         }
-        let is_hex = id_or_prefix
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if id_or_prefix.is_empty() || !is_hex {
-            return Err(Error::NoSuchImage(id_or_prefix.to_string()));
-        }
-        let matches: Vec<String> = self
-            .ids()?
-            .into_iter()
-            .filter(|id| id.starts_with(id_or_prefix))
-            .collect();
-        match matches.as_slice() {
-            [] => Err(Error::NoSuchImage(id_or_prefix.to_string())),
-            [id] => self.get(id),
-            _ => Err(Error::Ambiguous {
-                prefix: id_or_prefix.to_string(),
-                count: matches.len(),
-            }),
-        }
+        self.get(&self.unique_prefix(id_or_prefix)?)
     }
 
     /// The full id a full id or unique id prefix names, from directory names alone: it
@@ -1046,23 +1028,29 @@ impl Graph {
                 false => Err(Error::NoSuchImage(id_or_prefix.to_string())),
             };
         }
-        let is_hex = id_or_prefix
+        self.unique_prefix(id_or_prefix)
+    }
+
+    /// The one image directory's id that starts with `prefix`, a non-empty lowercase hex
+    /// string.
+    fn unique_prefix(&self, prefix: &str) -> Result<String> {
+        let is_hex = prefix
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if id_or_prefix.is_empty() || !is_hex {
-            return Err(Error::NoSuchImage(id_or_prefix.to_string()));
+        if prefix.is_empty() || !is_hex {
+            return Err(Error::NoSuchImage(prefix.to_string()));
         }
-        let matches: Vec<String> = self
+        let mut matches: Vec<String> = self
             .ids()?
             .into_iter()
-            .filter(|id| id.starts_with(id_or_prefix))
+            .filter(|id| id.starts_with(prefix))
             .collect();
-        match matches.as_slice() {
-            [] => Err(Error::NoSuchImage(id_or_prefix.to_string())),
-            [id] => Ok(id.clone()),
-            _ => Err(Error::Ambiguous {
-                prefix: id_or_prefix.to_string(),
-                count: matches.len(),
+        match matches.len() {
+            0 => Err(Error::NoSuchImage(prefix.to_string())),
+            1 => Ok(matches.remove(0)),
+            count => Err(Error::Ambiguous {
+                prefix: prefix.to_string(),
+                count,
             }),
         }
     }

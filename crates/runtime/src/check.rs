@@ -294,28 +294,22 @@ fn check_graph(
             continue;
         }
         let json = path.join("json");
-        let image: graph::Image = match fs::read(&json) {
-            Err(e) => {
+        let read = fs::read(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                serde_json::from_slice::<graph::Image>(&bytes).map_err(|e| e.to_string())
+            });
+        let image = match read {
+            Ok(image) => image,
+            Err(message) => {
                 json_ok = false;
                 problems.push(Problem::ImageJson {
                     id: name.clone(),
                     path: json,
-                    message: e.to_string(),
+                    message,
                 });
                 continue;
             }
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(image) => image,
-                Err(e) => {
-                    json_ok = false;
-                    problems.push(Problem::ImageJson {
-                        id: name.clone(),
-                        path: json,
-                        message: e.to_string(),
-                    });
-                    continue;
-                }
-            },
         };
         if image.id != name {
             json_ok = false;

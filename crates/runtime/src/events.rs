@@ -344,41 +344,15 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<i64, Error> {
             .and_then(|d| d.and_utc().timestamp_nanos_opt())
             .ok_or_else(bad);
     }
-    let nanos = parse_duration(t).ok_or_else(bad)?;
+    // A duration back from `now`, without a sign.
+    let nanos = match t.starts_with(['-', '+']) {
+        true => None,
+        false => crate::logs::go_duration(t),
+    }
+    .ok_or_else(bad)?;
     now.timestamp_nanos_opt()
         .and_then(|n| n.checked_sub(nanos))
         .ok_or_else(bad)
-}
-
-/// Go's `time.ParseDuration` units: `1h30m`, `10s`, `1.5h`, `300ms`; nanoseconds.
-fn parse_duration(text: &str) -> Option<i64> {
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += number * scale;
-    }
-    Some(total as i64)
 }
 
 /// The recorded events with `since <= time`, oldest first (both generations of the log).

@@ -386,6 +386,15 @@ pub fn extract_into(dir: &OwnedFd, input: impl Read, how: &Rewrite<'_>) -> Resul
 mod tests {
     use super::*;
 
+    /// A tar of one empty entry `name` of `kind`.
+    fn single_entry(name: &str, kind: EntryType) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_data(&mut file_header(kind, 0), name, io::empty())
+            .unwrap();
+        builder.into_inner().unwrap()
+    }
+
     fn file_header(kind: EntryType, size: u64) -> Header {
         let mut header = Header::new_gnu();
         header.set_entry_type(kind);
@@ -479,33 +488,26 @@ mod tests {
             mounts_below: vec![("data".into(), "/data".into())],
             ..Rewrite::default()
         };
-        let one = |name: &str, kind: EntryType| {
-            let mut builder = tar::Builder::new(Vec::new());
-            builder
-                .append_data(&mut file_header(kind, 0), name, io::empty())
-                .unwrap();
-            builder.into_inner().unwrap()
-        };
         rewrite(
-            one("data/", EntryType::Directory).as_slice(),
+            single_entry("data/", EntryType::Directory).as_slice(),
             Vec::new(),
             &how,
         )
         .unwrap();
         rewrite(
-            one("database", EntryType::Regular).as_slice(),
+            single_entry("database", EntryType::Regular).as_slice(),
             Vec::new(),
             &how,
         )
         .unwrap();
         let err = rewrite(
-            one("data/x", EntryType::Regular).as_slice(),
+            single_entry("data/x", EntryType::Regular).as_slice(),
             Vec::new(),
             &how,
         );
         assert!(matches!(err, Err(Error::UnderMount { .. })), "{err:?}");
         let err = rewrite(
-            one("./data", EntryType::Regular).as_slice(),
+            single_entry("./data", EntryType::Regular).as_slice(),
             Vec::new(),
             &how,
         );
@@ -537,31 +539,33 @@ mod tests {
             no_overwrite_dir_non_dir: Some((fd.as_fd(), "/dest".into())),
             ..Rewrite::default()
         };
-        let one = |name: &str, kind: EntryType| {
-            let mut builder = tar::Builder::new(Vec::new());
-            builder
-                .append_data(&mut file_header(kind, 0), name, io::empty())
-                .unwrap();
-            builder.into_inner().unwrap()
-        };
-        let err = rewrite(one("dir", EntryType::Regular).as_slice(), Vec::new(), &how);
+        let err = rewrite(
+            single_entry("dir", EntryType::Regular).as_slice(),
+            Vec::new(),
+            &how,
+        );
         assert!(
             matches!(&err, Err(Error::OverwriteDir { path, .. }) if path == "/dest/dir"),
             "{err:?}"
         );
         let err = rewrite(
-            one("file/", EntryType::Directory).as_slice(),
+            single_entry("file/", EntryType::Directory).as_slice(),
             Vec::new(),
             &how,
         );
         assert!(matches!(err, Err(Error::OverwriteNonDir { .. })), "{err:?}");
         rewrite(
-            one("dir/", EntryType::Directory).as_slice(),
+            single_entry("dir/", EntryType::Directory).as_slice(),
             Vec::new(),
             &how,
         )
         .unwrap();
-        rewrite(one("file", EntryType::Regular).as_slice(), Vec::new(), &how).unwrap();
+        rewrite(
+            single_entry("file", EntryType::Regular).as_slice(),
+            Vec::new(),
+            &how,
+        )
+        .unwrap();
     }
 
     #[test]
