@@ -627,6 +627,14 @@ fn bad_requests_get_400s_with_a_message_and_the_daemon_keeps_serving() {
             b"",
             "invalid filters",
         ),
+        // Sizes dock does not compute are refused, not reported as zeros.
+        (
+            "GET",
+            "/containers/json?size=1".into(),
+            None,
+            b"",
+            "size=1 (ps --size) is not supported",
+        ),
         (
             "GET",
             format!(
