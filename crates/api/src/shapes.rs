@@ -948,10 +948,15 @@ pub fn list_images_with_broken(
         }
         chosen.push((at, repo_tags, labels));
     }
+    // Newest first: sorted while the entries are small, before the images move in.
+    chosen.sort_by(|(a, ..), (b, ..)| {
+        let (a, b) = (&everything[*a], &everything[*b]);
+        b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id))
+    });
     drop(by_id);
     drop(parents);
     let mut slots: Vec<Option<Image>> = everything.into_iter().map(Some).collect();
-    let mut listed: Vec<ListedImage> = chosen
+    let listed: Vec<ListedImage> = chosen
         .into_iter()
         .filter_map(|(at, repo_tags, labels)| {
             let image = slots[at].take()?;
@@ -967,12 +972,6 @@ pub fn list_images_with_broken(
             })
         })
         .collect();
-    listed.sort_by(|a, b| {
-        b.image
-            .created
-            .cmp(&a.image.created)
-            .then_with(|| a.image.id.cmp(&b.image.id))
-    });
     Ok((listed, broken))
 }
 

@@ -326,11 +326,11 @@ pub fn image_sizes(images: &[Image]) -> std::collections::HashMap<String, u64> {
         .iter()
         .map(|image| (image.id.as_str(), image))
         .collect();
-    let mut sizes: std::collections::HashMap<String, u64> = Default::default();
+    let mut sizes: std::collections::HashMap<String, u64> =
+        std::collections::HashMap::with_capacity(images.len());
     for image in images {
         // Walk up to the first image whose size is known (or the base), then fill in down.
         let mut chain = Vec::new();
-        let mut seen = HashSet::new();
         let mut next = Some(image);
         let mut base = 0;
         while let Some(current) = next {
@@ -338,7 +338,7 @@ pub fn image_sizes(images: &[Image]) -> std::collections::HashMap<String, u64> {
                 base = known;
                 break;
             }
-            if !seen.insert(current.id.as_str()) {
+            if chain.len() > images.len() {
                 break; // a parent cycle: what is summed so far stands
             }
             chain.push(current);
@@ -1215,6 +1215,7 @@ impl Graph {
             return None;
         }
         let mut listing = Listing::default();
+        listing.images.reserve(text.len() / 128);
         for line in lines {
             match serde_json::from_str::<IndexEntry>(line) {
                 Ok(entry) => {
