@@ -183,6 +183,39 @@ fn check_section(object: &Value, section: &str, honoured: &[&str], skip: &[&str]
     Ok(())
 }
 
+/// The parts of a `HostConfig.Mounts` entry dock reads (`runtime::volumes::Mount`): anything
+/// else set (tmpfs mount options, a volume sub-path or driver, recursive read-only binds, …)
+/// would be dropped by its parser, so it is refused here.
+const MOUNT_HONOURED: &[&str] = &[
+    "Type",
+    "Source",
+    "Target",
+    "ReadOnly",
+    "BindOptions",
+    "VolumeOptions",
+    "TmpfsOptions",
+];
+const BIND_OPTIONS_HONOURED: &[&str] = &["Propagation"];
+const VOLUME_OPTIONS_HONOURED: &[&str] = &["NoCopy", "Labels"];
+const TMPFS_OPTIONS_HONOURED: &[&str] = &["SizeBytes", "Mode"];
+
+fn check_mounts(mounts: &Value) -> ApiResult<()> {
+    for (i, mount) in mounts.as_array().into_iter().flatten().enumerate() {
+        let section = format!("HostConfig.Mounts[{i}]");
+        check_section(mount, &section, MOUNT_HONOURED, &[])?;
+        for (options, honoured) in [
+            ("BindOptions", BIND_OPTIONS_HONOURED),
+            ("VolumeOptions", VOLUME_OPTIONS_HONOURED),
+            ("TmpfsOptions", TMPFS_OPTIONS_HONOURED),
+        ] {
+            if let Some(value) = mount.get(options) {
+                check_section(value, &format!("{section}.{options}"), honoured, &[])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A create body: Config, HostConfig, NetworkingConfig.
 pub fn check_create(body: &Value) -> ApiResult<()> {
     check_section(
@@ -193,6 +226,7 @@ pub fn check_create(body: &Value) -> ApiResult<()> {
     )?;
     let host_config = body.get("HostConfig").unwrap_or(&Value::Null);
     check_section(host_config, "HostConfig", HOST_CONFIG_HONOURED, &[])?;
+    check_mounts(host_config.get("Mounts").unwrap_or(&Value::Null))?;
     let mode = host_config
         .get("NetworkMode")
         .and_then(Value::as_str)
@@ -279,6 +313,44 @@ mod tests {
         host["NetworkingConfig"]["EndpointsConfig"] =
             json!({"host": {"Aliases": null, "IPAddress": ""}});
         check_create(&host).unwrap();
+    }
+
+    #[test]
+    fn mount_options_dock_does_not_read_are_refused() {
+        let honoured = with(
+            &["HostConfig", "Mounts"],
+            json!([
+                {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576}},
+                {"Type": "volume", "Source": "v", "Target": "/v",
+                 "VolumeOptions": {"NoCopy": true, "DriverConfig": {"Name": ""}}},
+                {"Type": "bind", "Source": "/s", "Target": "/b",
+                 "BindOptions": {"Propagation": "rprivate", "NonRecursive": false}},
+            ]),
+        );
+        check_create(&honoured).unwrap();
+        let tmpfs = with(
+            &["HostConfig", "Mounts"],
+            json!([{"Type": "tmpfs", "Target": "/t",
+                    "TmpfsOptions": {"Options": [["noexec"]]}}]),
+        );
+        assert_eq!(
+            message(&tmpfs),
+            "HostConfig.Mounts[0].TmpfsOptions.Options is not supported by dock"
+        );
+        let subpath = with(
+            &["HostConfig", "Mounts"],
+            json!([{}, {"Type": "volume", "Source": "v", "Target": "/v",
+                        "VolumeOptions": {"Subpath": "x"}}]),
+        );
+        assert_eq!(
+            message(&subpath),
+            "HostConfig.Mounts[1].VolumeOptions.Subpath is not supported by dock"
+        );
+        let consistency = with(
+            &["HostConfig", "Mounts"],
+            json!([{"Type": "bind", "Source": "/s", "Target": "/b", "Consistency": "cached"}]),
+        );
+        assert!(message(&consistency).contains("Mounts[0].Consistency"));
     }
 
     #[test]

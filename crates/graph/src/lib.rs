@@ -70,6 +70,9 @@ pub enum IndexState {
 struct Stamp {
     line: String,
     modified: std::time::SystemTime,
+    /// When the stamp was read: a change after it lands on a later time only if `modified`
+    /// was already [`INDEX_SETTLE`] old by then.
+    read_at: std::time::SystemTime,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -421,13 +424,14 @@ fn remove_file_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// The pid in an index temp file's name (`images.<pid>.tmp`).
+/// The pid in an index temp file's name (`images.<pid>.<random>.tmp`).
 pub fn index_temp_pid(name: &str) -> Option<u32> {
-    name.strip_prefix(INDEX_FILE)?
+    let writer = name
+        .strip_prefix(INDEX_FILE)?
         .strip_prefix('.')?
-        .strip_suffix(".tmp")?
-        .parse()
-        .ok()
+        .strip_suffix(".tmp")?;
+    // `<pid>.<random>` (or an older `<pid>`).
+    writer.split('.').next()?.parse().ok()
 }
 
 /// Removes index temp files whose writer is gone (killed between write and rename).
@@ -1099,7 +1103,8 @@ impl Graph {
                 }
             }
         }
-        let settled = std::time::SystemTime::now()
+        let settled = stamp
+            .read_at
             .duration_since(stamp.modified)
             .is_ok_and(|age| age >= INDEX_SETTLE);
         if settled && listing.broken.is_empty() {
@@ -1134,6 +1139,7 @@ impl Graph {
                 meta.mtime_nsec()
             ),
             modified,
+            read_at: std::time::SystemTime::now(),
         })
     }
 
@@ -1289,7 +1295,12 @@ impl Graph {
             text.push_str(&serde_json::to_string(&entry).expect("index entry serializes"));
             text.push('\n');
         }
-        let tmp = dir.join(format!("{INDEX_FILE}.{}.tmp", std::process::id()));
+        // Unique per writer: the API server lists on several threads at once.
+        let tmp = dir.join(format!(
+            "{INDEX_FILE}.{}.{}.tmp",
+            std::process::id(),
+            random_suffix()
+        ));
         fs::write(&tmp, text)?;
         fs::rename(&tmp, dir.join(INDEX_FILE)).inspect_err(|_| {
             let _ = fs::remove_file(&tmp);

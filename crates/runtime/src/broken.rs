@@ -49,9 +49,11 @@ impl BrokenContainer {
     }
 }
 
-/// Whether a load error means the container is there but unreadable (not simply gone).
+/// Whether a load error means the container's config is damaged: then only the config-less
+/// removal can take it. Any other error (a read that failed, a ghost not reaped) is passed
+/// up, so a readable container is never removed without its config.
 pub(crate) fn is_broken(err: &Error) -> bool {
-    !matches!(err, Error::NoSuchContainer(_))
+    matches!(err, Error::Corrupt { .. })
 }
 
 impl Runtime {

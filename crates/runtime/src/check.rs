@@ -294,11 +294,18 @@ fn check_graph(
             continue;
         }
         let json = path.join("json");
-        let read = fs::read(&json)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                serde_json::from_slice::<graph::Image>(&bytes).map_err(|e| e.to_string())
-            });
+        // A missing or unparsable json is damage; any other read error (EIO, EACCES) may
+        // pass, and is an error of the check, never a reason for --repair to delete.
+        let read = match fs::read(&json) {
+            Ok(bytes) => serde_json::from_slice::<graph::Image>(&bytes).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e.to_string()),
+            Err(source) => {
+                return Err(CheckError::Io {
+                    context: format!("read {}", json.display()),
+                    source,
+                })
+            }
+        };
         let image = match read {
             Ok(image) => image,
             Err(message) => {

@@ -1217,6 +1217,12 @@ impl Runtime {
             }
         }
         let graph = self.graph()?;
+        // Held from the layer to the name: an `image prune` between them would take the new,
+        // still untagged layer for a dangling image. A commit's layer is the container's
+        // changes, small next to the imports and pulls that extract outside the lock.
+        let _store = graph
+            .lock_store()
+            .map_err(|e| Error::Graph(e.to_string()))?;
         let upper = self.paths(id).upper();
         let (reader, mut writer) = io::pipe().map_err(|e| Error::io(&upper, e))?;
         let tar_upper = upper.clone();

@@ -205,6 +205,9 @@ impl Runtime {
         let tags = self.tags()?;
         let graph_err = |e: graph::Error| Error::Graph(e.to_string());
         let tag_err = |e: tagstore::Error| Error::Graph(e.to_string());
+        // Under the store lock, as rmi: a container created meanwhile is seen in `used`, or
+        // waits and then finds its image gone.
+        let _store = graph.lock_store().map_err(graph_err)?;
         let used = self.images_used(&graph)?;
         let mut out = ImagesPruned::default();
         let sizes: HashMap<String, u64> = graph
