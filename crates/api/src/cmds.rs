@@ -117,6 +117,13 @@ pub async fn stats(state: Arc<State>, name: String, query: Query) -> ApiResult<R
         let name = name.clone();
         blocking(move || sample(&state, &name)).await?
     };
+    // Later samples by the full id: a container removed and another made under the same
+    // name ends the stream rather than continuing it with the newcomer.
+    let name = if first.id.is_empty() {
+        name
+    } else {
+        first.id.clone()
+    };
     if !stream {
         let stats = if one_shot || !running {
             chain(None, first)

@@ -561,7 +561,9 @@ impl Graph {
                         left.push(staging_root.join(stage));
                     }
                 }
-            } else if !names.contains(&format!("{name}{LOCK_SUFFIX}")) {
+            } else if !staging_root.join(format!("{name}{LOCK_SUFFIX}")).exists() {
+                // Checked now, not in the listing, which may predate a starting import's lock
+                // (imports create their lock before their dir), as `clean_staging` does.
                 left.push(path);
             }
         }
