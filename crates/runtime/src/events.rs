@@ -397,6 +397,9 @@ pub struct Follower {
     file: Option<File>,
     ino: u64,
     pending: Vec<u8>,
+    /// The log rotated away at the last poll, with its unfinished line: a writer that opened
+    /// it before the rename may still append, so it is read once more.
+    retired: Option<(File, Vec<u8>)>,
 }
 
 impl Follower {
@@ -407,6 +410,7 @@ impl Follower {
             file: None,
             ino: 0,
             pending: Vec::new(),
+            retired: None,
         };
         if let Some((mut file, ino)) = follower.open_file() {
             if file.seek(SeekFrom::End(0)).is_ok() {
@@ -425,29 +429,37 @@ impl Follower {
 
     /// The messages appended since the last poll.
     pub fn poll(&mut self) -> Vec<Message> {
-        let mut out = self.drain();
+        let mut out = Vec::new();
+        if let Some((mut old, mut pending)) = self.retired.take() {
+            out.extend(drain(&mut old, &mut pending));
+        }
+        if let Some(file) = &mut self.file {
+            out.extend(drain(file, &mut self.pending));
+        }
         // Rotated (or created): finish the old file, then read the new one from its start.
         let current = fs::metadata(&self.path).ok().map(|m| m.ino());
         if current.is_some() && current != Some(self.ino) || self.file.is_none() {
             if let Some((file, ino)) = self.open_file() {
-                self.file = Some(file);
+                let old = self.file.replace(file);
+                let old_pending = std::mem::take(&mut self.pending);
+                self.retired = old.map(|old| (old, old_pending));
                 self.ino = ino;
-                self.pending.clear();
-                out.extend(self.drain());
+                if let Some(file) = &mut self.file {
+                    out.extend(drain(file, &mut self.pending));
+                }
             }
         }
         out
     }
+}
 
-    fn drain(&mut self) -> Vec<Message> {
-        let Some(file) = &mut self.file else {
-            return Vec::new();
-        };
-        let _ = file.read_to_end(&mut self.pending);
-        let (messages, used) = parse_lines(&self.pending);
-        self.pending.drain(..used);
-        messages
-    }
+/// The whole lines appended to `file` since the last read; a partial last line stays in
+/// `pending` for the next.
+fn drain(file: &mut File, pending: &mut Vec<u8>) -> Vec<Message> {
+    let _ = file.read_to_end(pending);
+    let (messages, used) = parse_lines(pending);
+    pending.drain(..used);
+    messages
 }
 
 /// How often a follower looks for new lines.
@@ -539,6 +551,29 @@ mod tests {
             .map(|m| m.time_nano)
             .collect();
         assert_eq!(since, [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_line_a_late_writer_adds_to_the_rotated_log_still_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        record(root, &at(1, "container", "create", "a"));
+        let mut follower = Follower::open(root);
+        // A writer that opened the log before it was rotated away.
+        let mut late = OpenOptions::new()
+            .append(true)
+            .open(root.join(LOG_FILE))
+            .unwrap();
+        fs::rename(root.join(LOG_FILE), root.join(OLD_LOG_FILE)).unwrap();
+        record(root, &at(2, "container", "start", "a"));
+        let actions: Vec<String> = follower.poll().into_iter().map(|m| m.action).collect();
+        assert_eq!(actions, ["start"]);
+        let mut line = serde_json::to_vec(&at(3, "container", "die", "a")).unwrap();
+        line.push(b'\n');
+        late.write_all(&line).unwrap();
+        let actions: Vec<String> = follower.poll().into_iter().map(|m| m.action).collect();
+        assert_eq!(actions, ["die"]);
+        assert!(follower.poll().is_empty());
     }
 
     #[test]
