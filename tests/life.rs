@@ -692,6 +692,18 @@ fn flags_and_fields_dock_lacks_are_refused_by_name() {
         daemon.docker_ok(&["ps", "-aq"]).trim().is_empty(),
         "a refused create made nothing"
     );
+    // `--no-healthcheck` asks for what dock does: no healthcheck. Both accept it.
+    let quiet = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--no-healthcheck",
+        "busybox",
+        "true",
+    ];
+    daemon.docker_ok(&quiet);
+    daemon.root.ok(&quiet);
     // update: the restart policy is honoured, a resource refused by name.
     let id = daemon.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"]);
     let id = id.trim();

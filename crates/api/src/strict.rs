@@ -150,6 +150,13 @@ fn is_default(section: &str, key: &str, value: &Value) -> bool {
         ("HostConfig", "IpcMode") => matches!(value.as_str(), Some("private" | "shareable")),
         ("HostConfig", "Isolation") => value.as_str() == Some("default"),
         ("HostConfig", "Runtime") => value.as_str() == Some("runc"),
+        // `--no-healthcheck`: no healthcheck, which is all dock runs.
+        ("", "Healthcheck") => {
+            value.get("Test") == Some(&serde_json::json!(["NONE"]))
+                && value
+                    .as_object()
+                    .is_some_and(|m| m.iter().all(|(k, v)| k == "Test" || is_zero(v)))
+        }
         _ => false,
     }
 }
@@ -309,6 +316,11 @@ mod tests {
         ))
         .unwrap();
         check_create(&with(&["StdinOnce"], json!(true))).unwrap();
+        check_create(&with(&["Healthcheck"], json!({"Test": ["NONE"]}))).unwrap();
+        assert!(
+            message(&with(&["Healthcheck"], json!({"Test": ["CMD", "true"]})))
+                .contains("Healthcheck (--health-cmd)")
+        );
         let mut host = with(&["HostConfig", "NetworkMode"], json!("host"));
         host["NetworkingConfig"]["EndpointsConfig"] =
             json!({"host": {"Aliases": null, "IPAddress": ""}});

@@ -282,6 +282,9 @@ pub struct RunArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout", allow_hyphen_values = true)]
     stop_timeout: Option<i64>,
+    /// Disable any container-specified HEALTHCHECK (dock runs no healthchecks)
+    #[arg(long = "no-healthcheck")]
+    _no_healthcheck: bool,
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach", value_parser = parse_stream)]
     attach: Vec<Stream>,
@@ -376,7 +379,6 @@ const DOCKER_RUN_FLAGS_NOT_IMPLEMENTED: &[&str] = &[
     "--memory-reservation",
     "--memory-swappiness",
     "--network-alias",
-    "--no-healthcheck",
     "--oom-kill-disable",
     "--oom-score-adj",
     "--pid",
