@@ -172,23 +172,7 @@ fn pad(out: &mut Vec<u8>) {
 }
 
 fn pax_header(out: &mut Vec<u8>, records: &[(String, Vec<u8>)]) {
-    let mut data = Vec::new();
-    for (key, value) in records {
-        let rest = key.len() + value.len() + 3;
-        let mut len = rest + 1;
-        while len != rest + len.to_string().len() {
-            len = rest + len.to_string().len();
-        }
-        data.extend_from_slice(format!("{len} {key}=").as_bytes());
-        data.extend_from_slice(value);
-        data.push(b'\n');
-    }
-    let mut header = Header::new_ustar();
-    header.set_entry_type(EntryType::XHeader);
-    header.set_path("PaxHeaders/x").unwrap();
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
+    let (header, data) = common::pax_entry(records);
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(&data);
     pad(out);

@@ -150,23 +150,7 @@ impl ArchiveBuilder {
 
     /// A PAX extended header for the next entry.
     pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
-        let mut data = Vec::new();
-        for (key, value) in records {
-            let rest = key.len() + value.len() + 3;
-            let mut len = rest + 1;
-            while len != rest + len.to_string().len() {
-                len = rest + len.to_string().len();
-            }
-            data.extend_from_slice(format!("{len} {key}=").as_bytes());
-            data.extend_from_slice(value);
-            data.push(b'\n');
-        }
-        let mut header = Header::new_ustar();
-        header.set_entry_type(EntryType::XHeader);
-        header.set_path("PaxHeaders/x").unwrap();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
+        let (header, data) = pax_entry(records);
         self.builder.append(&header, data.as_slice()).unwrap();
         self
     }
@@ -365,4 +349,28 @@ pub fn set_mtime(path: &Path, secs: i64) {
         )
     };
     assert_eq!(ret, 0);
+}
+
+/// A PAX extended header entry (`len key=value\n` records) and its data.
+#[allow(dead_code)] // each test crate including this module uses part of it
+pub fn pax_entry<K: AsRef<str>, V: AsRef<[u8]>>(records: &[(K, V)]) -> (Header, Vec<u8>) {
+    let mut data = Vec::new();
+    for (key, value) in records {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let rest = key.len() + value.len() + 3;
+        let mut len = rest + 1;
+        while len != rest + len.to_string().len() {
+            len = rest + len.to_string().len();
+        }
+        data.extend_from_slice(format!("{len} {key}=").as_bytes());
+        data.extend_from_slice(value);
+        data.push(b'\n');
+    }
+    let mut header = Header::new_ustar();
+    header.set_entry_type(EntryType::XHeader);
+    header.set_path("PaxHeaders/x").unwrap();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    (header, data)
 }
