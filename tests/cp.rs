@@ -574,6 +574,12 @@ fn docker_cp_in_and_out_of_stopped_and_running_containers_without_escaping() {
     assert_fails(&out, 1, "Could not find the file /nope in container dc");
     let out = daemon.docker(&["cp", f, "dc:/nodir/x"]);
     assert_fails(&out, 1, "Could not find the file /nodir in container dc");
+    // A body larger than the socket's buffers is still being sent when the daemon answers:
+    // the client gets the answer, not a broken pipe.
+    let big = w.join("big");
+    std::fs::write(&big, vec![7u8; 4 << 20]).unwrap();
+    let out = daemon.docker(&["cp", big.to_str().unwrap(), "dc:/nodir/x"]);
+    assert_fails(&out, 1, "Could not find the file /nodir in container dc");
 }
 
 #[test]

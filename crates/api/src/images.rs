@@ -349,8 +349,31 @@ pub(crate) async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io
             Some(Err(err)) => Err(io::Error::other(format!("read the request body: {err}"))),
         };
         let failed = item.is_err();
-        if chunks.send(item).await.is_err() || failed {
+        if failed {
+            let _ = chunks.send(item).await;
             return;
+        }
+        if chunks.send(item).await.is_err() {
+            // The handler stopped reading (an error, such as `docker cp` to a missing
+            // directory): read on, so the client gets the error instead of a broken pipe.
+            drain_body(incoming, timeout).await;
+            return;
+        }
+    }
+}
+
+/// At most this much of a request body is read and dropped after its handler gave up on it;
+/// past it the connection is closed, as Go's server does past its own limit.
+const DRAIN_LIMIT: usize = 16 << 20;
+
+/// Reads the rest of `incoming` (up to [`DRAIN_LIMIT`], each chunk within `timeout`) so
+/// hyper can answer on a connection whose client is still sending.
+async fn drain_body(mut incoming: Incoming, timeout: std::time::Duration) {
+    let mut drained = 0usize;
+    while drained <= DRAIN_LIMIT {
+        match tokio::time::timeout(timeout, incoming.frame()).await {
+            Ok(Some(Ok(frame))) => drained += frame.data_ref().map_or(0, Bytes::len),
+            _ => return,
         }
     }
 }
