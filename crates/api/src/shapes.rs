@@ -6,7 +6,7 @@
 //! `tests/fixtures/api-1.44/` (derived from the 1.44 swagger) are what the shape test holds
 //! these against. Go's nil slices and maps are `null`, as dockerd sends them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use graph::{Graph, Image};
@@ -792,26 +792,26 @@ pub fn image_inspect(graph: &Graph, tags: &TagStore, image: &Image) -> Result<Va
 }
 
 /// An image's labels from a listing's details, reading no file: those of the first
-/// configuration in its history, else its own json's `container_config`.
+/// configuration in its history, else its own json's `container_config`. `images` is the
+/// listing, sorted by id.
 fn listed_labels(
-    by_id: &HashMap<&str, &Image>,
+    images: &[Image],
+    positions: &graph::Positions,
     details: &HashMap<String, graph::Details>,
-    image: &Image,
+    at: usize,
 ) -> BTreeMap<String, String> {
-    let mut entry = Some(image);
+    let image = &images[at];
+    let mut entry = Some(at).filter(|_| !details.is_empty());
     // At most one step per image: a parent cycle (a damaged store) cannot loop.
-    for _ in 0..=by_id.len() {
+    for _ in 0..=images.len() {
         let Some(current) = entry else { break };
         if let Some(labels) = details
-            .get(&current.id)
+            .get(&images[current].id)
             .and_then(|d| d.config_labels.as_ref())
         {
             return labels.clone();
         }
-        entry = current
-            .parent
-            .as_deref()
-            .and_then(|p| by_id.get(p).copied());
+        entry = positions.parent_of(current);
     }
     image
         .container_config
@@ -821,10 +821,29 @@ fn listed_labels(
         .unwrap_or_default()
 }
 
+/// Every `(image id, repo:tag)` of the tag store; none (with a warning) when it is damaged.
+fn named_ids(tags: &TagStore) -> Result<Vec<(String, String)>, ShapeError> {
+    let repositories = match tags.repositories() {
+        Ok(repositories) => repositories,
+        Err(err @ tagstore::Error::Damaged { .. }) => {
+            tracing::warn!(%err, "listing images without their names");
+            tagstore::Repositories::new()
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let mut named = Vec::new();
+    for (repo, repo_tags) in repositories {
+        for (tag, id) in repo_tags {
+            named.push((id, format!("{repo}:{tag}")));
+        }
+    }
+    Ok(named)
+}
+
 /// One image of a listing with the names it is shown under.
 pub struct ListedImage {
     pub image: Image,
-    /// `repo:tag` names (empty: dangling).
+    /// `repo:tag` names, sorted (empty: dangling).
     pub repo_tags: Vec<String>,
     pub repo_digests: Vec<String>,
     /// The whole chain's size.
@@ -892,42 +911,45 @@ pub fn list_images_with_broken(
         .iter()
         .map(created_of)
         .collect::<Result<Vec<_>, _>>()?;
-    let mut names: HashMap<String, Vec<String>> = HashMap::new();
-    let repositories = match tags.repositories() {
-        Ok(repositories) => repositories,
-        Err(err @ tagstore::Error::Damaged { .. }) => {
-            tracing::warn!(%err, "listing images without their names");
-            tagstore::Repositories::new()
-        }
-        Err(err) => return Err(err.into()),
-    };
-    for (repo, repo_tags) in repositories {
-        for (tag, id) in repo_tags {
-            names.entry(id).or_default().push(format!("{repo}:{tag}"));
-        }
-    }
+    // The names are read while the images are: two files, two cores.
+    let (named, listing) = std::thread::scope(|scope| {
+        let named = scope.spawn(|| named_ids(tags));
+        let listing = graph.listing();
+        let named = named.join().expect("reading the names does not panic");
+        (named, listing)
+    });
     let graph::Listing {
         images: everything,
         broken,
         details,
-    } = graph.listing()?;
+    } = listing?;
+    // Everything below is indexed by position in the listing (sorted by id): no hashing of
+    // ids, no copies of them.
+    let positions = graph::Positions::new(&everything);
+    let mut names: Vec<Vec<String>> = vec![Vec::new(); everything.len()];
+    for (id, name) in named? {
+        if let Some(at) = positions.get(&id) {
+            names[at].push(name);
+        }
+    }
+    let mut is_parent = vec![false; everything.len()];
+    for at in 0..everything.len() {
+        if let Some(parent) = positions.parent_of(at) {
+            is_parent[parent] = true;
+        }
+    }
     let sizes = graph::image_sizes(&everything);
-    let by_id: HashMap<&str, &Image> = everything.iter().map(|i| (i.id.as_str(), i)).collect();
-    let parents: HashSet<&str> = everything
-        .iter()
-        .filter_map(|i| i.parent.as_deref())
-        .collect();
     // What is shown, decided on borrowed images; then the chosen ones are moved out.
     let mut chosen: Vec<(usize, Vec<String>, BTreeMap<String, String>)> = Vec::new();
     for (at, image) in everything.iter().enumerate() {
+        let mut repo_tags = std::mem::take(&mut names[at]);
         // Shown: named images, and (without `all`) heads that are not a pull's layer entries.
-        let shown = names.contains_key(&image.id)
+        let shown = !repo_tags.is_empty()
             || all
-            || (!parents.contains(image.id.as_str()) && !registry::store::is_layer_entry(image));
+            || (!is_parent[at] && !registry::store::is_layer_entry(image));
         if !shown {
             continue;
         }
-        let mut repo_tags = names.remove(&image.id).unwrap_or_default();
         if let Some(want) = dangling {
             if want != repo_tags.is_empty() {
                 continue;
@@ -942,10 +964,11 @@ pub fn list_images_with_broken(
         if before.iter().any(|t| image.created >= *t) || since.iter().any(|t| image.created <= *t) {
             continue;
         }
-        let labels = listed_labels(&by_id, &details, image);
+        let labels = listed_labels(&everything, &positions, &details, at);
         if !filters.labels_match(&labels) {
             continue;
         }
+        repo_tags.sort();
         chosen.push((at, repo_tags, labels));
     }
     // Newest first: sorted while the entries are small, before the images move in.
@@ -953,8 +976,7 @@ pub fn list_images_with_broken(
         let (a, b) = (&everything[*a], &everything[*b]);
         b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id))
     });
-    drop(by_id);
-    drop(parents);
+    drop(positions);
     let mut slots: Vec<Option<Image>> = everything.into_iter().map(Some).collect();
     let listed: Vec<ListedImage> = chosen
         .into_iter()
@@ -966,7 +988,7 @@ pub fn list_images_with_broken(
                     .get(&image.id)
                     .map(|d| d.repo_digests.clone())
                     .unwrap_or_default(),
-                size: sizes.get(&image.id).copied().unwrap_or(image.size),
+                size: sizes[at],
                 labels,
                 image,
             })

@@ -1,6 +1,5 @@
 //! Image commands: import, images, history, tag, rmi, and image inspect.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 
@@ -346,24 +345,18 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
         }
     };
     // One row per name (newest image first, its names sorted); an untagged image once.
-    let mut rows: Vec<(String, String, &api::shapes::ListedImage)> = Vec::new();
+    let mut rows: Vec<(&str, &str, &api::shapes::ListedImage)> = Vec::new();
     for item in &listed {
         if item.repo_tags.is_empty() {
             // Pulled by digest: Docker shows the repository with no tag.
             let repo = item
                 .repo_digests
                 .first()
-                .and_then(|d| d.rsplit_once('@').map(|(r, _)| r.to_string()));
-            rows.push((
-                repo.unwrap_or_else(|| "<none>".to_string()),
-                "<none>".to_string(),
-                item,
-            ));
+                .and_then(|d| d.rsplit_once('@').map(|(r, _)| r));
+            rows.push((repo.unwrap_or("<none>"), "<none>", item));
         }
-        let mut names = item.repo_tags.clone();
-        names.sort();
-        for name in names {
-            let (repo, tag) = tagstore::parse_reference(&name);
+        for name in &item.repo_tags {
+            let (repo, tag) = tagstore::split_reference(name);
             rows.push((repo, tag.unwrap_or_default(), item));
         }
     }
@@ -389,15 +382,17 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
     }
     let mut out = String::new();
     if args.quiet {
-        let mut seen = BTreeSet::new();
+        // An image's rows are next to each other: each id once.
         let ids = rows
             .iter()
             .map(|(_, _, item)| &item.image.id)
             .chain(broken_rows.iter().map(|(_, _, broken)| &broken.id));
+        let mut last = None;
         for image_id in ids {
-            if seen.insert(image_id.clone()) {
+            if last != Some(image_id) {
                 out.push_str(&id(image_id));
                 out.push('\n');
+                last = Some(image_id);
             }
         }
         io::stdout().write_all(out.as_bytes())?;
@@ -428,7 +423,7 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
     };
     let mut table = Table::new(header);
     for (repo, tag, item) in &rows {
-        let mut row = vec![repo.clone(), tag.clone()];
+        let mut row = vec![repo.to_string(), tag.to_string()];
         if args.digests {
             row.push(digest(item, repo));
         }

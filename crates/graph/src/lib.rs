@@ -8,19 +8,18 @@
 //! lock file) and removed from there.
 //!
 //! Listing reads `<id>/json` files only; no layer directory is touched. What it read is kept
-//! in `<dir>/_index/images` (every image's json, one a line, under a stamp of the graph
-//! directory: its inode and modification time), so a listing of an unchanged graph reads one
-//! file. Every change of the graph (an image renamed in or out) changes the directory's
-//! modification time, and an image's json never changes once in place, so an index whose
-//! stamp differs is stale and rebuilt by the next listing; a crash leaves at most a stale one.
-//! An index is written only when the directory's time is old enough (see `INDEX_SETTLE`)
-//! that a later change cannot land on the same timestamp.
+//! in `<dir>/_index/images` ([`stamped`]: every image's json, one a line, under a stamp of
+//! the graph directory), so a listing of an unchanged graph reads one file. Every change of
+//! the graph (an image renamed in or out) changes the directory's modification time, and an
+//! image's json never changes once in place (its meta and config do: they touch the
+//! directory).
 //!
 //! The graph directory and each `<id>` directory are private to their owner ([`perms`]):
 //! layers keep images' setuid files and device nodes, which no other host user may reach.
 //! A graph an older version left open is closed when opened.
 
 pub mod perms;
+pub mod stamped;
 pub mod storelock;
 
 pub use storelock::{store_lock_path, StoreLock};
@@ -49,9 +48,6 @@ const META_FILE: &str = "meta.json";
 pub const INDEX_DIR: &str = "_index";
 const INDEX_FILE: &str = "images";
 const INDEX_MAGIC: &str = "dock-graph-index 2";
-/// How old the graph directory's modification time must be for an index to be written under
-/// it: file systems with coarse timestamps give changes within one clock tick the same time.
-const INDEX_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The listing index against the graph directory ([`Graph::index_state`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,15 +60,6 @@ pub enum IndexState {
     Agrees,
     /// Current by its stamp, but it lists other images than the directories hold.
     Disagrees,
-}
-
-/// The first line of a listing index: what the graph directory was when it was written.
-struct Stamp {
-    line: String,
-    modified: std::time::SystemTime,
-    /// When the stamp was read: a change after it lands on a later time only if `modified`
-    /// was already [`INDEX_SETTLE`] old by then.
-    read_at: std::time::SystemTime,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -322,40 +309,77 @@ impl Write for CountingSink {
     }
 }
 
-/// [`Graph::image_size`] of every image in `images` (a whole listing, as [`Graph::all`]
-/// gives it), without reading anything more: each chain is summed once.
-pub fn image_sizes(images: &[Image]) -> std::collections::HashMap<String, u64> {
-    let by_id: std::collections::HashMap<&str, &Image> = images
-        .iter()
-        .map(|image| (image.id.as_str(), image))
-        .collect();
-    let mut sizes: std::collections::HashMap<String, u64> =
-        std::collections::HashMap::with_capacity(images.len());
-    for image in images {
+/// Finds images by id in a listing sorted by id (as [`Graph::listing`] gives it). A lookup
+/// searches the ids' first eight bytes, kept side by side, rather than 10,000 scattered
+/// strings.
+pub struct Positions<'a> {
+    images: &'a [Image],
+    keys: Vec<u64>,
+}
+
+impl<'a> Positions<'a> {
+    pub fn new(images: &'a [Image]) -> Self {
+        debug_assert!(
+            images.is_sorted_by(|a, b| a.id < b.id),
+            "a listing sorted by id"
+        );
+        Positions {
+            images,
+            keys: images.iter().map(|image| Self::key(&image.id)).collect(),
+        }
+    }
+
+    /// Sorts as the id does: its first eight bytes, big-endian.
+    fn key(id: &str) -> u64 {
+        let mut bytes = [0u8; 8];
+        let head = &id.as_bytes()[..id.len().min(8)];
+        bytes[..head.len()].copy_from_slice(head);
+        u64::from_be_bytes(bytes)
+    }
+
+    /// Where the image `id` is in the listing.
+    pub fn get(&self, id: &str) -> Option<usize> {
+        let key = Self::key(id);
+        let start = self.keys.partition_point(|&k| k < key);
+        (start..self.keys.len())
+            .take_while(|&at| self.keys[at] == key)
+            .find(|&at| self.images[at].id == id)
+    }
+
+    /// The image `id`'s parent's position.
+    pub fn parent_of(&self, at: usize) -> Option<usize> {
+        self.get(self.images[at].parent.as_deref()?)
+    }
+}
+
+/// [`Graph::image_size`] of every image in `images` (a listing sorted by id, as
+/// [`Graph::listing`] gives it), in the same order, without reading anything more: each
+/// chain is summed once.
+pub fn image_sizes(images: &[Image]) -> Vec<u64> {
+    let positions = Positions::new(images);
+    let mut sizes: Vec<Option<u64>> = vec![None; images.len()];
+    let mut chain = Vec::new();
+    for start in 0..images.len() {
         // Walk up to the first image whose size is known (or the base), then fill in down.
-        let mut chain = Vec::new();
-        let mut next = Some(image);
+        let mut next = Some(start);
         let mut base = 0;
-        while let Some(current) = next {
-            if let Some(&known) = sizes.get(&current.id) {
+        while let Some(at) = next {
+            if let Some(known) = sizes[at] {
                 base = known;
                 break;
             }
             if chain.len() > images.len() {
                 break; // a parent cycle: what is summed so far stands
             }
-            chain.push(current);
-            next = current
-                .parent
-                .as_deref()
-                .and_then(|p| by_id.get(p).copied());
+            chain.push(at);
+            next = positions.parent_of(at);
         }
-        for current in chain.into_iter().rev() {
-            base += current.size;
-            sizes.insert(current.id.clone(), base);
+        for at in chain.drain(..).rev() {
+            base += images[at].size;
+            sizes[at] = Some(base);
         }
     }
-    sizes
+    sizes.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// A new random image id: 32 random bytes as 64 lowercase hex characters.
@@ -380,7 +404,7 @@ fn check_id(id: &str) -> Result<()> {
     }
 }
 
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("read random bytes for a staging name");
     hex(&bytes)
@@ -426,28 +450,7 @@ fn remove_file_if_present(path: &Path) -> Result<()> {
 
 /// The pid in an index temp file's name (`images.<pid>.<random>.tmp`).
 pub fn index_temp_pid(name: &str) -> Option<u32> {
-    let writer = name
-        .strip_prefix(INDEX_FILE)?
-        .strip_prefix('.')?
-        .strip_suffix(".tmp")?;
-    // `<pid>.<random>` (or an older `<pid>`).
-    writer.split('.').next()?.parse().ok()
-}
-
-/// Removes index temp files whose writer is gone (killed between write and rename).
-fn clean_index_temps(index_dir: &Path) {
-    let Ok(entries) = fs::read_dir(index_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(index_temp_pid) else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
+    stamped::temp_pid(name, INDEX_FILE)
 }
 
 /// A staging directory owned by this process; removed on drop unless committed.
@@ -517,7 +520,7 @@ impl Graph {
         graph.clean_staging()?;
         // Made here rather than by the first index written, which would then be stale at once.
         let index_dir = graph.root.join(INDEX_DIR);
-        clean_index_temps(&index_dir);
+        stamped::clean_temps(&index_dir, INDEX_FILE);
         // Best effort: without it, listings read every json.
         match fs::DirBuilder::new().mode(0o700).create(&index_dir) {
             Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
@@ -1105,11 +1108,7 @@ impl Graph {
                 }
             }
         }
-        let settled = stamp
-            .read_at
-            .duration_since(stamp.modified)
-            .is_ok_and(|age| age >= INDEX_SETTLE);
-        if settled && listing.broken.is_empty() {
+        if stamp.settled() && listing.broken.is_empty() {
             if let Err(err) = self.write_index(&stamp, &listing) {
                 tracing::debug!(%err, "listing index not written");
             }
@@ -1125,46 +1124,14 @@ impl Graph {
     }
 
     /// The graph directory's identity and modification time, read before its listing.
-    fn stamp(&self) -> Result<Stamp> {
-        use std::os::unix::fs::MetadataExt;
-        let meta =
-            fs::metadata(&self.root).map_err(io_err(format!("stat {}", self.root.display())))?;
-        let modified = meta
-            .modified()
-            .map_err(io_err(format!("stat {}", self.root.display())))?;
-        Ok(Stamp {
-            line: format!(
-                "{INDEX_MAGIC} {} {} {} {}",
-                meta.dev(),
-                meta.ino(),
-                meta.mtime(),
-                meta.mtime_nsec()
-            ),
-            modified,
-            read_at: std::time::SystemTime::now(),
-        })
+    fn stamp(&self) -> Result<stamped::Stamp> {
+        stamped::Stamp::of(&self.root, INDEX_MAGIC)
+            .map_err(io_err(format!("stat {}", self.root.display())))
     }
 
     /// Sets the graph directory's modification time to now, which stales the listing index.
     fn touch_root(&self) -> Result<()> {
-        let touch_err = |e: io::Error| io_err(format!("touch {}", self.root.display()))(e);
-        let path = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes())
-            .map_err(|e| touch_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-        let times = [
-            libc::timespec {
-                tv_sec: 0,
-                tv_nsec: libc::UTIME_OMIT,
-            },
-            libc::timespec {
-                tv_sec: 0,
-                tv_nsec: libc::UTIME_NOW,
-            },
-        ];
-        // SAFETY: a valid C string and two timespecs, as utimensat(2) takes them.
-        if unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) } != 0 {
-            return Err(touch_err(io::Error::last_os_error()));
-        }
-        Ok(())
+        stamped::touch(&self.root).map_err(io_err(format!("touch {}", self.root.display())))
     }
 
     /// The listing index file.
@@ -1181,7 +1148,7 @@ impl Graph {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(IndexState::Absent),
             Err(err) => return Err(io_err(format!("read {}", path.display()))(err)),
         };
-        if text.lines().next() != Some(stamp.line.as_str()) {
+        if text.lines().next() != Some(stamp.line()) {
             return Ok(IndexState::Stale);
         }
         let Some(indexed) = self.read_index(&stamp) else {
@@ -1216,27 +1183,15 @@ impl Graph {
 
     /// The images of an index written under `stamp`; None when there is none, it is stale
     /// or it cannot be read (it is then rebuilt).
-    fn read_index(&self, stamp: &Stamp) -> Option<Listing> {
-        let text = fs::read_to_string(self.index_path()).ok()?;
-        let mut lines = text.lines();
-        if lines.next()? != stamp.line {
-            return None;
-        }
+    fn read_index(&self, stamp: &stamped::Stamp) -> Option<Listing> {
+        let entries: Vec<IndexEntry> = stamped::read(&self.index_path(), stamp)?;
         let mut listing = Listing::default();
-        listing.images.reserve(text.len() / 128);
-        for line in lines {
-            match serde_json::from_str::<IndexEntry>(line) {
-                Ok(entry) => {
-                    if let Some(details) = entry.details {
-                        listing.details.insert(entry.image.id.clone(), details);
-                    }
-                    listing.images.push(entry.image);
-                }
-                Err(err) => {
-                    tracing::debug!(%err, "listing index unreadable, rebuilding it");
-                    return None;
-                }
+        listing.images.reserve(entries.len());
+        for entry in entries {
+            if let Some(details) = entry.details {
+                listing.details.insert(entry.image.id.clone(), details);
             }
+            listing.images.push(entry.image);
         }
         Some(listing)
     }
@@ -1271,42 +1226,26 @@ impl Graph {
         }
     }
 
-    /// Replaces the index atomically. Not synced: a crash loses at most an index, which the
-    /// next listing rebuilds. Writing inside `_index/` leaves the graph directory's time.
-    fn write_index(&self, stamp: &Stamp, listing: &Listing) -> io::Result<()> {
-        let dir = self.root.join(INDEX_DIR);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(err),
+    /// Replaces the index. Writing inside `_index/` leaves the graph directory's time.
+    fn write_index(&self, stamp: &stamped::Stamp, listing: &Listing) -> io::Result<()> {
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            image: &'a Image,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            details: Option<&'a Details>,
         }
-        let mut text = String::with_capacity(64 + listing.images.len() * 256);
-        text.push_str(&stamp.line);
-        text.push('\n');
-        for image in &listing.images {
-            #[derive(Serialize)]
-            struct Entry<'a> {
-                image: &'a Image,
-                #[serde(skip_serializing_if = "Option::is_none")]
-                details: Option<&'a Details>,
-            }
-            let entry = Entry {
-                image,
-                details: listing.details.get(&image.id),
-            };
-            text.push_str(&serde_json::to_string(&entry).expect("index entry serializes"));
-            text.push('\n');
-        }
-        // Unique per writer: the API server lists on several threads at once.
-        let tmp = dir.join(format!(
-            "{INDEX_FILE}.{}.{}.tmp",
-            std::process::id(),
-            random_suffix()
-        ));
-        fs::write(&tmp, text)?;
-        fs::rename(&tmp, dir.join(INDEX_FILE)).inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })
+        let entries: Vec<String> = listing
+            .images
+            .iter()
+            .map(|image| {
+                let entry = Entry {
+                    image,
+                    details: listing.details.get(&image.id),
+                };
+                serde_json::to_string(&entry).expect("index entry serializes")
+            })
+            .collect();
+        stamped::write(&self.index_path(), stamp, &entries)
     }
 
     /// Images that are no image's parent.

@@ -223,8 +223,11 @@ fn an_image_is_as_big_as_its_chain() {
     let config = config_entry(&graph, b"{}", &top.id).unwrap();
     assert_eq!(graph.image_size(&config.id).unwrap(), 120);
     assert_eq!(graph.image_size(&base.id).unwrap(), 100);
-    let sizes = graph::image_sizes(&graph.all().unwrap());
-    assert_eq!(sizes[&config.id], 120);
-    assert_eq!(sizes[&top.id], 120);
-    assert_eq!(sizes[&base.id], 100);
+    let all = graph.all().unwrap();
+    let sizes = graph::image_sizes(&all);
+    let positions = graph::Positions::new(&all);
+    let size_of = |id: &str| sizes[positions.get(id).unwrap()];
+    assert_eq!(size_of(&config.id), 120);
+    assert_eq!(size_of(&top.id), 120);
+    assert_eq!(size_of(&base.id), 100);
 }

@@ -75,16 +75,19 @@ struct RepositoriesFile {
 /// `localhost:5000/team/app:v1` is `("localhost:5000/team/app", Some("v1"))` and
 /// `localhost:5000/team/app` has no tag.
 pub fn parse_reference(name: &str) -> (String, Option<String>) {
+    let (repo, tag) = split_reference(name);
+    (repo.to_string(), tag.map(str::to_string))
+}
+
+/// [`parse_reference`], borrowing from `name`.
+pub fn split_reference(name: &str) -> (&str, Option<&str>) {
     let last_slash = name.rfind('/').map_or(0, |i| i + 1);
     match name[last_slash..].rfind(':') {
         Some(colon) => {
             let colon = last_slash + colon;
-            (
-                name[..colon].to_string(),
-                Some(name[colon + 1..].to_string()),
-            )
+            (&name[..colon], Some(&name[colon + 1..]))
         }
-        None => (name.to_string(), None),
+        None => (name, None),
     }
 }
 

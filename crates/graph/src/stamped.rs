@@ -1,0 +1,232 @@
+//! Listing indexes: what a listing would read from one file per object (an image's json, a
+//! container's config), kept in one file of JSON lines under a stamp of the objects'
+//! directory: its device, inode and modification time. A listing whose stamp matches reads
+//! that one file; any other reads every object and writes the index again.
+//!
+//! This holds as long as every change of an object changes the directory's time: adding or
+//! removing an entry does so by itself, and a writer that changes an object in place calls
+//! [`touch`]. An index is written only when the directory's time is [`SETTLE`] old, so that
+//! a later change cannot land on the same (coarse) timestamp. A crash leaves at most a stale
+//! index or a temp file of a dead writer ([`clean_temps`]).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+
+/// How old the directory's modification time must be for an index to be written under it:
+/// file systems with coarse timestamps give changes within one clock tick the same time.
+pub const SETTLE: Duration = Duration::from_millis(100);
+
+/// The directory an index describes, as it was before a listing read it.
+pub struct Stamp {
+    line: String,
+    modified: SystemTime,
+    read_at: SystemTime,
+}
+
+impl Stamp {
+    /// `dir`'s stamp, under `magic` (the index's format).
+    pub fn of(dir: &Path, magic: &str) -> io::Result<Stamp> {
+        let meta = fs::metadata(dir)?;
+        Ok(Stamp {
+            line: format!(
+                "{magic} {} {} {} {}",
+                meta.dev(),
+                meta.ino(),
+                meta.mtime(),
+                meta.mtime_nsec()
+            ),
+            modified: meta.modified()?,
+            read_at: SystemTime::now(),
+        })
+    }
+
+    /// The index's first line.
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
+    /// Whether a change after the stamp was read is sure to land on a later time.
+    pub fn settled(&self) -> bool {
+        self.read_at
+            .duration_since(self.modified)
+            .is_ok_and(|age| age >= SETTLE)
+    }
+}
+
+/// The entries of the index at `path` when it was written under `stamp`, parsed as `T`; None
+/// when there is none, it is stale or a line does not parse (it is then rebuilt). The two
+/// halves are parsed side by side: a listing of 10,000 objects is mostly this parse.
+pub fn read<T: DeserializeOwned + Send>(path: &Path, stamp: &Stamp) -> Option<Vec<T>> {
+    let text = fs::read_to_string(path).ok()?;
+    let (first, entries) = text.split_once('\n')?;
+    if first != stamp.line {
+        return None;
+    }
+    let mut middle = entries.len() / 2;
+    while !entries.is_char_boundary(middle) {
+        middle += 1;
+    }
+    let split = entries[middle..]
+        .find('\n')
+        .map_or(entries.len(), |at| middle + at + 1);
+    let (first_half, second_half) = entries.split_at(split);
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| parse_lines::<T>(second_half));
+        (parse_lines::<T>(first_half), second.join().ok().flatten())
+    });
+    let (mut entries, second) = (first?, second?);
+    entries.extend(second);
+    Some(entries)
+}
+
+fn parse_lines<T: DeserializeOwned>(lines: &str) -> Option<Vec<T>> {
+    let mut entries = Vec::with_capacity(lines.len() / 128);
+    for line in lines.lines() {
+        match serde_json::from_str(line) {
+            Ok(entry) => entries.push(entry),
+            Err(err) => {
+                tracing::debug!(%err, "listing index unreadable, rebuilding it");
+                return None;
+            }
+        }
+    }
+    Some(entries)
+}
+
+/// Replaces the index at `path` (its directory made if needed) with `entries` under
+/// `stamp`, atomically.
+pub fn write(path: &Path, stamp: &Stamp, entries: &[String]) -> io::Result<()> {
+    let mut text = String::with_capacity(
+        stamp.line.len() + 1 + entries.iter().map(|e| e.len() + 1).sum::<usize>(),
+    );
+    text.push_str(&stamp.line);
+    text.push('\n');
+    for entry in entries {
+        text.push_str(entry);
+        text.push('\n');
+    }
+    replace(path, text.as_bytes())
+}
+
+/// Replaces the file at `path` (its directory made if needed) with `text`, atomically. Not
+/// synced: a crash loses at most an index, which the next listing rebuilds.
+pub fn replace(path: &Path, text: &[u8]) -> io::Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an index path names a file in a directory",
+        ));
+    };
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(err) if err.kind() != io::ErrorKind::AlreadyExists => return Err(err),
+        _ => {}
+    }
+    // Unique per writer: the API server lists on several threads at once.
+    let tmp = dir.join(format!(
+        "{}.{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        crate::random_suffix()
+    ));
+    fs::write(&tmp, text)?;
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+/// Sets `dir`'s modification time to now: what a writer that changed an object in place
+/// does, so that indexes of `dir` are stale.
+pub fn touch(dir: &Path) -> io::Result<()> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+    ];
+    // SAFETY: a valid C string and two timespecs, as utimensat(2) takes them.
+    if unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The writer's pid in the name of an index temp file of `file` (`<file>.<pid>.<random>.tmp`).
+pub fn temp_pid(name: &str, file: &str) -> Option<u32> {
+    let writer = name
+        .strip_prefix(file)?
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?;
+    // `<pid>.<random>` (or an older `<pid>`).
+    writer.split('.').next()?.parse().ok()
+}
+
+/// Removes the temp files of index `file` in `dir` whose writer is gone (killed between
+/// write and rename).
+pub fn clean_temps(dir: &Path, file: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| temp_pid(name, file)) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_is_read_back_under_its_stamp_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = dir.path().join("objects");
+        fs::create_dir(&objects).unwrap();
+        let index = dir.path().join("_index/objects");
+        let stamp = Stamp::of(&objects, "test-index 1").unwrap();
+        let entries: Vec<String> = (0..1001).map(|n| n.to_string()).collect();
+        write(&index, &stamp, &entries).unwrap();
+        let read_back: Vec<u32> = read(&index, &stamp).unwrap();
+        assert_eq!(read_back, (0..1001).collect::<Vec<u32>>());
+        // Another format, or a changed directory: stale.
+        assert!(read::<u32>(&index, &Stamp::of(&objects, "test-index 2").unwrap()).is_none());
+        touch(&objects).unwrap();
+        assert!(read::<u32>(&index, &Stamp::of(&objects, "test-index 1").unwrap()).is_none());
+        // No temp file is left behind.
+        assert_eq!(fs::read_dir(index.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_unparsable_line_makes_the_index_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("index");
+        let stamp = Stamp::of(dir.path(), "test-index 1").unwrap();
+        write(&index, &stamp, &["1".into(), "two".into(), "3".into()]).unwrap();
+        assert!(read::<u32>(&index, &stamp).is_none());
+        write(&index, &stamp, &[]).unwrap();
+        assert_eq!(read::<u32>(&index, &stamp).unwrap(), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn temp_names_give_their_writers_pid() {
+        assert_eq!(temp_pid("images.42.0a1b.tmp", "images"), Some(42));
+        assert_eq!(temp_pid("images.42.tmp", "images"), Some(42));
+        assert_eq!(temp_pid("images", "images"), None);
+        assert_eq!(temp_pid("containers.7.x.tmp", "images"), None);
+    }
+}
