@@ -129,7 +129,7 @@ fn assert_consistent(root: &DockRoot, after: &str) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             assert!(
-                name == ".names.lock" || containers.contains(&name),
+                name == ".names.lock" || name == "_index" || containers.contains(&name),
                 "after {after}: containers/{name} is no listed container"
             );
         }

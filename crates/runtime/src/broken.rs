@@ -4,17 +4,29 @@
 //! outside its config: the monitor in the exit record (`exit`) or behind the attach socket,
 //! the processes in its cgroup, its endpoint in the network state, its rootfs mount.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
 use crate::container::{self, Container, ProcessRef};
-use crate::{cgroup, exitrec, overlay, procs, Client, Error, Hello, Result, Runtime};
+use crate::{cgroup, exitrec, listindex, overlay, procs, Client, Error, Hello, Result, Runtime};
+
+/// What a listing found in one container directory: the container and, when it is to be
+/// indexed, its config's stamp and text; or a broken container.
+enum Found<'a> {
+    Listed(
+        &'a String,
+        Container,
+        Option<(listindex::FileStamp, Cow<'a, str>)>,
+    ),
+    Broken(BrokenContainer),
+}
 
 /// How long a broken container's monitor may take to end its run once told to.
 const MONITOR_STOP_PATIENCE: Duration = Duration::from_secs(10);
@@ -57,33 +69,23 @@ pub(crate) fn is_broken(err: &Error) -> bool {
 }
 
 impl Runtime {
-    /// Every container (newest first) and every broken one (by id). Configs are read on as
-    /// many threads as there are CPUs (up to 8) when there are many: each is a file open and
-    /// read, and those wait on the kernel.
+    /// Every container (newest first) and every broken one (by id). Each config is stated
+    /// and, when it is the file the listing index holds ([`listindex`]), parsed from there;
+    /// others are read. Both on as many threads as there are CPUs (up to 8) when there are
+    /// many. The index is written again when a config was read that it did not hold.
     pub fn list_with_broken(&self) -> Result<(Vec<Container>, Vec<BrokenContainer>)> {
         let ids = self.ids()?;
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
-        let load_all = |ids: &[String]| {
-            let mut loaded = Vec::with_capacity(ids.len());
-            let mut buf = Vec::with_capacity(8192);
-            for id in ids {
-                match self.load_at(&containers, id, &mut buf) {
-                    Ok(c) => loaded.push(Ok(c)),
-                    Err(Error::NoSuchContainer(_)) => {}
-                    Err(e) => {
-                        tracing::debug!(%id, error = %e, "broken container");
-                        loaded.push(Err(self.broken(id, e)));
-                    }
-                }
-            }
-            loaded
-        };
+        let index_text = listindex::read(&self.containers);
+        let index = listindex::Index::parse(&index_text);
+        let now = SystemTime::now();
+        let load_all = |ids| self.load_listed(&containers, &index, now, ids);
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8)
             .min(ids.len() / 128 + 1);
-        let results: Vec<Result<Container, BrokenContainer>> = if threads <= 1 {
+        let found: Vec<Found> = if threads <= 1 {
             load_all(&ids)
         } else {
             let chunk = ids.len().div_ceil(threads);
@@ -98,16 +100,78 @@ impl Runtime {
                     .collect()
             })
         };
-        let (mut all, mut broken) = (Vec::new(), Vec::new());
-        for result in results {
-            match result {
-                Ok(c) => all.push(c),
-                Err(b) => broken.push(b),
+        let lines = || {
+            found.iter().filter_map(|f| match f {
+                Found::Listed(id, _, Some((stamp, text))) => Some((*id, *stamp, text)),
+                _ => None,
+            })
+        };
+        let read_anew = lines().any(|(_, _, text)| matches!(text, Cow::Owned(_)));
+        if read_anew || lines().count() != index.len() {
+            let lines = lines().map(|(id, stamp, text)| (id.as_str(), stamp, text.as_ref()));
+            if let Err(err) = listindex::write(&self.containers, lines) {
+                tracing::debug!(%err, "containers' listing index not written");
             }
         }
-        all.sort_by_key(|c| std::cmp::Reverse(c.created));
+        let (mut listed, mut broken) = (Vec::with_capacity(found.len()), Vec::new());
+        for f in found {
+            match f {
+                Found::Listed(_, c, _) => listed.push(Some(c)),
+                Found::Broken(b) => broken.push(b),
+            }
+        }
+        // Newest first, sorted by position: a container is a kilobyte to move.
+        let mut order: Vec<usize> = (0..listed.len()).collect();
+        order.sort_by_key(|&at| std::cmp::Reverse(listed[at].as_ref().map(|c| c.created)));
+        let all: Vec<Container> = order.iter().filter_map(|&at| listed[at].take()).collect();
         broken.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((all, broken))
+    }
+
+    /// [`Runtime::list_with_broken`]'s work for the containers `ids`.
+    fn load_listed<'a>(
+        &self,
+        containers: &fs::File,
+        index: &listindex::Index<'a>,
+        now: SystemTime,
+        ids: &'a [String],
+    ) -> Vec<Found<'a>> {
+        let mut found = Vec::with_capacity(ids.len());
+        let mut buf = Vec::with_capacity(8192);
+        for id in ids {
+            let stamp = listindex::FileStamp::of(containers, id);
+            let path = || self.paths(id).config();
+            // The indexed copy while the file is the one indexed (and it parses), else the file.
+            let from_index = stamp
+                .and_then(|stamp| index.config(id, stamp))
+                .and_then(|text| Some((container::parse(&path(), text.as_bytes()).ok()?, text)));
+            let (parsed, indexed) = match from_index {
+                Some((c, text)) => (Ok(c), Some(Cow::Borrowed(text))),
+                None => {
+                    let read = self.read_config_at(containers, id, &mut buf);
+                    (read.and_then(|()| container::parse(&path(), &buf)), None)
+                }
+            };
+            // Indexed next time: what parsed, from a file whose time cannot be given again.
+            let line = match (&parsed, stamp) {
+                (Ok(_), Some(stamp)) if stamp.settled(now) => indexed
+                    .or_else(|| {
+                        let text = std::str::from_utf8(&buf).ok()?;
+                        (!text.contains('\n')).then(|| Cow::Owned(text.to_string()))
+                    })
+                    .map(|text| (stamp, text)),
+                _ => None,
+            };
+            match parsed.and_then(|c| self.checked(c)) {
+                Ok(c) => found.push(Found::Listed(id, c, line)),
+                Err(Error::NoSuchContainer(_)) => {}
+                Err(e) => {
+                    tracing::debug!(%id, error = %e, "broken container");
+                    found.push(Found::Broken(self.broken(id, e)));
+                }
+            }
+        }
+        found
     }
 
     fn broken(&self, id: &str, error: Error) -> BrokenContainer {
@@ -230,6 +294,77 @@ mod tests {
         let rt = Runtime::open(dir.path().join("root")).unwrap();
         fs::create_dir_all(dir.path().join("root/containers")).unwrap();
         (dir, rt)
+    }
+
+    /// Writes container `id`'s config as `save` does (a new file renamed in), dated `age` ago.
+    fn write_config(rt: &Runtime, id: &str, name: &str, age: Duration) {
+        let paths = rt.paths(id);
+        fs::create_dir_all(&paths.dir).unwrap();
+        let json = serde_json::json!({"Id": id, "Created": "2024-01-01T00:00:00Z",
+            "Path": "true", "Args": [], "Config": {},
+            "State": {"Running": false, "Pid": 0, "ExitCode": 0,
+                      "StartedAt": "0001-01-01T00:00:00Z"},
+            "Image": "ab".repeat(32), "NetworkSettings": {}, "Name": name});
+        let c = container::parse(&paths.config(), json.to_string().as_bytes()).unwrap();
+        container::save(&paths.config(), &c).unwrap();
+        age_file(&paths.config(), age);
+    }
+
+    fn age_file(path: &std::path::Path, age: Duration) {
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - age)
+            .unwrap();
+    }
+
+    /// Names of the listed containers, sorted, and how many configs the index holds.
+    fn listed(rt: &Runtime) -> (Vec<String>, Vec<String>, usize) {
+        let (good, broken) = rt.list_with_broken().unwrap();
+        let mut names: Vec<String> = good.into_iter().map(|c| c.name).collect();
+        names.sort();
+        let broken = broken.into_iter().map(|b| b.id).collect();
+        let text = listindex::read(&rt.containers);
+        (names, broken, listindex::Index::parse(&text).len())
+    }
+
+    #[test]
+    fn the_listing_index_follows_every_change_of_a_config() {
+        let (_dir, rt) = runtime();
+        let old = Duration::from_secs(5);
+        let ids: Vec<String> = ["a1", "b2", "c3"].iter().map(|p| p.repeat(32)).collect();
+        for (id, name) in ids.iter().zip(["one", "two", "three"]) {
+            write_config(&rt, id, name, old);
+        }
+        let all = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(listed(&rt), (all(&["one", "three", "two"]), vec![], 3));
+        // Read from the index, the same.
+        assert_eq!(listed(&rt), (all(&["one", "three", "two"]), vec![], 3));
+        // Replaced (a new file), even dated as the indexed one was.
+        write_config(&rt, &ids[0], "uno", old);
+        assert_eq!(listed(&rt), (all(&["three", "two", "uno"]), vec![], 3));
+        // Damaged in place: listed as broken, and out of the index.
+        let config = rt.paths(&ids[1]).config();
+        fs::write(&config, b"{\"Id\": \"trunc").unwrap();
+        age_file(&config, old);
+        assert_eq!(
+            listed(&rt),
+            (all(&["three", "uno"]), vec![ids[1].clone()], 2)
+        );
+        // Removed: gone.
+        fs::remove_dir_all(rt.paths(&ids[2]).dir).unwrap();
+        assert_eq!(listed(&rt), (all(&["uno"]), vec![ids[1].clone()], 1));
+    }
+
+    #[test]
+    fn a_config_changed_within_the_settle_time_is_read_until_it_settles() {
+        let (_dir, rt) = runtime();
+        let id = "d4".repeat(32);
+        write_config(&rt, &id, "fresh", Duration::ZERO);
+        assert_eq!(listed(&rt), (vec!["fresh".to_string()], vec![], 0));
+        age_file(&rt.paths(&id).config(), Duration::from_secs(5));
+        assert_eq!(listed(&rt), (vec!["fresh".to_string()], vec![], 1));
     }
 
     #[test]

@@ -455,6 +455,17 @@ fn check_containers(
         if name == NAMES_LOCK {
             continue;
         }
+        if name == graph::INDEX_DIR {
+            for entry in names(&path)? {
+                let pid = graph::stamped::temp_pid(&entry, crate::listindex::INDEX_FILE);
+                if pid.is_some_and(|pid| !pid_alive(&pid.to_string())) {
+                    problems.push(Problem::Temp {
+                        path: path.join(&entry),
+                    });
+                }
+            }
+            continue;
+        }
         if name.starts_with(REMOVED_PREFIX) {
             problems.push(Problem::Removed { path });
             continue;

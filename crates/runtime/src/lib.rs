@@ -23,6 +23,7 @@ pub mod exitrec;
 pub mod humanize;
 pub mod imageconfig;
 pub mod initlayer;
+mod listindex;
 pub mod logs;
 pub mod monitor;
 pub mod overlay;
@@ -395,15 +396,15 @@ impl Runtime {
         self.checked(c)
     }
 
-    /// [`Runtime::load`] for listings: `config.json` opened relative to `containers`, a
-    /// descriptor of the containers directory (no walk of the root's path per container),
+    /// [`Runtime::load`]'s read for listings: `config.json` opened relative to `containers`,
+    /// a descriptor of the containers directory (no walk of the root's path per container),
     /// and read into `buf`, which the caller reuses.
-    pub(crate) fn load_at(
+    pub(crate) fn read_config_at(
         &self,
         containers: &fs::File,
         id: &str,
         buf: &mut Vec<u8>,
-    ) -> Result<Container> {
+    ) -> Result<()> {
         use nix::fcntl::{openat, OFlag};
         use std::io::Read;
         let relative = format!("{id}/{}", container::CONFIG_FILE);
@@ -425,12 +426,11 @@ impl Runtime {
             .take(u64::MAX)
             .read_to_end(buf)
             .map_err(|e| Error::io(&path(), e))?;
-        let c = container::parse(&path(), buf)?;
-        self.checked(c)
+        Ok(())
     }
 
     /// `c` as read, or marked exited when it says running but its monitor is gone.
-    fn checked(&self, c: Container) -> Result<Container> {
+    pub(crate) fn checked(&self, c: Container) -> Result<Container> {
         if !c.state.running || monitor_alive(&c) {
             return Ok(c);
         }

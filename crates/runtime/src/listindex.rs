@@ -1,0 +1,184 @@
+//! The containers' listing index, `containers/_index/containers`: one line per container,
+//! `<id> <inode> <mtime s> <mtime ns> <size> <its config.json as read>`. A listing stats each
+//! config (one `fstatat`, no open or read) and parses the indexed copy when the file is still
+//! the one indexed, else reads the file. A config is replaced by rename (a new inode), and one
+//! damaged in place gets a new time: either way its stat differs from the index's. A config
+//! is indexed only once its time is [`SETTLE`] old, so that no later change can land on the
+//! same (coarse) timestamp. A crash leaves at most a stale line, which the stat refuses.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use graph::stamped::SETTLE;
+use nix::sys::stat::{fstatat, FileStat};
+
+/// The index's file name in `containers/<graph::INDEX_DIR>/`.
+pub(crate) const INDEX_FILE: &str = "containers";
+const MAGIC: &str = "dock-container-index 1";
+
+/// What identifies one version of a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    inode: u64,
+    mtime: i64,
+    mtime_ns: i64,
+    size: i64,
+}
+
+impl FileStamp {
+    /// The stamp of `<id>/config.json` under the containers directory `dir`; None when it
+    /// cannot be stated (the read that follows reports why).
+    pub(crate) fn of(dir: &fs::File, id: &str) -> Option<FileStamp> {
+        let relative = format!("{id}/{}", crate::container::CONFIG_FILE);
+        let stat: FileStat = fstatat(dir, relative.as_str(), nix::fcntl::AtFlags::empty()).ok()?;
+        Some(FileStamp {
+            inode: stat.st_ino,
+            mtime: stat.st_mtime,
+            mtime_ns: stat.st_mtime_nsec,
+            size: stat.st_size,
+        })
+    }
+
+    /// Whether a change after `now` is sure to give the file another time.
+    pub(crate) fn settled(&self, now: SystemTime) -> bool {
+        let Ok(now) = now.duration_since(SystemTime::UNIX_EPOCH) else {
+            return false;
+        };
+        let modified = self.mtime as i128 * 1_000_000_000 + self.mtime_ns as i128;
+        now.as_nanos() as i128 - modified >= SETTLE.as_nanos() as i128
+    }
+}
+
+/// The index as read: each container's stamp and config text, borrowed from the file's text.
+#[derive(Default)]
+pub(crate) struct Index<'a> {
+    entries: HashMap<&'a str, (FileStamp, &'a str)>,
+}
+
+impl<'a> Index<'a> {
+    /// The index in `text`; empty when it is of another format. A line that cannot be read
+    /// is left out (its container is read from its file).
+    pub(crate) fn parse(text: &'a str) -> Index<'a> {
+        let mut lines = text.lines();
+        if lines.next() != Some(MAGIC) {
+            return Index::default();
+        }
+        let entries = lines
+            .filter_map(|line| {
+                let mut fields = line.splitn(6, ' ');
+                let id = fields.next()?;
+                let mut number = || fields.next()?.parse::<i64>().ok();
+                let stamp = FileStamp {
+                    inode: number()? as u64,
+                    mtime: number()?,
+                    mtime_ns: number()?,
+                    size: number()?,
+                };
+                Some((id, (stamp, fields.next()?)))
+            })
+            .collect();
+        Index { entries }
+    }
+
+    /// The indexed config of container `id` when its file still has `stamp`.
+    pub(crate) fn config(&self, id: &str, stamp: FileStamp) -> Option<&'a str> {
+        match self.entries.get(id) {
+            Some((indexed, config)) if *indexed == stamp => Some(config),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The index file of the containers directory `dir`.
+pub(crate) fn path(dir: &Path) -> PathBuf {
+    dir.join(graph::INDEX_DIR).join(INDEX_FILE)
+}
+
+/// The index's text; empty when there is none.
+pub(crate) fn read(dir: &Path) -> String {
+    fs::read_to_string(path(dir)).unwrap_or_default()
+}
+
+/// Replaces the index with `lines` (each `(id, stamp, config)`).
+pub(crate) fn write<'s>(
+    dir: &Path,
+    lines: impl Iterator<Item = (&'s str, FileStamp, &'s str)>,
+) -> std::io::Result<()> {
+    use std::fmt::Write;
+    let mut text = String::from(MAGIC);
+    text.push('\n');
+    for (id, s, config) in lines {
+        let _ = writeln!(
+            text,
+            "{id} {} {} {} {} {config}",
+            s.inode, s.mtime, s.mtime_ns, s.size
+        );
+    }
+    graph::stamped::replace(&path(dir), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(inode: u64) -> FileStamp {
+        FileStamp {
+            inode,
+            mtime: 1_700_000_000,
+            mtime_ns: 5,
+            size: 9,
+        }
+    }
+
+    #[test]
+    fn an_indexed_config_is_given_only_for_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = r#"{"Id": "a b c", "Name": "x y"}"#;
+        write(
+            dir.path(),
+            [("aaa", stamp(1), config), ("bbb", stamp(2), "{}")].into_iter(),
+        )
+        .unwrap();
+        let text = read(dir.path());
+        let index = Index::parse(&text);
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.config("aaa", stamp(1)), Some(config));
+        assert_eq!(index.config("aaa", stamp(3)), None, "another inode");
+        let touched = FileStamp {
+            mtime_ns: 6,
+            ..stamp(1)
+        };
+        assert_eq!(index.config("aaa", touched), None, "another time");
+        assert_eq!(index.config("ccc", stamp(1)), None);
+    }
+
+    #[test]
+    fn another_format_or_a_damaged_line_is_not_used() {
+        assert_eq!(
+            Index::parse("dock-container-index 0\naaa 1 2 3 4 {}").len(),
+            0
+        );
+        let text = format!("{MAGIC}\naaa 1 x 3 4 {{}}\nbbb 1 2 3 4 {{}}\nccc 1");
+        let index = Index::parse(&text);
+        assert_eq!(index.len(), 1);
+        assert!(index.entries.contains_key("bbb"));
+    }
+
+    #[test]
+    fn only_a_file_older_than_the_settle_time_is_settled() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let at = |ns: i64| FileStamp {
+            mtime: 1_699_999_999,
+            mtime_ns: ns,
+            ..stamp(1)
+        };
+        assert!(at(0).settled(now));
+        assert!(!at(999_999_999).settled(now));
+    }
+}
