@@ -251,13 +251,7 @@ fn summary(u: &DiskUsage) -> String {
         human_size(u.volumes_size()),
         reclaimable(u.volumes_reclaimable(), u.volumes_size()),
     ]);
-    table.row(vec![
-        "Build Cache".into(),
-        "0".into(),
-        "0".into(),
-        "0B".into(),
-        "0B".into(),
-    ]);
+    table.row(["Build Cache", "0", "0", "0B", "0B"]);
     table.render()
 }
 
