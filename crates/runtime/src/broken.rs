@@ -74,10 +74,14 @@ impl Runtime {
     /// others are read. Both on as many threads as there are CPUs (up to 8) when there are
     /// many. The index is written again when a config was read that it did not hold.
     pub fn list_with_broken(&self) -> Result<(Vec<Container>, Vec<BrokenContainer>)> {
-        let ids = self.ids()?;
+        // The index is read while the directory is.
+        let (ids, index_text) = std::thread::scope(|scope| {
+            let index_text = scope.spawn(|| listindex::read(&self.containers));
+            (self.ids(), index_text.join().unwrap_or_default())
+        });
+        let ids = ids?;
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
-        let index_text = listindex::read(&self.containers);
         let index = listindex::Index::parse(&index_text);
         let now = SystemTime::now();
         let load_all = |ids| self.load_listed(&containers, &index, now, ids);
@@ -85,8 +89,8 @@ impl Runtime {
             .map_or(1, |n| n.get())
             .clamp(1, 8)
             .min(ids.len() / 128 + 1);
-        let found: Vec<Found> = if threads <= 1 {
-            load_all(&ids)
+        let found: Vec<Vec<Found>> = if threads <= 1 {
+            vec![load_all(&ids)]
         } else {
             let chunk = ids.len().div_ceil(threads);
             std::thread::scope(|scope| {
@@ -96,28 +100,29 @@ impl Runtime {
                     .collect();
                 workers
                     .into_iter()
-                    .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                     .collect()
             })
         };
-        let lines = || {
-            found.iter().filter_map(|f| match f {
-                Found::Listed(id, _, Some((stamp, text))) => Some((*id, *stamp, text)),
-                _ => None,
-            })
-        };
-        let read_anew = lines().any(|(_, _, text)| matches!(text, Cow::Owned(_)));
-        if read_anew || lines().count() != index.len() {
-            let lines = lines().map(|(id, stamp, text)| (id.as_str(), stamp, text.as_ref()));
-            if let Err(err) = listindex::write(&self.containers, lines) {
-                tracing::debug!(%err, "containers' listing index not written");
+        let (mut listed, mut broken, mut lines) = (Vec::with_capacity(ids.len()), vec![], vec![]);
+        for f in found.into_iter().flatten() {
+            match f {
+                Found::Listed(id, c, line) => {
+                    listed.push(Some(c));
+                    lines.extend(line.map(|(stamp, text)| (id.as_str(), stamp, text)));
+                }
+                Found::Broken(b) => broken.push(b),
             }
         }
-        let (mut listed, mut broken) = (Vec::with_capacity(found.len()), Vec::new());
-        for f in found {
-            match f {
-                Found::Listed(_, c, _) => listed.push(Some(c)),
-                Found::Broken(b) => broken.push(b),
+        let read_anew = lines
+            .iter()
+            .any(|(_, _, text)| matches!(text, Cow::Owned(_)));
+        if read_anew || lines.len() != index.len() {
+            let lines = lines
+                .iter()
+                .map(|(id, stamp, text)| (*id, *stamp, text.as_ref()));
+            if let Err(err) = listindex::write(&self.containers, lines) {
+                tracing::debug!(%err, "containers' listing index not written");
             }
         }
         // Newest first, sorted by position: a container is a kilobyte to move.
