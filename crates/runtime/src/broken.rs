@@ -74,11 +74,16 @@ impl Runtime {
     /// others are read. Both on as many threads as there are CPUs (up to 8) when there are
     /// many. The index is written again when a config was read that it did not hold.
     pub fn list_with_broken(&self) -> Result<(Vec<Container>, Vec<BrokenContainer>)> {
-        // The index is read while the directory is.
-        let (ids, index_text) = std::thread::scope(|scope| {
-            let index_text = scope.spawn(|| listindex::read(&self.containers));
-            (self.ids(), index_text.join().unwrap_or_default())
-        });
+        // A large index is read while the directory is; a small one (or none, as on a
+        // start's name check in a fresh root) is not worth a thread.
+        let (ids, index_text) = if listindex::is_large(&self.containers) {
+            std::thread::scope(|scope| {
+                let index_text = scope.spawn(|| listindex::read(&self.containers));
+                (self.ids(), index_text.join().unwrap_or_default())
+            })
+        } else {
+            (self.ids(), listindex::read(&self.containers))
+        };
         let ids = ids?;
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;

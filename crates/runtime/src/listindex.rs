@@ -100,6 +100,12 @@ pub(crate) fn path(dir: &Path) -> PathBuf {
     dir.join(graph::INDEX_DIR).join(INDEX_FILE)
 }
 
+/// Whether the index of `dir` is large enough (a thousand containers or so) to be read on
+/// a thread of its own.
+pub(crate) fn is_large(dir: &Path) -> bool {
+    fs::metadata(path(dir)).is_ok_and(|m| m.len() > 1 << 20)
+}
+
 /// The index's text; empty when there is none.
 pub(crate) fn read(dir: &Path) -> String {
     fs::read_to_string(path(dir)).unwrap_or_default()
