@@ -18,7 +18,7 @@ bench_root start
     "$dock" --root "$root" run --rm --network none bench true ::: \
     "$dock" --root "$root" run --rm bench true)
 printf 'floor (unshare + chroot)        %8.2f ms\n' "$(python3 -c "print($floor*1000)")"
-printf 'dock run --rm --network none    %8.2f ms   ratio %s (target <= 3)\n' \
+printf 'dock run --rm --network none    %8.2f ms   ratio %s (target <= 2.5)\n' \
     "$(python3 -c "print($nonet*1000)")" "$(ratio "$nonet" "$floor")"
 printf 'dock run --rm (bridge network)  %8.2f ms   network adds %.2f ms (target <= 5)\n' \
     "$(python3 -c "print($withnet*1000)")" "$(python3 -c "print(($withnet-$nonet)*1000)")"

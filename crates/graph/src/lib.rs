@@ -11,7 +11,7 @@
 //! in `<dir>/_index/images` ([`stamped`]: every image's json, one a line, under a stamp of
 //! the graph directory), so a listing of an unchanged graph reads one file. Every change of
 //! the graph (an image renamed in or out) changes the directory's modification time, and an
-//! image's json never changes once in place (its meta and config do: they touch the
+//! image's json never changes once in place (its `meta.json` does, and touches the
 //! directory).
 //!
 //! The graph directory and each `<id>` directory are private to their owner ([`perms`]):
@@ -346,7 +346,7 @@ impl<'a> Positions<'a> {
             .find(|&at| self.images[at].id == id)
     }
 
-    /// The image `id`'s parent's position.
+    /// The position of the parent of the image at `at`.
     pub fn parent_of(&self, at: usize) -> Option<usize> {
         self.get(self.images[at].parent.as_deref()?)
     }
