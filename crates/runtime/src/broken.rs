@@ -19,6 +19,8 @@ use crate::{cgroup, exitrec, listindex, overlay, procs, Client, Error, Hello, Re
 
 /// What a listing found in one container directory: the container and, when it is to be
 /// indexed, its config's stamp and text; or a broken container.
+// Nearly every entry is a listed container: boxing it would add an allocation to each.
+#[allow(clippy::large_enum_variant)]
 enum Found<'a> {
     Listed(
         &'a String,
