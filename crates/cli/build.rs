@@ -24,9 +24,5 @@ fn main() {
         println!("cargo:rerun-if-changed={common}/{branch}");
         println!("cargo:rerun-if-changed={common}/packed-refs");
     }
-    // A position-dependent executable: every dock process (each command, each container's
-    // monitor) would otherwise apply some 28,000 relocations, touching their pages, before
-    // main.
-    println!("cargo:rustc-link-arg-bins=-no-pie");
     println!("cargo:rerun-if-changed=build.rs");
 }
