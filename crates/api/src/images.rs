@@ -363,7 +363,7 @@ pub(crate) async fn forward_body(mut incoming: Incoming, chunks: mpsc::Sender<io
 }
 
 /// At most this much of a request body is read and dropped after its handler gave up on it;
-/// past it the connection is closed, as Go's server does past its own limit.
+/// past it the connection is closed, as Go's server does past its own (smaller) limit.
 const DRAIN_LIMIT: usize = 16 << 20;
 
 /// Reads the rest of `incoming` (up to [`DRAIN_LIMIT`], each chunk within `timeout`) so

@@ -912,12 +912,7 @@ pub fn list_images_with_broken(
         .map(created_of)
         .collect::<Result<Vec<_>, _>>()?;
     // The names are read while the images are: two files, two cores.
-    let (named, listing) = std::thread::scope(|scope| {
-        let named = scope.spawn(|| named_ids(tags));
-        let listing = graph.listing();
-        let named = named.join().expect("reading the names does not panic");
-        (named, listing)
-    });
+    let (named, listing) = graph::stamped::side_by_side(|| named_ids(tags), || graph.listing());
     let graph::Listing {
         images: everything,
         broken,

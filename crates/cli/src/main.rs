@@ -260,9 +260,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// A command lives for milliseconds: memory it frees is kept for its next allocations rather
-/// than handed back to the kernel, which would fault in and zero fresh pages for them (a third
-/// of a 10,000-image listing's time went there). Not for the daemon or a monitor, which live.
+/// Memory a command frees is kept for its next allocations rather than handed back to the
+/// kernel, which would fault in and zero fresh pages for them (a third of a 10,000-image
+/// listing's time went there). Most commands live for milliseconds; those that follow a
+/// container (`run`, `logs -f`, `events`) keep at most what they once used. Not for the
+/// daemon or a monitor, which live long and serve many.
 fn keep_freed_memory() {
     // glibc's largest mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX).
     const LARGEST: libc::c_int = 32 << 20;

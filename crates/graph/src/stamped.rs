@@ -1,13 +1,16 @@
-//! Listing indexes: what a listing would read from one file per object (an image's json, a
-//! container's config), kept in one file of JSON lines under a stamp of the objects'
-//! directory: its device, inode and modification time. A listing whose stamp matches reads
-//! that one file; any other reads every object and writes the index again.
+//! Listing indexes: what a listing would read from one file per object, kept in one file.
 //!
-//! This holds as long as every change of an object changes the directory's time: adding or
-//! removing an entry does so by itself, and a writer that changes an object in place calls
-//! [`touch`]. An index is written only when the directory's time is [`SETTLE`] old, so that
-//! a later change cannot land on the same (coarse) timestamp. A crash leaves at most a stale
-//! index or a temp file of a dead writer ([`clean_temps`]).
+//! The graph's index holds every image's json, one a line, under a [`Stamp`] of the graph
+//! directory (its device, inode and modification time): a listing whose stamp matches reads
+//! that one file; any other reads every object and writes the index again. This holds as long
+//! as every change of an object changes the directory's time: adding or removing an entry
+//! does so by itself, and a writer that changes an object in place calls [`touch`].
+//! (The containers' index in the runtime stamps each file instead, and shares [`settled`],
+//! [`replace`] and the temp-file handling.)
+//!
+//! Nothing is indexed under a time that is not [`settled`], so that a later change cannot
+//! land on the same (coarse) timestamp. A crash leaves at most a stale index or a temp file
+//! of a dead writer ([`clean_temps`]).
 
 use std::fs;
 use std::io;
@@ -17,14 +20,30 @@ use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 
-/// How old the directory's modification time must be for an index to be written under it:
-/// file systems with coarse timestamps give changes within one clock tick the same time.
+/// How old a modification time must be for an index to be written under it: file systems
+/// give changes within one clock tick the same time.
 pub const SETTLE: Duration = Duration::from_millis(100);
+
+/// [`SETTLE`] for a time with no sub-second part, as file systems with whole-second (or
+/// two-second) timestamps give: a later change within the same second would get it again.
+pub const COARSE_SETTLE: Duration = Duration::from_secs(2);
+
+/// Whether a modification time of `seconds` and `nanos` since the epoch is old enough at
+/// `now` that any later change gets another.
+pub fn settled(seconds: i64, nanos: i64, now: SystemTime) -> bool {
+    let Ok(now) = now.duration_since(SystemTime::UNIX_EPOCH) else {
+        return false;
+    };
+    let settle = if nanos == 0 { COARSE_SETTLE } else { SETTLE };
+    let modified = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
+    now.as_nanos() as i128 - modified >= settle.as_nanos() as i128
+}
 
 /// The directory an index describes, as it was before a listing read it.
 pub struct Stamp {
     line: String,
-    modified: SystemTime,
+    mtime: i64,
+    mtime_ns: i64,
     read_at: SystemTime,
 }
 
@@ -40,7 +59,8 @@ impl Stamp {
                 meta.mtime(),
                 meta.mtime_nsec()
             ),
-            modified: meta.modified()?,
+            mtime: meta.mtime(),
+            mtime_ns: meta.mtime_nsec(),
             read_at: SystemTime::now(),
         })
     }
@@ -52,9 +72,7 @@ impl Stamp {
 
     /// Whether a change after the stamp was read is sure to land on a later time.
     pub fn settled(&self) -> bool {
-        self.read_at
-            .duration_since(self.modified)
-            .is_ok_and(|age| age >= SETTLE)
+        settled(self.mtime, self.mtime_ns, self.read_at)
     }
 }
 
@@ -75,13 +93,49 @@ pub fn read<T: DeserializeOwned + Send>(path: &Path, stamp: &Stamp) -> Option<Ve
         .find('\n')
         .map_or(entries.len(), |at| middle + at + 1);
     let (first_half, second_half) = entries.split_at(split);
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| parse_lines::<T>(second_half));
-        (parse_lines::<T>(first_half), second.join().ok().flatten())
-    });
+    let (second, first) = if entries.len() < 1 << 16 {
+        (parse_lines::<T>(second_half), parse_lines::<T>(first_half))
+    } else {
+        side_by_side(
+            || parse_lines::<T>(second_half),
+            || parse_lines::<T>(first_half),
+        )
+    };
     let (mut entries, second) = (first?, second?);
     entries.extend(second);
     Some(entries)
+}
+
+/// Runs `other` on a thread of its own while `here` runs on this one; both here, one after
+/// the other, when no thread can be started (a process at its task limit).
+pub fn side_by_side<A: Send, B>(
+    other: impl FnOnce() -> A + Send,
+    here: impl FnOnce() -> B,
+) -> (A, B) {
+    let other = std::sync::Mutex::new(Some(other));
+    let take = || {
+        other
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .expect("run once")
+    };
+    std::thread::scope(
+        |scope| match std::thread::Builder::new().spawn_scoped(scope, || take()()) {
+            Ok(thread) => {
+                let here = here();
+                let other = thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (other, here)
+            }
+            Err(err) => {
+                tracing::debug!(%err, "no thread: one after the other");
+                let here = here();
+                (take()(), here)
+            }
+        },
+    )
 }
 
 fn parse_lines<T: DeserializeOwned>(lines: &str) -> Option<Vec<T>> {
@@ -220,6 +274,23 @@ mod tests {
         assert!(read::<u32>(&index, &stamp).is_none());
         write(&index, &stamp, &[]).unwrap();
         assert_eq!(read::<u32>(&index, &stamp).unwrap(), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn side_by_side_gives_both_results() {
+        let (a, b) = side_by_side(|| 1 + 1, || "here");
+        assert_eq!((a, b), (2, "here"));
+    }
+
+    #[test]
+    fn a_large_index_is_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("index");
+        let stamp = Stamp::of(dir.path(), "test-index 1").unwrap();
+        let entries: Vec<String> = (0..100_000).map(|n| n.to_string()).collect();
+        write(&index, &stamp, &entries).unwrap();
+        let read_back: Vec<u32> = read(&index, &stamp).unwrap();
+        assert_eq!(read_back, (0..100_000).collect::<Vec<u32>>());
     }
 
     #[test]

@@ -79,10 +79,9 @@ impl Runtime {
         // A large index is read while the directory is; a small one (or none, as on a
         // start's name check in a fresh root) is not worth a thread.
         let (ids, index_text) = if listindex::is_large(&self.containers) {
-            std::thread::scope(|scope| {
-                let index_text = scope.spawn(|| listindex::read(&self.containers));
-                (self.ids(), index_text.join().unwrap_or_default())
-            })
+            let (index_text, ids) =
+                graph::stamped::side_by_side(|| listindex::read(&self.containers), || self.ids());
+            (ids, index_text)
         } else {
             (self.ids(), listindex::read(&self.containers))
         };

@@ -3,15 +3,15 @@
 //! config (one `fstatat`, no open or read) and parses the indexed copy when the file is still
 //! the one indexed, else reads the file. A config is replaced by rename (a new inode), and one
 //! damaged in place gets a new time: either way its stat differs from the index's. A config
-//! is indexed only once its time is [`SETTLE`] old, so that no later change can land on the
-//! same (coarse) timestamp. A crash leaves at most a stale line, which the stat refuses.
+//! is indexed only once its time is settled ([`graph::stamped::settled`]), so that no later
+//! change can land on the same (coarse) timestamp. A crash leaves at most a stale line, which
+//! the stat refuses, or a temp file of a dead writer, which the next rewrite removes.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use graph::stamped::SETTLE;
 use nix::sys::stat::{fstatat, FileStat};
 
 /// The index's file name in `containers/<graph::INDEX_DIR>/`.
@@ -43,11 +43,7 @@ impl FileStamp {
 
     /// Whether a change after `now` is sure to give the file another time.
     pub(crate) fn settled(&self, now: SystemTime) -> bool {
-        let Ok(now) = now.duration_since(SystemTime::UNIX_EPOCH) else {
-            return false;
-        };
-        let modified = self.mtime as i128 * 1_000_000_000 + self.mtime_ns as i128;
-        now.as_nanos() as i128 - modified >= SETTLE.as_nanos() as i128
+        graph::stamped::settled(self.mtime, self.mtime_ns, now)
     }
 }
 
@@ -126,7 +122,11 @@ pub(crate) fn write<'s>(
             s.inode, s.mtime, s.mtime_ns, s.size
         );
     }
-    graph::stamped::replace(&path(dir), text.as_bytes())
+    let index = path(dir);
+    if let Some(index_dir) = index.parent() {
+        graph::stamped::clean_temps(index_dir, INDEX_FILE);
+    }
+    graph::stamped::replace(&index, text.as_bytes())
 }
 
 #[cfg(test)]
@@ -179,12 +179,30 @@ mod tests {
     #[test]
     fn only_a_file_older_than_the_settle_time_is_settled() {
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        let at = |ns: i64| FileStamp {
-            mtime: 1_699_999_999,
+        let at = |seconds_before: i64, ns: i64| FileStamp {
+            mtime: 1_700_000_000 - seconds_before,
             mtime_ns: ns,
             ..stamp(1)
         };
-        assert!(at(0).settled(now));
-        assert!(!at(999_999_999).settled(now));
+        assert!(at(1, 1).settled(now));
+        assert!(!at(1, 999_999_999).settled(now));
+        // A whole-second time may be a coarse file system's: it waits two seconds.
+        assert!(!at(1, 0).settled(now));
+        assert!(at(2, 0).settled(now));
+    }
+
+    #[test]
+    fn a_rewrite_removes_the_temp_files_of_dead_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let index_dir = dir.path().join(graph::INDEX_DIR);
+        fs::create_dir_all(&index_dir).unwrap();
+        // pid_max is at most 2^22: no process has this pid.
+        let dead = index_dir.join(format!("{INDEX_FILE}.{}.ab.tmp", 1 << 23));
+        let live = index_dir.join(format!("{INDEX_FILE}.{}.cd.tmp", std::process::id()));
+        fs::write(&dead, "x").unwrap();
+        fs::write(&live, "x").unwrap();
+        write(dir.path(), std::iter::empty()).unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists());
     }
 }
