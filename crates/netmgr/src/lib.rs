@@ -335,6 +335,48 @@ fn check_subnet_is_free(cfg: &NetConfig) -> Result<()> {
     Ok(())
 }
 
+/// For a process about to end that sent element batches (a container's monitor): its
+/// netfilter socket goes to a short-lived `/bin/true`, which releases it after this process
+/// has ended. The kernel's release of that socket waits for nf_tables to clean up the last
+/// batch (an RCU grace period, 5 to 10 ms here); done by this process's exit, it would hold
+/// up whoever waits for this process to be gone (every `run` and `stop` of a container with
+/// published ports). Best effort: when the spawn fails, this process releases it as before.
+pub fn hand_off_netfilter_socket() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let Some(socket) = portmap::take_socket() else {
+        return;
+    };
+    let fd = socket.as_raw_fd();
+    let mut releaser = std::process::Command::new("/bin/true");
+    releaser
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: between fork and exec only dup2, fcntl and close_range, all async-signal-safe:
+    // the child keeps the socket as fd 3 and nothing else of ours past its exec (our
+    // clients' connections among them).
+    unsafe {
+        releaser.pre_exec(move || {
+            let kept = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if kept < 0 || libc::close_range(4, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    match releaser.spawn() {
+        // Not waited for: it outlives this process and is reaped by whoever inherits it.
+        Ok(child) => drop(child),
+        Err(err) => tracing::debug!(%err, "netfilter socket released by this process"),
+    }
+    drop(socket);
+}
+
 impl Network {
     /// Creates (or finds) the bridge with the gateway address, sets the sysctls and installs
     /// the nftables table and its base chains. Safe to call from several processes at once.
@@ -900,6 +942,44 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inodes of this process's open netfilter netlink sockets.
+    fn own_netfilter_sockets() -> Vec<u64> {
+        let netfilter: Vec<u64> = std::fs::read_to_string("/proc/self/net/netlink")
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.get(1) == Some(&"12")).then(|| fields.last()?.parse().ok())?
+            })
+            .collect();
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|fd| {
+                let target = std::fs::read_link(fd.path()).ok()?;
+                let inode = target
+                    .to_str()?
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?;
+                inode.parse().ok()
+            })
+            .filter(|inode| netfilter.contains(inode))
+            .collect()
+    }
+
+    #[test]
+    fn a_process_about_to_end_hands_its_netfilter_socket_on() {
+        let before = own_netfilter_sockets();
+        drop(portmap::open_socket().unwrap());
+        let opened = own_netfilter_sockets();
+        assert_eq!(opened.len(), before.len() + 1, "{opened:?}");
+        hand_off_netfilter_socket();
+        assert_eq!(own_netfilter_sockets(), before);
+        // Nothing left to hand on: a no-op.
+        hand_off_netfilter_socket();
+    }
     use portmap::Recorder;
     use std::sync::Arc;
 

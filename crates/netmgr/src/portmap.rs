@@ -287,6 +287,27 @@ fn parse_errors(data: &[u8]) -> Vec<(u32, i32)> {
 /// process exits, where nobody waits for it.
 static SOCKET: Mutex<Option<(Socket, u32)>> = Mutex::new(None);
 
+/// The process's netfilter socket (and its last sequence number), opened if need be.
+pub(crate) fn open_socket() -> io::Result<std::sync::MutexGuard<'static, Option<(Socket, u32)>>> {
+    let mut slot = SOCKET.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.is_none() {
+        let mut socket = Socket::new(NETLINK_NETFILTER)?;
+        socket.bind(&SocketAddr::new(0, 0))?;
+        *slot = Some((socket, 0));
+    }
+    Ok(slot)
+}
+
+/// The process's netfilter socket, taken out of it: a process about to end hands it to one
+/// that ends after it (see [`hand_off_netfilter_socket`](crate::hand_off_netfilter_socket)).
+pub(crate) fn take_socket() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+    let mut slot = SOCKET.lock().unwrap_or_else(|e| e.into_inner());
+    let (socket, _) = slot.take()?;
+    // SAFETY: the descriptor was the socket's, which gave it up.
+    Some(unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) })
+}
+
 /// Sends element batches to the kernel over the process's netfilter netlink socket.
 pub(crate) struct NetlinkSink;
 
@@ -298,13 +319,8 @@ impl NetlinkSink {
     /// Sends one batch; the first error the kernel reports, if any. The kernel processes a
     /// batch while `send` runs, so every answer is queued when it returns.
     fn send(&self, table: &str, ops: &[ElementOp], remove_as: RemoveAs) -> io::Result<()> {
-        let mut slot = SOCKET.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            let mut socket = Socket::new(NETLINK_NETFILTER)?;
-            socket.bind(&SocketAddr::new(0, 0))?;
-            *slot = Some((socket, 0));
-        }
-        let (socket, seq) = slot.as_mut().expect("opened above");
+        let mut slot = open_socket()?;
+        let (socket, seq) = slot.as_mut().expect("opened by open_socket");
         let first = seq.wrapping_add(1);
         *seq = first.wrapping_add(ops.len() as u32 + 1);
         let batch = encode_batch(table, ops, first, remove_as);

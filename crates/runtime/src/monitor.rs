@@ -132,6 +132,8 @@ pub fn main(root: &Path, id: &str) -> i32 {
                 }
             }
             session.finish();
+            // Last: our clients see our end as soon as this process is gone.
+            netmgr::hand_off_netfilter_socket();
             std::process::exit(0)
         }
         Err((code, message)) => {
