@@ -30,6 +30,34 @@ enum Found<'a> {
     Broken(BrokenContainer),
 }
 
+/// `work` over `ids` in parts, on as many threads as there are CPUs (up to 8) when there are
+/// many: each part is a stat or a read per container, and those wait on the kernel. The
+/// results in the order of `ids`.
+fn in_parallel<'a, T: Send>(
+    ids: &'a [String],
+    work: impl Fn(&'a [String]) -> Vec<T> + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(ids.len() / 128 + 1);
+    if threads <= 1 {
+        return work(ids);
+    }
+    let chunk = ids.len().div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = ids
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || work(part)))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 /// How long a broken container's monitor may take to end its run once told to.
 const MONITOR_STOP_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -76,42 +104,14 @@ impl Runtime {
     /// others are read. Both on as many threads as there are CPUs (up to 8) when there are
     /// many. The index is written again when a config was read that it did not hold.
     pub fn list_with_broken(&self) -> Result<(Vec<Container>, Vec<BrokenContainer>)> {
-        // A large index is read while the directory is; a small one (or none, as on a
-        // start's name check in a fresh root) is not worth a thread.
-        let (ids, index_text) = if listindex::is_large(&self.containers) {
-            let (index_text, ids) =
-                graph::stamped::side_by_side(|| listindex::read(&self.containers), || self.ids());
-            (ids, index_text)
-        } else {
-            (self.ids(), listindex::read(&self.containers))
-        };
-        let ids = ids?;
+        let (ids, index_text) = self.ids_and_index()?;
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
         let index = listindex::Index::parse(&index_text);
         let now = SystemTime::now();
-        let load_all = |ids| self.load_listed(&containers, &index, now, ids);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 8)
-            .min(ids.len() / 128 + 1);
-        let found: Vec<Vec<Found>> = if threads <= 1 {
-            vec![load_all(&ids)]
-        } else {
-            let chunk = ids.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = ids
-                    .chunks(chunk)
-                    .map(|part| scope.spawn(move || load_all(part)))
-                    .collect();
-                workers
-                    .into_iter()
-                    .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        };
+        let found = in_parallel(&ids, |ids| self.load_listed(&containers, &index, now, ids));
         let (mut listed, mut broken, mut lines) = (Vec::with_capacity(ids.len()), vec![], vec![]);
-        for f in found.into_iter().flatten() {
+        for f in found {
             match f {
                 Found::Listed(id, c, line) => {
                     listed.push(Some(c));
@@ -137,6 +137,53 @@ impl Runtime {
         let all: Vec<Container> = order.iter().filter_map(|&at| listed[at].take()).collect();
         broken.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((all, broken))
+    }
+
+    /// The ids of the containers directory and the text of its listing index. A large index
+    /// is read while the directory is; a small one (or none, as in a fresh root) is not worth
+    /// a thread.
+    fn ids_and_index(&self) -> Result<(Vec<String>, String)> {
+        let (ids, index_text) = if listindex::is_large(&self.containers) {
+            let (index_text, ids) =
+                graph::stamped::side_by_side(|| listindex::read(&self.containers), || self.ids());
+            (ids, index_text)
+        } else {
+            (self.ids(), listindex::read(&self.containers))
+        };
+        Ok((ids?, index_text))
+    }
+
+    /// `(id, name)` of every container whose config can be read: what `create` checks a new
+    /// name against. From the listing index where it holds (as [`Runtime::list_with_broken`]
+    /// decides), each config parsed for its name alone; nothing is reconciled or written.
+    pub(crate) fn names(&self) -> Result<Vec<(String, String)>> {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            #[serde(rename = "Name")]
+            name: String,
+        }
+        let (ids, index_text) = self.ids_and_index()?;
+        let containers =
+            fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
+        let index = listindex::Index::parse(&index_text);
+        let named = in_parallel(&ids, |ids| {
+            let mut buf = Vec::with_capacity(8192);
+            ids.iter()
+                .filter_map(|id| {
+                    let indexed = listindex::FileStamp::of(&containers, id)
+                        .and_then(|stamp| index.config(id, stamp));
+                    let named: Named = match indexed {
+                        Some(text) => serde_json::from_str(text).ok()?,
+                        None => {
+                            self.read_config_at(&containers, id, &mut buf).ok()?;
+                            serde_json::from_slice(&buf).ok()?
+                        }
+                    };
+                    Some((id.clone(), named.name))
+                })
+                .collect()
+        });
+        Ok(named)
     }
 
     /// [`Runtime::list_with_broken`]'s work for the containers `ids`.
@@ -366,6 +413,31 @@ mod tests {
         // Removed: gone.
         fs::remove_dir_all(rt.paths(&ids[2]).dir).unwrap();
         assert_eq!(listed(&rt), (all(&["uno"]), vec![ids[1].clone()], 1));
+    }
+
+    #[test]
+    fn names_come_from_the_index_or_the_files_and_leave_out_what_cannot_be_read() {
+        let (_dir, rt) = runtime();
+        let old = Duration::from_secs(5);
+        let ids: Vec<String> = ["e5", "f6"].iter().map(|p| p.repeat(32)).collect();
+        write_config(&rt, &ids[0], "indexed", old);
+        listed(&rt);
+        write_config(&rt, &ids[1], "fresh", Duration::ZERO);
+        let garbage = rt.paths(&"a7".repeat(32));
+        fs::create_dir_all(&garbage.dir).unwrap();
+        fs::write(garbage.config(), b"[").unwrap();
+        let mut names = rt.names().unwrap();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                (ids[0].clone(), "indexed".to_string()),
+                (ids[1].clone(), "fresh".to_string()),
+            ]
+        );
+        // Renamed in place of the indexed file: the new name.
+        write_config(&rt, &ids[0], "renamed", old);
+        assert!(rt.names().unwrap().iter().any(|(_, n)| n == "renamed"));
     }
 
     #[test]

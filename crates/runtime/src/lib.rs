@@ -684,18 +684,18 @@ impl Runtime {
         // Names are checked and the directory created under one lock, so two creates with
         // the same name cannot both succeed.
         let _names = container::Lock::acquire(&self.containers.join(NAMES_LOCK))?;
-        let existing = self.list()?;
+        let existing = self.names()?;
         let name = match opts.name {
             Some(name) => {
-                if let Some(holder) = existing.iter().find(|c| c.name == name) {
+                if let Some((holder, _)) = existing.iter().find(|(_, n)| *n == name) {
                     return Err(Error::NameInUse {
                         name,
-                        holder: holder.id.clone(),
+                        holder: holder.clone(),
                     });
                 }
                 name
             }
-            None => generate_name(&id, |n| existing.iter().any(|c| c.name == n)),
+            None => generate_name(&id, |n| existing.iter().any(|(_, name)| name == n)),
         };
         // Under the volume store's lock until the container is saved: a volume `rm` that
         // checks who uses it sees this container or finds no volume to take. A container
