@@ -188,7 +188,8 @@ impl Holder {
     }
 
     /// Whether the process is certainly gone: its pid is free, or (`thorough`, which reads
-    /// its /proc entry) taken by a process started at another time.
+    /// its /proc entry) taken by a process started at another time, or a zombie (an ended
+    /// process its parent has not reaped yet holds nothing any more).
     fn is_gone(&self, thorough: bool) -> bool {
         if *self == Holder::me() {
             return false;
@@ -199,15 +200,26 @@ impl Holder {
         {
             return true;
         }
-        thorough && start_time_of(self.pid).is_some_and(|t| t != self.start_time)
+        thorough
+            && process_stat(self.pid).is_some_and(|(state, started)| {
+                started != self.start_time || matches!(state, 'Z' | 'X')
+            })
     }
 }
 
-/// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
-fn start_time_of(pid: i32) -> Option<u64> {
+/// Fields 3 and 22 of /proc/PID/stat: the process's state and when it started, in clock
+/// ticks since boot.
+fn process_stat(pid: i32) -> Option<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, after_name) = stat.rsplit_once(')')?;
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after_name.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
+}
+
+/// When the process started ([`process_stat`]).
+fn start_time_of(pid: i32) -> Option<u64> {
+    process_stat(pid).map(|(_, started)| started)
 }
 
 impl State {
@@ -967,6 +979,34 @@ mod tests {
             })
             .filter(|inode| netfilter.contains(inode))
             .collect()
+    }
+
+    #[test]
+    fn a_zombie_holds_nothing() {
+        // SAFETY: the child only calls _exit; the parent reaps it below.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe { libc::_exit(0) };
+        }
+        // An ended child stays a zombie until it is reaped.
+        let zombie = loop {
+            match process_stat(pid) {
+                Some(('Z', started)) => {
+                    break Holder {
+                        pid,
+                        start_time: started,
+                    }
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        };
+        assert!(!zombie.is_gone(false), "its pid still exists");
+        assert!(zombie.is_gone(true));
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(zombie.is_gone(false));
+        assert!(!Holder::me().is_gone(true));
     }
 
     #[test]
