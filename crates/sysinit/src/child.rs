@@ -1349,20 +1349,28 @@ unsafe fn exec(err: c_int, plan: &Plan) -> ! {
     }
 }
 
-/// `openat2(dirfd, path, how)` as a raw system call.
+/// `openat2(dirfd, path, how)` as a raw system call, tried again while the kernel answers
+/// EAGAIN (see [`crate::openat2`]).
 unsafe fn openat2(dirfd: c_int, path: &CStr, flags: c_int, resolve: u64) -> c_int {
     let how = crate::OpenHow {
         flags: flags as u64,
         mode: 0,
         resolve,
     };
-    libc::syscall(
-        libc::SYS_openat2,
-        dirfd,
-        path.as_ptr(),
-        &how as *const crate::OpenHow,
-        size_of::<crate::OpenHow>(),
-    ) as c_int
+    let mut tries = 0;
+    loop {
+        let fd = libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const crate::OpenHow,
+            size_of::<crate::OpenHow>(),
+        ) as c_int;
+        tries += 1;
+        if fd >= 0 || *libc::__errno_location() != libc::EAGAIN || tries == crate::OPENAT2_TRIES {
+            return fd;
+        }
+    }
 }
 
 /// Mounts `m` (number `index`) in the rootfs open at `root`: the source as a detached mount

@@ -834,8 +834,14 @@ pub(crate) struct OpenHow {
     pub(crate) resolve: u64,
 }
 
+/// How often an `openat2` that answers EAGAIN is tried: with `RESOLVE_IN_ROOT` or
+/// `RESOLVE_BENEATH` the kernel gives up a lookup that a rename or mount anywhere on the
+/// system raced with (a ".." could have escaped), and says to try again.
+pub(crate) const OPENAT2_TRIES: u32 = 64;
+
 /// `openat2(dir, path, {flags, resolve})`: e.g. `RESOLVE_IN_ROOT` to look `path` up inside a
-/// container's rootfs as if it were `/`, so no symlink of the image reaches the host.
+/// container's rootfs as if it were `/`, so no symlink of the image reaches the host. Tried
+/// again while the kernel answers EAGAIN (see [`OPENAT2_TRIES`]).
 pub fn openat2(
     dir: std::os::fd::BorrowedFd<'_>,
     path: &std::ffi::CStr,
@@ -847,19 +853,27 @@ pub fn openat2(
         mode: 0,
         resolve,
     };
-    // SAFETY: openat2 with a valid dirfd, a nul-terminated path and an open_how of its size.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const OpenHow,
-            size_of::<OpenHow>(),
-        )
+    let mut tries = 0;
+    let fd = loop {
+        // SAFETY: openat2 with a valid dirfd, a nul-terminated path and an open_how of its size.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                size_of::<OpenHow>(),
+            )
+        };
+        tries += 1;
+        if fd >= 0 {
+            break fd;
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EAGAIN) || tries == OPENAT2_TRIES {
+            return Err(err);
+        }
     };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
     // SAFETY: `fd` is a new descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -917,5 +931,46 @@ fn reap(pid: Pid) {
         if ret >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// Renames anywhere on the system make the kernel give up `..` lookups in a root with
+    /// EAGAIN; `openat2` tries again, so a lookup never fails for that.
+    #[test]
+    fn openat2_in_root_survives_concurrent_renames() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("root/a")).unwrap();
+        std::fs::write(dir.path().join("root/file"), "x").unwrap();
+        std::fs::create_dir(dir.path().join("spin")).unwrap();
+        let root = std::fs::File::open(dir.path().join("root")).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let (one, two) = (dir.path().join("spin"), dir.path().join("spun"));
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::rename(&one, &two).unwrap();
+                    std::fs::rename(&two, &one).unwrap();
+                }
+            });
+            let path = c"a/../a/../file";
+            for _ in 0..20_000 {
+                let opened = openat2(
+                    root.as_fd(),
+                    path,
+                    libc::O_RDONLY | libc::O_CLOEXEC,
+                    libc::RESOLVE_IN_ROOT,
+                );
+                if let Err(err) = opened {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    panic!("openat2: {err}");
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
     }
 }
