@@ -602,10 +602,15 @@ fn untag_all_and_delete(
         Ok(crate::images_in_use(ctx, id).map_or(true, |users| !users.is_empty()))
     };
     for id in tagstore::delete_with_parents(graph, tags, image, true, &mut in_use)? {
-        runtime::events::image(&ctx.root, &id, "delete", None);
-        println!("Deleted: {id}");
+        deleted(ctx, &id);
     }
     Ok(())
+}
+
+/// Says that image `id` was deleted: its `Deleted:` line and its delete event.
+fn deleted(ctx: &Context, id: &str) {
+    runtime::events::image(&ctx.root, id, "delete", None);
+    println!("Deleted: {id}");
 }
 
 /// `rmi -f` of an image whose json is damaged: its tags and its directory go (its parent is
@@ -635,8 +640,7 @@ fn remove_broken_image(
     refuse_children(id, &children)?;
     untag_all(ctx, tags, id)?;
     graph.delete(id)?;
-    runtime::events::image(&ctx.root, id, "delete", None);
-    println!("Deleted: {id}");
+    deleted(ctx, id);
     Ok(())
 }
 

@@ -198,6 +198,23 @@ fn pid_alive(pid: &str) -> bool {
         .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
 
+/// The temp files in the index directory `dir` (those `temp_pid` names a writer of) whose
+/// writer is gone.
+fn dead_index_temps(
+    dir: &Path,
+    temp_pid: impl Fn(&str) -> Option<u32>,
+    problems: &mut Vec<Problem>,
+) -> Result<(), CheckError> {
+    for entry in names(dir)? {
+        if temp_pid(&entry).is_some_and(|pid| !pid_alive(&pid.to_string())) {
+            problems.push(Problem::Temp {
+                path: dir.join(&entry),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What the check knows about one image directory.
 struct ImageEntry {
     parent: Option<String>,
@@ -278,15 +295,7 @@ fn check_graph(
             continue;
         }
         if name == graph::INDEX_DIR {
-            for entry in names(&path)? {
-                if let Some(pid) = graph::index_temp_pid(&entry) {
-                    if !pid_alive(&pid.to_string()) {
-                        problems.push(Problem::Temp {
-                            path: path.join(&entry),
-                        });
-                    }
-                }
-            }
+            dead_index_temps(&path, graph::index_temp_pid, problems)?;
             continue;
         }
         if !graph::is_full_id(&name) {
@@ -456,14 +465,9 @@ fn check_containers(
             continue;
         }
         if name == graph::INDEX_DIR {
-            for entry in names(&path)? {
-                let pid = graph::stamped::temp_pid(&entry, crate::listindex::INDEX_FILE);
-                if pid.is_some_and(|pid| !pid_alive(&pid.to_string())) {
-                    problems.push(Problem::Temp {
-                        path: path.join(&entry),
-                    });
-                }
-            }
+            let temp_pid =
+                |entry: &str| graph::stamped::temp_pid(entry, crate::listindex::INDEX_FILE);
+            dead_index_temps(&path, temp_pid, problems)?;
             continue;
         }
         if name.starts_with(REMOVED_PREFIX) {
