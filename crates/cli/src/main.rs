@@ -1,5 +1,6 @@
 //! `dock`: parse the command line, call the libraries, render their answers.
 
+mod alloc;
 mod auth;
 mod check;
 mod cmds;
@@ -24,6 +25,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use graph::Graph;
 use tagstore::TagStore;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -66,6 +70,8 @@ struct Cli {
 // Parsed once per process: the size of `run`'s options does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 enum Command {
     #[command(flatten)]
     Image(images::ImageCommand),
