@@ -496,7 +496,7 @@ pub fn list_containers_with_broken(
         found
     };
     let all = listing.all || listing.limit.is_some() || filters.contains("status");
-    let (containers, broken) = rt.list_with_broken()?;
+    let (mut containers, broken) = rt.list_with_broken()?;
     for b in &broken {
         tracing::warn!(id = %b.id, error = %b.error, "listing a broken container");
     }
@@ -509,45 +509,28 @@ pub fn list_containers_with_broken(
         .into_iter()
         .filter(|b| (listing.all || b.running) && listing.limit.is_none() && only_dead)
         .collect();
-    let mut shown = Vec::new();
-    for c in containers {
-        if !(all || c.state.running) {
-            continue;
-        }
+    // In place: thousands of containers are a kilobyte each to move.
+    containers.retain(|c| {
         let names = filters.get("name");
-        if !names.is_empty()
-            && !names
-                .iter()
-                .any(|n| c.name.contains(n.trim_start_matches('/')))
-        {
-            continue;
-        }
         let ids = filters.get("id");
-        if !ids.is_empty() && !ids.iter().any(|i| c.id.starts_with(i.as_str())) {
-            continue;
-        }
         let statuses = filters.get("status");
-        if !statuses.is_empty() && !statuses.iter().any(|s| s == status_word(&c)) {
-            continue;
-        }
-        if !exit_codes.is_empty()
-            && (status_word(&c) != "exited" || !exit_codes.contains(&i64::from(c.state.exit_code)))
-        {
-            continue;
-        }
-        if !filters.labels_match(&c.config.labels) {
-            continue;
-        }
-        if before.iter().any(|t| c.created >= *t) || since.iter().any(|t| c.created <= *t) {
-            continue;
-        }
-        if filters.contains("ancestor") && !descends(&c.image) {
-            continue;
-        }
-        shown.push(c);
-    }
-    shown.truncate(listing.limit.unwrap_or(usize::MAX));
-    Ok((shown, broken))
+        (all || c.state.running)
+            && (names.is_empty()
+                || names
+                    .iter()
+                    .any(|n| c.name.contains(n.trim_start_matches('/'))))
+            && (ids.is_empty() || ids.iter().any(|i| c.id.starts_with(i.as_str())))
+            && (statuses.is_empty() || statuses.iter().any(|s| s == status_word(c)))
+            && (exit_codes.is_empty()
+                || (status_word(c) == "exited"
+                    && exit_codes.contains(&i64::from(c.state.exit_code))))
+            && filters.labels_match(&c.config.labels)
+            && !before.iter().any(|t| c.created >= *t)
+            && !since.iter().any(|t| c.created <= *t)
+            && (!filters.contains("ancestor") || descends(&c.image))
+    });
+    containers.truncate(listing.limit.unwrap_or(usize::MAX));
+    Ok((containers, broken))
 }
 
 /// A broken container's `GET /containers/json` entry: Docker's shape for a container whose
@@ -914,7 +897,7 @@ pub fn list_images_with_broken(
     // The names are read while the images are: two files, two cores.
     let (named, listing) = graph::stamped::side_by_side(|| named_ids(tags), || graph.listing());
     let graph::Listing {
-        images: everything,
+        images: mut everything,
         broken,
         details,
     } = listing?;
@@ -934,6 +917,7 @@ pub fn list_images_with_broken(
         }
     }
     let sizes = graph::image_sizes(&everything);
+
     // What is shown, decided on borrowed images; then the chosen ones are moved out.
     let mut chosen: Vec<(usize, Vec<String>, BTreeMap<String, String>)> = Vec::new();
     for (at, image) in everything.iter().enumerate() {
@@ -972,12 +956,12 @@ pub fn list_images_with_broken(
         b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id))
     });
     drop(positions);
-    let mut slots: Vec<Option<Image>> = everything.into_iter().map(Some).collect();
     let listed: Vec<ListedImage> = chosen
         .into_iter()
-        .filter_map(|(at, repo_tags, labels)| {
-            let image = slots[at].take()?;
-            Some(ListedImage {
+        .map(|(at, repo_tags, labels)| {
+            // Each position is chosen once; what is left behind is an empty image.
+            let image = std::mem::take(&mut everything[at]);
+            ListedImage {
                 repo_tags,
                 repo_digests: details
                     .get(&image.id)
@@ -986,7 +970,7 @@ pub fn list_images_with_broken(
                 size: sizes[at],
                 labels,
                 image,
-            })
+            }
         })
         .collect();
     Ok((listed, broken))

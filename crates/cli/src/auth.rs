@@ -10,6 +10,8 @@ use registry::{Client, Credentials, Login, RegistryConfig};
 use crate::Context;
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum AuthCommand {
     /// Log in to a registry
     Login {

@@ -15,6 +15,8 @@ use crate::Context;
 pub const DEFAULT_STATS_FORMAT: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum CmdsCommand {
     /// Display the running processes of a container
     #[command(override_usage = "dock top CONTAINER [ps OPTIONS]")]

@@ -15,6 +15,8 @@ use crate::format::{ago, human_duration, short_id, Table};
 use crate::{Context, Failure};
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum ContainerCommand {
     /// Run a command in a new container
     #[command(disable_help_flag = true)]
@@ -1269,8 +1271,9 @@ fn ellipsis(s: &str, max: usize) -> String {
 /// row.
 struct ImageNames {
     repositories: tagstore::Repositories,
-    /// Each tagged image's first `repo:tag` (sorted, as `TagStore::names`).
-    first: std::collections::HashMap<String, String>,
+    /// Each tagged image's first `repo:tag` (sorted, as `TagStore::names`), made when first
+    /// asked: most rows show the name their container was created with.
+    first: std::cell::OnceCell<std::collections::HashMap<String, String>>,
     graph: Option<graph::Graph>,
     ids: std::cell::OnceCell<Vec<String>>,
 }
@@ -1281,22 +1284,9 @@ impl ImageNames {
             .tags_read()
             .map(|(_, repositories)| repositories)
             .unwrap_or_default();
-        let mut first: std::collections::HashMap<String, String> = Default::default();
-        for (repo, tags) in &repositories {
-            for (tag, id) in tags {
-                let name = format!("{repo}:{tag}");
-                match first.get_mut(id) {
-                    Some(current) if *current <= name => {}
-                    Some(current) => *current = name,
-                    None => {
-                        first.insert(id.clone(), name);
-                    }
-                }
-            }
-        }
         ImageNames {
             repositories,
-            first,
+            first: std::cell::OnceCell::new(),
             graph: ctx.graph().ok(),
             ids: std::cell::OnceCell::new(),
         }
@@ -1338,7 +1328,23 @@ impl ImageNames {
     }
 
     fn first_name(&self, id: &str) -> Option<String> {
-        self.first.get(id).cloned()
+        let first = self.first.get_or_init(|| {
+            let mut first: std::collections::HashMap<String, String> = Default::default();
+            for (repo, tags) in &self.repositories {
+                for (tag, id) in tags {
+                    let name = format!("{repo}:{tag}");
+                    match first.get_mut(id) {
+                        Some(current) if *current <= name => {}
+                        Some(current) => *current = name,
+                        None => {
+                            first.insert(id.clone(), name);
+                        }
+                    }
+                }
+            }
+            first
+        });
+        first.get(id).cloned()
     }
 }
 
@@ -1447,6 +1453,9 @@ fn ps(
         ]);
     }
     print!("{}", table.render());
+    // The process ends with this listing: its thousands of allocations go with it, which
+    // costs less than freeing them one by one.
+    std::mem::forget((containers, names, table));
     Ok(0)
 }
 

@@ -6,7 +6,14 @@ pub use runtime::humanize::human_duration;
 
 /// "3 weeks ago" for a point in the past.
 pub fn ago(t: DateTime<Utc>) -> String {
-    format!("{} ago", human_duration(Utc::now() - t))
+    ago_from(Utc::now(), t)
+}
+
+/// [`ago`] as seen at `now`: a listing reads the clock once for all its rows.
+pub fn ago_from(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    let mut text = human_duration(now - t);
+    text.push_str(" ago");
+    text
 }
 
 /// The 12-character form Docker shows.

@@ -13,6 +13,8 @@ use crate::{Context, Failure};
 
 /// `dock container …`
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum ContainerGroup {
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
@@ -20,6 +22,8 @@ pub enum ContainerGroup {
 
 /// `dock image …`
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum ImageGroup {
     /// Remove unused images
     Prune(ImagePruneArgs),

@@ -12,6 +12,8 @@ use registry::{Client, Credentials, Platform, RegistryConfig};
 use crate::Context;
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum PullCommand {
     /// Download an image from a registry
     Pull {

@@ -8,6 +8,8 @@ use registry::{Client, Credentials, LayerEvent, LayerStatus, RegistryConfig};
 use crate::Context;
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum PushCommand {
     /// Upload an image to a registry
     Push {

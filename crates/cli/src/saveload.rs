@@ -12,6 +12,8 @@ use registry::RegistryConfig;
 use crate::Context;
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum SaveLoadCommand {
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save {

@@ -111,9 +111,11 @@ pub fn human_size(size: u64) -> String {
     };
     let mut text = format!("{value:.decimals$}");
     if text.contains('.') {
-        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+        let kept = text.trim_end_matches('0').trim_end_matches('.').len();
+        text.truncate(kept);
     }
-    format!("{text}{}", UNITS[unit])
+    text.push_str(UNITS[unit]);
+    text
 }
 
 /// The column titles of `ps` templates (docker's).

@@ -7,6 +7,8 @@ use crate::prune::{self, DfArgs, SystemPruneArgs};
 use crate::Context;
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Check the store: images, layers, tags, containers and leftovers
     Check(crate::check::CheckArgs),

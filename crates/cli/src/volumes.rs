@@ -11,6 +11,8 @@ use crate::format::Table;
 use crate::Context;
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run.
+#[command(defer = true)]
 pub enum VolumeCommand {
     /// Create a volume (a random name when none is given); prints its name
     Create {

@@ -18,13 +18,13 @@ use crate::container::{self, Container, ProcessRef};
 use crate::{cgroup, exitrec, listindex, overlay, procs, Client, Error, Hello, Result, Runtime};
 
 /// What a listing found in one container directory: the container and, when it is to be
-/// indexed, its config's stamp and text; or a broken container.
-// Nearly every entry is a listed container: boxing it would add an allocation to each.
-#[allow(clippy::large_enum_variant)]
+/// indexed, its config's stamp and text; or a broken container. The container is boxed: it
+/// is a kilobyte, and thousands of them would otherwise be copied from vector to vector on
+/// their way to the caller, each copy into fresh pages.
 enum Found<'a> {
     Listed(
         &'a String,
-        Container,
+        Box<Container>,
         Option<(listindex::FileStamp, Cow<'a, str>)>,
     ),
     Broken(BrokenContainer),
@@ -114,7 +114,7 @@ impl Runtime {
         for f in found {
             match f {
                 Found::Listed(id, c, line) => {
-                    listed.push(Some(c));
+                    listed.push(c);
                     lines.extend(line.map(|(stamp, text)| (id.as_str(), stamp, text)));
                 }
                 Found::Broken(b) => broken.push(b),
@@ -131,10 +131,9 @@ impl Runtime {
                 tracing::debug!(%err, "containers' listing index not written");
             }
         }
-        // Newest first, sorted by position: a container is a kilobyte to move.
-        let mut order: Vec<usize> = (0..listed.len()).collect();
-        order.sort_by_key(|&at| std::cmp::Reverse(listed[at].as_ref().map(|c| c.created)));
-        let all: Vec<Container> = order.iter().filter_map(|&at| listed[at].take()).collect();
+        // Newest first, sorted as boxes; each container is moved once, into the answer.
+        listed.sort_by_key(|c| std::cmp::Reverse(c.created));
+        let all: Vec<Container> = listed.into_iter().map(|c| *c).collect();
         broken.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((all, broken))
     }
@@ -198,16 +197,18 @@ impl Runtime {
         let mut buf = Vec::with_capacity(8192);
         for id in ids {
             let stamp = listindex::FileStamp::of(containers, id);
-            let path = || self.paths(id).config();
             // The indexed copy while the file is the one indexed (and it parses), else the file.
             let from_index = stamp
                 .and_then(|stamp| index.config(id, stamp))
-                .and_then(|text| Some((container::parse(&path(), text.as_bytes()).ok()?, text)));
+                .and_then(|text| Some((Box::new(serde_json::from_str(text).ok()?), text)));
             let (parsed, indexed) = match from_index {
                 Some((c, text)) => (Ok(c), Some(Cow::Borrowed(text))),
                 None => {
                     let read = self.read_config_at(containers, id, &mut buf);
-                    (read.and_then(|()| container::parse(&path(), &buf)), None)
+                    let parsed = read.and_then(|()| {
+                        container::parse(&self.paths(id).config(), &buf).map(Box::new)
+                    });
+                    (parsed, None)
                 }
             };
             // Indexed next time: what parsed, from a file whose time cannot be given again.
@@ -220,7 +221,11 @@ impl Runtime {
                     .map(|text| (stamp, text)),
                 _ => None,
             };
-            match parsed.and_then(|c| self.checked(c)) {
+            let checked = parsed.and_then(|c| match crate::is_ghost(&c) {
+                true => self.reap_ghost(&c.id).map(Box::new),
+                false => Ok(c),
+            });
+            match checked {
                 Ok(c) => found.push(Found::Listed(id, c, line)),
                 Err(Error::NoSuchContainer(_)) => {}
                 Err(e) => {

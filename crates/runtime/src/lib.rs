@@ -431,7 +431,7 @@ impl Runtime {
 
     /// `c` as read, or marked exited when it says running but its monitor is gone.
     pub(crate) fn checked(&self, c: Container) -> Result<Container> {
-        if !c.state.running || monitor_alive(&c) {
+        if !is_ghost(&c) {
             return Ok(c);
         }
         self.reap_ghost(&c.id)
@@ -1464,6 +1464,11 @@ impl Drop for DrainOnDrop {
     fn drop(&mut self) {
         let _ = io::copy(&mut self.0, &mut io::sink());
     }
+}
+
+/// Says it runs, but its monitor is gone: what [`Runtime::reap_ghost`] settles.
+pub(crate) fn is_ghost(c: &Container) -> bool {
+    c.state.running && !monitor_alive(c)
 }
 
 fn monitor_alive(c: &Container) -> bool {
