@@ -134,6 +134,8 @@ fn names_are_unique_and_prefixes_must_be_unambiguous() {
         stderr(&dup)
     );
     assert_eq!(env.container_dirs().len(), 1);
+    // `run` starts the monitor while it creates: the failed run's monitor is gone too.
+    assert_eq!(env.monitors(), Vec::<i32>::new(), "monitors left");
     for _ in 0..20 {
         env.ok(&["run", "busybox", "true"]);
     }

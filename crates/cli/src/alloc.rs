@@ -187,7 +187,13 @@ mod tests {
             let mut layout = layout;
             let mut block = block;
             let mut kept = LARGE;
-            for size in [LARGE + 5, 3 * HUGE_PAGE + 1, 7 * HUGE_PAGE, LARGE / 2, LARGE * 2] {
+            for size in [
+                LARGE + 5,
+                3 * HUGE_PAGE + 1,
+                7 * HUGE_PAGE,
+                LARGE / 2,
+                LARGE * 2,
+            ] {
                 block = a.realloc(block, layout, size);
                 assert!(!block.is_null(), "realloc to {size}");
                 layout = Layout::from_size_align(size, align).unwrap();

@@ -568,7 +568,7 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
         ContainerCommand::Create(mut args) => {
             args.split()?;
             args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;
-            let c = create_container(&rt, &args)?;
+            let c = create_container(&rt, &args, None)?;
             println!("{}", c.id);
             Ok(0)
         }
@@ -745,9 +745,14 @@ fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
         return Err(bad_input("Conflicting options: -a and -d".into()).into());
     }
     let keys = detach_keys(args.detach_keys.as_deref()).map_err(|e| bad_input(e.to_string()))?;
-    let c = create_container(rt, &args)?;
+    // The monitor starts while the container is created, and waits for it.
+    let starter = rt.starter().map_err(start_failure)?;
+    let c = create_container(rt, &args, Some(&starter))?;
     if args.detach {
-        drop(rt.start(&c.id, Hello::default()).map_err(start_failure)?);
+        drop(
+            rt.start_with(starter, Hello::default())
+                .map_err(start_failure)?,
+        );
         println!("{}", c.id);
         return Ok(0);
     }
@@ -758,12 +763,16 @@ fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
         hello.stdout = args.attach.contains(&Stream::Stdout);
         hello.stderr = args.attach.contains(&Stream::Stderr);
     }
-    let client = rt.start(&c.id, hello).map_err(start_failure)?;
+    let client = rt.start_with(starter, hello).map_err(start_failure)?;
     pump(rt, &c, client, stdin, &keys)
 }
 
 /// `create`, and the first half of `run`: every option error is exit status 125.
-fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
+fn create_container(
+    rt: &Runtime,
+    args: &RunArgs,
+    starter: Option<&runtime::Starter>,
+) -> anyhow::Result<Container> {
     let bad_input = |e: runtime::Error| Failure {
         code: 125,
         message: e.to_string(),
@@ -866,7 +875,11 @@ fn create_container(rt: &Runtime, args: &RunArgs) -> anyhow::Result<Container> {
     };
     // Port specs, capabilities and security options are checked by create, before anything
     // exists.
-    Ok(rt.create_with_network(opts, network).map_err(bad_input)?)
+    let created = match starter {
+        Some(starter) => rt.create_for(starter, opts, network),
+        None => rt.create_with_network(opts, network),
+    };
+    Ok(created.map_err(bad_input)?)
 }
 
 fn start(rt: &Runtime, attach: bool, interactive: bool, names: &[String]) -> anyhow::Result<u8> {

@@ -187,7 +187,7 @@ fn main() -> ExitCode {
         if monitor.debug {
             init_logging(true);
         }
-        return ExitCode::from(runtime::monitor::main(&monitor.root, &monitor.id) as u8);
+        return ExitCode::from(runtime::monitor::main(&monitor) as u8);
     }
     if args.get(1).is_some_and(|arg| arg == "-d") {
         args[1] = "daemon".into();
@@ -228,7 +228,14 @@ fn main() -> ExitCode {
         Command::Pull(cmd) => pull::run(&ctx, cmd),
         Command::Volume(cmd) => volumes::run(&ctx, cmd),
         Command::SaveLoad(cmd) => saveload::run(&ctx, cmd),
-        Command::Monitor { id } => Ok(runtime::monitor::main(&ctx.root, &id) as u8),
+        Command::Monitor { id } => {
+            let args = runtime::monitor::Args {
+                root: ctx.root.clone(),
+                debug: cli.debug,
+                id,
+            };
+            Ok(runtime::monitor::main(&args) as u8)
+        }
         Command::Inspect(args) => shapes::inspect(&ctx, &args),
         Command::Info { format: None } => images::info(&ctx),
         Command::Info {

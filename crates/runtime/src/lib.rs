@@ -289,6 +289,33 @@ pub fn secure_root(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The monitor of a container that `run` is about to create, started first so that its own
+/// start (exec, loading the binary) overlaps with creating the container. It waits for the
+/// hello that [`Runtime::start_with`] sends; dropped instead, it finds its connection closed
+/// and exits without touching anything, and the drop returns once it is gone.
+pub struct Starter {
+    id: String,
+    /// Until the hello is sent.
+    client: Option<Client>,
+}
+
+impl Starter {
+    /// The id the container is to have.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Drop for Starter {
+    fn drop(&mut self) {
+        if let Some(mut client) = self.client.take() {
+            let _ = client.stream().shutdown(std::net::Shutdown::Write);
+            // Its end closes when it exits: a failed `run` leaves no process behind.
+            client.drain();
+        }
+    }
+}
+
 /// The containers of one state directory.
 pub struct Runtime {
     root: PathBuf,
@@ -576,6 +603,26 @@ impl Runtime {
         opts: CreateOptions,
         network: NetworkMode,
     ) -> Result<Container> {
+        self.create_as(graph::generate_id(), opts, network)
+    }
+
+    /// `create_with_network` of the container whose monitor `starter` already is (`run`):
+    /// the container gets the starter's id.
+    pub fn create_for(
+        &self,
+        starter: &Starter,
+        opts: CreateOptions,
+        network: NetworkMode,
+    ) -> Result<Container> {
+        self.create_as(starter.id.clone(), opts, network)
+    }
+
+    fn create_as(
+        &self,
+        id: String,
+        opts: CreateOptions,
+        network: NetworkMode,
+    ) -> Result<Container> {
         // Below this the container's own start (sysinit, before exec) would be OOM-killed.
         if opts.memory != 0 && opts.memory < MIN_MEMORY {
             return Err(Error::MemoryTooLow(opts.memory));
@@ -647,7 +694,6 @@ impl Runtime {
         if let Some(name) = &opts.name {
             validate_name(name)?;
         }
-        let id = graph::generate_id();
         let config = Config {
             hostname: opts
                 .hostname
@@ -780,6 +826,25 @@ impl Runtime {
     }
 
     fn start_as(&self, id: &str, hello: Hello, by_policy: bool) -> Result<Client> {
+        self.ready_to_start(id, by_policy)?;
+        let starter = self.spawn_starter(id.to_string())?;
+        self.hand_over(starter, hello)
+    }
+
+    /// The monitor of a container about to be created (see [`Starter`]), with a new id for
+    /// it: pass it to [`Runtime::create_for`], then [`Runtime::start_with`].
+    pub fn starter(&self) -> Result<Starter> {
+        self.spawn_starter(graph::generate_id())
+    }
+
+    /// [`Runtime::start`] of the container `starter` was spawned for.
+    pub fn start_with(&self, starter: Starter, hello: Hello) -> Result<Client> {
+        self.ready_to_start(&starter.id, false)?;
+        self.hand_over(starter, hello)
+    }
+
+    /// Refuses a running container; counts or resets its restarts as the start demands.
+    fn ready_to_start(&self, id: &str, by_policy: bool) -> Result<()> {
         let c = self.load(id)?;
         if c.state.running {
             return Err(Error::AlreadyRunning(c.name));
@@ -796,41 +861,47 @@ impl Runtime {
             }
             container::save(&paths.config(), &c)?;
         }
+        Ok(())
+    }
+
+    /// Starts the monitor of container `id`; it waits for our hello.
+    fn spawn_starter(&self, id: String) -> Result<Starter> {
         let monitor_err = |message: String| Error::Monitor {
-            id: id.to_string(),
+            id: id.clone(),
             message,
         };
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| monitor_err(format!("socketpair: {e}")))?;
-        let mut client = Client::from_stream(ours);
+        // With `--debug` the monitor logs its steps to containers/<id>/monitor.log.
+        let args = monitor::Args {
+            root: self.root.clone(),
+            debug: tracing::enabled!(tracing::Level::DEBUG),
+            id: id.clone(),
+        };
+        tracing::debug!(%id, exe = %self.monitor_exe.display(), "spawning monitor");
+        spawn_monitor(&self.monitor_exe, &args.to_command_line(), &theirs)
+            .map_err(|e| monitor_err(format!("spawn {}: {e}", self.monitor_exe.display())))?;
+        Ok(Starter {
+            id,
+            client: Some(Client::from_stream(ours)),
+        })
+    }
+
+    /// Sends the starter's monitor its hello, which starts the container, and waits until
+    /// the container's command runs (or could not be started).
+    fn hand_over(&self, mut starter: Starter, hello: Hello) -> Result<Client> {
+        let id = starter.id.clone();
+        let monitor_err = |message: String| Error::Monitor {
+            id: id.clone(),
+            message,
+        };
+        let mut client = starter
+            .client
+            .take()
+            .expect("a starter is handed over once");
         client
             .send(attach::Kind::Hello, &hello.encode())
             .map_err(|e| monitor_err(format!("hello: {e}")))?;
-        // With `--debug` the monitor logs its steps to containers/<id>/monitor.log (not to our
-        // stderr: the monitor outlives us, and a closed stderr must not take it down).
-        let debug_log = if tracing::enabled!(tracing::Level::DEBUG) {
-            fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.paths(id).dir.join("monitor.log"))
-                .ok()
-        } else {
-            None
-        };
-        let args = monitor::Args {
-            root: self.root.clone(),
-            debug: debug_log.is_some(),
-            id: id.to_string(),
-        };
-        tracing::debug!(%id, exe = %self.monitor_exe.display(), "spawning monitor");
-        spawn_monitor(
-            &self.monitor_exe,
-            &args.to_command_line(),
-            &theirs,
-            debug_log.as_ref(),
-        )
-        .map_err(|e| monitor_err(format!("spawn {}: {e}", self.monitor_exe.display())))?;
-        drop(theirs);
         match client.next_event() {
             Ok(Some(Event::Started { .. })) => Ok(client),
             Ok(Some(Event::StartError { code, message })) => {
@@ -1477,8 +1548,8 @@ fn monitor_alive(c: &Container) -> bool {
 }
 
 /// Starts a monitor: `exe` with `args`, in a session of its own, with `starter` as its
-/// descriptor [`STARTER_FD`], /dev/null as stdin and stdout and `stderr` (or /dev/null) as
-/// stderr. It outlives us; whoever inherits it reaps it.
+/// descriptor [`STARTER_FD`] and /dev/null as stdin, stdout and stderr (with `--debug` it
+/// logs to its container's directory itself). It outlives us; whoever inherits it reaps it.
 ///
 /// posix_spawn rather than fork + exec: glibc starts the child with a vfork-like clone, so
 /// starting a container does not copy the page tables of this process only to discard them,
@@ -1487,7 +1558,6 @@ fn spawn_monitor(
     exe: &Path,
     args: &[std::ffi::OsString],
     starter: &impl std::os::fd::AsRawFd,
-    stderr: Option<&fs::File>,
 ) -> io::Result<()> {
     // Held across the spawn: a reaper woken by this monitor's exit finds it listed.
     let mut spawned = SPAWNED_MONITORS
@@ -1531,12 +1601,11 @@ fn spawn_monitor(
         Ok(unsafe { OwnedFd::from_raw_fd(copy) })
     };
     let starter = above(starter.as_raw_fd())?;
-    let stderr = above(stderr.map_or(null.as_raw_fd(), |f| f.as_raw_fd()))?;
     let null = above(null.as_raw_fd())?;
     let plan = [
         (null.as_raw_fd(), 0),
         (null.as_raw_fd(), 1),
-        (stderr.as_raw_fd(), 2),
+        (null.as_raw_fd(), 2),
         (starter.as_raw_fd(), STARTER_FD),
     ];
     // SAFETY: the attribute and file-action objects are initialised before use and destroyed

@@ -85,7 +85,8 @@ impl Args {
 }
 
 /// Runs the monitor role; the process exit status.
-pub fn main(root: &Path, id: &str) -> i32 {
+pub fn main(args: &Args) -> i32 {
+    let (root, id) = (args.root.as_path(), args.id.as_str());
     // Nothing but stdio and the starter socket belongs to us.
     // SAFETY: closes descriptors this fresh process does not use.
     unsafe { libc::close_range((STARTER_FD + 1) as u32, u32::MAX, 0) };
@@ -94,8 +95,12 @@ pub fn main(root: &Path, id: &str) -> i32 {
     unsafe { libc::prctl(libc::PR_SET_NAME, c"dock-monitor".as_ptr()) };
     // SAFETY: the starter handed us fd 3; we own it from here.
     let mut starter = unsafe { UnixStream::from_raw_fd(STARTER_FD) };
+    // The hello comes once the container exists: a starter may start us ahead of it.
     let hello = match attach::read_frame(&mut starter) {
         Ok(Some((Kind::Hello, data))) => Hello::decode(&data).unwrap_or_default(),
+        // The starter gave up before the start (a `run` whose create failed): nothing here
+        // is ours to touch.
+        Ok(None) => return 0,
         _ => Hello::default(),
     };
     let rt = match Runtime::open(root) {
@@ -106,6 +111,9 @@ pub fn main(root: &Path, id: &str) -> i32 {
             std::process::exit(1);
         }
     };
+    if args.debug {
+        log_to(&rt.paths(id).dir.join("monitor.log"));
+    }
     match Session::launch(rt, id, hello) {
         Ok(mut session) => {
             let pid = session.init.to_be_bytes();
@@ -1029,6 +1037,15 @@ impl Session {
         // The connections close when this process is gone, not before: a client that sees
         // the end of its connection knows the monitor no longer exists.
         std::mem::forget(std::mem::take(&mut self.clients));
+    }
+}
+
+/// With `--debug`: our log lines (stderr) go to `path`, appended. Not to the starter's stderr:
+/// the monitor outlives the starter, and a closed stderr must not take it down.
+fn log_to(path: &Path) {
+    if let Ok(log) = fs::OpenOptions::new().create(true).append(true).open(path) {
+        // SAFETY: dup2 of a descriptor we own onto stderr.
+        unsafe { libc::dup2(log.as_raw_fd(), libc::STDERR_FILENO) };
     }
 }
 

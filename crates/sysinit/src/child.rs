@@ -722,20 +722,6 @@ pub(crate) unsafe fn run(
     libc::close(sync_write);
     libc::close(error_read);
 
-    // Wait for the parent's before_start hook; EOF means it failed or the parent died.
-    let mut go = 0u8;
-    loop {
-        let n = libc::read(sync_read, (&mut go as *mut u8).cast(), 1);
-        if n == 1 {
-            break;
-        }
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        libc::_exit(1);
-    }
-    libc::close(sync_read);
-
     for (target, fd) in input.stdio.iter().enumerate() {
         check!(
             err,
@@ -872,6 +858,20 @@ pub(crate) unsafe fn run(
         );
     }
     mask_paths(err, plan);
+    // The root is ready; the command waits for the parent's before_start hook (the network),
+    // which ran meanwhile. EOF means it failed or the parent died.
+    let mut go = 0u8;
+    loop {
+        let n = libc::read(sync_read, (&mut go as *mut u8).cast(), 1);
+        if n == 1 {
+            break;
+        }
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        libc::_exit(1);
+    }
+    libc::close(sync_read);
     enter_command(err, plan)
 }
 

@@ -1,14 +1,14 @@
 //! Starts a container's first process.
 //!
 //! [`spawn`] clones a child into new pid, mount, uts, ipc and net namespaces (and into its cgroup2
-//! cgroup, [`Cgroups`]). The child waits until the caller's `before_start(pid)` hook ran in the
-//! parent (the runtime wires the network there), then joins its v1 cgroups itself, unshares its
-//! cgroup namespace, builds the container's mount table
-//! (rootfs bind, the [`Mount`]s over it: volumes, binds, tmpfs and the container's /etc files,
-//! pivot_root, /proc, /sys, a fresh /dev, /dev/pts, /dev/shm, /dev/mqueue, the masked and
-//! read-only paths), sets the hostname, the working directory
-//! and the controlling terminal, installs the seccomp filter, switches to the user with the
-//! container's capability set, and execs the command, which becomes PID 1 of the container.
+//! cgroup, [`Cgroups`]). The child joins its v1 cgroups itself, unshares its cgroup namespace,
+//! builds the container's mount table (rootfs bind, the [`Mount`]s over it: volumes, binds,
+//! tmpfs and the container's /etc files, pivot_root, /proc, /sys, a fresh /dev, /dev/pts,
+//! /dev/shm, /dev/mqueue, the masked and read-only paths) and sets the hostname, while the
+//! caller's `before_start(pid)` hook runs in the parent (the runtime wires the network there).
+//! Once that is done, it sets the working directory and the controlling terminal, installs the
+//! seccomp filter, switches to the user with the container's capability set, and execs the
+//! command, which becomes PID 1 of the container.
 //! [`Security`] says how it is confined: Docker's default by default ([`caps`], [`seccomp`]).
 //!
 //! # Safety model
@@ -274,8 +274,10 @@ fn console_pair(stdio: &Stdio) -> Result<(Option<OwnedFd>, Option<OwnedFd>), Spa
 /// Starts the container's first process and returns its pid (in the caller's pid namespace),
 /// and its terminal if it has one, once the command was exec'd, or the reason it could not be.
 ///
-/// `before_start(pid)` runs in the caller while the child waits, before the child touches any
-/// mount or drops privileges. If it fails the child is killed and reaped.
+/// `before_start(pid)` runs in the caller while the child builds its mount table; the child
+/// waits for it before it drops privileges and execs. A file the hook changes that the child
+/// bind-mounts (the container's `hosts`) must be written in place. If the hook fails the child
+/// is killed and reaped.
 ///
 /// The caller reaps the returned pid. Call it from a process that is not concurrently forking
 /// with inherited non-close-on-exec descriptors it cares about; multi-threaded callers are fine
@@ -340,11 +342,10 @@ pub fn spawn(
         reap(pid);
         return Err(SpawnError::Hook(msg));
     }
+    // The child sets up its root while the hook runs; if that failed, it is gone and its
+    // report waits on the error pipe.
     let mut sync_file = fs::File::from(sync_write);
-    if let Err(e) = io::Write::write_all(&mut sync_file, b"1") {
-        reap(pid);
-        return Err(setup_err("release container init", e));
-    }
+    let released = io::Write::write_all(&mut sync_file, b"1");
     drop(sync_file);
 
     let mut record = [0u8; Record::LEN];
@@ -362,6 +363,10 @@ pub fn spawn(
         }
     }
     if filled == 0 {
+        if let Err(e) = released {
+            reap(pid);
+            return Err(setup_err("release container init", e));
+        }
         tracing::debug!(%pid, "container command exec'd");
         let terminal = match console_ours {
             Some(console) => match receive_fd(&console) {

@@ -551,6 +551,33 @@ fn hook_sees_the_returned_pid_before_the_command_runs() {
 }
 
 #[test]
+fn the_child_builds_its_root_while_the_hook_runs() {
+    let rootfs = Rootfs::new();
+    let (stdin_read, _stdin_write) = pipe().unwrap();
+    let (_out_read, out_write) = pipe().unwrap();
+    let err_write = out_write.try_clone().unwrap();
+    // The hook waits for the container's own /proc, which exists only once the child has
+    // pivoted into its root and mounted it: the two overlap.
+    let pid = spawn(
+        spec(&rootfs.path(), &["true"], stdin_read, out_write, err_write),
+        |pid| {
+            let proc_of_init = format!("/proc/{pid}/root/proc/1/stat");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !Path::new(&proc_of_init).exists() {
+                if std::time::Instant::now() > deadline {
+                    return Err("the child did not mount its /proc while the hook ran".into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(())
+        },
+    )
+    .unwrap()
+    .pid;
+    assert_eq!(wait_code(pid), 0);
+}
+
+#[test]
 fn workdir_is_created_and_mounts_are_bound_read_only_or_not() {
     let rootfs = Rootfs::new();
     let host = tempfile::tempdir().unwrap();
@@ -740,9 +767,13 @@ impl DevicesCgroup {
         group
     }
 
-    fn hook(&self) -> impl FnOnce(Pid) -> Result<(), String> + '_ {
-        move |pid| {
-            fs::write(self.0.join("cgroup.procs"), pid.to_string()).map_err(|e| e.to_string())
+    /// The cgroup as the child joins it itself, first thing, before any mount.
+    fn joined(&self) -> sysinit::Cgroups {
+        let tasks = self.0.join("tasks");
+        let file = fs::OpenOptions::new().write(true).open(&tasks).unwrap();
+        sysinit::Cgroups {
+            unified: None,
+            v1_tasks: vec![(tasks, file.into())],
         }
     }
 }
@@ -754,7 +785,7 @@ impl Drop for DevicesCgroup {
 }
 
 #[test]
-fn device_cgroup_set_by_the_hook_applies_to_dev_setup_and_the_command() {
+fn device_cgroup_the_child_joins_applies_to_dev_setup_and_the_command() {
     if !Path::new("/sys/fs/cgroup/devices/devices.allow").exists() {
         eprintln!("no cgroup v1 devices controller, skipping");
         return;
@@ -779,18 +810,15 @@ fn device_cgroup_set_by_the_hook_applies_to_dev_setup_and_the_command() {
     let (out_read, out_write) = pipe().unwrap();
     let err_write = out_write.try_clone().unwrap();
     let script = "echo x > /dev/null && echo null-ok; mknod /tmp/disk b 8 0 2>/dev/null && echo mknod-ok; true";
-    let pid = spawn(
-        spec(
-            &rootfs.path(),
-            &["sh", "-c", script],
-            stdin_read,
-            out_write,
-            err_write,
-        ),
-        allowed.hook(),
-    )
-    .unwrap()
-    .pid;
+    let mut confined = spec(
+        &rootfs.path(),
+        &["sh", "-c", script],
+        stdin_read,
+        out_write,
+        err_write,
+    );
+    confined.cgroups = allowed.joined();
+    let pid = spawn(confined, |_| Ok(())).unwrap().pid;
     let mut guard = ChildGuard(Some(pid));
     let mut out = String::new();
     fs::File::from(out_read).read_to_string(&mut out).unwrap();
@@ -802,12 +830,9 @@ fn device_cgroup_set_by_the_hook_applies_to_dev_setup_and_the_command() {
     let (stdin_read, _stdin_write) = pipe().unwrap();
     let (_out_read, out_write) = pipe().unwrap();
     let err_write = out_write.try_clone().unwrap();
-    let err = spawn(
-        spec(&rootfs.path(), &["true"], stdin_read, out_write, err_write),
-        denied.hook(),
-    )
-    .err()
-    .unwrap();
+    let mut confined = spec(&rootfs.path(), &["true"], stdin_read, out_write, err_write);
+    confined.cgroups = denied.joined();
+    let err = spawn(confined, |_| Ok(())).err().unwrap();
     assert!(
         matches!(&err, SpawnError::Setup(m) if m.contains("/dev/null")),
         "{err:?}"
