@@ -562,8 +562,11 @@ pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
     match cmd {
         ContainerCommand::Run(mut args) => {
             args.split()?;
+            // The container's monitor starts first: its exec and loading overlap with finding
+            // the image and creating the container, and it waits for them.
+            let starter = rt.starter().map_err(start_failure)?;
             args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;
-            run_container(&rt, args)
+            run_container(&rt, args, starter)
         }
         ContainerCommand::Create(mut args) => {
             args.split()?;
@@ -739,14 +742,12 @@ fn start_failure(e: runtime::Error) -> anyhow::Error {
     }
 }
 
-fn run_container(rt: &Runtime, args: RunArgs) -> anyhow::Result<u8> {
+fn run_container(rt: &Runtime, args: RunArgs, starter: runtime::Starter) -> anyhow::Result<u8> {
     let bad_input = |message: String| Failure { code: 125, message };
     if args.detach && !args.attach.is_empty() {
         return Err(bad_input("Conflicting options: -a and -d".into()).into());
     }
     let keys = detach_keys(args.detach_keys.as_deref()).map_err(|e| bad_input(e.to_string()))?;
-    // The monitor starts while the container is created, and waits for it.
-    let starter = rt.starter().map_err(start_failure)?;
     let c = create_container(rt, &args, Some(&starter))?;
     if args.detach {
         drop(
