@@ -4,12 +4,14 @@
 //!
 //! Why: a listing of 10,000 objects touches megabytes of fresh memory once, and on this kind of
 //! machine each fresh 4 KiB page costs a fault of a few microseconds (a third of a listing's
-//! time went there). A 2 MiB page costs about as much as a dozen small ones. Blocks grow by
-//! moving their pages (`mremap`), not by copying them. Where the kernel gives no huge pages the
-//! blocks are ordinary mappings, as glibc makes for large blocks anyway.
+//! time went there). A 2 MiB page costs about as much as a dozen small ones. Blocks grow in
+//! place (`mremap`) where they can. Where the kernel gives no huge pages (or for the daemon and
+//! monitors, [`use_huge_pages`]) the blocks are ordinary mappings, as glibc makes for large
+//! blocks anyway.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Blocks this large or larger are mappings of their own.
 pub const LARGE: usize = 1 << 20;
@@ -17,6 +19,17 @@ pub const LARGE: usize = 1 << 20;
 const HUGE_PAGE: usize = 2 << 20;
 
 pub struct Allocator;
+
+/// Whether large blocks are advised for huge pages: yes for the commands that live for
+/// milliseconds ([`use_huge_pages`]); not for the daemon or a monitor, which live long, where a
+/// huge page fault may wait for the kernel to compact memory. Only the advice depends on it:
+/// which allocator a block belongs to depends on its layout alone.
+static HUGE_PAGES: AtomicBool = AtomicBool::new(false);
+
+/// Large blocks from now on are advised for huge pages.
+pub fn use_huge_pages() {
+    HUGE_PAGES.store(true, Ordering::Relaxed);
+}
 
 /// Whether a block of `layout` is one of ours. A block keeps its layout for its life (as
 /// `GlobalAlloc` promises), so alloc and dealloc always agree.
@@ -71,40 +84,11 @@ fn map_aligned(len: usize) -> *mut u8 {
             addr = wide.add(head);
         }
         // Advice only: without it (or without huge pages) the block is an ordinary mapping.
-        libc::madvise(addr.cast(), len, libc::MADV_HUGEPAGE);
+        if HUGE_PAGES.load(Ordering::Relaxed) {
+            libc::madvise(addr.cast(), len, libc::MADV_HUGEPAGE);
+        }
         addr
     }
-}
-
-/// Moves the block at `old` (mapped for `old_len`) to a new huge-page-aligned mapping of
-/// `new_len`, taking its pages along rather than copying them; null when that fails (the
-/// block is then untouched).
-///
-/// # Safety
-/// `old` must be a mapping of `old_len` bytes made by [`map_aligned`].
-unsafe fn remap(old: *mut u8, old_len: usize, new_len: usize) -> *mut u8 {
-    // In place when the address space after the block is free.
-    let grown = libc::mremap(old.cast(), old_len, new_len, 0);
-    if grown != libc::MAP_FAILED {
-        return grown.cast();
-    }
-    // Else into a reserved aligned range, so that its huge pages stay whole.
-    let target = map_aligned(new_len);
-    if target.is_null() {
-        return target;
-    }
-    let moved = libc::mremap(
-        old.cast(),
-        old_len,
-        new_len,
-        libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-        target,
-    );
-    if moved == libc::MAP_FAILED {
-        libc::munmap(target.cast(), new_len);
-        return ptr::null_mut();
-    }
-    moved.cast()
 }
 
 // SAFETY: every block is either the system allocator's or a private mapping of ours, chosen by
@@ -147,7 +131,18 @@ unsafe impl GlobalAlloc for Allocator {
                     libc::munmap(block.add(new_len).cast(), old_len - new_len);
                     block
                 } else {
-                    remap(block, old_len, new_len)
+                    // In place when the address space after the block is free; else a new
+                    // block and a copy, as for any allocator.
+                    let grown = libc::mremap(block.cast(), old_len, new_len, 0);
+                    if grown != libc::MAP_FAILED {
+                        return grown.cast();
+                    }
+                    let moved = map_aligned(new_len);
+                    if !moved.is_null() {
+                        ptr::copy_nonoverlapping(block, moved, layout.size());
+                        libc::munmap(block.cast(), old_len);
+                    }
+                    moved
                 }
             }
             // Across the threshold: a new block of the other kind, and a copy.
@@ -169,6 +164,7 @@ mod tests {
 
     #[test]
     fn large_blocks_are_aligned_zeroed_and_keep_their_bytes_as_they_grow_and_shrink() {
+        use_huge_pages();
         let a = Allocator;
         let align = 64;
         unsafe {

@@ -210,6 +210,7 @@ fn main() -> ExitCode {
         Command::Daemon { .. } | Command::Monitor { .. }
     ) {
         keep_freed_memory();
+        alloc::use_huge_pages();
     }
     let ctx = Context { root: cli.root };
     let result = match cli.command {

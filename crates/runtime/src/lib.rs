@@ -295,6 +295,8 @@ pub fn secure_root(root: &Path) -> Result<()> {
 /// and exits without touching anything, and the drop returns once it is gone.
 pub struct Starter {
     id: String,
+    /// The monitor's pid, a child of ours.
+    pid: i32,
     /// Until the hello is sent.
     client: Option<Client>,
 }
@@ -310,8 +312,15 @@ impl Drop for Starter {
     fn drop(&mut self) {
         if let Some(mut client) = self.client.take() {
             let _ = client.stream().shutdown(std::net::Shutdown::Write);
-            // Its end closes when it exits: a failed `run` leaves no process behind.
             client.drain();
+            // Reaped here, so that a failed `run` leaves no process behind, not even a zombie.
+            SPAWNED_MONITORS
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .retain(|&pid| pid != self.pid);
+            let mut status = 0;
+            // SAFETY: waitpid on our own child, which no reaper waits for any more.
+            unsafe { libc::waitpid(self.pid, &mut status, 0) };
         }
     }
 }
@@ -879,10 +888,11 @@ impl Runtime {
             id: id.clone(),
         };
         tracing::debug!(%id, exe = %self.monitor_exe.display(), "spawning monitor");
-        spawn_monitor(&self.monitor_exe, &args.to_command_line(), &theirs)
+        let pid = spawn_monitor(&self.monitor_exe, &args.to_command_line(), &theirs)
             .map_err(|e| monitor_err(format!("spawn {}: {e}", self.monitor_exe.display())))?;
         Ok(Starter {
             id,
+            pid,
             client: Some(Client::from_stream(ours)),
         })
     }
@@ -1558,7 +1568,7 @@ fn spawn_monitor(
     exe: &Path,
     args: &[std::ffi::OsString],
     starter: &impl std::os::fd::AsRawFd,
-) -> io::Result<()> {
+) -> io::Result<i32> {
     // Held across the spawn: a reaper woken by this monitor's exit finds it listed.
     let mut spawned = SPAWNED_MONITORS
         .lock()
@@ -1638,8 +1648,8 @@ fn spawn_monitor(
             return Err(io::Error::from_raw_os_error(ret));
         }
         spawned.push(pid);
+        Ok(pid)
     }
-    Ok(())
 }
 
 /// Monitors this process started and has not reaped yet.

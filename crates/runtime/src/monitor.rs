@@ -103,6 +103,13 @@ pub fn main(args: &Args) -> i32 {
         Ok(None) => return 0,
         _ => Hello::default(),
     };
+    if args.debug {
+        log_to(
+            &container::Paths::new(&root.join("containers"), id)
+                .dir
+                .join("monitor.log"),
+        );
+    }
     let rt = match Runtime::open(root) {
         Ok(rt) => rt,
         Err(e) => {
@@ -111,9 +118,6 @@ pub fn main(args: &Args) -> i32 {
             std::process::exit(1);
         }
     };
-    if args.debug {
-        log_to(&rt.paths(id).dir.join("monitor.log"));
-    }
     match Session::launch(rt, id, hello) {
         Ok(mut session) => {
             let pid = session.init.to_be_bytes();

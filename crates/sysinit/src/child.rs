@@ -1,10 +1,11 @@
-//! The cloned child: from the sync pipe to `execve`.
+//! The cloned child: from the clone to `execve`.
 //!
 //! Runs in a copy of a possibly multi-threaded parent, so it only reads what [`Plan`] prepared
 //! and makes raw system calls: no allocation, no locks, no logging. The order follows runc and
-//! youki: rootfs and mounts, pivot_root, /dev, masks, hostname, working directory, terminal,
-//! seccomp (before the capabilities drop; with no_new_privs right before exec instead), capability
-//! bounding set, user, capabilities, exec.
+//! youki: stdio, cgroups, rootfs and mounts, pivot_root, /dev, masks, hostname (all while the
+//! parent's before_start hook runs); then, once the sync pipe says the hook is done, working
+//! directory, terminal, seccomp (before the capabilities drop; with no_new_privs right before
+//! exec instead), capability bounding set, user, capabilities, exec.
 
 use std::ffi::{c_char, c_int, c_ulong, CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd};

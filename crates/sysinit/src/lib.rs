@@ -335,33 +335,34 @@ pub fn spawn(
     drop(spec);
 
     tracing::debug!(%pid, "running before_start hook");
+    let mut error_file = fs::File::from(error_read);
     if let Err(msg) = before_start(pid) {
         tracing::debug!(%pid, error = %msg, "before_start failed, killing container init");
         // SAFETY: plain kill of our own, not yet reaped child.
         unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
         reap(pid);
-        return Err(SpawnError::Hook(msg));
+        // The child sets up its root while the hook runs: when that failed first (and the
+        // hook failed for want of the child), its own report says what went wrong.
+        let mut record = [0u8; Record::LEN];
+        return Err(match read_full(&mut error_file, &mut record) {
+            Ok(Record::LEN) => plan.describe(Record::decode(&record)),
+            _ => SpawnError::Hook(msg),
+        });
     }
-    // The child sets up its root while the hook runs; if that failed, it is gone and its
-    // report waits on the error pipe.
+    // If the child's setup failed meanwhile, it is gone and its report waits on the error
+    // pipe: that report, not the failed release, is what to say.
     let mut sync_file = fs::File::from(sync_write);
     let released = io::Write::write_all(&mut sync_file, b"1");
     drop(sync_file);
 
     let mut record = [0u8; Record::LEN];
-    let mut filled = 0;
-    let mut error_file = fs::File::from(error_read);
-    while filled < record.len() {
-        match error_file.read(&mut record[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                reap(pid);
-                return Err(setup_err("read container init status", e));
-            }
+    let filled = match read_full(&mut error_file, &mut record) {
+        Ok(filled) => filled,
+        Err(e) => {
+            reap(pid);
+            return Err(setup_err("read container init status", e));
         }
-    }
+    };
     if filled == 0 {
         if let Err(e) = released {
             reap(pid);

@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -553,28 +553,71 @@ fn hook_sees_the_returned_pid_before_the_command_runs() {
 #[test]
 fn the_child_builds_its_root_while_the_hook_runs() {
     let rootfs = Rootfs::new();
+    let root_dir = fs::metadata(rootfs.path()).unwrap();
     let (stdin_read, _stdin_write) = pipe().unwrap();
     let (_out_read, out_write) = pipe().unwrap();
     let err_write = out_write.try_clone().unwrap();
-    // The hook waits for the container's own /proc, which exists only once the child has
-    // pivoted into its root and mounted it: the two overlap.
+    // The hook waits until the child's root is the rootfs with the container's own /proc
+    // mounted on it: the two overlap.
     let pid = spawn(
         spec(&rootfs.path(), &["true"], stdin_read, out_write, err_write),
         |pid| {
-            let proc_of_init = format!("/proc/{pid}/root/proc/1/stat");
+            let (root, proc_of_init) = (
+                format!("/proc/{pid}/root"),
+                format!("/proc/{pid}/root/proc/1/stat"),
+            );
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while !Path::new(&proc_of_init).exists() {
+            loop {
+                let in_rootfs = fs::metadata(&root)
+                    .is_ok_and(|m| (m.dev(), m.ino()) == (root_dir.dev(), root_dir.ino()));
+                if in_rootfs && Path::new(&proc_of_init).exists() {
+                    return Ok(());
+                }
                 if std::time::Instant::now() > deadline {
-                    return Err("the child did not mount its /proc while the hook ran".into());
+                    return Err("the child did not build its root while the hook ran".into());
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            Ok(())
         },
     )
     .unwrap()
     .pid;
     assert_eq!(wait_code(pid), 0);
+}
+
+#[test]
+fn a_setup_failure_during_the_hook_is_reported_as_itself() {
+    let rootfs = Rootfs::new();
+    let (stdin_read, _stdin_write) = pipe().unwrap();
+    let (_out_read, out_write) = pipe().unwrap();
+    let err_write = out_write.try_clone().unwrap();
+    let mut failing = spec(&rootfs.path(), &["true"], stdin_read, out_write, err_write);
+    failing.mounts = vec![Mount {
+        destination: "/mnt".into(),
+        kind: MountKind::Tmpfs {
+            options: "size=bogus".into(),
+        },
+        readonly: false,
+    }];
+    // A hook that fails because the child is gone (as the network's does, without its
+    // namespace): what is reported is the child's own failure.
+    let err = spawn(failing, |pid| {
+        let stat = format!("/proc/{pid}/stat");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !fs::read_to_string(&stat).is_ok_and(|s| s.contains(") Z ")) {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err("the hook found no child".into())
+    })
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&err, SpawnError::Setup(m) if m.contains("/mnt")),
+        "{err:?}"
+    );
 }
 
 #[test]
