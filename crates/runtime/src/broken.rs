@@ -30,6 +30,14 @@ enum Found<'a> {
     Broken(BrokenContainer),
 }
 
+/// One container's config as a listing finds it ([`Runtime::parse_config`]): the stamp of its
+/// file, what parsing gave, and the indexed text when that is what was parsed.
+struct ParsedConfig<'i, T> {
+    stamp: Option<listindex::FileStamp>,
+    parsed: Result<T>,
+    indexed: Option<&'i str>,
+}
+
 /// `work` over `ids` in parts, on as many threads as there are CPUs (up to 8) when there are
 /// many: each part is a stat or a read per container, and those wait on the kernel. The
 /// results in the order of `ids`.
@@ -169,20 +177,40 @@ impl Runtime {
             let mut buf = Vec::with_capacity(8192);
             ids.iter()
                 .filter_map(|id| {
-                    let indexed = listindex::FileStamp::of(&containers, id)
-                        .and_then(|stamp| index.config(id, stamp));
-                    let named: Named = match indexed {
-                        Some(text) => serde_json::from_str(text).ok()?,
-                        None => {
-                            self.read_config_at(&containers, id, &mut buf).ok()?;
-                            serde_json::from_slice(&buf).ok()?
-                        }
-                    };
-                    Some((id.clone(), named.name))
+                    let config = self.parse_config::<Named>(&containers, &index, id, &mut buf);
+                    Some((id.clone(), config.parsed.ok()?.name))
                 })
                 .collect()
         });
         Ok(named)
+    }
+
+    /// Container `id`'s config as a `T`: parsed from the listing index while the file is the
+    /// one indexed (and it parses there), else read from the file into `buf`.
+    fn parse_config<'i, T: serde::de::DeserializeOwned>(
+        &self,
+        containers: &fs::File,
+        index: &listindex::Index<'i>,
+        id: &str,
+        buf: &mut Vec<u8>,
+    ) -> ParsedConfig<'i, T> {
+        let stamp = listindex::FileStamp::of(containers, id);
+        let from_index = stamp
+            .and_then(|stamp| index.config(id, stamp))
+            .and_then(|text| Some((serde_json::from_str(text).ok()?, text)));
+        let (parsed, indexed) = match from_index {
+            Some((value, text)) => (Ok(value), Some(text)),
+            None => {
+                let read = self.read_config_at(containers, id, buf);
+                let parsed = read.and_then(|()| container::parse(&self.paths(id).config(), buf));
+                (parsed, None)
+            }
+        };
+        ParsedConfig {
+            stamp,
+            parsed,
+            indexed,
+        }
     }
 
     /// [`Runtime::list_with_broken`]'s work for the containers `ids`.
@@ -196,21 +224,12 @@ impl Runtime {
         let mut found = Vec::with_capacity(ids.len());
         let mut buf = Vec::with_capacity(8192);
         for id in ids {
-            let stamp = listindex::FileStamp::of(containers, id);
-            // The indexed copy while the file is the one indexed (and it parses), else the file.
-            let from_index = stamp
-                .and_then(|stamp| index.config(id, stamp))
-                .and_then(|text| Some((Box::new(serde_json::from_str(text).ok()?), text)));
-            let (parsed, indexed) = match from_index {
-                Some((c, text)) => (Ok(c), Some(Cow::Borrowed(text))),
-                None => {
-                    let read = self.read_config_at(containers, id, &mut buf);
-                    let parsed = read.and_then(|()| {
-                        container::parse(&self.paths(id).config(), &buf).map(Box::new)
-                    });
-                    (parsed, None)
-                }
-            };
+            let ParsedConfig {
+                stamp,
+                parsed,
+                indexed,
+            } = self.parse_config::<Box<Container>>(containers, index, id, &mut buf);
+            let indexed = indexed.map(Cow::Borrowed);
             // Indexed next time: what parsed, from a file whose time cannot be given again.
             let line = match (&parsed, stamp) {
                 (Ok(_), Some(stamp)) if stamp.settled(now) => indexed
@@ -368,7 +387,7 @@ mod tests {
             "State": {"Running": false, "Pid": 0, "ExitCode": 0,
                       "StartedAt": "0001-01-01T00:00:00Z"},
             "Image": "ab".repeat(32), "NetworkSettings": {}, "Name": name});
-        let c = container::parse(&paths.config(), json.to_string().as_bytes()).unwrap();
+        let c: Container = container::parse(&paths.config(), json.to_string().as_bytes()).unwrap();
         container::save(&paths.config(), &c).unwrap();
         age_file(&paths.config(), age);
     }

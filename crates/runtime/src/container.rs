@@ -497,8 +497,8 @@ pub fn load(path: &Path) -> Result<Container> {
     parse(path, &bytes)
 }
 
-/// A `config.json` read from `path`.
-pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Container> {
+/// A `config.json` (or the part of it a `T` takes) read from `path`.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
         message: e.to_string(),

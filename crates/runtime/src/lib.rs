@@ -875,12 +875,8 @@ impl Runtime {
 
     /// Starts the monitor of container `id`; it waits for our hello.
     fn spawn_starter(&self, id: String) -> Result<Starter> {
-        let monitor_err = |message: String| Error::Monitor {
-            id: id.clone(),
-            message,
-        };
         let (ours, theirs) =
-            UnixStream::pair().map_err(|e| monitor_err(format!("socketpair: {e}")))?;
+            UnixStream::pair().map_err(|e| monitor_error(&id, format!("socketpair: {e}")))?;
         // With `--debug` the monitor logs its steps to containers/<id>/monitor.log.
         let args = monitor::Args {
             root: self.root.clone(),
@@ -888,8 +884,10 @@ impl Runtime {
             id: id.clone(),
         };
         tracing::debug!(%id, exe = %self.monitor_exe.display(), "spawning monitor");
-        let pid = spawn_monitor(&self.monitor_exe, &args.to_command_line(), &theirs)
-            .map_err(|e| monitor_err(format!("spawn {}: {e}", self.monitor_exe.display())))?;
+        let pid =
+            spawn_monitor(&self.monitor_exe, &args.to_command_line(), &theirs).map_err(|e| {
+                monitor_error(&id, format!("spawn {}: {e}", self.monitor_exe.display()))
+            })?;
         Ok(Starter {
             id,
             pid,
@@ -900,18 +898,14 @@ impl Runtime {
     /// Sends the starter's monitor its hello, which starts the container, and waits until
     /// the container's command runs (or could not be started).
     fn hand_over(&self, mut starter: Starter, hello: Hello) -> Result<Client> {
-        let id = starter.id.clone();
-        let monitor_err = |message: String| Error::Monitor {
-            id: id.clone(),
-            message,
-        };
         let mut client = starter
             .client
             .take()
             .expect("a starter is handed over once");
+        let id = starter.id.as_str();
         client
             .send(attach::Kind::Hello, &hello.encode())
-            .map_err(|e| monitor_err(format!("hello: {e}")))?;
+            .map_err(|e| monitor_error(id, format!("hello: {e}")))?;
         match client.next_event() {
             Ok(Some(Event::Started { .. })) => Ok(client),
             Ok(Some(Event::StartError { code, message })) => {
@@ -919,9 +913,15 @@ impl Runtime {
                 client.drain();
                 Err(Error::Start { code, message })
             }
-            Ok(Some(other)) => Err(monitor_err(format!("unexpected {other:?} before start"))),
-            Ok(None) => Err(monitor_err("exited before starting the container".into())),
-            Err(e) => Err(monitor_err(e.to_string())),
+            Ok(Some(other)) => Err(monitor_error(
+                id,
+                format!("unexpected {other:?} before start"),
+            )),
+            Ok(None) => Err(monitor_error(
+                id,
+                "exited before starting the container".into(),
+            )),
+            Err(e) => Err(monitor_error(id, e.to_string())),
         }
     }
 
@@ -1069,10 +1069,10 @@ impl Runtime {
         };
         match now {
             Ok(c) if !c.state.running => Ok(c.state.exit_code),
-            Ok(_) => Err(Error::Monitor {
-                id: id.to_string(),
-                message: "attach socket is gone but the container is running".into(),
-            }),
+            Ok(_) => Err(monitor_error(
+                id,
+                "attach socket is gone but the container is running".into(),
+            )),
             Err(Error::NoSuchContainer(_)) => Ok(c.state.exit_code),
             Err(e) => Err(e),
         }
@@ -1649,6 +1649,14 @@ fn spawn_monitor(
         }
         spawned.push(pid);
         Ok(pid)
+    }
+}
+
+/// What went wrong with container `id`'s monitor.
+fn monitor_error(id: &str, message: String) -> Error {
+    Error::Monitor {
+        id: id.to_string(),
+        message,
     }
 }
 
