@@ -209,8 +209,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Daemon { .. } | Command::Monitor { .. }
     ) {
-        keep_freed_memory();
-        alloc::use_huge_pages();
+        alloc::tune_for_short_command();
     }
     let ctx = Context { root: cli.root };
     let result = match cli.command {
@@ -271,21 +270,6 @@ fn main() -> ExitCode {
             let code = err.downcast_ref::<Failure>().map_or(1, |f| f.code);
             ExitCode::from(code)
         }
-    }
-}
-
-/// Memory a command frees is kept for its next allocations rather than handed back to the
-/// kernel, which would fault in and zero fresh pages for them (a third of a 10,000-image
-/// listing's time went there). Most commands live for milliseconds; those that follow a
-/// container (`run`, `logs -f`, `events`) keep at most what they once used. Not for the
-/// daemon or a monitor, which live long and serve many.
-fn keep_freed_memory() {
-    // glibc's largest mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX).
-    const LARGEST: libc::c_int = 32 << 20;
-    // SAFETY: mallopt only tunes the allocator.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGEST);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, LARGEST);
     }
 }
 
