@@ -431,7 +431,7 @@ pub fn list_containers(
     tags: &TagStore,
     listing: ContainerListing,
     filters: &Filters,
-) -> Result<Vec<Container>, ShapeError> {
+) -> Result<Vec<Box<Container>>, ShapeError> {
     Ok(list_containers_with_broken(rt, graph, tags, listing, filters)?.0)
 }
 
@@ -444,7 +444,7 @@ pub fn list_containers_with_broken(
     tags: &TagStore,
     listing: ContainerListing,
     filters: &Filters,
-) -> Result<(Vec<Container>, Vec<runtime::BrokenContainer>), ShapeError> {
+) -> Result<(Vec<Box<Container>>, Vec<runtime::BrokenContainer>), ShapeError> {
     filters.check_keys(CONTAINER_KEYS)?;
     for status in filters.get("status") {
         if !STATUSES.contains(&status.as_str()) {

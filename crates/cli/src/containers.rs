@@ -2,6 +2,8 @@
 //! commit, export. The work is in the `runtime` crate; this file parses, renders, and moves
 //! bytes between the terminal and an attach connection.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -1270,16 +1272,6 @@ fn logs(
     Ok(0)
 }
 
-/// Docker's `stringutils.Ellipsis`: at most `max` characters, the last one `…` when cut.
-fn ellipsis(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 /// Image names for a listing, from one read of the repositories file (and of the graph's ids,
 /// only when a name is no tag): `TagStore::lookup` and `TagStore::names` without a read per
 /// row.
@@ -1378,9 +1370,13 @@ fn ps(
     let graph = ctx.graph()?;
     let tags = ctx.tags()?;
     let listing = api::shapes::ContainerListing { all, limit: None };
-    let (containers, broken) =
-        api::shapes::list_containers_with_broken(rt, &graph, &tags, listing, &filters)
-            .map_err(crate::shapes::filter_failure)?;
+    let list = || api::shapes::list_containers_with_broken(rt, &graph, &tags, listing, &filters);
+    // The table's image names are read while the containers are listed.
+    let (names, listed) = match quiet || format.is_some() {
+        true => (None, list()),
+        false => graph::stamped::side_by_side(|| Some(ImageNames::new(ctx)), list),
+    };
+    let (containers, broken) = listed.map_err(crate::shapes::filter_failure)?;
     let id = |c: &Container| {
         if no_trunc {
             c.id.clone()
@@ -1417,7 +1413,7 @@ fn ps(
         let headers = crate::shapes::ps_headers();
         return crate::shapes::print_rows(format, crate::shapes::PS_TABLE, &rows, &headers);
     }
-    let names = ImageNames::new(ctx);
+    let names = names.expect("read for the table");
     let mut table = Table::new(&[
         "CONTAINER ID",
         "IMAGE",
@@ -1427,32 +1423,31 @@ fn ps(
         "PORTS",
         "NAMES",
     ]);
+    // The image column, once for each (name given, image) pair: most containers share one.
+    let mut image_columns: HashMap<(&str, &str), String> = HashMap::new();
+    let now = chrono::Utc::now();
     for c in &containers {
-        // The name the user gave while it still names the container's image (Docker's
-        // choice), otherwise another of its names, otherwise its short id.
-        let given_still_names_it = names.resolve(&c.config.image).as_deref() == Some(&c.image);
-        let image = if given_still_names_it && !graph::is_full_id(&c.config.image) {
-            c.config.image.clone()
-        } else {
-            names
-                .first_name(&c.image)
-                .unwrap_or_else(|| short_id(&c.image).to_string())
-        };
+        let image = image_columns
+            .entry((c.config.image.as_str(), c.image.as_str()))
+            .or_insert_with(|| image_column(&names, c));
         let command = c.command_line();
         let command = if no_trunc {
             command
         } else {
-            ellipsis(&command, 20)
+            crate::shapes::ellipsis(&command, 20)
         };
-        let ports = c.network_settings.ports_summary();
-        table.row(vec![
-            id(c),
-            image,
-            format!("{command:?}"),
-            ago(c.created),
-            c.status(human_duration),
-            ports,
-            c.name.clone(),
+        let id = match no_trunc {
+            true => Cow::Borrowed(c.id.as_str()),
+            false => Cow::Borrowed(short_id(&c.id)),
+        };
+        table.row([
+            id,
+            Cow::Borrowed(image.as_str()),
+            Cow::Owned(format!("{command:?}")),
+            Cow::Owned(crate::format::ago_from(now, c.created)),
+            Cow::Owned(c.status_at(now, human_duration)),
+            Cow::Owned(c.network_settings.ports_summary()),
+            Cow::Borrowed(c.name.as_str()),
         ]);
     }
     for b in &broken {
@@ -1469,8 +1464,22 @@ fn ps(
     print!("{}", table.render());
     // The process ends with this listing: its thousands of allocations go with it, which
     // costs less than freeing them one by one.
+    std::mem::forget(image_columns);
     std::mem::forget((containers, names, table));
     Ok(0)
+}
+
+/// The image a `ps` row shows: the name the user gave while it still names the container's
+/// image (Docker's choice), otherwise another of the image's names, otherwise its short id.
+fn image_column(names: &ImageNames, c: &Container) -> String {
+    let given_still_names_it = names.resolve(&c.config.image).as_deref() == Some(&c.image);
+    if given_still_names_it && !graph::is_full_id(&c.config.image) {
+        c.config.image.clone()
+    } else {
+        names
+            .first_name(&c.image)
+            .unwrap_or_else(|| short_id(&c.image).to_string())
+    }
 }
 
 /// `dock port`: every mapping as `80/tcp -> 0.0.0.0:49153`, or just the host side of one.
@@ -1594,9 +1603,9 @@ mod tests {
 
     #[test]
     fn commands_are_cut_like_docker() {
-        assert_eq!(ellipsis("echo hi", 20), "echo hi");
+        assert_eq!(crate::shapes::ellipsis("echo hi", 20), "echo hi");
         assert_eq!(
-            ellipsis("sh -c while true; do sleep 1; done", 20),
+            crate::shapes::ellipsis("sh -c while true; do sleep 1; done", 20),
             "sh -c while true; d…"
         );
     }

@@ -132,7 +132,8 @@ pub fn ps_headers() -> Value {
 pub const PS_TABLE: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
-fn ellipsis(s: &str, max: usize) -> String {
+/// Docker's `stringutils.Ellipsis`: at most `max` characters, the last one `…` when cut.
+pub(crate) fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }

@@ -54,15 +54,28 @@ fn in_parallel<'a, T: Send>(
     }
     let chunk = ids.len().div_ceil(threads);
     let work = &work;
+    // Every part on a thread of its own: measured, this thread taking a part made the
+    // listing slower. A part whose thread cannot be started (a process at its task limit)
+    // is done here, in its turn.
     std::thread::scope(|scope| {
-        let workers: Vec<_> = ids
+        let started: Vec<_> = ids
             .chunks(chunk)
-            .map(|part| scope.spawn(move || work(part)))
+            .map(|part| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || work(part))
+                    .map_err(|_| part)
+            })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        let mut all = Vec::with_capacity(ids.len());
+        for part in started {
+            all.extend(match part {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(part) => work(part),
+            });
+        }
+        all
     })
 }
 
@@ -111,11 +124,10 @@ impl Runtime {
     /// and, when it is the file the listing index holds ([`listindex`]), parsed from there;
     /// others are read. Both on as many threads as there are CPUs (up to 8) when there are
     /// many. The index is written again when a config was read that it did not hold.
-    pub fn list_with_broken(&self) -> Result<(Vec<Container>, Vec<BrokenContainer>)> {
-        let (ids, index_text) = self.ids_and_index()?;
+    pub fn list_with_broken(&self) -> Result<(Vec<Box<Container>>, Vec<BrokenContainer>)> {
+        let (ids, index) = self.ids_and_index()?;
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
-        let index = listindex::Index::parse(&index_text);
         let now = SystemTime::now();
         let found = in_parallel(&ids, |ids| self.load_listed(&containers, &index, now, ids));
         let (mut listed, mut broken, mut lines) = (Vec::with_capacity(ids.len()), vec![], vec![]);
@@ -139,25 +151,27 @@ impl Runtime {
                 tracing::debug!(%err, "containers' listing index not written");
             }
         }
-        // Newest first, sorted as boxes; each container is moved once, into the answer.
+        // Newest first. Boxed, a container (a kilobyte) is not copied again on its way to the
+        // caller, nor when sorted or filtered.
         listed.sort_by_key(|c| std::cmp::Reverse(c.created));
-        let all: Vec<Container> = listed.into_iter().map(|c| *c).collect();
         broken.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok((all, broken))
+        Ok((listed, broken))
     }
 
-    /// The ids of the containers directory and the text of its listing index. A large index
-    /// is read while the directory is; a small one (or none, as in a fresh root) is not worth
-    /// a thread.
-    fn ids_and_index(&self) -> Result<(Vec<String>, String)> {
-        let (ids, index_text) = if listindex::is_large(&self.containers) {
-            let (index_text, ids) =
-                graph::stamped::side_by_side(|| listindex::read(&self.containers), || self.ids());
-            (ids, index_text)
+    /// The ids of the containers directory and its listing index. A large index is read
+    /// and parsed while the directory is read; a small one (or none, as in a fresh root) is
+    /// not worth a thread.
+    fn ids_and_index(&self) -> Result<(Vec<String>, listindex::Index)> {
+        let (ids, index) = if listindex::is_large(&self.containers) {
+            let (index, ids) = graph::stamped::side_by_side(
+                || listindex::Index::read(&self.containers),
+                || self.ids(),
+            );
+            (ids, index)
         } else {
-            (self.ids(), listindex::read(&self.containers))
+            (self.ids(), listindex::Index::read(&self.containers))
         };
-        Ok((ids?, index_text))
+        Ok((ids?, index))
     }
 
     /// `(id, name)` of every container whose config can be read: what `create` checks a new
@@ -169,10 +183,9 @@ impl Runtime {
             #[serde(rename = "Name")]
             name: String,
         }
-        let (ids, index_text) = self.ids_and_index()?;
+        let (ids, index) = self.ids_and_index()?;
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
-        let index = listindex::Index::parse(&index_text);
         let named = in_parallel(&ids, |ids| {
             let mut buf = Vec::with_capacity(8192);
             ids.iter()
@@ -190,7 +203,7 @@ impl Runtime {
     fn parse_config<'i, T: serde::de::DeserializeOwned>(
         &self,
         containers: &fs::File,
-        index: &listindex::Index<'i>,
+        index: &'i listindex::Index,
         id: &str,
         buf: &mut Vec<u8>,
     ) -> ParsedConfig<'i, T> {
@@ -217,7 +230,7 @@ impl Runtime {
     fn load_listed<'a>(
         &self,
         containers: &fs::File,
-        index: &listindex::Index<'a>,
+        index: &'a listindex::Index,
         now: SystemTime,
         ids: &'a [String],
     ) -> Vec<Found<'a>> {
@@ -407,8 +420,7 @@ mod tests {
         let mut names: Vec<String> = good.into_iter().map(|c| c.name).collect();
         names.sort();
         let broken = broken.into_iter().map(|b| b.id).collect();
-        let text = listindex::read(&rt.containers);
-        (names, broken, listindex::Index::parse(&text).len())
+        (names, broken, listindex::Index::read(&rt.containers).len())
     }
 
     #[test]

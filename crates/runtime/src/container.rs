@@ -404,7 +404,15 @@ pub struct Container {
 impl Container {
     /// `Up 3 minutes`, `Exited (0) 2 minutes ago` or `Created`, given a duration formatter.
     pub fn status(&self, human: impl Fn(chrono::Duration) -> String) -> String {
-        let now = Utc::now();
+        self.status_at(Utc::now(), human)
+    }
+
+    /// [`Container::status`] as seen at `now`: a listing reads the clock once for all its rows.
+    pub fn status_at(
+        &self,
+        now: DateTime<Utc>,
+        human: impl Fn(chrono::Duration) -> String,
+    ) -> String {
         if self.state.restarting {
             return format!(
                 "Restarting ({}) {} ago",

@@ -476,7 +476,7 @@ impl Runtime {
     /// Every container, newest first; broken ones are left out (see
     /// [`Runtime::list_with_broken`]).
     pub fn list(&self) -> Result<Vec<Container>> {
-        Ok(self.list_with_broken()?.0)
+        Ok(self.list_with_broken()?.0.into_iter().map(|c| *c).collect())
     }
 
     /// By full id, name, or unique id prefix.
@@ -494,15 +494,15 @@ impl Runtime {
         }
         let (all, mut unreadable) = self.list_with_broken()?;
         if let Some(c) = all.iter().find(|c| c.name == name) {
-            return Ok(c.clone());
+            return Ok(Container::clone(c));
         }
         let matches = |id: &str| !name.is_empty() && id.starts_with(name);
-        let found: Vec<&Container> = all.iter().filter(|c| matches(&c.id)).collect();
+        let found: Vec<&Box<Container>> = all.iter().filter(|c| matches(&c.id)).collect();
         let found_broken: Vec<usize> = (0..unreadable.len())
             .filter(|&i| matches(&unreadable[i].id))
             .collect();
         match (found.as_slice(), found_broken.as_slice()) {
-            ([c], []) => Ok((*c).clone()),
+            ([c], []) => Ok(Container::clone(c)),
             ([], [i]) => {
                 let b = unreadable.swap_remove(*i);
                 Err(broken(&b.id, b.error))

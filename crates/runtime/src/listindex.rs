@@ -7,8 +7,8 @@
 //! change can land on the same (coarse) timestamp. A crash leaves at most a stale line, which
 //! the stat refuses, or a temp file of a dead writer, which the next rewrite removes.
 
-use std::collections::HashMap;
 use std::fs;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -47,21 +47,41 @@ impl FileStamp {
     }
 }
 
-/// The index as read: each container's stamp and config text, borrowed from the file's text.
+/// The index as read: its text, and each container's stamp and config text within it.
 #[derive(Default)]
-pub(crate) struct Index<'a> {
-    entries: HashMap<&'a str, (FileStamp, &'a str)>,
+pub(crate) struct Index {
+    text: String,
+    entries: Vec<Entry>,
+    /// `(the key of an entry's id, where the entry is)`, sorted: a lookup searches these
+    /// 16-byte pairs side by side rather than hashing 64-byte ids.
+    keys: Vec<(u64, u32)>,
 }
 
-impl<'a> Index<'a> {
+/// One line of the index: byte ranges of `Index::text`.
+struct Entry {
+    id: Range<usize>,
+    stamp: FileStamp,
+    config: Range<usize>,
+}
+
+impl Index {
+    /// The index of the containers directory `dir`; empty when there is none.
+    pub(crate) fn read(dir: &Path) -> Index {
+        Index::parse(fs::read_to_string(path(dir)).unwrap_or_default())
+    }
+
     /// The index in `text`; empty when it is of another format. A line that cannot be read
     /// is left out (its container is read from its file).
-    pub(crate) fn parse(text: &'a str) -> Index<'a> {
-        let mut lines = text.lines();
-        if lines.next() != Some(MAGIC) {
+    pub(crate) fn parse(text: String) -> Index {
+        let Some(body) = text.strip_prefix(MAGIC).and_then(|t| t.strip_prefix('\n')) else {
             return Index::default();
-        }
-        let entries = lines
+        };
+        let at = |part: &str| {
+            let start = part.as_ptr() as usize - text.as_ptr() as usize;
+            start..start + part.len()
+        };
+        let entries: Vec<Entry> = body
+            .lines()
             .filter_map(|line| {
                 let mut fields = line.splitn(6, ' ');
                 let id = fields.next()?;
@@ -72,23 +92,50 @@ impl<'a> Index<'a> {
                     mtime_ns: number()?,
                     size: number()?,
                 };
-                Some((id, (stamp, fields.next()?)))
+                let config = fields.next()?;
+                Some(Entry {
+                    id: at(id),
+                    stamp,
+                    config: at(config),
+                })
             })
             .collect();
-        Index { entries }
+        let mut keys: Vec<(u64, u32)> = entries
+            .iter()
+            .enumerate()
+            .map(|(at, entry)| (key(&text[entry.id.clone()]), at as u32))
+            .collect();
+        keys.sort_unstable();
+        Index {
+            text,
+            entries,
+            keys,
+        }
     }
 
     /// The indexed config of container `id` when its file still has `stamp`.
-    pub(crate) fn config(&self, id: &str, stamp: FileStamp) -> Option<&'a str> {
-        match self.entries.get(id) {
-            Some((indexed, config)) if *indexed == stamp => Some(config),
-            _ => None,
-        }
+    pub(crate) fn config(&self, id: &str, stamp: FileStamp) -> Option<&str> {
+        let key = key(id);
+        let from = self.keys.partition_point(|&(k, _)| k < key);
+        let entry = self.keys[from..]
+            .iter()
+            .take_while(|&&(k, _)| k == key)
+            .map(|&(_, at)| &self.entries[at as usize])
+            .find(|entry| &self.text[entry.id.clone()] == id)?;
+        (entry.stamp == stamp).then(|| &self.text[entry.config.clone()])
     }
 
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+}
+
+/// An id's first eight bytes, as a number: ids are random, so these tell them apart.
+fn key(id: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let head = &id.as_bytes()[..id.len().min(8)];
+    bytes[..head.len()].copy_from_slice(head);
+    u64::from_be_bytes(bytes)
 }
 
 /// The index file of the containers directory `dir`.
@@ -100,11 +147,6 @@ pub(crate) fn path(dir: &Path) -> PathBuf {
 /// a thread of its own.
 pub(crate) fn is_large(dir: &Path) -> bool {
     fs::metadata(path(dir)).is_ok_and(|m| m.len() > 1 << 20)
-}
-
-/// The index's text; empty when there is none.
-pub(crate) fn read(dir: &Path) -> String {
-    fs::read_to_string(path(dir)).unwrap_or_default()
 }
 
 /// Replaces the index with `lines` (each `(id, stamp, config)`).
@@ -151,8 +193,7 @@ mod tests {
             [("aaa", stamp(1), config), ("bbb", stamp(2), "{}")].into_iter(),
         )
         .unwrap();
-        let text = read(dir.path());
-        let index = Index::parse(&text);
+        let index = Index::read(dir.path());
         assert_eq!(index.len(), 2);
         assert_eq!(index.config("aaa", stamp(1)), Some(config));
         assert_eq!(index.config("aaa", stamp(3)), None, "another inode");
@@ -165,15 +206,39 @@ mod tests {
     }
 
     #[test]
+    fn ids_with_the_same_first_eight_bytes_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ["0123456789", "0123456788", "01234567", "0123456"];
+        let configs = ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}", "{\"n\":3}"];
+        let lines = ids.iter().zip(configs).enumerate();
+        write(
+            dir.path(),
+            lines.map(|(i, (id, config))| (*id, stamp(i as u64), config)),
+        )
+        .unwrap();
+        let index = Index::read(dir.path());
+        for (i, (id, config)) in ids.iter().zip(configs).enumerate() {
+            assert_eq!(index.config(id, stamp(i as u64)), Some(config), "{id}");
+        }
+        assert_eq!(index.config("012345678", stamp(0)), None);
+    }
+
+    #[test]
     fn another_format_or_a_damaged_line_is_not_used() {
         assert_eq!(
-            Index::parse("dock-container-index 0\naaa 1 2 3 4 {}").len(),
+            Index::parse("dock-container-index 0\naaa 1 2 3 4 {}".into()).len(),
             0
         );
         let text = format!("{MAGIC}\naaa 1 x 3 4 {{}}\nbbb 1 2 3 4 {{}}\nccc 1");
-        let index = Index::parse(&text);
+        let index = Index::parse(text);
         assert_eq!(index.len(), 1);
-        assert!(index.entries.contains_key("bbb"));
+        let bbb = FileStamp {
+            inode: 1,
+            mtime: 2,
+            mtime_ns: 3,
+            size: 4,
+        };
+        assert_eq!(index.config("bbb", bbb), Some("{}"));
     }
 
     #[test]
