@@ -509,7 +509,6 @@ pub fn list_containers_with_broken(
         .into_iter()
         .filter(|b| (listing.all || b.running) && listing.limit.is_none() && only_dead)
         .collect();
-    // In place: thousands of containers are a kilobyte each to move.
     containers.retain(|c| {
         let names = filters.get("name");
         let ids = filters.get("id");

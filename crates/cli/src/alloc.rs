@@ -50,18 +50,22 @@ pub fn tune_for_short_command() {
     SHORT_COMMAND.store(true, Ordering::Relaxed);
 }
 
-/// Grows this thread's heap in one step, at its first allocation, and advises it for huge
-/// pages. glibc grows the heap of a thread other than the main one by the pages each
+/// Grows this thread's heap in one step, at its first allocation, and advises most of it for
+/// huge pages. glibc grows the heap of a thread other than the main one by the pages each
 /// allocation needs, with an `mprotect` every time (a `ps -a` worker made 769 of them), and
 /// each fresh 4 KiB page then costs a fault. One block of [`THREAD_HEAP`] taken and given back
-/// grows the heap (the main thread's too) at once; the trim threshold set above keeps it grown,
-/// and the whole huge pages within it are advised as large blocks are. Its pages are still
-/// touched only as they are used. Measured on a `ps -a` of 2,000 containers: 2 ms less.
+/// grows the heap (the main thread's too) at once, and the trim threshold set above keeps it
+/// grown. The whole huge pages within the block are advised as large blocks are: a heap's first
+/// megabyte or two stays in small pages, what a listing uses beyond it comes in huge ones. Pages
+/// are still touched only as they are used; a command that follows a container keeps at most
+/// one partly used huge page more per thread. Measured on a `ps -a` of 2,000 containers in 100
+/// interleaved rounds: the one-step growth 1.2 ms less, the huge pages 1 ms less again.
 fn grow_thread_heap_once() {
     thread_local! {
         static GROWN: Cell<bool> = const { Cell::new(false) };
     }
-    if SHORT_COMMAND.load(Ordering::Relaxed) && !GROWN.replace(true) {
+    if SHORT_COMMAND.load(Ordering::Relaxed) && !GROWN.get() {
+        GROWN.set(true);
         // SAFETY: a block of the system allocator's, freed at once. (`black_box`: the
         // compiler would otherwise drop a block that is never used.)
         unsafe {
@@ -312,7 +316,12 @@ mod tests {
         .unwrap();
         let (start, end) = (around[0].0, around[around.len() - 1].1);
         assert!(end - start >= THREAD_HEAP, "{around:x?}");
-        assert!(around.iter().any(|&(.., huge)| huge), "{around:x?}");
+        // The advice shows (as `hg`) where the kernel has transparent huge pages at all.
+        let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .is_ok_and(|modes| !modes.contains("[never]"));
+        if thp {
+            assert!(around.iter().any(|&(.., huge)| huge), "{around:x?}");
+        }
     }
 
     #[test]

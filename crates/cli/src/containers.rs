@@ -13,7 +13,7 @@ use clap::{ArgAction, Args, Subcommand};
 use runtime::attach::{self, Event, FrameBuffer, Hello, Kind};
 use runtime::{Container, CreateOptions, Runtime};
 
-use crate::format::{ago, human_duration, short_id, Table};
+use crate::format::{human_duration, short_id, Table};
 use crate::{Context, Failure};
 
 #[derive(Subcommand)]
@@ -1377,27 +1377,14 @@ fn ps(
         false => graph::stamped::side_by_side(|| Some(ImageNames::new(ctx)), list),
     };
     let (containers, broken) = listed.map_err(crate::shapes::filter_failure)?;
-    let id = |c: &Container| {
-        if no_trunc {
-            c.id.clone()
-        } else {
-            short_id(&c.id).to_string()
-        }
-    };
-    let broken_id = |b: &runtime::BrokenContainer| {
-        if no_trunc {
-            b.id.clone()
-        } else {
-            short_id(&b.id).to_string()
-        }
-    };
+    let shown_id = |id| if no_trunc { id } else { short_id(id) };
     if quiet {
         let mut out = io::stdout().lock();
         for c in &containers {
-            writeln!(out, "{}", id(c))?;
+            writeln!(out, "{}", shown_id(&c.id))?;
         }
         for b in &broken {
-            writeln!(out, "{}", broken_id(b))?;
+            writeln!(out, "{}", shown_id(&b.id))?;
         }
         return Ok(0);
     }
@@ -1413,7 +1400,7 @@ fn ps(
         let headers = crate::shapes::ps_headers();
         return crate::shapes::print_rows(format, crate::shapes::PS_TABLE, &rows, &headers);
     }
-    let names = names.expect("read for the table");
+    let names = names.unwrap_or_else(|| ImageNames::new(ctx));
     let mut table = Table::new(&[
         "CONTAINER ID",
         "IMAGE",
@@ -1436,12 +1423,8 @@ fn ps(
         } else {
             crate::shapes::ellipsis(&command, 20)
         };
-        let id = match no_trunc {
-            true => Cow::Borrowed(c.id.as_str()),
-            false => Cow::Borrowed(short_id(&c.id)),
-        };
         table.row([
-            id,
+            Cow::Borrowed(shown_id(&c.id)),
             Cow::Borrowed(image.as_str()),
             Cow::Owned(format!("{command:?}")),
             Cow::Owned(crate::format::ago_from(now, c.created)),
@@ -1452,10 +1435,10 @@ fn ps(
     }
     for b in &broken {
         table.row(vec![
-            broken_id(b),
+            shown_id(&b.id).to_string(),
             String::new(),
             String::new(),
-            ago(b.created),
+            crate::format::ago_from(now, b.created),
             format!("Broken: {}", b.reason()),
             String::new(),
             String::new(),

@@ -325,21 +325,13 @@ impl<'a> Positions<'a> {
         );
         Positions {
             images,
-            keys: images.iter().map(|image| Self::key(&image.id)).collect(),
+            keys: images.iter().map(|image| id_key(&image.id)).collect(),
         }
-    }
-
-    /// Sorts as the id does: its first eight bytes, big-endian.
-    fn key(id: &str) -> u64 {
-        let mut bytes = [0u8; 8];
-        let head = &id.as_bytes()[..id.len().min(8)];
-        bytes[..head.len()].copy_from_slice(head);
-        u64::from_be_bytes(bytes)
     }
 
     /// Where the image `id` is in the listing.
     pub fn get(&self, id: &str) -> Option<usize> {
-        let key = Self::key(id);
+        let key = id_key(id);
         let start = self.keys.partition_point(|&k| k < key);
         (start..self.keys.len())
             .take_while(|&at| self.keys[at] == key)
@@ -350,6 +342,16 @@ impl<'a> Positions<'a> {
     pub fn parent_of(&self, at: usize) -> Option<usize> {
         self.get(self.images[at].parent.as_deref()?)
     }
+}
+
+/// An id's first eight bytes as a number (big-endian, so it sorts as the id does): random ids
+/// are told apart by these, so a lookup can search numbers side by side before it compares a
+/// whole id.
+pub fn id_key(id: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let head = &id.as_bytes()[..id.len().min(8)];
+    bytes[..head.len()].copy_from_slice(head);
+    u64::from_be_bytes(bytes)
 }
 
 /// [`Graph::image_size`] of every image in `images` (a listing sorted by id, as

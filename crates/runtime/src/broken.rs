@@ -63,7 +63,10 @@ fn in_parallel<'a, T: Send>(
             .map(|part| {
                 std::thread::Builder::new()
                     .spawn_scoped(scope, move || work(part))
-                    .map_err(|_| part)
+                    .map_err(|err| {
+                        tracing::debug!(%err, "no thread: a part done here");
+                        part
+                    })
             })
             .collect();
         let mut all = Vec::with_capacity(ids.len());

@@ -497,12 +497,16 @@ impl Runtime {
             return Ok(Container::clone(c));
         }
         let matches = |id: &str| !name.is_empty() && id.starts_with(name);
-        let found: Vec<&Box<Container>> = all.iter().filter(|c| matches(&c.id)).collect();
+        let found: Vec<&Container> = all
+            .iter()
+            .map(|c| &**c)
+            .filter(|c| matches(&c.id))
+            .collect();
         let found_broken: Vec<usize> = (0..unreadable.len())
             .filter(|&i| matches(&unreadable[i].id))
             .collect();
         match (found.as_slice(), found_broken.as_slice()) {
-            ([c], []) => Ok(Container::clone(c)),
+            ([c], []) => Ok((*c).clone()),
             ([], [i]) => {
                 let b = unreadable.swap_remove(*i);
                 Err(broken(&b.id, b.error))

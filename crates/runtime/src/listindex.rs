@@ -52,8 +52,8 @@ impl FileStamp {
 pub(crate) struct Index {
     text: String,
     entries: Vec<Entry>,
-    /// `(the key of an entry's id, where the entry is)`, sorted: a lookup searches these
-    /// 16-byte pairs side by side rather than hashing 64-byte ids.
+    /// `(`[`graph::id_key`]` of an entry's id, where the entry is)`, sorted: a lookup searches
+    /// these 16-byte pairs side by side rather than hashing 64-byte ids.
     keys: Vec<(u64, u32)>,
 }
 
@@ -72,7 +72,7 @@ impl Index {
 
     /// The index in `text`; empty when it is of another format. A line that cannot be read
     /// is left out (its container is read from its file).
-    pub(crate) fn parse(text: String) -> Index {
+    fn parse(text: String) -> Index {
         let Some(body) = text.strip_prefix(MAGIC).and_then(|t| t.strip_prefix('\n')) else {
             return Index::default();
         };
@@ -103,7 +103,7 @@ impl Index {
         let mut keys: Vec<(u64, u32)> = entries
             .iter()
             .enumerate()
-            .map(|(at, entry)| (key(&text[entry.id.clone()]), at as u32))
+            .map(|(at, entry)| (graph::id_key(&text[entry.id.clone()]), at as u32))
             .collect();
         keys.sort_unstable();
         Index {
@@ -115,7 +115,7 @@ impl Index {
 
     /// The indexed config of container `id` when its file still has `stamp`.
     pub(crate) fn config(&self, id: &str, stamp: FileStamp) -> Option<&str> {
-        let key = key(id);
+        let key = graph::id_key(id);
         let from = self.keys.partition_point(|&(k, _)| k < key);
         let entry = self.keys[from..]
             .iter()
@@ -128,14 +128,6 @@ impl Index {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
-}
-
-/// An id's first eight bytes, as a number: ids are random, so these tell them apart.
-fn key(id: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let head = &id.as_bytes()[..id.len().min(8)];
-    bytes[..head.len()].copy_from_slice(head);
-    u64::from_be_bytes(bytes)
 }
 
 /// The index file of the containers directory `dir`.
