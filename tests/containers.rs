@@ -121,6 +121,34 @@ fn create_list_get_destroy_and_a_second_destroy_fails() {
     env.assert_clean();
 }
 
+/// `run` starts its container's monitor before it parses its command line, from the global
+/// options before `run`; where the parsed command line says otherwise, that monitor goes and
+/// the right one starts.
+#[test]
+fn run_starts_the_monitor_its_whole_command_line_asks_for() {
+    let env = Env::new();
+    let root = env.path().to_str().unwrap();
+    // The state directory after `run`: the early monitor was for the default one.
+    let out = Command::new(common::dock_bin())
+        .args([
+            "run", "--root", root, "--rm", "busybox", "sh", "-c", "exit 3",
+        ])
+        .env_remove("DOCK_ROOT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    // Logging asked for after `run`.
+    let out = env.run(&["run", "-D", "--rm", "busybox", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(env.path().join("containers").is_dir());
+    // A command line that does not parse: nothing is started, and no monitor is left.
+    let bad = env.run(&["run", "--no-such-flag", "busybox", "true"]);
+    assert_eq!(code(&bad), 125);
+    assert!(env.container_dirs().is_empty());
+    env.assert_clean();
+}
+
 #[test]
 fn names_are_unique_and_prefixes_must_be_unambiguous() {
     let env = Env::new();

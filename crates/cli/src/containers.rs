@@ -559,14 +559,22 @@ pub fn runtime(ctx: &Context) -> anyhow::Result<Runtime> {
     Ok(Runtime::open(&ctx.root)?)
 }
 
-pub fn run(ctx: &Context, cmd: ContainerCommand) -> anyhow::Result<u8> {
+/// `early_starter`: a monitor `main` started for `run` before it parsed the command line.
+pub fn run(
+    ctx: &Context,
+    cmd: ContainerCommand,
+    early_starter: Option<runtime::Starter>,
+) -> anyhow::Result<u8> {
     let rt = runtime(ctx)?;
     match cmd {
         ContainerCommand::Run(mut args) => {
             args.split()?;
             // The container's monitor starts first: its exec and loading overlap with finding
             // the image and creating the container, and it waits for them.
-            let starter = rt.starter().map_err(start_failure)?;
+            let starter = match early_starter.filter(|starter| starter.serves(&rt)) {
+                Some(starter) => starter,
+                None => rt.starter().map_err(start_failure)?,
+            };
             args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;
             run_container(&rt, args, starter)
         }

@@ -26,6 +26,9 @@ use clap::{Parser, Subcommand};
 use graph::Graph;
 use tagstore::TagStore;
 
+/// The state directory when neither `--root` nor `DOCK_ROOT` names one.
+const DEFAULT_ROOT: &str = "/var/lib/dock";
+
 #[global_allocator]
 static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
@@ -55,7 +58,7 @@ struct Cli {
     #[arg(
         long,
         env = "DOCK_ROOT",
-        default_value = "/var/lib/dock",
+        default_value = DEFAULT_ROOT,
         global = true,
         help_heading = "Global Options"
     )]
@@ -192,6 +195,11 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|arg| arg == "-d") {
         args[1] = "daemon".into();
     }
+    // `dock run`: the container's monitor starts before the command line is parsed, so that
+    // its own start overlaps with that too. `run` uses it only if the parsed command line asks
+    // for the same (`Starter::serves`); otherwise it is dropped, and goes.
+    let early_starter =
+        early_run(&args).and_then(|(root, debug)| runtime::Starter::ahead(&root, debug).ok());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => {
@@ -214,7 +222,7 @@ fn main() -> ExitCode {
     let ctx = Context { root: cli.root };
     let result = match cli.command {
         Command::Image(cmd) => images::run(&ctx, cmd),
-        Command::Container(cmd) => containers::run(&ctx, cmd),
+        Command::Container(cmd) => containers::run(&ctx, cmd, early_starter),
         Command::Auth(cmd) => auth::run(&ctx, cmd),
         Command::Cmds(cmd) => cmds::run(&ctx, cmd),
         Command::Exec(args) => exec::run(&ctx, args),
@@ -273,6 +281,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// For `dock [--root PATH] [-D] run ...`: the state directory and whether it logs, as the
+/// global options before `run` (or `DOCK_ROOT`, or the default) say. None for any other
+/// command line; options after `run` are for the parsed command line to check.
+fn early_run(args: &[std::ffi::OsString]) -> Option<(PathBuf, bool)> {
+    let (mut root, mut debug) = (None, false);
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        match arg.to_str()? {
+            "run" => {
+                let root = root
+                    .or_else(|| std::env::var_os("DOCK_ROOT").map(PathBuf::from))
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+                return Some((root, debug));
+            }
+            "--root" => root = Some(PathBuf::from(rest.next()?)),
+            "-D" | "--debug" => debug = true,
+            other => root = Some(PathBuf::from(other.strip_prefix("--root=")?)),
+        }
+    }
+    None
+}
+
 /// The error and its causes, each cause left out when the message above already says it.
 pub fn error_chain(err: &anyhow::Error) -> String {
     let mut text = err.to_string();
@@ -308,4 +338,29 @@ pub fn images_in_use(ctx: &Context, image_id: &str) -> anyhow::Result<Vec<String
 
 pub fn container_count(ctx: &Context) -> anyhow::Result<usize> {
     Ok(containers::runtime(ctx)?.list()?.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn early(line: &[&str]) -> Option<(PathBuf, bool)> {
+        let args: Vec<std::ffi::OsString> = line.iter().map(Into::into).collect();
+        early_run(&args)
+    }
+
+    #[test]
+    fn the_early_monitor_is_for_the_global_options_before_run() {
+        let default = std::env::var_os("DOCK_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+        assert_eq!(early(&["dock", "run", "img"]), Some((default, false)));
+        let root = Some((PathBuf::from("/r"), true));
+        assert_eq!(early(&["dock", "--root", "/r", "-D", "run", "img"]), root);
+        assert_eq!(early(&["dock", "--debug", "--root=/r", "run", "-it"]), root);
+        assert_eq!(early(&["dock", "ps", "run"]), None);
+        assert_eq!(early(&["dock", "--root"]), None);
+        assert_eq!(early(&["dock", "--root", "/r", "-x", "run"]), None);
+        assert_eq!(early(&["dock"]), None);
+    }
 }

@@ -294,7 +294,11 @@ pub fn secure_root(root: &Path) -> Result<()> {
 /// hello that [`Runtime::start_with`] sends; dropped instead, it finds its connection closed
 /// and exits without touching anything, and the drop returns once it is gone.
 pub struct Starter {
-    id: String,
+    /// What the monitor was started with: the state directory, whether it logs, and the id
+    /// the container is to have.
+    args: monitor::Args,
+    /// The binary it runs.
+    exe: PathBuf,
     /// The monitor's pid, a child of ours.
     pid: i32,
     /// Until the hello is sent.
@@ -302,9 +306,29 @@ pub struct Starter {
 }
 
 impl Starter {
+    /// A starter for a new container of state directory `root`, started before that is even
+    /// opened: `dock run` starts it before it parses its command line, so that the monitor's
+    /// start overlaps with that too. Used only where it [`Starter::serves`] the runtime.
+    pub fn ahead(root: &Path, debug: bool) -> Result<Starter> {
+        let args = monitor::Args {
+            root: root.to_path_buf(),
+            debug,
+            id: graph::generate_id(),
+        };
+        spawn_starter(Path::new(SELF_EXE), args)
+    }
+
+    /// Whether this starter's monitor is the one `rt` would start now: the same state
+    /// directory, binary and logging.
+    pub fn serves(&self, rt: &Runtime) -> bool {
+        self.args.root == rt.root
+            && self.exe == rt.monitor_exe
+            && self.args.debug == tracing::enabled!(tracing::Level::DEBUG)
+    }
+
     /// The id the container is to have.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.args.id
     }
 }
 
@@ -325,6 +349,25 @@ impl Drop for Starter {
     }
 }
 
+/// Starts the monitor `exe` with `args`; it waits for a hello on the starter's connection.
+fn spawn_starter(exe: &Path, args: monitor::Args) -> Result<Starter> {
+    let id = &args.id;
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| monitor_error(id, format!("socketpair: {e}")))?;
+    tracing::debug!(%id, exe = %exe.display(), "spawning monitor");
+    let pid = spawn_monitor(exe, &args.to_command_line(), &theirs)
+        .map_err(|e| monitor_error(id, format!("spawn {}: {e}", exe.display())))?;
+    Ok(Starter {
+        args,
+        exe: exe.to_path_buf(),
+        pid,
+        client: Some(Client::from_stream(ours)),
+    })
+}
+
+/// This executable: what runs monitors unless told otherwise ([`Runtime::set_monitor_exe`]).
+const SELF_EXE: &str = "/proc/self/exe";
+
 /// The containers of one state directory.
 pub struct Runtime {
     root: PathBuf,
@@ -342,7 +385,7 @@ impl Runtime {
         Ok(Runtime {
             root,
             containers,
-            monitor_exe: PathBuf::from("/proc/self/exe"),
+            monitor_exe: PathBuf::from(SELF_EXE),
         })
     }
 
@@ -627,7 +670,7 @@ impl Runtime {
         opts: CreateOptions,
         network: NetworkMode,
     ) -> Result<Container> {
-        self.create_as(starter.id.clone(), opts, network)
+        self.create_as(starter.args.id.clone(), opts, network)
     }
 
     fn create_as(
@@ -852,7 +895,7 @@ impl Runtime {
 
     /// [`Runtime::start`] of the container `starter` was spawned for.
     pub fn start_with(&self, starter: Starter, hello: Hello) -> Result<Client> {
-        self.ready_to_start(&starter.id, false)?;
+        self.ready_to_start(&starter.args.id, false)?;
         self.hand_over(starter, hello)
     }
 
@@ -879,24 +922,13 @@ impl Runtime {
 
     /// Starts the monitor of container `id`; it waits for our hello.
     fn spawn_starter(&self, id: String) -> Result<Starter> {
-        let (ours, theirs) =
-            UnixStream::pair().map_err(|e| monitor_error(&id, format!("socketpair: {e}")))?;
         // With `--debug` the monitor logs its steps to containers/<id>/monitor.log.
         let args = monitor::Args {
             root: self.root.clone(),
             debug: tracing::enabled!(tracing::Level::DEBUG),
-            id: id.clone(),
-        };
-        tracing::debug!(%id, exe = %self.monitor_exe.display(), "spawning monitor");
-        let pid =
-            spawn_monitor(&self.monitor_exe, &args.to_command_line(), &theirs).map_err(|e| {
-                monitor_error(&id, format!("spawn {}: {e}", self.monitor_exe.display()))
-            })?;
-        Ok(Starter {
             id,
-            pid,
-            client: Some(Client::from_stream(ours)),
-        })
+        };
+        spawn_starter(&self.monitor_exe, args)
     }
 
     /// Sends the starter's monitor its hello, which starts the container, and waits until
@@ -906,7 +938,7 @@ impl Runtime {
             .client
             .take()
             .expect("a starter is handed over once");
-        let id = starter.id.as_str();
+        let id = starter.args.id.as_str();
         client
             .send(attach::Kind::Hello, &hello.encode())
             .map_err(|e| monitor_error(id, format!("hello: {e}")))?;
