@@ -138,13 +138,33 @@ fn run_starts_the_monitor_its_whole_command_line_asks_for() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 3, "{}", stderr(&out));
-    // Logging asked for after `run`.
+    // Logging asked for before `run`: the early monitor serves. After it: another starts.
+    let out = env.run(&["-D", "run", "--rm", "busybox", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("started before parsing serves"));
     let out = env.run(&["run", "-D", "--rm", "busybox", "true"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(env.path().join("containers").is_dir());
-    // A command line that does not parse: nothing is started, and no monitor is left.
-    let bad = env.run(&["run", "--no-such-flag", "busybox", "true"]);
-    assert_eq!(code(&bad), 125);
+    assert!(!stderr(&out).contains("started before parsing serves"));
+    assert!(
+        stderr(&out).contains("spawning monitor"),
+        "{}",
+        stderr(&out)
+    );
+    // Command lines that do not parse, or only ask for help: nothing is started, and no
+    // monitor is left.
+    for line in [
+        &["run", "--no-such-flag", "busybox", "true"][..],
+        &["run", "--name"][..],
+        &["run", "--help"][..],
+    ] {
+        let out = env.run(line);
+        assert_eq!(code(&out) == 0, line == ["run", "--help"], "{line:?}");
+        assert_eq!(
+            env.monitors(),
+            Vec::<i32>::new(),
+            "monitors left by {line:?}"
+        );
+    }
     assert!(env.container_dirs().is_empty());
     env.assert_clean();
 }

@@ -572,7 +572,13 @@ pub fn run(
             // The container's monitor starts first: its exec and loading overlap with finding
             // the image and creating the container, and it waits for them.
             let starter = match early_starter.filter(|starter| starter.serves(&rt)) {
-                Some(starter) => starter,
+                Some(starter) => {
+                    tracing::debug!(
+                        id = starter.id(),
+                        "the monitor started before parsing serves"
+                    );
+                    starter
+                }
                 None => rt.starter().map_err(start_failure)?,
             };
             args.image = crate::pull::ensure_image(ctx, &args.image, &args.pull)?;

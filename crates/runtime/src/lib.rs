@@ -291,8 +291,8 @@ pub fn secure_root(root: &Path) -> Result<()> {
 
 /// The monitor of a container that `run` is about to create, started first so that its own
 /// start (exec, loading the binary) overlaps with creating the container. It waits for the
-/// hello that [`Runtime::start_with`] sends; dropped instead, it finds its connection closed
-/// and exits without touching anything, and the drop returns once it is gone.
+/// hello that [`Runtime::start_with`] sends; dropped instead, it is killed before it touched
+/// anything, and the drop returns once it is gone.
 pub struct Starter {
     /// What the monitor was started with: the state directory, whether it logs, and the id
     /// the container is to have.
@@ -334,9 +334,11 @@ impl Starter {
 
 impl Drop for Starter {
     fn drop(&mut self) {
-        if let Some(mut client) = self.client.take() {
-            let _ = client.stream().shutdown(std::net::Shutdown::Write);
-            client.drain();
+        if self.client.take().is_some() {
+            // Before its hello a monitor has done nothing but wait for it: killed, not waited
+            // for through its whole start (the connection closing would end it too).
+            // SAFETY: a signal to our own child, not reaped yet, so its pid is still its own.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
             // Reaped here, so that a failed `run` leaves no process behind, not even a zombie.
             SPAWNED_MONITORS
                 .lock()

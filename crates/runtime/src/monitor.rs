@@ -98,10 +98,10 @@ pub fn main(args: &Args) -> i32 {
     // The hello comes once the container exists: a starter may start us ahead of it.
     let hello = match attach::read_frame(&mut starter) {
         Ok(Some((Kind::Hello, data))) => Hello::decode(&data).unwrap_or_default(),
-        // The starter gave up before the start (a `run` whose create failed): nothing here
-        // is ours to touch.
-        Ok(None) => return 0,
-        _ => Hello::default(),
+        // The starter gave up before the start (a `run` whose create failed), or said
+        // something else first: nothing here is ours to touch. (A starter may have been
+        // started for a root that is not to be used: `Starter::ahead`.)
+        _ => return 0,
     };
     if args.debug {
         log_to(
