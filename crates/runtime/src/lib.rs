@@ -318,12 +318,10 @@ impl Starter {
         spawn_starter(Path::new(SELF_EXE), args)
     }
 
-    /// Whether this starter's monitor is the one `rt` would start now: the same state
-    /// directory, binary and logging.
+    /// Whether this starter's monitor is the one `rt` would start now for its container: the
+    /// same binary and arguments (state directory, logging).
     pub fn serves(&self, rt: &Runtime) -> bool {
-        self.args.root == rt.root
-            && self.exe == rt.monitor_exe
-            && self.args.debug == tracing::enabled!(tracing::Level::DEBUG)
+        self.exe == rt.monitor_exe && self.args == rt.monitor_args(self.args.id.clone())
     }
 
     /// The id the container is to have.
@@ -924,13 +922,17 @@ impl Runtime {
 
     /// Starts the monitor of container `id`; it waits for our hello.
     fn spawn_starter(&self, id: String) -> Result<Starter> {
-        // With `--debug` the monitor logs its steps to containers/<id>/monitor.log.
-        let args = monitor::Args {
+        spawn_starter(&self.monitor_exe, self.monitor_args(id))
+    }
+
+    /// What the monitor of container `id` is started with. With `--debug` it logs its steps to
+    /// containers/<id>/monitor.log.
+    fn monitor_args(&self, id: String) -> monitor::Args {
+        monitor::Args {
             root: self.root.clone(),
             debug: tracing::enabled!(tracing::Level::DEBUG),
             id,
-        };
-        spawn_starter(&self.monitor_exe, args)
+        }
     }
 
     /// Sends the starter's monitor its hello, which starts the container, and waits until

@@ -51,14 +51,13 @@ impl FileStamp {
 #[derive(Default)]
 pub(crate) struct Index {
     text: String,
+    /// Sorted by key: a lookup searches the keys rather than hashing 64-byte ids.
     entries: Vec<Entry>,
-    /// `(`[`graph::id_key`]` of an entry's id, where the entry is)`, sorted: a lookup searches
-    /// these 16-byte pairs side by side rather than hashing 64-byte ids.
-    keys: Vec<(u64, u32)>,
 }
 
-/// One line of the index: byte ranges of `Index::text`.
+/// One line of the index: its id's [`graph::id_key`], and byte ranges of `Index::text`.
 struct Entry {
+    key: u64,
     id: Range<usize>,
     stamp: FileStamp,
     config: Range<usize>,
@@ -80,7 +79,7 @@ impl Index {
             let start = part.as_ptr() as usize - text.as_ptr() as usize;
             start..start + part.len()
         };
-        let entries: Vec<Entry> = body
+        let mut entries: Vec<Entry> = body
             .lines()
             .filter_map(|line| {
                 let mut fields = line.splitn(6, ' ');
@@ -94,33 +93,24 @@ impl Index {
                 };
                 let config = fields.next()?;
                 Some(Entry {
+                    key: graph::id_key(id),
                     id: at(id),
                     stamp,
                     config: at(config),
                 })
             })
             .collect();
-        let mut keys: Vec<(u64, u32)> = entries
-            .iter()
-            .enumerate()
-            .map(|(at, entry)| (graph::id_key(&text[entry.id.clone()]), at as u32))
-            .collect();
-        keys.sort_unstable();
-        Index {
-            text,
-            entries,
-            keys,
-        }
+        entries.sort_unstable_by_key(|entry| entry.key);
+        Index { text, entries }
     }
 
     /// The indexed config of container `id` when its file still has `stamp`.
     pub(crate) fn config(&self, id: &str, stamp: FileStamp) -> Option<&str> {
         let key = graph::id_key(id);
-        let from = self.keys.partition_point(|&(k, _)| k < key);
-        let entry = self.keys[from..]
+        let from = self.entries.partition_point(|entry| entry.key < key);
+        let entry = self.entries[from..]
             .iter()
-            .take_while(|&&(k, _)| k == key)
-            .map(|&(_, at)| &self.entries[at as usize])
+            .take_while(|entry| entry.key == key)
             .find(|entry| &self.text[entry.id.clone()] == id)?;
         (entry.stamp == stamp).then(|| &self.text[entry.config.clone()])
     }
