@@ -41,6 +41,7 @@ pub use ports::{
 use netlink::Netlink;
 use nft::Nft;
 use portmap::{ElementOp, ElementSink, NetlinkSink};
+use ports::HeldPort;
 
 /// The root `dock` uses when none is given.
 pub const DEFAULT_ROOT: &str = "/var/lib/dock";
@@ -270,10 +271,18 @@ pub struct Network {
     nft: Nft,
     /// Where the published ports' map elements go (the kernel, or a recorder in tests).
     elements: Box<dyn ElementSink>,
-    /// The host ports each container connected through this value publishes, kept bound
-    /// until it is released (see [`reserve_host_port`]): the monitor holds its `Network` for
-    /// the container's life.
-    held_ports: Mutex<BTreeMap<String, Vec<OwnedFd>>>,
+    /// What this value keeps open for each container it connected, until it is released:
+    /// the monitor holds its `Network` for the container's life.
+    held: Mutex<BTreeMap<String, Held>>,
+}
+
+/// The host ports of one container, kept bound (see [`reserve_host_port`]), and the BPF
+/// links of its loopback redirect.
+#[derive(Debug, Default)]
+struct Held {
+    ports: Vec<HeldPort>,
+    /// Open only to keep the redirect attached.
+    _links: Vec<OwnedFd>,
 }
 
 /// This boot's identity (`/proc/sys/kernel/random/boot_id`).
@@ -409,7 +418,7 @@ impl Network {
             cfg,
             nft: Nft::system(),
             elements: Box::new(NetlinkSink::new()),
-            held_ports: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeMap::new()),
         };
         let bridge_index = network.ensure_bridge()?;
         write_kernel_setting("/proc/sys/net/ipv4/ip_forward", "1")?;
@@ -579,6 +588,11 @@ impl Network {
     /// published ports. Anything left for `container_id` by a crashed run is purged first.
     pub fn connect(&self, container_id: &str, pid: i32, ports: &[PortSpec]) -> Result<Endpoint> {
         validate_container_id(container_id)?;
+        // Ports this value holds for this container (connected again) or for a vanished
+        // one (below) pass to whoever takes the same port now without being unbound in
+        // between: no other process can take the port meanwhile, and a child that another
+        // thread is forking cannot keep a closed socket's copy bound until it execs.
+        let handed_over = RefCell::new(self.held().remove(container_id).unwrap_or_default().ports);
         self.reclaim(container_id)?;
         let netns_path = format!("/proc/{pid}/ns/net");
         let netns = File::open(&netns_path)
@@ -601,9 +615,11 @@ impl Network {
             // for now) goes in the same batch as this container's elements.
             let (mut ops, vanished) = state.release_vanished(ports, Holder::is_gone);
             for (owner, _) in &vanished {
-                // Sockets this value held for it (its holder was another process, whose
-                // sockets the kernel closed with it, unless the state was tampered with).
-                self.held_ports().remove(owner);
+                // Only when the state names a process that is gone while this value held
+                // its ports, as after a tampered state; a real holder's sockets closed with it.
+                if let Some(held) = self.held().remove(owner) {
+                    handed_over.borrow_mut().extend(held.ports);
+                }
             }
             vanished_veths = vanished.into_iter().map(|(_, veth)| veth).collect();
             let ip = state.ips.acquire(subnet, container_id)?;
@@ -613,7 +629,13 @@ impl Network {
                     state
                         .ports
                         .acquire(spec.host_port, spec.proto, container_id, |port| {
-                            let socket = reserve_host_port(spec.host_ip, port, spec.proto)?;
+                            let ip = spec.host_ip;
+                            let taken =
+                                HeldPort::take(&mut handed_over.borrow_mut(), ip, port, spec.proto);
+                            let socket = match taken {
+                                Some(socket) => socket,
+                                None => HeldPort::reserve(ip, port, spec.proto)?,
+                            };
                             held.borrow_mut().push(socket);
                             Ok(())
                         })?;
@@ -660,9 +682,11 @@ impl Network {
             }
             return Err(err);
         }
-        let mut held = held.into_inner();
-        held.extend(self.redirect_loopback(container_id, &endpoint));
-        self.held_ports().insert(container_id.to_string(), held);
+        let held = Held {
+            ports: held.into_inner(),
+            _links: self.redirect_loopback(container_id, &endpoint),
+        };
+        self.held().insert(container_id.to_string(), held);
         Ok(endpoint)
     }
 
@@ -693,8 +717,8 @@ impl Network {
         }
     }
 
-    fn held_ports(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<OwnedFd>>> {
-        self.held_ports.lock().unwrap_or_else(|e| e.into_inner())
+    fn held(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn setup_links(&self, pid: i32, netns: &File, endpoint: &Endpoint) -> Result<()> {
@@ -809,7 +833,7 @@ impl Network {
         validate_container_id(container_id)?;
         let mut errors = Vec::new();
         // The elements go below; the host ports are free for others again after that.
-        let reserved_ports = self.held_ports().remove(container_id);
+        let reserved_ports = self.held().remove(container_id);
         // One pass under the lock: the elements of the recorded endpoint go in one batch (a
         // failure is remembered in `stale` for the next connect) and, unless the veth must
         // go first, the ports and the address too. State is written only when it changed.
@@ -1064,7 +1088,7 @@ mod tests {
             cfg,
             nft: Nft::new("/nonexistent/nft"),
             elements: Box::new(recorder.clone()),
-            held_ports: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeMap::new()),
         };
         (network, recorder)
     }

@@ -164,6 +164,42 @@ pub fn reserve_host_port(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> Resul
     })
 }
 
+/// A host port bound by [`reserve_host_port`], with the address it was asked for.
+#[derive(Debug)]
+pub(crate) struct HeldPort {
+    ip: Option<Ipv4Addr>,
+    port: u16,
+    proto: Proto,
+    /// Open only to keep the port bound.
+    _socket: OwnedFd,
+}
+
+impl HeldPort {
+    /// Binds `port` as [`reserve_host_port`] does and remembers what for.
+    pub(crate) fn reserve(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> Result<HeldPort> {
+        let socket = reserve_host_port(ip, port, proto)?;
+        Ok(HeldPort {
+            ip,
+            port,
+            proto,
+            _socket: socket,
+        })
+    }
+
+    /// The one in `held` bound for exactly this address, port and protocol, taken out.
+    pub(crate) fn take(
+        held: &mut Vec<HeldPort>,
+        ip: Option<Ipv4Addr>,
+        port: u16,
+        proto: Proto,
+    ) -> Option<HeldPort> {
+        let at = held
+            .iter()
+            .position(|h| (h.ip, h.port, h.proto) == (ip, port, proto))?;
+        Some(held.swap_remove(at))
+    }
+}
+
 fn key(port: u16, proto: Proto) -> String {
     format!("{port}/{proto}")
 }

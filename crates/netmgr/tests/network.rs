@@ -9,7 +9,7 @@ use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 
-use common::{fetch, random_free_port, Container, TestNet};
+use common::{copies_of_sockets_on, fetch, random_free_port, Container, TestNet};
 use netmgr::{Error, Network, PortSpec, Proto, PORT_RANGE_END, PORT_RANGE_START};
 
 fn spec(s: &str) -> PortSpec {
@@ -234,11 +234,16 @@ fn connect_after_a_crash_purges_leftovers_and_reapplies() {
     assert_eq!(t.elements().len(), 1);
     assert!(t.net().endpoint(&id).unwrap().is_some());
 
+    // The socket this value holds for the port passes to the new connect: a copy that a
+    // child forked at this moment would hold cannot keep the port taken.
+    let forked_copies = copies_of_sockets_on(port);
+    assert_eq!(forked_copies.len(), 1);
     let second = Container::spawn();
     let ep = t
         .net()
         .connect(&id, second.pid(), &[spec(&format!("{port}:80"))])
         .unwrap();
+    drop(forked_copies);
     assert_eq!(t.elements_to(ep.ip).len(), 1, "{:?}", t.elements());
     assert_eq!(t.elements().len(), 1, "{:?}", t.elements());
     assert_eq!(t.net().allocated_addresses().unwrap().len(), 1);
@@ -282,12 +287,17 @@ fn a_vanished_monitors_port_goes_to_the_next_connect_with_no_element_left() {
     fs::write(&state_file, state.to_string()).unwrap();
     drop(first);
 
+    // This value holds the dead one's port: its socket passes to the new owner, so a copy
+    // that a child forked at this moment would hold cannot keep the port taken.
+    let forked_copies = copies_of_sockets_on(port);
+    assert_eq!(forked_copies.len(), 1);
     let second = Container::spawn();
     let id = t.id();
     let ep = t
         .net()
         .connect(&id, second.pid(), &[spec(&format!("{port}:80"))])
         .unwrap();
+    drop(forked_copies);
     assert_eq!(ep.ports[0].host_port, port);
     assert_eq!(t.elements_to(dead.ip), Vec::<String>::new());
     assert_eq!(t.elements(), t.elements_to(ep.ip));

@@ -6,7 +6,9 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::mem::ManuallyDrop;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -84,6 +86,29 @@ pub fn random_free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// Copies of this process's sockets bound to `port`, as a child that another thread forks
+/// at this moment holds them until it execs: while a copy lives, the port stays bound.
+pub fn copies_of_sockets_on(port: u16) -> Vec<OwnedFd> {
+    let mut copies = Vec::new();
+    for entry in fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else {
+            continue;
+        };
+        let is_socket = fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: only borrowed (never closed); on a descriptor that is no longer a
+        // socket, `local_addr` fails and nothing else is done with it.
+        let socket = ManuallyDrop::new(unsafe { TcpListener::from_raw_fd(fd) });
+        if socket.local_addr().is_ok_and(|addr| addr.port() == port) {
+            copies.push(socket.try_clone().unwrap().into());
+        }
+    }
+    copies
 }
 
 pub fn container_id() -> String {
