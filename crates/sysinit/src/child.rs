@@ -1152,14 +1152,24 @@ unsafe fn mask_dir(path: &CStr) -> c_int {
     )
 }
 
-/// Masks (files: /dev/null bound over them; directories, which refuse that with ENOTDIR: an
-/// empty read-only tmpfs) and read-only binds, as runc does them.
+/// Masks (files: /dev/null bound over them; directories: an empty read-only tmpfs) and
+/// read-only binds, as runc does them. What a masked path is comes from a `stat` first, not
+/// from a bind that fails with ENOTDIR as runc's does: a failed bind has already cloned its
+/// source and waits out an RCU grace period to drop it, a tenth of a millisecond or more.
 unsafe fn mask_paths(err: c_int, plan: &Plan) {
     for (index, path) in plan.input.masked.iter().enumerate() {
-        let mut ret = mask_file(path);
-        if ret < 0 && errno() == libc::ENOTDIR {
-            ret = mask_dir(path);
+        let mut stat: libc::stat = std::mem::zeroed();
+        if libc::stat(path.as_ptr(), &mut stat) < 0 {
+            if errno() == libc::ENOENT {
+                continue;
+            }
+            fail(err, Step::Mask, index, errno(), 0);
         }
+        let ret = if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            mask_dir(path)
+        } else {
+            mask_file(path)
+        };
         if ret < 0 && errno() != libc::ENOENT {
             fail(err, Step::Mask, index, errno(), 0);
         }
