@@ -23,6 +23,7 @@
 //! Failures before exec travel back as an 8-byte record over a close-on-exec pipe; end-of-file
 //! without a record means `execve` succeeded.
 
+mod bpf;
 pub mod caps;
 mod child;
 pub mod seccomp;

@@ -3,6 +3,9 @@
 //! `includes`/`excludes` on capabilities, architecture and kernel version), and compilation to a
 //! BPF program with libseccomp ([`Filter::compile`]), as runc's `InitSeccomp` builds it.
 //!
+//! libseccomp's dispatch on the system call number is then replaced by a binary search
+//! ([`crate::bpf::shorten`]), which the kernel installs in a third of the time.
+//!
 //! The program is compiled before the container init is cloned and installed by the child with
 //! the raw `seccomp(2)` call, so the child never allocates.
 
@@ -460,11 +463,29 @@ impl Program {
 }
 
 impl Filter {
-    /// Compiles the filter with libseccomp as runc does: extra architectures, the binary-tree
-    /// optimisation for long rule lists, no_new_privs left alone, rules that repeat the default
-    /// dropped, syscall names this libseccomp does not know skipped, and conditions on one
-    /// argument given more than once split into one rule each.
+    /// Compiles the filter with libseccomp as runc does, then has the program's dispatch on
+    /// system call numbers searched instead of walked ([`crate::bpf::shorten`]): Docker's
+    /// default profile goes from 702 instructions to about a third, which the kernel installs
+    /// in a third of the time.
     pub fn compile(&self) -> Result<Program> {
+        let mut program = self.compile_with_libseccomp()?;
+        // The kernel pays for every instruction when it installs the filter (see bpf).
+        if let Some(shorter) = crate::bpf::shorten(&program.instructions) {
+            tracing::debug!(
+                libseccomp = program.instructions.len(),
+                shortened = shorter.len(),
+                "seccomp program shortened"
+            );
+            program.instructions = shorter;
+        }
+        Ok(program)
+    }
+
+    /// libseccomp's program, as runc has it built: extra architectures, the binary-tree
+    /// optimisation asked for long rule lists, no_new_privs left alone, rules that repeat the
+    /// default dropped, syscall names this libseccomp does not know skipped, and conditions on
+    /// one argument given more than once split into one rule each.
+    fn compile_with_libseccomp(&self) -> Result<Program> {
         let default = self.default_action.to_scmp()?;
         let mut ctx = ScmpFilterContext::new(default)?;
         for arch in &self.architectures {
@@ -713,6 +734,73 @@ mod tests {
         assert!(!custom.instructions().is_empty());
         assert!(Program::from_bytes(&[0, 0, 0, 0, 1, 2, 3]).is_err());
         assert!(Program::from_bytes(&[]).is_err());
+    }
+
+    /// The shortened default programs (with and without CAP_SYS_ADMIN, whose clone rules
+    /// differ) decide like libseccomp's on every x86_64 and x86 system call number and on
+    /// the arguments Docker's rules look at.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_shortened_default_program_decides_like_libseccomps() {
+        use crate::bpf::{run, seccomp_data};
+        const X86_64: u32 = 0xc000_003e;
+        const I386: u32 = 0x4000_0003;
+        const ALLOW: u32 = 0x7fff_0000;
+        const EPERM: u32 = 0x0005_0001;
+        const ENOSYS: u32 = 0x0005_0026;
+        for capabilities in [caps::DEFAULT, caps::DEFAULT | SYS_ADMIN] {
+            let filter = default_filter(capabilities);
+            let original = filter.compile_with_libseccomp().unwrap();
+            let short = filter.compile().unwrap();
+            let (a, b) = (original.instructions(), short.instructions());
+            assert!(b.len() * 2 < a.len(), "{} of {}", b.len(), a.len());
+            let values = [
+                0,
+                8,
+                39,
+                40,
+                41,
+                0x20008,
+                0x7e02_0000,
+                0x1000_0000,
+                u32::MAX as u64,
+            ];
+            for arch in [X86_64, I386, 0x4000_0028, 0] {
+                for nr in (0..1024).chain(0x4000_0000..0x4000_0200).chain([u32::MAX]) {
+                    for v in values {
+                        let data = seccomp_data(nr, arch, [v, v, v, 0, 0, 0]);
+                        assert_eq!(
+                            run(a, &data),
+                            run(b, &data),
+                            "arch {arch:#x} nr {nr} args {v:#x}"
+                        );
+                    }
+                }
+            }
+            let ret = |nr: u32, arch: u32, arg0: u64| {
+                run(b, &seccomp_data(nr, arch, [arg0, 0, 0, 0, 0, 0]))
+                    .unwrap()
+                    .ret
+            };
+            assert_eq!(ret(libc::SYS_read as u32, X86_64, 0), ALLOW);
+            assert_eq!(ret(libc::SYS_reboot as u32, X86_64, 0), EPERM);
+            // socket(AF_VSOCK) is refused, other families are not.
+            assert_eq!(ret(libc::SYS_socket as u32, X86_64, 40), EPERM);
+            assert_eq!(ret(libc::SYS_socket as u32, X86_64, 2), ALLOW);
+            // clone with CLONE_NEWUSER only with CAP_SYS_ADMIN.
+            let newuser = ret(libc::SYS_clone as u32, X86_64, libc::CLONE_NEWUSER as u64);
+            let expected = if capabilities & SYS_ADMIN != 0 {
+                ALLOW
+            } else {
+                EPERM
+            };
+            assert_eq!(newuser, expected);
+            assert_eq!(ret(20, I386, 0), ALLOW);
+            assert_eq!(
+                ret(0x4000_0000 | libc::SYS_getpid as u32, X86_64, 0),
+                ENOSYS
+            );
+        }
     }
 
     /// The default filter installed in a forked child: an x32 system call fails with ENOSYS
