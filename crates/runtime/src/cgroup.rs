@@ -578,10 +578,95 @@ pub struct Cgroup {
     v1_dirs: BTreeMap<String, PathBuf>,
 }
 
+/// Which of a cgroup's hierarchies one step of its creation makes: the cgroup2 one must exist
+/// before the container's init is cloned into it; the v1 ones may be made while the init builds
+/// its root, as it joins them only after the spawn hook (see [`Creating`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Unified,
+    V1,
+}
+
+impl Phase {
+    fn covers(self, member: &Member) -> bool {
+        member.is_cgroup2() == (self == Phase::Unified)
+    }
+
+    /// Whether this step writes the limits: into the v1 controllers' cgroups on a v1 (or
+    /// hybrid) host, into the one cgroup2 directory on a v2 host.
+    fn writes_limits(self, version: Version) -> bool {
+        (version == Version::V2) == (self == Phase::Unified)
+    }
+}
+
+/// A cgroup made up to what the clone of its first process needs (its cgroup2 directory, and
+/// on a v2 host everything): [`Creating::finish`] makes the v1 directories and writes their
+/// limits, in the spawn hook while the child builds its root.
+#[derive(Debug)]
+pub struct Creating {
+    cgroup: Cgroup,
+    hierarchy: Hierarchy,
+    parent: String,
+    limits: Limits,
+    memory: Option<(i64, SwapLimit)>,
+}
+
+impl Creating {
+    /// The cgroup as it will be once finished.
+    pub fn cgroup(&self) -> &Cgroup {
+        &self.cgroup
+    }
+
+    /// Makes the v1 directories and writes their limits. On failure nothing of the
+    /// container's cgroup is left, in any hierarchy.
+    pub fn finish(&self) -> Result<()> {
+        self.make(Phase::V1)
+    }
+
+    fn make(&self, phase: Phase) -> Result<()> {
+        let cgroup = &self.cgroup;
+        let mut round = 1;
+        loop {
+            match cgroup
+                .set_up(
+                    &self.hierarchy,
+                    &self.parent,
+                    self.memory,
+                    &self.limits,
+                    phase,
+                )
+                .and_then(|()| cgroup.set_cpu_and_pids(&self.hierarchy, &self.limits, phase))
+            {
+                Ok(()) => return Ok(()),
+                // Another container's cleanup removed the (then empty) parent between our mkdir
+                // of it and of our directory: create both again.
+                Err(CgroupError::CreateDir { path, source })
+                    if source.kind() == ErrorKind::NotFound && round < CREATE_ROUNDS =>
+                {
+                    debug!(path = %path.display(), round, "cgroup parent vanished, creating again");
+                    round += 1;
+                }
+                Err(e) => {
+                    if let Err(cleanup) = cgroup.remove() {
+                        warn!(error = %cleanup, "cleanup of a half-created cgroup failed");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 impl Cgroup {
     /// Creates `<parent>/<id>` in the detected hierarchy with the given limits.
     pub fn create(parent: &str, id: &str, limits: &Limits) -> Result<Cgroup> {
         Self::create_in(&Hierarchy::detect()?, parent, id, limits)
+    }
+
+    /// Begins creating `<parent>/<id>` in the detected hierarchy: what a clone into it needs
+    /// is made now, the rest by [`Creating::finish`]. Limits are checked now.
+    pub fn begin(parent: &str, id: &str, limits: &Limits) -> Result<Creating> {
+        Self::begin_in(&Hierarchy::detect()?, parent, id, limits)
     }
 
     /// Names the cgroup of a container created earlier (for cleanup after a crashed monitor).
@@ -654,6 +739,18 @@ impl Cgroup {
         id: &str,
         limits: &Limits,
     ) -> Result<Cgroup> {
+        let creating = Self::begin_in(hierarchy, parent, id, limits)?;
+        creating.finish()?;
+        Ok(creating.cgroup)
+    }
+
+    /// As [`Cgroup::begin`], in `hierarchy`.
+    pub fn begin_in(
+        hierarchy: &Hierarchy,
+        parent: &str,
+        id: &str,
+        limits: &Limits,
+    ) -> Result<Creating> {
         validate_parent(parent)?;
         validate_id(id)?;
         let memory = limits.resolve()?;
@@ -697,43 +794,32 @@ impl Cgroup {
                 member.procs = member.dir.join(PROCESS_LEAF);
             }
         }
-        let mut round = 1;
-        loop {
-            match cgroup
-                .set_up(hierarchy, parent, memory, limits.devices)
-                .and_then(|()| cgroup.set_cpu_and_pids(hierarchy, limits))
-            {
-                Ok(()) => return Ok(cgroup),
-                // Another container's cleanup removed the (then empty) parent between our mkdir
-                // of it and of our directory: create both again.
-                Err(CgroupError::CreateDir { path, source })
-                    if source.kind() == ErrorKind::NotFound && round < CREATE_ROUNDS =>
-                {
-                    debug!(path = %path.display(), round, "cgroup parent vanished, creating again");
-                    round += 1;
-                }
-                Err(e) => {
-                    if let Err(cleanup) = cgroup.remove() {
-                        warn!(error = %cleanup, "cleanup of a half-created cgroup failed");
-                    }
-                    return Err(e);
-                }
-            }
-        }
+        let creating = Creating {
+            cgroup,
+            hierarchy: hierarchy.clone(),
+            parent: parent.to_string(),
+            limits: *limits,
+            memory,
+        };
+        creating.make(Phase::Unified)?;
+        Ok(creating)
     }
 
+    /// Makes the directories of the members `phase` covers and, if it writes the limits,
+    /// the memory and device limits.
     fn set_up(
         &self,
         hierarchy: &Hierarchy,
         parent: &str,
         memory: Option<(i64, SwapLimit)>,
-        devices: DeviceAccess,
+        limits: &Limits,
+        phase: Phase,
     ) -> Result<()> {
-        if let Hierarchy::V2 { root } = hierarchy {
+        if let (Hierarchy::V2 { root }, Phase::Unified) = (hierarchy, phase) {
             enable_v2_controllers(root, parent);
         }
         let cpuset = hierarchy.controller("cpuset");
-        for member in &self.members {
+        for member in self.members.iter().filter(|m| phase.covers(m)) {
             debug!(path = %member.procs.display(), "mkdir cgroup");
             fs::create_dir_all(&member.procs).map_err(|source| CgroupError::CreateDir {
                 path: member.procs.clone(),
@@ -743,6 +829,10 @@ impl Cgroup {
                 inherit_cpuset(&member.root, &member.procs)?;
             }
         }
+        if !phase.writes_limits(self.version) {
+            return Ok(());
+        }
+        let devices = limits.devices;
         if let (Some((memory, swap)), Some(dir)) = (memory, &self.memory_dir) {
             match self.version {
                 Version::V1 => set_v1_memory(dir, memory, swap)?,
@@ -771,8 +861,12 @@ impl Cgroup {
         Ok(())
     }
 
-    /// `--cpus`, `--cpu-shares` and `--pids-limit`, in v1's or v2's files.
-    fn set_cpu_and_pids(&self, hierarchy: &Hierarchy, limits: &Limits) -> Result<()> {
+    /// `--cpus`, `--cpu-shares` and `--pids-limit`, in v1's or v2's files, if `phase` writes
+    /// the limits.
+    fn set_cpu_and_pids(&self, hierarchy: &Hierarchy, limits: &Limits, phase: Phase) -> Result<()> {
+        if !phase.writes_limits(self.version) {
+            return Ok(());
+        }
         let dir_of = |controller: &str| -> Option<PathBuf> {
             match hierarchy {
                 Hierarchy::V2 { .. } => self.members.first().map(|m| m.dir.clone()),
@@ -937,23 +1031,26 @@ impl Cgroup {
 
     /// What the container's first process needs to join this cgroup by itself, without the
     /// kernel's global lock that moving it in from outside takes: the cgroup2 directory to be
-    /// born in, and each v1 `tasks` file to move its own thread with.
+    /// born in, and each v1 `tasks` file to move its own thread with, named below its
+    /// hierarchy's root (the v1 directories may not exist yet, see [`Creating`]).
     pub fn joining(&self) -> Result<sysinit::Cgroups> {
         let mut cgroups = sysinit::Cgroups::default();
         for member in &self.members {
             if member.is_cgroup2() {
                 cgroups.unified = Some(open_dir(&member.procs)?);
             } else {
-                let tasks = member.procs.join("tasks");
-                let file = fs::OpenOptions::new()
-                    .write(true)
-                    .open(&tasks)
-                    .map_err(|source| CgroupError::Write {
-                        path: tasks.clone(),
-                        value: "0".into(),
-                        source,
-                    })?;
-                cgroups.v1_tasks.push((tasks, file.into()));
+                let path = member.procs.join("tasks");
+                let relative = path
+                    .strip_prefix(&member.root)
+                    .map_err(|_| {
+                        CgroupError::Detect(format!("{} outside its hierarchy", path.display()))
+                    })?
+                    .to_path_buf();
+                cgroups.v1_tasks.push(sysinit::V1Tasks {
+                    dir: open_dir(&member.root)?,
+                    relative,
+                    path,
+                });
             }
         }
         Ok(cgroups)

@@ -393,9 +393,10 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                 cpu_shares: (c.host_config.cpu_shares > 0).then_some(c.host_config.cpu_shares),
             };
             tracing::debug!(%id, parent = %cgroup_parent, ?limits, "creating cgroup");
-            let cg = Cgroup::create(&cgroup_parent, id, &limits)
+            // The v1 part is made in the spawn hook, while the init builds its root.
+            let creating = Cgroup::begin(&cgroup_parent, id, &limits)
                 .map_err(|e| runtime_err(Error::Cgroup(e.to_string())))?;
-            let cg = cgroup.insert(cg);
+            let cg = cgroup.insert(creating.cgroup().clone());
 
             let log = LogWriter::open(&paths.log(id)).map_err(runtime_err)?;
             let io_err = |what: &str, e: io::Error| (125u8, format!("{what}: {e}"));
@@ -470,6 +471,9 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
             let host_network = c.host_config.network_mode == "host";
             let (hostname, extra_hosts) = (&c.config.hostname, &c.host_config.extra_hosts);
             let spawned = sysinit::spawn(spec, |pid| {
+                creating
+                    .finish()
+                    .map_err(|e| Error::Cgroup(e.to_string()).to_string())?;
                 if host_network {
                     tracing::debug!(%id, pid = pid.as_raw(), "network host: nothing to connect");
                     return Ok(());

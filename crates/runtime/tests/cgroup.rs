@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -261,18 +262,15 @@ fn v1_fixture_memory_devices_join_oom() {
         assert_eq!(procs(&dir), [777], "{}", dir.display());
     }
     // The container's first process joins by itself: born in the cgroup2 directory, and
-    // through each v1 `tasks` file (which the kernel provides; the fixture needs them made).
-    let v1: Vec<PathBuf> = cgroup.process_paths()[..4]
-        .iter()
-        .map(|dir| dir.join("tasks"))
-        .collect();
-    for tasks in &v1 {
-        fs::write(tasks, "").unwrap();
-    }
+    // through each v1 `tasks` file, named below its hierarchy's root.
     let joining = cgroup.joining().unwrap();
     assert!(joining.unified.is_some());
-    let paths: Vec<&PathBuf> = joining.v1_tasks.iter().map(|(path, _)| path).collect();
-    assert_eq!(paths, v1.iter().collect::<Vec<_>>());
+    assert_eq!(joining.v1_tasks.len(), 4);
+    for (tasks, dir) in joining.v1_tasks.iter().zip(&cgroup.process_paths()) {
+        assert_eq!(tasks.path, dir.join("tasks"));
+        let root = fs::read_link(format!("/proc/self/fd/{}", tasks.dir.as_raw_fd())).unwrap();
+        assert_eq!(root.join(&tasks.relative), tasks.path);
+    }
 
     fs::write(
         memory.join("memory.oom_control"),
@@ -293,6 +291,44 @@ fn v1_fixture_memory_devices_join_oom() {
     cgroup.remove().unwrap();
     for dir in cgroup.paths() {
         assert!(!dir.exists(), "{}", dir.display());
+    }
+}
+
+/// `begin` makes only what the clone needs (the cgroup2 directory), `finish` the v1
+/// directories and their limits; a `finish` that fails leaves nothing.
+#[test]
+fn v1_cgroups_are_made_by_finish_and_a_failed_finish_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let hierarchy = v1_fixture(root);
+    let limits = Limits {
+        pids: Some(10),
+        ..Limits::default()
+    };
+    let creating = Cgroup::begin_in(&hierarchy, "dock", "two", &limits).unwrap();
+    let dirs =
+        ["cpuset", "devices", "memory", "pids", "unified"].map(|c| root.join(c).join("dock/two"));
+    assert_eq!(creating.cgroup().paths(), dirs);
+    let made = |dir: &PathBuf| dir.is_dir();
+    assert_eq!(
+        dirs.each_ref().map(made),
+        [false, false, false, false, true]
+    );
+    creating.finish().unwrap();
+    assert!(dirs.iter().all(made));
+    assert_eq!(read(&root.join("devices/dock/two/devices.deny")), "a");
+    assert_eq!(read(&root.join("pids/dock/two/pids.max")), "10");
+
+    // A limit that cannot be written: finish fails and takes the cgroup2 directory along.
+    fs::create_dir_all(root.join("pids/dock/three/pids.max")).unwrap();
+    let creating = Cgroup::begin_in(&hierarchy, "dock", "three", &limits).unwrap();
+    let unified = root.join("unified/dock/three");
+    assert!(unified.is_dir());
+    // (What the kernel provides, read to find processes to kill.)
+    fs::write(unified.join("cgroup.procs"), "").unwrap();
+    creating.finish().unwrap_err();
+    for c in ["cpuset", "devices", "memory", "pids", "unified"] {
+        assert!(!root.join(c).join("dock/three").exists(), "{c}");
     }
 }
 

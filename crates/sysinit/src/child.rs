@@ -31,8 +31,10 @@ pub(crate) struct PlanInput {
     pub env: Vec<CString>,
     pub candidates: Vec<CString>,
     pub stdio: Vec<OwnedFd>,
-    /// v1 `tasks` files the child writes `0` to (see [`crate::Cgroups`]).
-    pub cgroup_tasks: Vec<(std::path::PathBuf, OwnedFd)>,
+    /// v1 `tasks` files the child writes `0` to (see [`crate::V1Tasks`]), and their paths for
+    /// messages (which outlive the descriptors in the parent).
+    pub cgroup_tasks: Vec<JoinTasks>,
+    pub cgroup_task_paths: Vec<std::path::PathBuf>,
     pub security: Security,
     /// `security.masked_paths` and `security.readonly_paths` as C strings.
     pub masked: Vec<CString>,
@@ -43,6 +45,12 @@ pub(crate) struct PlanInput {
     pub init_title: Vec<u8>,
     /// Where our argument strings are, for the reaper to write its title over.
     pub arg_area: Option<(usize, usize)>,
+}
+
+/// A [`crate::V1Tasks`] as the child opens it.
+pub(crate) struct JoinTasks {
+    pub dir: OwnedFd,
+    pub relative: CString,
 }
 
 /// Everything the child reads, prepared before the clone.
@@ -190,9 +198,9 @@ impl Plan {
             Step::JoinCgroup => setup(format!(
                 "join cgroup {}",
                 self.input
-                    .cgroup_tasks
+                    .cgroup_task_paths
                     .get(index)
-                    .map(|(path, _)| path.display().to_string())
+                    .map(|path| path.display().to_string())
                     .unwrap_or_default()
             )),
             Step::NoNewPrivs => setup("set no_new_privs".into()),
@@ -732,22 +740,6 @@ pub(crate) unsafe fn run(
         );
     }
 
-    // Into our own cgroup in every v1 hierarchy (clone3 put us into the cgroup2 one), so the
-    // namespace below is rooted there.
-    for (index, (_, fd)) in input.cgroup_tasks.iter().enumerate() {
-        check!(
-            err,
-            Step::JoinCgroup,
-            index,
-            libc::write(fd.as_raw_fd(), c"0".as_ptr().cast(), 1)
-        );
-    }
-    check!(
-        err,
-        Step::CgroupNamespace,
-        0,
-        libc::unshare(libc::CLONE_NEWCGROUP)
-    );
     // Nothing we mount may propagate back to the host.
     check!(
         err,
@@ -859,8 +851,8 @@ pub(crate) unsafe fn run(
         );
     }
     mask_paths(err, plan);
-    // The root is ready; the command waits for the parent's before_start hook (the network),
-    // which ran meanwhile. EOF means it failed or the parent died.
+    // The root is ready; the command waits for the parent's before_start hook (the v1
+    // cgroups, the network), which ran meanwhile. EOF means it failed or the parent died.
     let mut go = 0u8;
     loop {
         let n = libc::read(sync_read, (&mut go as *mut u8).cast(), 1);
@@ -873,7 +865,41 @@ pub(crate) unsafe fn run(
         libc::_exit(1);
     }
     libc::close(sync_read);
+    // Into our own cgroup in every v1 hierarchy (clone3 put us into the cgroup2 one), so the
+    // namespace below is rooted there.
+    join_v1_cgroups(err, plan);
+    check!(
+        err,
+        Step::CgroupNamespace,
+        0,
+        libc::unshare(libc::CLONE_NEWCGROUP)
+    );
     enter_command(err, plan)
+}
+
+/// Moves this single-threaded process into each v1 cgroup of the plan: `0` written to the
+/// cgroup's `tasks` file, which moves the writer itself without the kernel's global
+/// threadgroup lock (see [`crate::Cgroups`]).
+unsafe fn join_v1_cgroups(err: c_int, plan: &Plan) {
+    for (index, tasks) in plan.input.cgroup_tasks.iter().enumerate() {
+        let fd = check!(
+            err,
+            Step::JoinCgroup,
+            index,
+            libc::openat(
+                tasks.dir.as_raw_fd(),
+                tasks.relative.as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC
+            )
+        );
+        check!(
+            err,
+            Step::JoinCgroup,
+            index,
+            libc::write(fd, c"0".as_ptr().cast(), 1)
+        );
+        libc::close(fd);
+    }
 }
 
 /// The part of the init's life an exec'd process shares: working directory, session and
@@ -1565,14 +1591,7 @@ const EXEC_NAMESPACES: c_int = libc::CLONE_NEWNS
 pub(crate) unsafe fn run_exec(plan: &Plan, init: c_int, pid_write: c_int, error_write: c_int) -> ! {
     let err = error_write;
     let input = &plan.input;
-    for (index, (_, fd)) in input.cgroup_tasks.iter().enumerate() {
-        check!(
-            err,
-            Step::JoinCgroup,
-            index,
-            libc::write(fd.as_raw_fd(), c"0".as_ptr().cast(), 1)
-        );
-    }
+    join_v1_cgroups(err, plan);
     check!(err, Step::Join, 0, libc::setns(init, EXEC_NAMESPACES));
     let ret = libc::syscall(
         libc::SYS_clone,

@@ -1,14 +1,14 @@
 //! Starts a container's first process.
 //!
 //! [`spawn`] clones a child into new pid, mount, uts, ipc and net namespaces (and into its cgroup2
-//! cgroup, [`Cgroups`]). The child joins its v1 cgroups itself, unshares its cgroup namespace,
-//! builds the container's mount table (rootfs bind, the [`Mount`]s over it: volumes, binds,
-//! tmpfs and the container's /etc files, pivot_root, /proc, /sys, a fresh /dev, /dev/pts,
-//! /dev/shm, /dev/mqueue, the masked and read-only paths) and sets the hostname, while the
-//! caller's `before_start(pid)` hook runs in the parent (the runtime wires the network there).
-//! Once that is done, it sets the working directory and the controlling terminal, installs the
-//! seccomp filter, switches to the user with the container's capability set, and execs the
-//! command, which becomes PID 1 of the container.
+//! cgroup, [`Cgroups`]). The child builds the container's mount table (rootfs bind, the
+//! [`Mount`]s over it: volumes, binds, tmpfs and the container's /etc files, pivot_root, /proc,
+//! /sys, a fresh /dev, /dev/pts, /dev/shm, /dev/mqueue, the masked and read-only paths) and sets
+//! the hostname, while the caller's `before_start(pid)` hook runs in the parent (the runtime
+//! makes the v1 cgroups and wires the network there). Once that is done, it joins its v1
+//! cgroups, unshares its cgroup namespace, sets the working directory and the controlling
+//! terminal, installs the seccomp filter, switches to the user with the container's capability
+//! set, and execs the command, which becomes PID 1 of the container.
 //! [`Security`] says how it is confined: Docker's default by default ([`caps`], [`seccomp`]).
 //!
 //! # Safety model
@@ -196,9 +196,22 @@ pub enum MountKind {
 pub struct Cgroups {
     /// A cgroup2 directory the child is born in (`clone3` with `CLONE_INTO_CGROUP`).
     pub unified: Option<OwnedFd>,
-    /// cgroup v1 `tasks` files, open for writing, that the child writes `0` to first (a
-    /// process moving its own single thread), with their paths for messages.
-    pub v1_tasks: Vec<(PathBuf, OwnedFd)>,
+    /// cgroup v1 `tasks` files the child writes `0` to (a process moving its own single
+    /// thread).
+    pub v1_tasks: Vec<V1Tasks>,
+}
+
+/// A cgroup v1 `tasks` file, named below a directory open since before the clone: [`spawn`]'s
+/// hook may create the cgroup while the child builds its root, and the child joins after the
+/// hook (before its cgroup namespace and its command).
+#[derive(Debug)]
+pub struct V1Tasks {
+    /// A directory that exists when the child is cloned (the hierarchy's root).
+    pub dir: OwnedFd,
+    /// The `tasks` file below `dir`.
+    pub relative: PathBuf,
+    /// Its whole path, for messages.
+    pub path: PathBuf,
 }
 
 /// The command's standard streams.
@@ -276,7 +289,8 @@ fn console_pair(stdio: &Stdio) -> Result<(Option<OwnedFd>, Option<OwnedFd>), Spa
 /// and its terminal if it has one, once the command was exec'd, or the reason it could not be.
 ///
 /// `before_start(pid)` runs in the caller while the child builds its mount table; the child
-/// waits for it before it drops privileges and execs. A file the hook changes that the child
+/// waits for it before it joins its v1 cgroups (which the hook may create), drops privileges
+/// and execs. A file the hook changes that the child
 /// bind-mounts (the container's `hosts`) must be written in place. If the hook fails the child
 /// is killed and reaped.
 ///
@@ -730,13 +744,23 @@ fn prepare(
             .cgroups
             .v1_tasks
             .iter()
-            .map(|(path, fd)| {
-                let fd = fd
+            .map(|tasks| {
+                let dir = tasks
+                    .dir
                     .try_clone()
-                    .map_err(|e| setup_err(&format!("duplicate {}", path.display()), e))?;
-                Ok((path.clone(), fd))
+                    .map_err(|e| setup_err(&format!("duplicate {}", tasks.path.display()), e))?;
+                Ok(child::JoinTasks {
+                    dir,
+                    relative: cstring_path(&tasks.relative)?,
+                })
             })
             .collect::<Result<_, SpawnError>>()?,
+        cgroup_task_paths: spec
+            .cgroups
+            .v1_tasks
+            .iter()
+            .map(|tasks| tasks.path.clone())
+            .collect(),
         security: spec.security.clone(),
         masked: spec
             .security

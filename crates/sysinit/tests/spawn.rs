@@ -794,29 +794,38 @@ fn overlay_rootfs_like_the_runtime_mounts_it() {
     assert_eq!(here, 1, "{mountinfo}");
 }
 
-/// A cgroup v1 devices group of the test's own, removed on drop (its task is gone by then).
+const DEVICES_ROOT: &str = "/sys/fs/cgroup/devices";
+
+/// A cgroup v1 devices group of the test's own, made by [`DevicesCgroup::create`] (in the
+/// spawn hook), removed on drop (its task is gone by then).
 struct DevicesCgroup(PathBuf);
 
 impl DevicesCgroup {
-    fn new(name: &str, rules: &[&str]) -> DevicesCgroup {
-        let path = Path::new("/sys/fs/cgroup/devices")
-            .join(format!("sysinit-test-{}-{name}", std::process::id()));
-        fs::create_dir(&path).unwrap();
-        let group = DevicesCgroup(path);
-        fs::write(group.0.join("devices.deny"), "a").unwrap();
-        for rule in rules {
-            fs::write(group.0.join("devices.allow"), rule).unwrap();
-        }
-        group
+    fn new(name: &str) -> DevicesCgroup {
+        DevicesCgroup(
+            Path::new(DEVICES_ROOT).join(format!("sysinit-test-{}-{name}", std::process::id())),
+        )
     }
 
-    /// The cgroup as the child joins it itself, first thing, before any mount.
-    fn joined(&self) -> sysinit::Cgroups {
-        let tasks = self.0.join("tasks");
-        let file = fs::OpenOptions::new().write(true).open(&tasks).unwrap();
+    fn create(&self, rules: &[&str]) {
+        fs::create_dir(&self.0).unwrap();
+        fs::write(self.0.join("devices.deny"), "a").unwrap();
+        for rule in rules {
+            fs::write(self.0.join("devices.allow"), rule).unwrap();
+        }
+    }
+
+    /// The cgroup as the child joins it, after the hook: below the hierarchy's root, which
+    /// is open before the clone.
+    fn joining(&self) -> sysinit::Cgroups {
+        let root = fs::File::open(DEVICES_ROOT).unwrap();
         sysinit::Cgroups {
             unified: None,
-            v1_tasks: vec![(tasks, file.into())],
+            v1_tasks: vec![sysinit::V1Tasks {
+                dir: root.into(),
+                relative: self.0.strip_prefix(DEVICES_ROOT).unwrap().join("tasks"),
+                path: self.0.join("tasks"),
+            }],
         }
     }
 }
@@ -827,57 +836,74 @@ impl Drop for DevicesCgroup {
     }
 }
 
+/// The hook makes the devices cgroup while the child builds its root; the child joins it
+/// before its command, which its rules then confine.
 #[test]
-fn device_cgroup_the_child_joins_applies_to_dev_setup_and_the_command() {
-    if !Path::new("/sys/fs/cgroup/devices/devices.allow").exists() {
+fn a_device_cgroup_the_hook_makes_confines_the_command() {
+    if !Path::new(DEVICES_ROOT).join("devices.allow").exists() {
         eprintln!("no cgroup v1 devices controller, skipping");
         return;
     }
     let rootfs = Rootfs::new();
-    // Docker 0.1.0's allow list: the nodes sysinit creates need `m`.
-    let allowed = DevicesCgroup::new(
-        "allowed",
-        &[
-            "c 1:3 rwm",
-            "c 1:5 rwm",
-            "c 1:7 rwm",
-            "c 1:8 rwm",
-            "c 1:9 rwm",
-            "c 5:0 rwm",
-            "c 5:1 rwm",
-            "c 5:2 rwm",
-            "c 136:* rwm",
-        ],
+    let script = "echo x > /dev/null && echo null-ok || echo null-denied; \
+                  mknod /tmp/disk b 8 0 2>/dev/null && echo mknod-ok; true";
+    let run = |group: &DevicesCgroup, rules: &[&str]| -> String {
+        let (stdin_read, _stdin_write) = pipe().unwrap();
+        let (out_read, out_write) = pipe().unwrap();
+        let err_write = out_write.try_clone().unwrap();
+        let mut confined = spec(
+            &rootfs.path(),
+            &["sh", "-c", script],
+            stdin_read,
+            out_write,
+            err_write,
+        );
+        confined.cgroups = group.joining();
+        let pid = spawn(confined, |_| {
+            group.create(rules);
+            Ok(())
+        })
+        .unwrap()
+        .pid;
+        let mut guard = ChildGuard(Some(pid));
+        let mut out = String::new();
+        fs::File::from(out_read).read_to_string(&mut out).unwrap();
+        assert_eq!(wait_code(guard.0.take().unwrap()), 0);
+        out
+    };
+    // Docker 0.1.0's allow list: /dev/null works, a disk cannot be made.
+    let allowed = DevicesCgroup::new("allowed");
+    let rules = [
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:7 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 5:1 rwm",
+        "c 5:2 rwm",
+        "c 136:* rwm",
+    ];
+    assert_eq!(run(&allowed, &rules), "null-ok\n");
+    // Nothing allowed: not even /dev/null opens.
+    let denied = DevicesCgroup::new("denied");
+    let out = run(&denied, &[]);
+    assert!(
+        out.contains("null-denied\n") && !out.contains("null-ok"),
+        "{out}"
     );
-    let (stdin_read, _stdin_write) = pipe().unwrap();
-    let (out_read, out_write) = pipe().unwrap();
-    let err_write = out_write.try_clone().unwrap();
-    let script = "echo x > /dev/null && echo null-ok; mknod /tmp/disk b 8 0 2>/dev/null && echo mknod-ok; true";
-    let mut confined = spec(
-        &rootfs.path(),
-        &["sh", "-c", script],
-        stdin_read,
-        out_write,
-        err_write,
-    );
-    confined.cgroups = allowed.joined();
-    let pid = spawn(confined, |_| Ok(())).unwrap().pid;
-    let mut guard = ChildGuard(Some(pid));
-    let mut out = String::new();
-    fs::File::from(out_read).read_to_string(&mut out).unwrap();
-    assert_eq!(wait_code(guard.0.take().unwrap()), 0);
-    assert_eq!(out, "null-ok\n");
 
-    // Without `m` for /dev/null, setup fails and says where.
-    let denied = DevicesCgroup::new("denied", &[]);
+    // A cgroup that is not there when the child joins is an error naming its tasks file.
+    let missing = DevicesCgroup::new("missing");
     let (stdin_read, _stdin_write) = pipe().unwrap();
     let (_out_read, out_write) = pipe().unwrap();
     let err_write = out_write.try_clone().unwrap();
     let mut confined = spec(&rootfs.path(), &["true"], stdin_read, out_write, err_write);
-    confined.cgroups = denied.joined();
+    confined.cgroups = missing.joining();
     let err = spawn(confined, |_| Ok(())).err().unwrap();
+    let tasks = missing.0.join("tasks");
     assert!(
-        matches!(&err, SpawnError::Setup(m) if m.contains("/dev/null")),
+        matches!(&err, SpawnError::Setup(m) if m.contains(tasks.to_str().unwrap())),
         "{err:?}"
     );
 }
