@@ -19,6 +19,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
+use sysinit::netns::NetnsAhead;
 
 use crate::attach::{self, FrameBuffer, Hello, Kind};
 use crate::cgroup::{Cgroup, Limits};
@@ -95,6 +96,8 @@ pub fn main(args: &Args) -> i32 {
     unsafe { libc::prctl(libc::PR_SET_NAME, c"dock-monitor".as_ptr()) };
     // SAFETY: the starter handed us fd 3; we own it from here.
     let mut starter = unsafe { UnixStream::from_raw_fd(STARTER_FD) };
+    // Made while we wait for the hello (see start_run).
+    let netns = start_netns(id);
     // The hello comes once the container exists: a starter may start us ahead of it.
     let hello = match attach::read_frame(&mut starter) {
         Ok(Some((Kind::Hello, data))) => Hello::decode(&data).unwrap_or_default(),
@@ -118,7 +121,7 @@ pub fn main(args: &Args) -> i32 {
             std::process::exit(1);
         }
     };
-    match Session::launch(rt, id, hello) {
+    match Session::launch(rt, id, hello, netns) {
         Ok(mut session) => {
             let pid = session.init.to_be_bytes();
             let mut clients = Vec::new();
@@ -252,7 +255,12 @@ struct Session {
 type LaunchError = (u8, String);
 
 impl Session {
-    fn launch(rt: Runtime, id: &str, hello: Hello) -> Result<Session, LaunchError> {
+    fn launch(
+        rt: Runtime,
+        id: &str,
+        hello: Hello,
+        netns: Option<NetnsAhead>,
+    ) -> Result<Session, LaunchError> {
         let runtime_err = |e: Error| (125u8, e.to_string());
         let paths = rt.paths(id);
         // Reconciles a ghost first; then claim the container under its lock.
@@ -299,7 +307,7 @@ impl Session {
             stdin: false,
             ..hello
         };
-        match start_run(&rt, id, &mut c, hello) {
+        match start_run(&rt, id, &mut c, hello, netns) {
             Ok(run) => Ok(Session {
                 id: id.to_string(),
                 init: run.init,
@@ -359,7 +367,17 @@ struct Run {
 
 /// Mounts the rootfs, creates the cgroup, spawns the init and connects the network for one run
 /// of claimed container `c`, and records it as started; on failure releases what it took.
-fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<Run, LaunchError> {
+///
+/// The container's network namespace (unless it has the host's) is made on a thread while
+/// the rootfs is mounted and the cgroup created: `netns` when the caller started that thread
+/// already.
+fn start_run(
+    rt: &Runtime,
+    id: &str,
+    c: &mut Container,
+    hello: Hello,
+    netns: Option<NetnsAhead>,
+) -> Result<Run, LaunchError> {
     let runtime_err = |e: Error| (125u8, e.to_string());
     let paths = rt.paths(id);
     {
@@ -367,6 +385,12 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
         let mut cgroup: Option<Cgroup> = None;
         let mut network: Option<netmgr::Network> = None;
         let result = (|| -> Result<Run, LaunchError> {
+            let host_network = c.host_config.network_mode == "host";
+            let netns_ahead = match netns {
+                _ if host_network => None,
+                Some(ahead) => Some(ahead),
+                None => start_netns(id),
+            };
             let lowers = rt.lowers(c).map_err(runtime_err)?;
             let rootfs = paths.rootfs();
             if overlay::is_mounted(&rootfs) {
@@ -451,6 +475,12 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                 cgroups: cg
                     .joining()
                     .map_err(|e| runtime_err(Error::Cgroup(e.to_string())))?,
+                netns: netns_ahead.and_then(|ahead| {
+                    ahead
+                        .get()
+                        .inspect_err(|e| tracing::debug!(%id, error = %e, "no netns made ahead: the clone makes it"))
+                        .ok()
+                }),
                 security: crate::security::for_container(rt.root(), &c.host_config)
                     .map_err(|e| (125u8, e.to_string()))?,
                 run: sysinit::RunFlags {
@@ -468,7 +498,8 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
             let mut endpoint: Option<netmgr::Endpoint> = None;
             let (net_slot, endpoint_slot, rt_ref) = (&mut network, &mut endpoint, &rt);
             let network_disabled = c.config.network_disabled;
-            let host_network = c.host_config.network_mode == "host";
+            // A namespace made ahead has its lo up already.
+            let lo_up = spec.netns.is_some();
             let (hostname, extra_hosts) = (&c.config.hostname, &c.host_config.extra_hosts);
             let spawned = sysinit::spawn(spec, |pid| {
                 creating
@@ -476,6 +507,9 @@ fn start_run(rt: &Runtime, id: &str, c: &mut Container, hello: Hello) -> Result<
                     .map_err(|e| Error::Cgroup(e.to_string()).to_string())?;
                 if host_network {
                     tracing::debug!(%id, pid = pid.as_raw(), "network host: nothing to connect");
+                    return Ok(());
+                }
+                if network_disabled && lo_up {
                     return Ok(());
                 }
                 if network_disabled {
@@ -1109,7 +1143,7 @@ impl Session {
                 return false;
             }
         };
-        match start_run(&self.rt, &self.id, &mut c, self.hello) {
+        match start_run(&self.rt, &self.id, &mut c, self.hello, None) {
             Ok(run) => {
                 self.init = run.init;
                 self.pidfd = run.pidfd;
@@ -1406,48 +1440,19 @@ fn release_startup_pages() {
     }
 }
 
-/// Brings `lo` up in the network namespace of `pid` (`--network none`): enters it for one
-/// ioctl and comes back. The monitor is single-threaded, so setns is safe here.
+/// A network namespace made on a thread of its own (see sysinit::netns); `None` leaves it to
+/// the clone.
+fn start_netns(id: &str) -> Option<NetnsAhead> {
+    NetnsAhead::start()
+        .inspect_err(|e| tracing::debug!(%id, error = %e, "no netns thread: the clone makes it"))
+        .ok()
+}
+
+/// Brings `lo` up in the network namespace of `pid` (`--network none` whose namespace was not
+/// made ahead): this thread enters it for one ioctl and comes back.
 fn loopback_up(pid: i32) -> io::Result<()> {
-    let own = File::open("/proc/self/ns/net")?;
-    let theirs = File::open(format!("/proc/{pid}/ns/net"))?;
-    // SAFETY: setns with namespace descriptors we hold open.
-    if unsafe { libc::setns(theirs.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let result = (|| {
-        // SAFETY: a plain datagram socket, closed by OwnedFd.
-        let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if sock < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor we own.
-        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
-        // SAFETY: ifreq is plain data; zeroed is a valid value.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-            *dst = *src as libc::c_char;
-        }
-        // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS with a valid ifreq naming lo.
-        unsafe {
-            if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    })();
-    // SAFETY: back to the namespace we came from.
-    if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
-        // Staying in the container's netns would break every later network step.
-        let e = io::Error::last_os_error();
-        tracing::error!(error = %e, "cannot return to the host network namespace");
-        std::process::abort();
-    }
-    result
+    let theirs = OwnedFd::from(File::open(format!("/proc/{pid}/ns/net"))?);
+    sysinit::netns::within(&theirs, sysinit::netns::loopback_up)?
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {

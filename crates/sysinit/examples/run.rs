@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         },
         mounts: Vec::new(),
         cgroups: sysinit::Cgroups::default(),
+        netns: None,
         // Docker's default confinement, its seccomp profile included.
         security: sysinit::Security {
             seccomp: sysinit::seccomp::compile(

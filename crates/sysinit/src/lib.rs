@@ -26,6 +26,7 @@
 mod bpf;
 pub mod caps;
 mod child;
+pub mod netns;
 pub mod seccomp;
 pub mod user;
 
@@ -63,8 +64,11 @@ pub struct InitSpec {
     /// Mounts over the rootfs (volumes, binds, tmpfs, the container's /etc files), set up in
     /// this order before pivot_root; a parent must come before what is mounted below it.
     pub mounts: Vec<Mount>,
-    /// The cgroups the child joins before anything else.
+    /// The cgroups the child is born in (cgroup2) and joins after the hook (v1).
     pub cgroups: Cgroups,
+    /// A network namespace made ahead ([`netns::NetnsAhead`]) for the child to be born in;
+    /// `None` clones it a new one (unless `run.host_network`).
+    pub netns: Option<OwnedFd>,
     /// Capabilities, seccomp, no_new_privs, masked and read-only paths.
     pub security: Security,
     /// `--init`, `--read-only`, `--network host`.
@@ -318,12 +322,26 @@ pub fn spawn(
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWNET
         | libc::SIGCHLD;
-    if spec.run.host_network {
+    if spec.run.host_network || spec.netns.is_some() {
         flags &= !libc::CLONE_NEWNET;
     }
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child gets a copy of the address
     // space and runs only `child::run`, which never returns and makes only raw system calls.
-    let ret = unsafe { clone_init(flags as u64, spec.cgroups.unified.as_ref()) };
+    let clone = || unsafe { clone_init(flags as u64, spec.cgroups.unified.as_ref()) };
+    // Into a namespace made ahead: this thread is in it for the clone, and the child inherits
+    // it from the thread. Only the parent goes back.
+    let ret = match (&spec.netns, spec.run.host_network) {
+        (Some(netns), false) => {
+            let host = netns::enter(netns)
+                .map_err(|e| setup_err("enter the container's network namespace", e))?;
+            let ret = clone();
+            if ret != 0 {
+                netns::leave(host);
+            }
+            ret
+        }
+        _ => clone(),
+    };
     if ret < 0 {
         return Err(setup_err(
             "clone container init",
@@ -454,6 +472,7 @@ pub fn exec(spec: ExecSpec) -> Result<Started, SpawnError> {
         stdio: spec.stdio,
         mounts: Vec::new(),
         cgroups: spec.cgroups,
+        netns: None,
         // No reaper and no remount: the container has its own, and its root already is.
         run: RunFlags::default(),
         security: Security {

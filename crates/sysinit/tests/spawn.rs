@@ -97,6 +97,7 @@ fn spec(root: &Path, args: &[&str], stdin: OwnedFd, stdout: OwnedFd, stderr: Own
         },
         mounts: Vec::new(),
         cgroups: sysinit::Cgroups::default(),
+        netns: None,
         // Docker's default, seccomp included: everything here must work under it.
         security: default_security(),
         run: sysinit::RunFlags::default(),
@@ -1311,5 +1312,29 @@ fn exec_joins_a_running_init_and_reports_like_it() {
     assert!(
         !rootfs.path().join("nowhere").exists(),
         "an exec never creates its workdir"
+    );
+}
+
+/// A network namespace made ahead is the one the init runs in (with lo up), and the caller's
+/// thread is back in its own once spawn returns.
+#[test]
+fn the_init_runs_in_the_network_namespace_made_ahead() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let rootfs = Rootfs::new();
+    let netns = sysinit::netns::NetnsAhead::start().unwrap().get().unwrap();
+    let made = fs::metadata(format!("/proc/self/fd/{}", netns.as_raw_fd()))
+        .unwrap()
+        .ino();
+    let host = fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+    let out = run_with(
+        &rootfs.path(),
+        "readlink /proc/self/ns/net; cat /sys/class/net/lo/operstate",
+        |spec| spec.netns = Some(netns),
+    );
+    assert_eq!(out.stdout, format!("net:[{made}]\nunknown\n"));
+    assert_eq!(
+        fs::metadata("/proc/thread-self/ns/net").unwrap().ino(),
+        host
     );
 }
