@@ -699,7 +699,17 @@ fn a_killed_monitor_leaves_no_ghost() {
 #[test]
 fn run_rm_leaves_nothing() {
     let env = Env::new();
+    let left = || -> Vec<_> {
+        std::fs::read_dir(env.path().join("containers"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|name| name != ".names.lock" && name != "_index")
+            .collect()
+    };
     assert_eq!(env.ok(&["run", "--rm", "busybox", "echo", "x"]), "x\n");
+    // `run` deletes the directory while the monitor exits, and returns once both are done.
+    assert!(left().is_empty(), "{:?}", left());
     // Nobody keeps what a `--rm` container writes, so its overlay skips syncing it
     // (`volatile`); a kept container's does not.
     let root_mount = "grep ' / / ' /proc/self/mountinfo";
@@ -721,13 +731,7 @@ fn run_rm_leaves_nothing() {
     // `kill` may return when the container is removed but its monitor has yet to exit (it
     // deletes the files of a container already out of the store).
     wait_for_exit(monitors[0]);
-    let left: Vec<_> = std::fs::read_dir(env.path().join("containers"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .filter(|name| name != ".names.lock" && name != "_index")
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert!(left().is_empty(), "{:?}", left());
     env.assert_clean();
 }
 

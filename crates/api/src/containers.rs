@@ -922,6 +922,7 @@ pub async fn attach(
             stdin,
             rows: 0,
             cols: 0,
+            deletes_removed: false,
         };
         let (events, commands) = crate::monitor::connect(&socket, hello)
             .await

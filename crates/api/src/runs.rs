@@ -230,6 +230,7 @@ impl Runs {
             stdin: attaches.iter().any(|a| a.stdin.is_some()),
             rows,
             cols,
+            deletes_removed: false,
         };
         let stream = match start(hello) {
             Ok(stream) => stream,

@@ -657,7 +657,7 @@ pub fn run(
             let stdin = !no_stdin && c.config.open_stdin;
             let hello = hello_for(c.config.tty, stdin);
             let client = rt.attach(&c.id, hello)?;
-            pump(&rt, &c, client, stdin, &keys)
+            pump(&rt, &c, client, stdin, &keys, false)
         }
         ContainerCommand::Logs {
             follow,
@@ -780,8 +780,9 @@ fn run_container(rt: &Runtime, args: RunArgs, starter: runtime::Starter) -> anyh
         hello.stdout = args.attach.contains(&Stream::Stdout);
         hello.stderr = args.attach.contains(&Stream::Stderr);
     }
+    hello.deletes_removed = c.auto_remove;
     let client = rt.start_with(starter, hello).map_err(start_failure)?;
-    pump(rt, &c, client, stdin, &keys)
+    pump(rt, &c, client, stdin, &keys, hello.deletes_removed)
 }
 
 /// `create`, and the first half of `run`: every option error is exit status 125.
@@ -909,7 +910,7 @@ fn start(rt: &Runtime, attach: bool, interactive: bool, names: &[String]) -> any
         let client = rt
             .start(&c.id, hello_for(c.config.tty, stdin))
             .map_err(start_failure)?;
-        return pump(rt, &c, client, stdin, &[CTRL_P, CTRL_Q]);
+        return pump(rt, &c, client, stdin, &[CTRL_P, CTRL_Q], false);
     }
     each(names, |name| {
         let c = rt.get(name)?;
@@ -936,6 +937,7 @@ fn hello_for(tty: bool, stdin: bool) -> Hello {
         stdin,
         rows,
         cols,
+        deletes_removed: false,
     }
 }
 
@@ -1010,6 +1012,7 @@ fn pump(
     client: runtime::Client,
     send_stdin: bool,
     detach_keys: &[u8],
+    deletes_removed: bool,
 ) -> anyhow::Result<u8> {
     let tty = c.config.tty;
     let _raw = (tty && send_stdin && io::stdin().is_terminal())
@@ -1082,6 +1085,11 @@ fn pump(
                     }
                     Event::Exit(code) => {
                         stdout.flush()?;
+                        // A --rm container is out of the store by now; its directory is
+                        // ours to delete while the monitor exits (Hello::deletes_removed).
+                        if deletes_removed {
+                            rt.delete_taken_out(&c.id);
+                        }
                         // The monitor closes the connection as it exits: then nothing of
                         // the container is left.
                         let mut client = runtime::Client::from_stream(sock);

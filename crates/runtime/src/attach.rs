@@ -74,11 +74,19 @@ pub struct Hello {
     /// Terminal size for a tty container (0 = leave as is).
     pub rows: u16,
     pub cols: u16,
+    /// The client deletes a `--rm` container's directory once the exit frame says it is out
+    /// of the store ([`crate::Runtime::delete_taken_out`]), while the monitor exits: the two
+    /// take about as long, and the client waits for both. Should the frame not reach the
+    /// client, the monitor deletes it after all.
+    pub deletes_removed: bool,
 }
 
 impl Hello {
     pub fn encode(&self) -> [u8; 5] {
-        let flags = self.stdout as u8 | (self.stderr as u8) << 1 | (self.stdin as u8) << 2;
+        let flags = self.stdout as u8
+            | (self.stderr as u8) << 1
+            | (self.stdin as u8) << 2
+            | (self.deletes_removed as u8) << 3;
         let r = self.rows.to_be_bytes();
         let c = self.cols.to_be_bytes();
         [flags, r[0], r[1], c[0], c[1]]
@@ -92,6 +100,7 @@ impl Hello {
             stdout: data[0] & 1 != 0,
             stderr: data[0] & 2 != 0,
             stdin: data[0] & 4 != 0,
+            deletes_removed: data[0] & 8 != 0,
             rows: u16::from_be_bytes([data[1], data[2]]),
             cols: u16::from_be_bytes([data[3], data[4]]),
         })
@@ -417,8 +426,15 @@ mod tests {
             stdin: true,
             rows: 24,
             cols: 80,
+            deletes_removed: false,
         };
         assert_eq!(Hello::decode(&hello.encode()), Some(hello));
+        let deleter = Hello {
+            stdin: false,
+            deletes_removed: true,
+            ..hello
+        };
+        assert_eq!(Hello::decode(&deleter.encode()), Some(deleter));
         let mut fb = FrameBuffer::default();
         let bytes = [
             encode(Kind::Stdout, b"hi\n"),

@@ -462,6 +462,13 @@ impl Runtime {
         Ok(removed)
     }
 
+    /// Deletes what is left of container `id` after [`Runtime::take_out`], as the client
+    /// of a `--rm` run does (see [`attach::Hello::deletes_removed`]). Whatever another
+    /// process deletes meanwhile counts as deleted.
+    pub fn delete_taken_out(&self, id: &str) {
+        delete_removed(&self.containers.join(format!("{REMOVED_PREFIX}{id}")));
+    }
+
     /// Reads a container by full id, noticing a vanished monitor.
     pub fn load(&self, id: &str) -> Result<Container> {
         let paths = self.paths(id);

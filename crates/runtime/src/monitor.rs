@@ -1052,12 +1052,16 @@ impl Session {
         // finds the name free; a --rm container leaves the store and its files go meanwhile
         // (no start can come back to it).
         if self.auto_remove {
-            if let Some(dir) =
-                record_exit(&self.rt, &self.id, code, oom, &problems, manually_stopped)
-            {
-                crate::delete_removed(&dir);
-            }
+            let removed = record_exit(&self.rt, &self.id, code, oom, &problems, manually_stopped);
             wait_for_cgroup(cgroup_removal);
+            if let Some(dir) = removed {
+                // A client that deletes it does so while this process exits; one that did
+                // not get the exit frame leaves it to us.
+                if !self.announce_exit(code) {
+                    crate::delete_removed(&dir);
+                }
+                return;
+            }
         } else {
             if let Some(problem) = wait_for_cgroup(cgroup_removal).or(cgroup_problem.take()) {
                 problems.push(problem);
@@ -1068,7 +1072,8 @@ impl Session {
     }
 
     /// The last steps of the monitor: the socket goes, every client gets the exit frame.
-    fn announce_exit(&mut self, code: i32) {
+    /// Whether one that deletes a removed container's directory got it.
+    fn announce_exit(&mut self, code: i32) -> bool {
         let paths = self.rt.paths(&self.id);
         let _ = fs::remove_file(paths.socket());
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
@@ -1076,9 +1081,13 @@ impl Session {
             conn.send_control(&frame);
         }
         flush_before_exit(&mut self.clients);
+        let deleter_told = self.clients.iter().any(|conn| {
+            !conn.dead && conn.output.is_empty() && conn.hello.is_some_and(|h| h.deletes_removed)
+        });
         // The connections close when this process is gone, not before: a client that sees
         // the end of its connection knows the monitor no longer exists.
         std::mem::forget(std::mem::take(&mut self.clients));
+        deleter_told
     }
 }
 
