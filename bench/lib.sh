@@ -8,8 +8,7 @@ build_dock() {
         dock=$DOCK
         return
     fi
-    (cd "$repo_dir" && cargo build --release -q -p cli)
-    dock="${CARGO_TARGET_DIR:-$repo_dir/target}/release/dock"
+    dock=$(bash "$repo_dir/scripts/release-build.sh" -q)
 }
 
 # make_busybox_rootfs DIR: one static busybox and its applet links, plus passwd and group.

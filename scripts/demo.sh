@@ -3,8 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release -p cli
-dock=${CARGO_TARGET_DIR:-target}/release/dock
+dock=$(bash scripts/release-build.sh)
 root=$(mktemp -d /tmp/dock-demo.XXXXXX)
 rootfs=$(mktemp -d /tmp/dock-rootfs.XXXXXX)
 # The root's bridge and nftables table are named after a hash of the root (NetConfig::for_root),
