@@ -15,4 +15,6 @@ fi
 LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$(dirname "$seccomp") \
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release -p cli --target "$target" "$@" >&2
-echo "${CARGO_TARGET_DIR:-$PWD/target}/$target/release/dock"
+dir=${CARGO_TARGET_DIR:-target}
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
+echo "$dir/$target/release/dock"

@@ -710,6 +710,21 @@ fn run_rm_leaves_nothing() {
     assert_eq!(env.ok(&["run", "--rm", "busybox", "echo", "x"]), "x\n");
     // `run` deletes the directory while the monitor exits, and returns once both are done.
     assert!(left().is_empty(), "{:?}", left());
+    // Output that cannot be written (stdout a pipe nobody reads): run fails, and the directory
+    // goes all the same (run reads on for the exit frame; without it the monitor deletes).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = env
+        .cmd()
+        .args(["run", "--rm", "busybox", "seq", "10"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", stderr(&out));
+    for monitor in env.monitors() {
+        wait_for_exit(monitor);
+    }
+    assert!(left().is_empty(), "{:?}", left());
     // Nobody keeps what a `--rm` container writes, so its overlay skips syncing it
     // (`volatile`); a kept container's does not.
     let root_mount = "grep ' / / ' /proc/self/mountinfo";

@@ -1029,7 +1029,19 @@ fn pump(
     let mut buf = vec![0u8; 32 * 1024];
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr();
+    // Output that cannot be written (a closed pipe) ends the pump, but a --rm container's
+    // directory must still go: we stop writing and sending, close our side (the monitor then
+    // drops us, and deletes the directory itself unless it sent us the exit already), and read
+    // on for the exit frame or the end.
+    let mut failed: Option<io::Error> = None;
+    let mut closed = false;
     loop {
+        if failed.is_some() && !closed {
+            let _ = sock.shutdown(std::net::Shutdown::Write);
+            stdin_open = false;
+            outq.clear();
+            closed = true;
+        }
         let mut fds = vec![libc::pollfd {
             fd: sock.as_raw_fd(),
             events: libc::POLLIN | if outq.is_empty() { 0 } else { libc::POLLOUT },
@@ -1071,25 +1083,34 @@ fn pump(
                 Err(_) => 0,
             };
             if n == 0 {
+                if let Some(e) = failed {
+                    return Err(e.into());
+                }
                 break;
             }
             input.extend(&buf[..n]);
             while let Some((kind, data)) = input.next_frame()? {
                 match Event::from_frame(kind, data)? {
-                    Event::Stdout(data) => {
-                        stdout.write_all(&data)?;
-                        stdout.flush()?;
+                    Event::Stdout(data) if failed.is_none() => {
+                        if let Err(e) = stdout.write_all(&data).and_then(|()| stdout.flush()) {
+                            failed = Some(e);
+                        }
                     }
-                    Event::Stderr(data) => {
-                        stderr.write_all(&data)?;
+                    Event::Stderr(data) if failed.is_none() => {
+                        if let Err(e) = stderr.write_all(&data) {
+                            failed = Some(e);
+                        }
                     }
                     Event::Exit(code) => {
-                        stdout.flush()?;
                         // A --rm container is out of the store by now; its directory is
                         // ours to delete while the monitor exits (Hello::deletes_removed).
                         if deletes_removed {
                             rt.delete_taken_out(&c.id);
                         }
+                        if let Some(e) = failed {
+                            return Err(e.into());
+                        }
+                        stdout.flush()?;
                         // The monitor closes the connection as it exits: then nothing of
                         // the container is left.
                         let mut client = runtime::Client::from_stream(sock);

@@ -593,6 +593,13 @@ impl Network {
         // between: no other process can take the port meanwhile, and a child that another
         // thread is forking cannot keep a closed socket's copy bound until it execs.
         let handed_over = RefCell::new(self.held().remove(container_id).unwrap_or_default().ports);
+        // Only a socket bound exactly as an explicit request asks is taken over; any other
+        // would keep its port from being bound another way (0.0.0.0 against 127.0.0.1).
+        let explicit = |ip, port, proto| {
+            ports
+                .iter()
+                .any(|spec| (spec.host_ip, spec.host_port, spec.proto) == (ip, Some(port), proto))
+        };
         self.reclaim(container_id)?;
         let netns_path = format!("/proc/{pid}/ns/net");
         let netns = File::open(&netns_path)
@@ -621,6 +628,9 @@ impl Network {
                     handed_over.borrow_mut().extend(held.ports);
                 }
             }
+            handed_over
+                .borrow_mut()
+                .retain(|held| explicit(held.ip(), held.port(), held.proto()));
             vanished_veths = vanished.into_iter().map(|(_, veth)| veth).collect();
             let ip = state.ips.acquire(subnet, container_id)?;
             let mut mappings = Vec::with_capacity(ports.len());

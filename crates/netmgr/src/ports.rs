@@ -186,6 +186,18 @@ impl HeldPort {
         })
     }
 
+    pub(crate) fn ip(&self) -> Option<Ipv4Addr> {
+        self.ip
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub(crate) fn proto(&self) -> Proto {
+        self.proto
+    }
+
     /// The one in `held` bound for exactly this address, port and protocol, taken out.
     pub(crate) fn take(
         held: &mut Vec<HeldPort>,

@@ -618,7 +618,8 @@ impl Creating {
     }
 
     /// Makes the v1 directories and writes their limits. On failure nothing of the
-    /// container's cgroup is left, in any hierarchy.
+    /// container's cgroup is left, in any hierarchy: what runs in it already (the init,
+    /// cloned into the cgroup2 directory) is killed with it.
     pub fn finish(&self) -> Result<()> {
         self.make(Phase::V1)
     }

@@ -988,7 +988,9 @@ impl Session {
     /// Releases everything, records the exit, tells the clients, in that order: when a client
     /// sees the exit frame, nothing of the container is left but its directory (and, for a
     /// few milliseconds more, the veth pair the kernel is deleting with its namespace). A
-    /// `--rm` container's directory is out of the store by then, and deleted right after.
+    /// `--rm` container's directory is out of the store by then, and deleted right after: by
+    /// the client that said it would (`Hello::deletes_removed`) and got the exit frame, else
+    /// by us.
     fn finish(mut self) {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
         let manually_stopped = self.exit_on_next;

@@ -401,11 +401,8 @@ fn lay_out_search(chain: &Chain, items: &mut Vec<Item>) {
 /// value the programs compare with.
 pub fn decides_alike(a: &[sock_filter], b: &[sock_filter]) -> bool {
     let constants: BTreeSet<u32> = a.iter().filter(|i| is_jump(i)).map(|i| i.k).collect();
-    let architectures: Vec<u32> = constants
-        .iter()
-        .copied()
-        // AUDIT_ARCH_* values: the 64-bit or little-endian flag over an ELF machine number.
-        .filter(|k| k & 0xc000_0000 != 0 && k & 0x3fff_0000 == 0)
+    let architectures: Vec<u32> = compared_after_load(a, |offset| offset == 4)
+        .into_iter()
         .chain([0])
         .collect();
     let mut numbers: BTreeSet<u32> = (0..1024).chain(0x4000_0000..0x4000_0400).collect();
@@ -414,7 +411,7 @@ pub fn decides_alike(a: &[sock_filter], b: &[sock_filter]) -> bool {
     }
     numbers.extend([u32::MAX, 0x7fff_ffff, 0x8000_0000]);
     let mut arg_values: BTreeSet<u64> = [0, 1, u64::MAX, 1 << 32].into_iter().collect();
-    for c in argument_constants(a) {
+    for c in compared_after_load(a, |offset| offset >= 16) {
         for v in [c.wrapping_sub(1), c, c.wrapping_add(1)] {
             arg_values.extend([
                 u64::from(v),
@@ -452,18 +449,29 @@ pub fn decides_alike(a: &[sock_filter], b: &[sock_filter]) -> bool {
     true
 }
 
-/// The constants `prog` compares or masks an argument with: those of jumps and ALU
-/// instructions that follow a load of an argument, before the next other load.
-fn argument_constants(prog: &[sock_filter]) -> BTreeSet<u32> {
+/// The constants `prog` compares or masks a field of `struct seccomp_data` with (the
+/// architecture: offset 4; an argument: 16 and up): those of jumps and ALU instructions that
+/// the accumulator reaches holding that field, along every path (jumps only go forward, so one
+/// pass in order sees every predecessor first).
+pub(crate) fn compared_after_load(
+    prog: &[sock_filter],
+    field: impl Fn(u32) -> bool,
+) -> BTreeSet<u32> {
     let mut constants = BTreeSet::new();
-    let mut holds_argument = false;
-    for ins in prog {
-        match ins.code & 0x07 {
-            LD => holds_argument = ins.code == LD | W | ABS && ins.k >= 16,
-            JMP | ALU if holds_argument && ins.code & X == 0 => {
-                constants.insert(ins.k);
+    let mut holds_field = vec![false; prog.len()];
+    for (i, ins) in prog.iter().enumerate() {
+        let holds = match ins.code & 0x07 {
+            LD => ins.code == LD | W | ABS && field(ins.k),
+            JMP | ALU => {
+                if holds_field[i] && ins.code & X == 0 && ins.code != JMP | JA {
+                    constants.insert(ins.k);
+                }
+                holds_field[i]
             }
-            _ => {}
+            _ => holds_field[i],
+        };
+        for next in successors(prog, i).unwrap_or_default() {
+            holds_field[next] |= holds;
         }
     }
     constants
@@ -559,28 +567,61 @@ mod tests {
     }
 
     #[test]
-    fn chains_not_worth_it_or_entered_midway_stay() {
+    fn a_chain_not_worth_it_stays() {
         // Three scattered keys: the search would not be shorter.
         assert_eq!(shorten(&chain_program(&[3, 10, 20])), None);
-        // A chain that another jump enters halfway is cut there.
-        let mut keys: Vec<u32> = (0..30).collect();
-        keys.retain(|k| k % 2 == 0);
-        let mut prog = chain_program(&keys);
-        // Instruction 0 now jumps over half the chain (into its middle) for arch 1.
-        prog.insert(0, ins(LD | W | ABS, 0, 0, 4));
-        prog.insert(1, ins(JMP | JEQ | K, 8, 0, 1));
-        prog.insert(2, ins(JMP | JA, 0, 0, 0));
-        let short = shorten(&prog);
-        let checked = short.as_deref().unwrap_or(&prog);
-        for arch in [0, 1] {
+    }
+
+    /// A chain that another jump enters halfway is cut there: both halves become searches,
+    /// and the jump still lands where it did.
+    #[test]
+    fn a_chain_entered_midway_is_cut_there() {
+        // arch 1 enters the chain at its jeq of key 15; any other arch at its head.
+        let mut prog = vec![
+            ins(LD | W | ABS, 0, 0, 4),  // 0: arch
+            ins(JMP | JEQ | K, 1, 0, 1), // 1: arch 1 -> 3, else -> 2
+            ins(JMP | JA, 0, 0, 2),      // 2: -> 5, the chain's `ld nr`
+            ins(LD | W | ABS, 0, 0, 0),  // 3: nr
+            ins(JMP | JA, 0, 0, 16),     // 4: -> 21, the jeq of key 15
+        ];
+        prog.extend(chain_program(&(0..30).collect::<Vec<u32>>()));
+        assert_eq!(prog[21].k, 15);
+        let short = shorten(&prog).expect("both halves are worth a search");
+        assert!(
+            short.len() < prog.len() / 2,
+            "{} of {}",
+            short.len(),
+            prog.len()
+        );
+        for arch in [0, 1, 2] {
             for nr in 0..40 {
                 let data = seccomp_data(nr, arch, [0; 6]);
-                assert_eq!(
-                    run(checked, &data),
-                    run(&prog, &data),
-                    "arch {arch} nr {nr}"
-                );
+                assert_eq!(run(&short, &data), run(&prog, &data), "arch {arch} nr {nr}");
             }
+        }
+        // Entered at key 15, keys below it are not matched any more.
+        assert_eq!(run(&prog, &seccomp_data(3, 1, [0; 6])).unwrap().ret, EPERM);
+        assert_eq!(run(&prog, &seccomp_data(20, 1, [0; 6])).unwrap().ret, ALLOW);
+    }
+
+    /// The first of two jeq of one key decides, as in the chain.
+    #[test]
+    fn the_first_match_of_a_repeated_key_decides() {
+        const ENOSYS: u32 = 0x0005_0026;
+        // ld nr; jeq k -> ALLOW for 0..20; jeq 7 -> ENOSYS; ret EPERM; ret ALLOW; ret ENOSYS
+        let n = 21;
+        let mut prog = vec![ins(LD | W | ABS, 0, 0, 0)];
+        for (i, key) in (0..20u32).enumerate() {
+            prog.push(ins(JMP | JEQ | K, (n - i) as u8, 0, key));
+        }
+        prog.push(ins(JMP | JEQ | K, 2, 0, 7));
+        prog.push(ins(RET | K, 0, 0, EPERM));
+        prog.push(ins(RET | K, 0, 0, ALLOW));
+        prog.push(ins(RET | K, 0, 0, ENOSYS));
+        assert_eq!(ret_of(&prog, 7), ALLOW);
+        let short = shorten(&prog).unwrap();
+        for nr in 0..30 {
+            assert_eq!(ret_of(&short, nr), ret_of(&prog, nr), "nr {nr}");
         }
     }
 

@@ -2,10 +2,11 @@
 //!
 //! Runs in a copy of a possibly multi-threaded parent, so it only reads what [`Plan`] prepared
 //! and makes raw system calls: no allocation, no locks, no logging. The order follows runc and
-//! youki: stdio, cgroups, rootfs and mounts, pivot_root, /dev, masks, hostname (all while the
-//! parent's before_start hook runs); then, once the sync pipe says the hook is done, working
-//! directory, terminal, seccomp (before the capabilities drop; with no_new_privs right before
-//! exec instead), capability bounding set, user, capabilities, exec.
+//! youki: stdio, rootfs and mounts, pivot_root, /dev, masks, hostname (all while the parent's
+//! before_start hook runs, which may make the v1 cgroups); then, once the sync pipe says the
+//! hook is done, the v1 cgroups and the cgroup namespace, working directory, terminal, seccomp
+//! (before the capabilities drop; with no_new_privs right before exec instead), capability
+//! bounding set, user, capabilities, exec.
 
 use std::ffi::{c_char, c_int, c_ulong, CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -899,6 +900,11 @@ unsafe fn join_v1_cgroups(err: c_int, plan: &Plan) {
             libc::write(fd, c"0".as_ptr().cast(), 1)
         );
         libc::close(fd);
+        // A hierarchy's root must not stay open until exec: another process of the container
+        // could reach it through /proc/PID/fd and move itself to the root cgroup (v1 does not
+        // check cgroup namespaces). Nothing drops the plan in the child, so this is the only
+        // close.
+        libc::close(tasks.dir.as_raw_fd());
     }
 }
 

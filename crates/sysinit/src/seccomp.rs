@@ -754,6 +754,12 @@ mod tests {
             let short = filter.compile().unwrap();
             let (a, b) = (original.instructions(), short.instructions());
             assert!(b.len() * 2 < a.len(), "{} of {}", b.len(), a.len());
+            // The check that keeps a rewrite runs every architecture the program names.
+            let arches = crate::bpf::compared_after_load(a, |offset| offset == 4);
+            assert!(
+                arches.contains(&X86_64) && arches.contains(&I386),
+                "{arches:?}"
+            );
             let values = [
                 0,
                 8,
