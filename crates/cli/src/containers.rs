@@ -1034,13 +1034,14 @@ fn pump(
     // drops us, and deletes the directory itself unless it sent us the exit already), and read
     // on for the exit frame or the end.
     let mut failed: Option<io::Error> = None;
-    let mut closed = false;
+    let fail = |failed: &mut Option<io::Error>, e: io::Error| {
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+        *failed = Some(e);
+    };
     loop {
-        if failed.is_some() && !closed {
-            let _ = sock.shutdown(std::net::Shutdown::Write);
+        if failed.is_some() {
             stdin_open = false;
             outq.clear();
-            closed = true;
         }
         let mut fds = vec![libc::pollfd {
             fd: sock.as_raw_fd(),
@@ -1093,12 +1094,12 @@ fn pump(
                 match Event::from_frame(kind, data)? {
                     Event::Stdout(data) if failed.is_none() => {
                         if let Err(e) = stdout.write_all(&data).and_then(|()| stdout.flush()) {
-                            failed = Some(e);
+                            fail(&mut failed, e);
                         }
                     }
                     Event::Stderr(data) if failed.is_none() => {
                         if let Err(e) = stderr.write_all(&data) {
-                            failed = Some(e);
+                            fail(&mut failed, e);
                         }
                     }
                     Event::Exit(code) => {

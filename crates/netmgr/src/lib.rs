@@ -630,7 +630,7 @@ impl Network {
             }
             handed_over
                 .borrow_mut()
-                .retain(|held| explicit(held.ip(), held.port(), held.proto()));
+                .retain(|held| explicit(held.ip, held.port, held.proto));
             vanished_veths = vanished.into_iter().map(|(_, veth)| veth).collect();
             let ip = state.ips.acquire(subnet, container_id)?;
             let mut mappings = Vec::with_capacity(ports.len());

@@ -167,9 +167,9 @@ pub fn reserve_host_port(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> Resul
 /// A host port bound by [`reserve_host_port`], with the address it was asked for.
 #[derive(Debug)]
 pub(crate) struct HeldPort {
-    ip: Option<Ipv4Addr>,
-    port: u16,
-    proto: Proto,
+    pub(crate) ip: Option<Ipv4Addr>,
+    pub(crate) port: u16,
+    pub(crate) proto: Proto,
     /// Open only to keep the port bound.
     _socket: OwnedFd,
 }
@@ -184,18 +184,6 @@ impl HeldPort {
             proto,
             _socket: socket,
         })
-    }
-
-    pub(crate) fn ip(&self) -> Option<Ipv4Addr> {
-        self.ip
-    }
-
-    pub(crate) fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub(crate) fn proto(&self) -> Proto {
-        self.proto
     }
 
     /// The one in `held` bound for exactly this address, port and protocol, taken out.

@@ -509,10 +509,10 @@ fn start_run(
                     tracing::debug!(%id, pid = pid.as_raw(), "network host: nothing to connect");
                     return Ok(());
                 }
-                if network_disabled && lo_up {
-                    return Ok(());
-                }
                 if network_disabled {
+                    if lo_up {
+                        return Ok(());
+                    }
                     tracing::debug!(%id, pid = pid.as_raw(), "network none: bringing lo up");
                     return loopback_up(pid.as_raw())
                         .map_err(|e| format!("bring up lo of container {id}: {e}"));
