@@ -2,7 +2,6 @@
 //! commit, export. The work is in the `runtime` crate; this file parses, renders, and moves
 //! bytes between the terminal and an attach connection.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -15,6 +14,7 @@ use runtime::{Container, CreateOptions, Runtime};
 
 use crate::format::{human_duration, short_id, Table};
 use crate::{Context, Failure};
+use runtime::humanize::HumanDuration;
 
 #[derive(Subcommand)]
 // Each subcommand's arguments are built only when it is the one run.
@@ -1467,15 +1467,14 @@ fn ps(
         } else {
             crate::shapes::ellipsis(&command, 20)
         };
-        table.row([
-            Cow::Borrowed(shown_id(&c.id)),
-            Cow::Borrowed(image.as_str()),
-            Cow::Owned(format!("{command:?}")),
-            Cow::Owned(crate::format::ago_from(now, c.created)),
-            Cow::Owned(c.status_at(now, human_duration)),
-            Cow::Owned(c.network_settings.ports_summary()),
-            Cow::Borrowed(c.name.as_str()),
-        ]);
+        table.cell(shown_id(&c.id));
+        table.cell(image);
+        table.cell_fmt(format_args!("{command:?}"));
+        table.cell_fmt(format_args!("{} ago", HumanDuration(now - c.created)));
+        table.cell(&c.status_at(now, human_duration));
+        table.cell(&c.network_settings.ports_summary());
+        table.cell(&c.name);
+        table.end_row();
     }
     for b in &broken {
         table.row(vec![

@@ -22,13 +22,16 @@ pub fn short_id(id: &str) -> &str {
 }
 
 /// Columns aligned like Docker's tabwriter (three spaces between columns). Cells are kept in
-/// one buffer: a table of 10,000 rows is two allocations, not 50,000.
+/// one buffer: a table of 10,000 rows is two allocations, not 50,000. Each column's width is
+/// kept up to date as cells come, so rendering is one pass.
 pub struct Table {
     text: String,
     /// Where each cell ends in `text`.
     cell_ends: Vec<usize>,
     /// Where each row's cells end in `cell_ends`.
     row_ends: Vec<usize>,
+    /// Each column's widest cell so far, in characters.
+    widths: Vec<usize>,
     /// A column's width, padding included, is at least this (tabwriter's minwidth).
     min_width: usize,
 }
@@ -39,6 +42,7 @@ impl Table {
             text: String::new(),
             cell_ends: Vec::new(),
             row_ends: Vec::new(),
+            widths: Vec::new(),
             min_width: 0,
         };
         table.row(header);
@@ -53,10 +57,40 @@ impl Table {
 
     pub fn row<S: AsRef<str>>(&mut self, cells: impl IntoIterator<Item = S>) {
         for cell in cells {
-            self.text.push_str(cell.as_ref());
-            self.cell_ends.push(self.text.len());
+            self.cell(cell.as_ref());
         }
+        self.end_row();
+    }
+
+    /// Adds a cell to the row being written.
+    pub fn cell(&mut self, text: &str) {
+        let start = self.text.len();
+        self.text.push_str(text);
+        self.end_cell(start);
+    }
+
+    /// Adds a cell written in place (no string of its own).
+    pub fn cell_fmt(&mut self, args: std::fmt::Arguments) {
+        use std::fmt::Write;
+        let start = self.text.len();
+        // Writing to a String cannot fail.
+        let _ = self.text.write_fmt(args);
+        self.end_cell(start);
+    }
+
+    /// Ends the row being written.
+    pub fn end_row(&mut self) {
         self.row_ends.push(self.cell_ends.len());
+    }
+
+    fn end_cell(&mut self, start: usize) {
+        let column = self.cell_ends.len() - self.row_ends.last().copied().unwrap_or(0);
+        let width = text_width(&self.text[start..]);
+        match self.widths.get_mut(column) {
+            Some(widest) => *widest = (*widest).max(width),
+            None => self.widths.push(width),
+        }
+        self.cell_ends.push(self.text.len());
     }
 
     /// Each row's cells.
@@ -73,24 +107,26 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = Vec::new();
-        for row in self.rows() {
-            for (i, cell) in row.enumerate() {
-                if widths.len() <= i {
-                    widths.push(0);
-                }
-                widths[i] = widths[i].max(cell.chars().count());
-            }
-        }
-        let mut out = String::with_capacity(self.text.len() + self.cell_ends.len() * 4);
+        const SPACES: &str = "                                                                ";
+        let columns: Vec<usize> = self
+            .widths
+            .iter()
+            .map(|width| (width + 3).max(self.min_width))
+            .collect();
+        let line = columns.iter().sum::<usize>() + 1;
+        let mut out = String::with_capacity(self.row_ends.len() * line);
         for row in self.rows() {
             let line_start = out.len();
-            let mut row = row.enumerate().peekable();
-            while let Some((i, cell)) = row.next() {
+            let mut row = row.zip(&columns).peekable();
+            while let Some((cell, column)) = row.next() {
                 out.push_str(cell);
                 if row.peek().is_some() {
-                    let pad = (widths[i] + 3).max(self.min_width) - cell.chars().count();
-                    out.extend(std::iter::repeat_n(' ', pad));
+                    let mut pad = column - text_width(cell);
+                    while pad > 0 {
+                        let spaces = pad.min(SPACES.len());
+                        out.push_str(&SPACES[..spaces]);
+                        pad -= spaces;
+                    }
                 }
             }
             let line_len = out[line_start..].trim_end().len();
@@ -98,6 +134,15 @@ impl Table {
             out.push('\n');
         }
         out
+    }
+}
+
+/// A cell's width in characters (bytes, for the ASCII most cells are).
+fn text_width(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
     }
 }
 
@@ -115,5 +160,17 @@ mod tests {
         t.row(vec!["1".to_string()]);
         t.row(["22", "b", "extra"]);
         assert_eq!(t.render(), "ID    NAME\n1\n22    b      extra\n");
+        // Cells written in place count as any other; widths are in characters; padding
+        // wider than one run of spaces.
+        let mut t = Table::new(&["N", "É"]);
+        t.cell_fmt(format_args!("{}-{}", 1, 2));
+        t.cell("été");
+        t.end_row();
+        t.row(["x".repeat(70).as_str(), "y"]);
+        let wide = format!("{:73}", "N");
+        assert_eq!(
+            t.render(),
+            format!("{wide}É\n{:73}été\n{}   y\n", "1-2", "x".repeat(70))
+        );
     }
 }

@@ -347,7 +347,7 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
         }
     };
     // One row per name (newest image first, its names sorted); an untagged image once.
-    let mut rows: Vec<(&str, &str, &api::shapes::ListedImage)> = Vec::new();
+    let mut rows: Vec<(&str, &str, &api::shapes::ListedImage)> = Vec::with_capacity(listed.len());
     for item in &listed {
         if item.repo_tags.is_empty() {
             // Pulled by digest: Docker shows the repository with no tag.
@@ -426,21 +426,19 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
     let mut table = Table::new(header);
     let now = chrono::Utc::now();
     for (repo, tag, item) in &rows {
-        use std::borrow::Cow;
-        let digest = match args.digests {
-            true => Some(Cow::Owned(digest(item, repo))),
-            false => None,
-        };
-        let image_id = match args.no_trunc {
-            true => Cow::Owned(id(&item.image.id)),
-            false => Cow::Borrowed(short_id(&item.image.id)),
-        };
-        let cells = [Cow::Borrowed(*repo), Cow::Borrowed(*tag)].into_iter();
-        table.row(cells.chain(digest).chain([
-            image_id,
-            Cow::Owned(crate::format::ago_from(now, item.image.created)),
-            Cow::Owned(crate::shapes::human_size(item.size)),
-        ]));
+        table.cell(repo);
+        table.cell(tag);
+        if args.digests {
+            table.cell(&digest(item, repo));
+        }
+        match args.no_trunc {
+            true => table.cell_fmt(format_args!("sha256:{}", item.image.id)),
+            false => table.cell(short_id(&item.image.id)),
+        }
+        let age = runtime::humanize::HumanDuration(now - item.image.created);
+        table.cell_fmt(format_args!("{age} ago"));
+        table.cell(&crate::shapes::human_size(item.size));
+        table.end_row();
     }
     for (repo, tag, broken) in &broken_rows {
         let mut row = vec![repo.clone(), tag.clone()];

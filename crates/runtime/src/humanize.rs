@@ -3,41 +3,52 @@
 /// Docker's `units.HumanDuration` (docker/go-units): "Less than a second", "About a minute",
 /// "3 weeks", ... Negative durations read as "Less than a second", as there.
 pub fn human_duration(d: chrono::Duration) -> String {
-    let seconds = d.num_seconds();
-    if seconds < 1 {
-        return "Less than a second".into();
+    HumanDuration(d).to_string()
+}
+
+/// [`human_duration`] written where it is displayed, as a table cell of a long listing is,
+/// without a string of its own.
+pub struct HumanDuration(pub chrono::Duration);
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        let seconds = d.num_seconds();
+        if seconds < 1 {
+            return f.write_str("Less than a second");
+        }
+        if seconds == 1 {
+            return f.write_str("1 second");
+        }
+        if seconds < 60 {
+            return write!(f, "{seconds} seconds");
+        }
+        let minutes = d.num_minutes();
+        if minutes == 1 {
+            return f.write_str("About a minute");
+        }
+        if minutes < 60 {
+            return write!(f, "{minutes} minutes");
+        }
+        // Docker rounds hours to the nearest one.
+        let hours = (d.num_seconds() as f64 / 3600.0 + 0.5) as i64;
+        if hours == 1 {
+            return f.write_str("About an hour");
+        }
+        if hours < 48 {
+            return write!(f, "{hours} hours");
+        }
+        if hours < 24 * 7 * 2 {
+            return write!(f, "{} days", hours / 24);
+        }
+        if hours < 24 * 30 * 2 {
+            return write!(f, "{} weeks", hours / 24 / 7);
+        }
+        if hours < 24 * 365 * 2 {
+            return write!(f, "{} months", hours / 24 / 30);
+        }
+        write!(f, "{} years", d.num_hours() / 24 / 365)
     }
-    if seconds == 1 {
-        return "1 second".into();
-    }
-    if seconds < 60 {
-        return format!("{seconds} seconds");
-    }
-    let minutes = d.num_minutes();
-    if minutes == 1 {
-        return "About a minute".into();
-    }
-    if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    // Docker rounds hours to the nearest one.
-    let hours = (d.num_seconds() as f64 / 3600.0 + 0.5) as i64;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", d.num_hours() / 24 / 365)
 }
 
 #[cfg(test)]
