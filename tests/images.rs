@@ -400,3 +400,23 @@ fn rmi_by_name_refuses_the_last_tag_of_an_image_a_container_uses() {
         root.ok(&["rm", container]);
     }
 }
+
+/// `dock images | head -1`: a listing whose reader has gone ends as Docker's does, killed by
+/// SIGPIPE with nothing on stderr, not with an error or a panic.
+#[test]
+fn a_listing_into_a_closed_pipe_ends_by_sigpipe_and_says_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    let root = DockRoot::with_busybox();
+    root.ok(&["create", "--network", "none", "busybox", "true"]);
+    for args in [&["images"][..], &["ps", "-a"], &["ps", "-aq"], &["version"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = root.cmd().args(args).stdout(writer).output().unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {out:?}"
+        );
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}

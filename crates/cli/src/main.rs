@@ -213,6 +213,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.debug);
+    die_of_sigpipe_on_closed_stdout();
     if !matches!(
         cli.command,
         Command::Daemon { .. } | Command::Monitor { .. }
@@ -274,11 +275,60 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
+            let broken_pipe = err.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe && stdout_is_closed() {
+                die_of_sigpipe();
+            }
             eprintln!("Error: {}", error_chain(&err));
             let code = err.downcast_ref::<Failure>().map_or(1, |f| f.code);
             ExitCode::from(code)
         }
     }
+}
+
+/// Output to a pipe whose reader is gone (`dock ps -a | head`) ends dock as it ends Docker's
+/// CLI: killed by SIGPIPE, with nothing on stderr (the shell shows 141). Rust ignores SIGPIPE,
+/// so such a write fails instead: a `print!` panics, a write returns an error. Both are
+/// turned into the signal here, only when stdout is what is closed: a write to a monitor's or
+/// the daemon's socket that fails still reports its error.
+fn die_of_sigpipe_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let printing = info
+            .payload()
+            .downcast_ref::<String>()
+            .is_some_and(|message| message.starts_with("failed printing to stdout"));
+        if printing && stdout_is_closed() {
+            die_of_sigpipe();
+        }
+        report(info)
+    }));
+}
+
+/// Whether stdout is a pipe or socket that no one reads any more.
+fn stdout_is_closed() -> bool {
+    let mut stdout = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout only looks.
+    let ready = unsafe { libc::poll(&mut stdout, 1, 0) };
+    ready == 1 && stdout.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// Ends the process by SIGPIPE, as the kernel would have had we not ignored it.
+fn die_of_sigpipe() -> ! {
+    // SAFETY: restoring the default action and raising the signal at this thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(128 + libc::SIGPIPE)
 }
 
 /// For `dock [--root PATH] [-D] run ...`: the state directory and whether it logs, as the
