@@ -19,6 +19,7 @@
 //! A graph an older version left open is closed when opened.
 
 pub mod perms;
+pub mod rfc3339;
 pub mod stamped;
 pub mod storelock;
 
@@ -32,7 +33,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// Name of the staging directory inside the graph root.
@@ -208,7 +209,7 @@ pub struct Image {
     pub parent: Option<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub comment: String,
-    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "rfc3339::deserialize")]
     pub created: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
@@ -259,13 +260,6 @@ pub struct Meta {
 /// RFC 3339 with nanoseconds, like Go's `time.Time` JSON.
 fn ser_time<S: Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Nanos, true))
-}
-
-fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-    let text = String::deserialize(d)?;
-    DateTime::parse_from_rfc3339(&text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(serde::de::Error::custom)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -244,8 +244,12 @@ pub struct State {
     pub running: bool,
     pub pid: i32,
     pub exit_code: i32,
+    #[serde(deserialize_with = "graph::rfc3339::deserialize")]
     pub started_at: DateTime<Utc>,
-    #[serde(default = "zero_time")]
+    #[serde(
+        default = "zero_time",
+        deserialize_with = "graph::rfc3339::deserialize"
+    )]
     pub finished_at: DateTime<Utc>,
     #[serde(rename = "OOMKilled", default)]
     pub oom_killed: bool,
@@ -363,6 +367,7 @@ pub struct ProcessRef {
 pub struct Container {
     #[serde(rename = "Id")]
     pub id: String,
+    #[serde(deserialize_with = "graph::rfc3339::deserialize")]
     pub created: DateTime<Utc>,
     pub path: String,
     pub args: Vec<String>,
