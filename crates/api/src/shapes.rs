@@ -803,7 +803,8 @@ fn listed_labels(
         .unwrap_or_default()
 }
 
-/// Every `(image id, repo:tag)` of the tag store; none (with a warning) when it is damaged.
+/// Every `(image id, repo:tag)` of the tag store, sorted; none (with a warning) when it is
+/// damaged.
 fn named_ids(tags: &TagStore) -> Result<Vec<(String, String)>, ShapeError> {
     let repositories = match tags.repositories() {
         Ok(repositories) => repositories,
@@ -819,6 +820,8 @@ fn named_ids(tags: &TagStore) -> Result<Vec<(String, String)>, ShapeError> {
             named.push((id, format!("{repo}:{tag}")));
         }
     }
+    // As the listing is, for a join in one pass.
+    named.sort_unstable();
     Ok(named)
 }
 
@@ -903,12 +906,7 @@ pub fn list_images_with_broken(
     // Everything below is indexed by position in the listing (sorted by id): no hashing of
     // ids, no copies of them.
     let positions = graph::Positions::new(&everything);
-    let mut names: Vec<Vec<String>> = vec![Vec::new(); everything.len()];
-    for (id, name) in named? {
-        if let Some(at) = positions.get(&id) {
-            names[at].push(name);
-        }
-    }
+    let mut named = named?.into_iter().peekable();
     let mut is_parent = vec![false; everything.len()];
     for at in 0..everything.len() {
         if let Some(parent) = positions.parent_of(at) {
@@ -920,7 +918,12 @@ pub fn list_images_with_broken(
     // What is shown, decided on borrowed images; then the chosen ones are moved out.
     let mut chosen: Vec<(usize, Vec<String>, BTreeMap<String, String>)> = Vec::new();
     for (at, image) in everything.iter().enumerate() {
-        let mut repo_tags = std::mem::take(&mut names[at]);
+        // Both sorted by id: the names of images not listed are passed over.
+        while named.next_if(|(id, _)| *id < image.id).is_some() {}
+        let mut repo_tags = Vec::new();
+        while let Some((_, name)) = named.next_if(|(id, _)| *id == image.id) {
+            repo_tags.push(name);
+        }
         // Shown: named images, and (without `all`) heads that are not a pull's layer entries.
         let shown = !repo_tags.is_empty()
             || all
@@ -946,7 +949,6 @@ pub fn list_images_with_broken(
         if !filters.labels_match(&labels) {
             continue;
         }
-        repo_tags.sort();
         chosen.push((at, repo_tags, labels));
     }
     // Newest first: sorted while the entries are small, before the images move in.
