@@ -1454,13 +1454,23 @@ fn ps(
         "PORTS",
         "NAMES",
     ]);
-    // The image column, once for each (name given, image) pair: most containers share one.
-    let mut image_columns: HashMap<(&str, &str), String> = HashMap::new();
+    // The image column, once for each (name given, image) pair: most containers share one,
+    // most often with the row before, which is looked at first.
+    let mut image_columns: Vec<String> = Vec::new();
+    let mut column_of: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut previous: Option<((&str, &str), usize)> = None;
     let now = chrono::Utc::now();
     for c in &containers {
-        let image = image_columns
-            .entry((c.config.image.as_str(), c.image.as_str()))
-            .or_insert_with(|| image_column(&names, c));
+        let pair = (c.config.image.as_str(), c.image.as_str());
+        let column = match previous {
+            Some((last, column)) if last == pair => column,
+            _ => *column_of.entry(pair).or_insert_with(|| {
+                image_columns.push(image_column(&names, c));
+                image_columns.len() - 1
+            }),
+        };
+        previous = Some((pair, column));
+        let image = &image_columns[column];
         let command = c.command_line();
         let command = if no_trunc {
             command
@@ -1490,7 +1500,7 @@ fn ps(
     print!("{}", table.render());
     // The process ends with this listing: its thousands of allocations go with it, which
     // costs less than freeing them one by one.
-    std::mem::forget(image_columns);
+    std::mem::forget((image_columns, column_of));
     std::mem::forget((containers, names, table));
     Ok(0)
 }
