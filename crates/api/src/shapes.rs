@@ -806,23 +806,14 @@ fn listed_labels(
 /// Every `(image id, repo:tag)` of the tag store, sorted; none (with a warning) when it is
 /// damaged.
 fn named_ids(tags: &TagStore) -> Result<Vec<(String, String)>, ShapeError> {
-    let repositories = match tags.repositories() {
-        Ok(repositories) => repositories,
+    match tags.names_by_id() {
+        Ok(named) => Ok(named),
         Err(err @ tagstore::Error::Damaged { .. }) => {
             tracing::warn!(%err, "listing images without their names");
-            tagstore::Repositories::new()
+            Ok(Vec::new())
         }
-        Err(err) => return Err(err.into()),
-    };
-    let mut named = Vec::new();
-    for (repo, repo_tags) in repositories {
-        for (tag, id) in repo_tags {
-            named.push((id, format!("{repo}:{tag}")));
-        }
+        Err(err) => Err(err.into()),
     }
-    // As the listing is, for a join in one pass.
-    named.sort_unstable();
-    Ok(named)
 }
 
 /// One image of a listing with the names it is shown under.

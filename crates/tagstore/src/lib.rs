@@ -274,13 +274,25 @@ impl TagStore {
     }
 
     fn read(&self) -> Result<Repositories> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Repositories::new()),
-            Err(err) => return Err(io_err(format!("read {}", self.path.display()))(err)),
-        };
+        self.parse(&self.read_bytes()?)
+    }
+
+    /// The file's bytes; none when there is no file.
+    fn read_bytes(&self) -> Result<Vec<u8>> {
+        match fs::read(&self.path) {
+            Ok(bytes) => Ok(bytes),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(err) => Err(io_err(format!("read {}", self.path.display()))(err)),
+        }
+    }
+
+    /// `bytes` of the file as its repositories; empty bytes (no file) are none.
+    fn parse(&self, bytes: &[u8]) -> Result<Repositories> {
+        if bytes.is_empty() {
+            return Ok(Repositories::new());
+        }
         let file: RepositoriesFile =
-            serde_json::from_slice(&bytes).map_err(|source| Error::Damaged {
+            serde_json::from_slice(bytes).map_err(|source| Error::Damaged {
                 path: self.path.clone(),
                 source,
             })?;
@@ -333,6 +345,27 @@ impl TagStore {
     /// Every repository with its tags.
     pub fn repositories(&self) -> Result<Repositories> {
         self.read()
+    }
+
+    /// Every `(image id, "repo:tag")` of the store, sorted: what a listing of 10,000 images
+    /// joins to them. Read straight from the file (as [`in_order::names_by_id`] says) rather
+    /// than through the maps [`TagStore::repositories`] builds and a copy of each name.
+    pub fn names_by_id(&self) -> Result<Vec<(String, String)>> {
+        let bytes = self.read_bytes()?;
+        let mut names = match serde_json::from_slice::<in_order::NamesById>(&bytes) {
+            Ok(in_order::NamesById(names)) => names,
+            // Out of order, or not whole: as the maps read it (or its error).
+            Err(_) => self
+                .parse(&bytes)?
+                .into_iter()
+                .flat_map(|(repo, tags)| {
+                    tags.into_iter()
+                        .map(move |(tag, id)| (id, format!("{repo}:{tag}")))
+                })
+                .collect(),
+        };
+        names.sort_unstable();
+        Ok(names)
     }
 
     /// The image `name` means: `repo[:tag]` (tag `latest` by default) if such a tag exists,
@@ -487,4 +520,138 @@ fn names_of(repositories: &Repositories, id: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The `repositories` file read into `(image id, "repo:tag")` pairs in one pass.
+mod in_order {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::Deserialize;
+
+    /// Every pair of a file whose repositories, and each one's tags, come in strictly
+    /// ascending order, as [`super::TagStore`] writes them (from maps). Then no key comes
+    /// twice, and the pairs are the maps' own. A file out of order (edited by hand, where a
+    /// key may come twice and the last one wins) is refused; the maps read it.
+    pub(super) struct NamesById(pub(super) Vec<(String, String)>);
+
+    impl<'de> Deserialize<'de> for NamesById {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct File;
+            impl<'de> Visitor<'de> for File {
+                type Value = NamesById;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a repositories file")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NamesById, A::Error> {
+                    let mut names = Vec::new();
+                    let mut seen = false;
+                    while let Some(Text(key)) = map.next_key()? {
+                        if key == "Repositories" {
+                            if std::mem::replace(&mut seen, true) {
+                                return Err(de::Error::duplicate_field("Repositories"));
+                            }
+                            map.next_value_seed(Repositories(&mut names))?;
+                        } else {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    Ok(NamesById(names))
+                }
+            }
+            d.deserialize_map(File)
+        }
+    }
+
+    /// `{repo: {tag: id}}`, its pairs pushed.
+    struct Repositories<'a>(&'a mut Vec<(String, String)>);
+
+    impl<'de> de::DeserializeSeed<'de> for Repositories<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Repositories<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("repositories")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut last: Option<Cow<str>> = None;
+            while let Some(Text(repo)) = map.next_key()? {
+                ascending(&mut last, repo.clone())?;
+                map.next_value_seed(Tags {
+                    repo: &repo,
+                    names: self.0,
+                })?;
+            }
+            Ok(())
+        }
+    }
+
+    /// `{tag: id}` of `repo`, its pairs pushed.
+    struct Tags<'r, 'a> {
+        repo: &'r str,
+        names: &'a mut Vec<(String, String)>,
+    }
+
+    impl<'de> de::DeserializeSeed<'de> for Tags<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Tags<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("tags")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut last: Option<Cow<str>> = None;
+            while let Some((Text(tag), id)) = map.next_entry::<Text, String>()? {
+                let name = format!("{}:{tag}", self.repo);
+                ascending(&mut last, tag)?;
+                self.names.push((id, name));
+            }
+            Ok(())
+        }
+    }
+
+    /// Refuses `key` unless it comes after `last`; it is the last one then.
+    fn ascending<'de, E: de::Error>(
+        last: &mut Option<Cow<'de, str>>,
+        key: Cow<'de, str>,
+    ) -> Result<(), E> {
+        if last.as_ref().is_some_and(|last| *last >= key) {
+            return Err(E::custom("keys out of order"));
+        }
+        *last = Some(key);
+        Ok(())
+    }
+
+    /// A string borrowed from the file where it has no escapes.
+    struct Text<'de>(Cow<'de, str>);
+
+    impl<'de> Deserialize<'de> for Text<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Str;
+            impl<'de> Visitor<'de> for Str {
+                type Value = Text<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Text<'de>, E> {
+                    Ok(Text(Cow::Borrowed(text)))
+                }
+                fn visit_str<E: de::Error>(self, text: &str) -> Result<Text<'de>, E> {
+                    Ok(Text(Cow::Owned(text.to_string())))
+                }
+            }
+            d.deserialize_str(Str)
+        }
+    }
 }

@@ -451,3 +451,81 @@ fn twenty_processes_setting_tags_lose_nothing() {
         assert_eq!(repositories["race"][&format!("p{n}")], img.id);
     }
 }
+
+/// The pairs `repositories` gives, each as `(id, "repo:tag")`, sorted.
+fn pairs_of(tags: &TagStore) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = tags
+        .repositories()
+        .unwrap()
+        .into_iter()
+        .flat_map(|(repo, tags)| {
+            tags.into_iter()
+                .map(move |(t, id)| (id, format!("{repo}:{t}")))
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// `names_by_id` reads the file in one pass: the same pairs the maps give, for a file the
+/// store wrote, for one edited by hand (keys out of order, a key twice: the last one wins),
+/// and none, or the same error, without a whole file.
+#[test]
+fn names_by_id_are_the_maps_pairs_sorted() {
+    let s = store();
+    let (a, b) = (image(&s.graph), image(&s.graph));
+    for (repo, tag, id) in [
+        ("web", "v2", &a.id),
+        ("web", "v10", &b.id),
+        ("localhost:5000/team/app", "latest", &a.id),
+        ("base", "latest", &b.id),
+    ] {
+        s.tags.set(&s.graph, repo, tag, id, true).unwrap();
+    }
+    let names = s.tags.names_by_id().unwrap();
+    assert_eq!(names, pairs_of(&s.tags));
+    assert_eq!(names.len(), 4);
+    assert!(names.is_sorted());
+
+    let path = s.dir.path().join("repositories");
+    let by_hand = format!(
+        r#"{{"Repositories": {{"web": {{"v2": "{a}", "v1": "{b}"}}, "base": {{"x": "{a}"}},
+            "web": {{"v3": "{b}", "v3": "{a}"}}, "b\u0061se": {{"y": "{b}"}}}}}}"#,
+        a = a.id,
+        b = b.id
+    );
+    fs::write(&path, by_hand).unwrap();
+    let names = s.tags.names_by_id().unwrap();
+    assert_eq!(names, pairs_of(&s.tags));
+    assert_eq!(
+        names,
+        [
+            (a.id.clone(), "web:v3".to_string()),
+            (b.id.clone(), "base:y".to_string())
+        ]
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+    );
+    // Escaped names in order are read as themselves.
+    fs::write(
+        &path,
+        format!(
+            r#"{{"Repositories": {{"b\u0061se": {{"t\u0031": "{}"}}}}}}"#,
+            a.id
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        s.tags.names_by_id().unwrap(),
+        [(a.id.clone(), "base:t1".to_string())]
+    );
+
+    fs::write(&path, r#"{"Repositories": {"web": {"v1": "#).unwrap();
+    assert!(matches!(s.tags.names_by_id(), Err(Error::Damaged { .. })));
+    fs::write(&path, r#"{"Repositories": {}, "Repositories": {}}"#).unwrap();
+    assert!(matches!(s.tags.names_by_id(), Err(Error::Damaged { .. })));
+    fs::remove_file(&path).unwrap();
+    assert!(s.tags.names_by_id().unwrap().is_empty());
+}
