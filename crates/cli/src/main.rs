@@ -213,12 +213,14 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.debug);
-    die_of_sigpipe_on_closed_stdout();
-    if !matches!(
+    // The daemon and a monitor live on, and their stdout is no listing's.
+    let short_command = !matches!(
         cli.command,
         Command::Daemon { .. } | Command::Monitor { .. }
-    ) {
+    );
+    if short_command {
         alloc::tune_for_short_command();
+        die_of_sigpipe_on_closed_stdout();
     }
     let ctx = Context { root: cli.root };
     let result = match cli.command {
@@ -280,7 +282,7 @@ fn main() -> ExitCode {
                     .downcast_ref::<std::io::Error>()
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             });
-            if broken_pipe && stdout_is_closed() {
+            if short_command && broken_pipe && stdout_is_closed() {
                 die_of_sigpipe();
             }
             eprintln!("Error: {}", error_chain(&err));
@@ -298,11 +300,15 @@ fn main() -> ExitCode {
 fn die_of_sigpipe_on_closed_stdout() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let printing = info
+        // std's words for a print! that met EPIPE (a hung-up terminal's EIO is not this).
+        let epipe = std::io::Error::from_raw_os_error(libc::EPIPE).to_string();
+        let closed_pipe = info
             .payload()
             .downcast_ref::<String>()
-            .is_some_and(|message| message.starts_with("failed printing to stdout"));
-        if printing && stdout_is_closed() {
+            .is_some_and(|message| {
+                message.starts_with("failed printing to stdout") && message.ends_with(&epipe)
+            });
+        if closed_pipe && stdout_is_closed() {
             die_of_sigpipe();
         }
         report(info)
