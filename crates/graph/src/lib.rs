@@ -209,7 +209,10 @@ pub struct Image {
     pub parent: Option<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub comment: String,
-    #[serde(serialize_with = "ser_time", deserialize_with = "rfc3339::deserialize")]
+    #[serde(
+        serialize_with = "ser_time",
+        deserialize_with = "rfc3339::deserialize_strict"
+    )]
     pub created: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
