@@ -274,23 +274,23 @@ impl TagStore {
     }
 
     fn read(&self) -> Result<Repositories> {
-        self.parse(&self.read_bytes()?)
+        self.parse(self.read_bytes()?.as_deref())
     }
 
-    /// The file's bytes; none when there is no file.
-    fn read_bytes(&self) -> Result<Vec<u8>> {
+    /// The file's bytes; None when there is no file (an empty store).
+    fn read_bytes(&self) -> Result<Option<Vec<u8>>> {
         match fs::read(&self.path) {
-            Ok(bytes) => Ok(bytes),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(io_err(format!("read {}", self.path.display()))(err)),
         }
     }
 
-    /// `bytes` of the file as its repositories; empty bytes (no file) are none.
-    fn parse(&self, bytes: &[u8]) -> Result<Repositories> {
-        if bytes.is_empty() {
+    /// The file's `bytes` as its repositories; no file is none.
+    fn parse(&self, bytes: Option<&[u8]>) -> Result<Repositories> {
+        let Some(bytes) = bytes else {
             return Ok(Repositories::new());
-        }
+        };
         let file: RepositoriesFile =
             serde_json::from_slice(bytes).map_err(|source| Error::Damaged {
                 path: self.path.clone(),
@@ -348,15 +348,17 @@ impl TagStore {
     }
 
     /// Every `(image id, "repo:tag")` of the store, sorted: what a listing of 10,000 images
-    /// joins to them. Read straight from the file (as [`in_order::names_by_id`] says) rather
+    /// joins to them. Read straight from the file (as [`in_order::NamesById`] says) rather
     /// than through the maps [`TagStore::repositories`] builds and a copy of each name.
     pub fn names_by_id(&self) -> Result<Vec<(String, String)>> {
-        let bytes = self.read_bytes()?;
+        let Some(bytes) = self.read_bytes()? else {
+            return Ok(Vec::new());
+        };
         let mut names = match serde_json::from_slice::<in_order::NamesById>(&bytes) {
             Ok(in_order::NamesById(names)) => names,
             // Out of order, or not whole: as the maps read it (or its error).
             Err(_) => self
-                .parse(&bytes)?
+                .parse(Some(&bytes))?
                 .into_iter()
                 .flat_map(|(repo, tags)| {
                     tags.into_iter()
@@ -631,6 +633,47 @@ mod in_order {
         }
         *last = Some(key);
         Ok(())
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn a_file_the_store_wrote_is_read_in_one_pass_and_one_out_of_order_refused() {
+        let file = super::RepositoriesFile {
+            repositories: [
+                ("a/b".to_string(), [("v1", "x"), ("v2", "y")]),
+                ("host:5000/c".to_string(), [("latest", "x"), ("z", "x")]),
+            ]
+            .into_iter()
+            .map(|(repo, tags)| {
+                let tags = tags
+                    .into_iter()
+                    .map(|(t, id)| (t.to_string(), id.to_string()));
+                (repo, tags.collect())
+            })
+            .collect(),
+        };
+        let written = serde_json::to_vec(&file).unwrap();
+        let NamesById(names) = serde_json::from_slice(&written).unwrap();
+        let pair = |id: &str, name: &str| (id.to_string(), name.to_string());
+        assert_eq!(
+            names,
+            [
+                pair("x", "a/b:v1"),
+                pair("y", "a/b:v2"),
+                pair("x", "host:5000/c:latest"),
+                pair("x", "host:5000/c:z"),
+            ]
+        );
+        for out_of_order in [
+            r#"{"Repositories": {"b": {}, "a": {}}}"#,
+            r#"{"Repositories": {"a": {"v2": "x", "v1": "y"}}}"#,
+            r#"{"Repositories": {"a": {"v1": "x", "v1": "y"}}}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<NamesById>(out_of_order).is_err(),
+                "{out_of_order}"
+            );
+        }
     }
 
     /// A string borrowed from the file where it has no escapes.

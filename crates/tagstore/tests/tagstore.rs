@@ -526,6 +526,10 @@ fn names_by_id_are_the_maps_pairs_sorted() {
     assert!(matches!(s.tags.names_by_id(), Err(Error::Damaged { .. })));
     fs::write(&path, r#"{"Repositories": {}, "Repositories": {}}"#).unwrap();
     assert!(matches!(s.tags.names_by_id(), Err(Error::Damaged { .. })));
+    // An empty file is damaged, as for every read; no file is an empty store.
+    fs::write(&path, "").unwrap();
+    assert!(matches!(s.tags.names_by_id(), Err(Error::Damaged { .. })));
+    assert!(matches!(s.tags.repositories(), Err(Error::Damaged { .. })));
     fs::remove_file(&path).unwrap();
     assert!(s.tags.names_by_id().unwrap().is_empty());
 }
