@@ -12,9 +12,8 @@ use clap::{ArgAction, Args, Subcommand};
 use runtime::attach::{self, Event, FrameBuffer, Hello, Kind};
 use runtime::{Container, CreateOptions, Runtime};
 
-use crate::format::{human_duration, short_id, Table};
+use crate::format::{human_duration, short_id, Ago, Table};
 use crate::{Context, Failure};
-use runtime::humanize::HumanDuration;
 
 #[derive(Subcommand)]
 // Each subcommand's arguments are built only when it is the one run.
@@ -1480,7 +1479,7 @@ fn ps(
         table.cell(shown_id(&c.id));
         table.cell(image);
         table.cell_fmt(format_args!("{command:?}"));
-        table.cell_fmt(format_args!("{} ago", HumanDuration(now - c.created)));
+        table.cell_fmt(format_args!("{}", Ago { now, t: c.created }));
         table.cell(&c.status_at(now, human_duration));
         table.cell(&c.network_settings.ports_summary());
         table.cell(&c.name);

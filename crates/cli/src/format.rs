@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 pub use runtime::humanize::human_duration;
+use runtime::humanize::HumanDuration;
 
 /// "3 weeks ago" for a point in the past.
 pub fn ago(t: DateTime<Utc>) -> String {
@@ -11,9 +12,19 @@ pub fn ago(t: DateTime<Utc>) -> String {
 
 /// [`ago`] as seen at `now`: a listing reads the clock once for all its rows.
 pub fn ago_from(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
-    let mut text = human_duration(now - t);
-    text.push_str(" ago");
-    text
+    Ago { now, t }.to_string()
+}
+
+/// "3 weeks ago" written where it is displayed ([`Table::cell_fmt`]).
+pub struct Ago {
+    pub now: DateTime<Utc>,
+    pub t: DateTime<Utc>,
+}
+
+impl std::fmt::Display for Ago {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ago", HumanDuration(self.now - self.t))
+    }
 }
 
 /// The 12-character form Docker shows.
@@ -113,8 +124,10 @@ impl Table {
             .iter()
             .map(|width| (width + 3).max(self.min_width))
             .collect();
-        let line = columns.iter().sum::<usize>() + 1;
-        let mut out = String::with_capacity(self.row_ends.len() * line);
+        // Each line: its cells padded to their columns but the last, which is as long as
+        // it is (all of them together no longer than the text), and a newline.
+        let padded: usize = columns.iter().rev().skip(1).sum();
+        let mut out = String::with_capacity(self.text.len() + self.row_ends.len() * (padded + 1));
         for row in self.rows() {
             let line_start = out.len();
             let mut row = row.zip(&columns).peekable();

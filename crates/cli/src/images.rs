@@ -432,11 +432,16 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
             table.cell(&digest(item, repo));
         }
         match args.no_trunc {
-            true => table.cell_fmt(format_args!("sha256:{}", item.image.id)),
+            true => table.cell(&id(&item.image.id)),
             false => table.cell(short_id(&item.image.id)),
         }
-        let age = runtime::humanize::HumanDuration(now - item.image.created);
-        table.cell_fmt(format_args!("{age} ago"));
+        table.cell_fmt(format_args!(
+            "{}",
+            crate::format::Ago {
+                now,
+                t: item.image.created
+            }
+        ));
         table.cell(&crate::shapes::human_size(item.size));
         table.end_row();
     }
