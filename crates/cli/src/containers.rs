@@ -1479,7 +1479,7 @@ fn ps(
         table.cell(shown_id(&c.id));
         table.cell(image);
         table.cell_fmt(format_args!("{command:?}"));
-        table.cell_fmt(format_args!("{}", Ago { now, t: c.created }));
+        table.cell_fmt(Ago { now, t: c.created });
         table.cell(&c.status_at(now, human_duration));
         table.cell(&c.network_settings.ports_summary());
         table.cell(&c.name);

@@ -80,12 +80,12 @@ impl Table {
         self.end_cell(start);
     }
 
-    /// Adds a cell written in place (no string of its own).
-    pub fn cell_fmt(&mut self, args: std::fmt::Arguments) {
+    /// Adds a cell displayed in place (no string of its own): an [`Ago`], `format_args!`.
+    pub fn cell_fmt(&mut self, value: impl std::fmt::Display) {
         use std::fmt::Write;
         let start = self.text.len();
         // Writing to a String cannot fail.
-        let _ = self.text.write_fmt(args);
+        let _ = write!(self.text, "{value}");
         self.end_cell(start);
     }
 

@@ -435,13 +435,10 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
             true => table.cell(&id(&item.image.id)),
             false => table.cell(short_id(&item.image.id)),
         }
-        table.cell_fmt(format_args!(
-            "{}",
-            crate::format::Ago {
-                now,
-                t: item.image.created
-            }
-        ));
+        table.cell_fmt(crate::format::Ago {
+            now,
+            t: item.image.created,
+        });
         table.cell(&crate::shapes::human_size(item.size));
         table.end_row();
     }
