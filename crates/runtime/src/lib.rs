@@ -333,8 +333,9 @@ impl Starter {
 impl Drop for Starter {
     fn drop(&mut self) {
         if self.client.take().is_some() {
-            // Before its hello a monitor has done nothing but wait for it: killed, not waited
-            // for through its whole start (the connection closing would end it too).
+            // Before its hello a monitor has done nothing but wait for it (and make a network
+            // namespace, its own, which goes with it): killed, not waited for through its whole
+            // start (the connection closing would end it too).
             // SAFETY: a signal to our own child, not reaped yet, so its pid is still its own.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
             // Reaped here, so that a failed `run` leaves no process behind, not even a zombie.
@@ -457,16 +458,21 @@ impl Runtime {
     /// ever sees half a container), for [`delete_removed`] to delete.
     pub fn take_out(&self, id: &str) -> Result<PathBuf> {
         let dir = self.paths(id).dir;
-        let removed = self.containers.join(format!("{REMOVED_PREFIX}{id}"));
+        let removed = self.removed_dir(id);
         fs::rename(&dir, &removed).map_err(|e| Error::io(&dir, e))?;
         Ok(removed)
+    }
+
+    /// Where [`Runtime::take_out`] puts container `id`'s directory.
+    fn removed_dir(&self, id: &str) -> PathBuf {
+        self.containers.join(format!("{REMOVED_PREFIX}{id}"))
     }
 
     /// Deletes what is left of container `id` after [`Runtime::take_out`], as the client
     /// of a `--rm` run does (see [`attach::Hello::deletes_removed`]). Whatever another
     /// process deletes meanwhile counts as deleted.
     pub fn delete_taken_out(&self, id: &str) {
-        delete_removed(&self.containers.join(format!("{REMOVED_PREFIX}{id}")));
+        delete_removed(&self.removed_dir(id));
     }
 
     /// Reads a container by full id, noticing a vanished monitor.

@@ -486,7 +486,7 @@ fn start_run(
                 run: sysinit::RunFlags {
                     init: c.host_config.init.unwrap_or(false),
                     readonly_rootfs: c.host_config.readonly_rootfs,
-                    host_network: c.host_config.network_mode == "host",
+                    host_network,
                 },
             };
             let port_specs =
