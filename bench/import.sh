@@ -11,6 +11,7 @@ FILES=${FILES:-50000}
 ROUNDS=${ROUNDS:-3}
 IMAGE_SIZE=${IMAGE_SIZE:-4G}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+source bench/lib.sh
 
 work=$(mktemp -d /var/tmp/dock-bench-import.XXXXXX)
 mnt="$work/mnt"
@@ -25,10 +26,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "building dock and the extract example (release)" >&2
-cargo build --quiet --release -p cli
+build_dock
 cargo build --quiet --release -p archive --example extract
 extract_bin="$CARGO_TARGET_DIR/release/examples/extract"
-dock="$CARGO_TARGET_DIR/release/dock"
 
 echo "generating $FILES files into a tar" >&2
 python3 - "$work/tree.tar" "$FILES" <<'PY'
@@ -101,7 +101,9 @@ mkdir -p "$mnt/ref"
 tar -C "$mnt/ref" -xf "$work/tree.tar"
 diff -r "$mnt/ref" "$mnt/out" >/dev/null || { echo "extracted trees differ" >&2; exit 1; }
 
+# `images -q --no-trunc` prints `sha256:<id>`, as Docker does; the graph's directory is the id.
 image=$("$dock" --root "$mnt/root" images -q --no-trunc bench)
+image=${image#sha256:}
 diff -r "$mnt/ref" "$mnt/root/graph/$image/layer" >/dev/null || { echo "imported layer differs" >&2; exit 1; }
 
 printf 'files:                %s\n' "$FILES"
