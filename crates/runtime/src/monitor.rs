@@ -990,7 +990,8 @@ impl Session {
     /// few milliseconds more, the veth pair the kernel is deleting with its namespace). A
     /// `--rm` container's directory is out of the store by then, and deleted right after: by
     /// the client that said it would (`Hello::deletes_removed`) and got the exit frame, else
-    /// by us.
+    /// by us. Its cgroup may still be going when the frame comes, but is gone before the
+    /// connection closes, which is when this process exits.
     fn finish(mut self) {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
         let manually_stopped = self.exit_on_next;
@@ -1055,15 +1056,18 @@ impl Session {
         // (no start can come back to it).
         if self.auto_remove {
             let removed = record_exit(&self.rt, &self.id, code, oom, &problems, manually_stopped);
-            wait_for_cgroup(cgroup_removal);
             if let Some(dir) = removed {
-                // A client that deletes it does so while this process exits; one that did
-                // not get the exit frame leaves it to us.
-                if !self.announce_exit(code) {
+                // Told before the cgroup is waited for: a client deletes the directory while
+                // the cgroup goes, and reads on until this process is gone, which is after.
+                // One that did not get the exit frame leaves the directory to us.
+                let deleter_told = self.announce_exit(code);
+                wait_for_cgroup(cgroup_removal);
+                if !deleter_told {
                     crate::delete_removed(&dir);
                 }
                 return;
             }
+            wait_for_cgroup(cgroup_removal);
         } else {
             if let Some(problem) = wait_for_cgroup(cgroup_removal).or(cgroup_problem.take()) {
                 problems.push(problem);
