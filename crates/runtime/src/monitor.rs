@@ -177,6 +177,8 @@ struct Conn {
     sends_stdin: bool,
     /// Failed or closed; removed after the current poll round, so indices stay valid.
     dead: bool,
+    /// Has been sent the exit frame.
+    exit_sent: bool,
 }
 
 impl Conn {
@@ -189,6 +191,7 @@ impl Conn {
             parked: false,
             sends_stdin: false,
             dead: false,
+            exit_sent: false,
         }
     }
 
@@ -990,8 +993,8 @@ impl Session {
     /// few milliseconds more, the veth pair the kernel is deleting with its namespace). A
     /// `--rm` container's directory is out of the store by then, and deleted right after: by
     /// the client that said it would (`Hello::deletes_removed`) and got the exit frame, else
-    /// by us. Its cgroup may still be going when the frame comes, but is gone before the
-    /// connection closes, which is when this process exits.
+    /// by us. That client alone is told before the cgroup is gone, so that it deletes while
+    /// the cgroup goes: it reads until the connection closes, when this process exits.
     fn finish(mut self) {
         let code = self.exit.unwrap_or(GONE_EXIT_CODE);
         let manually_stopped = self.exit_on_next;
@@ -1057,12 +1060,13 @@ impl Session {
         if self.auto_remove {
             let removed = record_exit(&self.rt, &self.id, code, oom, &problems, manually_stopped);
             if let Some(dir) = removed {
-                // Told before the cgroup is waited for: a client deletes the directory while
-                // the cgroup goes, and reads on until this process is gone, which is after.
-                // One that did not get the exit frame leaves the directory to us.
-                let deleter_told = self.announce_exit(code);
+                // A client that deletes the directory is told before the cgroup is waited
+                // for, and deletes it while the cgroup goes; it reads on until this process
+                // is gone, which is after. The others are told once the cgroup is gone.
+                self.send_exit(code, |conn| conn.hello.is_some_and(|h| h.deletes_removed));
                 wait_for_cgroup(cgroup_removal);
-                if !deleter_told {
+                // None of them got the exit frame: the directory is ours to delete.
+                if !self.announce_exit(code) {
                     crate::delete_removed(&dir);
                 }
                 return;
@@ -1082,18 +1086,31 @@ impl Session {
     fn announce_exit(&mut self, code: i32) -> bool {
         let paths = self.rt.paths(&self.id);
         let _ = fs::remove_file(paths.socket());
-        let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
-        for conn in self.clients.iter_mut().filter(|conn| !conn.dead) {
-            conn.send_control(&frame);
-        }
-        flush_before_exit(&mut self.clients);
-        let deleter_told = self.clients.iter().any(|conn| {
-            !conn.dead && conn.output.is_empty() && conn.hello.is_some_and(|h| h.deletes_removed)
-        });
+        let deleter_told = self.send_exit(code, |_| true);
         // The connections close when this process is gone, not before: a client that sees
         // the end of its connection knows the monitor no longer exists.
         std::mem::forget(std::mem::take(&mut self.clients));
         deleter_told
+    }
+
+    /// Sends the exit frame to the live clients `wanted` picks that do not have it yet, and
+    /// gives every client a moment to take its output. Whether a client that deletes a
+    /// removed container's directory (`Hello::deletes_removed`) has taken the frame.
+    fn send_exit(&mut self, code: i32, wanted: impl Fn(&Conn) -> bool) -> bool {
+        let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
+        for conn in self.clients.iter_mut() {
+            if !conn.dead && !conn.exit_sent && wanted(conn) {
+                conn.exit_sent = true;
+                conn.send_control(&frame);
+            }
+        }
+        flush_before_exit(&mut self.clients);
+        self.clients.iter().any(|conn| {
+            conn.exit_sent
+                && !conn.dead
+                && conn.output.is_empty()
+                && conn.hello.is_some_and(|h| h.deletes_removed)
+        })
     }
 }
 
