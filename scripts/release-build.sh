@@ -17,19 +17,4 @@ LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$(dirname "$seccomp") \
     cargo build --release -p cli --target "$target" "$@" >&2
 dir=${CARGO_TARGET_DIR:-target}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-built=$dir/$target/release/dock
-# The path printed is a copy, as installing dock would make one. The linker writes its output
-# through a shared mapping; on ext4 under Linux 6.18 (this machine) that leaves the file's page
-# cache in 4 KiB folios, where a file written with write() (cp, install, a package manager) is
-# cached in large ones, which an exec maps and unmaps in batches. Measured interleaved on the
-# same bytes: `dock --version` 1.27 against 1.08 ms, `run --rm IMG true` (two execs) 8.23
-# against 7.56 ms. Compared by content (cargo may link an older build back in place), written
-# under a name of this process's own and renamed over the copy, so a concurrent build or a
-# running monitor never sees a half-written file.
-installed=$dir/$target/installed/dock
-if ! cmp -s "$built" "$installed"; then
-    mkdir -p "$(dirname "$installed")"
-    cp "$built" "$installed.tmp.$$"
-    mv -f "$installed.tmp.$$" "$installed"
-fi
-echo "$installed"
+echo "$dir/$target/release/dock"
