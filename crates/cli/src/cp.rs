@@ -258,23 +258,10 @@ fn pick<T>(
     extracted: anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     match (archived, extracted) {
-        (Err(a), Err(x)) if broken_pipe(&a) => Err(x),
+        (Err(a), Err(x)) if crate::broken_pipe(&a) => Err(x),
         (Err(a), _) => Err(a.into()),
         (Ok(_), x) => x,
     }
-}
-
-fn broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if e.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
 }
 
 fn from_container(

@@ -277,12 +277,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            let broken_pipe = err.chain().any(|cause| {
-                cause
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            });
-            if short_command && broken_pipe && stdout_is_closed() {
+            if short_command && broken_pipe(err.as_ref()) && stdout_is_closed() {
                 die_of_sigpipe();
             }
             eprintln!("Error: {}", error_chain(&err));
@@ -313,6 +308,20 @@ fn die_of_sigpipe_on_closed_stdout() {
         }
         report(info)
     }));
+}
+
+/// Whether `err` or one of its sources is a broken pipe.
+pub(crate) fn broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Whether stdout is a pipe or socket that no one reads any more.

@@ -1063,7 +1063,7 @@ impl Session {
                 // A client that deletes the directory is told before the cgroup is waited
                 // for, and deletes it while the cgroup goes; it reads on until this process
                 // is gone, which is after. The others are told once the cgroup is gone.
-                self.send_exit(code, |conn| conn.hello.is_some_and(|h| h.deletes_removed));
+                self.queue_exit(code, |conn| conn.hello.is_some_and(|h| h.deletes_removed));
                 wait_for_cgroup(cgroup_removal);
                 // None of them got the exit frame: the directory is ours to delete.
                 if !self.announce_exit(code) {
@@ -1086,17 +1086,20 @@ impl Session {
     fn announce_exit(&mut self, code: i32) -> bool {
         let paths = self.rt.paths(&self.id);
         let _ = fs::remove_file(paths.socket());
-        let deleter_told = self.send_exit(code, |_| true);
+        self.queue_exit(code, |_| true);
+        flush_before_exit(&mut self.clients);
+        let deleter_told = self.clients.iter().any(|conn| {
+            !conn.dead && conn.output.is_empty() && conn.hello.is_some_and(|h| h.deletes_removed)
+        });
         // The connections close when this process is gone, not before: a client that sees
         // the end of its connection knows the monitor no longer exists.
         std::mem::forget(std::mem::take(&mut self.clients));
         deleter_told
     }
 
-    /// Sends the exit frame to the live clients `wanted` picks that do not have it yet, and
-    /// gives every client a moment to take its output. Whether a client that deletes a
-    /// removed container's directory (`Hello::deletes_removed`) has taken the frame.
-    fn send_exit(&mut self, code: i32, wanted: impl Fn(&Conn) -> bool) -> bool {
+    /// Queues the exit frame for the live clients `wanted` picks that do not have it yet, and
+    /// writes what each takes now; [`flush_before_exit`] waits for the rest.
+    fn queue_exit(&mut self, code: i32, wanted: impl Fn(&Conn) -> bool) {
         let frame = attach::encode(Kind::Exit, &code.to_be_bytes());
         for conn in self.clients.iter_mut() {
             if !conn.dead && !conn.exit_sent && wanted(conn) {
@@ -1104,13 +1107,6 @@ impl Session {
                 conn.send_control(&frame);
             }
         }
-        flush_before_exit(&mut self.clients);
-        self.clients.iter().any(|conn| {
-            conn.exit_sent
-                && !conn.dead
-                && conn.output.is_empty()
-                && conn.hello.is_some_and(|h| h.deletes_removed)
-        })
     }
 }
 

@@ -274,7 +274,10 @@ impl TagStore {
     }
 
     fn read(&self) -> Result<Repositories> {
-        self.parse(self.read_bytes()?.as_deref())
+        match self.read_bytes()? {
+            Some(bytes) => self.parse(&bytes),
+            None => Ok(Repositories::new()),
+        }
     }
 
     /// The file's bytes; None when there is no file (an empty store).
@@ -286,11 +289,8 @@ impl TagStore {
         }
     }
 
-    /// The file's `bytes` as its repositories; no file is none.
-    fn parse(&self, bytes: Option<&[u8]>) -> Result<Repositories> {
-        let Some(bytes) = bytes else {
-            return Ok(Repositories::new());
-        };
+    /// The file's `bytes` as its repositories.
+    fn parse(&self, bytes: &[u8]) -> Result<Repositories> {
         let file: RepositoriesFile =
             serde_json::from_slice(bytes).map_err(|source| Error::Damaged {
                 path: self.path.clone(),
@@ -358,7 +358,7 @@ impl TagStore {
             Ok(in_order::NamesById(names)) => names,
             // Out of order, or not whole: as the maps read it (or its error).
             Err(_) => self
-                .parse(Some(&bytes))?
+                .parse(&bytes)?
                 .into_iter()
                 .flat_map(|(repo, tags)| {
                     tags.into_iter()
