@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use graph::{Graph, Image};
 use runtime::humanize::human_duration;
-use runtime::{Container, Runtime};
+use runtime::{Container, Listed, Runtime};
 use serde_json::{json, Map, Value};
 use tagstore::TagStore;
 
@@ -36,14 +36,14 @@ pub enum ShapeError {
 
 /// `created`, `running`, `paused`, `restarting` or `exited` (`State.Status`, the `status`
 /// filter).
-pub fn status_word(c: &Container) -> &'static str {
-    if c.state.restarting {
+pub fn status_word(state: &runtime::State) -> &'static str {
+    if state.restarting {
         "restarting"
-    } else if c.state.running && c.state.paused {
+    } else if state.running && state.paused {
         "paused"
-    } else if c.state.running {
+    } else if state.running {
         "running"
-    } else if c.state.never_started() {
+    } else if state.never_started() {
         "created"
     } else {
         "exited"
@@ -318,7 +318,7 @@ pub fn container_inspect(rt: &Runtime, c: &Container) -> Value {
         "Path": c.path,
         "Args": c.args,
         "State": {
-            "Status": status_word(c),
+            "Status": status_word(&c.state),
             "Running": c.state.running,
             "Paused": c.state.paused,
             "Restarting": c.state.restarting,
@@ -407,7 +407,7 @@ pub fn container_summary(c: &Container, image: &str) -> Value {
         "Created": c.created.timestamp(),
         "Ports": ports,
         "Labels": c.config.labels,
-        "State": status_word(c),
+        "State": status_word(&c.state),
         "Status": c.status(human_duration),
         "HostConfig": { "NetworkMode": network_mode(c) },
         "NetworkSettings": { "Networks": networks },
@@ -432,19 +432,19 @@ pub fn list_containers(
     listing: ContainerListing,
     filters: &Filters,
 ) -> Result<Vec<Box<Container>>, ShapeError> {
-    Ok(list_containers_with_broken(rt, graph, tags, listing, filters)?.0)
+    Ok(list_containers_with_broken::<Container>(rt, graph, tags, listing, filters)?.0)
 }
 
-/// [`list_containers`], and the broken containers (config.json unreadable) a listing shows:
-/// with `all` or while their monitor runs, with no filter but `status=dead` and no limit.
-/// Each is logged.
-pub fn list_containers_with_broken(
+/// [`list_containers`], each a [`Container`] or only its [`runtime::Row`], and the broken
+/// containers (config.json unreadable) a listing shows: with `all` or while their monitor
+/// runs, with no filter but `status=dead` and no limit. Each is logged.
+pub fn list_containers_with_broken<T: Listed>(
     rt: &Runtime,
     graph: &Graph,
     tags: &TagStore,
     listing: ContainerListing,
     filters: &Filters,
-) -> Result<(Vec<Box<Container>>, Vec<runtime::BrokenContainer>), ShapeError> {
+) -> Result<(Vec<Box<T>>, Vec<runtime::BrokenContainer>), ShapeError> {
     filters.check_keys(CONTAINER_KEYS)?;
     for status in filters.get("status") {
         if !STATUSES.contains(&status.as_str()) {
@@ -496,7 +496,7 @@ pub fn list_containers_with_broken(
         found
     };
     let all = listing.all || listing.limit.is_some() || filters.contains("status");
-    let (mut containers, broken) = rt.list_with_broken()?;
+    let (mut containers, broken) = rt.list_with_broken::<T>()?;
     for b in &broken {
         tracing::warn!(id = %b.id, error = %b.error, "listing a broken container");
     }
@@ -513,20 +513,21 @@ pub fn list_containers_with_broken(
         let names = filters.get("name");
         let ids = filters.get("id");
         let statuses = filters.get("status");
-        (all || c.state.running)
+        let (state, created) = (c.state(), c.created());
+        (all || state.running)
             && (names.is_empty()
                 || names
                     .iter()
-                    .any(|n| c.name.contains(n.trim_start_matches('/'))))
-            && (ids.is_empty() || ids.iter().any(|i| c.id.starts_with(i.as_str())))
-            && (statuses.is_empty() || statuses.iter().any(|s| s == status_word(c)))
+                    .any(|n| c.name().contains(n.trim_start_matches('/'))))
+            && (ids.is_empty() || ids.iter().any(|i| c.id().starts_with(i.as_str())))
+            && (statuses.is_empty() || statuses.iter().any(|s| s == status_word(state)))
             && (exit_codes.is_empty()
-                || (status_word(c) == "exited"
-                    && exit_codes.contains(&i64::from(c.state.exit_code))))
-            && filters.labels_match(&c.config.labels)
-            && !before.iter().any(|t| c.created >= *t)
-            && !since.iter().any(|t| c.created <= *t)
-            && (!filters.contains("ancestor") || descends(&c.image))
+                || (status_word(state) == "exited"
+                    && exit_codes.contains(&i64::from(state.exit_code))))
+            && filters.labels_match(c.labels())
+            && !before.iter().any(|t| created >= *t)
+            && !since.iter().any(|t| created <= *t)
+            && (!filters.contains("ancestor") || descends(c.image()))
     });
     containers.truncate(listing.limit.unwrap_or(usize::MAX));
     Ok((containers, broken))
@@ -573,7 +574,8 @@ pub fn container_summaries(
     listing: ContainerListing,
     filters: &Filters,
 ) -> Result<Vec<Value>, ShapeError> {
-    let (containers, broken) = list_containers_with_broken(rt, graph, tags, listing, filters)?;
+    let (containers, broken) =
+        list_containers_with_broken::<Container>(rt, graph, tags, listing, filters)?;
     Ok(containers
         .iter()
         .map(|c| container_summary(c, &shown_image(graph, tags, c)))

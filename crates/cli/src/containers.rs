@@ -1413,25 +1413,13 @@ fn ps(
     let graph = ctx.graph()?;
     let tags = ctx.tags()?;
     let listing = api::shapes::ContainerListing { all, limit: None };
-    let list = || api::shapes::list_containers_with_broken(rt, &graph, &tags, listing, &filters);
-    // The table's image names are read while the containers are listed.
-    let (names, listed) = match quiet || format.is_some() {
-        true => (None, list()),
-        false => graph::stamped::side_by_side(|| Some(ImageNames::new(ctx)), list),
-    };
-    let (containers, broken) = listed.map_err(crate::shapes::filter_failure)?;
     let shown_id = |id| if no_trunc { id } else { short_id(id) };
-    if quiet {
-        let mut out = io::stdout().lock();
-        for c in &containers {
-            writeln!(out, "{}", shown_id(&c.id))?;
-        }
-        for b in &broken {
-            writeln!(out, "{}", shown_id(&b.id))?;
-        }
-        return Ok(0);
-    }
     if let Some(format) = format {
+        // A template may name any field: whole containers.
+        let (containers, _) = api::shapes::list_containers_with_broken::<Container>(
+            rt, &graph, &tags, listing, &filters,
+        )
+        .map_err(crate::shapes::filter_failure)?;
         let rows: Vec<serde_json::Value> = containers
             .iter()
             .map(|c| {
@@ -1442,6 +1430,28 @@ fn ps(
             .collect();
         let headers = crate::shapes::ps_headers();
         return crate::shapes::print_rows(format, crate::shapes::PS_TABLE, &rows, &headers);
+    }
+    // The table and the filters need only rows ([`runtime::Row`]).
+    let list = || {
+        api::shapes::list_containers_with_broken::<runtime::Row>(
+            rt, &graph, &tags, listing, &filters,
+        )
+    };
+    // The table's image names are read while the containers are listed.
+    let (names, listed) = match quiet {
+        true => (None, list()),
+        false => graph::stamped::side_by_side(|| Some(ImageNames::new(ctx)), list),
+    };
+    let (containers, broken) = listed.map_err(crate::shapes::filter_failure)?;
+    if quiet {
+        let mut out = io::stdout().lock();
+        for c in &containers {
+            writeln!(out, "{}", shown_id(&c.id))?;
+        }
+        for b in &broken {
+            writeln!(out, "{}", shown_id(&b.id))?;
+        }
+        return Ok(0);
     }
     let names = names.unwrap_or_else(|| ImageNames::new(ctx));
     let mut table = Table::new(&[
@@ -1480,7 +1490,7 @@ fn ps(
         table.cell(image);
         table.cell_fmt(format_args!("{command:?}"));
         table.cell_fmt(Ago { now, t: c.created });
-        table.cell(&c.status_at(now, human_duration));
+        table.cell(&c.state.status_at(now, human_duration));
         table.cell(&c.network_settings.ports_summary());
         table.cell(&c.name);
         table.end_row();
@@ -1506,7 +1516,7 @@ fn ps(
 
 /// The image a `ps` row shows: the name the user gave while it still names the container's
 /// image (Docker's choice), otherwise another of the image's names, otherwise its short id.
-fn image_column(names: &ImageNames, c: &Container) -> String {
+fn image_column(names: &ImageNames, c: &runtime::Row) -> String {
     let given_still_names_it = names.resolve(&c.config.image).as_deref() == Some(&c.image);
     if given_still_names_it && !graph::is_full_id(&c.config.image) {
         c.config.image.clone()

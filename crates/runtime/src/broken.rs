@@ -14,17 +14,17 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
-use crate::container::{self, Container, ProcessRef};
+use crate::container::{self, Listed, ProcessRef};
 use crate::{cgroup, exitrec, listindex, overlay, procs, Client, Error, Hello, Result, Runtime};
 
-/// What a listing found in one container directory: the container and, when it is to be
-/// indexed, its config's stamp and text; or a broken container. The container is boxed: it
-/// is a kilobyte, and thousands of them would otherwise be copied from vector to vector on
-/// their way to the caller, each copy into fresh pages.
-enum Found<'a> {
+/// What a listing found in one container directory: the container (a `T`, see [`Listed`])
+/// and, when it is to be indexed, its config's stamp and text; or a broken container. The
+/// container is boxed: it is a kilobyte, and thousands of them would otherwise be copied from
+/// vector to vector on their way to the caller, each copy into fresh pages.
+enum Found<'a, T> {
     Listed(
         &'a String,
-        Box<Container>,
+        Box<T>,
         Option<(listindex::FileStamp, Cow<'a, str>)>,
     ),
     Broken(BrokenContainer),
@@ -123,16 +123,19 @@ pub(crate) fn is_broken(err: &Error) -> bool {
 }
 
 impl Runtime {
-    /// Every container (newest first) and every broken one (by id). Each config is stated
-    /// and, when it is the file the listing index holds ([`listindex`]), parsed from there;
-    /// others are read. Both on as many threads as there are CPUs (up to 8) when there are
-    /// many. The index is written again when a config was read that it did not hold.
-    pub fn list_with_broken(&self) -> Result<(Vec<Box<Container>>, Vec<BrokenContainer>)> {
+    /// Every container (newest first), each a [`Container`] or only its [`container::Row`],
+    /// and every broken one (by id). Each config is stated and, when it is the file the
+    /// listing index holds ([`listindex`]), parsed from there; others are read. Both on as
+    /// many threads as there are CPUs (up to 8) when there are many. The index is written
+    /// again when a config was read that it did not hold.
+    pub fn list_with_broken<T: Listed>(&self) -> Result<(Vec<Box<T>>, Vec<BrokenContainer>)> {
         let (ids, index) = self.ids_and_index()?;
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
         let now = SystemTime::now();
-        let found = in_parallel(&ids, |ids| self.load_listed(&containers, &index, now, ids));
+        let found = in_parallel(&ids, |ids| {
+            self.load_listed::<T>(&containers, &index, now, ids)
+        });
         let (mut listed, mut broken, mut lines) = (Vec::with_capacity(ids.len()), vec![], vec![]);
         for f in found {
             match f {
@@ -156,7 +159,7 @@ impl Runtime {
         }
         // Newest first. Boxed, a container (a kilobyte) is not copied again on its way to the
         // caller, nor when sorted or filtered.
-        listed.sort_by_key(|c| std::cmp::Reverse(c.created));
+        listed.sort_by_key(|c| std::cmp::Reverse(c.created()));
         broken.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((listed, broken))
     }
@@ -230,13 +233,13 @@ impl Runtime {
     }
 
     /// [`Runtime::list_with_broken`]'s work for the containers `ids`.
-    fn load_listed<'a>(
+    fn load_listed<'a, T: Listed>(
         &self,
         containers: &fs::File,
         index: &'a listindex::Index,
         now: SystemTime,
         ids: &'a [String],
-    ) -> Vec<Found<'a>> {
+    ) -> Vec<Found<'a, T>> {
         let mut found = Vec::with_capacity(ids.len());
         let mut buf = Vec::with_capacity(8192);
         for id in ids {
@@ -244,7 +247,7 @@ impl Runtime {
                 stamp,
                 parsed,
                 indexed,
-            } = self.parse_config::<Box<Container>>(containers, index, id, &mut buf);
+            } = self.parse_config::<Box<T>>(containers, index, id, &mut buf);
             let indexed = indexed.map(Cow::Borrowed);
             // Indexed next time: what parsed, from a file whose time cannot be given again.
             let line = match (&parsed, stamp) {
@@ -256,8 +259,8 @@ impl Runtime {
                     .map(|text| (stamp, text)),
                 _ => None,
             };
-            let checked = parsed.and_then(|c| match crate::is_ghost(&c) {
-                true => self.reap_ghost(&c.id).map(Box::new),
+            let checked = parsed.and_then(|c| match crate::is_ghost(&*c) {
+                true => self.reap_ghost(c.id()).map(|c| Box::new(T::from(c))),
                 false => Ok(c),
             });
             match checked {
@@ -386,6 +389,7 @@ fn peer_pid(stream: &UnixStream) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::{Container, Row};
 
     fn runtime() -> (tempfile::TempDir, Runtime) {
         let dir = tempfile::tempdir().unwrap();
@@ -417,9 +421,17 @@ mod tests {
             .unwrap();
     }
 
-    /// Names of the listed containers, sorted, and how many configs the index holds.
+    /// Names of the listed containers, sorted, and how many configs the index holds. Rows
+    /// are listed too: the same containers.
     fn listed(rt: &Runtime) -> (Vec<String>, Vec<String>, usize) {
-        let (good, broken) = rt.list_with_broken().unwrap();
+        let (rows, _) = rt.list_with_broken::<Row>().unwrap();
+        let (good, broken) = rt.list_with_broken::<Container>().unwrap();
+        let rows: Vec<Row> = rows.into_iter().map(|r| *r).collect();
+        let as_rows: Vec<Row> = good
+            .iter()
+            .map(|c| Row::from(Container::clone(c)))
+            .collect();
+        assert_eq!(rows, as_rows);
         let mut names: Vec<String> = good.into_iter().map(|c| c.name).collect();
         names.sort();
         let broken = broken.into_iter().map(|b| b.id).collect();
@@ -496,7 +508,7 @@ mod tests {
         let paths = rt.paths(&id);
         fs::create_dir_all(&paths.dir).unwrap();
         fs::write(paths.config(), b"{\"Id\": \"trunc").unwrap();
-        let (good, broken) = rt.list_with_broken().unwrap();
+        let (good, broken) = rt.list_with_broken::<Container>().unwrap();
         assert!(good.is_empty());
         assert_eq!(broken.len(), 1);
         assert_eq!(broken[0].id, id);

@@ -49,7 +49,7 @@ use tagstore::TagStore;
 pub use attach::{Client, Event, Hello};
 pub use broken::BrokenContainer;
 pub use container::{
-    Config, Container, HostConfig, NetworkSettings, PortBinding, RestartPolicy, State,
+    Config, Container, HostConfig, Listed, NetworkSettings, PortBinding, RestartPolicy, Row, State,
 };
 
 /// The hidden subcommand that runs a monitor: `dock --root ROOT __monitor ID`, with the
@@ -548,7 +548,7 @@ impl Runtime {
                 e => e,
             });
         }
-        let (all, mut unreadable) = self.list_with_broken()?;
+        let (all, mut unreadable) = self.list_with_broken::<Container>()?;
         if let Some(c) = all.iter().find(|c| c.name == name) {
             return Ok(Container::clone(c));
         }
@@ -1601,12 +1601,12 @@ impl Drop for DrainOnDrop {
 }
 
 /// Says it runs, but its monitor is gone: what [`Runtime::reap_ghost`] settles.
-pub(crate) fn is_ghost(c: &Container) -> bool {
-    c.state.running && !monitor_alive(c)
+pub(crate) fn is_ghost(c: &impl Listed) -> bool {
+    c.state().running && !monitor_alive(c)
 }
 
-fn monitor_alive(c: &Container) -> bool {
-    c.monitor
+fn monitor_alive(c: &impl Listed) -> bool {
+    c.monitor()
         .is_some_and(|m| procs::is_same(m.pid, m.start_time))
 }
 
