@@ -471,6 +471,21 @@ fn formats_and_filters_read_the_same_through_docker_and_dock() {
     assert!(table.starts_with("NAMES "), "{table}");
     let args = ["ps", "-a", "--filter", "since=down", "-q"];
     assert_eq!(daemon.dock_ok(&args), daemon.docker_ok(&args));
+    // -q wins over --format, with a warning.
+    let args = ["ps", "-aq", "--format", "{{.Names}}"];
+    let (dock, docker) = (daemon.dock(&args), daemon.docker(&args));
+    assert!(dock.status.success() && docker.status.success());
+    assert_eq!(
+        sorted_lines(&String::from_utf8_lossy(&dock.stdout)),
+        sorted_lines(&String::from_utf8_lossy(&docker.stdout))
+    );
+    assert_eq!(
+        sorted_lines(&String::from_utf8_lossy(&dock.stdout)).len(),
+        2
+    );
+    let warning = "WARNING: Ignoring custom format, because both --format and --quiet are set.";
+    assert_eq!(stderr(&dock).trim(), warning);
+    assert!(stderr(&docker).contains(warning), "{}", stderr(&docker));
 
     // images --filter dangling=true, images NAME, SIZE.
     let args = ["images", "--filter", "dangling=true", "-q", "--no-trunc"];

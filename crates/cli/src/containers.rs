@@ -1414,36 +1414,20 @@ fn ps(
     let tags = ctx.tags()?;
     let listing = api::shapes::ContainerListing { all, limit: None };
     let shown_id = |id| if no_trunc { id } else { short_id(id) };
-    if let Some(format) = format {
-        // A template may name any field: whole containers.
-        let (containers, _) = api::shapes::list_containers_with_broken::<Container>(
-            rt, &graph, &tags, listing, &filters,
-        )
-        .map_err(crate::shapes::filter_failure)?;
-        let rows: Vec<serde_json::Value> = containers
-            .iter()
-            .map(|c| {
-                let summary =
-                    api::shapes::container_summary(c, &api::shapes::shown_image(&graph, &tags, c));
-                crate::shapes::ps_row(c, &summary, no_trunc)
-            })
-            .collect();
-        let headers = crate::shapes::ps_headers();
-        return crate::shapes::print_rows(format, crate::shapes::PS_TABLE, &rows, &headers);
-    }
-    // The table and the filters need only rows ([`runtime::Row`]).
+    // The ids, the table and the filters need only each container's [`runtime::Row`].
     let list = || {
         api::shapes::list_containers_with_broken::<runtime::Row>(
             rt, &graph, &tags, listing, &filters,
         )
     };
-    // The table's image names are read while the containers are listed.
-    let (names, listed) = match quiet {
-        true => (None, list()),
-        false => graph::stamped::side_by_side(|| Some(ImageNames::new(ctx)), list),
-    };
-    let (containers, broken) = listed.map_err(crate::shapes::filter_failure)?;
     if quiet {
+        if format.is_some() {
+            // Docker's CLI: the ids, and this on stderr.
+            eprintln!(
+                "WARNING: Ignoring custom format, because both --format and --quiet are set."
+            );
+        }
+        let (containers, broken) = list().map_err(crate::shapes::filter_failure)?;
         let mut out = io::stdout().lock();
         for c in &containers {
             writeln!(out, "{}", shown_id(&c.id))?;
@@ -1453,7 +1437,26 @@ fn ps(
         }
         return Ok(0);
     }
-    let names = names.unwrap_or_else(|| ImageNames::new(ctx));
+    if let Some(format) = format {
+        // A template may name any field: whole containers.
+        let (containers, _) = api::shapes::list_containers_with_broken::<Container>(
+            rt, &graph, &tags, listing, &filters,
+        )
+        .map_err(crate::shapes::filter_failure)?;
+        let values: Vec<serde_json::Value> = containers
+            .iter()
+            .map(|c| {
+                let summary =
+                    api::shapes::container_summary(c, &api::shapes::shown_image(&graph, &tags, c));
+                crate::shapes::ps_row(c, &summary, no_trunc)
+            })
+            .collect();
+        let headers = crate::shapes::ps_headers();
+        return crate::shapes::print_rows(format, crate::shapes::PS_TABLE, &values, &headers);
+    }
+    // The table's image names are read while the containers are listed.
+    let (names, listed) = graph::stamped::side_by_side(|| ImageNames::new(ctx), list);
+    let (containers, broken) = listed.map_err(crate::shapes::filter_failure)?;
     let mut table = Table::new(&[
         "CONTAINER ID",
         "IMAGE",

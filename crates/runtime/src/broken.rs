@@ -17,25 +17,33 @@ use chrono::{DateTime, Utc};
 use crate::container::{self, Listed, ProcessRef};
 use crate::{cgroup, exitrec, listindex, overlay, procs, Client, Error, Hello, Result, Runtime};
 
-/// What a listing found in one container directory: the container (a `T`, see [`Listed`])
-/// and, when it is to be indexed, its config's stamp and text; or a broken container. The
-/// container is boxed: it is a kilobyte, and thousands of them would otherwise be copied from
-/// vector to vector on their way to the caller, each copy into fresh pages.
+/// What a listing found in one container directory: the container (a `T`, see [`Listed`]) or
+/// a broken container, and, when it is to be indexed, its config's stamp and text. The
+/// container is boxed: thousands of them would otherwise be copied from vector to vector on
+/// their way to the caller, each copy into fresh pages.
 enum Found<'a, T> {
-    Listed(
-        &'a String,
-        Box<T>,
-        Option<(listindex::FileStamp, Cow<'a, str>)>,
-    ),
-    Broken(BrokenContainer),
+    Readable(&'a String, Box<T>, Option<IndexLine<'a>>),
+    Broken(&'a String, BrokenContainer, Option<IndexLine<'a>>),
 }
 
+type IndexLine<'a> = (listindex::FileStamp, Cow<'a, str>);
+
 /// One container's config as a listing finds it ([`Runtime::parse_config`]): the stamp of its
-/// file, what parsing gave, and the indexed text when that is what was parsed.
+/// file, what parsing gave, and where its text is.
 struct ParsedConfig<'i, T> {
     stamp: Option<listindex::FileStamp>,
     parsed: Result<T>,
-    indexed: Option<&'i str>,
+    text: ConfigText<'i>,
+}
+
+/// Where the text of a config that a listing parsed is.
+enum ConfigText<'i> {
+    /// In the listing index, and the file is still the one indexed.
+    Indexed(&'i str),
+    /// In the buffer it was read into.
+    Read,
+    /// Nowhere: it could not be read.
+    Unread,
 }
 
 /// `work` over `ids` in parts, on as many threads as there are CPUs (up to 8) when there are
@@ -138,13 +146,17 @@ impl Runtime {
         });
         let (mut listed, mut broken, mut lines) = (Vec::with_capacity(ids.len()), vec![], vec![]);
         for f in found {
-            match f {
-                Found::Listed(id, c, line) => {
+            let (id, line) = match f {
+                Found::Readable(id, c, line) => {
                     listed.push(c);
-                    lines.extend(line.map(|(stamp, text)| (id.as_str(), stamp, text)));
+                    (id, line)
                 }
-                Found::Broken(b) => broken.push(b),
-            }
+                Found::Broken(id, b, line) => {
+                    broken.push(b);
+                    (id, line)
+                }
+            };
+            lines.extend(line.map(|(stamp, text)| (id.as_str(), stamp, text)));
         }
         let read_anew = lines
             .iter()
@@ -157,8 +169,8 @@ impl Runtime {
                 tracing::debug!(%err, "containers' listing index not written");
             }
         }
-        // Newest first. Boxed, a container (a kilobyte) is not copied again on its way to the
-        // caller, nor when sorted or filtered.
+        // Newest first. Boxed, a container is not copied again on its way to the caller, nor
+        // when sorted or filtered.
         listed.sort_by_key(|c| std::cmp::Reverse(c.created()));
         broken.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((listed, broken))
@@ -214,21 +226,31 @@ impl Runtime {
         buf: &mut Vec<u8>,
     ) -> ParsedConfig<'i, T> {
         let stamp = listindex::FileStamp::of(containers, id);
-        let from_index = stamp
-            .and_then(|stamp| index.config(id, stamp))
-            .and_then(|text| Some((serde_json::from_str(text).ok()?, text)));
-        let (parsed, indexed) = match from_index {
-            Some((value, text)) => (Ok(value), Some(text)),
-            None => {
-                let read = self.read_config_at(containers, id, buf);
-                let parsed = read.and_then(|()| container::parse(&self.paths(id).config(), buf));
-                (parsed, None)
+        let in_index = stamp.and_then(|stamp| index.config(id, stamp));
+        if let Some(text) = in_index {
+            if let Ok(value) = serde_json::from_str(text) {
+                return ParsedConfig {
+                    stamp,
+                    parsed: Ok(value),
+                    text: ConfigText::Indexed(text),
+                };
             }
+        }
+        let read = self.read_config_at(containers, id, buf);
+        // What does not parse as a `T` from the index, read again to say why: the same text
+        // stays indexed (it may parse as another `T`, or a damaged line was the index's own).
+        let text = match (&read, in_index) {
+            (Ok(()), Some(indexed)) if indexed.as_bytes() == buf.as_slice() => {
+                ConfigText::Indexed(indexed)
+            }
+            (Ok(()), _) => ConfigText::Read,
+            (Err(_), _) => ConfigText::Unread,
         };
+        let parsed = read.and_then(|()| container::parse(&self.paths(id).config(), buf));
         ParsedConfig {
             stamp,
             parsed,
-            indexed,
+            text,
         }
     }
 
@@ -246,29 +268,31 @@ impl Runtime {
             let ParsedConfig {
                 stamp,
                 parsed,
-                indexed,
+                text,
             } = self.parse_config::<Box<T>>(containers, index, id, &mut buf);
-            let indexed = indexed.map(Cow::Borrowed);
-            // Indexed next time: what parsed, from a file whose time cannot be given again.
-            let line = match (&parsed, stamp) {
-                (Ok(_), Some(stamp)) if stamp.settled(now) => indexed
-                    .or_else(|| {
+            // Indexed next time, whether it parses as a `T` or not (listings of other `T`s
+            // keep the same index): the text of a file whose time cannot be given again.
+            let line = stamp.filter(|stamp| stamp.settled(now)).and_then(|stamp| {
+                let text = match text {
+                    ConfigText::Indexed(text) => Cow::Borrowed(text),
+                    ConfigText::Read => {
                         let text = std::str::from_utf8(&buf).ok()?;
-                        (!text.contains('\n')).then(|| Cow::Owned(text.to_string()))
-                    })
-                    .map(|text| (stamp, text)),
-                _ => None,
-            };
+                        (!text.contains('\n')).then(|| Cow::Owned(text.to_string()))?
+                    }
+                    ConfigText::Unread => return None,
+                };
+                Some((stamp, text))
+            });
             let checked = parsed.and_then(|c| match crate::is_ghost(&*c) {
                 true => self.reap_ghost(c.id()).map(|c| Box::new(T::from(c))),
                 false => Ok(c),
             });
             match checked {
-                Ok(c) => found.push(Found::Listed(id, c, line)),
+                Ok(c) => found.push(Found::Readable(id, c, line)),
                 Err(Error::NoSuchContainer(_)) => {}
                 Err(e) => {
                     tracing::debug!(%id, error = %e, "broken container");
-                    found.push(Found::Broken(self.broken(id, e)));
+                    found.push(Found::Broken(id, self.broken(id, e), line));
                 }
             }
         }
@@ -390,6 +414,7 @@ fn peer_pid(stream: &UnixStream) -> Option<i32> {
 mod tests {
     use super::*;
     use crate::container::{Container, Row};
+    use std::os::unix::fs::MetadataExt;
 
     fn runtime() -> (tempfile::TempDir, Runtime) {
         let dir = tempfile::tempdir().unwrap();
@@ -453,17 +478,48 @@ mod tests {
         // Replaced (a new file), even dated as the indexed one was.
         write_config(&rt, &ids[0], "uno", old);
         assert_eq!(listed(&rt), (all(&["three", "two", "uno"]), vec![], 3));
-        // Damaged in place: listed as broken, and out of the index.
+        // Damaged in place: listed as broken (its text indexed as it is now).
         let config = rt.paths(&ids[1]).config();
         fs::write(&config, b"{\"Id\": \"trunc").unwrap();
         age_file(&config, old);
         assert_eq!(
             listed(&rt),
-            (all(&["three", "uno"]), vec![ids[1].clone()], 2)
+            (all(&["three", "uno"]), vec![ids[1].clone()], 3)
         );
         // Removed: gone.
         fs::remove_dir_all(rt.paths(&ids[2]).dir).unwrap();
-        assert_eq!(listed(&rt), (all(&["uno"]), vec![ids[1].clone()], 1));
+        assert_eq!(listed(&rt), (all(&["uno"]), vec![ids[1].clone()], 2));
+    }
+
+    #[test]
+    fn a_config_only_rows_can_read_is_indexed_once_for_both_listings() {
+        let (_dir, rt) = runtime();
+        let id = "c9".repeat(32);
+        write_config(&rt, &id, "odd", Duration::from_secs(5));
+        // Damaged where a row does not look: a row, but a broken container.
+        let config = rt.paths(&id).config();
+        let text = fs::read_to_string(&config).unwrap().replacen(
+            "\"Name\"",
+            "\"HostConfig\":{\"PidsLimit\":\"x\"},\"Name\"",
+            1,
+        );
+        fs::write(&config, text).unwrap();
+        age_file(&config, Duration::from_secs(5));
+        let index_file = listindex::path(&rt.containers);
+        let inode = || fs::metadata(&index_file).map(|m| m.ino()).ok();
+        let (rows, _) = rt.list_with_broken::<Row>().unwrap();
+        assert_eq!(rows.len(), 1);
+        let written = inode();
+        assert!(written.is_some());
+        for _ in 0..2 {
+            let (good, broken) = rt.list_with_broken::<Container>().unwrap();
+            assert!(good.is_empty());
+            assert_eq!(broken[0].id, id);
+            assert!(broken[0].reason().starts_with("config.json: "));
+            assert_eq!(rt.list_with_broken::<Row>().unwrap().0.len(), 1);
+            // Neither listing wrote the index again.
+            assert_eq!(inode(), written);
+        }
     }
 
     #[test]

@@ -395,6 +395,8 @@ pub struct ProcessRef {
     pub start_time: u64,
 }
 
+/// A container's `config.json`. [`Row`] reads the same file for listings: a field both have
+/// takes the same serde attributes in both.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct Container {
@@ -467,12 +469,12 @@ fn command_line(path: &str, args: &[String]) -> String {
         .join(" ")
 }
 
-/// A container as a listing shows and filters it (`ps` and its `--filter`s): a [`Container`]
-/// without its host config, its mounts, and its config but for the image and labels. Read
-/// from the same `config.json`, the rest skipped, it takes half the time a whole
-/// [`Container`] does, and that was most of the time `ps -a` over thousands of containers
-/// took. (A config damaged only in what a row skips lists as a row; the commands that read
-/// it whole call it broken.)
+/// A container as a listing shows and filters it (`ps` and its `--filter`s): of a
+/// [`Container`], its id, name, creation time, command, image (as named and resolved), labels,
+/// state, published ports and monitor. Read from the same `config.json`, the rest skipped,
+/// it takes half the time a whole [`Container`] does, and that was most of the time `ps -a`
+/// over thousands of containers took. (A config damaged only in what a row skips lists as a
+/// row; the commands that read it whole call it broken.)
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct Row {

@@ -4,8 +4,11 @@
 //! the one indexed, else reads the file. A config is replaced by rename (a new inode), and one
 //! damaged in place gets a new time: either way its stat differs from the index's. A config
 //! is indexed only once its time is settled ([`graph::stamped::settled`]), so that no later
-//! change can land on the same (coarse) timestamp. A crash leaves at most a stale line, which
-//! the stat refuses, or a temp file of a dead writer, which the next rewrite removes.
+//! change can land on the same (coarse) timestamp. A config that does not parse is indexed as
+//! well: listings that parse less of each config ([`crate::container::Row`]) or all of it keep
+//! one index between them, and a config that does not parse is read again to say why. A crash
+//! leaves at most a stale line, which the stat refuses, or a temp file of a dead writer, which
+//! the next rewrite removes.
 
 use std::fs;
 use std::ops::Range;
