@@ -523,6 +523,32 @@ mod tests {
     }
 
     #[test]
+    fn a_row_listing_reaps_a_container_whose_monitor_is_gone() {
+        let (_dir, rt) = runtime();
+        let id = "b8".repeat(32);
+        write_config(&rt, &id, "ghost", Duration::from_secs(5));
+        let config = rt.paths(&id).config();
+        let mut c = container::load(&config).unwrap();
+        c.state.running = true;
+        c.state.started_at = chrono::Utc::now();
+        // pid_max is at most 2^22: no process has this pid.
+        c.monitor = Some(ProcessRef {
+            pid: 1 << 23,
+            start_time: 1,
+        });
+        container::save(&config, &c).unwrap();
+        let (rows, broken) = rt.list_with_broken::<Row>().unwrap();
+        assert!(broken.is_empty());
+        assert_eq!(rows.len(), 1);
+        assert!(!rows[0].state.running, "{:?}", rows[0].state);
+        assert_eq!(rows[0].monitor, None);
+        // Recorded as exited: the next listing reads the same.
+        let c = container::load(&config).unwrap();
+        assert!(!c.state.running && c.monitor_lost);
+        assert_eq!(*rows[0], Row::from(c));
+    }
+
+    #[test]
     fn names_come_from_the_index_or_the_files_and_leave_out_what_cannot_be_read() {
         let (_dir, rt) = runtime();
         let old = Duration::from_secs(5);
