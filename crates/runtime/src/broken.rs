@@ -531,6 +531,8 @@ mod tests {
         let mut c = container::load(&config).unwrap();
         c.state.running = true;
         c.state.started_at = chrono::Utc::now();
+        // `--network none`: reaping it has no bridge network to reclaim (and set up first).
+        c.config.network_disabled = true;
         // pid_max is at most 2^22: no process has this pid.
         c.monitor = Some(ProcessRef {
             pid: 1 << 23,
