@@ -21,12 +21,11 @@ use crate::{cgroup, exitrec, listindex, overlay, procs, Client, Error, Hello, Re
 /// a broken container, and, when it is to be indexed, its config's stamp and text. The
 /// container is boxed: thousands of them would otherwise be copied from vector to vector on
 /// their way to the caller, each copy into fresh pages.
-enum Found<'a, T> {
-    Readable(&'a String, Box<T>, Option<IndexLine<'a>>),
-    Broken(&'a String, BrokenContainer, Option<IndexLine<'a>>),
+struct Found<'a, T> {
+    id: &'a String,
+    container: std::result::Result<Box<T>, BrokenContainer>,
+    line: Option<(listindex::FileStamp, Cow<'a, str>)>,
 }
-
-type IndexLine<'a> = (listindex::FileStamp, Cow<'a, str>);
 
 /// One container's config as a listing finds it ([`Runtime::parse_config`]): the stamp of its
 /// file, what parsing gave, and where its text is.
@@ -145,17 +144,16 @@ impl Runtime {
             self.load_listed::<T>(&containers, &index, now, ids)
         });
         let (mut listed, mut broken, mut lines) = (Vec::with_capacity(ids.len()), vec![], vec![]);
-        for f in found {
-            let (id, line) = match f {
-                Found::Readable(id, c, line) => {
-                    listed.push(c);
-                    (id, line)
-                }
-                Found::Broken(id, b, line) => {
-                    broken.push(b);
-                    (id, line)
-                }
-            };
+        for Found {
+            id,
+            container,
+            line,
+        } in found
+        {
+            match container {
+                Ok(c) => listed.push(c),
+                Err(b) => broken.push(b),
+            }
             lines.extend(line.map(|(stamp, text)| (id.as_str(), stamp, text)));
         }
         let read_anew = lines
@@ -287,14 +285,19 @@ impl Runtime {
                 true => self.reap_ghost(c.id()).map(|c| Box::new(T::from(c))),
                 false => Ok(c),
             });
-            match checked {
-                Ok(c) => found.push(Found::Readable(id, c, line)),
-                Err(Error::NoSuchContainer(_)) => {}
+            let container = match checked {
+                Ok(c) => Ok(c),
+                Err(Error::NoSuchContainer(_)) => continue,
                 Err(e) => {
                     tracing::debug!(%id, error = %e, "broken container");
-                    found.push(Found::Broken(id, self.broken(id, e), line));
+                    Err(self.broken(id, e))
                 }
-            }
+            };
+            found.push(Found {
+                id,
+                container,
+                line,
+            });
         }
         found
     }
@@ -446,17 +449,25 @@ mod tests {
             .unwrap();
     }
 
-    /// Names of the listed containers, sorted, and how many configs the index holds. Rows
-    /// are listed too: the same containers.
+    /// Names of the listed containers, sorted, the broken ones' ids, and how many configs the
+    /// index holds. Rows are listed too, before and after: the same containers and broken
+    /// ones, and the index the same.
     fn listed(rt: &Runtime) -> (Vec<String>, Vec<String>, usize) {
-        let (rows, _) = rt.list_with_broken::<Row>().unwrap();
+        let as_rows = || {
+            let (rows, broken) = rt.list_with_broken::<Row>().unwrap();
+            let rows: Vec<Row> = rows.into_iter().map(|r| *r).collect();
+            let broken: Vec<String> = broken.into_iter().map(|b| b.id).collect();
+            (rows, broken, listindex::Index::read(&rt.containers).len())
+        };
+        let before = as_rows();
         let (good, broken) = rt.list_with_broken::<Container>().unwrap();
-        let rows: Vec<Row> = rows.into_iter().map(|r| *r).collect();
-        let as_rows: Vec<Row> = good
+        let rows: Vec<Row> = good
             .iter()
             .map(|c| Row::from(Container::clone(c)))
             .collect();
-        assert_eq!(rows, as_rows);
+        let broken_ids: Vec<String> = broken.iter().map(|b| b.id.clone()).collect();
+        assert_eq!((&before.0, &before.1), (&rows, &broken_ids));
+        assert_eq!(as_rows(), before);
         let mut names: Vec<String> = good.into_iter().map(|c| c.name).collect();
         names.sort();
         let broken = broken.into_iter().map(|b| b.id).collect();
