@@ -37,8 +37,9 @@ for i in range(images - 1):
                    "container_config": None, "size": 0}, f)
     if i % 2 == 0:
         repos.setdefault(f"repo{i % 100}", {})[f"t{i}"] = image_id
+# As the tag store writes it (from maps): keys sorted, no spaces.
 with open(os.path.join(root, "repositories"), "w") as f:
-    json.dump({"Repositories": repos}, f)
+    json.dump({"Repositories": repos}, f, sort_keys=True, separators=(",", ":"))
 config = json.load(open(os.path.join(root, "containers", template, "config.json")))
 for i in range(containers - 1):
     cid = secrets.token_hex(32)
