@@ -1184,15 +1184,23 @@ impl Graph {
     /// or it cannot be read (it is then rebuilt).
     fn read_index(&self, stamp: &stamped::Stamp) -> Option<Listing> {
         let entries: Vec<IndexEntry> = stamped::read(&self.index_path(), stamp)?;
-        let mut listing = Listing::default();
-        listing.images.reserve(entries.len());
-        for entry in entries {
-            if let Some(details) = entry.details {
-                listing.details.insert(entry.image.id.clone(), details);
-            }
-            listing.images.push(entry.image);
-        }
-        Some(listing)
+        let mut details = HashMap::new();
+        // Collected in place (an image is smaller than its entry): the entries' array
+        // becomes the images' one, with no new memory for thousands of them.
+        let images = entries
+            .into_iter()
+            .map(|entry| {
+                if let Some(entry_details) = entry.details {
+                    details.insert(entry.image.id.clone(), entry_details);
+                }
+                entry.image
+            })
+            .collect();
+        Some(Listing {
+            images,
+            broken: Vec::new(),
+            details,
+        })
     }
 
     /// The details of image `id` for a listing; what cannot be read is left out (a listing

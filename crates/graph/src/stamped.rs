@@ -93,18 +93,31 @@ pub fn read<T: DeserializeOwned + Send>(path: &Path, stamp: &Stamp) -> Option<Ve
         .find('\n')
         .map_or(entries.len(), |at| middle + at + 1);
     let (first_half, second_half) = entries.split_at(split);
+    // The first half's array has room for the second's: joining them copies the second
+    // half once, rather than the first one too into a larger array.
+    let (room, second_room) = (
+        entries.len() / LINE_ESTIMATE,
+        second_half.len() / LINE_ESTIMATE,
+    );
     let (second, first) = if entries.len() < 1 << 16 {
-        (parse_lines::<T>(second_half), parse_lines::<T>(first_half))
+        (
+            parse_lines::<T>(second_half, second_room),
+            parse_lines::<T>(first_half, room),
+        )
     } else {
         side_by_side(
-            || parse_lines::<T>(second_half),
-            || parse_lines::<T>(first_half),
+            || parse_lines::<T>(second_half, second_room),
+            || parse_lines::<T>(first_half, room),
         )
     };
     let (mut entries, second) = (first?, second?);
     entries.extend(second);
     Some(entries)
 }
+
+/// Bytes per index line, about or fewer: room for the lines of a text is made from its
+/// length. An image's line is about 160 bytes, a container's more.
+const LINE_ESTIMATE: usize = 128;
 
 /// Runs `other` on a thread of its own while `here` runs on this one; both here, one after
 /// the other, when no thread can be started (a process at its task limit).
@@ -138,8 +151,9 @@ pub fn side_by_side<A: Send, B>(
     )
 }
 
-fn parse_lines<T: DeserializeOwned>(lines: &str) -> Option<Vec<T>> {
-    let mut entries = Vec::with_capacity(lines.len() / 128);
+/// Each of `lines` parsed, in an array with room for `room` entries; None if one does not parse.
+fn parse_lines<T: DeserializeOwned>(lines: &str, room: usize) -> Option<Vec<T>> {
+    let mut entries = Vec::with_capacity(room);
     for line in lines.lines() {
         match serde_json::from_str(line) {
             Ok(entry) => entries.push(entry),
