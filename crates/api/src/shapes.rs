@@ -818,9 +818,16 @@ fn named_ids(tags: &TagStore) -> Result<Vec<(String, String)>, ShapeError> {
     }
 }
 
-/// One image of a listing with the names it is shown under.
+/// One image of a listing with the names it is shown under: what a listing shows of the
+/// image's json, no more, so that a listing of thousands takes the images' place in memory
+/// rather than new memory of its own.
+#[derive(Debug, Clone)]
 pub struct ListedImage {
-    pub image: Image,
+    pub id: String,
+    pub parent: Option<String>,
+    pub created: DateTime<Utc>,
+    /// [`Image::layerless`]: an image configuration entry, the one a pull's repo digests name.
+    pub layerless: bool,
     /// `repo:tag` names, sorted (empty: dangling).
     pub repo_tags: Vec<String>,
     pub repo_digests: Vec<String>,
@@ -829,15 +836,22 @@ pub struct ListedImage {
     pub labels: BTreeMap<String, String>,
 }
 
+// Listed images are collected in place of the images they come from (see
+// `list_images_with_broken`), which needs them to fit there.
+const _: () = assert!(
+    std::mem::size_of::<ListedImage>() <= std::mem::size_of::<Image>()
+        && std::mem::align_of::<ListedImage>() == std::mem::align_of::<Image>()
+);
+
 impl ListedImage {
     /// The `GET /images/json` entry.
     pub fn summary(&self) -> Value {
         json!({
-            "Id": api_id(&self.image.id),
-            "ParentId": self.image.parent.as_deref().map(api_id).unwrap_or_default(),
+            "Id": api_id(&self.id),
+            "ParentId": self.parent.as_deref().map(api_id).unwrap_or_default(),
             "RepoTags": self.repo_tags,
             "RepoDigests": self.repo_digests,
-            "Created": self.image.created.timestamp(),
+            "Created": self.created.timestamp(),
             "Size": self.size,
             "SharedSize": -1,
             "Labels": if self.labels.is_empty() { Value::Null } else { json!(self.labels) },
@@ -892,9 +906,9 @@ pub fn list_images_with_broken(
     // The names are read while the images are: two files, two cores.
     let (named, listing) = graph::stamped::side_by_side(|| named_ids(tags), || graph.listing());
     let graph::Listing {
-        images: mut everything,
+        images: everything,
         broken,
-        details,
+        mut details,
     } = listing?;
     // Everything below is indexed by position in the listing (sorted by id): no hashing of
     // ids, no copies of them.
@@ -908,8 +922,10 @@ pub fn list_images_with_broken(
     }
     let sizes = graph::image_sizes(&everything);
 
-    // What is shown, decided on borrowed images; then the chosen ones are moved out.
-    let mut chosen: Vec<(usize, Vec<String>, BTreeMap<String, String>)> = Vec::new();
+    // What is shown, decided on borrowed images, in id order; then the chosen ones are made
+    // into listed images in place.
+    let mut chosen: Vec<(usize, Vec<String>, BTreeMap<String, String>)> =
+        Vec::with_capacity(everything.len());
     for (at, image) in everything.iter().enumerate() {
         // Both sorted by id: the names of images not listed are passed over.
         while named.next_if(|(id, _)| *id < image.id).is_some() {}
@@ -944,30 +960,62 @@ pub fn list_images_with_broken(
         }
         chosen.push((at, repo_tags, labels));
     }
-    // Newest first: sorted while the entries are small, before the images move in.
-    chosen.sort_by(|(a, ..), (b, ..)| {
-        let (a, b) = (&everything[*a], &everything[*b]);
-        b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id))
-    });
     drop(positions);
-    let listed: Vec<ListedImage> = chosen
+    // A listed image is smaller than an image: collected from the listing's own array, it
+    // is written over the images already read (no new memory for thousands of them).
+    let mut chosen = chosen.into_iter().peekable();
+    let mut listed: Vec<ListedImage> = everything
         .into_iter()
-        .map(|(at, repo_tags, labels)| {
-            // Each position is chosen once; what is left behind is an empty image.
-            let image = std::mem::take(&mut everything[at]);
-            ListedImage {
-                repo_tags,
+        .enumerate()
+        .filter_map(|(at, image)| {
+            let (_, repo_tags, labels) = chosen.next_if(|(next, ..)| *next == at)?;
+            Some(ListedImage {
                 repo_digests: details
-                    .get(&image.id)
-                    .map(|d| d.repo_digests.clone())
+                    .remove(&image.id)
+                    .map(|d| d.repo_digests)
                     .unwrap_or_default(),
+                id: image.id,
+                parent: image.parent,
+                created: image.created,
+                layerless: image.layerless,
+                repo_tags,
                 size: sizes[at],
                 labels,
-                image,
-            }
+            })
         })
         .collect();
+    newest_first(&mut listed);
     Ok((listed, broken))
+}
+
+/// Orders `listed` (in id order) newest first, by id among images of the same time: a
+/// stable sort of positions, then each image moved once into its place.
+fn newest_first(listed: &mut [ListedImage]) {
+    if listed.is_sorted_by(|a, b| a.created >= b.created) {
+        return;
+    }
+    let mut order: Vec<usize> = (0..listed.len()).collect();
+    order.sort_by_key(|&at| std::cmp::Reverse(listed[at].created));
+    permute(listed, order);
+}
+
+/// Reorders `items` in place so that `items[i]` holds what was at `order[i]` (a permutation):
+/// one swap per item, following each cycle of `order` from its first position.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    for start in 0..items.len() {
+        // A position done points at itself.
+        let mut hole = start;
+        loop {
+            let from = order[hole];
+            order[hole] = hole;
+            if from == start {
+                break;
+            }
+            // `hole` gets its item; what was at `start` moves on to `from`, the next hole.
+            items.swap(hole, from);
+            hole = from;
+        }
+    }
 }
 
 /// `GET /images/json` as a whole.
@@ -1012,8 +1060,58 @@ mod tests {
         list_images(graph, tags, false, &filters)
             .unwrap()
             .into_iter()
-            .map(|i| i.image.id)
+            .map(|i| i.id)
             .collect()
+    }
+
+    #[test]
+    fn permuting_in_place_puts_each_item_where_the_order_says() {
+        // Every permutation of five items: cycles of every length, fixed points, none.
+        fn each_order(prefix: &mut Vec<usize>, n: usize, seen: &mut dyn FnMut(&[usize])) {
+            if prefix.len() == n {
+                return seen(prefix);
+            }
+            for next in 0..n {
+                if !prefix.contains(&next) {
+                    prefix.push(next);
+                    each_order(prefix, n, seen);
+                    prefix.pop();
+                }
+            }
+        }
+        let mut count = 0;
+        each_order(&mut Vec::new(), 5, &mut |order| {
+            let items = ["a", "b", "c", "d", "e"].map(String::from);
+            let want: Vec<String> = order.iter().map(|&at| items[at].clone()).collect();
+            let mut got = items.to_vec();
+            permute(&mut got, order.to_vec());
+            assert_eq!(got, want, "order {order:?}");
+            count += 1;
+        });
+        assert_eq!(count, 120);
+    }
+
+    #[test]
+    fn a_listing_is_newest_first_and_by_id_within_a_time() {
+        let at = |secs| DateTime::from_timestamp(secs, 0).unwrap();
+        let listed = |id: &str, created| ListedImage {
+            id: id.to_string(),
+            parent: None,
+            created,
+            layerless: false,
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            size: 0,
+            labels: BTreeMap::new(),
+        };
+        // In id order, as a listing makes them.
+        let mut images: Vec<ListedImage> = [("a", 2), ("b", 9), ("c", 2), ("d", 5), ("e", 9)]
+            .into_iter()
+            .map(|(id, secs)| listed(id, at(secs)))
+            .collect();
+        newest_first(&mut images);
+        let ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["b", "e", "d", "a", "c"]);
     }
 
     #[test]

@@ -287,20 +287,17 @@ fn display_name(tags: &tagstore::TagStore, id: &str, no_trunc: bool) -> anyhow::
 
 /// The digest of the repo digest recorded for `repo` (as written or as the registry names it).
 fn repo_digest(
-    graph: &graph::Graph,
     config: Option<&registry::RegistryConfig>,
-    image: &Image,
+    listed: &api::shapes::ListedImage,
     repo: &str,
 ) -> Option<String> {
-    if !image.layerless {
+    if !listed.layerless {
         return None;
     }
     let qualified = config
         .and_then(|c| c.reference(repo).ok())
         .map(|r| r.name());
-    graph
-        .meta(&image.id)
-        .ok()?
+    listed
         .repo_digests
         .iter()
         .filter_map(|d| d.rsplit_once('@'))
@@ -387,7 +384,7 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
         // An image's rows are next to each other: each id once.
         let ids = rows
             .iter()
-            .map(|(_, _, item)| &item.image.id)
+            .map(|(_, _, item)| &item.id)
             .chain(broken_rows.iter().map(|(_, _, broken)| &broken.id));
         let mut last = None;
         for image_id in ids {
@@ -405,8 +402,7 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
         false => None,
     };
     let digest = |item: &api::shapes::ListedImage, repo: &str| {
-        repo_digest(&graph, config.as_ref(), &item.image, repo)
-            .unwrap_or_else(|| "<none>".to_string())
+        repo_digest(config.as_ref(), item, repo).unwrap_or_else(|| "<none>".to_string())
     };
     if let Some(format) = args.format {
         let values: Vec<serde_json::Value> = rows
@@ -432,12 +428,12 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
             table.cell(&digest(item, repo));
         }
         match args.no_trunc {
-            true => table.cell(&id(&item.image.id)),
-            false => table.cell(short_id(&item.image.id)),
+            true => table.cell(&id(&item.id)),
+            false => table.cell(short_id(&item.id)),
         }
         table.cell_fmt(crate::format::Ago {
             now,
-            t: item.image.created,
+            t: item.created,
         });
         table.cell(&crate::shapes::human_size(item.size));
         table.end_row();

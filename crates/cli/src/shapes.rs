@@ -234,22 +234,21 @@ pub fn image_row(
     digest: &str,
     no_trunc: bool,
 ) -> Value {
-    let image = &listed.image;
     let id = if no_trunc {
-        format!("sha256:{}", image.id)
+        format!("sha256:{}", listed.id)
     } else {
-        short_id(&image.id).to_string()
+        short_id(&listed.id).to_string()
     };
     let created = Utc
-        .timestamp_opt(image.created.timestamp(), 0)
+        .timestamp_opt(listed.created.timestamp(), 0)
         .single()
-        .unwrap_or(image.created);
+        .unwrap_or(listed.created);
     json!({
         "ID": id,
         "Repository": repo,
         "Tag": tag,
         "Digest": digest,
-        "CreatedSince": crate::format::ago(image.created),
+        "CreatedSince": crate::format::ago(listed.created),
         "CreatedAt": go_time(created),
         "Size": human_size(listed.size),
         "Containers": "N/A",
