@@ -1509,7 +1509,7 @@ fn ps(
             String::new(),
         ]);
     }
-    print!("{}", table.render());
+    table.write_to(&mut io::stdout().lock())?;
     // The process ends with this listing: its thousands of allocations go with it, which
     // costs less than freeing them one by one.
     std::mem::forget((image_columns, column_of));

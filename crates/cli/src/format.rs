@@ -118,35 +118,48 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(self.text.len());
+        self.write_to(&mut out)
+            .expect("writing to memory cannot fail");
+        String::from_utf8(out).expect("cells are text")
+    }
+
+    /// Writes the rendered table to `out` a piece at a time: a listing of thousands of rows
+    /// needs no second copy of itself in memory.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         const SPACES: &str = "                                                                ";
+        const PIECE: usize = 64 << 10;
         let columns: Vec<usize> = self
             .widths
             .iter()
             .map(|width| (width + 3).max(self.min_width))
             .collect();
-        // Each line: its cells padded to their columns but the last, which is as long as
-        // it is (all of them together no longer than the text), and a newline.
-        let padded: usize = columns.iter().rev().skip(1).sum();
-        let mut out = String::with_capacity(self.text.len() + self.row_ends.len() * (padded + 1));
+        let mut piece = String::with_capacity(PIECE + 1024);
         for row in self.rows() {
-            let line_start = out.len();
+            // Each line: its cells padded to their columns but the last, which is as long as
+            // it is, and a newline.
+            let line_start = piece.len();
             let mut row = row.zip(&columns).peekable();
             while let Some((cell, column)) = row.next() {
-                out.push_str(cell);
+                piece.push_str(cell);
                 if row.peek().is_some() {
                     let mut pad = column - text_width(cell);
                     while pad > 0 {
                         let spaces = pad.min(SPACES.len());
-                        out.push_str(&SPACES[..spaces]);
+                        piece.push_str(&SPACES[..spaces]);
                         pad -= spaces;
                     }
                 }
             }
-            let line_len = out[line_start..].trim_end().len();
-            out.truncate(line_start + line_len);
-            out.push('\n');
+            let line_len = piece[line_start..].trim_end().len();
+            piece.truncate(line_start + line_len);
+            piece.push('\n');
+            if piece.len() >= PIECE {
+                out.write_all(piece.as_bytes())?;
+                piece.clear();
+            }
         }
-        out
+        out.write_all(piece.as_bytes())
     }
 }
 
@@ -185,5 +198,20 @@ mod tests {
             t.render(),
             format!("{wide}É\n{:73}été\n{}   y\n", "1-2", "x".repeat(70))
         );
+    }
+
+    #[test]
+    fn a_table_longer_than_one_piece_is_written_whole() {
+        let mut table = Table::new(&["N", "NAME"]);
+        let mut want = format!("{:<8}NAME\n", "N");
+        for n in 0..20_000 {
+            table.row([n.to_string(), format!("name{n}")]);
+            want.push_str(&format!("{n:<8}name{n}\n"));
+        }
+        let mut written = Vec::new();
+        table.write_to(&mut written).unwrap();
+        assert!(want.len() > 4 * (64 << 10));
+        assert_eq!(String::from_utf8(written).unwrap(), want);
+        assert_eq!(table.render(), want);
     }
 }
