@@ -989,7 +989,7 @@ pub fn list_images_with_broken(
 }
 
 /// Orders `listed` (in id order) newest first, by id among images of the same time: a
-/// stable sort of positions, then each image moved once into its place.
+/// stable sort of positions, then the images put in that order in place.
 fn newest_first(listed: &mut [ListedImage]) {
     if listed.is_sorted_by(|a, b| a.created >= b.created) {
         return;
@@ -1000,8 +1000,16 @@ fn newest_first(listed: &mut [ListedImage]) {
 }
 
 /// Reorders `items` in place so that `items[i]` holds what was at `order[i]` (a permutation):
-/// one swap per item, following each cycle of `order` from its first position.
+/// at most one swap per item, following each cycle of `order` from its first position.
 fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    debug_assert!(
+        {
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            sorted.into_iter().eq(0..items.len())
+        },
+        "not a permutation of the items"
+    );
     for start in 0..items.len() {
         // A position done points at itself.
         let mut hole = start;

@@ -117,43 +117,27 @@ impl Table {
         })
     }
 
+    /// The table as text: each line its cells, each padded to its column but the last, which
+    /// is as long as it is.
     pub fn render(&self) -> String {
-        let mut out = Vec::with_capacity(self.text.len());
-        self.write_to(&mut out)
-            .expect("writing to memory cannot fail");
-        String::from_utf8(out).expect("cells are text")
+        let columns = self.columns();
+        // All lines together are no longer than the text and every line padded in full.
+        let padded: usize = columns.iter().rev().skip(1).sum();
+        let mut out = String::with_capacity(self.text.len() + self.row_ends.len() * (padded + 1));
+        for row in self.rows() {
+            push_line(&mut out, row, &columns);
+        }
+        out
     }
 
-    /// Writes the rendered table to `out` a piece at a time: a listing of thousands of rows
-    /// needs no second copy of itself in memory.
+    /// Writes [`Table::render`]'s text to `out` a piece at a time: a listing of thousands of
+    /// rows needs no second copy of itself in memory.
     pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        const SPACES: &str = "                                                                ";
         const PIECE: usize = 64 << 10;
-        let columns: Vec<usize> = self
-            .widths
-            .iter()
-            .map(|width| (width + 3).max(self.min_width))
-            .collect();
+        let columns = self.columns();
         let mut piece = String::with_capacity(PIECE + 1024);
         for row in self.rows() {
-            // Each line: its cells padded to their columns but the last, which is as long as
-            // it is, and a newline.
-            let line_start = piece.len();
-            let mut row = row.zip(&columns).peekable();
-            while let Some((cell, column)) = row.next() {
-                piece.push_str(cell);
-                if row.peek().is_some() {
-                    let mut pad = column - text_width(cell);
-                    while pad > 0 {
-                        let spaces = pad.min(SPACES.len());
-                        piece.push_str(&SPACES[..spaces]);
-                        pad -= spaces;
-                    }
-                }
-            }
-            let line_len = piece[line_start..].trim_end().len();
-            piece.truncate(line_start + line_len);
-            piece.push('\n');
+            push_line(&mut piece, row, &columns);
             if piece.len() >= PIECE {
                 out.write_all(piece.as_bytes())?;
                 piece.clear();
@@ -161,6 +145,35 @@ impl Table {
         }
         out.write_all(piece.as_bytes())
     }
+
+    /// Each column's width, padding included.
+    fn columns(&self) -> Vec<usize> {
+        self.widths
+            .iter()
+            .map(|width| (width + 3).max(self.min_width))
+            .collect()
+    }
+}
+
+/// Adds the line of `cells` to `out`: each padded to its column but the last, and a newline.
+fn push_line<'a>(out: &mut String, cells: impl Iterator<Item = &'a str>, columns: &[usize]) {
+    const SPACES: &str = "                                                                ";
+    let line_start = out.len();
+    let mut cells = cells.zip(columns).peekable();
+    while let Some((cell, column)) = cells.next() {
+        out.push_str(cell);
+        if cells.peek().is_some() {
+            let mut pad = column - text_width(cell);
+            while pad > 0 {
+                let spaces = pad.min(SPACES.len());
+                out.push_str(&SPACES[..spaces]);
+                pad -= spaces;
+            }
+        }
+    }
+    let line_len = out[line_start..].trim_end().len();
+    out.truncate(line_start + line_len);
+    out.push('\n');
 }
 
 /// A cell's width in characters (bytes, for the ASCII most cells are).

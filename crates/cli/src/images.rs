@@ -450,7 +450,7 @@ fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<u8> {
         ]);
         table.row(row);
     }
-    io::stdout().write_all(table.render().as_bytes())?;
+    table.write_to(&mut io::stdout().lock())?;
     // The process ends with this listing: its thousands of allocations go with it, which
     // costs less than freeing them one by one.
     std::mem::forget((listed, table));

@@ -95,19 +95,19 @@ pub fn read<T: DeserializeOwned + Send>(path: &Path, stamp: &Stamp) -> Option<Ve
     let (first_half, second_half) = entries.split_at(split);
     // The first half's array has room for the second's: joining them copies the second
     // half once, rather than the first one too into a larger array.
-    let (room, second_room) = (
+    let (all_lines_room, second_room) = (
         entries.len() / LINE_ESTIMATE,
         second_half.len() / LINE_ESTIMATE,
     );
     let (second, first) = if entries.len() < 1 << 16 {
         (
             parse_lines::<T>(second_half, second_room),
-            parse_lines::<T>(first_half, room),
+            parse_lines::<T>(first_half, all_lines_room),
         )
     } else {
         side_by_side(
             || parse_lines::<T>(second_half, second_room),
-            || parse_lines::<T>(first_half, room),
+            || parse_lines::<T>(first_half, all_lines_room),
         )
     };
     let (mut entries, second) = (first?, second?);
@@ -115,8 +115,8 @@ pub fn read<T: DeserializeOwned + Send>(path: &Path, stamp: &Stamp) -> Option<Ve
     Some(entries)
 }
 
-/// Bytes per index line, about or fewer: room for the lines of a text is made from its
-/// length. An image's line is about 160 bytes, a container's more.
+/// At most about the bytes of an index line (an image's takes about 160): the room made for
+/// a text's entries is its length divided by this.
 const LINE_ESTIMATE: usize = 128;
 
 /// Runs `other` on a thread of its own while `here` runs on this one; both here, one after
