@@ -76,22 +76,59 @@ impl Stamp {
     }
 }
 
+/// The bytes of an index file as [`map`] gives them.
+pub struct Mapped(MappedRepr);
+
+enum MappedRepr {
+    Map(memmap2::Mmap),
+    Bytes(Vec<u8>),
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            MappedRepr::Map(map) => map,
+            MappedRepr::Bytes(bytes) => bytes,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Mapped {
+    fn from(bytes: Vec<u8>) -> Mapped {
+        Mapped(MappedRepr::Bytes(bytes))
+    }
+}
+
+/// The index file at `path` (or another file that is only ever replaced by rename), mapped
+/// with its pages populated at once. Read into fresh memory, an index of megabytes cost a
+/// page fault per page and a copy of each, more than parsing it; mapped, the page cache's own
+/// pages are used. An index is only ever replaced (renamed over), never written in place, so
+/// what is mapped does not change under a listing; one cut short in place by hand during a
+/// listing would end that process with SIGBUS.
+pub fn map(path: &Path) -> io::Result<Mapped> {
+    let file = fs::File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(Mapped::from(Vec::new()));
+    }
+    // SAFETY: the file is not changed while mapped (above); it is only read through the map.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
+    Ok(Mapped(MappedRepr::Map(map)))
+}
+
 /// The entries of the index at `path` when it was written under `stamp`, parsed as `T`; None
 /// when there is none, it is stale or a line does not parse (it is then rebuilt). The two
 /// halves are parsed side by side: a listing of 10,000 objects is mostly this parse.
 pub fn read<T: DeserializeOwned + Send>(path: &Path, stamp: &Stamp) -> Option<Vec<T>> {
-    let text = fs::read_to_string(path).ok()?;
-    let (first, entries) = text.split_once('\n')?;
-    if first != stamp.line {
+    let text = map(path).ok()?;
+    let end = memchr::memchr(b'\n', &text)?;
+    let (first, entries) = (&text[..end], &text[end + 1..]);
+    if first != stamp.line.as_bytes() {
         return None;
     }
-    let mut middle = entries.len() / 2;
-    while !entries.is_char_boundary(middle) {
-        middle += 1;
-    }
-    let split = entries[middle..]
-        .find('\n')
-        .map_or(entries.len(), |at| middle + at + 1);
+    let middle = entries.len() / 2;
+    let split =
+        memchr::memchr(b'\n', &entries[middle..]).map_or(entries.len(), |at| middle + at + 1);
     let (first_half, second_half) = entries.split_at(split);
     // The first half's array has room for the second's: joining them copies the second
     // half once, rather than the first one too into a larger array.
@@ -151,10 +188,21 @@ pub fn side_by_side<A: Send, B>(
     )
 }
 
-/// Each of `lines` parsed, in an array with room for `room` entries; None if one does not parse.
-fn parse_lines<T: DeserializeOwned>(lines: &str, room: usize) -> Option<Vec<T>> {
+/// Each of `lines` (each ended by a newline, the last one perhaps not) parsed, in an array
+/// with room for `room` entries; None if one does not parse.
+fn parse_lines<T: DeserializeOwned>(lines: &[u8], room: usize) -> Option<Vec<T>> {
     let mut entries = Vec::with_capacity(room);
-    for line in lines.lines() {
+    let mut rest = lines;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        // Checked as UTF-8 at once, then parsed as text: faster than checking each string
+        // the parse meets.
+        let Ok(line) = std::str::from_utf8(line) else {
+            tracing::debug!("listing index not UTF-8, rebuilding it");
+            return None;
+        };
         match serde_json::from_str(line) {
             Ok(entry) => entries.push(entry),
             Err(err) => {
