@@ -289,6 +289,18 @@ impl TagStore {
         }
     }
 
+    /// [`TagStore::read_bytes`] for a listing: mapped rather than copied into fresh memory,
+    /// as [`graph::stamped::map`] maps an index. The store only ever replaces the file by
+    /// rename ([`TagStore::write`]); one cut short in place by hand during a listing would
+    /// end it with SIGBUS, so what changes tags reads a copy.
+    fn map_bytes(&self) -> Result<Option<graph::stamped::Mapped>> {
+        match graph::stamped::map(&self.path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(io_err(format!("read {}", self.path.display()))(err)),
+        }
+    }
+
     /// The file's `bytes` as its repositories.
     fn parse(&self, bytes: &[u8]) -> Result<Repositories> {
         let file: RepositoriesFile =
@@ -348,26 +360,48 @@ impl TagStore {
     }
 
     /// Every `(image id, "repo:tag")` of the store, sorted: what a listing of 10,000 images
-    /// joins to them. Read straight from the file (as [`in_order::NamesById`] says) rather
+    /// joins to them. Read straight from the file (as [`in_order::each_tag`] says) rather
     /// than through the maps [`TagStore::repositories`] builds and a copy of each name.
     pub fn names_by_id(&self) -> Result<Vec<(String, String)>> {
-        let Some(bytes) = self.read_bytes()? else {
+        let Some(bytes) = self.map_bytes()? else {
             return Ok(Vec::new());
         };
-        let mut names = match serde_json::from_slice::<in_order::NamesById>(&bytes) {
-            Ok(in_order::NamesById(names)) => names,
+        let mut names = NamesById::default();
+        if in_order::each_tag(&bytes, &mut names).is_err() {
             // Out of order, or not whole: as the maps read it (or its error).
-            Err(_) => self
-                .parse(&bytes)?
-                .into_iter()
-                .flat_map(|(repo, tags)| {
-                    tags.into_iter()
-                        .map(move |(tag, id)| (id, format!("{repo}:{tag}")))
-                })
-                .collect(),
-        };
+            names = NamesById::default();
+            for (repo, tags) in self.parse(&bytes)? {
+                in_order::Tags::repository(&mut names, &repo);
+                for (tag, id) in tags {
+                    in_order::Tags::tag(&mut names, &tag, &id);
+                }
+            }
+        }
+        let mut names = names.names;
         names.sort_unstable();
         Ok(names)
+    }
+
+    /// For each of `references` (`(repo, tag)`), the image id its tag names, and for each of
+    /// `images`, its first `repo:tag` (sorted, as [`TagStore::names`]): what a listing that
+    /// shows a few images' names needs, found in one pass over the file rather than through
+    /// the maps [`TagStore::repositories`] builds of every repository.
+    pub fn find_names(&self, references: &[(&str, &str)], images: &[&str]) -> Result<FoundNames> {
+        let mut finder = NameFinder::new(references, images);
+        let Some(bytes) = self.map_bytes()? else {
+            return Ok(finder.found);
+        };
+        if in_order::each_tag(&bytes, &mut finder).is_err() {
+            // Out of order, or not whole: as the maps read it (or its error).
+            finder = NameFinder::new(references, images);
+            for (repo, tags) in self.parse(&bytes)? {
+                in_order::Tags::repository(&mut finder, &repo);
+                for (tag, id) in tags {
+                    in_order::Tags::tag(&mut finder, &tag, &id);
+                }
+            }
+        }
+        Ok(finder.found)
     }
 
     /// The image `name` means: `repo[:tag]` (tag `latest` by default) if such a tag exists,
@@ -511,6 +545,114 @@ pub fn delete_with_parents(
     Ok(deleted)
 }
 
+/// What [`TagStore::find_names`] found, in the order asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoundNames {
+    /// For each reference, the id its tag names; None when there is no such tag.
+    pub named: Vec<Option<String>>,
+    /// For each image, its first `repo:tag`; None when no tag names it.
+    pub first: Vec<Option<String>>,
+}
+
+/// [`TagStore::names_by_id`] under way.
+#[derive(Default)]
+struct NamesById {
+    repo: String,
+    names: Vec<(String, String)>,
+}
+
+impl in_order::Tags for NamesById {
+    fn repository(&mut self, repo: &str) {
+        repo.clone_into(&mut self.repo);
+    }
+
+    fn tag(&mut self, tag: &str, id: &str) {
+        let name = format!("{}:{tag}", self.repo);
+        self.names.push((id.to_string(), name));
+    }
+}
+
+/// [`TagStore::find_names`] under way. What is asked is kept sorted, and searched: a few
+/// names are asked of thousands of tags, and a search of a few keys costs less than hashing
+/// each tag's 64-byte id.
+struct NameFinder<'q> {
+    /// The references asked, sorted, with their positions.
+    references: Vec<(&'q str, &'q str, usize)>,
+    /// The images asked, sorted by [`graph::id_key`], with their positions.
+    images: Vec<(u64, &'q str, usize)>,
+    /// The repository of the tags now given, and where its references are.
+    repo: String,
+    asked_of_repo: std::ops::Range<usize>,
+    found: FoundNames,
+}
+
+impl<'q> NameFinder<'q> {
+    fn new(references: &[(&'q str, &'q str)], images: &[&'q str]) -> NameFinder<'q> {
+        let mut sorted_references: Vec<_> = references
+            .iter()
+            .enumerate()
+            .map(|(at, &(repo, tag))| (repo, tag, at))
+            .collect();
+        sorted_references.sort_unstable();
+        let mut sorted_images: Vec<_> = images
+            .iter()
+            .enumerate()
+            .map(|(at, &id)| (graph::id_key(id), id, at))
+            .collect();
+        sorted_images.sort_unstable();
+        NameFinder {
+            references: sorted_references,
+            images: sorted_images,
+            repo: String::new(),
+            asked_of_repo: 0..0,
+            found: FoundNames {
+                named: vec![None; references.len()],
+                first: vec![None; images.len()],
+            },
+        }
+    }
+}
+
+impl in_order::Tags for NameFinder<'_> {
+    fn repository(&mut self, repo: &str) {
+        let start = self.references.partition_point(|&(asked, ..)| asked < repo);
+        let count = self.references[start..]
+            .iter()
+            .take_while(|&&(asked, ..)| asked == repo)
+            .count();
+        self.asked_of_repo = start..start + count;
+        repo.clone_into(&mut self.repo);
+    }
+
+    fn tag(&mut self, tag: &str, id: &str) {
+        for &(_, asked, at) in &self.references[self.asked_of_repo.clone()] {
+            if asked == tag {
+                self.found.named[at] = Some(id.to_string());
+            }
+        }
+        let key = graph::id_key(id);
+        let start = self.images.partition_point(|&(asked, ..)| asked < key);
+        for &(_, asked, at) in self.images[start..].iter().take_while(|&&(k, ..)| k == key) {
+            if asked != id {
+                continue;
+            }
+            let first = &mut self.found.first[at];
+            if first
+                .as_deref()
+                .is_none_or(|first| is_before(&self.repo, tag, first))
+            {
+                *first = Some(format!("{}:{tag}", self.repo));
+            }
+        }
+    }
+}
+
+/// Whether `repo:tag` sorts before `name`.
+fn is_before(repo: &str, tag: &str, name: &str) -> bool {
+    let joined = repo.bytes().chain([b':']).chain(tag.bytes());
+    joined.lt(name.bytes())
+}
+
 fn names_of(repositories: &Repositories, id: &str) -> Vec<String> {
     let mut names: Vec<String> = repositories
         .iter()
@@ -532,42 +674,58 @@ mod in_order {
     use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
     use serde::Deserialize;
 
-    /// Every pair of a file whose repositories, and each one's tags, come in strictly
-    /// ascending order, as [`super::TagStore`] writes them (from maps). Then no key comes
-    /// twice, and the pairs are the maps' own. A file out of order (edited by hand, where a
-    /// key may come twice and the last one wins) is refused; the maps read it.
-    pub(super) struct NamesById(pub(super) Vec<(String, String)>);
+    /// What the tags of a file are given to, a repository at a time.
+    pub(super) trait Tags {
+        /// The tags given next are `repo`'s.
+        fn repository(&mut self, repo: &str);
+        /// Tag `tag` of the repository given last names image `id`.
+        fn tag(&mut self, tag: &str, id: &str);
+    }
 
-    impl<'de> Deserialize<'de> for NamesById {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct File;
-            impl<'de> Visitor<'de> for File {
-                type Value = NamesById;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a repositories file")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NamesById, A::Error> {
-                    let mut names = Vec::new();
-                    let mut seen = false;
-                    while let Some(Text(key)) = map.next_key()? {
-                        if key == "Repositories" {
-                            if std::mem::replace(&mut seen, true) {
-                                return Err(de::Error::duplicate_field("Repositories"));
-                            }
-                            map.next_value_seed(Repositories(&mut names))?;
-                        } else {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                    Ok(NamesById(names))
-                }
-            }
-            d.deserialize_map(File)
+    /// Gives `tags` every tag of `bytes`, a file whose repositories, and each one's tags,
+    /// come in strictly ascending order, as [`super::TagStore`] writes them (from maps). Then
+    /// no key comes twice, and the tags are the maps' own. A file out of order (edited by
+    /// hand, where a key may come twice and the last one wins) is refused part way: what
+    /// `tags` was given is to be thrown away, and the maps read it.
+    pub(super) fn each_tag(bytes: &[u8], tags: &mut dyn Tags) -> serde_json::Result<()> {
+        let mut file = serde_json::Deserializer::from_slice(bytes);
+        de::DeserializeSeed::deserialize(File(tags), &mut file)?;
+        file.end()
+    }
+
+    /// The whole file: `{"Repositories": ...}`.
+    struct File<'a>(&'a mut dyn Tags);
+
+    impl<'de> de::DeserializeSeed<'de> for File<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
         }
     }
 
-    /// `{repo: {tag: id}}`, its pairs pushed.
-    struct Repositories<'a>(&'a mut Vec<(String, String)>);
+    impl<'de> Visitor<'de> for File<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a repositories file")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = false;
+            while let Some(Text(key)) = map.next_key()? {
+                if key == "Repositories" {
+                    if std::mem::replace(&mut seen, true) {
+                        return Err(de::Error::duplicate_field("Repositories"));
+                    }
+                    map.next_value_seed(Repositories(&mut *self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// `{repo: {tag: id}}`, each repository and its tags given.
+    struct Repositories<'a>(&'a mut dyn Tags);
 
     impl<'de> de::DeserializeSeed<'de> for Repositories<'_> {
         type Value = ();
@@ -584,40 +742,34 @@ mod in_order {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let mut last: Option<Cow<str>> = None;
             while let Some(Text(repo)) = map.next_key()? {
-                ascending(&mut last, repo.clone())?;
-                map.next_value_seed(Tags {
-                    repo: &repo,
-                    names: self.0,
-                })?;
+                self.0.repository(&repo);
+                ascending(&mut last, repo)?;
+                map.next_value_seed(RepoTags(&mut *self.0))?;
             }
             Ok(())
         }
     }
 
-    /// `{tag: id}` of `repo`, its pairs pushed.
-    struct Tags<'r, 'a> {
-        repo: &'r str,
-        names: &'a mut Vec<(String, String)>,
-    }
+    /// `{tag: id}` of one repository, each tag given.
+    struct RepoTags<'a>(&'a mut dyn Tags);
 
-    impl<'de> de::DeserializeSeed<'de> for Tags<'_, '_> {
+    impl<'de> de::DeserializeSeed<'de> for RepoTags<'_> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Tags<'_, '_> {
+    impl<'de> Visitor<'de> for RepoTags<'_> {
         type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("tags")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let mut last: Option<Cow<str>> = None;
-            while let Some((Text(tag), id)) = map.next_entry::<Text, String>()? {
-                let name = format!("{}:{tag}", self.repo);
+            while let Some((Text(tag), Text(id))) = map.next_entry::<Text, Text>()? {
+                self.0.tag(&tag, &id);
                 ascending(&mut last, tag)?;
-                self.names.push((id, name));
             }
             Ok(())
         }
@@ -653,10 +805,13 @@ mod in_order {
             .collect(),
         };
         let written = serde_json::to_vec(&file).unwrap();
-        let NamesById(names) = serde_json::from_slice(&written).unwrap();
+        let read = |bytes: &[u8]| {
+            let mut names = super::NamesById::default();
+            each_tag(bytes, &mut names).map(|()| names.names)
+        };
         let pair = |id: &str, name: &str| (id.to_string(), name.to_string());
         assert_eq!(
-            names,
+            read(&written).unwrap(),
             [
                 pair("x", "a/b:v1"),
                 pair("y", "a/b:v2"),
@@ -668,11 +823,9 @@ mod in_order {
             r#"{"Repositories": {"b": {}, "a": {}}}"#,
             r#"{"Repositories": {"a": {"v2": "x", "v1": "y"}}}"#,
             r#"{"Repositories": {"a": {"v1": "x", "v1": "y"}}}"#,
+            r#"{"Repositories": {}} {}"#,
         ] {
-            assert!(
-                serde_json::from_str::<NamesById>(out_of_order).is_err(),
-                "{out_of_order}"
-            );
+            assert!(read(out_of_order.as_bytes()).is_err(), "{out_of_order}");
         }
     }
 

@@ -533,3 +533,77 @@ fn names_by_id_are_the_maps_pairs_sorted() {
     fs::remove_file(&path).unwrap();
     assert!(s.tags.names_by_id().unwrap().is_empty());
 }
+
+/// `find_names` gives what lookups by tag and `names` give, for a file the store wrote and
+/// for one edited by hand (keys out of order, a key twice: the last one wins).
+#[test]
+fn found_names_are_what_the_maps_give() {
+    let s = store();
+    let (a, b, c) = (image(&s.graph), image(&s.graph), image(&s.graph));
+    for (repo, tag, id) in [
+        ("web", "v2", &a.id),
+        ("web", "v10", &b.id),
+        ("localhost:5000/team/app", "latest", &a.id),
+        ("base", "latest", &b.id),
+    ] {
+        s.tags.set(&s.graph, repo, tag, id, true).unwrap();
+    }
+    let references = [
+        ("web", "v2"),
+        ("web", "v3"),
+        ("base", "latest"),
+        ("nope", "latest"),
+        ("web", "v2"),
+    ];
+    let images = [a.id.as_str(), c.id.as_str(), b.id.as_str()];
+    let as_maps = |tags: &TagStore| {
+        let repositories = tags.repositories().unwrap();
+        tagstore::FoundNames {
+            named: references
+                .iter()
+                .map(|(repo, tag)| repositories.get(*repo)?.get(*tag).cloned())
+                .collect(),
+            first: images
+                .iter()
+                .map(|id| tags.names(id).unwrap().into_iter().next())
+                .collect(),
+        }
+    };
+    let found = s.tags.find_names(&references, &images).unwrap();
+    assert_eq!(found, as_maps(&s.tags));
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        found.named,
+        [some(&a.id), None, some(&b.id), None, some(&a.id)]
+    );
+    assert_eq!(
+        found.first,
+        [
+            some("localhost:5000/team/app:latest"),
+            None,
+            some("base:latest")
+        ]
+    );
+
+    let path = s.dir.path().join("repositories");
+    let by_hand = format!(
+        r#"{{"Repositories": {{"web": {{"v2": "{a}", "v1": "{b}"}}, "base": {{"x": "{a}"}},
+            "web": {{"v3": "{b}", "v3": "{a}"}}, "b\u0061se": {{"latest": "{c}"}}}}}}"#,
+        a = a.id,
+        b = b.id,
+        c = c.id
+    );
+    fs::write(&path, by_hand).unwrap();
+    let found = s.tags.find_names(&references, &images).unwrap();
+    assert_eq!(found, as_maps(&s.tags));
+    assert_eq!(found.named, [None, some(&a.id), some(&c.id), None, None]);
+
+    fs::remove_file(&path).unwrap();
+    let none = s.tags.find_names(&references, &images).unwrap();
+    assert_eq!((none.named, none.first), (vec![None; 5], vec![None; 3]));
+    fs::write(&path, r#"{"Repositories": {"web": {"v1": "#).unwrap();
+    assert!(matches!(
+        s.tags.find_names(&references, &images),
+        Err(Error::Damaged { .. })
+    ));
+}
