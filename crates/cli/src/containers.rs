@@ -1315,88 +1315,6 @@ fn logs(
     Ok(0)
 }
 
-/// Image names for a listing, from one read of the repositories file (and of the graph's ids,
-/// only when a name is no tag): `TagStore::lookup` and `TagStore::names` without a read per
-/// row.
-struct ImageNames {
-    repositories: tagstore::Repositories,
-    /// Each tagged image's first `repo:tag` (sorted, as `TagStore::names`), made when first
-    /// asked: most rows show the name their container was created with.
-    first: std::cell::OnceCell<std::collections::HashMap<String, String>>,
-    graph: Option<graph::Graph>,
-    ids: std::cell::OnceCell<Vec<String>>,
-}
-
-impl ImageNames {
-    fn new(ctx: &Context) -> ImageNames {
-        let repositories = ctx
-            .tags_read()
-            .map(|(_, repositories)| repositories)
-            .unwrap_or_default();
-        ImageNames {
-            repositories,
-            first: std::cell::OnceCell::new(),
-            graph: ctx.graph().ok(),
-            ids: std::cell::OnceCell::new(),
-        }
-    }
-
-    /// The id `name` names as `TagStore::lookup` resolves it: a tag first, else a full id or
-    /// unique id prefix of an image that exists.
-    fn resolve(&self, name: &str) -> Option<String> {
-        let (repo, tag) = tagstore::parse_reference(name);
-        let tag = tag
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| "latest".to_string());
-        if let Some(id) = self.repositories.get(&repo).and_then(|tags| tags.get(&tag)) {
-            return Some(id.clone());
-        }
-        let is_hex =
-            !name.is_empty() && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !is_hex {
-            return None;
-        }
-        let ids = self.ids.get_or_init(|| {
-            let mut ids: Vec<String> = self
-                .graph
-                .as_ref()
-                .and_then(|g| g.all().ok())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|image| image.id)
-                .collect();
-            ids.sort();
-            ids
-        });
-        let from = ids.partition_point(|id| id.as_str() < name);
-        let mut matches = ids[from..].iter().take_while(|id| id.starts_with(name));
-        match (matches.next(), matches.next()) {
-            (Some(id), None) => Some(id.clone()),
-            _ => None,
-        }
-    }
-
-    fn first_name(&self, id: &str) -> Option<String> {
-        let first = self.first.get_or_init(|| {
-            let mut first: std::collections::HashMap<String, String> = Default::default();
-            for (repo, tags) in &self.repositories {
-                for (tag, id) in tags {
-                    let name = format!("{repo}:{tag}");
-                    match first.get_mut(id) {
-                        Some(current) if *current <= name => {}
-                        Some(current) => *current = name,
-                        None => {
-                            first.insert(id.clone(), name);
-                        }
-                    }
-                }
-            }
-            first
-        });
-        first.get(id).cloned()
-    }
-}
-
 fn ps(
     ctx: &Context,
     rt: &Runtime,
@@ -1454,9 +1372,7 @@ fn ps(
         let headers = crate::shapes::ps_headers();
         return crate::shapes::print_rows(format, crate::shapes::PS_TABLE, &values, &headers);
     }
-    // The table's image names are read while the containers are listed.
-    let (names, listed) = graph::stamped::side_by_side(|| ImageNames::new(ctx), list);
-    let (containers, broken) = listed.map_err(crate::shapes::filter_failure)?;
+    let (containers, broken) = list().map_err(crate::shapes::filter_failure)?;
     let mut table = Table::new(&[
         "CONTAINER ID",
         "IMAGE",
@@ -1468,20 +1384,27 @@ fn ps(
     ]);
     // The image column, once for each (name given, image) pair: most containers share one,
     // most often with the row before, which is looked at first.
-    let mut image_columns: Vec<String> = Vec::new();
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
     let mut column_of: HashMap<(&str, &str), usize> = HashMap::new();
     let mut previous: Option<((&str, &str), usize)> = None;
+    let columns: Vec<usize> = containers
+        .iter()
+        .map(|c| {
+            let pair = (c.config.image.as_str(), c.image.as_str());
+            let column = match previous {
+                Some((last, column)) if last == pair => column,
+                _ => *column_of.entry(pair).or_insert_with(|| {
+                    pairs.push(pair);
+                    pairs.len() - 1
+                }),
+            };
+            previous = Some((pair, column));
+            column
+        })
+        .collect();
+    let image_columns = image_columns(&tags, &graph, &pairs);
     let now = chrono::Utc::now();
-    for c in &containers {
-        let pair = (c.config.image.as_str(), c.image.as_str());
-        let column = match previous {
-            Some((last, column)) if last == pair => column,
-            _ => *column_of.entry(pair).or_insert_with(|| {
-                image_columns.push(image_column(&names, c));
-                image_columns.len() - 1
-            }),
-        };
-        previous = Some((pair, column));
+    for (c, column) in containers.iter().zip(columns) {
         let image = &image_columns[column];
         let command = c.command_line();
         let command = if no_trunc {
@@ -1512,22 +1435,78 @@ fn ps(
     table.write_to(&mut io::stdout().lock())?;
     // The process ends with this listing: its thousands of allocations go with it, which
     // costs less than freeing them one by one.
-    std::mem::forget((image_columns, column_of));
-    std::mem::forget((containers, names, table));
+    std::mem::forget((image_columns, column_of, pairs));
+    std::mem::forget((containers, table));
     Ok(0)
 }
 
-/// The image a `ps` row shows: the name the user gave while it still names the container's
-/// image (Docker's choice), otherwise another of the image's names, otherwise its short id.
-fn image_column(names: &ImageNames, c: &runtime::Row) -> String {
-    let given_still_names_it = names.resolve(&c.config.image).as_deref() == Some(&c.image);
-    if given_still_names_it && !graph::is_full_id(&c.config.image) {
-        c.config.image.clone()
-    } else {
-        names
-            .first_name(&c.image)
-            .unwrap_or_else(|| short_id(&c.image).to_string())
-    }
+/// The image column of `ps` for each `(name given, image id)` pair: the name given while it
+/// still names the image (Docker's choice), otherwise another of the image's names, otherwise
+/// its short id. A name names an image as `TagStore::lookup` resolves it: a tag first, else
+/// a full id or unique id prefix of an image that exists. One pass over the tags for all.
+fn image_columns(
+    tags: &tagstore::TagStore,
+    graph: &graph::Graph,
+    pairs: &[(&str, &str)],
+) -> Vec<String> {
+    let references: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(given, _)| {
+            let (repo, tag) = tagstore::parse_reference(given);
+            let tag = tag.filter(|t| !t.is_empty());
+            (repo, tag.unwrap_or_else(|| "latest".to_string()))
+        })
+        .collect();
+    let references: Vec<(&str, &str)> = references
+        .iter()
+        .map(|(repo, tag)| (repo.as_str(), tag.as_str()))
+        .collect();
+    let images: Vec<&str> = pairs.iter().map(|(_, image)| *image).collect();
+    // A damaged tag file names nothing; ids still resolve.
+    let found = tags
+        .find_names(&references, &images)
+        .unwrap_or_else(|_| tagstore::FoundNames {
+            named: vec![None; pairs.len()],
+            first: vec![None; pairs.len()],
+        });
+    // Every image's id, sorted, made when a name given is no tag but may be an id.
+    let ids = std::cell::OnceCell::new();
+    let by_id = |name: &str| -> Option<String> {
+        let is_hex =
+            !name.is_empty() && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !is_hex {
+            return None;
+        }
+        let ids: &Vec<String> = ids.get_or_init(|| {
+            let mut ids: Vec<String> = graph
+                .all()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|image| image.id)
+                .collect();
+            ids.sort();
+            ids
+        });
+        let from = ids.partition_point(|id| id.as_str() < name);
+        let mut matches = ids[from..].iter().take_while(|id| id.starts_with(name));
+        match (matches.next(), matches.next()) {
+            (Some(id), None) => Some(id.clone()),
+            _ => None,
+        }
+    };
+    pairs
+        .iter()
+        .zip(found.named)
+        .zip(found.first)
+        .map(|((&(given, image), named), first)| {
+            let resolved = named.or_else(|| by_id(given));
+            if resolved.as_deref() == Some(image) && !graph::is_full_id(given) {
+                given.to_string()
+            } else {
+                first.unwrap_or_else(|| short_id(image).to_string())
+            }
+        })
+        .collect()
 }
 
 /// `dock port`: every mapping as `80/tcp -> 0.0.0.0:49153`, or just the host side of one.
