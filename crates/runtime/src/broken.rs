@@ -18,13 +18,14 @@ use crate::container::{self, Listed, ProcessRef};
 use crate::{cgroup, exitrec, listindex, overlay, procs, Client, Error, Hello, Result, Runtime};
 
 /// What a listing found in one container directory: the container (a `T`, see [`Listed`]) or
-/// a broken container, and, when it is to be indexed, its config's stamp and text. The
+/// a broken container (None when there is neither, as a directory without a config), and the
+/// line the listing index is to have for it: its config's stamp and text when indexed. The
 /// container is boxed: thousands of them would otherwise be copied from vector to vector on
 /// their way to the caller, each copy into fresh pages.
 struct Found<'a, T> {
-    id: &'a String,
-    container: std::result::Result<Box<T>, BrokenContainer>,
-    line: Option<(listindex::FileStamp, Cow<'a, str>)>,
+    id: &'a str,
+    container: Option<std::result::Result<Box<T>, BrokenContainer>>,
+    line: Option<(listindex::FileStamp, Cow<'a, [u8]>)>,
 }
 
 /// One container's config as a listing finds it ([`Runtime::parse_config`]): the stamp of its
@@ -38,34 +39,63 @@ struct ParsedConfig<'i, T> {
 /// Where the text of a config that a listing parsed is.
 enum ConfigText<'i> {
     /// In the listing index, and the file is still the one indexed.
-    Indexed(&'i str),
+    Indexed(&'i [u8]),
     /// In the buffer it was read into.
     Read,
     /// Nowhere: it could not be read.
     Unread,
 }
 
-/// `work` over `ids` in parts, on as many threads as there are CPUs (up to 8) when there are
-/// many: each part is a stat or a read per container, and those wait on the kernel. The
-/// results in the order of `ids`.
+/// What a listing goes over: the listing index and, unless the index has every container of
+/// the directory as it is now, the directory's entries.
+struct Listing {
+    index: listindex::Index,
+    /// The directory's ids, and whether it held anything to sweep; None when the index has
+    /// them all.
+    dir: Option<(Vec<String>, bool)>,
+    /// The directory's stamp as the listing began, and whether it was settled then.
+    stamp: listindex::DirStamp,
+    settled: bool,
+}
+
+impl Listing {
+    /// Every container to list, with its config as indexed.
+    fn entries(&self) -> Vec<listindex::Entry<'_>> {
+        match &self.dir {
+            Some((ids, _)) => ids.iter().map(|id| self.index.get(id)).collect(),
+            None => self.index.all(),
+        }
+    }
+
+    /// The stamp under which the containers listed are all of the directory's, for the next
+    /// listing: its time settled, and nothing swept that might have changed it.
+    fn whole_under(&self) -> Option<listindex::DirStamp> {
+        let swept = self.dir.as_ref().is_some_and(|(_, swept)| *swept);
+        (self.settled && !swept).then_some(self.stamp)
+    }
+}
+
+/// `work` over `entries` in parts, on as many threads as there are CPUs (up to 8) when there
+/// are many: each part is a stat or a read per container, and those wait on the kernel. The
+/// results in the order of `entries`.
 fn in_parallel<'a, T: Send>(
-    ids: &'a [String],
-    work: impl Fn(&'a [String]) -> Vec<T> + Sync,
+    entries: &'a [listindex::Entry<'a>],
+    work: impl Fn(&'a [listindex::Entry<'a>]) -> Vec<T> + Sync,
 ) -> Vec<T> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8)
-        .min(ids.len() / 128 + 1);
+        .min(entries.len() / 128 + 1);
     if threads <= 1 {
-        return work(ids);
+        return work(entries);
     }
-    let chunk = ids.len().div_ceil(threads);
+    let chunk = entries.len().div_ceil(threads);
     let work = &work;
     // Every part on a thread of its own: measured, this thread taking a part made the
     // listing slower. A part whose thread cannot be started (a process at its task limit)
     // is done here, in its turn.
     std::thread::scope(|scope| {
-        let started: Vec<_> = ids
+        let started: Vec<_> = entries
             .chunks(chunk)
             .map(|part| {
                 std::thread::Builder::new()
@@ -76,7 +106,7 @@ fn in_parallel<'a, T: Send>(
                     })
             })
             .collect();
-        let mut all = Vec::with_capacity(ids.len());
+        let mut all = Vec::with_capacity(entries.len());
         for part in started {
             all.extend(match part {
                 Ok(thread) => thread
@@ -133,61 +163,88 @@ impl Runtime {
     /// Every container (newest first), each a [`Container`] or only its [`container::Row`],
     /// and every broken one (by id). Each config is stated and, when it is the file the
     /// listing index holds ([`listindex`]), parsed from there; others are read. Both on as
-    /// many threads as there are CPUs (up to 8) when there are many. The index is written
-    /// again when a config was read that it did not hold.
+    /// many threads as there are CPUs (up to 8) when there are many. The directory is read
+    /// only when the index does not have all of it. The index is written again when a config
+    /// was read that it did not hold, or the directory changed.
     pub fn list_with_broken<T: Listed>(&self) -> Result<(Vec<Box<T>>, Vec<BrokenContainer>)> {
-        let (ids, index) = self.ids_and_index()?;
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
+        let listing = self.listing(&containers)?;
+        let entries = listing.entries();
         let now = SystemTime::now();
-        let found = in_parallel(&ids, |ids| {
-            self.load_listed::<T>(&containers, &index, now, ids)
+        let found = in_parallel(&entries, |entries| {
+            self.load_listed::<T>(&containers, now, entries)
         });
-        let (mut listed, mut broken, mut lines) = (Vec::with_capacity(ids.len()), vec![], vec![]);
-        for Found {
-            id,
-            container,
-            line,
-        } in found
-        {
-            match container {
-                Ok(c) => listed.push(c),
-                Err(b) => broken.push(b),
-            }
-            lines.extend(line.map(|(stamp, text)| (id.as_str(), stamp, text)));
+        let (mut listed, mut broken) = (Vec::with_capacity(found.len()), vec![]);
+        let mut lines = Vec::with_capacity(found.len());
+        let (mut read_anew, mut indexed) = (false, 0);
+        for Found { id, line, .. } in &found {
+            read_anew |= matches!(line, Some((_, Cow::Owned(_))));
+            indexed += usize::from(line.is_some());
+            lines.push(listindex::Entry {
+                id,
+                indexed: line.as_ref().map(|(stamp, text)| (*stamp, text.as_ref())),
+            });
         }
-        let read_anew = lines
-            .iter()
-            .any(|(_, _, text)| matches!(text, Cow::Owned(_)));
-        if read_anew || lines.len() != index.len() {
-            let lines = lines
-                .iter()
-                .map(|(id, stamp, text)| (*id, *stamp, text.as_ref()));
-            if let Err(err) = listindex::write(&self.containers, lines) {
+        let whole_under = listing.whole_under();
+        let index = &listing.index;
+        if read_anew
+            || lines.len() != index.len()
+            || indexed != index.indexed()
+            || whole_under != index.whole_under()
+        {
+            if let Err(err) = listindex::write(&self.containers, whole_under, &lines) {
                 tracing::debug!(%err, "containers' listing index not written");
             }
         }
-        // Newest first. Boxed, a container is not copied again on its way to the caller, nor
-        // when sorted or filtered.
-        listed.sort_by_key(|c| std::cmp::Reverse(c.created()));
+        drop(lines);
+        for found in found {
+            match found.container {
+                Some(Ok(c)) => listed.push(c),
+                Some(Err(b)) => broken.push(b),
+                None => {}
+            }
+        }
+        // Newest first, ties by id (the directory's order and the index's differ). Boxed, a
+        // container is not copied again on its way to the caller, nor when sorted or filtered.
+        listed.sort_by(|a, b| (b.created(), a.id()).cmp(&(a.created(), b.id())));
         broken.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((listed, broken))
     }
 
-    /// The ids of the containers directory and its listing index. A large index is read
-    /// and parsed while the directory is read; a small one (or none, as in a fresh root) is
-    /// not worth a thread.
-    fn ids_and_index(&self) -> Result<(Vec<String>, listindex::Index)> {
-        let (ids, index) = if listindex::is_large(&self.containers) {
-            let (index, ids) = graph::stamped::side_by_side(
+    /// The listing index of the open containers directory and, when the index does not have
+    /// all of its containers, the directory's entries. A large index is read and parsed while
+    /// the directory is read; a small one (or none, as in a fresh root) is not worth a thread.
+    fn listing(&self, containers: &fs::File) -> Result<Listing> {
+        let stamp =
+            listindex::DirStamp::of(containers).map_err(|e| Error::io(&self.containers, e))?;
+        let settled = stamp.settled(SystemTime::now());
+        let header = listindex::header(&self.containers);
+        let (mut index, dir) = if header.large && header.whole_under != Some(stamp) {
+            let (index, dir) = graph::stamped::side_by_side(
                 || listindex::Index::read(&self.containers),
-                || self.ids(),
+                || self.ids_and_sweeps(),
             );
-            (ids, index)
+            (index, Some(dir?))
         } else {
-            (self.ids(), listindex::Index::read(&self.containers))
+            let index = listindex::Index::read(&self.containers);
+            // The index read may not be the one whose header was read: its own stamp counts.
+            let dir = match index.whole_under() == Some(stamp) {
+                true => None,
+                false => Some(self.ids_and_sweeps()?),
+            };
+            (index, dir)
         };
-        Ok((ids?, index))
+        if dir.is_some() {
+            // Each of the directory's ids is looked up.
+            index.sort_for_lookups();
+        }
+        Ok(Listing {
+            index,
+            dir,
+            stamp,
+            settled,
+        })
     }
 
     /// `(id, name)` of every container whose config can be read: what `create` checks a new
@@ -199,34 +256,39 @@ impl Runtime {
             #[serde(rename = "Name")]
             name: String,
         }
-        let (ids, index) = self.ids_and_index()?;
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
-        let named = in_parallel(&ids, |ids| {
+        let listing = self.listing(&containers)?;
+        let entries = listing.entries();
+        let named = in_parallel(&entries, |entries| {
             let mut buf = Vec::with_capacity(8192);
-            ids.iter()
-                .filter_map(|id| {
-                    let config = self.parse_config::<Named>(&containers, &index, id, &mut buf);
-                    Some((id.clone(), config.parsed.ok()?.name))
+            entries
+                .iter()
+                .filter_map(|entry| {
+                    let config = self.parse_config::<Named>(&containers, entry, &mut buf);
+                    Some((entry.id.to_string(), config.parsed.ok()?.name))
                 })
                 .collect()
         });
         Ok(named)
     }
 
-    /// Container `id`'s config as a `T`: parsed from the listing index while the file is the
-    /// one indexed (and it parses there), else read from the file into `buf`.
+    /// A container's config as a `T`: parsed from the listing index while the file is the one
+    /// indexed (and it parses there), else read from the file into `buf`.
     fn parse_config<'i, T: serde::de::DeserializeOwned>(
         &self,
         containers: &fs::File,
-        index: &'i listindex::Index,
-        id: &str,
+        entry: &listindex::Entry<'i>,
         buf: &mut Vec<u8>,
     ) -> ParsedConfig<'i, T> {
+        let id = entry.id;
         let stamp = listindex::FileStamp::of(containers, id);
-        let in_index = stamp.and_then(|stamp| index.config(id, stamp));
+        let in_index = stamp.and_then(|stamp| entry.config(stamp));
         if let Some(text) = in_index {
-            if let Ok(value) = serde_json::from_str(text) {
+            // Checked as UTF-8 at once, then parsed as text: faster than checking each
+            // string the parse meets.
+            let parsed = std::str::from_utf8(text).map(serde_json::from_str);
+            if let Ok(Ok(value)) = parsed {
                 return ParsedConfig {
                     stamp,
                     parsed: Ok(value),
@@ -238,9 +300,7 @@ impl Runtime {
         // What does not parse as a `T` from the index, read again to say why: the same text
         // stays indexed (it may parse as another `T`, or a damaged line was the index's own).
         let text = match (&read, in_index) {
-            (Ok(()), Some(indexed)) if indexed.as_bytes() == buf.as_slice() => {
-                ConfigText::Indexed(indexed)
-            }
+            (Ok(()), Some(indexed)) if indexed == buf.as_slice() => ConfigText::Indexed(indexed),
             (Ok(()), _) => ConfigText::Read,
             (Err(_), _) => ConfigText::Unread,
         };
@@ -252,31 +312,29 @@ impl Runtime {
         }
     }
 
-    /// [`Runtime::list_with_broken`]'s work for the containers `ids`.
+    /// [`Runtime::list_with_broken`]'s work for the containers `entries`.
     fn load_listed<'a, T: Listed>(
         &self,
         containers: &fs::File,
-        index: &'a listindex::Index,
         now: SystemTime,
-        ids: &'a [String],
+        entries: &'a [listindex::Entry<'a>],
     ) -> Vec<Found<'a, T>> {
-        let mut found = Vec::with_capacity(ids.len());
+        let mut found = Vec::with_capacity(entries.len());
         let mut buf = Vec::with_capacity(8192);
-        for id in ids {
+        for entry in entries {
+            let id = entry.id;
             let ParsedConfig {
                 stamp,
                 parsed,
                 text,
-            } = self.parse_config::<Box<T>>(containers, index, id, &mut buf);
+            } = self.parse_config::<Box<T>>(containers, entry, &mut buf);
             // Indexed next time, whether it parses as a `T` or not (listings of other `T`s
             // keep the same index): the text of a file whose time cannot be given again.
             let line = stamp.filter(|stamp| stamp.settled(now)).and_then(|stamp| {
                 let text = match text {
                     ConfigText::Indexed(text) => Cow::Borrowed(text),
-                    ConfigText::Read => {
-                        let text = std::str::from_utf8(&buf).ok()?;
-                        (!text.contains('\n')).then(|| Cow::Owned(text.to_string()))?
-                    }
+                    ConfigText::Read => (stamp.frames(&buf) && !buf.contains(&b'\n'))
+                        .then(|| Cow::Owned(buf.clone()))?,
                     ConfigText::Unread => return None,
                 };
                 Some((stamp, text))
@@ -286,11 +344,11 @@ impl Runtime {
                 false => Ok(c),
             });
             let container = match checked {
-                Ok(c) => Ok(c),
-                Err(Error::NoSuchContainer(_)) => continue,
+                Ok(c) => Some(Ok(c)),
+                Err(Error::NoSuchContainer(_)) => None,
                 Err(e) => {
                     tracing::debug!(%id, error = %e, "broken container");
-                    Err(self.broken(id, e))
+                    Some(Err(self.broken(id, e)))
                 }
             };
             found.push(Found {
@@ -457,7 +515,11 @@ mod tests {
             let (rows, broken) = rt.list_with_broken::<Row>().unwrap();
             let rows: Vec<Row> = rows.into_iter().map(|r| *r).collect();
             let broken: Vec<String> = broken.into_iter().map(|b| b.id).collect();
-            (rows, broken, listindex::Index::read(&rt.containers).len())
+            (
+                rows,
+                broken,
+                listindex::Index::read(&rt.containers).indexed(),
+            )
         };
         let before = as_rows();
         let (good, broken) = rt.list_with_broken::<Container>().unwrap();
@@ -471,7 +533,11 @@ mod tests {
         let mut names: Vec<String> = good.into_iter().map(|c| c.name).collect();
         names.sort();
         let broken = broken.into_iter().map(|b| b.id).collect();
-        (names, broken, listindex::Index::read(&rt.containers).len())
+        (
+            names,
+            broken,
+            listindex::Index::read(&rt.containers).indexed(),
+        )
     }
 
     #[test]
@@ -584,6 +650,90 @@ mod tests {
         // Renamed in place of the indexed file: the new name.
         write_config(&rt, &ids[0], "renamed", old);
         assert!(rt.names().unwrap().iter().any(|(_, n)| n == "renamed"));
+    }
+
+    /// Sets the modification time of directory `dir` to `at`.
+    fn set_dir_time(dir: &std::path::Path, at: SystemTime) {
+        fs::File::open(dir).unwrap().set_modified(at).unwrap();
+    }
+
+    #[test]
+    fn a_whole_index_stands_for_the_directory_while_its_time_is_the_same() {
+        let (_dir, rt) = runtime();
+        let old = Duration::from_secs(5);
+        let ids: Vec<String> = ["a1", "b2", "c3"].iter().map(|p| p.repeat(32)).collect();
+        write_config(&rt, &ids[0], "one", old);
+        write_config(&rt, &ids[1], "two", old);
+        let all = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let whole = || {
+            listindex::Index::read(&rt.containers)
+                .whole_under()
+                .is_some()
+        };
+        // The first listing makes the index's directory: the directory's time is new.
+        listed(&rt);
+        assert!(!whole());
+        let then = SystemTime::now() - old;
+        set_dir_time(&rt.containers, then);
+        assert_eq!(listed(&rt), (all(&["one", "two"]), vec![], 2));
+        assert!(whole());
+        // An entry made behind the index's back, with the directory's time put back: the
+        // directory is not read, so it is not listed.
+        write_config(&rt, &ids[2], "three", old);
+        set_dir_time(&rt.containers, then);
+        assert_eq!(listed(&rt).0, all(&["one", "two"]));
+        // Once the directory's time tells of it, it is; whole again once that time settles.
+        set_dir_time(&rt.containers, SystemTime::now());
+        assert_eq!(listed(&rt), (all(&["one", "three", "two"]), vec![], 3));
+        assert!(!whole());
+        set_dir_time(&rt.containers, then);
+        assert_eq!(listed(&rt), (all(&["one", "three", "two"]), vec![], 3));
+        assert!(whole());
+        // A config changed in place is still seen: each file is stated.
+        let config = rt.paths(&ids[1]).config();
+        fs::write(&config, b"{").unwrap();
+        age_file(&config, old);
+        assert_eq!(
+            listed(&rt),
+            (all(&["one", "three"]), vec![ids[1].clone()], 3)
+        );
+        assert!(whole());
+        // Removed: the directory's time changes by itself.
+        fs::remove_dir_all(rt.paths(&ids[0]).dir).unwrap();
+        assert_eq!(listed(&rt), (all(&["three"]), vec![ids[1].clone()], 2));
+    }
+
+    #[test]
+    fn a_directory_with_a_create_under_way_is_read_until_it_is_swept() {
+        let (_dir, rt) = runtime();
+        let old = Duration::from_secs(5);
+        write_config(&rt, &"a1".repeat(32), "one", old);
+        listed(&rt);
+        let staging = rt
+            .containers
+            .join(format!("{}{}", crate::CREATING_PREFIX, "b2".repeat(32)));
+        fs::create_dir(&staging).unwrap();
+        set_dir_time(&rt.containers, SystemTime::now() - old);
+        // The store lock held elsewhere, as a create holds it while it stages.
+        let lock = rt.store_lock_path();
+        fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let creator = std::thread::spawn(move || {
+            let _lock = graph::StoreLock::acquire(&lock).unwrap();
+            held.send(()).unwrap();
+            released.recv().unwrap();
+        });
+        is_held.recv().unwrap();
+        listed(&rt);
+        assert!(staging.exists());
+        // The directory holds more than its containers: the next listing reads it again.
+        let index = listindex::Index::read(&rt.containers);
+        assert_eq!((index.len(), index.whole_under()), (1, None));
+        release.send(()).unwrap();
+        creator.join().unwrap();
+        listed(&rt);
+        assert!(!staging.exists(), "its creator gone, it is swept");
     }
 
     #[test]

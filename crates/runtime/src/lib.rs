@@ -417,9 +417,17 @@ impl Runtime {
         container::Paths::new(&self.containers, id)
     }
 
+    /// The ids of the containers directory's entries; what crashed removals and creates left
+    /// is swept on the way.
     fn ids(&self) -> Result<Vec<String>> {
+        self.ids_and_sweeps().map(|(ids, _)| ids)
+    }
+
+    /// [`Runtime::ids`], and whether the directory held anything to sweep (removed, or
+    /// being removed or created, as it was read).
+    fn ids_and_sweeps(&self) -> Result<(Vec<String>, bool)> {
         let entries = fs::read_dir(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
-        let mut ids = Vec::new();
+        let (mut ids, mut swept) = (Vec::new(), false);
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&self.containers, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -428,11 +436,13 @@ impl Runtime {
             } else if name.starts_with(REMOVED_PREFIX) {
                 // Left by a process that died while deleting it (or being deleted right now).
                 delete_removed(&entry.path());
+                swept = true;
             } else if name.starts_with(CREATING_PREFIX) {
                 self.sweep_creating(&entry.path());
+                swept = true;
             }
         }
-        Ok(ids)
+        Ok((ids, swept))
     }
 
     /// The store lock ([`graph::storelock`]) of this root.

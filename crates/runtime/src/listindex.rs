@@ -1,17 +1,31 @@
-//! The containers' listing index, `containers/_index/containers`: one line per container,
-//! `<id> <inode> <mtime s> <mtime ns> <size> <its config.json as read>`. A listing stats each
-//! config (one `fstatat`, no open or read) and parses the indexed copy when the file is still
-//! the one indexed, else reads the file. A config is replaced by rename (a new inode), and one
-//! damaged in place gets a new time: either way its stat differs from the index's. A config
-//! is indexed only once its time is settled ([`graph::stamped::settled`]), so that no later
-//! change can land on the same (coarse) timestamp. A config that does not parse is indexed as
-//! well: listings that parse less of each config ([`crate::container::Row`]) or all of it keep
-//! one index between them, and a config that does not parse is read again to say why. A crash
-//! leaves at most a stale line, which the stat refuses, or a temp file of a dead writer, which
-//! the next rewrite removes.
+//! The containers' listing index, `containers/_index/containers`: a header, one line per
+//! container, `<id> <inode> <mtime s> <mtime ns> <size>` or `<id> -` for one whose config is
+//! not indexed, and then the indexed configs as read, back to back in the lines' order, each
+//! as long as its size says. Lines and configs apart, reading the index touches only its
+//! lines; each config is touched by the parse that uses it.
+//!
+//! A listing stats each config (one `fstatat`, no open or read) and parses the indexed copy
+//! when the file is still the one indexed, else reads the file. A config is replaced by
+//! rename (a new inode), and one damaged in place gets a new time: either way its stat
+//! differs from the index's. A config is indexed only once its time is settled
+//! ([`graph::stamped::settled`]), so that no later change can land on the same (coarse)
+//! timestamp. A config that does not parse is indexed as well: listings that parse less of
+//! each config ([`crate::container::Row`]) or all of it keep one index between them, and a
+//! config that does not parse is read again to say why.
+//!
+//! The header, `dock-container-index 2 <lines> <dev> <inode> <mtime s> <mtime ns>`, names the
+//! containers directory as it was when its entries were read, when that time was settled and
+//! nothing was left to sweep (see [`crate::Runtime`]'s `ids`); else `... <lines> -`. While the
+//! directory still has that stamp, its entries are the index's ids: adding, renaming or
+//! removing an entry changes the directory's time, so a listing need not read the directory.
+//! An index that is short of a line or a byte (a crash before its data reached the disk), or
+//! that has a line that does not read, is not used at all. A crash leaves at most a stale
+//! index, which the stamps refuse, or a temp file of a dead writer, which the next rewrite
+//! removes.
 
 use std::fs;
 use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -19,7 +33,7 @@ use nix::sys::stat::{fstatat, FileStat};
 
 /// The index's file name in `containers/<graph::INDEX_DIR>/`.
 pub(crate) const INDEX_FILE: &str = "containers";
-const MAGIC: &str = "dock-container-index 1";
+const MAGIC: &str = "dock-container-index 2";
 
 /// What identifies one version of a config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,79 +62,225 @@ impl FileStamp {
     pub(crate) fn settled(&self, now: SystemTime) -> bool {
         graph::stamped::settled(self.mtime, self.mtime_ns, now)
     }
+
+    /// Whether `text` can be the whole file of this stamp: it is of its size. Only such a
+    /// text is indexed, framed by that size.
+    pub(crate) fn frames(&self, text: &[u8]) -> bool {
+        i64::try_from(text.len()) == Ok(self.size)
+    }
 }
 
-/// The index as read: its text, and each container's stamp and config text within it.
-#[derive(Default)]
+/// What identifies the containers directory's entries: any entry added, renamed or removed
+/// gives the directory another time (once [`DirStamp::settled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirStamp {
+    dev: u64,
+    inode: u64,
+    mtime: i64,
+    mtime_ns: i64,
+}
+
+impl DirStamp {
+    /// The stamp of the open directory `dir`.
+    pub(crate) fn of(dir: &fs::File) -> std::io::Result<DirStamp> {
+        let meta = dir.metadata()?;
+        Ok(DirStamp {
+            dev: meta.dev(),
+            inode: meta.ino(),
+            mtime: meta.mtime(),
+            mtime_ns: meta.mtime_nsec(),
+        })
+    }
+
+    /// Whether a change after `now` is sure to give the directory another time.
+    pub(crate) fn settled(&self, now: SystemTime) -> bool {
+        graph::stamped::settled(self.mtime, self.mtime_ns, now)
+    }
+}
+
+/// The index as read: its text, and each container's id and indexed config within it.
 pub(crate) struct Index {
-    text: String,
-    /// Sorted by key: a lookup searches the keys rather than hashing 64-byte ids.
-    entries: Vec<Entry>,
+    text: graph::stamped::Mapped,
+    /// In the file's order until [`Index::sort_for_lookups`], then by key: a lookup searches
+    /// the keys rather than hashing 64-byte ids.
+    lines: Vec<Line>,
+    sorted: bool,
+    /// The directory's stamp under which `lines` are all of its containers.
+    whole_under: Option<DirStamp>,
 }
 
 /// One line of the index: its id's [`graph::id_key`], and byte ranges of `Index::text`.
-struct Entry {
+struct Line {
     key: u64,
     id: Range<usize>,
-    stamp: FileStamp,
-    config: Range<usize>,
+    config: Option<(FileStamp, Range<usize>)>,
+}
+
+/// A container to list: its id, and its config as indexed, if it is.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry<'i> {
+    pub(crate) id: &'i str,
+    pub(crate) indexed: Option<(FileStamp, &'i [u8])>,
+}
+
+impl<'i> Entry<'i> {
+    /// The indexed config when the file still has `stamp`.
+    pub(crate) fn config(&self, stamp: FileStamp) -> Option<&'i [u8]> {
+        self.indexed
+            .and_then(|(indexed, text)| (indexed == stamp).then_some(text))
+    }
 }
 
 impl Index {
     /// The index of the containers directory `dir`; empty when there is none.
     pub(crate) fn read(dir: &Path) -> Index {
-        Index::parse(fs::read_to_string(path(dir)).unwrap_or_default())
+        Index::parse(graph::stamped::map(&path(dir)).unwrap_or_else(|_| Vec::new().into()))
     }
 
-    /// The index in `text`; empty when it is of another format. A line that cannot be read
-    /// is left out (its container is read from its file).
-    fn parse(text: String) -> Index {
-        let Some(body) = text.strip_prefix(MAGIC).and_then(|t| t.strip_prefix('\n')) else {
-            return Index::default();
-        };
-        let at = |part: &str| {
-            let start = part.as_ptr() as usize - text.as_ptr() as usize;
-            start..start + part.len()
-        };
-        let mut entries: Vec<Entry> = body
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.splitn(6, ' ');
-                let id = fields.next()?;
-                let mut number = || fields.next()?.parse::<i64>().ok();
-                let stamp = FileStamp {
-                    inode: number()? as u64,
-                    mtime: number()?,
-                    mtime_ns: number()?,
-                    size: number()?,
-                };
-                let config = fields.next()?;
-                Some(Entry {
-                    key: graph::id_key(id),
-                    id: at(id),
-                    stamp,
-                    config: at(config),
-                })
-            })
-            .collect();
-        entries.sort_unstable_by_key(|entry| entry.key);
-        Index { text, entries }
+    /// The index in `text`; empty when it is of another format or damaged anywhere (every
+    /// config is then read from its file, and the index written again).
+    fn parse(text: graph::stamped::Mapped) -> Index {
+        let lines = parse_body(&text);
+        match lines {
+            Some((lines, whole_under)) => Index {
+                text,
+                lines,
+                sorted: false,
+                whole_under,
+            },
+            None => Index {
+                text: Vec::new().into(),
+                lines: Vec::new(),
+                sorted: true,
+                whole_under: None,
+            },
+        }
     }
 
-    /// The indexed config of container `id` when its file still has `stamp`.
-    pub(crate) fn config(&self, id: &str, stamp: FileStamp) -> Option<&str> {
+    /// Every container it has a line for.
+    pub(crate) fn all(&self) -> Vec<Entry<'_>> {
+        self.lines.iter().map(|line| self.entry(line)).collect()
+    }
+
+    /// Makes [`Index::get`] possible. A listing that takes every line as it is needs no
+    /// lookup, and does without.
+    pub(crate) fn sort_for_lookups(&mut self) {
+        if !self.sorted {
+            self.lines.sort_unstable_by_key(|line| line.key);
+            self.sorted = true;
+        }
+    }
+
+    /// Container `id` as the index has it (a directory's entry, so not necessarily indexed),
+    /// once [`Index::sort_for_lookups`].
+    pub(crate) fn get<'s>(&'s self, id: &'s str) -> Entry<'s> {
+        debug_assert!(self.sorted, "an index looked up unsorted");
         let key = graph::id_key(id);
-        let from = self.entries.partition_point(|entry| entry.key < key);
-        let entry = self.entries[from..]
+        let from = self.lines.partition_point(|line| line.key < key);
+        let indexed = self.lines[from..]
             .iter()
-            .take_while(|entry| entry.key == key)
-            .find(|entry| &self.text[entry.id.clone()] == id)?;
-        (entry.stamp == stamp).then(|| &self.text[entry.config.clone()])
+            .take_while(|line| line.key == key)
+            .find(|line| &self.text[line.id.clone()] == id.as_bytes())
+            .and_then(|line| self.entry(line).indexed);
+        Entry { id, indexed }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+    fn entry(&self, line: &Line) -> Entry<'_> {
+        Entry {
+            // Checked as UTF-8 when parsed.
+            id: std::str::from_utf8(&self.text[line.id.clone()]).unwrap_or_default(),
+            indexed: line
+                .config
+                .as_ref()
+                .map(|(stamp, config)| (*stamp, &self.text[config.clone()])),
+        }
     }
+
+    /// How many containers it has a line for.
+    pub(crate) fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// How many configs it holds.
+    pub(crate) fn indexed(&self) -> usize {
+        self.lines
+            .iter()
+            .filter(|line| line.config.is_some())
+            .count()
+    }
+
+    /// The directory's stamp under which it is whole.
+    pub(crate) fn whole_under(&self) -> Option<DirStamp> {
+        self.whole_under
+    }
+}
+
+/// The lines of index `text`, each config's range located after them, and
+/// the directory's stamp under which they are whole; None unless every line reads and the
+/// configs' sizes add up to the end of the text.
+fn parse_body(text: &[u8]) -> Option<(Vec<Line>, Option<DirStamp>)> {
+    let rest = text.strip_prefix(MAGIC.as_bytes())?.strip_prefix(b" ")?;
+    let end = memchr::memchr(b'\n', rest)?;
+    let (count, whole_under) = parse_header(std::str::from_utf8(&rest[..end]).ok()?)?;
+    let mut at = text.len() - rest.len() + end + 1;
+    let mut lines = Vec::with_capacity(count.min(text.len() / 64));
+    for _ in 0..count {
+        let end = at + memchr::memchr(b'\n', &text[at..])?;
+        let (id, stamp) = parse_line(&text[at..end])?;
+        lines.push(Line {
+            key: graph::id_key(id),
+            id: at..at + id.len(),
+            // Where its config is comes below, once every line is read.
+            config: stamp.map(|stamp| (stamp, 0..0)),
+        });
+        at = end + 1;
+    }
+    for (stamp, config) in lines.iter_mut().filter_map(|line| line.config.as_mut()) {
+        let length = usize::try_from(stamp.size).ok()?;
+        *config = at..at.checked_add(length)?;
+        at = config.end;
+    }
+    if at != text.len() {
+        return None;
+    }
+    Some((lines, whole_under))
+}
+
+/// `<id> -` or `<id> <inode> <mtime s> <mtime ns> <size>`: the id, and its config's stamp
+/// when indexed.
+fn parse_line(line: &[u8]) -> Option<(&str, Option<FileStamp>)> {
+    let line = std::str::from_utf8(line).ok()?;
+    let (id, rest) = line.split_once(' ')?;
+    if rest == "-" {
+        return Some((id, None));
+    }
+    let mut fields = rest.split(' ');
+    let mut number = || fields.next()?.parse::<i64>().ok();
+    let stamp = FileStamp {
+        inode: number()? as u64,
+        mtime: number()?,
+        mtime_ns: number()?,
+        size: number()?,
+    };
+    fields.next().is_none().then_some((id, Some(stamp)))
+}
+
+/// `<lines> <dev> <inode> <mtime s> <mtime ns>` or `<lines> -`.
+fn parse_header(header: &str) -> Option<(usize, Option<DirStamp>)> {
+    let (lines, stamp) = header.split_once(' ')?;
+    let lines = lines.parse().ok()?;
+    if stamp == "-" {
+        return Some((lines, None));
+    }
+    let mut fields = stamp.split(' ');
+    let mut number = || fields.next()?.parse::<i64>().ok();
+    let stamp = DirStamp {
+        dev: number()? as u64,
+        inode: number()? as u64,
+        mtime: number()?,
+        mtime_ns: number()?,
+    };
+    Some((lines, Some(stamp)))
 }
 
 /// The index file of the containers directory `dir`.
@@ -128,102 +288,224 @@ pub(crate) fn path(dir: &Path) -> PathBuf {
     dir.join(graph::INDEX_DIR).join(INDEX_FILE)
 }
 
-/// Whether the index of `dir` is large enough (a thousand containers or so) to be read on
-/// a thread of its own.
-pub(crate) fn is_large(dir: &Path) -> bool {
-    fs::metadata(path(dir)).is_ok_and(|m| m.len() > 1 << 20)
+/// What an index says of itself before it is read.
+pub(crate) struct Header {
+    /// Large enough (a thousand containers or so) to be read on a thread of its own.
+    pub(crate) large: bool,
+    /// The directory's stamp under which it is whole, as far as its first line tells.
+    pub(crate) whole_under: Option<DirStamp>,
 }
 
-/// Replaces the index with `lines` (each `(id, stamp, config)`).
-pub(crate) fn write<'s>(
+/// The header of the index of `dir`, from the start of the file alone.
+pub(crate) fn header(dir: &Path) -> Header {
+    use std::io::Read;
+    let mut start = [0; 160];
+    let (length, read) = match fs::File::open(path(dir)) {
+        Ok(mut file) => (
+            file.metadata().map_or(0, |m| m.len()),
+            file.read(&mut start).unwrap_or(0),
+        ),
+        Err(_) => (0, 0),
+    };
+    let whole_under = std::str::from_utf8(&start[..read])
+        .ok()
+        .and_then(|start| start.strip_prefix(MAGIC)?.strip_prefix(' '))
+        .and_then(|start| parse_header(start.split_once('\n')?.0))
+        .and_then(|(_, stamp)| stamp);
+    Header {
+        large: length > 1 << 20,
+        whole_under,
+    }
+}
+
+/// Replaces the index with `lines` (each indexed config one that its stamp
+/// [`FileStamp::frames`]), all of the directory's containers when `whole_under` is its stamp.
+pub(crate) fn write(
     dir: &Path,
-    lines: impl Iterator<Item = (&'s str, FileStamp, &'s str)>,
+    whole_under: Option<DirStamp>,
+    lines: &[Entry<'_>],
 ) -> std::io::Result<()> {
-    use std::fmt::Write;
-    let mut text = String::from(MAGIC);
-    text.push('\n');
-    for (id, s, config) in lines {
-        let _ = writeln!(
-            text,
-            "{id} {} {} {} {} {config}",
-            s.inode, s.mtime, s.mtime_ns, s.size
-        );
+    use std::io::Write;
+    let length = lines
+        .iter()
+        .map(|line| line.id.len() + line.indexed.map_or(3, |(_, text)| text.len() + 80))
+        .sum::<usize>();
+    let mut text = Vec::with_capacity(MAGIC.len() + 80 + length);
+    let _ = write!(text, "{MAGIC} {}", lines.len());
+    let _ = match whole_under {
+        Some(d) => writeln!(text, " {} {} {} {}", d.dev, d.inode, d.mtime, d.mtime_ns),
+        None => writeln!(text, " -"),
+    };
+    for Entry { id, indexed } in lines {
+        let _ = match indexed {
+            Some((s, _)) => writeln!(
+                text,
+                "{id} {} {} {} {}",
+                s.inode, s.mtime, s.mtime_ns, s.size
+            ),
+            None => writeln!(text, "{id} -"),
+        };
+    }
+    for (_, config) in lines.iter().filter_map(|line| line.indexed) {
+        text.extend_from_slice(config);
     }
     let index = path(dir);
     if let Some(index_dir) = index.parent() {
         graph::stamped::clean_temps(index_dir, INDEX_FILE);
     }
-    graph::stamped::replace(&index, text.as_bytes())
+    graph::stamped::replace(&index, &text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn stamp(inode: u64) -> FileStamp {
+    /// The index in `text`, ready for lookups.
+    fn parse(text: &str) -> Index {
+        let mut index = Index::parse(text.as_bytes().to_vec().into());
+        index.sort_for_lookups();
+        index
+    }
+
+    fn read(dir: &Path) -> Index {
+        let mut index = Index::read(dir);
+        index.sort_for_lookups();
+        index
+    }
+
+    fn entry<'t>(id: &'t str, indexed: Option<(FileStamp, &'t [u8])>) -> Entry<'t> {
+        Entry { id, indexed }
+    }
+
+    /// The stamp of a file `config` (by its size) whose inode is `inode`.
+    fn stamp(inode: u64, config: &[u8]) -> FileStamp {
         FileStamp {
             inode,
             mtime: 1_700_000_000,
             mtime_ns: 5,
-            size: 9,
+            size: config.len() as i64,
+        }
+    }
+
+    fn dir_stamp(mtime_ns: i64) -> DirStamp {
+        DirStamp {
+            dev: 8,
+            inode: 2,
+            mtime: 1_700_000_000,
+            mtime_ns,
         }
     }
 
     #[test]
     fn an_indexed_config_is_given_only_for_the_same_file() {
         let dir = tempfile::tempdir().unwrap();
-        let config = r#"{"Id": "a b c", "Name": "x y"}"#;
-        write(
-            dir.path(),
-            [("aaa", stamp(1), config), ("bbb", stamp(2), "{}")].into_iter(),
-        )
-        .unwrap();
-        let index = Index::read(dir.path());
-        assert_eq!(index.len(), 2);
-        assert_eq!(index.config("aaa", stamp(1)), Some(config));
-        assert_eq!(index.config("aaa", stamp(3)), None, "another inode");
+        let config: &[u8] = br#"{"Id": "a b c", "Name": "x y"}"#;
+        let lines = [
+            entry("aaa", Some((stamp(1, config), config))),
+            entry("bbb", Some((stamp(2, b"{}"), b"{}"))),
+            entry("ddd", None),
+        ];
+        write(dir.path(), None, &lines).unwrap();
+        let index = read(dir.path());
+        assert_eq!((index.len(), index.indexed()), (3, 2));
+        assert_eq!(index.get("aaa").config(stamp(1, config)), Some(config));
+        assert_eq!(
+            index.get("aaa").config(stamp(3, config)),
+            None,
+            "another inode"
+        );
         let touched = FileStamp {
             mtime_ns: 6,
-            ..stamp(1)
+            ..stamp(1, config)
         };
-        assert_eq!(index.config("aaa", touched), None, "another time");
-        assert_eq!(index.config("ccc", stamp(1)), None);
+        assert_eq!(index.get("aaa").config(touched), None, "another time");
+        assert_eq!(
+            index.get("aaa").config(stamp(1, b"{}")),
+            None,
+            "another size"
+        );
+        assert_eq!(index.get("ccc").config(stamp(1, config)), None);
+        assert_eq!(
+            index.get("ddd").config(stamp(1, config)),
+            None,
+            "not indexed"
+        );
+        let mut all: Vec<(&str, bool)> = index
+            .all()
+            .iter()
+            .map(|entry| (entry.id, entry.indexed.is_some()))
+            .collect();
+        all.sort();
+        assert_eq!(all, [("aaa", true), ("bbb", true), ("ddd", false)]);
+        // Only a text of its file's size is indexed under its stamp.
+        assert!(stamp(1, config).frames(config));
+        assert!(!stamp(1, config).frames(b"{}"));
     }
 
     #[test]
     fn ids_with_the_same_first_eight_bytes_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();
         let ids = ["0123456789", "0123456788", "01234567", "0123456"];
-        let configs = ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}", "{\"n\":3}"];
-        let lines = ids.iter().zip(configs).enumerate();
-        write(
-            dir.path(),
-            lines.map(|(i, (id, config))| (*id, stamp(i as u64), config)),
-        )
-        .unwrap();
-        let index = Index::read(dir.path());
+        let configs: [&[u8]; 4] = [b"{\"n\":0}", b"{\"n\":1}", b"{\"n\":2}", b"{\"n\":3}"];
+        let lines: Vec<_> = (0..4)
+            .map(|i| entry(ids[i], Some((stamp(i as u64, configs[i]), configs[i]))))
+            .collect();
+        write(dir.path(), None, &lines).unwrap();
+        let index = read(dir.path());
         for (i, (id, config)) in ids.iter().zip(configs).enumerate() {
-            assert_eq!(index.config(id, stamp(i as u64)), Some(config), "{id}");
+            let stamp = stamp(i as u64, config);
+            assert_eq!(index.get(id).config(stamp), Some(config), "{id}");
         }
-        assert_eq!(index.config("012345678", stamp(0)), None);
+        assert_eq!(index.get("012345678").config(stamp(0, configs[0])), None);
     }
 
     #[test]
-    fn another_format_or_a_damaged_line_is_not_used() {
-        assert_eq!(
-            Index::parse("dock-container-index 0\naaa 1 2 3 4 {}".into()).len(),
-            0
-        );
-        let text = format!("{MAGIC}\naaa 1 x 3 4 {{}}\nbbb 1 2 3 4 {{}}\nccc 1");
-        let index = Index::parse(text);
-        assert_eq!(index.len(), 1);
-        let bbb = FileStamp {
-            inode: 1,
-            mtime: 2,
-            mtime_ns: 3,
-            size: 4,
+    fn an_index_of_another_format_or_damaged_anywhere_is_not_used() {
+        assert_eq!(parse("dock-container-index 1\naaa 1 2 3 4 {}\n").len(), 0);
+        let good = format!("{MAGIC} 3 -\naaa 1 2 3 2\nbbb -\nccc 4 5 6 3\n{{}}[1]");
+        let index = parse(&good);
+        assert_eq!((index.len(), index.indexed()), (3, 2));
+        let at = |inode, mtime, mtime_ns, size| FileStamp {
+            inode,
+            mtime,
+            mtime_ns,
+            size,
         };
-        assert_eq!(index.config("bbb", bbb), Some("{}"));
+        assert_eq!(index.get("aaa").config(at(1, 2, 3, 2)), Some(&b"{}"[..]));
+        assert_eq!(index.get("ccc").config(at(4, 5, 6, 3)), Some(&b"[1]"[..]));
+        for damaged in [
+            good.replace("aaa 1 2", "aaa 1 x"),
+            good.replace("bbb -", "bbb"),
+            good.replace("aaa 1 2 3 2", "aaa 1 2 3 2 9"),
+            good.replace("ccc 4 5 6 3", "ccc 4 5 6 4"),
+            good.replace(" 3 -", " 4 -"),
+            good[..good.len() - 1].to_string(),
+            format!("{good}\n"),
+        ] {
+            assert_eq!(parse(&damaged).len(), 0, "{damaged}");
+        }
+    }
+
+    #[test]
+    fn an_index_is_whole_under_its_stamp_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = [
+            entry("aaa", Some((stamp(1, b"{}"), b"{}"))),
+            entry("bbb", None),
+        ];
+        write(dir.path(), Some(dir_stamp(5)), &lines).unwrap();
+        let index = read(dir.path());
+        assert_eq!(index.whole_under(), Some(dir_stamp(5)));
+        assert_ne!(index.whole_under(), Some(dir_stamp(6)));
+        assert_eq!(header(dir.path()).whole_under, Some(dir_stamp(5)));
+        assert!(!header(dir.path()).large);
+        // Written without a stamp, or none there at all.
+        write(dir.path(), None, &lines).unwrap();
+        assert_eq!(Index::read(dir.path()).whole_under(), None);
+        assert_eq!(header(dir.path()).whole_under, None);
+        fs::remove_file(path(dir.path())).unwrap();
+        assert_eq!(header(dir.path()).whole_under, None);
+        assert_eq!(Index::read(dir.path()).len(), 0);
     }
 
     #[test]
@@ -232,7 +514,7 @@ mod tests {
         let at = |seconds_before: i64, ns: i64| FileStamp {
             mtime: 1_700_000_000 - seconds_before,
             mtime_ns: ns,
-            ..stamp(1)
+            ..stamp(1, b"{}")
         };
         assert!(at(1, 1).settled(now));
         assert!(!at(1, 999_999_999).settled(now));
@@ -251,7 +533,7 @@ mod tests {
         let live = index_dir.join(format!("{INDEX_FILE}.{}.cd.tmp", std::process::id()));
         fs::write(&dead, "x").unwrap();
         fs::write(&live, "x").unwrap();
-        write(dir.path(), std::iter::empty()).unwrap();
+        write(dir.path(), None, &[]).unwrap();
         assert!(!dead.exists());
         assert!(live.exists());
     }
