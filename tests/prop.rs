@@ -510,3 +510,48 @@ fn rmi_f_untags_an_image_a_container_uses_and_keeps_it() {
         .ok(&["rmi", &id[..12]])
         .contains(&format!("Deleted: {id}")));
 }
+
+/// `ps` shows the image as the user named it while that name still names the container's
+/// image (a tag, or an id prefix), as Docker does; a full id, or a name moved to another
+/// image, shows the image's first name instead, and an image with no name its short id.
+#[test]
+fn ps_shows_the_image_as_given_while_that_name_names_it() {
+    let root = DockRoot::new();
+    let first = root.import_busybox("base");
+    root.ok(&["tag", "base", "zz:1"]);
+    for (name, image) in [
+        ("by-tag", "base"),
+        ("by-prefix", &first[..12]),
+        ("by-id", first.as_str()),
+    ] {
+        root.ok(&["create", "--network", "none", "--name", name, image, "true"]);
+    }
+    let second = root.import_busybox("base");
+    assert_ne!(first, second);
+    root.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "second",
+        "base",
+        "true",
+    ]);
+    let image_of = |table: &str, name: &str| -> String {
+        let row = table
+            .lines()
+            .find(|row| row.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("no {name} in {table}"));
+        row.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let table = root.ok(&["ps", "-a"]);
+    assert_eq!(image_of(&table, "by-tag"), "zz:1", "{table}");
+    assert_eq!(image_of(&table, "by-prefix"), &first[..12], "{table}");
+    assert_eq!(image_of(&table, "by-id"), "zz:1", "{table}");
+    assert_eq!(image_of(&table, "second"), "base", "{table}");
+    // No name left for the first image: its short id.
+    root.ok(&["rmi", "-f", "zz:1"]);
+    let table = root.ok(&["ps", "-a"]);
+    assert_eq!(image_of(&table, "by-tag"), &first[..12], "{table}");
+    assert_eq!(image_of(&table, "by-id"), &first[..12], "{table}");
+}

@@ -166,12 +166,6 @@ impl Context {
         runtime::secure_root(&self.root)?;
         Ok(TagStore::open(self.root.join("repositories"))?)
     }
-
-    /// The tag store and its repositories, read once (for listings).
-    pub fn tags_read(&self) -> anyhow::Result<(TagStore, tagstore::Repositories)> {
-        runtime::secure_root(&self.root)?;
-        Ok(TagStore::open_read(self.root.join("repositories"))?)
-    }
 }
 
 /// An error that carries the exit status the shell should see.

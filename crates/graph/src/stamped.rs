@@ -5,8 +5,8 @@
 //! that one file; any other reads every object and writes the index again. This holds as long
 //! as every change of an object changes the directory's time: adding or removing an entry
 //! does so by itself, and a writer that changes an object in place calls [`touch`].
-//! (The containers' index in the runtime stamps each file instead, and shares [`settled`],
-//! [`replace`] and the temp-file handling.)
+//! (The containers' index in the runtime stamps each file as well as the directory, and
+//! shares [`settled`], [`map`], [`replace`] and the temp-file handling.)
 //!
 //! Nothing is indexed under a time that is not [`settled`], so that a later change cannot
 //! land on the same (coarse) timestamp. A crash leaves at most a stale index or a temp file

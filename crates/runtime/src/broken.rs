@@ -216,9 +216,10 @@ impl Runtime {
     /// all of its containers, the directory's entries. A large index is read and parsed while
     /// the directory is read; a small one (or none, as in a fresh root) is not worth a thread.
     fn listing(&self, containers: &fs::File) -> Result<Listing> {
+        let now = SystemTime::now();
         let stamp =
             listindex::DirStamp::of(containers).map_err(|e| Error::io(&self.containers, e))?;
-        let settled = stamp.settled(SystemTime::now());
+        let settled = stamp.settled(now);
         let header = listindex::header(&self.containers);
         let (mut index, dir) = if header.large && header.whole_under != Some(stamp) {
             let (index, dir) = graph::stamped::side_by_side(
@@ -333,8 +334,7 @@ impl Runtime {
             let line = stamp.filter(|stamp| stamp.settled(now)).and_then(|stamp| {
                 let text = match text {
                     ConfigText::Indexed(text) => Cow::Borrowed(text),
-                    ConfigText::Read => (stamp.frames(&buf) && !buf.contains(&b'\n'))
-                        .then(|| Cow::Owned(buf.clone()))?,
+                    ConfigText::Read => stamp.frames(&buf).then(|| Cow::Owned(buf.clone()))?,
                     ConfigText::Unread => return None,
                 };
                 Some((stamp, text))
@@ -677,11 +677,24 @@ mod tests {
         set_dir_time(&rt.containers, then);
         assert_eq!(listed(&rt), (all(&["one", "two"]), vec![], 2));
         assert!(whole());
+        // Listings from a whole index leave it as it is.
+        let index_file = listindex::path(&rt.containers);
+        let inode = || fs::metadata(&index_file).unwrap().ino();
+        let written = inode();
+        listed(&rt);
+        assert_eq!(inode(), written);
+        // Created in the same instant: listed by id.
+        let (rows, _) = rt.list_with_broken::<Row>().unwrap();
+        let in_order: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+        assert_eq!(in_order, [ids[0].as_str(), ids[1].as_str()]);
         // An entry made behind the index's back, with the directory's time put back: the
-        // directory is not read, so it is not listed.
+        // directory is not read, so it is not listed, nor is its name taken.
         write_config(&rt, &ids[2], "three", old);
         set_dir_time(&rt.containers, then);
         assert_eq!(listed(&rt).0, all(&["one", "two"]));
+        let mut names: Vec<String> = rt.names().unwrap().into_iter().map(|(_, n)| n).collect();
+        names.sort();
+        assert_eq!(names, all(&["one", "two"]));
         // Once the directory's time tells of it, it is; whole again once that time settles.
         set_dir_time(&rt.containers, SystemTime::now());
         assert_eq!(listed(&rt), (all(&["one", "three", "two"]), vec![], 3));

@@ -251,16 +251,20 @@ fn parse_body(text: &[u8]) -> Option<(Vec<Line>, Option<DirStamp>)> {
 fn parse_line(line: &[u8]) -> Option<(&str, Option<FileStamp>)> {
     let line = std::str::from_utf8(line).ok()?;
     let (id, rest) = line.split_once(' ')?;
+    // What the directory would hold: a line damaged in its id would stand for no container,
+    // and a path in it be stated.
+    if !graph::is_full_id(id) {
+        return None;
+    }
     if rest == "-" {
         return Some((id, None));
     }
     let mut fields = rest.split(' ');
-    let mut number = || fields.next()?.parse::<i64>().ok();
     let stamp = FileStamp {
-        inode: number()? as u64,
-        mtime: number()?,
-        mtime_ns: number()?,
-        size: number()?,
+        inode: fields.next()?.parse().ok()?,
+        mtime: fields.next()?.parse().ok()?,
+        mtime_ns: fields.next()?.parse().ok()?,
+        size: fields.next()?.parse().ok()?,
     };
     fields.next().is_none().then_some((id, Some(stamp)))
 }
@@ -273,14 +277,13 @@ fn parse_header(header: &str) -> Option<(usize, Option<DirStamp>)> {
         return Some((lines, None));
     }
     let mut fields = stamp.split(' ');
-    let mut number = || fields.next()?.parse::<i64>().ok();
     let stamp = DirStamp {
-        dev: number()? as u64,
-        inode: number()? as u64,
-        mtime: number()?,
-        mtime_ns: number()?,
+        dev: fields.next()?.parse().ok()?,
+        inode: fields.next()?.parse().ok()?,
+        mtime: fields.next()?.parse().ok()?,
+        mtime_ns: fields.next()?.parse().ok()?,
     };
-    Some((lines, Some(stamp)))
+    fields.next().is_none().then_some((lines, Some(stamp)))
 }
 
 /// The index file of the containers directory `dir`.
@@ -396,47 +399,43 @@ mod tests {
         }
     }
 
+    /// A full id: `hex` and zeros.
+    fn id(hex: &str) -> String {
+        format!("{hex:0<64}")
+    }
+
     #[test]
     fn an_indexed_config_is_given_only_for_the_same_file() {
         let dir = tempfile::tempdir().unwrap();
+        let (a, b, c, d) = (id("a"), id("b"), id("c"), id("d"));
         let config: &[u8] = br#"{"Id": "a b c", "Name": "x y"}"#;
         let lines = [
-            entry("aaa", Some((stamp(1, config), config))),
-            entry("bbb", Some((stamp(2, b"{}"), b"{}"))),
-            entry("ddd", None),
+            entry(&a, Some((stamp(1, config), config))),
+            entry(&b, Some((stamp(2, b"{}"), b"{}"))),
+            entry(&d, None),
         ];
         write(dir.path(), None, &lines).unwrap();
         let index = read(dir.path());
         assert_eq!((index.len(), index.indexed()), (3, 2));
-        assert_eq!(index.get("aaa").config(stamp(1, config)), Some(config));
-        assert_eq!(
-            index.get("aaa").config(stamp(3, config)),
-            None,
-            "another inode"
-        );
-        let touched = FileStamp {
+        assert_eq!(index.get(&a).config(stamp(1, config)), Some(config));
+        let another_inode = stamp(3, config);
+        assert_eq!(index.get(&a).config(another_inode), None);
+        let another_time = FileStamp {
             mtime_ns: 6,
             ..stamp(1, config)
         };
-        assert_eq!(index.get("aaa").config(touched), None, "another time");
-        assert_eq!(
-            index.get("aaa").config(stamp(1, b"{}")),
-            None,
-            "another size"
-        );
-        assert_eq!(index.get("ccc").config(stamp(1, config)), None);
-        assert_eq!(
-            index.get("ddd").config(stamp(1, config)),
-            None,
-            "not indexed"
-        );
+        assert_eq!(index.get(&a).config(another_time), None);
+        let another_size = stamp(1, b"{}");
+        assert_eq!(index.get(&a).config(another_size), None);
+        assert_eq!(index.get(&c).config(stamp(1, config)), None);
+        assert_eq!(index.get(&d).config(stamp(1, config)), None, "not indexed");
         let mut all: Vec<(&str, bool)> = index
             .all()
             .iter()
             .map(|entry| (entry.id, entry.indexed.is_some()))
             .collect();
         all.sort();
-        assert_eq!(all, [("aaa", true), ("bbb", true), ("ddd", false)]);
+        assert_eq!(all, [(&*a, true), (&*b, true), (&*d, false)]);
         // Only a text of its file's size is indexed under its stamp.
         assert!(stamp(1, config).frames(config));
         assert!(!stamp(1, config).frames(b"{}"));
@@ -445,10 +444,15 @@ mod tests {
     #[test]
     fn ids_with_the_same_first_eight_bytes_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();
-        let ids = ["0123456789", "0123456788", "01234567", "0123456"];
+        let ids = [
+            id("0123456789"),
+            id("0123456788"),
+            id("01234567"),
+            id("0123456"),
+        ];
         let configs: [&[u8]; 4] = [b"{\"n\":0}", b"{\"n\":1}", b"{\"n\":2}", b"{\"n\":3}"];
         let lines: Vec<_> = (0..4)
-            .map(|i| entry(ids[i], Some((stamp(i as u64, configs[i]), configs[i]))))
+            .map(|i| entry(&ids[i], Some((stamp(i as u64, configs[i]), configs[i]))))
             .collect();
         write(dir.path(), None, &lines).unwrap();
         let index = read(dir.path());
@@ -456,13 +460,20 @@ mod tests {
             let stamp = stamp(i as u64, config);
             assert_eq!(index.get(id).config(stamp), Some(config), "{id}");
         }
-        assert_eq!(index.get("012345678").config(stamp(0, configs[0])), None);
+        assert_eq!(
+            index.get(&id("012345678")).config(stamp(0, configs[0])),
+            None
+        );
     }
 
     #[test]
     fn an_index_of_another_format_or_damaged_anywhere_is_not_used() {
-        assert_eq!(parse("dock-container-index 1\naaa 1 2 3 4 {}\n").len(), 0);
-        let good = format!("{MAGIC} 3 -\naaa 1 2 3 2\nbbb -\nccc 4 5 6 3\n{{}}[1]");
+        let (a, b, c) = (id("a"), id("b"), id("c"));
+        assert_eq!(
+            parse(&format!("dock-container-index 1\n{a} 1 2 3 4 {{}}\n")).len(),
+            0
+        );
+        let good = format!("{MAGIC} 3 -\n{a} 1 2 3 2\n{b} -\n{c} 4 5 6 3\n{{}}[1]");
         let index = parse(&good);
         assert_eq!((index.len(), index.indexed()), (3, 2));
         let at = |inode, mtime, mtime_ns, size| FileStamp {
@@ -471,28 +482,31 @@ mod tests {
             mtime_ns,
             size,
         };
-        assert_eq!(index.get("aaa").config(at(1, 2, 3, 2)), Some(&b"{}"[..]));
-        assert_eq!(index.get("ccc").config(at(4, 5, 6, 3)), Some(&b"[1]"[..]));
+        assert_eq!(index.get(&a).config(at(1, 2, 3, 2)), Some(&b"{}"[..]));
+        assert_eq!(index.get(&c).config(at(4, 5, 6, 3)), Some(&b"[1]"[..]));
         for damaged in [
-            good.replace("aaa 1 2", "aaa 1 x"),
-            good.replace("bbb -", "bbb"),
-            good.replace("aaa 1 2 3 2", "aaa 1 2 3 2 9"),
-            good.replace("ccc 4 5 6 3", "ccc 4 5 6 4"),
+            good.replace(&format!("{a} 1 2"), &format!("{a} 1 x")),
+            good.replace(&format!("{b} -"), &b),
+            good.replace(&format!("{a} 1 2 3 2"), &format!("{a} 1 2 3 2 9")),
+            good.replace(&format!("{c} 4 5 6 3"), &format!("{c} 4 5 6 4")),
+            good.replace(&a, "a/../b"),
             good.replace(" 3 -", " 4 -"),
+            good.replace(" 3 -", " 3 - 7"),
             good[..good.len() - 1].to_string(),
             format!("{good}\n"),
         ] {
             assert_eq!(parse(&damaged).len(), 0, "{damaged}");
         }
+        // Inode numbers are unsigned, and may use all 64 bits.
+        let high = good.replace(&format!("{a} 1 2"), &format!("{a} {} 2", u64::MAX));
+        assert_eq!(parse(&high).len(), 3);
     }
 
     #[test]
     fn an_index_is_whole_under_its_stamp_only() {
         let dir = tempfile::tempdir().unwrap();
-        let lines = [
-            entry("aaa", Some((stamp(1, b"{}"), b"{}"))),
-            entry("bbb", None),
-        ];
+        let (a, b) = (id("a"), id("b"));
+        let lines = [entry(&a, Some((stamp(1, b"{}"), b"{}"))), entry(&b, None)];
         write(dir.path(), Some(dir_stamp(5)), &lines).unwrap();
         let index = read(dir.path());
         assert_eq!(index.whole_under(), Some(dir_stamp(5)));
