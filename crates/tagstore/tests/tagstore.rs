@@ -467,13 +467,9 @@ fn pairs_of(tags: &TagStore) -> Vec<(String, String)> {
     pairs
 }
 
-/// `names_by_id` reads the file in one pass: the same pairs the maps give, for a file the
-/// store wrote, for one edited by hand (keys out of order, a key twice: the last one wins),
-/// and none, or the same error, without a whole file.
-#[test]
-fn names_by_id_are_the_maps_pairs_sorted() {
-    let s = store();
-    let (a, b) = (image(&s.graph), image(&s.graph));
+/// Tags `web:v2` and `localhost:5000/team/app:latest` on `a`, `web:v10` and `base:latest` on
+/// `b`.
+fn set_four_tags(s: &Store, a: &Image, b: &Image) {
     for (repo, tag, id) in [
         ("web", "v2", &a.id),
         ("web", "v10", &b.id),
@@ -482,6 +478,16 @@ fn names_by_id_are_the_maps_pairs_sorted() {
     ] {
         s.tags.set(&s.graph, repo, tag, id, true).unwrap();
     }
+}
+
+/// `names_by_id` reads the file in one pass: the same pairs the maps give, for a file the
+/// store wrote, for one edited by hand (keys out of order, a key twice: the last one wins),
+/// and none, or the same error, without a whole file.
+#[test]
+fn names_by_id_are_the_maps_pairs_sorted() {
+    let s = store();
+    let (a, b) = (image(&s.graph), image(&s.graph));
+    set_four_tags(&s, &a, &b);
     let names = s.tags.names_by_id().unwrap();
     assert_eq!(names, pairs_of(&s.tags));
     assert_eq!(names.len(), 4);
@@ -540,14 +546,7 @@ fn names_by_id_are_the_maps_pairs_sorted() {
 fn found_names_are_what_the_maps_give() {
     let s = store();
     let (a, b, c) = (image(&s.graph), image(&s.graph), image(&s.graph));
-    for (repo, tag, id) in [
-        ("web", "v2", &a.id),
-        ("web", "v10", &b.id),
-        ("localhost:5000/team/app", "latest", &a.id),
-        ("base", "latest", &b.id),
-    ] {
-        s.tags.set(&s.graph, repo, tag, id, true).unwrap();
-    }
+    set_four_tags(&s, &a, &b);
     let references = [
         ("web", "v2"),
         ("web", "v3"),
