@@ -1449,17 +1449,12 @@ fn image_columns(
     graph: &graph::Graph,
     pairs: &[(&str, &str)],
 ) -> Vec<String> {
-    let references: Vec<(String, String)> = pairs
+    let references: Vec<(&str, &str)> = pairs
         .iter()
         .map(|(given, _)| {
-            let (repo, tag) = tagstore::parse_reference(given);
-            let tag = tag.filter(|t| !t.is_empty());
-            (repo, tag.unwrap_or_else(|| "latest".to_string()))
+            let (repo, tag) = tagstore::split_reference(given);
+            (repo, tag.filter(|t| !t.is_empty()).unwrap_or("latest"))
         })
-        .collect();
-    let references: Vec<(&str, &str)> = references
-        .iter()
-        .map(|(repo, tag)| (repo.as_str(), tag.as_str()))
         .collect();
     let images: Vec<&str> = pairs.iter().map(|(_, image)| *image).collect();
     // A damaged tag file names nothing; ids still resolve.
@@ -1469,41 +1464,20 @@ fn image_columns(
             named: vec![None; pairs.len()],
             first: vec![None; pairs.len()],
         });
-    // Every image's id, sorted, made when a name given is no tag but may be an id.
-    let ids = std::cell::OnceCell::new();
-    let by_id = |name: &str| -> Option<String> {
-        let is_hex =
-            !name.is_empty() && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !is_hex {
-            return None;
-        }
-        let ids: &Vec<String> = ids.get_or_init(|| {
-            let mut ids: Vec<String> = graph
-                .all()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|image| image.id)
-                .collect();
-            ids.sort();
-            ids
-        });
-        let from = ids.partition_point(|id| id.as_str() < name);
-        let mut matches = ids[from..].iter().take_while(|id| id.starts_with(name));
-        match (matches.next(), matches.next()) {
-            (Some(id), None) => Some(id.clone()),
-            _ => None,
-        }
-    };
     pairs
         .iter()
         .zip(found.named)
         .zip(found.first)
         .map(|((&(given, image), named), first)| {
-            let resolved = named.or_else(|| by_id(given));
-            if resolved.as_deref() == Some(image) && !graph::is_full_id(given) {
-                given.to_string()
-            } else {
-                first.unwrap_or_else(|| short_id(image).to_string())
+            // A full id is never shown as given; a name that is no tag may be an id prefix.
+            let names_it = !graph::is_full_id(given)
+                && match named {
+                    Some(id) => id == image,
+                    None => graph.resolve(given).is_ok_and(|found| found.id == image),
+                };
+            match names_it {
+                true => given.to_string(),
+                false => first.unwrap_or_else(|| short_id(image).to_string()),
             }
         })
         .collect()

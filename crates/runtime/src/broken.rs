@@ -53,9 +53,8 @@ struct Listing {
     /// The directory's ids, and whether it held anything to sweep; None when the index has
     /// them all.
     dir: Option<(Vec<String>, bool)>,
-    /// The directory's stamp as the listing began, and whether it was settled then.
-    stamp: listindex::DirStamp,
-    settled: bool,
+    /// The directory's stamp as the listing began.
+    stamp: graph::stamped::Stamp,
 }
 
 impl Listing {
@@ -69,9 +68,9 @@ impl Listing {
 
     /// The stamp under which the containers listed are all of the directory's, for the next
     /// listing: its time settled, and nothing swept that might have changed it.
-    fn whole_under(&self) -> Option<listindex::DirStamp> {
+    fn whole_under(&self) -> Option<&graph::stamped::Stamp> {
         let swept = self.dir.as_ref().is_some_and(|(_, swept)| *swept);
-        (self.settled && !swept).then_some(self.stamp)
+        (self.stamp.settled() && !swept).then_some(&self.stamp)
     }
 }
 
@@ -169,7 +168,7 @@ impl Runtime {
     pub fn list_with_broken<T: Listed>(&self) -> Result<(Vec<Box<T>>, Vec<BrokenContainer>)> {
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
-        let listing = self.listing(&containers)?;
+        let listing = self.listing()?;
         let entries = listing.entries();
         let now = SystemTime::now();
         let found = in_parallel(&entries, |entries| {
@@ -191,7 +190,7 @@ impl Runtime {
         if read_anew
             || lines.len() != index.len()
             || indexed != index.indexed()
-            || whole_under != index.whole_under()
+            || whole_under.map(graph::stamped::Stamp::line) != index.whole_under()
         {
             if let Err(err) = listindex::write(&self.containers, whole_under, &lines) {
                 tracing::debug!(%err, "containers' listing index not written");
@@ -212,40 +211,21 @@ impl Runtime {
         Ok((listed, broken))
     }
 
-    /// The listing index of the open containers directory and, when the index does not have
-    /// all of its containers, the directory's entries. A large index is read and parsed while
-    /// the directory is read; a small one (or none, as in a fresh root) is not worth a thread.
-    fn listing(&self, containers: &fs::File) -> Result<Listing> {
-        let now = SystemTime::now();
-        let stamp =
-            listindex::DirStamp::of(containers).map_err(|e| Error::io(&self.containers, e))?;
-        let settled = stamp.settled(now);
-        let header = listindex::header(&self.containers);
-        let (mut index, dir) = if header.large && header.whole_under != Some(stamp) {
-            let (index, dir) = graph::stamped::side_by_side(
-                || listindex::Index::read(&self.containers),
-                || self.ids_and_sweeps(),
-            );
-            (index, Some(dir?))
-        } else {
-            let index = listindex::Index::read(&self.containers);
-            // The index read may not be the one whose header was read: its own stamp counts.
-            let dir = match index.whole_under() == Some(stamp) {
-                true => None,
-                false => Some(self.ids_and_sweeps()?),
-            };
-            (index, dir)
+    /// The listing index of the containers directory and, when the index does not have all
+    /// of its containers, the directory's entries.
+    fn listing(&self) -> Result<Listing> {
+        let stamp = graph::stamped::Stamp::of(&self.containers, listindex::MAGIC)
+            .map_err(|e| Error::io(&self.containers, e))?;
+        let mut index = listindex::Index::read(&self.containers);
+        let dir = match index.whole_under() == Some(stamp.line()) {
+            true => None,
+            false => {
+                // Each of the directory's ids is looked up.
+                index.sort_for_lookups();
+                Some(self.ids_and_sweeps()?)
+            }
         };
-        if dir.is_some() {
-            // Each of the directory's ids is looked up.
-            index.sort_for_lookups();
-        }
-        Ok(Listing {
-            index,
-            dir,
-            stamp,
-            settled,
-        })
+        Ok(Listing { index, dir, stamp })
     }
 
     /// `(id, name)` of every container whose config can be read: what `create` checks a new
@@ -259,7 +239,7 @@ impl Runtime {
         }
         let containers =
             fs::File::open(&self.containers).map_err(|e| Error::io(&self.containers, e))?;
-        let listing = self.listing(&containers)?;
+        let listing = self.listing()?;
         let entries = listing.entries();
         let named = in_parallel(&entries, |entries| {
             let mut buf = Vec::with_capacity(8192);

@@ -13,9 +13,10 @@
 //! each config ([`crate::container::Row`]) or all of it keep one index between them, and a
 //! config that does not parse is read again to say why.
 //!
-//! The header, `dock-container-index 2 <lines> <dev> <inode> <mtime s> <mtime ns>`, names the
-//! containers directory as it was when its entries were read, when that time was settled and
-//! nothing was left to sweep (see [`crate::Runtime`]'s `ids`); else `... <lines> -`. While the
+//! The header, `dock-container-index 2 <dev> <inode> <mtime s> <mtime ns> <lines>` (a
+//! [`graph::stamped::Stamp`] line and the count of lines), names the containers directory as
+//! it was when its entries were read, when that time was settled and nothing was left to
+//! sweep (see [`crate::Runtime`]'s `ids`); else `dock-container-index 2 - <lines>`. While the
 //! directory still has that stamp, its entries are the index's ids: adding, renaming or
 //! removing an entry changes the directory's time, so a listing need not read the directory.
 //! An index that is short of a line or a byte (a crash before its data reached the disk), or
@@ -25,7 +26,6 @@
 
 use std::fs;
 use std::ops::Range;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -33,7 +33,8 @@ use nix::sys::stat::{fstatat, FileStat};
 
 /// The index's file name in `containers/<graph::INDEX_DIR>/`.
 pub(crate) const INDEX_FILE: &str = "containers";
-const MAGIC: &str = "dock-container-index 2";
+/// The format, first in the index and in the directory stamps it is written under.
+pub(crate) const MAGIC: &str = "dock-container-index 2";
 
 /// What identifies one version of a config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,34 +71,6 @@ impl FileStamp {
     }
 }
 
-/// What identifies the containers directory's entries: any entry added, renamed or removed
-/// gives the directory another time (once [`DirStamp::settled`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DirStamp {
-    dev: u64,
-    inode: u64,
-    mtime: i64,
-    mtime_ns: i64,
-}
-
-impl DirStamp {
-    /// The stamp of the open directory `dir`.
-    pub(crate) fn of(dir: &fs::File) -> std::io::Result<DirStamp> {
-        let meta = dir.metadata()?;
-        Ok(DirStamp {
-            dev: meta.dev(),
-            inode: meta.ino(),
-            mtime: meta.mtime(),
-            mtime_ns: meta.mtime_nsec(),
-        })
-    }
-
-    /// Whether a change after `now` is sure to give the directory another time.
-    pub(crate) fn settled(&self, now: SystemTime) -> bool {
-        graph::stamped::settled(self.mtime, self.mtime_ns, now)
-    }
-}
-
 /// The index as read: its text, and each container's id and indexed config within it.
 pub(crate) struct Index {
     text: graph::stamped::Mapped,
@@ -105,8 +78,8 @@ pub(crate) struct Index {
     /// the keys rather than hashing 64-byte ids.
     lines: Vec<Line>,
     sorted: bool,
-    /// The directory's stamp under which `lines` are all of its containers.
-    whole_under: Option<DirStamp>,
+    /// The line of the directory's stamp under which `lines` are all of its containers.
+    whole_under: Option<String>,
 }
 
 /// One line of the index: its id's [`graph::id_key`], and byte ranges of `Index::text`.
@@ -209,20 +182,25 @@ impl Index {
             .count()
     }
 
-    /// The directory's stamp under which it is whole.
-    pub(crate) fn whole_under(&self) -> Option<DirStamp> {
-        self.whole_under
+    /// The line of the directory's stamp under which it is whole.
+    pub(crate) fn whole_under(&self) -> Option<&str> {
+        self.whole_under.as_deref()
     }
 }
 
 /// The lines of index `text`, each config's range located after them, and
 /// the directory's stamp under which they are whole; None unless every line reads and the
 /// configs' sizes add up to the end of the text.
-fn parse_body(text: &[u8]) -> Option<(Vec<Line>, Option<DirStamp>)> {
-    let rest = text.strip_prefix(MAGIC.as_bytes())?.strip_prefix(b" ")?;
-    let end = memchr::memchr(b'\n', rest)?;
-    let (count, whole_under) = parse_header(std::str::from_utf8(&rest[..end]).ok()?)?;
-    let mut at = text.len() - rest.len() + end + 1;
+fn parse_body(text: &[u8]) -> Option<(Vec<Line>, Option<String>)> {
+    let end = memchr::memchr(b'\n', text)?;
+    let (stamp, count) = std::str::from_utf8(&text[..end]).ok()?.rsplit_once(' ')?;
+    let count: usize = count.parse().ok()?;
+    let whole_under = match stamp.strip_prefix(MAGIC)? {
+        " -" => None,
+        dir if dir.starts_with(' ') => Some(stamp.to_string()),
+        _ => return None,
+    };
+    let mut at = end + 1;
     let mut lines = Vec::with_capacity(count.min(text.len() / 64));
     for _ in 0..count {
         let end = at + memchr::memchr(b'\n', &text[at..])?;
@@ -269,63 +247,16 @@ fn parse_line(line: &[u8]) -> Option<(&str, Option<FileStamp>)> {
     fields.next().is_none().then_some((id, Some(stamp)))
 }
 
-/// `<lines> <dev> <inode> <mtime s> <mtime ns>` or `<lines> -`.
-fn parse_header(header: &str) -> Option<(usize, Option<DirStamp>)> {
-    let (lines, stamp) = header.split_once(' ')?;
-    let lines = lines.parse().ok()?;
-    if stamp == "-" {
-        return Some((lines, None));
-    }
-    let mut fields = stamp.split(' ');
-    let stamp = DirStamp {
-        dev: fields.next()?.parse().ok()?,
-        inode: fields.next()?.parse().ok()?,
-        mtime: fields.next()?.parse().ok()?,
-        mtime_ns: fields.next()?.parse().ok()?,
-    };
-    fields.next().is_none().then_some((lines, Some(stamp)))
-}
-
 /// The index file of the containers directory `dir`.
 pub(crate) fn path(dir: &Path) -> PathBuf {
     dir.join(graph::INDEX_DIR).join(INDEX_FILE)
-}
-
-/// What an index says of itself before it is read.
-pub(crate) struct Header {
-    /// Large enough (a thousand containers or so) to be read on a thread of its own.
-    pub(crate) large: bool,
-    /// The directory's stamp under which it is whole, as far as its first line tells.
-    pub(crate) whole_under: Option<DirStamp>,
-}
-
-/// The header of the index of `dir`, from the start of the file alone.
-pub(crate) fn header(dir: &Path) -> Header {
-    use std::io::Read;
-    let mut start = [0; 160];
-    let (length, read) = match fs::File::open(path(dir)) {
-        Ok(mut file) => (
-            file.metadata().map_or(0, |m| m.len()),
-            file.read(&mut start).unwrap_or(0),
-        ),
-        Err(_) => (0, 0),
-    };
-    let whole_under = std::str::from_utf8(&start[..read])
-        .ok()
-        .and_then(|start| start.strip_prefix(MAGIC)?.strip_prefix(' '))
-        .and_then(|start| parse_header(start.split_once('\n')?.0))
-        .and_then(|(_, stamp)| stamp);
-    Header {
-        large: length > 1 << 20,
-        whole_under,
-    }
 }
 
 /// Replaces the index with `lines` (each indexed config one that its stamp
 /// [`FileStamp::frames`]), all of the directory's containers when `whole_under` is its stamp.
 pub(crate) fn write(
     dir: &Path,
-    whole_under: Option<DirStamp>,
+    whole_under: Option<&graph::stamped::Stamp>,
     lines: &[Entry<'_>],
 ) -> std::io::Result<()> {
     use std::io::Write;
@@ -334,10 +265,9 @@ pub(crate) fn write(
         .map(|line| line.id.len() + line.indexed.map_or(3, |(_, text)| text.len() + 80))
         .sum::<usize>();
     let mut text = Vec::with_capacity(MAGIC.len() + 80 + length);
-    let _ = write!(text, "{MAGIC} {}", lines.len());
     let _ = match whole_under {
-        Some(d) => writeln!(text, " {} {} {} {}", d.dev, d.inode, d.mtime, d.mtime_ns),
-        None => writeln!(text, " -"),
+        Some(stamp) => writeln!(text, "{} {}", stamp.line(), lines.len()),
+        None => writeln!(text, "{MAGIC} - {}", lines.len()),
     };
     for Entry { id, indexed } in lines {
         let _ = match indexed {
@@ -387,15 +317,6 @@ mod tests {
             mtime: 1_700_000_000,
             mtime_ns: 5,
             size: config.len() as i64,
-        }
-    }
-
-    fn dir_stamp(mtime_ns: i64) -> DirStamp {
-        DirStamp {
-            dev: 8,
-            inode: 2,
-            mtime: 1_700_000_000,
-            mtime_ns,
         }
     }
 
@@ -473,7 +394,7 @@ mod tests {
             parse(&format!("dock-container-index 1\n{a} 1 2 3 4 {{}}\n")).len(),
             0
         );
-        let good = format!("{MAGIC} 3 -\n{a} 1 2 3 2\n{b} -\n{c} 4 5 6 3\n{{}}[1]");
+        let good = format!("{MAGIC} - 3\n{a} 1 2 3 2\n{b} -\n{c} 4 5 6 3\n{{}}[1]");
         let index = parse(&good);
         assert_eq!((index.len(), index.indexed()), (3, 2));
         let at = |inode, mtime, mtime_ns, size| FileStamp {
@@ -490,8 +411,9 @@ mod tests {
             good.replace(&format!("{a} 1 2 3 2"), &format!("{a} 1 2 3 2 9")),
             good.replace(&format!("{c} 4 5 6 3"), &format!("{c} 4 5 6 4")),
             good.replace(&a, "a/../b"),
-            good.replace(" 3 -", " 4 -"),
-            good.replace(" 3 -", " 3 - 7"),
+            good.replace(" - 3", " - 4"),
+            good.replace(" - 3", " - three"),
+            good.replace(MAGIC, "dock-container-index 22"),
             good[..good.len() - 1].to_string(),
             format!("{good}\n"),
         ] {
@@ -505,20 +427,22 @@ mod tests {
     #[test]
     fn an_index_is_whole_under_its_stamp_only() {
         let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let dir_stamp = |dir: &Path| graph::stamped::Stamp::of(dir, MAGIC).unwrap();
         let (a, b) = (id("a"), id("b"));
         let lines = [entry(&a, Some((stamp(1, b"{}"), b"{}"))), entry(&b, None)];
-        write(dir.path(), Some(dir_stamp(5)), &lines).unwrap();
+        let written = dir_stamp(dir.path());
+        write(dir.path(), Some(&written), &lines).unwrap();
         let index = read(dir.path());
-        assert_eq!(index.whole_under(), Some(dir_stamp(5)));
-        assert_ne!(index.whole_under(), Some(dir_stamp(6)));
-        assert_eq!(header(dir.path()).whole_under, Some(dir_stamp(5)));
-        assert!(!header(dir.path()).large);
+        assert_eq!(index.whole_under(), Some(written.line()));
+        assert_ne!(index.whole_under(), Some(dir_stamp(other.path()).line()));
+        assert_eq!(index.len(), 2);
         // Written without a stamp, or none there at all.
         write(dir.path(), None, &lines).unwrap();
         assert_eq!(Index::read(dir.path()).whole_under(), None);
-        assert_eq!(header(dir.path()).whole_under, None);
+        assert_eq!(Index::read(dir.path()).len(), 2);
         fs::remove_file(path(dir.path())).unwrap();
-        assert_eq!(header(dir.path()).whole_under, None);
+        assert_eq!(Index::read(dir.path()).whole_under(), None);
         assert_eq!(Index::read(dir.path()).len(), 0);
     }
 

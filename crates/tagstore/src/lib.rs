@@ -282,11 +282,7 @@ impl TagStore {
 
     /// The file's bytes; None when there is no file (an empty store).
     fn read_bytes(&self) -> Result<Option<Vec<u8>>> {
-        match fs::read(&self.path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(io_err(format!("read {}", self.path.display()))(err)),
-        }
+        self.unless_absent(fs::read(&self.path))
     }
 
     /// [`TagStore::read_bytes`] for a listing: mapped rather than copied into fresh memory,
@@ -294,7 +290,12 @@ impl TagStore {
     /// rename ([`TagStore::write`]); one cut short in place by hand during a listing would
     /// end it with SIGBUS, so what changes tags reads a copy.
     fn map_bytes(&self) -> Result<Option<graph::stamped::Mapped>> {
-        match graph::stamped::map(&self.path) {
+        self.unless_absent(graph::stamped::map(&self.path))
+    }
+
+    /// What reading the file gave; None when there is no file.
+    fn unless_absent<T>(&self, read: io::Result<T>) -> Result<Option<T>> {
+        match read {
             Ok(bytes) => Ok(Some(bytes)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(io_err(format!("read {}", self.path.display()))(err)),
@@ -366,18 +367,7 @@ impl TagStore {
         let Some(bytes) = self.map_bytes()? else {
             return Ok(Vec::new());
         };
-        let mut names = NamesById::default();
-        if in_order::each_tag(&bytes, &mut names).is_err() {
-            // Out of order, or not whole: as the maps read it (or its error).
-            names = NamesById::default();
-            for (repo, tags) in self.parse(&bytes)? {
-                in_order::Tags::repository(&mut names, &repo);
-                for (tag, id) in tags {
-                    in_order::Tags::tag(&mut names, &tag, &id);
-                }
-            }
-        }
-        let mut names = names.names;
+        let mut names = self.give_tags(&bytes, NamesById::default)?.names;
         names.sort_unstable();
         Ok(names)
     }
@@ -387,21 +377,30 @@ impl TagStore {
     /// shows a few images' names needs, found in one pass over the file rather than through
     /// the maps [`TagStore::repositories`] builds of every repository.
     pub fn find_names(&self, references: &[(&str, &str)], images: &[&str]) -> Result<FoundNames> {
-        let mut finder = NameFinder::new(references, images);
-        let Some(bytes) = self.map_bytes()? else {
-            return Ok(finder.found);
+        let start = || NameFinder::new(references, images);
+        let finder = match self.map_bytes()? {
+            Some(bytes) => self.give_tags(&bytes, start)?,
+            None => start(),
         };
-        if in_order::each_tag(&bytes, &mut finder).is_err() {
-            // Out of order, or not whole: as the maps read it (or its error).
-            finder = NameFinder::new(references, images);
-            for (repo, tags) in self.parse(&bytes)? {
-                in_order::Tags::repository(&mut finder, &repo);
-                for (tag, id) in tags {
-                    in_order::Tags::tag(&mut finder, &tag, &id);
-                }
+        Ok(finder.found)
+    }
+
+    /// Gives every tag of the file's `bytes` to what `start` makes: in one pass when the
+    /// file is in order; else (what that pass gave thrown away) through the maps, which
+    /// read a file out of order or say why it is damaged.
+    fn give_tags<T: in_order::Tags>(&self, bytes: &[u8], start: impl Fn() -> T) -> Result<T> {
+        let mut tags = start();
+        if in_order::each_tag(bytes, &mut tags).is_ok() {
+            return Ok(tags);
+        }
+        let mut tags = start();
+        for (repo, repo_tags) in self.parse(bytes)? {
+            tags.repository(&repo);
+            for (tag, id) in repo_tags {
+                tags.tag(&tag, &id);
             }
         }
-        Ok(finder.found)
+        Ok(tags)
     }
 
     /// The image `name` means: `repo[:tag]` (tag `latest` by default) if such a tag exists,
