@@ -1433,7 +1433,8 @@ fn own_process() -> ProcessRef {
 /// touched (argument parsing, the image store, sysinit's setup...): the monitor idles for the
 /// container's lifetime, and only the few pages its loop uses fault back in, from the page
 /// cache. Only read-only file mappings without private (relocated) copies are released, so
-/// nothing is lost: they read back identical.
+/// nothing is lost: they read back identical. They come back in small pages
+/// ([`map_small_pages_from_now`]).
 fn release_startup_pages() {
     let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else {
         return;
@@ -1457,6 +1458,7 @@ fn release_startup_pages() {
         } else if first == "Anonymous:" {
             if let Some((start, end)) = candidate.take() {
                 if fields.next() == Some("0") {
+                    map_small_pages_from_now(start, end);
                     // SAFETY: a read-only, file-backed mapping with no private pages: dropping
                     // its pages only means they are read from the page cache again.
                     unsafe {
@@ -1465,6 +1467,29 @@ fn release_startup_pages() {
                 }
             }
         }
+    }
+}
+
+/// A huge page, and the largest folio the page cache holds our code in.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Makes faults in the read-only mapping `[start, end)` map small pages from now on, as they
+/// do where the page cache holds the file in small folios. Where it holds our code in 2 MiB
+/// folios (scripts/release-build.sh), a fault maps the whole folio it falls in (in one huge
+/// page, or in 512 small ones since Linux 6.18), and two such faults of the idle loop would
+/// take the monitor's resident memory past 4 MiB. The kernel maps a whole folio only where it
+/// lies within one mapping: every other 2 MiB piece of this one, starting halfway into a
+/// 2 MiB page, is marked NOHUGEPAGE, which splits the mapping in the middle of every folio
+/// (and no piece left between holds a whole huge page).
+fn map_small_pages_from_now(start: usize, end: usize) {
+    let mut piece = (start & !(HUGE_PAGE - 1)) + HUGE_PAGE / 2;
+    while piece < end {
+        let (from, to) = (piece.max(start), (piece + HUGE_PAGE).min(end));
+        if to > from {
+            // SAFETY: advice on part of one of our own read-only file mappings.
+            unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_NOHUGEPAGE) };
+        }
+        piece += 2 * HUGE_PAGE;
     }
 }
 
@@ -1529,5 +1554,114 @@ mod args_tests {
         ] {
             assert_eq!(Args::parse(&line(words)), None, "{words:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+    use std::io::Write;
+
+    /// What `[start, end)` has resident, from our smaps (the mapping may have been split).
+    fn resident_kib(start: usize, end: usize) -> u64 {
+        let smaps = fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        let mut total = 0;
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if let Some((from, to)) = first.split_once('-') {
+                if let (Ok(from), Ok(to)) = (
+                    usize::from_str_radix(from, 16),
+                    usize::from_str_radix(to, 16),
+                ) {
+                    inside = from >= start && to <= end;
+                    continue;
+                }
+            }
+            if inside && first == "Rss:" {
+                total += line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap();
+            }
+        }
+        total
+    }
+
+    /// `file`'s first 8 MiB, mapped read-only at a 2 MiB boundary, as our code is mapped.
+    fn map_aligned(file: &File) -> usize {
+        let len = 8 * HUGE_PAGE / 2;
+        // SAFETY: a reservation of our own, then a fixed file mapping within it; both are
+        // unmapped by the caller (`unmap`).
+        unsafe {
+            let room = libc::mmap(
+                std::ptr::null_mut(),
+                len + HUGE_PAGE,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(room, libc::MAP_FAILED);
+            let at = (room as usize).next_multiple_of(HUGE_PAGE);
+            let mapped = libc::mmap(
+                at as *mut libc::c_void,
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_eq!(mapped as usize, at);
+            at
+        }
+    }
+
+    fn touch(addr: usize) {
+        // SAFETY: a byte of a live read-only mapping of ours.
+        unsafe { std::ptr::read_volatile(addr as *const u8) };
+    }
+
+    #[test]
+    fn after_the_split_a_fault_maps_small_pages_even_from_large_folios() {
+        // Written 2 MiB at a time, as scripts/release-build.sh installs dock: where the file
+        // system and kernel give large folios, the page cache now holds 2 MiB ones.
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = File::create(dir.path().join("code")).unwrap();
+        let block = vec![0x90u8; HUGE_PAGE];
+        for _ in 0..4 {
+            file.write_all(&block).unwrap();
+        }
+        let file = File::open(dir.path().join("code")).unwrap();
+        let len = 4 * HUGE_PAGE;
+        let unmap = |at: usize| {
+            // SAFETY: the mapping `map_aligned` made, unmapped once.
+            unsafe { libc::munmap(at as *mut libc::c_void, len) };
+        };
+
+        // Untouched: one fault maps at least the kernel's fault-around (64 KiB), and a whole
+        // 2 MiB where the folio is one (the case this guards against).
+        let plain = map_aligned(&file);
+        touch(plain + HUGE_PAGE + 4096);
+        let unsplit = resident_kib(plain, plain + len);
+        unmap(plain);
+
+        let split = map_aligned(&file);
+        map_small_pages_from_now(split, split + len);
+        touch(split + HUGE_PAGE + 4096);
+        touch(split + 3 * HUGE_PAGE + 4096);
+        let small = resident_kib(split, split + len);
+        unmap(split);
+
+        assert!(
+            small <= 2 * 64,
+            "two faults mapped {small} KiB (unsplit, one: {unsplit} KiB)"
+        );
+        assert!(
+            small <= 2 * unsplit,
+            "{small} KiB against {unsplit} KiB for one fault unsplit"
+        );
     }
 }
