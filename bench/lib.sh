@@ -61,7 +61,9 @@ bench_root() {
     make_busybox_rootfs "$mnt/rootfs"
     tar -C "$mnt/rootfs" -c . | "$dock" --root "$root" import - bench >/dev/null
     # What the build and this setup wrote goes to disk now, not while the rounds run: writeback
-    # takes CPU from runs that use both of this machine's two, and the floor uses one.
+    # takes CPU from runs that use both of this machine's two, and the floor uses one. (Twice:
+    # the loop device's own writeback dirties its backing file during the first.)
+    sync
     sync
 }
 

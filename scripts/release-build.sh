@@ -10,14 +10,12 @@
 # server. It is a trade-off, taken because the code at a fixed address is mostly safe Rust,
 # as Go takes it by default for its linux/amd64 executables; glibc, libseccomp and dock's
 # own `unsafe` blocks are C and unchecked code all the same.
-# Its code also comes in 2 MiB pages where the kernel can give them. Every segment starts at a
-# 2 MiB boundary of both the file and the address space, and the executable is installed (see
-# the end) so that the page cache holds it in 2 MiB folios. A process then maps its code one
-# 2 MiB page per fault, not 64 KiB (the kernel's fault-around) per fault. Before this, `dock run`
-# took about 100 faults on its code and rodata and the monitor 75 more. Each of them, and the
-# unmapping of every small page at exit, cost it CPU time on the start path.
-# Without such folios (the file read back cold after the page cache dropped it), code is mapped
-# in small pages as before: the layout only adds padding.
+# Its code also comes in 2 MiB pages where the kernel can give them: every segment starts at a
+# 2 MiB boundary of file and address space (lld's flags below), and the executable is installed
+# so that the page cache holds it in 2 MiB folios. A process then maps its code a huge page per
+# fault rather than 64 KiB (the kernel's fault-around), and unmaps a few pages at exit rather
+# than thousands. Where the page cache holds smaller folios (the file read back after it was
+# dropped) faults map less at a time again: the layout only costs padding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=$(rustc -vV | sed -n 's/^host: //p')
@@ -38,7 +36,9 @@ case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 # (the linker writes its output through a mapping, in 4 KiB pages). A new file renamed into
 # place, so that running monitors keep the one they were started from.
 mkdir -p "$dir/bin"
-dd if="$dir/$target/release/dock" of="$dir/bin/.dock.new" bs=2M status=none
-chmod 755 "$dir/bin/.dock.new"
-mv -f "$dir/bin/.dock.new" "$dir/bin/dock"
+new=$(mktemp "$dir/bin/.dock.XXXXXX")
+trap 'rm -f "$new"' EXIT
+dd if="$dir/$target/release/dock" of="$new" bs=2M status=none
+chmod 755 "$new"
+mv -f "$new" "$dir/bin/dock"
 echo "$dir/bin/dock"

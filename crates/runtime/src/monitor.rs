@@ -1439,7 +1439,8 @@ fn release_startup_pages() {
     let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    let mut candidate: Option<(usize, usize)> = None;
+    // A mapping's start, end and file offset.
+    let mut candidate: Option<(usize, usize, usize)> = None;
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let Some(first) = fields.next() else { continue };
@@ -1452,13 +1453,17 @@ fn release_startup_pages() {
                 continue;
             };
             let perms = fields.next().unwrap_or("");
-            let path = fields.nth(3).unwrap_or("");
-            candidate = (!perms.contains('w') && perms.starts_with('r') && path.starts_with('/'))
-                .then_some((start, end));
+            let offset = fields
+                .next()
+                .and_then(|o| usize::from_str_radix(o, 16).ok());
+            let path = fields.nth(2).unwrap_or("");
+            candidate = offset
+                .filter(|_| !perms.contains('w') && perms.starts_with('r') && path.starts_with('/'))
+                .map(|offset| (start, end, offset));
         } else if first == "Anonymous:" {
-            if let Some((start, end)) = candidate.take() {
+            if let Some((start, end, offset)) = candidate.take() {
                 if fields.next() == Some("0") {
-                    map_small_pages_from_now(start, end);
+                    map_small_pages_from_now(start, end, offset);
                     // SAFETY: a read-only, file-backed mapping with no private pages: dropping
                     // its pages only means they are read from the page cache again.
                     unsafe {
@@ -1473,22 +1478,22 @@ fn release_startup_pages() {
 /// A huge page, and the largest folio the page cache holds our code in.
 const HUGE_PAGE: usize = 2 << 20;
 
-/// Makes faults in the read-only mapping `[start, end)` map small pages from now on, as they
-/// do where the page cache holds the file in small folios. Where it holds our code in 2 MiB
-/// folios (scripts/release-build.sh), a fault maps the whole folio it falls in (in one huge
-/// page, or in 512 small ones since Linux 6.18), and two such faults of the idle loop would
-/// take the monitor's resident memory past 4 MiB. The kernel maps a whole folio only where it
-/// lies within one mapping: every other 2 MiB piece of this one, starting halfway into a
-/// 2 MiB page, is marked NOHUGEPAGE, which splits the mapping in the middle of every folio
-/// (and no piece left between holds a whole huge page).
-fn map_small_pages_from_now(start: usize, end: usize) {
-    let mut piece = (start & !(HUGE_PAGE - 1)) + HUGE_PAGE / 2;
-    while piece < end {
-        let (from, to) = (piece.max(start), (piece + HUGE_PAGE).min(end));
-        if to > from {
-            // SAFETY: advice on part of one of our own read-only file mappings.
-            unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_NOHUGEPAGE) };
-        }
+/// Keeps a fault in the read-only mapping `[start, end)` of a file from `offset` on from
+/// mapping a whole 2 MiB folio from now on. Where the page cache holds our code in such folios
+/// (scripts/release-build.sh), a fault maps the whole folio it falls in (in one huge page, or
+/// in 512 small ones since Linux 6.18), and two such faults of the idle loop would take the
+/// monitor's resident memory past 4 MiB. The kernel maps a whole folio only where it lies
+/// within one mapping: every other 2 MiB of the file, starting halfway into a folio, is
+/// marked NOHUGEPAGE, which splits the mapping in the middle of every folio (and leaves no
+/// piece that holds a whole huge page).
+fn map_small_pages_from_now(start: usize, end: usize, offset: usize) {
+    let file_end = offset + (end - start);
+    let mut piece = (offset & !(HUGE_PAGE - 1)) + HUGE_PAGE / 2;
+    while piece < file_end {
+        let (from, to) = (piece.max(offset), (piece + HUGE_PAGE).min(file_end));
+        let at = start + (from - offset);
+        // SAFETY: advice on part of one of our own read-only file mappings.
+        unsafe { libc::madvise(at as *mut libc::c_void, to - from, libc::MADV_NOHUGEPAGE) };
         piece += 2 * HUGE_PAGE;
     }
 }
@@ -1562,11 +1567,12 @@ mod page_tests {
     use super::*;
     use std::io::Write;
 
-    /// What `[start, end)` has resident, from our smaps (the mapping may have been split).
-    fn resident_kib(start: usize, end: usize) -> u64 {
+    /// The mappings within `[start, end)` (it may have been split), each with what it has
+    /// resident, from our smaps.
+    fn mappings_within(start: usize, end: usize) -> Vec<(usize, usize, u64)> {
         let smaps = fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut found: Vec<(usize, usize, u64)> = Vec::new();
         let mut inside = false;
-        let mut total = 0;
         for line in smaps.lines() {
             let first = line.split_whitespace().next().unwrap_or("");
             if let Some((from, to)) = first.split_once('-') {
@@ -1575,26 +1581,30 @@ mod page_tests {
                     usize::from_str_radix(to, 16),
                 ) {
                     inside = from >= start && to <= end;
+                    if inside {
+                        found.push((from, to, 0));
+                    }
                     continue;
                 }
             }
             if inside && first == "Rss:" {
-                total += line
+                let kib = line
                     .split_whitespace()
                     .nth(1)
                     .unwrap()
                     .parse::<u64>()
                     .unwrap();
+                found.last_mut().unwrap().2 = kib;
             }
         }
-        total
+        found
     }
 
-    /// `file`'s first 8 MiB, mapped read-only at a 2 MiB boundary, as our code is mapped.
-    fn map_aligned(file: &File) -> usize {
-        let len = 8 * HUGE_PAGE / 2;
-        // SAFETY: a reservation of our own, then a fixed file mapping within it; both are
-        // unmapped by the caller (`unmap`).
+    /// The file's first `len` bytes, mapped read-only at a 2 MiB boundary (as our code is
+    /// mapped: address and file offset agree in their last 21 bits).
+    fn map_aligned(file: &File, len: usize) -> usize {
+        // SAFETY: a reservation of our own, of which only the aligned part stays, replaced by
+        // a fixed file mapping; the caller unmaps that (`unmap`).
         unsafe {
             let room = libc::mmap(
                 std::ptr::null_mut(),
@@ -1605,7 +1615,13 @@ mod page_tests {
                 0,
             );
             assert_ne!(room, libc::MAP_FAILED);
-            let at = (room as usize).next_multiple_of(HUGE_PAGE);
+            let room = room as usize;
+            let at = room.next_multiple_of(HUGE_PAGE);
+            if at > room {
+                libc::munmap(room as *mut libc::c_void, at - room);
+            }
+            // (Never empty: `at` is less than 2 MiB past `room`.)
+            libc::munmap((at + len) as *mut libc::c_void, room + HUGE_PAGE - at);
             let mapped = libc::mmap(
                 at as *mut libc::c_void,
                 len,
@@ -1619,49 +1635,70 @@ mod page_tests {
         }
     }
 
+    fn unmap(at: usize, len: usize) {
+        // SAFETY: a mapping `map_aligned` made, unmapped once.
+        unsafe { libc::munmap(at as *mut libc::c_void, len) };
+    }
+
     fn touch(addr: usize) {
         // SAFETY: a byte of a live read-only mapping of ours.
         unsafe { std::ptr::read_volatile(addr as *const u8) };
     }
 
     #[test]
-    fn after_the_split_a_fault_maps_small_pages_even_from_large_folios() {
+    fn after_the_split_no_fault_maps_a_whole_huge_page_of_code() {
         // Written 2 MiB at a time, as scripts/release-build.sh installs dock: where the file
-        // system and kernel give large folios, the page cache now holds 2 MiB ones.
+        // system and the kernel give large folios, the page cache now holds 2 MiB ones.
         let dir = tempfile::tempdir().unwrap();
-        let mut file = File::create(dir.path().join("code")).unwrap();
+        let path = dir.path().join("code");
+        let mut file = File::create(&path).unwrap();
         let block = vec![0x90u8; HUGE_PAGE];
         for _ in 0..4 {
             file.write_all(&block).unwrap();
         }
-        let file = File::open(dir.path().join("code")).unwrap();
+        let file = File::open(&path).unwrap();
         let len = 4 * HUGE_PAGE;
-        let unmap = |at: usize| {
-            // SAFETY: the mapping `map_aligned` made, unmapped once.
-            unsafe { libc::munmap(at as *mut libc::c_void, len) };
-        };
 
-        // Untouched: one fault maps at least the kernel's fault-around (64 KiB), and a whole
-        // 2 MiB where the folio is one (the case this guards against).
-        let plain = map_aligned(&file);
+        // Unsplit, one fault maps at least the kernel's fault-around, and a whole 2 MiB where
+        // the folio is one (what the split guards against).
+        let plain = map_aligned(&file, len);
         touch(plain + HUGE_PAGE + 4096);
-        let unsplit = resident_kib(plain, plain + len);
-        unmap(plain);
+        let unsplit: u64 = mappings_within(plain, plain + len)
+            .iter()
+            .map(|m| m.2)
+            .sum();
+        unmap(plain, len);
 
-        let split = map_aligned(&file);
-        map_small_pages_from_now(split, split + len);
-        touch(split + HUGE_PAGE + 4096);
-        touch(split + 3 * HUGE_PAGE + 4096);
-        let small = resident_kib(split, split + len);
-        unmap(split);
+        let split = map_aligned(&file, len);
+        map_small_pages_from_now(split, split + len, 0);
+        // In a piece marked NOHUGEPAGE, in one left as it was, and at the split's edge.
+        let touched = [HUGE_PAGE + 4096, 2 * HUGE_PAGE + 4096, 3 * HUGE_PAGE / 2];
+        for offset in touched {
+            touch(split + offset);
+        }
+        let mappings = mappings_within(split, split + len);
+        unmap(split, len);
 
+        // No mapping holds a whole 2 MiB of the file: the kernel never maps one at a fault.
+        for (from, to, _) in &mappings {
+            let first_whole = from.next_multiple_of(HUGE_PAGE);
+            assert!(
+                first_whole + HUGE_PAGE > *to,
+                "{:#x}-{:#x} holds a whole 2 MiB",
+                from - split,
+                to - split
+            );
+        }
         assert!(
-            small <= 2 * 64,
-            "two faults mapped {small} KiB (unsplit, one: {unsplit} KiB)"
+            mappings.len() >= 4,
+            "split into {} mappings",
+            mappings.len()
         );
+        let resident: u64 = mappings.iter().map(|m| m.2).sum();
+        let faults = touched.len() as u64;
         assert!(
-            small <= 2 * unsplit,
-            "{small} KiB against {unsplit} KiB for one fault unsplit"
+            resident < faults * (HUGE_PAGE / 1024) as u64,
+            "{faults} faults mapped {resident} KiB (unsplit, one mapped {unsplit} KiB)"
         );
     }
 }
