@@ -708,23 +708,13 @@ mod tests {
         fs::create_dir(&staging).unwrap();
         set_dir_time(&rt.containers, SystemTime::now() - old);
         // The store lock held elsewhere, as a create holds it while it stages.
-        let lock = rt.store_lock_path();
-        fs::create_dir_all(lock.parent().unwrap()).unwrap();
-        let (held, is_held) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let creator = std::thread::spawn(move || {
-            let _lock = graph::StoreLock::acquire(&lock).unwrap();
-            held.send(()).unwrap();
-            released.recv().unwrap();
-        });
-        is_held.recv().unwrap();
+        let held = crate::StoreLockHeld::by_another_thread(&rt);
         listed(&rt);
         assert!(staging.exists());
         // The directory holds more than its containers: the next listing reads it again.
         let index = listindex::Index::read(&rt.containers);
         assert_eq!((index.len(), index.whole_under()), (1, None));
-        release.send(()).unwrap();
-        creator.join().unwrap();
+        held.release();
         listed(&rt);
         assert!(!staging.exists(), "its creator gone, it is swept");
     }

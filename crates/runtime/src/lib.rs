@@ -2052,6 +2052,53 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     }
 }
 
+/// For tests: the store lock of a runtime held by another thread, as a create holds it while
+/// it stages, until this is released (or dropped).
+#[cfg(test)]
+pub(crate) struct StoreLockHeld {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(test)]
+impl StoreLockHeld {
+    pub(crate) fn by_another_thread(rt: &Runtime) -> StoreLockHeld {
+        let lock = rt.store_lock_path();
+        fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _lock = graph::StoreLock::acquire(&lock).unwrap();
+            held.send(()).unwrap();
+            let _ = released.recv();
+        });
+        is_held.recv().unwrap();
+        StoreLockHeld {
+            release: Some(release),
+            holder: Some(holder),
+        }
+    }
+
+    /// Returns once the other thread let go of the lock.
+    pub(crate) fn release(mut self) {
+        self.let_go();
+    }
+
+    fn let_go(&mut self) {
+        drop(self.release.take());
+        if let Some(holder) = self.holder.take() {
+            holder.join().unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
+impl Drop for StoreLockHeld {
+    fn drop(&mut self) {
+        self.let_go();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2067,19 +2114,10 @@ mod tests {
             .join(format!("{CREATING_PREFIX}{}", "a".repeat(64)));
         fs::create_dir_all(staging.join("upper")).unwrap();
         // A create in progress (another thread holds the lock): left alone.
-        let lock = rt.store_lock_path();
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let holder = std::thread::spawn(move || {
-            let _held = graph::StoreLock::acquire(&lock).unwrap();
-            held_tx.send(()).unwrap();
-            done_rx.recv().unwrap();
-        });
-        held_rx.recv().unwrap();
+        let held = StoreLockHeld::by_another_thread(&rt);
         assert!(rt.list().unwrap().is_empty());
         assert!(staging.is_dir(), "a live create's staging was removed");
-        done_tx.send(()).unwrap();
-        holder.join().unwrap();
+        held.release();
         // Its creator gone: the next listing removes it.
         assert!(rt.list().unwrap().is_empty());
         assert!(!staging.exists(), "a crashed create's staging stayed");
